@@ -1,0 +1,61 @@
+import sys
+
+import click
+
+from ..errors import PartialBackup
+from .common import command, open_repo, print_json, show_progress
+from .progress import Live, human_bytes, rate
+from .main import cli
+
+
+@command(cli, "backup")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--tag", "tags", multiple=True, metavar="T", help="tag the snapshot (repeatable)")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="skip matching paths (repeatable)")
+@click.option("--host", metavar="H", help="hostname to record (default: this machine's)")
+@click.option("--retain", metavar="DURATION", help="lock the snapshot for this long")
+@click.option("--retain-until", metavar="DATE", help="lock the snapshot until this date")
+@click.option("--retention-mode", type=click.Choice(["governance", "compliance"]), default=None)
+@click.option("--stdin", "use_stdin", is_flag=True, help="back up standard input as one file")
+@click.option("--stdin-name", metavar="NAME", default="stdin", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
+def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin,
+           stdin_name, as_json):
+    """Back up PATHS (or standard input) into a new snapshot."""
+    from ..snapshot.backup import BackupStats
+
+    if use_stdin and paths:
+        raise click.UsageError("--stdin takes no paths")
+    if not use_stdin and not paths:
+        raise click.UsageError("give at least one path to back up (or --stdin)")
+    if retain and retain_until:
+        raise click.UsageError("give --retain or --retain-until, not both")
+    if retain or retain_until or retention_mode:
+        raise click.UsageError("retention locks are not available in this version of amber yet")
+    r = open_repo(ctx)
+    stats = BackupStats()
+
+    def render():
+        from rich.text import Text
+
+        return Text(f"{stats.files_total} files, {human_bytes(stats.bytes_read)} read "
+                    f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.store.bytes_added)} added  "
+                    f"{stats.current[-60:]}")
+
+    with Live(render, show_progress(as_json)):
+        res = r.backup(paths, tags=tags, host=host, excludes=excludes,
+                       stdin=sys.stdin.buffer if use_stdin else None, stdin_name=stdin_name, stats=stats)
+    for err in stats.errors:
+        click.echo(f"error: {err}", err=True)
+    if as_json:
+        print_json(res.to_json())
+    else:
+        s = res.stats
+        click.echo(f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified")
+        click.echo(f"Dirs:  {s.dirs}")
+        click.echo(f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
+                   f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s")
+        click.echo(f"snapshot {res.snapshot_id[:8]} saved")
+    if stats.errors:
+        raise PartialBackup(f"snapshot {res.snapshot_id[:8]} saved, but {len(stats.errors)} "
+                            "source file(s) could not be read (listed above)")

@@ -1,0 +1,38 @@
+import click
+
+from .common import command, open_repo, print_json, show_progress
+from .progress import Live, human_bytes, rate
+from .main import cli
+
+
+@command(cli, "restore")
+@click.argument("snapshot")
+@click.option("-t", "--target", required=True, type=click.Path(file_okay=False), help="restore under this folder")
+@click.option("--include", "includes", multiple=True, metavar="PATH", help="restore only this path (repeatable)")
+@click.option("--verify", is_flag=True, help="re-read every restored file and check its SHA-256")
+@click.option("--json", "as_json", is_flag=True)
+def restore(ctx, repo, snapshot, target, includes, verify, as_json):
+    """Restore a snapshot under --target."""
+    from ..snapshot.restore import RestoreStats
+
+    r = open_repo(ctx)
+    snap = r.find_snapshot(snapshot)
+    stats = RestoreStats()
+
+    def render():
+        from rich.text import Text
+
+        return Text(f"{stats.files_done}/{stats.files} files, {human_bytes(stats.bytes_written)} of "
+                    f"{human_bytes(stats.bytes_total)} ({rate(stats.bytes_written, stats.started)})")
+
+    with Live(render, show_progress(as_json)):
+        r.restore(snap, target, include=includes, verify=verify, stats=stats)
+    if as_json:
+        print_json({"snapshot": snap.id, "files": stats.files, "dirs": stats.dirs,
+                    "bytes": stats.bytes_written, "verified": stats.verified if verify else None})
+    else:
+        msg = f"restored snapshot {snap.short_id}: {stats.files} files, {stats.dirs} dirs, " \
+              f"{human_bytes(stats.bytes_written)} to {target}"
+        if verify:
+            msg += f"; verified {stats.verified} files"
+        click.echo(msg)

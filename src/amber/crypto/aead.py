@@ -1,0 +1,72 @@
+"""The envelope that seals every encrypted object.
+
+    byte 0      envelope version (1)
+    byte 1      algorithm: 1 = AES-256-GCM under the repository data key
+    byte 2      object kind (KIND_*), so no object can stand in for another
+    bytes 3-14  random 96-bit nonce
+    then        ciphertext followed by the 16-byte GCM tag
+
+The first three bytes are the associated data: a changed version, algorithm
+or kind fails authentication like any other flipped bit.
+"""
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import IntegrityError
+
+VERSION = 1
+ALG_AES256GCM = 1
+
+KIND_DATA = 1
+KIND_TREE = 2
+KIND_PACK_HEADER = 3
+KIND_INDEX = 4
+KIND_SNAPSHOT = 5
+KIND_CONFIG = 6
+KIND_KEY = 7
+
+HEADER_LEN = 3
+NONCE_LEN = 12
+TAG_LEN = 16
+OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN
+
+_KIND_NAMES = {KIND_DATA: "data blob", KIND_TREE: "tree blob", KIND_PACK_HEADER: "pack header",
+               KIND_INDEX: "index", KIND_SNAPSHOT: "snapshot", KIND_CONFIG: "config", KIND_KEY: "key"}
+
+
+class Sealer:
+    """Seals and opens envelopes under one 32-byte key."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("AES-256-GCM needs a 32-byte key")
+        self._aead = AESGCM(key)
+
+    def seal(self, kind: int, plaintext: bytes) -> bytes:
+        header = bytes((VERSION, ALG_AES256GCM, kind))
+        nonce = os.urandom(NONCE_LEN)
+        return header + nonce + self._aead.encrypt(nonce, plaintext, header)
+
+    def open(self, kind: int, envelope: bytes, what: str = "") -> bytes:
+        what = what or _KIND_NAMES.get(kind, "object")
+        if len(envelope) < OVERHEAD:
+            raise IntegrityError(f"{what}: truncated ({len(envelope)} bytes)")
+        header = bytes(envelope[:HEADER_LEN])
+        if header[0] != VERSION:
+            raise IntegrityError(f"{what}: unknown envelope version {header[0]}")
+        if header[1] != ALG_AES256GCM:
+            raise IntegrityError(f"{what}: unknown algorithm {header[1]}")
+        if header[2] != kind:
+            raise IntegrityError(f"{what}: holds a {_KIND_NAMES.get(header[2], 'unknown object')}, "
+                                 f"expected a {_KIND_NAMES.get(kind, 'object')}")
+        nonce = envelope[HEADER_LEN:HEADER_LEN + NONCE_LEN]
+        try:
+            return self._aead.decrypt(nonce, envelope[HEADER_LEN + NONCE_LEN:], header)
+        except InvalidTag:
+            raise IntegrityError(f"{what}: authentication failed (damaged or tampered)") from None

@@ -1,0 +1,114 @@
+"""Master keys and the password-wrapped key files that hold them.
+
+A repository has one set of random master keys; each `keys/<id>` object wraps
+them under a key derived from one password with scrypt (parameters stored).
+"""
+from __future__ import annotations
+
+import base64
+import getpass
+import json
+import os
+import socket
+from dataclasses import dataclass
+
+import blake3
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ..clock import SystemClock, to_iso
+from ..errors import IntegrityError, WrongPassword
+from .aead import KIND_KEY, Sealer
+
+SCRYPT_N = 1 << 15
+SCRYPT_R = 8
+SCRYPT_P = 1
+MAX_SCRYPT_N = 1 << 22  # refuse key files that ask for absurd work or memory
+
+
+@dataclass(frozen=True, slots=True)
+class MasterKeys:
+    data: bytes        # AES-256-GCM key for every encrypted object
+    ids: bytes         # BLAKE3 key for blob ids
+    signing: bytes     # Ed25519 seed (audit checkpoints)
+    chunker_seed: int  # FastCDC gear-table seed, secret so chunk sizes leak less
+
+    @classmethod
+    def generate(cls) -> "MasterKeys":
+        return cls(os.urandom(32), os.urandom(32), os.urandom(32),
+                   int.from_bytes(os.urandom(8), "big") >> 1)
+
+    def to_json(self) -> bytes:
+        return json.dumps({
+            "data": _b64(self.data), "ids": _b64(self.ids), "signing": _b64(self.signing),
+            "chunker_seed": self.chunker_seed}, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "MasterKeys":
+        try:
+            d = json.loads(raw)
+            keys = cls(_unb64(d["data"]), _unb64(d["ids"]), _unb64(d["signing"]), int(d["chunker_seed"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise IntegrityError(f"key material is malformed: {e}") from None
+        if len(keys.data) != 32 or len(keys.ids) != 32 or len(keys.signing) != 32:
+            raise IntegrityError("key material has wrong key lengths")
+        return keys
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.signing)
+
+    def blob_id(self, data) -> bytes:
+        return blake3.blake3(data, key=self.ids).digest()
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+def _unb64(s: str) -> bytes:
+    return base64.b64decode(s, validate=True)
+
+
+def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode("utf-8"))
+
+
+def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock=None) -> bytes:
+    """A key file: JSON with the KDF parameters and the sealed master keys."""
+    salt = os.urandom(16)
+    sealed = Sealer(_derive(password, salt, n, SCRYPT_R, SCRYPT_P)).seal(KIND_KEY, keys.to_json())
+    doc = {
+        "version": 1, "kdf": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64(salt),
+        "created": to_iso((clock or SystemClock()).now()), "host": socket.gethostname(),
+        "user": getpass.getuser(), "data": _b64(sealed),
+    }
+    return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def key_file_info(raw: bytes) -> dict:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise IntegrityError("key file is not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("version") != 1 or doc.get("kdf") != "scrypt":
+        raise IntegrityError("key file has an unknown version or KDF")
+    for name in ("n", "r", "p"):
+        if not isinstance(doc.get(name), int) or doc[name] < 1:
+            raise IntegrityError(f"key file has an invalid scrypt parameter {name}")
+    if doc["n"] > MAX_SCRYPT_N or doc["n"] & (doc["n"] - 1) or doc["r"] * doc["p"] > 64:
+        raise IntegrityError("key file asks for scrypt parameters out of bounds")
+    return doc
+
+
+def unwrap(raw: bytes, password: str) -> MasterKeys:
+    doc = key_file_info(raw)
+    try:
+        salt, sealed = _unb64(doc["salt"]), _unb64(doc["data"])
+    except (KeyError, ValueError, TypeError):
+        raise IntegrityError("key file is malformed") from None
+    key = _derive(password, salt, doc["n"], doc["r"], doc["p"])
+    try:
+        plain = Sealer(key).open(KIND_KEY, sealed)
+    except IntegrityError:
+        raise WrongPassword("wrong password or no key found") from None
+    return MasterKeys.from_json(plain)

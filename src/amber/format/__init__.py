@@ -1,0 +1,1 @@
+"""Pure encodings of everything amber stores. No I/O here."""

@@ -1,0 +1,66 @@
+"""Pack files: sealed blobs back to back, then a sealed header, then its length.
+
+    blob_0 | blob_1 | ... | header envelope | u32 LE length of the header envelope
+
+The header plaintext is a sequence of 42-byte records, one per blob, in file
+order (offsets are cumulative from 0):
+
+    u8 type (0 data, 1 tree) | u8 compression | u32 LE stored length |
+    u32 LE raw length | 32-byte blob id
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import IntegrityError
+
+BLOB_DATA = 0
+BLOB_TREE = 1
+
+_REC = struct.Struct("<BBII32s")
+REC_LEN = _REC.size
+MAX_HEADER = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    type: int
+    comp: int
+    offset: int
+    length: int
+    raw_length: int
+    id: bytes
+
+
+def encode_header(entries: list[PackEntry]) -> bytes:
+    return b"".join(_REC.pack(e.type, e.comp, e.length, e.raw_length, e.id) for e in entries)
+
+
+def decode_header(plain: bytes, pack_body_len: int, what: str) -> list[PackEntry]:
+    if len(plain) % REC_LEN:
+        raise IntegrityError(f"{what}: header length {len(plain)} is not a whole number of records")
+    out = []
+    offset = 0
+    for t, comp, length, raw, blob_id in _REC.iter_unpack(plain):
+        if t not in (BLOB_DATA, BLOB_TREE):
+            raise IntegrityError(f"{what}: unknown blob type {t}")
+        out.append(PackEntry(t, comp, offset, length, raw, blob_id))
+        offset += length
+    if offset != pack_body_len:
+        raise IntegrityError(f"{what}: header describes {offset} bytes of blobs, pack holds {pack_body_len}")
+    return out
+
+
+def split_trailer(tail: bytes, pack_size: int, what: str) -> int:
+    """Header envelope length from the pack's last 4 bytes, bounds-checked."""
+    if pack_size < 4 or len(tail) < 4:
+        raise IntegrityError(f"{what}: too short to be a pack")
+    (n,) = struct.unpack("<I", tail[-4:])
+    if n > MAX_HEADER or n + 4 > pack_size:
+        raise IntegrityError(f"{what}: header length {n} out of bounds")
+    return n
+
+
+def trailer(header_envelope_len: int) -> bytes:
+    return struct.pack("<I", header_envelope_len)

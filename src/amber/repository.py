@@ -1,0 +1,286 @@
+"""The library API: open or create a repository, then back up, browse, restore, check."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import blake3
+
+from . import __version__
+from .clock import Clock, SystemClock, from_iso, to_iso
+from .crypto import keys as keyfile
+from .crypto.aead import KIND_CONFIG, KIND_SNAPSHOT, Sealer
+from .crypto.keys import MasterKeys
+from .errors import (AlreadyExists, AmberError, IntegrityError, NotFound, RepositoryExists,
+                     RepositoryNotFound, UsageError, WrongPassword)
+from .format import snapshot as snapfmt
+from .format import tree as treefmt
+from .format.pack import BLOB_TREE
+from .storage import Storage, open_storage
+from .storage.base import MODES
+from .store import BlobStore
+
+FORMAT_VERSION = 1
+CHUNK_MIN = 512 << 10
+CHUNK_AVG = 512 << 10   # FastCDC's mean is avg + min: about 1 MiB
+CHUNK_MAX = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    id: str
+    time: _dt.datetime
+    hostname: str
+    username: str
+    paths: list
+    tags: list
+    tree: str
+    content_root: str
+    retention: dict | None
+    summary: dict
+    doc: dict = field(repr=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "short_id": self.short_id, "time": to_iso(self.time),
+            "hostname": self.hostname, "username": self.username, "paths": self.paths,
+            "tags": self.tags, "tree": self.tree, "content_root": self.content_root,
+            "retention": self.retention, "legal_hold": False, "summary": self.summary,
+        }
+
+
+class Repository:
+    """An open repository. Create with `Repository.init`, open with `Repository.open`."""
+
+    def __init__(self, storage: Storage, keys: MasterKeys, config: dict, key_id: str,
+                 clock: Clock | None = None) -> None:
+        self.storage = storage
+        self.keys = keys
+        self.config = config
+        self.key_id = key_id
+        self.clock = clock or SystemClock()
+        self.sealer = Sealer(keys.data)
+        self.store = BlobStore(storage, keys, pack_target=config.get("pack_size", 16 << 20))
+        self._index_loaded = False
+        self._snapshots: list[Snapshot] | None = None
+        self.index_errors: list[str] = []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @classmethod
+    def init(cls, url: str, password: str, *, default_retention: dict | None = None,
+             clock: Clock | None = None, kdf_n: int = keyfile.SCRYPT_N) -> "Repository":
+        storage = open_storage(url, create=True)
+        if storage.exists("config") or any(True for _ in storage.list("keys/")):
+            raise RepositoryExists(f"a repository already exists at {url}")
+        if default_retention is not None and default_retention.get("mode") not in MODES:
+            raise UsageError("retention mode must be governance or compliance")
+        keys = MasterKeys.generate()
+        clock = clock or SystemClock()
+        config = {
+            "v": FORMAT_VERSION, "id": uuid.uuid4().hex, "created": to_iso(clock.now()),
+            "chunker": {"algorithm": "fastcdc2020", "min": CHUNK_MIN, "avg": CHUNK_AVG, "max": CHUNK_MAX},
+            "pack_size": 16 << 20, "compression": "zstd", "default_retention": default_retention,
+            "program": f"amber {__version__}",
+        }
+        raw_key = keyfile.wrap(keys, password, n=kdf_n, clock=clock)
+        key_id = blake3.blake3(raw_key).hexdigest()
+        storage.put(f"keys/{key_id}", raw_key)
+        storage.put("config", Sealer(keys.data).seal(KIND_CONFIG, treefmt.canonical(config)))
+        return cls(storage, keys, config, key_id, clock)
+
+    @classmethod
+    def open(cls, url: str, password: str, *, clock: Clock | None = None) -> "Repository":
+        storage = open_storage(url)
+        if not storage.exists("config"):
+            raise RepositoryNotFound(f"no repository at {url} (run `amber init` first)")
+        key_infos = list(storage.list("keys/"))
+        if not key_infos:
+            raise IntegrityError(f"{url}: repository has no key files")
+        keys = key_id = None
+        for info in key_infos:
+            try:
+                keys = keyfile.unwrap(storage.get(info.key), password)
+                key_id = info.key.split("/", 1)[1]
+                break
+            except (WrongPassword, IntegrityError):
+                continue
+        if keys is None:
+            raise WrongPassword("wrong password or no key found")
+        try:
+            config = json.loads(Sealer(keys.data).open(KIND_CONFIG, storage.get("config")))
+        except ValueError:
+            raise IntegrityError("config: not valid JSON") from None
+        if not isinstance(config, dict) or config.get("v") != FORMAT_VERSION:
+            raise IntegrityError(f"config: unsupported repository format {config.get('v')!r}")
+        return cls(storage, keys, config, key_id, clock)
+
+    def close(self) -> None:
+        self.storage.close()
+
+    @property
+    def id(self) -> str:
+        return self.config["id"]
+
+    def load_index(self) -> None:
+        if not self._index_loaded:
+            self.index_errors = self.store.load_index()
+            self._index_loaded = True
+
+    # -- keys ----------------------------------------------------------------
+
+    def list_keys(self) -> list[dict]:
+        out = []
+        for info in self.storage.list("keys/"):
+            kid = info.key.split("/", 1)[1]
+            try:
+                doc = keyfile.key_file_info(self.storage.get(info.key))
+            except IntegrityError as e:
+                out.append({"id": kid, "current": kid == self.key_id, "error": str(e)})
+                continue
+            out.append({"id": kid, "current": kid == self.key_id, "created": doc.get("created"),
+                        "host": doc.get("host"), "user": doc.get("user"), "kdf": doc["kdf"]})
+        return out
+
+    def add_key(self, password: str) -> str:
+        raw = keyfile.wrap(self.keys, password, clock=self.clock)
+        kid = blake3.blake3(raw).hexdigest()
+        self.storage.put(f"keys/{kid}", raw)
+        return kid
+
+    def remove_key(self, ref: str) -> str:
+        matches = [k["id"] for k in self.list_keys() if k["id"].startswith(ref)]
+        if not matches:
+            raise NotFound(f"no key {ref!r}")
+        if len(matches) > 1:
+            raise UsageError(f"key prefix {ref!r} is ambiguous")
+        kid = matches[0]
+        if kid == self.key_id:
+            raise UsageError("refusing to remove the key this session was opened with")
+        self.storage.delete(f"keys/{kid}")
+        return kid
+
+    # -- snapshots -----------------------------------------------------------
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every readable snapshot, oldest first. Unreadable ones raise in `check`, not here."""
+        if self._snapshots is None:
+            out = []
+            for info in self.storage.list("snapshots/"):
+                try:
+                    out.append(self.load_snapshot(info.key.split("/", 1)[1]))
+                except (IntegrityError, NotFound):
+                    continue
+            out.sort(key=lambda s: (s.time, s.id))
+            self._snapshots = out
+        return list(self._snapshots)
+
+    def load_snapshot(self, sid: str) -> Snapshot:
+        key = f"snapshots/{sid}"
+        raw = self.storage.get(key)
+        if blake3.blake3(raw).hexdigest() != sid:
+            raise IntegrityError(f"{key}: content does not match its name")
+        doc = snapfmt.decode(self.sealer.open(KIND_SNAPSHOT, raw, key), key)
+        try:
+            return Snapshot(
+                id=sid, time=from_iso(doc["time"]), hostname=str(doc["hostname"]),
+                username=str(doc.get("username", "")), paths=list(doc["paths"]),
+                tags=list(doc.get("tags", [])), tree=str(doc["tree"]), content_root=str(doc["content_root"]),
+                retention=doc.get("retention"), summary=dict(doc.get("summary", {})), doc=doc)
+        except (TypeError, ValueError) as e:
+            raise IntegrityError(f"{key}: malformed snapshot ({e})") from None
+
+    def save_snapshot(self, doc: dict) -> str:
+        raw = self.sealer.seal(KIND_SNAPSHOT, snapfmt.encode(doc))
+        sid = blake3.blake3(raw).hexdigest()
+        self.storage.put(f"snapshots/{sid}", raw)
+        self._snapshots = None
+        return sid
+
+    def find_snapshot(self, ref: str) -> Snapshot:
+        snaps = self.snapshots()
+        if ref == "latest":
+            if not snaps:
+                raise NotFound("the repository has no snapshots")
+            return snaps[-1]
+        ref = ref.lower()
+        if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
+            raise UsageError(f"snapshot {ref!r}: give a full id, a prefix of at least 8 hex characters, or 'latest'")
+        matches = [s for s in snaps if s.id.startswith(ref)]
+        if not matches:
+            raise NotFound(f"no snapshot {ref}")
+        if len(matches) > 1:
+            raise UsageError(f"snapshot prefix {ref} is ambiguous")
+        return matches[0]
+
+    # -- trees ---------------------------------------------------------------
+
+    def load_tree(self, tree_id: str) -> list[dict]:
+        bid = bytes.fromhex(tree_id)
+        cached = self.store.tree_cache.get(bid)
+        if cached is not None:
+            return cached
+        self.load_index()
+        e = self.store.lookup(bid)
+        if e.type != BLOB_TREE:
+            raise IntegrityError(f"tree {tree_id[:16]}: blob is not a tree")
+        nodes = treefmt.decode(self.store.read(bid), f"tree {tree_id[:16]}")
+        if len(self.store.tree_cache) > 100_000:
+            self.store.tree_cache.clear()
+        self.store.tree_cache[bid] = nodes
+        return nodes
+
+    def walk(self, tree_id: str, prefix: str = ""):
+        """(path, node) for every node below the tree, depth first, parents first."""
+        for node in self.load_tree(tree_id):
+            path = f"{prefix}/{node['name']}"
+            yield path, node
+            if node["type"] == "dir" and node.get("subtree"):
+                yield from self.walk(node["subtree"], path)
+
+    def node_at(self, snap: Snapshot, path: str) -> dict | None:
+        """The node at an absolute path inside a snapshot; a synthetic node for '/'."""
+        parts = [p for p in path.split("/") if p]
+        node = {"name": "/", "type": "dir", "subtree": snap.tree}
+        for part in parts:
+            if node["type"] != "dir" or not node.get("subtree"):
+                return None
+            node = next((n for n in self.load_tree(node["subtree"]) if n["name"] == part), None)
+            if node is None:
+                return None
+        return node
+
+    # -- operations (engine modules do the work) -------------------------------
+
+    def backup(self, paths, **kw):
+        from .snapshot.backup import backup
+
+        return backup(self, paths, **kw)
+
+    def restore(self, snap: Snapshot, target: str, **kw):
+        from .snapshot.restore import restore
+
+        return restore(self, snap, target, **kw)
+
+    def check(self, read_data: bool = False, progress=None):
+        from .check import check
+
+        return check(self, read_data=read_data, progress=progress)
+
+    def cache_dir(self) -> str:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "amber", self.id)
+
+
+def open_repository(url: str, password: str, **kw) -> Repository:
+    return Repository.open(url, password, **kw)
+
+
+__all__ = ["Repository", "Snapshot", "open_repository", "AmberError", "AlreadyExists"]

@@ -1,0 +1,432 @@
+"""The archiver: walk → files cache → chunk → dedup → pack → trees → snapshot.
+
+The walk runs on the calling thread; reading, chunking, hashing, compressing
+and sealing of files run on a bounded pool of worker threads (the native
+libraries release the GIL). A folder's tree is built once its files are done,
+after its subfolders, so trees are stored bottom-up and the snapshot last.
+"""
+from __future__ import annotations
+
+import fnmatch
+import grp
+import hashlib
+import os
+import pwd
+import socket
+import stat as st_
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pyfastcdc
+
+from .. import __version__
+from ..clock import to_iso
+from ..errors import NotFound, UsageError
+from ..format import tree as treefmt
+from ..format.pack import BLOB_DATA, BLOB_TREE
+from .filescache import FilesCache
+
+READ_WHOLE = 8 << 20      # files up to this size are read in one call
+STREAM_BLOCK = 8 << 20
+
+
+@dataclass
+class BackupStats:
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    dirs: int = 0
+    files_total: int = 0
+    bytes_total: int = 0
+    bytes_read: int = 0
+    errors: list = field(default_factory=list)
+    current: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    snapshot_id: str
+    stats: BackupStats
+    bytes_added: int
+    duration_s: float
+
+    def to_json(self) -> dict:
+        s = self.stats
+        return {
+            "snapshot_id": self.snapshot_id, "files_new": s.files_new, "files_changed": s.files_changed,
+            "files_unmodified": s.files_unmodified, "dirs": s.dirs, "files_total": s.files_total,
+            "bytes_total": s.bytes_total, "bytes_read": s.bytes_read, "bytes_added": self.bytes_added,
+            "errors": len(s.errors), "duration_s": round(self.duration_s, 3),
+        }
+
+
+class _Names:
+    """uid/gid → name, looked up once each."""
+
+    def __init__(self) -> None:
+        self.users: dict[int, str | None] = {}
+        self.groups: dict[int, str | None] = {}
+
+    def user(self, uid: int):
+        if uid not in self.users:
+            try:
+                self.users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self.users[uid] = None
+        return self.users[uid]
+
+    def group(self, gid: int):
+        if gid not in self.groups:
+            try:
+                self.groups[gid] = grp.getgrgid(gid).gr_name
+            except KeyError:
+                self.groups[gid] = None
+        return self.groups[gid]
+
+
+class Archiver:
+    def __init__(self, repo, *, excludes=(), files_cache: FilesCache | None = None,
+                 stats: BackupStats | None = None, workers: int | None = None) -> None:
+        self.repo = repo
+        self.store = repo.store
+        self.keys = repo.keys
+        self.cache = files_cache or FilesCache(None)
+        self.stats = stats or BackupStats()
+        self.excludes = [e.rstrip("/") for e in excludes]
+        self.names = _Names()
+        self.workers = workers or max(2, min(4, (os.cpu_count() or 2) + 1))
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
+        self.slots = threading.BoundedSemaphore(self.workers * 16)
+        self._tls = threading.local()
+        self._stats_mu = threading.Lock()
+        self._racy_ns = time.time_ns() - 2_000_000_000
+        cfg = repo.config["chunker"]
+        self._chunker_args = (cfg["avg"], cfg["min"], cfg["max"], repo.keys.chunker_seed)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- per-file work (worker threads) ----------------------------------------
+
+    def _chunker(self) -> pyfastcdc.FastCDC:
+        c = getattr(self._tls, "chunker", None)
+        if c is None:
+            avg, mn, mx, seed = self._chunker_args
+            c = self._tls.chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
+        return c
+
+    def _store_chunks(self, chunks, sha) -> list[str]:
+        store, blob_id = self.store, self.keys.blob_id
+        ids = []
+        for data in chunks:
+            bid = blob_id(data)
+            sha.update(data)
+            store.add(BLOB_DATA, bid, data)
+            ids.append(bid.hex())
+        return ids
+
+    def read_file(self, path: str, size_hint: int):
+        """(content ids, sha256 hex, size) of one regular file."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if size_hint <= READ_WHOLE:
+                data = _read_all(fd, size_hint)
+                sha = hashlib.sha256()
+                if len(data) <= self._chunker_args[1]:
+                    chunks = (data,) if data else ()
+                else:
+                    chunks = (c.data for c in self._chunker().cut_buf(data))
+                ids = self._store_chunks(chunks, sha)
+                size = len(data)
+            else:
+                with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+                    sha = hashlib.sha256()
+                    size = 0
+                    ids = []
+                    for c in self._chunker().cut_stream(f):
+                        ids.extend(self._store_chunks((c.data,), sha))
+                        size += c.length
+        finally:
+            os.close(fd)
+        with self._stats_mu:
+            self.stats.bytes_read += size
+        return ids, sha.hexdigest(), size
+
+    # -- the walk (calling thread) ---------------------------------------------
+
+    def excluded(self, path: str, name: str) -> bool:
+        for pat in self.excludes:
+            if fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(path, pat):
+                return True
+        return False
+
+    def _meta(self, name: str, kind: str, st) -> dict:
+        node = {"name": name, "type": kind, "mode": st.st_mode & 0o7777, "uid": st.st_uid,
+                "gid": st.st_gid, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+                "inode": st.st_ino}
+        user, group = self.names.user(st.st_uid), self.names.group(st.st_gid)
+        if user is not None:
+            node["user"] = user
+        if group is not None:
+            node["group"] = group
+        return node
+
+    def _file_node(self, path: str, name: str, st, pending: list) -> dict | None:
+        node = self._meta(name, "file", st)
+        node["size"] = st.st_size
+        if st.st_nlink > 1:
+            node["links"] = st.st_nlink
+            node["device"] = st.st_dev
+        stats = self.stats
+        stats.files_total += 1
+        cached = self.cache.get(path)
+        if cached is not None:
+            size, mtime, ctime, ino, content, sha = cached
+            if (size == st.st_size and mtime == st.st_mtime_ns and ctime == st.st_ctime_ns
+                    and ino == st.st_ino and self._all_indexed(content)):
+                node["content"] = content
+                node["sha256"] = sha
+                stats.files_unmodified += 1
+                stats.bytes_total += size
+                self.cache.put(path, cached)
+                return node
+            stats.files_changed += 1
+        else:
+            stats.files_new += 1
+        self.slots.acquire()
+        fut = self.pool.submit(self.read_file, path, st.st_size)
+        fut.add_done_callback(lambda _f: self.slots.release())
+        pending.append((path, node, st, fut))
+        return node
+
+    def _all_indexed(self, content) -> bool:
+        index = self.store.index
+        try:
+            return all(bytes.fromhex(h) in index for h in content)
+        except (ValueError, TypeError):
+            return False
+
+    def _finish_file(self, path: str, node: dict, st, fut: Future | None) -> bool:
+        if fut is None:
+            return True
+        try:
+            ids, sha, size = fut.result()
+        except OSError as e:
+            self.stats.errors.append(f"{path}: {e.strerror or e}")
+            self.stats.files_total -= 1
+            return False
+        node["content"] = ids
+        node["sha256"] = sha
+        node["size"] = size
+        self.stats.bytes_total += size
+        if st.st_mtime_ns < self._racy_ns and size == st.st_size:
+            self.cache.put(path, [size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha])
+        return True
+
+    def node_for(self, path: str, name: str, st, pending: list, selection=None) -> dict | None:
+        mode = st.st_mode
+        if st_.S_ISREG(mode):
+            return self._file_node(path, name, st, pending)
+        if st_.S_ISDIR(mode):
+            return self.save_dir(path, name, st, selection)
+        if st_.S_ISLNK(mode):
+            node = self._meta(name, "symlink", st)
+            try:
+                node["target"] = os.readlink(path)
+            except OSError as e:
+                self.stats.errors.append(f"{path}: {e.strerror or e}")
+                return None
+            return node
+        if st_.S_ISFIFO(mode):
+            return self._meta(name, "fifo", st)
+        if st_.S_ISCHR(mode) or st_.S_ISBLK(mode):
+            node = self._meta(name, "chardev" if st_.S_ISCHR(mode) else "blockdev", st)
+            node["rdev"] = st.st_rdev
+            return node
+        return None  # sockets and the like are not backed up
+
+    def save_dir(self, path: str, name: str, st, selection=None) -> dict:
+        """Store the tree of one folder (all of it, or only `selection`) and return its node."""
+        self.stats.current = path
+        self.stats.dirs += 1
+        nodes: list[dict] = []
+        pending: list = []
+        later: list = []
+        if selection is None:
+            try:
+                with os.scandir(path) as it:
+                    entries = list(it)
+            except OSError as e:
+                self.stats.errors.append(f"{path}: {e.strerror or e}")
+                entries = []
+            for entry in entries:
+                child = entry.path
+                if self.excludes and self.excluded(child, entry.name):
+                    continue
+                try:
+                    cst = entry.stat(follow_symlinks=False)
+                except OSError as e:
+                    self.stats.errors.append(f"{child}: {e.strerror or e}")
+                    continue
+                if st_.S_ISDIR(cst.st_mode):
+                    later.append((child, entry.name, cst, None))
+                    continue
+                node = self.node_for(child, entry.name, cst, pending)
+                if node is not None and node["type"] != "file":
+                    nodes.append(node)
+        else:
+            for cname, csel in sorted(selection.items()):
+                child = os.path.join(path, cname)
+                try:
+                    cst = os.lstat(child)
+                except OSError as e:
+                    self.stats.errors.append(f"{child}: {e.strerror or e}")
+                    continue
+                if st_.S_ISDIR(cst.st_mode):
+                    later.append((child, cname, cst, csel))
+                    continue
+                node = self.node_for(child, cname, cst, pending)
+                if node is not None and node["type"] != "file":
+                    nodes.append(node)
+        for child, cname, cst, csel in later:
+            nodes.append(self.save_dir(child, cname, cst, csel))
+        for p, node, fst, fut in pending:
+            if self._finish_file(p, node, fst, fut):
+                nodes.append(node)
+        return self._dir_node(name, st, nodes)
+
+    def _dir_node(self, name: str, st, nodes: list[dict]) -> dict:
+        tree_id = self.save_tree(nodes)
+        node = self._meta(name, "dir", st) if st is not None else {"name": name, "type": "dir"}
+        node["subtree"] = tree_id
+        node["digest"] = treefmt.merkle_digest(nodes)
+        return node
+
+    def save_tree(self, nodes: list[dict]) -> str:
+        raw = treefmt.encode(nodes)
+        bid = self.keys.blob_id(raw)
+        self.store.add(BLOB_TREE, bid, raw)
+        return bid.hex()
+
+    def save_stdin(self, stream, name: str) -> dict:
+        sha = hashlib.sha256()
+        ids, size = [], 0
+        for c in self._chunker().cut_stream(stream):
+            ids.extend(self._store_chunks((c.data,), sha))
+            size += c.length
+        now = time.time_ns()
+        self.stats.files_new += 1
+        self.stats.files_total += 1
+        self.stats.bytes_read += size
+        self.stats.bytes_total += size
+        return {"name": name, "type": "file", "mode": 0o644, "uid": os.getuid(), "gid": os.getgid(),
+                "mtime_ns": now, "size": size, "content": ids, "sha256": sha.hexdigest()}
+
+
+def _read_all(fd: int, hint: int) -> bytes:
+    data = os.read(fd, hint + 1) if hint else os.read(fd, 65536)
+    if len(data) <= hint:
+        return data
+    parts = [data]
+    while True:
+        more = os.read(fd, 1 << 20)
+        if not more:
+            return b"".join(parts)
+        parts.append(more)
+
+
+def selection_tree(paths: list[str]) -> dict:
+    """Absolute paths → nested dict of components; None marks a path taken whole."""
+    root: dict = {}
+    for p in sorted(paths, key=len):
+        parts = [x for x in p.split("/") if x]
+        node = root
+        for i, part in enumerate(parts):
+            if node is None:
+                break  # an ancestor is taken whole already
+            if i == len(parts) - 1:
+                node[part] = None
+            else:
+                node = node.setdefault(part, {})
+    return root
+
+
+def normalize_paths(paths) -> list[str]:
+    out = []
+    for p in paths:
+        ap = os.path.normpath(os.path.abspath(os.path.expanduser(p)))
+        if not os.path.lexists(ap):
+            raise NotFound(f"{p}: no such file or directory")
+        out.append(ap)
+    return sorted(set(out))
+
+
+def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_name=None,
+           retention=None, stats=None, workers=None, use_cache=True) -> "BackupResult":
+    t0 = time.monotonic()
+    started = repo.clock.now()
+    if stdin is None and not paths:
+        raise UsageError("nothing to back up: give at least one path (or --stdin)")
+    norm = [] if stdin is not None else normalize_paths(paths)
+    repo.load_index()
+    cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
+    arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+    try:
+        if stdin is not None:
+            name = (stdin_name or "stdin").strip("/")
+            if not treefmt.valid_name(name):
+                raise UsageError(f"--stdin-name {stdin_name!r} is not a valid file name")
+            top = [arch.save_stdin(stdin, name)]
+            snap_paths = ["/" + name]
+        else:
+            root_sel = selection_tree(norm)
+            top = []
+            pending: list = []
+            for name, sel in sorted(root_sel.items()):
+                path = "/" + name
+                node = arch.node_for(path, name, os.lstat(path), pending, sel)
+                if node is not None and node["type"] != "file":
+                    top.append(node)
+            for p, node, fst, fut in pending:
+                if arch._finish_file(p, node, fst, fut):
+                    top.append(node)
+            snap_paths = norm
+        root_tree = arch.save_tree(top)
+        content_root = treefmt.merkle_digest(top)
+        repo.store.flush()
+    finally:
+        arch.close()
+    st = arch.stats
+    hostname = host or socket.gethostname()
+    parent = next((s.id for s in reversed(repo.snapshots())
+                   if s.hostname == hostname and s.paths == snap_paths), None)
+    duration = time.monotonic() - t0
+    doc = {
+        "v": 1, "time": to_iso(started), "hostname": hostname, "username": _username(),
+        "uid": os.getuid(), "gid": os.getgid(), "paths": snap_paths, "tags": sorted(set(tags)),
+        "excludes": list(excludes), "tree": root_tree, "content_root": content_root,
+        "parent": parent, "program": f"amber {__version__}", "retention": retention,
+        "summary": {
+            "files_new": st.files_new, "files_changed": st.files_changed,
+            "files_unmodified": st.files_unmodified, "dirs": st.dirs, "files_total": st.files_total,
+            "bytes_total": st.bytes_total, "bytes_read": st.bytes_read,
+            "bytes_added": repo.store.bytes_added, "errors": len(st.errors),
+            "duration_s": round(duration, 3),
+        },
+    }
+    sid = repo.save_snapshot(doc)
+    if stdin is None:
+        cache.save(norm)
+    return BackupResult(sid, st, repo.store.bytes_added, time.monotonic() - t0)
+
+
+def _username() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())

@@ -1,0 +1,3 @@
+from .blobstore import BlobStore, IndexEntry
+
+__all__ = ["BlobStore", "IndexEntry"]

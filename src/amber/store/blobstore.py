@@ -1,0 +1,201 @@
+"""The chunk store: dedup against the index, pack buffering, index files, blob reads.
+
+Writers add blobs from many threads. Each blob is compressed and sealed
+outside the lock; only appending to the open pack happens under it. A full
+pack is written by the thread that filled it. Index files are written only
+after the packs they describe are stored, and the snapshot only after its
+index files, so a crash at any point leaves nothing that references missing
+data (at worst unreferenced packs, which `prune` removes).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import blake3
+
+from ..crypto.aead import KIND_DATA, KIND_INDEX, KIND_PACK_HEADER, KIND_TREE, Sealer
+from ..crypto.keys import MasterKeys
+from ..errors import AlreadyExists, IntegrityError, NotFound
+from ..format import blob as blobfmt
+from ..format import index as indexfmt
+from ..format import pack as packfmt
+from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry
+from ..storage.base import Storage
+
+PACK_TARGET = 16 << 20
+PACKS_PER_INDEX = 32
+MAX_INDEX_RAW = 1 << 30
+_KIND = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}
+
+
+def pack_key(pack_id: bytes) -> str:
+    h = pack_id.hex()
+    return f"data/{h[:2]}/{h}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    pack: bytes
+    type: int
+    comp: int
+    offset: int
+    length: int
+    raw_length: int
+
+
+class _OpenPack:
+    __slots__ = ("parts", "entries", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.entries: list[PackEntry] = []
+        self.size = 0
+
+
+class BlobStore:
+    def __init__(self, storage: Storage, keys: MasterKeys, *, pack_target: int = PACK_TARGET) -> None:
+        self.storage = storage
+        self.keys = keys
+        self.sealer = Sealer(keys.data)
+        self.pack_target = pack_target
+        self.index: dict[bytes, IndexEntry] = {}
+        self.index_files: list[str] = []
+        self._mu = threading.Lock()
+        self._inflight: set[bytes] = set()
+        self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
+        self._written: list[tuple[bytes, list[PackEntry]]] = []  # packs not yet in an index file
+        self._index_mu = threading.Lock()
+        self.bytes_added = 0
+        self.blobs_added = 0
+        self.packs_written = 0
+        self.tree_cache: dict[bytes, list] = {}
+
+    # -- index ---------------------------------------------------------------
+
+    def load_index(self) -> list[str]:
+        """Read every index file; returns the ones that could not be read."""
+        bad = []
+        files = [info.key for info in self.storage.list("index/")]
+        for key in files:
+            try:
+                self._add_index_file(key, self.storage.get(key))
+            except (IntegrityError, NotFound) as e:
+                bad.append(f"{key}: {e}")
+        self.index_files = files
+        return bad
+
+    def _add_index_file(self, key: str, raw: bytes) -> None:
+        name = key.rsplit("/", 1)[-1]
+        if blake3.blake3(raw).hexdigest() != name:
+            raise IntegrityError(f"{key}: content does not match its name")
+        plain = blobfmt.decompress_bounded(self.sealer.open(KIND_INDEX, raw, key), MAX_INDEX_RAW, key)
+        index = self.index
+        for pack_id, entries in indexfmt.decode(plain, key):
+            for e in entries:
+                index.setdefault(e.id, IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length))
+
+    def has(self, blob_id: bytes) -> bool:
+        return blob_id in self.index
+
+    # -- writing -------------------------------------------------------------
+
+    def add(self, blob_type: int, blob_id: bytes, data) -> int:
+        """Store a blob unless known; returns the stored bytes added (0 for a duplicate)."""
+        with self._mu:
+            if blob_id in self.index or blob_id in self._inflight:
+                return 0
+            self._inflight.add(blob_id)
+        comp, payload = blobfmt.compress(data)
+        sealed = self.sealer.seal(_KIND[blob_type], payload)
+        full = None
+        with self._mu:
+            p = self._open[blob_type]
+            p.entries.append(PackEntry(blob_type, comp, p.size, len(sealed), len(data), blob_id))
+            p.parts.append(sealed)
+            p.size += len(sealed)
+            self.bytes_added += len(sealed)
+            self.blobs_added += 1
+            if p.size >= self.pack_target:
+                full = p
+                self._open[blob_type] = _OpenPack()
+        if full is not None:
+            self._write_pack(full)
+        return len(sealed)
+
+    def _write_pack(self, p: _OpenPack) -> None:
+        header = self.sealer.seal(KIND_PACK_HEADER, packfmt.encode_header(p.entries))
+        p.parts.append(header)
+        p.parts.append(packfmt.trailer(len(header)))
+        data = b"".join(p.parts)
+        p.parts.clear()
+        pack_id = blake3.blake3(data).digest()
+        try:
+            self.storage.put(pack_key(pack_id), data)
+        except AlreadyExists:
+            pass  # identical bytes are already stored
+        entries = p.entries
+        with self._mu:
+            for e in entries:
+                self.index[e.id] = IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
+                self._inflight.discard(e.id)
+            self.bytes_added += len(header) + 4
+            self.packs_written += 1
+            self._written.append((pack_id, entries))
+            flush_index = len(self._written) >= PACKS_PER_INDEX
+        if flush_index:
+            self.write_index()
+
+    def flush(self) -> None:
+        """Write the open packs and an index file for every pack not yet indexed."""
+        with self._mu:
+            open_packs = [p for p in self._open.values() if p.entries]
+            self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
+        for p in open_packs:
+            self._write_pack(p)
+        self.write_index()
+
+    def write_index(self) -> str | None:
+        with self._index_mu:
+            with self._mu:
+                packs, self._written = self._written, []
+            if not packs:
+                return None
+            plain = indexfmt.encode(packs)
+            raw = self.sealer.seal(KIND_INDEX, blobfmt.compress_bounded(plain))
+            key = f"index/{blake3.blake3(raw).hexdigest()}"
+            self.storage.put(key, raw)
+            self.bytes_added += len(raw)
+            self.index_files.append(key)
+            return key
+
+    # -- reading -------------------------------------------------------------
+
+    def lookup(self, blob_id: bytes) -> IndexEntry:
+        e = self.index.get(blob_id)
+        if e is None:
+            raise IntegrityError(f"blob {blob_id.hex()} is not in any index")
+        return e
+
+    def read(self, blob_id: bytes) -> bytes:
+        e = self.lookup(blob_id)
+        raw = self.storage.get(pack_key(e.pack), e.offset, e.length)
+        return self.open_blob(blob_id, e, raw)
+
+    def open_blob(self, blob_id: bytes, e: IndexEntry, sealed: bytes) -> bytes:
+        what = f"blob {blob_id.hex()[:16]} in pack {e.pack.hex()[:16]}"
+        if len(sealed) != e.length:
+            raise IntegrityError(f"{what}: truncated pack")
+        kind = _KIND.get(e.type)
+        if kind is None:
+            raise IntegrityError(f"{what}: unknown blob type")
+        data = blobfmt.decompress(e.comp, self.sealer.open(kind, sealed, what), e.raw_length, what)
+        if self.keys.blob_id(data) != blob_id:
+            raise IntegrityError(f"{what}: content does not match its id")
+        return data
+
+    def read_pack_header(self, pack_id: bytes, data: bytes) -> list[PackEntry]:
+        what = f"pack {pack_id.hex()}"
+        n = packfmt.split_trailer(data[-4:], len(data), what)
+        header = self.sealer.open(KIND_PACK_HEADER, data[len(data) - 4 - n:len(data) - 4], what + " header")
+        return packfmt.decode_header(header, len(data) - 4 - n, what)

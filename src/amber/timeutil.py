@@ -1,0 +1,46 @@
+"""Durations and dates as the CLI spells them: 90s 15m 36h 30d 2w 6mo 7y; ISO 8601."""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+from .errors import UsageError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo|y)\s*$")
+
+
+def add_duration(start: _dt.datetime, text: str) -> _dt.datetime:
+    """`start` plus the duration; months and years are calendar months and years."""
+    m = _RE.match(text or "")
+    if not m:
+        raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 15m, 36h, 30d, 2w, 6mo, 7y")
+    n, unit = int(m.group(1)), m.group(2)
+    if unit in _UNITS:
+        return start + _dt.timedelta(seconds=n * _UNITS[unit])
+    months = n if unit == "mo" else 12 * n
+    y, mo = divmod(start.month - 1 + months, 12)
+    year, month = start.year + y, mo + 1
+    day = min(start.day, _days_in_month(year, month))
+    return start.replace(year=year, month=month, day=day)
+
+
+def duration_seconds(text: str) -> float:
+    """Length of a duration measured from the epoch (months and years approximate)."""
+    epoch = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+    return (add_duration(epoch, text) - epoch).total_seconds()
+
+
+def parse_date(text: str) -> _dt.datetime:
+    try:
+        t = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"invalid date {text!r}: use ISO 8601, e.g. 2031-01-01 or 2031-01-01T00:00:00Z") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return t.astimezone(_dt.timezone.utc)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    nxt = _dt.date(year + (month == 12), month % 12 + 1, 1)
+    return (nxt - _dt.timedelta(days=1)).day
