@@ -9,6 +9,7 @@ reported by pack, then traced to the snapshots and files it affects.
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
                     if not _is_hex(h) or bytes.fromhex(h) not in store.index:
                         rep.errors.append(f"{path}: blob {str(h)[:16]} is not indexed")
                         break
-        digest = treefmt.merkle_digest(nodes)
+        digest = treefmt.digest(treefmt.encode(nodes))
         seen[tree_id] = digest
         return digest
 
@@ -174,12 +175,10 @@ def _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress)
             except IntegrityError as e:
                 bad.add(bid)
                 problems.append(str(e))
-        if problems and not bad and indexed_packs.get(pid):
-            pass  # header or hash damage that spared every indexed blob
         return key, problems, bad, len(data)
 
     total = len(stored_packs)
-    with ThreadPoolExecutor(max(2, min(4, (__import__("os").cpu_count() or 2)))) as pool:
+    with ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2))) as pool:
         for key, problems, bad, n in pool.map(one, list(stored_packs)):
             with mu:
                 rep.packs_read += 1

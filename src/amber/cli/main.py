@@ -56,6 +56,9 @@ _register()
 
 
 def main() -> None:
+    from ..memory import keep_freed_memory
+
+    keep_freed_memory()
     cli.main(prog_name="amber")
 
 

@@ -1,7 +1,8 @@
 """The envelope that seals every encrypted object.
 
     byte 0      envelope version (1)
-    byte 1      algorithm: 1 = AES-256-GCM under the repository data key
+    byte 1      algorithm: 1 = AES-256-GCM (under the repository data key, or for a
+                key file under the key derived from its password)
     byte 2      object kind (KIND_*), so no object can stand in for another
     bytes 3-14  random 96-bit nonce
     then        ciphertext followed by the 16-byte GCM tag

@@ -23,7 +23,7 @@ from .aead import KIND_KEY, Sealer
 SCRYPT_N = 1 << 15
 SCRYPT_R = 8
 SCRYPT_P = 1
-MAX_SCRYPT_N = 1 << 22  # refuse key files that ask for absurd work or memory
+MAX_SCRYPT_MEMORY = 1 << 30  # 128 * r * n * p bytes: refuse key files that ask for more
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,8 @@ def key_file_info(raw: bytes) -> dict:
     for name in ("n", "r", "p"):
         if not isinstance(doc.get(name), int) or doc[name] < 1:
             raise IntegrityError(f"key file has an invalid scrypt parameter {name}")
-    if doc["n"] > MAX_SCRYPT_N or doc["n"] & (doc["n"] - 1) or doc["r"] * doc["p"] > 64:
+    n, r, p = doc["n"], doc["r"], doc["p"]
+    if n < 2 or n & (n - 1) or r * p > 64 or 128 * r * n * p > MAX_SCRYPT_MEMORY:
         raise IntegrityError("key file asks for scrypt parameters out of bounds")
     return doc
 
@@ -106,7 +107,10 @@ def unwrap(raw: bytes, password: str) -> MasterKeys:
         salt, sealed = _unb64(doc["salt"]), _unb64(doc["data"])
     except (KeyError, ValueError, TypeError):
         raise IntegrityError("key file is malformed") from None
-    key = _derive(password, salt, doc["n"], doc["r"], doc["p"])
+    try:
+        key = _derive(password, salt, doc["n"], doc["r"], doc["p"])
+    except (ValueError, MemoryError) as e:
+        raise IntegrityError(f"key file: scrypt refused its parameters ({e})") from None
     try:
         plain = Sealer(key).open(KIND_KEY, sealed)
     except IntegrityError:

@@ -10,7 +10,7 @@ from ..errors import IntegrityError
 COMP_NONE = 0
 COMP_ZSTD = 1
 ZSTD_LEVEL = 3
-MAX_BLOB_RAW = 64 << 20  # chunks are <= 8 MiB; tree blobs of huge folders may be larger
+MAX_BLOB_RAW = 1 << 30  # chunks are <= 8 MiB; tree blobs of huge folders may be far larger
 
 _local = threading.local()
 
@@ -47,6 +47,12 @@ def decompress(comp: int, payload: bytes, raw_length: int, what: str = "blob") -
     if comp == COMP_NONE:
         out = payload
     elif comp == COMP_ZSTD:
+        try:
+            declared = zstandard.get_frame_parameters(payload).content_size
+        except zstandard.ZstdError as e:
+            raise IntegrityError(f"{what}: not a zstd frame ({e})") from None
+        if declared != raw_length:  # checked before any work: no decompression bombs
+            raise IntegrityError(f"{what}: frame declares {declared} bytes, index says {raw_length}")
         try:
             out = _decompressor().decompress(payload, max_output_size=raw_length)
         except zstandard.ZstdError as e:

@@ -2,10 +2,10 @@
 
 A node is a dict. Every node has `name`, `type` (file, dir, symlink, fifo,
 chardev, blockdev), `mode` (permission bits, st_mode & 0o7777), `uid`, `gid`,
-`mtime_ns`; files add `size`, `content` (hex blob ids), `sha256` and, when
-hard linked, `inode`, `device`, `links`; folders add `subtree` (tree blob id)
-and `digest` (their Merkle digest); symlinks add `target`; devices `rdev`.
-Optional: `user`, `group`, `ctime_ns`, `inode` (also used by the files cache).
+`mtime_ns`, `ctime_ns` and `inode`; files add `size`, `content` (hex blob
+ids), `sha256` and, when hard linked, `device` and `links`; folders add
+`subtree` (tree blob id) and `digest` (their Merkle digest); symlinks add
+`target`; devices `rdev`. `user` and `group` names are present when known.
 
 Names are JSON strings; bytes that are not UTF-8 travel as lone surrogates
 U+DC80-U+DCFF (Python's surrogateescape), written as \\udcXX escapes.
@@ -19,8 +19,10 @@ from ..errors import IntegrityError
 
 TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
 
-# The fields the content root commits to: what a restore reproduces.
-MERKLE_FIELDS = ("name", "type", "mode", "uid", "gid", "mtime_ns", "size", "sha256", "target", "digest")
+# A folder's Merkle digest is SHA-256 over this domain string and the folder's
+# canonical tree bytes. Folder nodes carry their subfolder's digest and file
+# nodes their content's SHA-256, so the root digest (the snapshot's content
+# root) commits to every name, every piece of metadata and every file's bytes.
 MERKLE_DOMAIN = b"amber-tree-v1\n"
 
 
@@ -53,14 +55,15 @@ def decode(raw: bytes, what: str = "tree") -> list[dict]:
 
 
 def valid_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
+    """A single path component, in the one form a file system name decodes to."""
+    if not name or name in (".", "..") or "/" in name or "\x00" in name:
+        return False
+    try:  # lone surrogates only as surrogateescape makes them, for bytes that are not UTF-8
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape") == name
+    except UnicodeError:
+        return False
 
 
-def merkle_entry(node: dict) -> dict:
-    return {k: node[k] for k in MERKLE_FIELDS if k in node}
-
-
-def merkle_digest(nodes: list[dict]) -> str:
-    """SHA-256 over a folder's entries; each folder entry carries its own digest."""
-    entries = sorted((merkle_entry(n) for n in nodes), key=lambda e: e["name"])
-    return hashlib.sha256(MERKLE_DOMAIN + canonical(entries)).hexdigest()
+def digest(raw: bytes) -> str:
+    """The Merkle digest of a folder from its canonical tree bytes."""
+    return hashlib.sha256(MERKLE_DOMAIN + raw).hexdigest()

@@ -7,7 +7,9 @@ after its subfolders, so trees are stored bottom-up and the snapshot last.
 """
 from __future__ import annotations
 
+import collections
 import fnmatch
+import gc
 import grp
 import hashlib
 import os
@@ -17,7 +19,7 @@ import stat as st_
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyfastcdc
@@ -30,7 +32,9 @@ from ..format.pack import BLOB_DATA, BLOB_TREE
 from .filescache import FilesCache
 
 READ_WHOLE = 8 << 20      # files up to this size are read in one call
-STREAM_BLOCK = 8 << 20
+BATCH_FILES = 64          # small files are read by the workers in batches ...
+BATCH_BYTES = 4 << 20     # ... of at most this many files and bytes
+MAX_OPEN_DIRS = 4096      # walked folders waiting for their files before the walk waits
 
 
 @dataclass
@@ -88,6 +92,30 @@ class _Names:
         return self.groups[gid]
 
 
+class _DirTask:
+    """A walked folder whose tree is stored once its files are done."""
+
+    __slots__ = ("name", "st", "items", "node")
+
+    def __init__(self, name: str, st, items: list) -> None:
+        self.name, self.st, self.items, self.node = name, st, items, None
+
+    def ready(self) -> bool:
+        for it in self.items:
+            if type(it) is _PendingFile and (it.fut is None or not it.fut.done()):
+                return False
+        return True
+
+
+class _PendingFile:
+    """A file handed to the workers; `fut.result()[i]` is its outcome."""
+
+    __slots__ = ("path", "node", "st", "fut", "i")
+
+    def __init__(self, path: str, node: dict, st) -> None:
+        self.path, self.node, self.st, self.fut, self.i = path, node, st, None, 0
+
+
 class Archiver:
     def __init__(self, repo, *, excludes=(), files_cache: FilesCache | None = None,
                  stats: BackupStats | None = None, workers: int | None = None) -> None:
@@ -102,6 +130,9 @@ class Archiver:
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
         self.slots = threading.BoundedSemaphore(self.workers * 16)
         self._tls = threading.local()
+        self._queue: collections.deque[_DirTask] = collections.deque()
+        self._batch: list = []
+        self._batch_bytes = 0
         self._stats_mu = threading.Lock()
         self._racy_ns = time.time_ns() - 2_000_000_000
         cfg = repo.config["chunker"]
@@ -128,6 +159,16 @@ class Archiver:
             store.add(BLOB_DATA, bid, data)
             ids.append(bid.hex())
         return ids
+
+    def read_files(self, jobs: list) -> list:
+        """Results of `read_file` for several files; an OSError stands for a file that failed."""
+        out = []
+        for path, size in jobs:
+            try:
+                out.append(self.read_file(path, size))
+            except OSError as e:
+                out.append(e)
+        return out
 
     def read_file(self, path: str, size_hint: int):
         """(content ids, sha256 hex, size) of one regular file."""
@@ -175,7 +216,7 @@ class Archiver:
             node["group"] = group
         return node
 
-    def _file_node(self, path: str, name: str, st, pending: list) -> dict | None:
+    def _file_node(self, path: str, name: str, st, items: list) -> None:
         node = self._meta(name, "file", st)
         node["size"] = st.st_size
         if st.st_nlink > 1:
@@ -193,15 +234,33 @@ class Archiver:
                 stats.files_unmodified += 1
                 stats.bytes_total += size
                 self.cache.put(path, cached)
-                return node
+                items.append(node)
+                return
             stats.files_changed += 1
         else:
             stats.files_new += 1
+        rec = _PendingFile(path, node, st)
+        items.append(rec)
+        if st.st_size > BATCH_BYTES:
+            self._submit([rec])
+        else:
+            self._batch.append(rec)
+            self._batch_bytes += st.st_size
+            if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+                self.flush_batch()
+
+    def flush_batch(self) -> None:
+        """Submit the small files gathered so far (from any folders) as one job."""
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._submit(batch)
+
+    def _submit(self, recs: list) -> None:
         self.slots.acquire()
-        fut = self.pool.submit(self.read_file, path, st.st_size)
+        fut = self.pool.submit(self.read_files, [(r.path, r.st.st_size) for r in recs])
         fut.add_done_callback(lambda _f: self.slots.release())
-        pending.append((path, node, st, fut))
-        return node
+        for i, r in enumerate(recs):
+            r.fut, r.i = fut, i
 
     def _all_indexed(self, content) -> bool:
         index = self.store.index
@@ -210,15 +269,14 @@ class Archiver:
         except (ValueError, TypeError):
             return False
 
-    def _finish_file(self, path: str, node: dict, st, fut: Future | None) -> bool:
-        if fut is None:
-            return True
-        try:
-            ids, sha, size = fut.result()
-        except OSError as e:
-            self.stats.errors.append(f"{path}: {e.strerror or e}")
+    def _finish_file(self, rec: "_PendingFile") -> bool:
+        path, node, st = rec.path, rec.node, rec.st
+        res = rec.fut.result()[rec.i]
+        if isinstance(res, OSError):
+            self.stats.errors.append(f"{path}: {res.strerror or res}")
             self.stats.files_total -= 1
             return False
+        ids, sha, size = res
         node["content"] = ids
         node["sha256"] = sha
         node["size"] = size
@@ -227,34 +285,39 @@ class Archiver:
             self.cache.put(path, [size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha])
         return True
 
-    def node_for(self, path: str, name: str, st, pending: list, selection=None) -> dict | None:
+    def node_for(self, path: str, name: str, st, items: list, selection=None) -> None:
+        """Append what stands for one directory entry to `items`: a node, a pending
+        file, or a `_DirTask` for a folder."""
         mode = st.st_mode
         if st_.S_ISREG(mode):
-            return self._file_node(path, name, st, pending)
-        if st_.S_ISDIR(mode):
-            return self.save_dir(path, name, st, selection)
-        if st_.S_ISLNK(mode):
+            self._file_node(path, name, st, items)
+        elif st_.S_ISDIR(mode):
+            items.append(self.save_dir(path, name, st, selection))
+        elif st_.S_ISLNK(mode):
             node = self._meta(name, "symlink", st)
             try:
                 node["target"] = os.readlink(path)
             except OSError as e:
                 self.stats.errors.append(f"{path}: {e.strerror or e}")
-                return None
-            return node
-        if st_.S_ISFIFO(mode):
-            return self._meta(name, "fifo", st)
-        if st_.S_ISCHR(mode) or st_.S_ISBLK(mode):
+                return
+            items.append(node)
+        elif st_.S_ISFIFO(mode):
+            items.append(self._meta(name, "fifo", st))
+        elif st_.S_ISCHR(mode) or st_.S_ISBLK(mode):
             node = self._meta(name, "chardev" if st_.S_ISCHR(mode) else "blockdev", st)
             node["rdev"] = st.st_rdev
-            return node
-        return None  # sockets and the like are not backed up
+            items.append(node)
+        # sockets and the like are not backed up
 
-    def save_dir(self, path: str, name: str, st, selection=None) -> dict:
-        """Store the tree of one folder (all of it, or only `selection`) and return its node."""
+    def save_dir(self, path: str, name: str, st, selection=None) -> "_DirTask":
+        """Walk one folder (all of it, or only `selection`), submitting its files.
+
+        The folder's tree is stored later, once its files are done (see
+        `drain`), so the walk never waits for the workers: it keeps them fed.
+        """
         self.stats.current = path
         self.stats.dirs += 1
-        nodes: list[dict] = []
-        pending: list = []
+        items: list = []
         later: list = []
         if selection is None:
             try:
@@ -263,9 +326,10 @@ class Archiver:
             except OSError as e:
                 self.stats.errors.append(f"{path}: {e.strerror or e}")
                 entries = []
+            excludes = self.excludes
             for entry in entries:
                 child = entry.path
-                if self.excludes and self.excluded(child, entry.name):
+                if excludes and self.excluded(child, entry.name):
                     continue
                 try:
                     cst = entry.stat(follow_symlinks=False)
@@ -274,10 +338,8 @@ class Archiver:
                     continue
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, entry.name, cst, None))
-                    continue
-                node = self.node_for(child, entry.name, cst, pending)
-                if node is not None and node["type"] != "file":
-                    nodes.append(node)
+                else:
+                    self.node_for(child, entry.name, cst, items)
         else:
             for cname, csel in sorted(selection.items()):
                 child = os.path.join(path, cname)
@@ -288,29 +350,57 @@ class Archiver:
                     continue
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, cname, cst, csel))
-                    continue
-                node = self.node_for(child, cname, cst, pending)
-                if node is not None and node["type"] != "file":
-                    nodes.append(node)
+                else:
+                    self.node_for(child, cname, cst, items)
         for child, cname, cst, csel in later:
-            nodes.append(self.save_dir(child, cname, cst, csel))
-        for p, node, fst, fut in pending:
-            if self._finish_file(p, node, fst, fut):
-                nodes.append(node)
-        return self._dir_node(name, st, nodes)
+            items.append(self.save_dir(child, cname, cst, csel))
+        task = _DirTask(name, st, items)
+        self._queue.append(task)  # post-order: after every subfolder's task
+        self.drain(block=len(self._queue) > MAX_OPEN_DIRS)
+        return task
+
+    def drain(self, block: bool = False) -> None:
+        """Store the trees of finished folders, oldest first; with `block`, wait for all."""
+        q = self._queue
+        if block:
+            self.flush_batch()
+        while q:
+            task = q[0]
+            if not block and not task.ready():
+                return
+            self._complete(task)
+            q.popleft()
+
+    def _complete(self, task: "_DirTask") -> None:
+        nodes = self.collect(task.items)
+        task.items = None
+        task.node = self._dir_node(task.name, task.st, nodes)
+
+    def collect(self, items: list) -> list[dict]:
+        """The finished nodes of a folder's items (subfolders must be complete)."""
+        nodes = []
+        for it in items:
+            if type(it) is dict:
+                nodes.append(it)
+            elif type(it) is _DirTask:
+                nodes.append(it.node)
+            elif self._finish_file(it):
+                nodes.append(it.node)
+        return nodes
 
     def _dir_node(self, name: str, st, nodes: list[dict]) -> dict:
-        tree_id = self.save_tree(nodes)
-        node = self._meta(name, "dir", st) if st is not None else {"name": name, "type": "dir"}
+        tree_id, digest = self.save_tree(nodes)
+        node = self._meta(name, "dir", st)
         node["subtree"] = tree_id
-        node["digest"] = treefmt.merkle_digest(nodes)
+        node["digest"] = digest
         return node
 
-    def save_tree(self, nodes: list[dict]) -> str:
+    def save_tree(self, nodes: list[dict]) -> tuple[str, str]:
+        """Store a folder's tree; returns (tree blob id, Merkle digest)."""
         raw = treefmt.encode(nodes)
         bid = self.keys.blob_id(raw)
         self.store.add(BLOB_TREE, bid, raw)
-        return bid.hex()
+        return bid.hex(), treefmt.digest(raw)
 
     def save_stdin(self, stream, name: str) -> dict:
         sha = hashlib.sha256()
@@ -373,9 +463,13 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
         raise UsageError("nothing to back up: give at least one path (or --stdin)")
     norm = [] if stdin is not None else normalize_paths(paths)
     repo.load_index()
+    added_before = repo.store.bytes_added
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
     arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+    gc_was_enabled = gc.isenabled()
+    sys.setswitchinterval(float(os.environ.get("AMBER_SWITCH", "0.001")))
+    gc.disable()  # millions of short-lived node dicts and no cycles: collection is pure cost
     try:
         if stdin is not None:
             name = (stdin_name or "stdin").strip("/")
@@ -385,22 +479,24 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
             snap_paths = ["/" + name]
         else:
             root_sel = selection_tree(norm)
-            top = []
-            pending: list = []
+            if "/" in norm:  # the whole filesystem: every entry of / taken whole
+                root_sel = {name: None for name in os.listdir("/")}
+            items: list = []
             for name, sel in sorted(root_sel.items()):
                 path = "/" + name
-                node = arch.node_for(path, name, os.lstat(path), pending, sel)
-                if node is not None and node["type"] != "file":
-                    top.append(node)
-            for p, node, fst, fut in pending:
-                if arch._finish_file(p, node, fst, fut):
-                    top.append(node)
+                if sel is None and arch.excludes and arch.excluded(path, name):
+                    continue
+                arch.node_for(path, name, os.lstat(path), items, sel)
+            arch.drain(block=True)
+            top = arch.collect(items)
             snap_paths = norm
-        root_tree = arch.save_tree(top)
-        content_root = treefmt.merkle_digest(top)
+        root_tree, content_root = arch.save_tree(top)
         repo.store.flush()
     finally:
         arch.close()
+        repo.store.close()
+        if gc_was_enabled:
+            gc.enable()
     st = arch.stats
     hostname = host or socket.gethostname()
     parent = next((s.id for s in reversed(repo.snapshots())
@@ -415,14 +511,14 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
             "files_new": st.files_new, "files_changed": st.files_changed,
             "files_unmodified": st.files_unmodified, "dirs": st.dirs, "files_total": st.files_total,
             "bytes_total": st.bytes_total, "bytes_read": st.bytes_read,
-            "bytes_added": repo.store.bytes_added, "errors": len(st.errors),
+            "bytes_added": repo.store.bytes_added - added_before, "errors": len(st.errors),
             "duration_s": round(duration, 3),
         },
     }
     sid = repo.save_snapshot(doc)
     if stdin is None:
         cache.save(norm)
-    return BackupResult(sid, st, repo.store.bytes_added, time.monotonic() - t0)
+    return BackupResult(sid, st, repo.store.bytes_added - added_before, time.monotonic() - t0)
 
 
 def _username() -> str:

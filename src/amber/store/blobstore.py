@@ -10,6 +10,7 @@ data (at worst unreferenced packs, which `prune` removes).
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import blake3
@@ -25,6 +26,8 @@ from ..storage.base import Storage
 
 PACK_TARGET = 16 << 20
 PACKS_PER_INDEX = 32
+UPLOADERS = 2          # threads that write finished packs, so workers never wait on storage
+UPLOAD_QUEUE = 4       # finished packs that may wait for an uploader (bounds memory)
 MAX_INDEX_RAW = 1 << 30
 _KIND = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}
 
@@ -70,6 +73,10 @@ class BlobStore:
         self.blobs_added = 0
         self.packs_written = 0
         self.tree_cache: dict[bytes, list] = {}
+        self._uploader: ThreadPoolExecutor | None = None
+        self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
+        self._uploads: list[Future] = []
+        self._upload_error: BaseException | None = None
 
     # -- index ---------------------------------------------------------------
 
@@ -120,8 +127,25 @@ class BlobStore:
                 full = p
                 self._open[blob_type] = _OpenPack()
         if full is not None:
-            self._write_pack(full)
+            self._queue_pack(full)
         return len(sealed)
+
+    def _queue_pack(self, p: _OpenPack) -> None:
+        """Hand a full pack to an uploader thread; blocks while UPLOAD_QUEUE packs wait."""
+        self._upload_slots.acquire()
+        with self._mu:
+            if self._uploader is None:
+                self._uploader = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="amber-upload")
+            fut = self._uploader.submit(self._write_pack, p)
+            self._uploads.append(fut)
+        fut.add_done_callback(self._upload_done)
+        if self._upload_error is not None:
+            raise self._upload_error  # surface a storage error in the thread that adds blobs
+
+    def _upload_done(self, fut: Future) -> None:
+        self._upload_slots.release()
+        if fut.exception() is not None and self._upload_error is None:
+            self._upload_error = fut.exception()
 
     def _write_pack(self, p: _OpenPack) -> None:
         header = self.sealer.seal(KIND_PACK_HEADER, packfmt.encode_header(p.entries))
@@ -134,6 +158,7 @@ class BlobStore:
             self.storage.put(pack_key(pack_id), data)
         except AlreadyExists:
             pass  # identical bytes are already stored
+        del data
         entries = p.entries
         with self._mu:
             for e in entries:
@@ -152,8 +177,20 @@ class BlobStore:
             open_packs = [p for p in self._open.values() if p.entries]
             self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
         for p in open_packs:
-            self._write_pack(p)
+            self._queue_pack(p)
+        self.wait_uploads()
         self.write_index()
+
+    def wait_uploads(self) -> None:
+        with self._mu:
+            uploads, self._uploads = self._uploads, []
+        for f in uploads:
+            f.result()
+
+    def close(self) -> None:
+        if self._uploader is not None:
+            self._uploader.shutdown(wait=True, cancel_futures=True)
+            self._uploader = None
 
     def write_index(self) -> str | None:
         with self._index_mu:

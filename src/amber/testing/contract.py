@@ -1,0 +1,563 @@
+"""`StorageContract`: the tests every storage backend must pass.
+
+Subclass it in a backend's test module (the class name must start with
+`Test`) and define `make_storage`; every case below then runs against that
+backend. The storage guarantees themselves are stated in
+`amber.storage.base`.
+
+    class TestMyStorage(StorageContract):
+        def make_storage(self, tmp_path, clock):
+            return MyStorage(str(tmp_path / "store"), clock=clock)
+
+        def client_factory(self, storage):  # optional: enables the cross-process race
+            return functools.partial(MyStorage, storage.root)
+
+Time is a `FakeClock` (fixture `clock`) the tests move by hand: a backend
+must read the time from `storage.clock`, or from a clock given to its
+constructor, and never sleep. WORM cases run only when the backend's
+`capabilities` say it has object lock or legal holds.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import multiprocessing
+import queue
+import random
+import threading
+
+import pytest
+
+from ..clock import FakeClock
+from ..errors import AlreadyExists, Locked, NotFound, Unsupported, UsageError
+from ..storage.base import COMPLIANCE, GOVERNANCE, Retention, Storage
+
+DAY = _dt.timedelta(days=1)
+
+INVALID_KEYS = [
+    "", "/", "/abs", "/abs/key", "trailing/", "a//b", "..", "../a", "a/..", "a/../b",
+    ".", "./a", "a/./b", ".hidden", "a/.tmp-1-abc", "with space", " lead", "trail ",
+    "a\\b", "nul\x00byte", "new\nline", "caf\u00e9", b"bytes-key",
+]
+
+INVALID_PREFIXES = ["/", "/abs/", "../", "a/../", "a//", "./", ".hidden/", "with space/"]
+
+
+def _payload(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def _race_child(factory, keys, payload, barrier, results) -> None:
+    """One client in the cross-process race: put every key once, report which it won."""
+    try:
+        storage = factory()
+        barrier.wait(timeout=60)
+        won, errors = [], []
+        for key in keys:
+            try:
+                storage.put(key, payload)
+                won.append(key)
+            except AlreadyExists:
+                pass
+            except Exception as e:  # reported to the parent, which fails the test
+                errors.append(f"{key}: {type(e).__name__}: {e}")
+        results.put((payload, won, errors))
+    except Exception as e:
+        results.put((payload, [], [f"{type(e).__name__}: {e}"]))
+
+
+class StorageContract:
+    """Shared storage tests. Subclasses define `make_storage(self, tmp_path, clock)`."""
+
+    #: size of the object in the large round trip
+    large_size = 20 << 20
+    #: threads and keys in the in-process put race
+    race_threads = 12
+    race_keys = 20
+    #: processes in the cross-process put race
+    race_processes = 4
+
+    # -- what a backend's test class provides ------------------------------------
+
+    def make_storage(self, tmp_path, clock) -> Storage:
+        """A new, empty store that reads the time from `clock`."""
+        raise NotImplementedError("a StorageContract subclass must define make_storage")
+
+    def client_factory(self, storage: Storage):
+        """A picklable zero-argument callable opening another client of the same store.
+
+        It runs in another process for the cross-process put race. Return None
+        when the store cannot be reached from another process.
+        """
+        return None
+
+    # -- fixtures ------------------------------------------------------------------
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def storage(self, tmp_path, clock):
+        s = self.make_storage(tmp_path, clock)
+        if s.clock is not clock:
+            s.clock = clock
+        yield s
+        s.close()
+
+    @staticmethod
+    def _keys(storage: Storage, prefix: str = "") -> dict[str, int]:
+        return {info.key: info.size for info in storage.list(prefix)}
+
+    # -- put, get, stat, list --------------------------------------------------------
+
+    def test_put_then_get_stat_list(self, storage):
+        data = b"hello, amber\n"
+        storage.put("config", data)
+        storage.put("data/ab/abcdef", b"\x00\x01\x02")
+        assert storage.get("config") == data
+        info = storage.stat("config")
+        assert info.key == "config"
+        assert info.size == len(data)
+        assert info.retention is None
+        assert info.legal_hold is False
+        assert storage.exists("config")
+        assert not storage.exists("missing")
+        assert self._keys(storage) == {"config": len(data), "data/ab/abcdef": 3}
+
+    def test_put_copies_the_data(self, storage):
+        buf = bytearray(b"original")
+        storage.put("k", buf)
+        buf[:] = b"mutated!"
+        assert storage.get("k") == b"original"
+
+    def test_put_accepts_memoryview(self, storage):
+        data = b"0123456789" * 100
+        storage.put("k", memoryview(data)[10:20])
+        assert storage.get("k") == b"0123456789"
+
+    def test_empty_object_round_trips(self, storage):
+        storage.put("keys/empty", b"")
+        assert storage.get("keys/empty") == b""
+        assert storage.get("keys/empty", 0, 0) == b""
+        assert storage.stat("keys/empty").size == 0
+        assert self._keys(storage, "keys/") == {"keys/empty": 0}
+
+    def test_large_object_round_trips(self, storage):
+        data = _payload(1, self.large_size)
+        storage.put("data/00/large", data)
+        assert storage.stat("data/00/large").size == len(data)
+        assert storage.get("data/00/large") == data
+        mid = len(data) // 2
+        assert storage.get("data/00/large", mid, 1 << 20) == data[mid:mid + (1 << 20)]
+        assert storage.get("data/00/large", len(data) - 5, 5) == data[-5:]
+
+    # -- put-if-absent ----------------------------------------------------------------
+
+    def test_put_refuses_to_overwrite(self, storage):
+        storage.put("snapshots/one", b"first")
+        with pytest.raises(AlreadyExists):
+            storage.put("snapshots/one", b"second")
+        with pytest.raises(AlreadyExists):
+            storage.put("snapshots/one", b"first")
+        with pytest.raises(AlreadyExists):
+            storage.put("snapshots/one", b"")
+        assert storage.get("snapshots/one") == b"first"
+        assert self._keys(storage) == {"snapshots/one": 5}
+
+    def test_put_race_between_threads_has_one_winner(self, storage):
+        n = self.race_threads
+        barrier = threading.Barrier(n)
+        won: dict[str, list[int]] = {}
+        errors: list[str] = []
+        mu = threading.Lock()
+        keys = [f"race/key-{i}" for i in range(self.race_keys)]
+
+        def client(i: int) -> None:
+            payload = f"client {i} ".encode() * (i + 1) * 4096
+            try:
+                barrier.wait(timeout=30)
+            except threading.BrokenBarrierError:
+                errors.append(f"client {i}: barrier broken")
+                return
+            for key in keys:
+                try:
+                    storage.put(key, payload)
+                except AlreadyExists:
+                    continue
+                except Exception as e:
+                    with mu:
+                        errors.append(f"client {i} {key}: {type(e).__name__}: {e}")
+                    continue
+                with mu:
+                    won.setdefault(key, []).append(i)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors
+        for key in keys:
+            assert len(won.get(key, [])) == 1, f"{key}: winners {won.get(key)}"
+            (winner,) = won[key]
+            assert storage.get(key) == f"client {winner} ".encode() * (winner + 1) * 4096
+
+    def test_put_race_between_processes_has_one_winner(self, storage):
+        if not storage.capabilities.conditional_put:
+            pytest.skip(f"{type(storage).__name__}: put-if-absent is not atomic across clients")
+        factory = self.client_factory(storage)
+        if factory is None:
+            pytest.skip(f"{type(storage).__name__}: cannot be opened from another process")
+        ctx = multiprocessing.get_context("spawn")
+        n = self.race_processes
+        barrier = ctx.Barrier(n)
+        results = ctx.Queue()
+        keys = [f"race/proc-{i}" for i in range(self.race_keys)]
+        payloads = [f"process {i} ".encode() * 16384 for i in range(n)]
+        procs = [ctx.Process(target=_race_child, args=(factory, keys, payloads[i], barrier, results))
+                 for i in range(n)]
+        for p in procs:
+            p.start()
+        reports = []
+        try:
+            for _ in procs:
+                reports.append(results.get(timeout=120))
+        except queue.Empty:
+            pytest.fail("a racing process did not report back")
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+        assert [e for _, _, errs in reports for e in errs] == []
+        for key in keys:
+            winners = [payload for payload, won, _ in reports if key in won]
+            assert len(winners) == 1, f"{key}: {len(winners)} processes won the put"
+            assert storage.get(key) == winners[0]
+
+    # -- ranged reads ----------------------------------------------------------------
+
+    @pytest.mark.parametrize("offset,length", [
+        (0, None), (0, 1), (0, 100), (1, 99), (37, 13), (50, None), (99, 1), (99, None),
+        (100, 0), (100, None), (0, 0), (42, 0),
+    ])
+    def test_get_range(self, storage, offset, length):
+        data = bytes(range(100))
+        storage.put("ranged", data)
+        end = len(data) if length is None else offset + length
+        assert storage.get("ranged", offset, length) == data[offset:end]
+
+    def test_get_range_of_a_large_object(self, storage):
+        data = _payload(2, 3 << 20)
+        storage.put("data/ff/ranges", data)
+        for offset, length in [(0, 4), (1 << 20, 1 << 20), (len(data) - 4, 4), (len(data) - (1 << 20), None)]:
+            end = len(data) if length is None else offset + length
+            assert storage.get("data/ff/ranges", offset, length) == data[offset:end]
+
+    # -- missing keys ------------------------------------------------------------------
+
+    @pytest.mark.parametrize("key", ["missing", "data/00/missing", "present/below"])
+    def test_missing_key_raises_not_found(self, storage, key):
+        storage.put("present", b"x")
+        with pytest.raises(NotFound):
+            storage.get(key)
+        with pytest.raises(NotFound):
+            storage.get(key, 0, 1)
+        with pytest.raises(NotFound):
+            storage.stat(key)
+        with pytest.raises(NotFound):
+            storage.delete(key)
+        assert storage.exists(key) is False
+
+    def test_a_folder_of_keys_is_not_an_object(self, storage):
+        storage.put("folder/inner", b"x")
+        with pytest.raises(NotFound):
+            storage.stat("folder")
+        with pytest.raises(NotFound):
+            storage.get("folder")
+        with pytest.raises(NotFound):
+            storage.delete("folder")
+        assert storage.exists("folder") is False
+        assert storage.get("folder/inner") == b"x"
+
+    # -- listing -----------------------------------------------------------------------
+
+    def test_list_by_folder_prefix(self, storage):
+        keys = {
+            "config": 1, "keys/k1": 2, "keys/k2": 3,
+            "data/ab/ab01": 4, "data/ab/ab02": 5, "data/abc/abc01": 6, "data/cd/cd01": 7,
+            "index/i1": 8, "snapshots/s1": 9, "snap/x": 10, "snapshotsX/y": 11,
+        }
+        for k, size in keys.items():
+            storage.put(k, b"z" * size)
+        assert self._keys(storage) == keys
+        assert self._keys(storage, "keys/") == {"keys/k1": 2, "keys/k2": 3}
+        assert self._keys(storage, "data/") == {
+            "data/ab/ab01": 4, "data/ab/ab02": 5, "data/abc/abc01": 6, "data/cd/cd01": 7}
+        # "data/ab" is a string prefix of "data/abc" but not its folder
+        assert self._keys(storage, "data/ab/") == {"data/ab/ab01": 4, "data/ab/ab02": 5}
+        assert self._keys(storage, "data/abc/") == {"data/abc/abc01": 6}
+        assert self._keys(storage, "snapshots/") == {"snapshots/s1": 9}
+        assert self._keys(storage, "snap/") == {"snap/x": 10}
+        assert self._keys(storage, "nothing/") == {}
+        assert self._keys(storage, "data/zz/") == {}
+
+    def test_list_of_an_empty_store(self, storage):
+        assert list(storage.list()) == []
+        assert list(storage.list("data/")) == []
+
+    def test_list_does_not_descend_into_an_object_prefix(self, storage):
+        storage.put("config", b"c")
+        assert self._keys(storage, "config/") == {}
+
+    def test_list_reports_sizes_and_deep_nesting(self, storage):
+        deep = "a/b/c/d/e/f/g/h"
+        storage.put(deep, b"12345")
+        storage.put("a/b/other", b"")
+        assert self._keys(storage, "a/") == {deep: 5, "a/b/other": 0}
+        assert self._keys(storage, "a/b/c/d/") == {deep: 5}
+
+    # -- key validation ----------------------------------------------------------------
+
+    @staticmethod
+    def _not_refused(call, items) -> list:
+        """The items for which `call` did not raise UsageError (with what it did instead)."""
+        out = []
+        for item in items:
+            try:
+                result = call(item)
+                if hasattr(result, "__next__"):
+                    list(result)
+            except UsageError:
+                continue
+            except Exception as e:
+                out.append((item, type(e).__name__))
+            else:
+                out.append((item, "accepted"))
+        return out
+
+    def test_invalid_keys_are_refused_by_put(self, storage):
+        assert self._not_refused(lambda k: storage.put(k, b"x"), INVALID_KEYS) == []
+        assert list(storage.list()) == []
+
+    def test_invalid_keys_are_refused_by_get(self, storage):
+        assert self._not_refused(storage.get, INVALID_KEYS) == []
+        assert self._not_refused(lambda k: storage.get(k, 0, 1), INVALID_KEYS) == []
+
+    def test_invalid_keys_are_refused_by_stat(self, storage):
+        assert self._not_refused(storage.stat, INVALID_KEYS) == []
+
+    def test_invalid_keys_are_refused_by_delete(self, storage):
+        assert self._not_refused(storage.delete, INVALID_KEYS) == []
+
+    def test_invalid_keys_are_refused_by_lock_calls(self, storage, clock):
+        self._need(storage, "object_lock")
+        r = Retention(GOVERNANCE, clock.now() + DAY)
+        assert self._not_refused(lambda k: storage.set_retention(k, r), INVALID_KEYS) == []
+        if storage.capabilities.legal_hold:
+            assert self._not_refused(lambda k: storage.set_legal_hold(k, True), INVALID_KEYS) == []
+
+    def test_invalid_list_prefixes_are_refused(self, storage):
+        storage.put("a/b", b"x")
+        assert self._not_refused(storage.list, INVALID_PREFIXES) == []
+
+    @pytest.mark.parametrize("key", ["a", "A-Z_0-9", "x.y", "v1.2.3-rc_1", "a/b.c/d-e_f", "0" * 200])
+    def test_valid_keys_are_accepted(self, storage, key):
+        storage.put(key, b"ok")
+        assert storage.get(key) == b"ok"
+
+    # -- delete ------------------------------------------------------------------------
+
+    def test_delete_removes(self, storage):
+        storage.put("index/one", b"1")
+        storage.put("index/two", b"2")
+        storage.delete("index/one")
+        with pytest.raises(NotFound):
+            storage.get("index/one")
+        with pytest.raises(NotFound):
+            storage.stat("index/one")
+        with pytest.raises(NotFound):
+            storage.delete("index/one")
+        assert self._keys(storage) == {"index/two": 1}
+        storage.put("index/one", b"again")  # the key is free once more
+        assert storage.get("index/one") == b"again"
+
+    # -- object lock -------------------------------------------------------------------
+
+    def _need(self, storage, capability: str) -> None:
+        if not getattr(storage.capabilities, capability):
+            pytest.skip(f"{type(storage).__name__} has no {capability.replace('_', ' ')}")
+
+    def test_put_with_retention_needs_object_lock(self, storage):
+        if storage.capabilities.object_lock:
+            pytest.skip(f"{type(storage).__name__} has object lock")
+        r = Retention(COMPLIANCE, storage.clock.now() + DAY)
+        with pytest.raises(Unsupported):
+            storage.put("locked", b"x", retention=r)
+        assert not storage.exists("locked")
+        storage.put("plain", b"x")
+        with pytest.raises(Unsupported):
+            storage.set_retention("plain", r)
+
+    def test_legal_hold_needs_support(self, storage):
+        if storage.capabilities.legal_hold:
+            pytest.skip(f"{type(storage).__name__} has legal holds")
+        storage.put("plain", b"x")
+        with pytest.raises(Unsupported):
+            storage.set_legal_hold("plain", True)
+        storage.delete("plain")
+
+    @pytest.mark.parametrize("mode", [GOVERNANCE, COMPLIANCE])
+    def test_retention_blocks_delete_until_it_expires(self, storage, clock, mode):
+        self._need(storage, "object_lock")
+        r = Retention(mode, clock.now() + DAY)
+        storage.put("snapshots/locked", b"data", retention=r)
+        info = storage.stat("snapshots/locked")
+        assert info.retention == r
+        assert info.legal_hold is False
+        with pytest.raises(Locked):
+            storage.delete("snapshots/locked")
+        clock.advance(DAY.total_seconds() - 1)
+        with pytest.raises(Locked):
+            storage.delete("snapshots/locked")
+        assert storage.get("snapshots/locked") == b"data"
+        clock.advance(2)
+        storage.delete("snapshots/locked")
+        assert not storage.exists("snapshots/locked")
+
+    def test_retention_can_be_set_after_put(self, storage, clock):
+        self._need(storage, "object_lock")
+        storage.put("k", b"x")
+        r = Retention(COMPLIANCE, clock.now() + DAY)
+        storage.set_retention("k", r)
+        assert storage.stat("k").retention == r
+        with pytest.raises(Locked):
+            storage.delete("k", bypass_governance=True)
+
+    def test_retention_on_a_missing_key(self, storage, clock):
+        self._need(storage, "object_lock")
+        with pytest.raises(NotFound):
+            storage.set_retention("missing", Retention(GOVERNANCE, clock.now() + DAY))
+
+    def test_compliance_can_be_extended(self, storage, clock):
+        self._need(storage, "object_lock")
+        storage.put("k", b"x", retention=Retention(COMPLIANCE, clock.now() + DAY))
+        longer = Retention(COMPLIANCE, clock.now() + 10 * DAY)
+        storage.set_retention("k", longer)
+        assert storage.stat("k").retention == longer
+        clock.advance(2 * DAY.total_seconds())
+        with pytest.raises(Locked):
+            storage.delete("k")
+        clock.advance(9 * DAY.total_seconds())
+        storage.delete("k")
+
+    def test_compliance_cannot_be_shortened(self, storage, clock):
+        self._need(storage, "object_lock")
+        r = Retention(COMPLIANCE, clock.now() + 10 * DAY)
+        storage.put("k", b"x", retention=r)
+        for bypass in (False, True):
+            with pytest.raises(Locked):
+                storage.set_retention("k", Retention(COMPLIANCE, clock.now() + DAY), bypass_governance=bypass)
+            with pytest.raises(Locked):
+                storage.set_retention("k", Retention(COMPLIANCE, clock.now()), bypass_governance=bypass)
+        assert storage.stat("k").retention == r
+
+    def test_compliance_cannot_be_downgraded_to_governance(self, storage, clock):
+        self._need(storage, "object_lock")
+        r = Retention(COMPLIANCE, clock.now() + DAY)
+        storage.put("k", b"x", retention=r)
+        for until in (clock.now() + DAY, clock.now() + 30 * DAY):
+            for bypass in (False, True):
+                with pytest.raises(Locked):
+                    storage.set_retention("k", Retention(GOVERNANCE, until), bypass_governance=bypass)
+        assert storage.stat("k").retention == r
+        with pytest.raises(Locked):
+            storage.delete("k", bypass_governance=True)
+
+    def test_governance_is_shortened_only_with_bypass(self, storage, clock):
+        self._need(storage, "object_lock")
+        r = Retention(GOVERNANCE, clock.now() + 10 * DAY)
+        storage.put("k", b"x", retention=r)
+        shorter = Retention(GOVERNANCE, clock.now() + DAY)
+        with pytest.raises(Locked):
+            storage.set_retention("k", shorter)
+        assert storage.stat("k").retention == r
+        storage.set_retention("k", shorter, bypass_governance=True)
+        assert storage.stat("k").retention == shorter
+        clock.advance(DAY.total_seconds() + 1)
+        storage.delete("k")
+
+    def test_governance_can_be_extended_and_made_compliance(self, storage, clock):
+        self._need(storage, "object_lock")
+        storage.put("k", b"x", retention=Retention(GOVERNANCE, clock.now() + DAY))
+        longer = Retention(GOVERNANCE, clock.now() + 2 * DAY)
+        storage.set_retention("k", longer)
+        assert storage.stat("k").retention == longer
+        stricter = Retention(COMPLIANCE, clock.now() + 3 * DAY)
+        storage.set_retention("k", stricter)
+        assert storage.stat("k").retention == stricter
+        with pytest.raises(Locked):
+            storage.delete("k", bypass_governance=True)
+
+    def test_governance_delete_before_expiry_only_with_bypass(self, storage, clock):
+        self._need(storage, "object_lock")
+        storage.put("k", b"x", retention=Retention(GOVERNANCE, clock.now() + DAY))
+        with pytest.raises(Locked):
+            storage.delete("k")
+        assert storage.exists("k")
+        storage.delete("k", bypass_governance=True)
+        assert not storage.exists("k")
+
+    def test_compliance_delete_is_refused_even_with_bypass(self, storage, clock):
+        self._need(storage, "object_lock")
+        storage.put("k", b"x", retention=Retention(COMPLIANCE, clock.now() + DAY))
+        with pytest.raises(Locked):
+            storage.delete("k", bypass_governance=True)
+        assert storage.get("k") == b"x"
+
+    # -- legal hold --------------------------------------------------------------------
+
+    def test_legal_hold_blocks_delete_until_released(self, storage):
+        self._need(storage, "legal_hold")
+        storage.put("k", b"x")
+        storage.set_legal_hold("k", True)
+        assert storage.stat("k").legal_hold is True
+        with pytest.raises(Locked):
+            storage.delete("k")
+        with pytest.raises(Locked):
+            storage.delete("k", bypass_governance=True)
+        storage.set_legal_hold("k", False)
+        assert storage.stat("k").legal_hold is False
+        storage.delete("k")
+        assert not storage.exists("k")
+
+    def test_legal_hold_outlives_retention(self, storage, clock):
+        self._need(storage, "legal_hold")
+        self._need(storage, "object_lock")
+        r = Retention(GOVERNANCE, clock.now() + DAY)
+        storage.put("k", b"x", retention=r)
+        storage.set_legal_hold("k", True)
+        info = storage.stat("k")
+        assert info.retention == r and info.legal_hold is True
+        clock.advance(2 * DAY.total_seconds())
+        with pytest.raises(Locked):
+            storage.delete("k")
+        with pytest.raises(Locked):
+            storage.delete("k", bypass_governance=True)
+        storage.set_legal_hold("k", False)
+        storage.delete("k")
+
+    def test_legal_hold_on_a_missing_key(self, storage):
+        self._need(storage, "legal_hold")
+        with pytest.raises(NotFound):
+            storage.set_legal_hold("missing", True)
+
+    def test_legal_hold_does_not_outlive_its_object(self, storage):
+        self._need(storage, "legal_hold")
+        storage.put("k", b"x")
+        storage.set_legal_hold("k", True)
+        storage.set_legal_hold("k", False)
+        storage.delete("k")
+        storage.put("k", b"new")
+        assert storage.stat("k").legal_hold is False
+        storage.delete("k")
