@@ -78,6 +78,8 @@ if __name__ == "__main__":
     os.chdir(HERE)
     if len(sys.argv) > 1 and sys.argv[1] == "test":
         test()
+    elif len(sys.argv) > 1 and sys.argv[1] == "--install-only":
+        install()
     elif len(sys.argv) > 1 and sys.argv[1] not in ("demo",):
         sys.exit(__doc__)
     else:

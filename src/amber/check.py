@@ -18,6 +18,7 @@ import blake3
 
 from .errors import AmberError, IntegrityError, NotFound
 from .format import tree as treefmt
+from .memory import throughput_mode
 from .store.blobstore import pack_key
 
 
@@ -128,7 +129,8 @@ def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
             rep.errors.append(f"snapshot {s.short_id}: content root does not match its trees")
 
     if read_data:
-        _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress)
+        with throughput_mode():
+            _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress)
 
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)

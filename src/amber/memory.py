@@ -9,8 +9,11 @@ pipeline bounds, not the size of the backup.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import gc
+import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -25,3 +28,24 @@ def keep_freed_memory() -> bool:
     ok = mallopt(M_MMAP_THRESHOLD, 64 << 20) == 1
     ok = mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1 and ok
     return ok
+
+
+@contextlib.contextmanager
+def throughput_mode():
+    """For bulk work on worker threads: no cyclic GC, and a short GIL switch interval.
+
+    The engine allocates millions of short-lived, acyclic dicts and tuples, so
+    the cyclic collector only costs time. Worker threads release the GIL for
+    every system call and native call; a short switch interval lets the thread
+    that walks or plans get it back quickly instead of queueing behind them.
+    """
+    was_enabled = gc.isenabled()
+    interval = sys.getswitchinterval()
+    gc.disable()
+    sys.setswitchinterval(0.001)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+        if was_enabled:
+            gc.enable()

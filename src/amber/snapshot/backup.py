@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import fnmatch
-import gc
 import grp
 import hashlib
 import os
@@ -29,6 +28,7 @@ from ..clock import to_iso
 from ..errors import NotFound, UsageError
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
+from ..memory import throughput_mode
 from .filescache import FilesCache
 
 READ_WHOLE = 8 << 20      # files up to this size are read in one call
@@ -462,41 +462,28 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     if stdin is None and not paths:
         raise UsageError("nothing to back up: give at least one path (or --stdin)")
     norm = [] if stdin is not None else normalize_paths(paths)
+    if stdin is not None:
+        stdin_name = (stdin_name or "stdin").strip("/")
+        if not treefmt.valid_name(stdin_name):
+            raise UsageError(f"--stdin-name {stdin_name!r} is not a valid file name")
     repo.load_index()
     added_before = repo.store.bytes_added
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
     arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
-    gc_was_enabled = gc.isenabled()
-    sys.setswitchinterval(float(os.environ.get("AMBER_SWITCH", "0.001")))
-    gc.disable()  # millions of short-lived node dicts and no cycles: collection is pure cost
     try:
-        if stdin is not None:
-            name = (stdin_name or "stdin").strip("/")
-            if not treefmt.valid_name(name):
-                raise UsageError(f"--stdin-name {stdin_name!r} is not a valid file name")
-            top = [arch.save_stdin(stdin, name)]
-            snap_paths = ["/" + name]
-        else:
-            root_sel = selection_tree(norm)
-            if "/" in norm:  # the whole filesystem: every entry of / taken whole
-                root_sel = {name: None for name in os.listdir("/")}
-            items: list = []
-            for name, sel in sorted(root_sel.items()):
-                path = "/" + name
-                if sel is None and arch.excludes and arch.excluded(path, name):
-                    continue
-                arch.node_for(path, name, os.lstat(path), items, sel)
-            arch.drain(block=True)
-            top = arch.collect(items)
-            snap_paths = norm
-        root_tree, content_root = arch.save_tree(top)
-        repo.store.flush()
+        with throughput_mode():
+            if stdin is not None:
+                top = [arch.save_stdin(stdin, stdin_name)]
+                snap_paths = ["/" + stdin_name]
+            else:
+                top = _walk_roots(arch, norm)
+                snap_paths = norm
+            root_tree, content_root = arch.save_tree(top)
+            repo.store.flush()
     finally:
         arch.close()
         repo.store.close()
-        if gc_was_enabled:
-            gc.enable()
     st = arch.stats
     hostname = host or socket.gethostname()
     parent = next((s.id for s in reversed(repo.snapshots())
@@ -519,6 +506,21 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     if stdin is None:
         cache.save(norm)
     return BackupResult(sid, st, repo.store.bytes_added - added_before, time.monotonic() - t0)
+
+
+def _walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
+    """The nodes of the snapshot's root folder: the first component of every path."""
+    root_sel = selection_tree(norm)
+    if "/" in norm:  # the whole filesystem: every entry of / taken whole
+        root_sel = {name: None for name in os.listdir("/")}
+    items: list = []
+    for name, sel in sorted(root_sel.items()):
+        path = "/" + name
+        if sel is None and arch.excludes and arch.excluded(path, name):
+            continue
+        arch.node_for(path, name, os.lstat(path), items, sel)
+    arch.drain(block=True)
+    return arch.collect(items)
 
 
 def _username() -> str:

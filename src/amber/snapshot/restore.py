@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import AmberError, IntegrityError, NotFound, StorageError
+from ..memory import throughput_mode
 from ..store.blobstore import pack_key
 
 MAX_SPAN = 64 << 20
@@ -71,7 +72,7 @@ class Restorer:
         self.store = repo.store
         self.target = os.path.abspath(target)
         self.stats = stats or RestoreStats()
-        self.workers = workers or max(2, min(4, (os.cpu_count() or 2) + 1))
+        self.workers = workers or max(2, min(4, os.cpu_count() or 2))
         self.files: list[_FileJob] = []
         self.dirs: list[tuple[str, dict]] = []
         self.links: list[tuple[str, dict]] = []
@@ -123,7 +124,6 @@ class Restorer:
 
     def run(self) -> None:
         by_pack: dict[bytes, list] = {}
-        offsets: dict[bytes, int] = {}
         for job in self.files:
             content = job.node.get("content") or []
             if not content:
@@ -139,7 +139,6 @@ class Restorer:
                     break
                 by_pack.setdefault(e.pack, []).append((e.offset, bid, e, job, pos))
                 pos += e.raw_length
-            offsets[id(job)] = pos
         with ThreadPoolExecutor(self.workers, thread_name_prefix="amber-restore") as pool:
             for fut in [pool.submit(self._restore_pack, p, items) for p, items in by_pack.items()]:
                 fut.result()
@@ -375,14 +374,15 @@ def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=
         includes = []
     os.makedirs(target, exist_ok=True)
     r = Restorer(repo, target, stats=stats, workers=workers)
-    r.plan(snap.tree, includes)
-    if includes and not (r.files or r.dirs or r.links or r.specials or r.hardlinks):
-        raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
-    r.run()
-    if verify:
-        bad = r.verify()
-        if bad:
-            r.stats.errors.extend(bad)
+    with throughput_mode():
+        r.plan(snap.tree, includes)
+        if includes and not (r.files or r.dirs or r.links or r.specials or r.hardlinks):
+            raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
+        r.run()
+        if verify:
+            bad = r.verify()
+            if bad:
+                r.stats.errors.extend(bad)
     if r.stats.errors:
         raise RestoreFailed(r.stats, verify)
     return r.stats

@@ -46,12 +46,19 @@ class AppendOnlyStorage(StorageWrapper):
     """Credentials that can only add: deleting and releasing legal holds are refused.
 
     Retention changes pass through; the storage itself refuses shortening.
+    Every refused call is recorded in `refused`.
     """
 
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
+        self.refused: list[str] = []
+
     def delete(self, key, *, bypass_governance=False):
+        self.refused.append(f"delete {key}")
         raise Locked(f"{key}: append-only access cannot delete")
 
     def set_legal_hold(self, key, on):
         if not on:
+            self.refused.append(f"release {key}")
             raise Locked(f"{key}: append-only access cannot release a legal hold")
         return self.inner.set_legal_hold(key, on)
