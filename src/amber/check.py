@@ -128,6 +128,8 @@ def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
         if digest is not None and digest != s.content_root:
             rep.errors.append(f"snapshot {s.short_id}: content root does not match its trees")
 
+    _check_protection(repo, snaps, rep)
+
     if read_data:
         with throughput_mode():
             _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress)
@@ -135,6 +137,21 @@ def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)
     return rep
+
+
+def _check_protection(repo, snaps, rep: CheckReport) -> None:
+    """Events decode, and no object a locked or held snapshot needs is less protected."""
+    from .retention.locks import read_event, verify_invariant
+
+    for info in repo.storage.list("locks/"):
+        try:
+            read_event(repo, info.key)
+        except (IntegrityError, NotFound) as e:
+            rep.errors.append(str(e))
+    if not repo.storage.capabilities.object_lock:
+        return
+    for problem in verify_invariant(repo, snaps, repo.events(), repo.clock.now()):
+        rep.errors.append(f"protection: {problem}")
 
 
 def _is_hex(s) -> bool:

@@ -69,6 +69,7 @@ class Repository:
         self.store = BlobStore(storage, keys, pack_target=config.get("pack_size", 16 << 20))
         self._index_loaded = False
         self._snapshots: list[Snapshot] | None = None
+        self._events: dict | None = None
         self.index_errors: list[str] = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -133,8 +134,72 @@ class Repository:
 
     def load_index(self) -> None:
         if not self._index_loaded:
+            from .retention.prune import load_records
+
+            tombs, plans = load_records(self)
+            self.store.tombstones = tombs
+            self.store.doomed = set().union(*plans.values()) if plans else set()
             self.index_errors = self.store.load_index()
             self._index_loaded = True
+
+    # -- retention -------------------------------------------------------------
+
+    def events(self) -> dict[str, list[dict]]:
+        if self._events is None:
+            from .retention.locks import load_events
+
+            self._events = load_events(self)
+        return self._events
+
+    def invalidate_events(self) -> None:
+        self._events = None
+
+    def invalidate_snapshots(self) -> None:
+        self._snapshots = None
+
+    def protection(self, snap):
+        from .retention.locks import protection
+
+        return protection(self, snap)
+
+    def lock(self, snap, mode: str, until, bypass_governance: bool = False):
+        from .retention.locks import lock
+
+        return lock(self, snap, mode, until, bypass_governance)
+
+    def hold(self, snap, reason: str):
+        from .retention.locks import hold
+
+        return hold(self, snap, reason)
+
+    def release(self, snap):
+        from .retention.locks import release
+
+        return release(self, snap)
+
+    def forget(self, snaps, **kw):
+        from .retention.forget import forget_snapshots
+
+        return forget_snapshots(self, snaps, **kw)
+
+    def forget_policy(self, policy, **kw):
+        from .retention.forget import forget_policy
+
+        return forget_policy(self, policy, **kw)
+
+    def prune(self, **kw):
+        from .retention.prune import prune
+
+        return prune(self, **kw)
+
+    def snapshot_json(self, snap) -> dict:
+        p = self.protection(snap)
+        out = snap.to_json()
+        out["retention"] = p.retention_json(self.clock.now())
+        out["legal_hold"] = p.hold
+        if p.hold:
+            out["legal_hold_reason"] = p.hold_reason
+        return out
 
     # -- keys ----------------------------------------------------------------
 
@@ -199,10 +264,10 @@ class Repository:
         except (TypeError, ValueError) as e:
             raise IntegrityError(f"{key}: malformed snapshot ({e})") from None
 
-    def save_snapshot(self, doc: dict) -> str:
+    def save_snapshot(self, doc: dict, retention=None) -> str:
         raw = self.sealer.seal(KIND_SNAPSHOT, snapfmt.encode(doc))
         sid = blake3.blake3(raw).hexdigest()
-        self.storage.put(f"snapshots/{sid}", raw)
+        self.storage.put(f"snapshots/{sid}", raw, retention=retention)
         self._snapshots = None
         return sid
 

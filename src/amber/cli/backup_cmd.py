@@ -30,9 +30,17 @@ def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retenti
         raise click.UsageError("give at least one path to back up (or --stdin)")
     if retain and retain_until:
         raise click.UsageError("give --retain or --retain-until, not both")
-    if retain or retain_until or retention_mode:
-        raise click.UsageError("retention locks are not available in this version of amber yet")
+    if retention_mode and not (retain or retain_until):
+        raise click.UsageError("--retention-mode needs --retain or --retain-until")
     r = open_repo(ctx)
+    retention = None
+    if retain or retain_until:
+        from ..storage.base import Retention
+        from ..timeutil import add_duration, parse_date
+
+        until = add_duration(r.clock.now(), retain) if retain else parse_date(retain_until)
+        default = r.config.get("default_retention") or {}
+        retention = Retention(retention_mode or default.get("mode") or "governance", until)
     stats = BackupStats()
 
     def render():
@@ -43,7 +51,7 @@ def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retenti
                     f"{stats.current[-60:]}")
 
     with Live(render, show_progress(as_json)):
-        res = r.backup(paths, tags=tags, host=host, excludes=excludes,
+        res = r.backup(paths, tags=tags, host=host, excludes=excludes, retention=retention,
                        stdin=sys.stdin.buffer if use_stdin else None, stdin_name=stdin_name, stats=stats)
     for err in stats.errors:
         click.echo(f"error: {err}", err=True)

@@ -21,19 +21,23 @@ def snapshots(ctx, repo, tags, hosts, as_json):
     snaps = [s for s in r.snapshots()
              if (not tags or set(tags) & set(s.tags)) and (not hosts or s.hostname in hosts)]
     if as_json:
-        print_json([s.to_json() for s in snaps])
+        print_json([r.snapshot_json(s) for s in snaps])
         return
     from rich.console import Console
     from rich.table import Table
 
     t = Table(box=None, pad_edge=False)
     for col in ("ID", "Time", "Host", "Tags", "Retention", "Hold", "Paths"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("ID", "Time"))
+    now = r.clock.now()
     for s in snaps:
-        ret = s.retention
-        t.add_row(s.short_id, _local_time(s.time), s.hostname, ",".join(s.tags),
-                  f"{ret['mode']} until {ret['until']}" if ret else "", "", "\n".join(s.paths))
-    Console(highlight=False, soft_wrap=True).print(t)
+        p = r.protection(s)
+        ret = ""
+        if p.until is not None:
+            ret = f"{p.mode} until {_local_time(p.until)}" + ("" if p.locked(now) else " (expired)")
+        t.add_row(s.short_id, _local_time(s.time), s.hostname, ",".join(s.tags), ret,
+                  "held" if p.hold else "", "\n".join(s.paths))
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(t)
     click.echo(f"{len(snaps)} snapshot(s)")
 
 

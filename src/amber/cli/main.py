@@ -49,7 +49,8 @@ def cli(ctx: click.Context, repo: str | None) -> None:
 
 
 def _register() -> None:
-    from . import backup_cmd, browse_cmd, check_cmd, init_cmd, key_cmd, restore_cmd  # noqa: F401
+    from . import (backup_cmd, browse_cmd, check_cmd, init_cmd, key_cmd, restore_cmd,  # noqa: F401
+                   retention_cmd)
 
 
 _register()

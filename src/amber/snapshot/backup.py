@@ -29,6 +29,9 @@ from ..errors import NotFound, UsageError
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..memory import throughput_mode
+from ..retention.prune import start_run
+from ..storage.base import Retention
+from ..timeutil import add_duration
 from .filescache import FilesCache
 
 READ_WHOLE = 8 << 20      # files up to this size are read in one call
@@ -263,9 +266,9 @@ class Archiver:
             r.fut, r.i = fut, i
 
     def _all_indexed(self, content) -> bool:
-        index = self.store.index
+        has = self.store.has
         try:
-            return all(bytes.fromhex(h) in index for h in content)
+            return all(has(bytes.fromhex(h)) for h in content)
         except (ValueError, TypeError):
             return False
 
@@ -466,7 +469,10 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
         stdin_name = (stdin_name or "stdin").strip("/")
         if not treefmt.valid_name(stdin_name):
             raise UsageError(f"--stdin-name {stdin_name!r} is not a valid file name")
+    retention = _retention_for(repo, retention, started)
+    run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index()
+    repo.store.put_retention = retention
     added_before = repo.store.bytes_added
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
     arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers)
@@ -493,7 +499,8 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
         "v": 1, "time": to_iso(started), "hostname": hostname, "username": _username(),
         "uid": os.getuid(), "gid": os.getgid(), "paths": snap_paths, "tags": sorted(set(tags)),
         "excludes": list(excludes), "tree": root_tree, "content_root": content_root,
-        "parent": parent, "program": f"amber {__version__}", "retention": retention,
+        "parent": parent, "program": f"amber {__version__}", "run": run_id,
+        "retention": {"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
         "summary": {
             "files_new": st.files_new, "files_changed": st.files_changed,
             "files_unmodified": st.files_unmodified, "dirs": st.dirs, "files_total": st.files_total,
@@ -502,10 +509,29 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
             "duration_s": round(duration, 3),
         },
     }
-    sid = repo.save_snapshot(doc)
+    sid = repo.save_snapshot(doc, retention)
+    repo.store.put_retention = None
+    if retention is not None:  # data reused from older snapshots must live as long as this one
+        from ..retention.locks import extend_objects, needed_objects
+
+        extend_objects(repo, needed_objects(repo, repo.load_snapshot(sid)), retention)
     if stdin is None:
         cache.save(norm)
     return BackupResult(sid, st, repo.store.bytes_added - added_before, time.monotonic() - t0)
+
+
+def _retention_for(repo, retention, started):
+    """The lock a new snapshot gets: the one asked for, else the repository's default."""
+    if retention is None:
+        default = repo.config.get("default_retention")
+        if not default:
+            return None
+        retention = Retention(default["mode"], add_duration(started, default["duration"]))
+    if not repo.storage.capabilities.object_lock:
+        raise UsageError(f"{repo.storage.describe()} cannot enforce retention locks")
+    if retention.until <= started:
+        raise UsageError(f"the retention would end in the past ({to_iso(retention.until)})")
+    return retention
 
 
 def _walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:

@@ -52,6 +52,7 @@ class ObjectInfo:
     size: int
     retention: Retention | None = None
     legal_hold: bool = False
+    modified: _dt.datetime | None = None  # when the object was stored, where the backend knows
 
 
 @dataclass(frozen=True, slots=True)

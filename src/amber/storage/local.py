@@ -3,23 +3,39 @@
 Writes go to a temporary file in the target folder, are fsynced, then hard
 linked into place: `link` fails if the name exists, so put-if-absent holds even
 between processes. Stored files are made read-only. Names beginning with `.`
-are amber's own (temporaries) and never listed.
+are amber's own (temporaries, lock records) and never listed.
+
+Retention and legal holds live in write-once records under
+`.locks/<key>/<seq>`, each a small JSON document with the object's whole
+protection state. Records are added with put-if-absent and never changed.
+The state is the fold of all records in order, and the fold itself enforces
+the rules, so a record written by hand cannot shorten a compliance period:
+compliance keeps the latest `until` ever recorded, and governance is
+shortened only by a record that says it bypassed governance.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import errno
+import json
 import os
 import secrets
 
-from ..errors import AlreadyExists, NotFound, StorageError
-from .base import Capabilities, ObjectInfo, Storage, check_delete, check_key
+from ..clock import from_iso, to_iso
+from ..errors import AlreadyExists, AmberError, NotFound, StorageError
+from .base import (COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage,
+                   check_delete, check_key, check_retention_change)
+
+LOCKS = ".locks"
 
 
 class LocalStorage(Storage):
-    capabilities = Capabilities(object_lock=False, legal_hold=False, conditional_put=True)
+    capabilities = Capabilities(object_lock=True, legal_hold=True, conditional_put=True)
 
-    def __init__(self, root: str, *, create: bool = False) -> None:
+    def __init__(self, root: str, *, create: bool = False, clock=None) -> None:
         self.root = os.path.abspath(os.path.expanduser(root))
+        if clock is not None:
+            self.clock = clock
         if create:
             os.makedirs(self.root, exist_ok=True)
 
@@ -27,8 +43,17 @@ class LocalStorage(Storage):
         return os.path.join(self.root, *check_key(key).split("/"))
 
     def put(self, key, data, *, retention=None):
-        if retention is not None:
-            self.set_retention(key, retention)  # raises Unsupported until locks land here
+        if retention is not None and not os.path.lexists(self._path(key)):
+            # the record first: a crash in between leaves a hidden orphan record, never an
+            # unprotected object
+            try:
+                self._add_record(key, {"retention": {"mode": retention.mode,
+                                                     "until": to_iso(retention.until)}})
+            except OSError as e:
+                raise _storage_error(e, key) from None
+        self._put(key, data)
+
+    def _put(self, key, data):
         path = self._path(key)
         folder = os.path.dirname(path)
         if os.path.lexists(path):
@@ -85,7 +110,94 @@ class LocalStorage(Storage):
             st = os.stat(self._path(key))
         except FileNotFoundError:
             raise NotFound(key) from None
-        return ObjectInfo(key, st.st_size)
+        retention, hold = self._protection(key)
+        return ObjectInfo(key, st.st_size, retention, hold, _mtime(st))
+
+    # -- retention and legal hold ------------------------------------------------
+
+    def _records_dir(self, key: str) -> str:
+        return os.path.join(self.root, LOCKS, *check_key(key).split("/"))
+
+    def _records(self, key: str) -> list[dict]:
+        folder = self._records_dir(key)
+        try:
+            names = sorted((n for n in os.listdir(folder) if n.isdigit()), key=int)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        out = []
+        for n in names:
+            try:
+                with open(os.path.join(folder, n), "rb") as f:
+                    rec = json.loads(f.read(65536))
+                if isinstance(rec, dict):
+                    out.append(rec)
+            except (OSError, ValueError):
+                continue  # an unreadable record adds no protection and removes none
+        return out
+
+    def _protection(self, key: str) -> tuple[Retention | None, bool]:
+        """Fold the records: compliance only grows, governance shrinks only by bypass."""
+        retention: Retention | None = None
+        hold = False
+        for rec in self._records(key):
+            if "legal_hold" in rec:
+                hold = bool(rec["legal_hold"])
+            r = rec.get("retention")
+            if not isinstance(r, dict):
+                continue
+            try:
+                new = Retention(r["mode"], from_iso(r["until"]))
+            except (KeyError, ValueError, TypeError, AmberError):
+                continue
+            if retention is None:
+                retention = new
+            elif retention.mode == COMPLIANCE:
+                retention = Retention(COMPLIANCE, max(retention.until, new.until))
+            elif new.mode == COMPLIANCE or new.until >= retention.until or rec.get("bypass_governance"):
+                retention = new
+        return retention, hold
+
+    def _add_record(self, key: str, rec: dict) -> None:
+        folder = self._records_dir(key)
+        rec = dict(rec, time=to_iso(self.clock.now()))
+        raw = json.dumps(rec, sort_keys=True).encode()
+        os.makedirs(folder, exist_ok=True)
+        for _ in range(100):
+            existing = [int(n) for n in os.listdir(folder) if n.isdigit()]
+            seq = max(existing, default=0) + 1
+            tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                os.write(fd, raw)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, os.path.join(folder, f"{seq:08d}"))
+                return
+            except FileExistsError:
+                continue  # another writer took this number: read again, retry
+            finally:
+                os.unlink(tmp)
+        raise StorageError(f"{key}: could not add a lock record (too much contention)")
+
+    def set_retention(self, key, retention, *, bypass_governance=False):
+        info = self.stat(key)
+        check_retention_change(key, info.retention, retention, self.clock.now(), bypass_governance)
+        rec = {"retention": {"mode": retention.mode, "until": to_iso(retention.until)}}
+        if bypass_governance and info.retention is not None and info.retention.mode == GOVERNANCE:
+            rec["bypass_governance"] = True
+        try:
+            self._add_record(key, rec)
+        except OSError as e:
+            raise _storage_error(e, key) from None
+
+    def set_legal_hold(self, key, on):
+        self.stat(key)
+        try:
+            self._add_record(key, {"legal_hold": bool(on)})
+        except OSError as e:
+            raise _storage_error(e, key) from None
 
     def list(self, prefix=""):
         base = prefix.rstrip("/")
@@ -110,7 +222,8 @@ class LocalStorage(Storage):
                 if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                     continue
                 key = f"{key_prefix}/{entry.name}" if key_prefix else entry.name
-                yield ObjectInfo(key, entry.stat(follow_symlinks=False).st_size)
+                st = entry.stat(follow_symlinks=False)
+                yield ObjectInfo(key, st.st_size, modified=_mtime(st))
 
     def delete(self, key, *, bypass_governance=False):
         info = self.stat(key)
@@ -121,9 +234,24 @@ class LocalStorage(Storage):
             raise NotFound(key) from None
         except OSError as e:
             raise _storage_error(e, key) from None
+        folder = self._records_dir(key)
+        if os.path.isdir(folder):  # the object is gone: its expired records go with it
+            for n in os.listdir(folder):
+                try:
+                    os.unlink(os.path.join(folder, n))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
 
     def describe(self):
         return f"local:{self.root}"
+
+
+def _mtime(st) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc)
 
 
 def _fsync_dir(folder: str) -> None:

@@ -17,6 +17,7 @@ class MemoryStorage(Storage):
         self._objects: dict[str, bytes] = {}
         self._retention: dict[str, Retention] = {}
         self._holds: set[str] = set()
+        self._times: dict = {}
         self._mu = threading.Lock()
 
     def put(self, key, data, *, retention=None):
@@ -25,6 +26,7 @@ class MemoryStorage(Storage):
             if key in self._objects:
                 raise AlreadyExists(key)
             self._objects[key] = bytes(data)
+            self._times[key] = self.clock.now()
             if retention is not None:
                 self._retention[key] = retention
 
@@ -42,7 +44,8 @@ class MemoryStorage(Storage):
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)
-            return ObjectInfo(key, len(self._objects[key]), self._retention.get(key), key in self._holds)
+            return ObjectInfo(key, len(self._objects[key]), self._retention.get(key), key in self._holds,
+                              self._times.get(key))
 
     def list(self, prefix=""):
         with self._mu:

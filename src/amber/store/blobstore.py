@@ -64,6 +64,10 @@ class BlobStore:
         self.pack_target = pack_target
         self.index: dict[bytes, IndexEntry] = {}
         self.index_files: list[str] = []
+        self.pack_index_files: dict[bytes, set[str]] = {}  # pack -> index files naming it
+        self.tombstones: set[bytes] = set()  # packs prune deleted: their index entries are void
+        self.doomed: set[bytes] = set()      # packs a prune plan will delete: never dedup against them
+        self.put_retention = None  # Retention for every pack and index file this store writes
         self._mu = threading.Lock()
         self._inflight: set[bytes] = set()
         self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
@@ -99,18 +103,24 @@ class BlobStore:
         plain = blobfmt.decompress_bounded(self.sealer.open(KIND_INDEX, raw, key), MAX_INDEX_RAW, key)
         index = self.index
         for pack_id, entries in indexfmt.decode(plain, key):
+            self.pack_index_files.setdefault(pack_id, set()).add(key)
+            if pack_id in self.tombstones:
+                continue
             for e in entries:
                 index.setdefault(e.id, IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length))
 
     def has(self, blob_id: bytes) -> bool:
-        return blob_id in self.index
+        """Whether a writer may reuse this blob (it is indexed, in a pack not planned for deletion)."""
+        e = self.index.get(blob_id)
+        return e is not None and e.pack not in self.doomed
 
     # -- writing -------------------------------------------------------------
 
     def add(self, blob_type: int, blob_id: bytes, data) -> int:
         """Store a blob unless known; returns the stored bytes added (0 for a duplicate)."""
         with self._mu:
-            if blob_id in self.index or blob_id in self._inflight:
+            known = self.index.get(blob_id)
+            if (known is not None and known.pack not in self.doomed) or blob_id in self._inflight:
                 return 0
             self._inflight.add(blob_id)
         comp, payload = blobfmt.compress(data)
@@ -155,7 +165,7 @@ class BlobStore:
         p.parts.clear()
         pack_id = blake3.blake3(data).digest()
         try:
-            self.storage.put(pack_key(pack_id), data)
+            self.storage.put(pack_key(pack_id), data, retention=self.put_retention)
         except AlreadyExists:
             pass  # identical bytes are already stored
         del data
@@ -201,9 +211,11 @@ class BlobStore:
             plain = indexfmt.encode(packs)
             raw = self.sealer.seal(KIND_INDEX, blobfmt.compress_bounded(plain))
             key = f"index/{blake3.blake3(raw).hexdigest()}"
-            self.storage.put(key, raw)
+            self.storage.put(key, raw, retention=self.put_retention)
             self.bytes_added += len(raw)
             self.index_files.append(key)
+            for pack_id, _entries in packs:
+                self.pack_index_files.setdefault(pack_id, set()).add(key)
             return key
 
     # -- reading -------------------------------------------------------------

@@ -9,7 +9,7 @@ backend. The storage guarantees themselves are stated in
         def make_storage(self, tmp_path, clock):
             return MyStorage(str(tmp_path / "store"), clock=clock)
 
-        def client_factory(self, storage):  # optional: enables the cross-process race
+        def client_factory(self, storage):  # optional: a second client of the same store
             return functools.partial(MyStorage, storage.root)
 
 Time is a `FakeClock` (fixture `clock`) the tests move by hand: a backend
@@ -85,8 +85,9 @@ class StorageContract:
     def client_factory(self, storage: Storage):
         """A picklable zero-argument callable opening another client of the same store.
 
-        It runs in another process for the cross-process put race. Return None
-        when the store cannot be reached from another process.
+        It is called in other processes for the cross-process put race, and in
+        this one to check that retention and holds are seen by every client.
+        Return None when the store cannot be reached by a second client.
         """
         return None
 
@@ -424,6 +425,81 @@ class StorageContract:
         clock.advance(2)
         storage.delete("snapshots/locked")
         assert not storage.exists("snapshots/locked")
+
+    def test_a_refused_put_leaves_the_retention_alone(self, storage, clock):
+        self._need(storage, "object_lock")
+        r = Retention(GOVERNANCE, clock.now() + DAY)
+        storage.put("k", b"first", retention=r)
+        storage.put("plain", b"first")
+        for key in ("k", "plain"):
+            with pytest.raises(AlreadyExists):
+                storage.put(key, b"second", retention=Retention(COMPLIANCE, clock.now() + 100 * DAY))
+        assert storage.stat("k").retention == r
+        assert storage.stat("plain").retention is None
+        storage.delete("plain")
+        storage.delete("k", bypass_governance=True)
+
+    def test_put_race_with_retention_keeps_the_winners_retention(self, storage, clock):
+        """The retention given with a put is part of the put: only the winner's applies."""
+        self._need(storage, "object_lock")
+        n = self.race_threads
+        keys = [f"race/locked-{i}" for i in range(5)]
+        barrier = threading.Barrier(n)
+        won: dict[str, list[int]] = {}
+        errors: list[str] = []
+        mu = threading.Lock()
+        now = clock.now()
+
+        def client(i: int) -> None:
+            r = Retention(GOVERNANCE, now + (i + 1) * DAY)
+            barrier.wait(timeout=30)
+            for key in keys:
+                try:
+                    storage.put(key, f"client {i}".encode() * 4096, retention=r)
+                except AlreadyExists:
+                    continue
+                except Exception as e:
+                    with mu:
+                        errors.append(f"client {i} {key}: {type(e).__name__}: {e}")
+                    continue
+                with mu:
+                    won.setdefault(key, []).append(i)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors
+        for key in keys:
+            assert len(won.get(key, [])) == 1, f"{key}: winners {won.get(key)}"
+            (w,) = won[key]
+            assert storage.get(key) == f"client {w}".encode() * 4096
+            assert storage.stat(key).retention == Retention(GOVERNANCE, now + (w + 1) * DAY), key
+
+    def test_protection_is_seen_by_another_client(self, storage, clock):
+        self._need(storage, "object_lock")
+        factory = self.client_factory(storage)
+        if factory is None:
+            pytest.skip(f"{type(storage).__name__}: no second client of the same store")
+        r = Retention(COMPLIANCE, clock.now() + DAY)
+        storage.put("k", b"x", retention=r)
+        other = factory()
+        other.clock = clock
+        assert other.stat("k").retention == r
+        with pytest.raises(Locked):
+            other.delete("k", bypass_governance=True)
+        if storage.capabilities.legal_hold:
+            storage.set_legal_hold("k", True)
+            assert other.stat("k").legal_hold is True
+            clock.advance(2 * DAY.total_seconds())
+            with pytest.raises(Locked):
+                other.delete("k")
+            other.set_legal_hold("k", False)
+            assert storage.stat("k").legal_hold is False
+        clock.advance(2 * DAY.total_seconds())
+        other.delete("k")
+        assert not storage.exists("k")
 
     def test_retention_can_be_set_after_put(self, storage, clock):
         self._need(storage, "object_lock")

@@ -1,0 +1,1 @@
+"""Retention locks, legal holds, keep policies, forget and prune."""

@@ -1,0 +1,93 @@
+"""forget: remove snapshots by name or by keep policy, never one that is locked or held."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..clock import to_iso
+from ..errors import Locked
+from ..storage.base import COMPLIANCE
+from . import clockguard
+from .locks import protection, write_event
+from .policy import KeepPolicy, apply
+
+
+@dataclass
+class ForgetResult:
+    keep: list = field(default_factory=list)
+    remove: list = field(default_factory=list)
+    locked: list = field(default_factory=list)
+    reasons: dict = field(default_factory=dict)
+    protections: dict = field(default_factory=dict)
+    dry_run: bool = False
+
+    def to_json(self) -> dict:
+        return {"keep": self.keep, "remove": self.remove, "locked": self.locked,
+                "dry_run": self.dry_run, "reasons": self.reasons, "protected_by": self.protections}
+
+
+def refusal(snap, p, now, bypass: bool) -> str | None:
+    """Why a snapshot may not be removed now, or None."""
+    if p.hold:
+        return f"snapshot {snap.short_id} is under a legal hold" + (f" ({p.hold_reason})" if p.hold_reason else "")
+    if p.locked(now):
+        if p.mode == COMPLIANCE:
+            return f"snapshot {snap.short_id} is under compliance retention until {to_iso(p.until)}"
+        if not bypass:
+            return (f"snapshot {snap.short_id} is under governance retention until {to_iso(p.until)} "
+                    "(an administrator may pass --bypass-governance)")
+    return None
+
+
+def forget_snapshots(repo, snaps, *, bypass_governance=False, dry_run=False, trust_clock=False) -> ForgetResult:
+    """Remove the named snapshots, all or none: any protected one refuses the whole command."""
+    now = repo.clock.now()
+    events = repo.events()
+    refusals = [r for s in snaps if (r := refusal(s, protection(repo, s, events), now, bypass_governance))]
+    if refusals:
+        raise Locked("; ".join(refusals))
+    res = ForgetResult(remove=[s.id for s in snaps], dry_run=dry_run)
+    if not dry_run:
+        clockguard.check_before_delete(repo, trust_clock)
+        _remove(repo, snaps, events, now, bypass_governance)
+    return res
+
+
+def forget_policy(repo, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False) -> ForgetResult:
+    now = repo.clock.now()
+    events = repo.events()
+    snaps = repo.snapshots() if snaps is None else snaps
+    groups: dict[tuple, list] = {}
+    for s in snaps:
+        groups.setdefault((s.hostname, tuple(s.paths)), []).append(s)
+    res = ForgetResult(dry_run=dry_run)
+    doomed = []
+    for group in groups.values():
+        reasons = apply(group, policy, now)
+        for s in sorted(group, key=lambda s: (s.time, s.id)):
+            if s.id in reasons:
+                res.keep.append(s.id)
+                res.reasons[s.id] = reasons[s.id]
+                continue
+            p = protection(repo, s, events)
+            why = refusal(s, p, now, False)
+            if why:
+                res.keep.append(s.id)
+                res.locked.append(s.id)
+                res.protections[s.id] = p.describe(now)
+            else:
+                res.remove.append(s.id)
+                doomed.append(s)
+    if doomed and not dry_run:
+        clockguard.check_before_delete(repo, trust_clock)
+        _remove(repo, doomed, events, now, False)
+    return res
+
+
+def _remove(repo, snaps, events, now, bypass: bool) -> None:
+    for s in snaps:
+        p = protection(repo, s, events)
+        repo.storage.delete(f"snapshots/{s.id}", bypass_governance=bypass and p.locked(now))
+        write_event(repo, s, "forget", None, bypass_governance=bool(bypass and p.locked(now)),
+                    snapshot_time=to_iso(s.time), hostname=s.hostname, paths=s.paths,
+                    run=s.doc.get("run"))
+    repo.invalidate_snapshots()

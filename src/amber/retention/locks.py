@@ -1,0 +1,236 @@
+"""Locks and holds on snapshots, carried down to every object a snapshot needs.
+
+A snapshot's protection is recorded twice: as write-once, sealed events under
+`locks/<snapshot id>/<event id>` (the authenticated record of who did what,
+from which the state is derived), and as retention and legal holds set in
+storage on every object the snapshot needs, which the storage itself
+enforces: the snapshot document, every pack holding one of its blobs, every
+index file naming such a pack, the config and the key files. A pack shared
+by several snapshots keeps the longest retention any of them asks for
+(compliance if any of them is compliance); `check` verifies that invariant.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import json
+import socket
+
+import blake3
+
+from ..clock import from_iso, to_iso
+from ..crypto.aead import KIND_EVENT
+from ..errors import IntegrityError, Locked, NotFound, UsageError
+from ..storage.base import COMPLIANCE, GOVERNANCE, MODES, Retention
+from ..store.blobstore import pack_key
+from .state import Protection, derive
+
+
+def load_events(repo) -> dict[str, list[dict]]:
+    """snapshot id -> its events (readable ones; `check` reports the others)."""
+    out: dict[str, list[dict]] = {}
+    for info in repo.storage.list("locks/"):
+        parts = info.key.split("/")
+        if len(parts) != 3:
+            continue
+        try:
+            ev = read_event(repo, info.key)
+        except (IntegrityError, NotFound):
+            continue
+        if ev.get("snapshot") == parts[1]:
+            out.setdefault(parts[1], []).append(ev)
+    return out
+
+
+def read_event(repo, key: str) -> dict:
+    raw = repo.storage.get(key)
+    eid = key.rsplit("/", 1)[-1]
+    if blake3.blake3(raw).hexdigest() != eid:
+        raise IntegrityError(f"{key}: content does not match its name")
+    try:
+        ev = json.loads(repo.sealer.open(KIND_EVENT, raw, key))
+    except ValueError:
+        raise IntegrityError(f"{key}: not valid JSON") from None
+    if not isinstance(ev, dict):
+        raise IntegrityError(f"{key}: not an event")
+    ev["id"] = eid
+    return ev
+
+
+def protection(repo, snap, events: dict[str, list[dict]] | None = None) -> Protection:
+    evs = (events if events is not None else repo.events()).get(snap.id, [])
+    return derive(snap.retention, evs)
+
+
+def write_event(repo, snap, kind: str, retention: Retention | None, **fields) -> dict:
+    ev = {"v": 1, "type": kind, "snapshot": snap.id, "time": to_iso(repo.clock.now()),
+          "host": socket.gethostname(), "user": _user(), "key": repo.key_id[:16], **fields}
+    raw = repo.sealer.seal(KIND_EVENT, json.dumps(ev, sort_keys=True).encode())
+    eid = blake3.blake3(raw).hexdigest()
+    repo.storage.put(f"locks/{snap.id}/{eid}", raw, retention=retention)
+    repo.invalidate_events()
+    ev["id"] = eid
+    return ev
+
+
+def needed_objects(repo, snap) -> set[str]:
+    """Every storage key a snapshot needs to be restored."""
+    repo.load_index()
+    store = repo.store
+    packs: set[bytes] = set()
+    seen_trees: set[str] = set()
+
+    def visit(tree_id: str) -> None:
+        if tree_id in seen_trees:
+            return
+        seen_trees.add(tree_id)
+        packs.add(store.lookup(bytes.fromhex(tree_id)).pack)
+        for node in repo.load_tree(tree_id):
+            if node["type"] == "dir" and node.get("subtree"):
+                visit(node["subtree"])
+            elif node["type"] == "file":
+                for h in node.get("content") or ():
+                    packs.add(store.lookup(bytes.fromhex(h)).pack)
+
+    visit(snap.tree)
+    keys = {f"snapshots/{snap.id}", "config"}
+    keys.update(info.key for info in repo.storage.list("keys/"))
+    for p in packs:
+        keys.add(pack_key(p))
+        keys.update(store.pack_index_files.get(p, ()))
+    keys.update(f"locks/{snap.id}/{ev['id']}" for ev in repo.events().get(snap.id, []))
+    return keys
+
+
+def extend_objects(repo, keys, retention: Retention) -> int:
+    """Make every object's retention reach `retention` (compliance wins); returns changes."""
+    changed = 0
+    for key in sorted(keys):
+        try:
+            info = repo.storage.stat(key)
+        except NotFound:
+            continue
+        cur = info.retention
+        mode = COMPLIANCE if retention.mode == COMPLIANCE or (cur and cur.mode == COMPLIANCE) else GOVERNANCE
+        until = max(retention.until, cur.until) if cur else retention.until
+        if cur is not None and cur.mode == mode and cur.until >= until:
+            continue
+        repo.storage.set_retention(key, Retention(mode, until))
+        changed += 1
+    return changed
+
+
+def resolve_until(repo, for_: str | None, until: str | None) -> _dt.datetime:
+    from ..timeutil import add_duration, parse_date
+
+    if bool(for_) == bool(until):
+        raise UsageError("give exactly one of --for DURATION or --until DATE")
+    t = add_duration(repo.clock.now(), for_) if for_ else parse_date(until)
+    if t <= repo.clock.now():
+        raise UsageError(f"the lock would end in the past ({to_iso(t)})")
+    return t
+
+
+def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = False) -> Protection:
+    if mode not in MODES:
+        raise UsageError("--mode must be governance or compliance")
+    now = repo.clock.now()
+    cur = protection(repo, snap)
+    if cur.locked(now):
+        if cur.mode == COMPLIANCE and mode != COMPLIANCE:
+            raise Locked(f"snapshot {snap.short_id} is under compliance retention until "
+                         f"{to_iso(cur.until)}: it cannot be downgraded to governance")
+        if until < cur.until and (cur.mode == COMPLIANCE or not bypass_governance):
+            raise Locked(f"snapshot {snap.short_id} is under {cur.mode} retention until "
+                         f"{to_iso(cur.until)}: it cannot be shortened"
+                         + ("" if cur.mode == COMPLIANCE else " without --bypass-governance"))
+    retention = Retention(mode, until)
+    write_event(repo, snap, "lock", retention, mode=mode, until=to_iso(until),
+                bypass_governance=bool(bypass_governance and cur.locked(now) and until < cur.until))
+    new = protection(repo, snap)
+    shortened = cur.locked(now) and until < cur.until
+    if shortened:  # governance shortened by bypass: objects keep what other snapshots need
+        repo.storage.set_retention(f"snapshots/{snap.id}", retention, bypass_governance=True)
+    else:
+        extend_objects(repo, needed_objects(repo, snap), Retention(new.mode, new.until))
+    return new
+
+
+def hold(repo, snap, reason: str) -> Protection:
+    if not reason or not reason.strip():
+        raise UsageError("a legal hold needs --reason")
+    if not repo.storage.capabilities.legal_hold:
+        raise UsageError(f"{repo.storage.describe()} cannot enforce legal holds")
+    cur = protection(repo, snap)
+    write_event(repo, snap, "hold", _event_retention(cur, repo), reason=reason.strip())
+    for key in needed_objects(repo, snap):
+        try:
+            repo.storage.set_legal_hold(key, True)
+        except NotFound:
+            continue
+    return protection(repo, snap)
+
+
+def release(repo, snap) -> Protection:
+    cur = protection(repo, snap)
+    if not cur.hold:
+        raise UsageError(f"snapshot {snap.short_id} is not under a legal hold")
+    write_event(repo, snap, "release", _event_retention(cur, repo))
+    events = repo.events()
+    still_needed: set[str] = set()
+    for other in repo.snapshots():
+        if other.id != snap.id and protection(repo, other, events).hold:
+            still_needed |= needed_objects(repo, other)
+    for key in needed_objects(repo, snap) - still_needed:
+        try:
+            repo.storage.set_legal_hold(key, False)
+        except NotFound:
+            continue
+    return protection(repo, snap)
+
+
+def _event_retention(p: Protection, repo) -> Retention | None:
+    if p.locked(repo.clock.now()):
+        return Retention(p.mode, p.until)
+    return None
+
+
+def verify_invariant(repo, snaps, events, now) -> list[str]:
+    """Objects whose storage protection is shorter than a snapshot that needs them."""
+    problems = []
+    for snap in snaps:
+        p = protection(repo, snap, events)
+        if not p.locked(now) and not p.hold:
+            continue
+        try:
+            keys = needed_objects(repo, snap)
+        except IntegrityError as e:
+            problems.append(f"snapshot {snap.short_id}: cannot list what it needs ({e})")
+            continue
+        for key in sorted(keys):
+            try:
+                info = repo.storage.stat(key)
+            except NotFound:
+                continue  # missing objects are reported by the structure check
+            r = info.retention
+            if p.locked(now):
+                if r is None or r.until < p.until:
+                    problems.append(f"{key}: retention {to_iso(r.until) if r else 'none'} is shorter than "
+                                    f"snapshot {snap.short_id}'s {p.mode} lock until {to_iso(p.until)}")
+                elif p.mode == COMPLIANCE and r.mode != COMPLIANCE:
+                    problems.append(f"{key}: governance retention under snapshot {snap.short_id}'s "
+                                    "compliance lock")
+            if p.hold and not info.legal_hold and repo.storage.capabilities.legal_hold:
+                problems.append(f"{key}: no legal hold, but snapshot {snap.short_id} is held")
+    return problems
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return "?"
+
+
+__all__ = ["lock", "hold", "release", "protection", "needed_objects", "extend_objects", "load_events",
+           "verify_invariant", "from_iso"]

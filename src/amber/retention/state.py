@@ -1,0 +1,82 @@
+"""A snapshot's protection, derived from its creation retention and its events (pure).
+
+Rules (as S3 Object Lock): compliance retention only grows and never changes
+mode; governance retention grows freely and shrinks or goes only by an event
+that says it bypassed governance. A legal hold has no date: the latest hold
+or release event decides.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+from ..clock import from_iso, to_iso
+from ..storage.base import COMPLIANCE, GOVERNANCE, MODES
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    mode: str | None = None
+    until: _dt.datetime | None = None
+    hold: bool = False
+    hold_reason: str | None = None
+
+    def locked(self, now: _dt.datetime) -> bool:
+        return self.until is not None and self.until > now
+
+    def retention_json(self, now: _dt.datetime | None = None) -> dict | None:
+        if self.until is None:
+            return None
+        out = {"mode": self.mode, "until": to_iso(self.until)}
+        if now is not None:
+            out["active"] = self.until > now
+        return out
+
+    def describe(self, now: _dt.datetime) -> str:
+        parts = []
+        if self.hold:
+            parts.append("a legal hold" + (f" ({self.hold_reason})" if self.hold_reason else ""))
+        if self.locked(now):
+            parts.append(f"{self.mode} retention until {to_iso(self.until)}")
+        return " and ".join(parts) or "nothing"
+
+
+def fold_retention(cur: tuple[str, _dt.datetime] | None, mode: str, until: _dt.datetime,
+                   bypass: bool) -> tuple[str, _dt.datetime]:
+    if mode not in MODES:
+        return cur  # an unknown mode adds nothing
+    if cur is None:
+        return mode, until
+    cmode, cuntil = cur
+    if cmode == COMPLIANCE:
+        return COMPLIANCE, max(cuntil, until)
+    if mode == COMPLIANCE or until >= cuntil or bypass:
+        return mode, until
+    return cur
+
+
+def derive(initial: dict | None, events: list[dict]) -> Protection:
+    """Fold `initial` (the snapshot's own retention) and its events, oldest first."""
+    ret = None
+    if isinstance(initial, dict):
+        try:
+            ret = fold_retention(None, initial["mode"], from_iso(initial["until"]), False)
+        except (KeyError, ValueError, TypeError):
+            ret = None
+    hold, reason = False, None
+    for ev in sorted(events, key=lambda e: (str(e.get("time", "")), str(e.get("id", "")))):
+        kind = ev.get("type")
+        try:
+            if kind == "lock":
+                ret = fold_retention(ret, ev["mode"], from_iso(ev["until"]), bool(ev.get("bypass_governance")))
+            elif kind == "unlock" and ev.get("bypass_governance") and ret and ret[0] == GOVERNANCE:
+                ret = None
+            elif kind == "hold":
+                hold, reason = True, ev.get("reason")
+            elif kind == "release":
+                hold, reason = False, None
+        except (KeyError, ValueError, TypeError):
+            continue
+    if ret is None:
+        return Protection(hold=hold, hold_reason=reason)
+    return Protection(ret[0], ret[1], hold, reason)
