@@ -37,6 +37,7 @@ from .filescache import FilesCache
 READ_WHOLE = 8 << 20      # files up to this size are read in one call
 BATCH_FILES = 64          # small files are read by the workers in batches ...
 BATCH_BYTES = 4 << 20     # ... of at most this many files and bytes
+LARGE_INFLIGHT = 4        # chunks of one large file being compressed at once
 MAX_OPEN_DIRS = 4096      # walked folders waiting for their files before the walk waits
 
 
@@ -134,6 +135,7 @@ class Archiver:
         self.slots = threading.BoundedSemaphore(self.workers * 16)
         self._tls = threading.local()
         self._queue: collections.deque[_DirTask] = collections.deque()
+        self._blobs: ThreadPoolExecutor | None = None
         self._batch: list = []
         self._batch_bytes = 0
         self._stats_mu = threading.Lock()
@@ -143,6 +145,8 @@ class Archiver:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._blobs is not None:
+            self._blobs.shutdown(wait=True, cancel_futures=True)
 
     # -- per-file work (worker threads) ----------------------------------------
 
@@ -152,6 +156,35 @@ class Archiver:
             avg, mn, mx, seed = self._chunker_args
             c = self._tls.chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
         return c
+
+    def _read_large(self, fd: int):
+        """Stream a large file: chunk and hash here, compress and seal on the blob pool,
+        so one big file uses every core."""
+        store, blob_id = self.store, self.keys.blob_id
+        sha = hashlib.sha256()
+        ids: list[str] = []
+        size = 0
+        inflight: collections.deque = collections.deque()
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+            for c in self._chunker().cut_stream(f):
+                data = bytes(c.data)  # the stream reuses its buffer
+                bid = blob_id(data)
+                sha.update(data)
+                ids.append(bid.hex())
+                size += c.length
+                if not store.has(bid):
+                    inflight.append(self._blob_pool().submit(store.add, BLOB_DATA, bid, data))
+                    while len(inflight) > LARGE_INFLIGHT:
+                        inflight.popleft().result()
+        for fut in inflight:
+            fut.result()
+        return ids, sha, size
+
+    def _blob_pool(self) -> ThreadPoolExecutor:
+        with self._stats_mu:
+            if self._blobs is None:
+                self._blobs = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-blob")
+            return self._blobs
 
     def _store_chunks(self, chunks, sha) -> list[str]:
         store, blob_id = self.store, self.keys.blob_id
@@ -187,13 +220,7 @@ class Archiver:
                 ids = self._store_chunks(chunks, sha)
                 size = len(data)
             else:
-                with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
-                    sha = hashlib.sha256()
-                    size = 0
-                    ids = []
-                    for c in self._chunker().cut_stream(f):
-                        ids.extend(self._store_chunks((c.data,), sha))
-                        size += c.length
+                ids, sha, size = self._read_large(fd)
         finally:
             os.close(fd)
         with self._stats_mu:
