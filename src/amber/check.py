@@ -74,6 +74,14 @@ def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
             rep.errors.append(f"pack {pid.hex()} is indexed but missing ({len(blobs)} blobs lost)")
             rep.damaged_packs.append(pid.hex())
             damaged_blobs.update(blobs)
+    for pid, blobs in indexed_packs.items():
+        size = stored_packs.get(pid)
+        end = max(store.index[b].offset + store.index[b].length for b in blobs)
+        if size is not None and size < end + 4:
+            rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} "
+                              "(truncated)")
+            rep.damaged_packs.append(pid.hex())
+            damaged_blobs.update(b for b in blobs if store.index[b].offset + store.index[b].length > size)
     for pid in stored_packs:
         if pid not in indexed_packs:
             rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; "

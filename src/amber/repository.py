@@ -70,6 +70,8 @@ class Repository:
         self._index_loaded = False
         self._snapshots: list[Snapshot] | None = None
         self._events: dict | None = None
+        self.snapshot_errors: list[str] = []  # snapshots that could not be read (see check)
+        self.warn = lambda message: None      # where the library reports what it skips
         self.index_errors: list[str] = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -240,11 +242,13 @@ class Repository:
         """Every readable snapshot, oldest first. Unreadable ones raise in `check`, not here."""
         if self._snapshots is None:
             out = []
+            self.snapshot_errors = []
             for info in self.storage.list("snapshots/"):
                 try:
                     out.append(self.load_snapshot(info.key.split("/", 1)[1]))
-                except (IntegrityError, NotFound):
-                    continue
+                except (IntegrityError, NotFound) as e:
+                    self.snapshot_errors.append(str(e))
+                    self.warn(f"skipping an unreadable snapshot: {e} (run `amber check`)")
             out.sort(key=lambda s: (s.time, s.id))
             self._snapshots = out
         return list(self._snapshots)

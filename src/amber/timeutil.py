@@ -16,13 +16,16 @@ def add_duration(start: _dt.datetime, text: str) -> _dt.datetime:
     if not m:
         raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 15m, 36h, 30d, 2w, 6mo, 7y")
     n, unit = int(m.group(1)), m.group(2)
-    if unit in _UNITS:
-        return start + _dt.timedelta(seconds=n * _UNITS[unit])
-    months = n if unit == "mo" else 12 * n
-    y, mo = divmod(start.month - 1 + months, 12)
-    year, month = start.year + y, mo + 1
-    day = min(start.day, _days_in_month(year, month))
-    return start.replace(year=year, month=month, day=day)
+    try:
+        if unit in _UNITS:
+            return start + _dt.timedelta(seconds=n * _UNITS[unit])
+        months = n if unit == "mo" else 12 * n
+        y, mo = divmod(start.month - 1 + months, 12)
+        year, month = start.year + y, mo + 1
+        day = min(start.day, _days_in_month(year, month))
+        return start.replace(year=year, month=month, day=day)
+    except (ValueError, OverflowError):
+        raise UsageError(f"duration {text!r} reaches past the calendar") from None
 
 
 def duration_seconds(text: str) -> float:
@@ -34,11 +37,11 @@ def duration_seconds(text: str) -> float:
 def parse_date(text: str) -> _dt.datetime:
     try:
         t = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.timezone.utc)
+        return t.astimezone(_dt.timezone.utc)
+    except (ValueError, OverflowError):
         raise UsageError(f"invalid date {text!r}: use ISO 8601, e.g. 2031-01-01 or 2031-01-01T00:00:00Z") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
-    return t.astimezone(_dt.timezone.utc)
 
 
 def _days_in_month(year: int, month: int) -> int:

@@ -51,11 +51,14 @@ def password(confirm: bool = False) -> str:
 def open_repo(ctx: click.Context):
     from ..repository import Repository
 
-    return Repository.open(repo_url(ctx), password())
+    repo = Repository.open(repo_url(ctx), password())
+    repo.warn = lambda msg: click.echo(f"warning: {msg}", err=True)
+    return repo
 
 
 def print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    # ensure_ascii: names that are not UTF-8 travel as \udcXX escapes, as in trees
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=True, default=str))
     sys.stdout.write("\n")
 
 

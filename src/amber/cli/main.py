@@ -60,6 +60,11 @@ def main() -> None:
     from ..memory import keep_freed_memory
 
     keep_freed_memory()
+    for stream in (sys.stdout, sys.stderr):
+        try:  # file names that are not UTF-8 are printed as the bytes they are
+            stream.reconfigure(errors="surrogateescape")
+        except (AttributeError, ValueError):
+            pass
     cli.main(prog_name="amber")
 
 

@@ -31,6 +31,7 @@ KIND_CONFIG = 6
 KIND_KEY = 7
 KIND_EVENT = 8        # retention and legal-hold events of a snapshot
 KIND_PRUNE = 9        # prune plans and tombstones
+KIND_LOG = 10         # audit log entries
 
 HEADER_LEN = 3
 NONCE_LEN = 12
@@ -39,7 +40,7 @@ OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN
 
 _KIND_NAMES = {KIND_DATA: "data blob", KIND_TREE: "tree blob", KIND_PACK_HEADER: "pack header",
                KIND_INDEX: "index", KIND_SNAPSHOT: "snapshot", KIND_CONFIG: "config", KIND_KEY: "key",
-               KIND_EVENT: "event", KIND_PRUNE: "prune record"}
+               KIND_EVENT: "event", KIND_PRUNE: "prune record", KIND_LOG: "log entry"}
 
 
 class Sealer:

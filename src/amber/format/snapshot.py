@@ -16,7 +16,7 @@ def encode(doc: dict) -> bytes:
 def decode(raw: bytes, what: str) -> dict:
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise IntegrityError(f"{what}: not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("v") != 1 or any(k not in doc for k in REQUIRED):
         raise IntegrityError(f"{what}: not an amber snapshot")

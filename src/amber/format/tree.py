@@ -38,7 +38,7 @@ def encode(nodes: list[dict]) -> bytes:
 def decode(raw: bytes, what: str = "tree") -> list[dict]:
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise IntegrityError(f"{what}: not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("v") != 1 or not isinstance(doc.get("nodes"), list):
         raise IntegrityError(f"{what}: not an amber tree")

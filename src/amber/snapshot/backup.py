@@ -499,6 +499,7 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     retention = _retention_for(repo, retention, started)
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index()
+    repo.store.begin()
     repo.store.put_retention = retention
     added_before = repo.store.bytes_added
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)

@@ -24,7 +24,9 @@ from ..store.blobstore import pack_key
 
 MAX_SPAN = 64 << 20
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# O_EXCL: a file is always created new, so a hard link or symlink planted in the
+# target can never make the restore write into a file outside it
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Restorer:
         self.hardlinks: list[tuple[str, str]] = []
         self.specials: list[tuple[str, dict]] = []
         self._inodes: dict[tuple, str] = {}
+        self.matched = False  # whether an include named something that exists
         self._mu = threading.Lock()
 
     # -- planning --------------------------------------------------------------
@@ -90,6 +93,8 @@ class Restorer:
             verdict = _selected(path, includes)
             if not verdict:
                 continue
+            if verdict == "all" and includes:
+                self.matched = True
             out = os.path.join(dest, node["name"])
             kind = node["type"]
             if kind == "dir":
@@ -317,8 +322,8 @@ class Restorer:
 def _open_out(path: str) -> int:
     try:
         return os.open(path, _OPEN_FLAGS, 0o600)
-    except OSError:
-        _replace(path)
+    except FileExistsError:
+        _replace(path)  # whatever was there is unlinked, never written through
         return os.open(path, _OPEN_FLAGS, 0o600)
 
 
@@ -376,7 +381,7 @@ def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=
     r = Restorer(repo, target, stats=stats, workers=workers)
     with throughput_mode():
         r.plan(snap.tree, includes)
-        if includes and not (r.files or r.dirs or r.links or r.specials or r.hardlinks):
+        if includes and not r.matched:
             raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
         r.run()
         if verify:

@@ -68,6 +68,16 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_prefix(prefix: str) -> str:
+    """A list prefix is "" or a valid key followed by '/'."""
+    if prefix == "":
+        return prefix
+    if not isinstance(prefix, str) or not prefix.endswith("/"):
+        raise UsageError(f"invalid list prefix {prefix!r}: a folder ending in '/'")
+    check_key(prefix[:-1])
+    return prefix
+
+
 def check_retention_change(key: str, old: Retention | None, new: Retention, now: _dt.datetime,
                            bypass_governance: bool) -> None:
     """Raise `Locked` unless replacing `old` with `new` is allowed."""

@@ -20,11 +20,12 @@ import errno
 import json
 import os
 import secrets
+import stat
 
 from ..clock import from_iso, to_iso
 from ..errors import AlreadyExists, AmberError, NotFound, StorageError
 from .base import (COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage,
-                   check_delete, check_key, check_retention_change)
+                   check_delete, check_key, check_prefix, check_retention_change)
 
 LOCKS = ".locks"
 
@@ -43,15 +44,15 @@ class LocalStorage(Storage):
         return os.path.join(self.root, *check_key(key).split("/"))
 
     def put(self, key, data, *, retention=None):
-        if retention is not None and not os.path.lexists(self._path(key)):
-            # the record first: a crash in between leaves a hidden orphan record, never an
-            # unprotected object
+        self._put(key, data)
+        if retention is not None:
+            # only the writer that created the object sets its first retention; a crash in
+            # between leaves an object no snapshot references yet (the snapshot is written last)
             try:
                 self._add_record(key, {"retention": {"mode": retention.mode,
                                                      "until": to_iso(retention.until)}})
             except OSError as e:
                 raise _storage_error(e, key) from None
-        self._put(key, data)
 
     def _put(self, key, data):
         path = self._path(key)
@@ -88,11 +89,13 @@ class LocalStorage(Storage):
         path = self._path(key)
         try:
             fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(key) from None
         except OSError as e:
             raise _storage_error(e, key) from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotFound(key)
             if length is None:
                 length = os.fstat(fd).st_size - offset
             out = os.pread(fd, length, offset) if length > 0 else b""
@@ -108,8 +111,10 @@ class LocalStorage(Storage):
     def stat(self, key):
         try:
             st = os.stat(self._path(key))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(key) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise NotFound(key)
         retention, hold = self._protection(key)
         return ObjectInfo(key, st.st_size, retention, hold, _mtime(st))
 
@@ -200,10 +205,8 @@ class LocalStorage(Storage):
             raise _storage_error(e, key) from None
 
     def list(self, prefix=""):
-        base = prefix.rstrip("/")
+        base = check_prefix(prefix)[:-1] if prefix else ""
         start = self._path(base) if base else self.root
-        if prefix and not prefix.endswith("/"):
-            raise ValueError("list prefixes name a folder and end with '/'")
         stack = [(start, base)]
         while stack:
             folder, key_prefix = stack.pop()
@@ -230,7 +233,7 @@ class LocalStorage(Storage):
         check_delete(info, self.clock.now(), bypass_governance)
         try:
             os.unlink(self._path(key))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(key) from None
         except OSError as e:
             raise _storage_error(e, key) from None

@@ -5,7 +5,7 @@ import threading
 
 from ..errors import AlreadyExists, NotFound
 from .base import (Capabilities, ObjectInfo, Retention, Storage, check_delete, check_key,
-                   check_retention_change)
+                   check_prefix, check_retention_change)
 
 
 class MemoryStorage(Storage):
@@ -48,6 +48,7 @@ class MemoryStorage(Storage):
                               self._times.get(key))
 
     def list(self, prefix=""):
+        check_prefix(prefix)
         with self._mu:
             keys = sorted(k for k in self._objects if k.startswith(prefix))
         for k in keys:
@@ -57,6 +58,7 @@ class MemoryStorage(Storage):
                 continue
 
     def delete(self, key, *, bypass_governance=False):
+        check_key(key)
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)
@@ -66,6 +68,7 @@ class MemoryStorage(Storage):
             self._retention.pop(key, None)
 
     def set_retention(self, key, retention, *, bypass_governance=False):
+        check_key(key)
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)
@@ -73,6 +76,7 @@ class MemoryStorage(Storage):
             self._retention[key] = retention
 
     def set_legal_hold(self, key, on):
+        check_key(key)
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)

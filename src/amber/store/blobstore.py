@@ -168,6 +168,11 @@ class BlobStore:
             self.storage.put(pack_key(pack_id), data, retention=self.put_retention)
         except AlreadyExists:
             pass  # identical bytes are already stored
+        except BaseException:
+            with self._mu:  # these blobs were never stored: a retry must store them again
+                for e in p.entries:
+                    self._inflight.discard(e.id)
+            raise
         del data
         entries = p.entries
         with self._mu:
@@ -191,6 +196,15 @@ class BlobStore:
         self.wait_uploads()
         self.write_index()
 
+    def begin(self) -> None:
+        """Start a new writing session: forget a failure left by an earlier one."""
+        with self._mu:
+            self._upload_error = None
+            self._uploads = []
+            self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
+            self._inflight.clear()
+            # _written stays: packs stored before a failure still get their index file
+
     def wait_uploads(self) -> None:
         with self._mu:
             uploads, self._uploads = self._uploads, []
@@ -211,7 +225,12 @@ class BlobStore:
             plain = indexfmt.encode(packs)
             raw = self.sealer.seal(KIND_INDEX, blobfmt.compress_bounded(plain))
             key = f"index/{blake3.blake3(raw).hexdigest()}"
-            self.storage.put(key, raw, retention=self.put_retention)
+            try:
+                self.storage.put(key, raw, retention=self.put_retention)
+            except BaseException:
+                with self._mu:  # not indexed yet: the next flush tries again
+                    self._written[:0] = packs
+                raise
             self.bytes_added += len(raw)
             self.index_files.append(key)
             for pack_id, _entries in packs:

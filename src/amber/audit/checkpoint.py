@@ -1,0 +1,132 @@
+"""Signed checkpoints in the signed-note format of C2SP (Go's sumdb tree heads).
+
+A checkpoint is a note whose body is three lines,
+
+    <origin>
+    <tree size, decimal>
+    <root hash, standard base64>
+
+followed by a blank line and one signature line per signer,
+
+    — <key name> <base64(4-byte key hash || 64-byte Ed25519 signature)>
+
+The signature covers the body bytes including its final newline. The key
+hash is the first 4 bytes of SHA-256(key name || "\\n" || 0x01 || public key).
+A public key is written as the verifier key `<name>+<key hash hex>+<base64(0x01 || public key)>`.
+Pure functions: no I/O.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+ALG_ED25519 = 1
+DASH = "\u2014"
+MAX_NOTE = 16 << 10
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or key that is malformed or whose signature does not verify."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+
+    def body(self) -> bytes:
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n".encode()
+
+
+def key_hash(name: str, public: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()[:4]
+
+
+def public_bytes(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def verifier_key(name: str, public: bytes) -> str:
+    return f"{name}+{key_hash(name, public).hex()}+{base64.b64encode(bytes([ALG_ED25519]) + public).decode()}"
+
+
+def parse_verifier_key(text: str) -> tuple[str, bytes]:
+    try:
+        name, khash, b64 = text.strip().rsplit("+", 2)
+        raw = base64.b64decode(b64, validate=True)
+    except (ValueError, binascii.Error):
+        raise CheckpointError("public key is not a verifier key (name+hash+base64)") from None
+    if len(raw) != 33 or raw[0] != ALG_ED25519:
+        raise CheckpointError("public key is not an Ed25519 verifier key")
+    public = raw[1:]
+    if key_hash(name, public).hex() != khash.lower():
+        raise CheckpointError("public key hash does not match the key")
+    return name, public
+
+
+def sign(cp: Checkpoint, name: str, key: Ed25519PrivateKey) -> bytes:
+    body = cp.body()
+    sig = key_hash(name, public_bytes(key)) + key.sign(body)
+    return body + b"\n" + f"{DASH} {name} {base64.b64encode(sig).decode()}\n".encode()
+
+
+def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:
+    """(checkpoint, [(signer name, 4+64 signature bytes)], signed body); no verification."""
+    if len(note) > MAX_NOTE:
+        raise CheckpointError("checkpoint is too large")
+    try:
+        text = note.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointError("checkpoint is not UTF-8") from None
+    body, sep, sigs = text.partition("\n\n")
+    if not sep:
+        raise CheckpointError("checkpoint has no signature block")
+    lines = body.split("\n")
+    if len(lines) < 3:
+        raise CheckpointError("checkpoint body needs origin, size and root lines")
+    origin, size_s, root_s = lines[0], lines[1], lines[2]
+    if not origin or not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")):
+        raise CheckpointError("checkpoint has a malformed origin or size")
+    try:
+        root = base64.b64decode(root_s, validate=True)
+    except binascii.Error:
+        raise CheckpointError("checkpoint root is not base64") from None
+    if len(root) != 32:
+        raise CheckpointError("checkpoint root is not 32 bytes")
+    signatures = []
+    if not sigs.endswith("\n"):
+        raise CheckpointError("checkpoint signature block must end with a newline")
+    for line in sigs[:-1].split("\n"):
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != DASH:
+            raise CheckpointError("malformed signature line")
+        try:
+            raw = base64.b64decode(parts[2], validate=True)
+        except binascii.Error:
+            raise CheckpointError("signature is not base64") from None
+        if len(raw) != 68:
+            raise CheckpointError("signature has the wrong length")
+        signatures.append((parts[1], raw))
+    return Checkpoint(origin, int(size_s), root), signatures, (body + "\n").encode()
+
+
+def verify(note: bytes, name: str, public: bytes) -> Checkpoint:
+    """The checkpoint, if `note` carries a valid signature by (name, public)."""
+    cp, sigs, body = parse(note)
+    want = key_hash(name, public)
+    pub = Ed25519PublicKey.from_public_bytes(public)
+    for signer, raw in sigs:
+        if signer == name and raw[:4] == want:
+            try:
+                pub.verify(raw[4:], body)
+            except InvalidSignature:
+                raise CheckpointError("checkpoint signature does not verify") from None
+            return cp
+    raise CheckpointError(f"checkpoint is not signed by {name}")

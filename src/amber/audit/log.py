@@ -1,0 +1,224 @@
+"""The audit log in storage: one write-once object per leaf, signed checkpoints.
+
+    log/entries/<seq, 12 digits>      the event's canonical JSON, sealed (kind 10)
+    log/checkpoints/<size, 12 digits> a signed checkpoint note, plaintext
+
+The leaf of entry `seq` is SHA-256(0x00 || canonical JSON of the event), the
+plaintext, so a verifier holding only the event, a proof, a checkpoint and
+the public key can check inclusion without the password. Writers append with
+put-if-absent on the next sequence number and retry on conflict, then write
+the checkpoint for the new size. Each client remembers, under
+$XDG_STATE_HOME/amber/<repository id>/checkpoint, the last checkpoint it
+verified, and refuses a repository whose log is shorter or whose history
+differs (a rollback or a fork) with an integrity error.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+
+from ..clock import to_iso
+from ..crypto.aead import KIND_LOG
+from ..errors import AlreadyExists, AmberError, IntegrityError, NotFound
+from . import checkpoint as cpfmt
+from . import merkle
+
+ENTRIES = "log/entries/"
+CHECKPOINTS = "log/checkpoints/"
+
+
+def canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass
+class VerifyReport:
+    size: int = 0
+    root: bytes = b""
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    checkpoints: int = 0
+    remembered: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class AuditLog:
+    def __init__(self, repo) -> None:
+        self.repo = repo
+        self.origin = f"amber/{repo.id}"
+        self.signing = repo.keys.signing_key()
+        self.public = cpfmt.public_bytes(self.signing)
+
+    # -- reading -----------------------------------------------------------------
+
+    def entries(self, errors: list | None = None) -> list[tuple[dict, bytes]]:
+        """Every entry in order as (event, canonical bytes); damage raises unless `errors` collects it."""
+        keys = sorted(i.key for i in self.repo.storage.list(ENTRIES))
+        out = []
+        for seq, key in enumerate(keys):
+            want = f"{ENTRIES}{seq:012d}"
+            try:
+                if key != want:
+                    raise IntegrityError(f"{want}: missing from the log (found {key} next)")
+                raw = self.repo.sealer.open(KIND_LOG, self.repo.storage.get(key), key)
+                ev = json.loads(raw)
+                if not isinstance(ev, dict) or ev.get("seq") != seq or canonical(ev) != raw:
+                    raise IntegrityError(f"{key}: not the canonical event number {seq}")
+            except (IntegrityError, ValueError) as e:
+                if errors is None:
+                    raise IntegrityError(str(e)) from None
+                errors.append(str(e) if isinstance(e, IntegrityError) else f"{key}: {e}")
+                return out
+            out.append((ev, raw))
+        return out
+
+    def leaves(self, entries) -> list[bytes]:
+        return [merkle.leaf_hash(raw) for _ev, raw in entries]
+
+    def vkey(self) -> str:
+        return cpfmt.verifier_key(self.origin, self.public)
+
+    def latest_checkpoint(self) -> bytes | None:
+        keys = sorted(i.key for i in self.repo.storage.list(CHECKPOINTS))
+        return self.repo.storage.get(keys[-1]) if keys else None
+
+    # -- writing -----------------------------------------------------------------
+
+    def append(self, kind: str, snapshot: str | None = None, retention=None, **details) -> dict:
+        entries = self.entries()
+        leaves = self.leaves(entries)
+        self._check_remembered(leaves)
+        actor = {"host": socket.gethostname(), "user": _user(), "key": self.repo.key_id[:16]}
+        for _ in range(100):
+            seq = len(leaves)
+            ev = {"v": 1, "seq": seq, "time": to_iso(self.repo.clock.now()), "type": kind, "actor": actor,
+                  "details": details}
+            if snapshot is not None:
+                ev["snapshot"] = snapshot
+            raw = canonical(ev)
+            try:
+                self.repo.storage.put(f"{ENTRIES}{seq:012d}", self.repo.sealer.seal(KIND_LOG, raw),
+                                      retention=retention)
+                break
+            except AlreadyExists:  # another writer took this position: read on and retry
+                entries = self.entries()
+                leaves = self.leaves(entries)
+        else:
+            raise AmberError("could not append to the audit log (too much contention)")
+        leaves = leaves + [merkle.leaf_hash(raw)]
+        self.write_checkpoint(leaves, retention)
+        return ev
+
+    def write_checkpoint(self, leaves: list[bytes], retention=None) -> bytes:
+        cp = cpfmt.Checkpoint(self.origin, len(leaves), merkle.root(leaves))
+        note = cpfmt.sign(cp, self.origin, self.signing)
+        try:
+            self.repo.storage.put(f"{CHECKPOINTS}{len(leaves):012d}", note, retention=retention)
+        except AlreadyExists:
+            note = self.repo.storage.get(f"{CHECKPOINTS}{len(leaves):012d}")
+        self.remember(note)
+        return note
+
+    # -- the client's memory ---------------------------------------------------------
+
+    def state_path(self) -> str:
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+        return os.path.join(base, "amber", self.repo.id, "checkpoint")
+
+    def remembered(self) -> bytes | None:
+        try:
+            with open(self.state_path(), "rb") as f:
+                return f.read(cpfmt.MAX_NOTE)
+        except OSError:
+            return None
+
+    def remember(self, note: bytes) -> None:
+        old = self.remembered()
+        if old is not None:
+            try:
+                if cpfmt.parse(old)[0].size > cpfmt.parse(note)[0].size:
+                    return
+            except cpfmt.CheckpointError:
+                pass
+        path = self.state_path()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "wb") as f:
+                f.write(note)
+            os.replace(path + ".tmp", path)
+        except OSError:
+            pass
+
+    def _check_remembered(self, leaves: list[bytes], note: bytes | None = None, what: str = "") -> int | None:
+        note = note if note is not None else self.remembered()
+        if note is None:
+            return None
+        what = what or "the checkpoint this client last verified"
+        try:
+            cp = cpfmt.verify(note, self.origin, self.public)
+        except cpfmt.CheckpointError as e:
+            raise IntegrityError(f"{what}: {e}") from None
+        check_consistency(cp, leaves, what)
+        return cp.size
+
+    # -- verification ------------------------------------------------------------------
+
+    def verify(self, external: bytes | None = None) -> VerifyReport:
+        rep = VerifyReport()
+        entries = self.entries(rep.errors)
+        leaves = self.leaves(entries)
+        rep.size, rep.root = len(leaves), merkle.root(leaves)
+        cps = sorted(i.key for i in self.repo.storage.list(CHECKPOINTS))
+        for key in cps:
+            try:
+                note = self.repo.storage.get(key)
+                cp = cpfmt.verify(note, self.origin, self.public)
+                if key != f"{CHECKPOINTS}{cp.size:012d}":
+                    raise IntegrityError(f"names size {cp.size}")
+                check_consistency(cp, leaves, key)
+                rep.checkpoints += 1
+            except (cpfmt.CheckpointError, IntegrityError, NotFound) as e:
+                rep.errors.append(f"{key}: {e}" if not str(e).startswith(key) else str(e))
+        if leaves and f"{CHECKPOINTS}{len(leaves):012d}" not in cps:
+            rep.warnings.append(f"no checkpoint for the full log of {len(leaves)} entries (a writer "
+                                "stopped between its entry and its checkpoint)")
+        for note, what in ((self.remembered(), "the checkpoint this client last verified"),
+                           (external, "the given checkpoint")):
+            if note is None:
+                continue
+            try:
+                size = self._check_remembered(leaves, note, what)
+                if what.startswith("the checkpoint this"):
+                    rep.remembered = size
+            except IntegrityError as e:
+                rep.errors.append(str(e))
+        return rep
+
+
+def check_consistency(cp: cpfmt.Checkpoint, leaves: list[bytes], what: str) -> None:
+    """Raise unless the log `leaves` extends the tree the checkpoint describes."""
+    n = len(leaves)
+    if cp.size > n:
+        raise IntegrityError(f"{what} covers {cp.size} entries, but the log now has only {n}: "
+                             "the repository was rolled back or its log truncated")
+    if cp.size == 0:
+        return
+    try:
+        proof = merkle.consistency_proof(leaves, cp.size)
+        merkle.verify_consistency(cp.size, n, cp.root, merkle.root(leaves), proof)
+    except merkle.ProofError:
+        raise IntegrityError(f"{what} (size {cp.size}) is not a prefix of the log now found: "
+                             "its history was rewritten or forked") from None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return "?"

@@ -1,0 +1,151 @@
+"""RFC 6962 / RFC 9162 Merkle tree hashing and proofs: pure functions, no I/O.
+
+leaf hash  = SHA-256(0x00 || entry)
+node hash  = SHA-256(0x01 || left || right)
+MTH of n leaves splits at k, the largest power of two smaller than n.
+The verifiers follow RFC 9162 sections 2.1.3.2 and 2.1.4.2 step by step.
+"""
+from __future__ import annotations
+
+import hashlib
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class ProofError(ValueError):
+    """A proof that does not verify, or is malformed."""
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly smaller than n (n >= 2)."""
+    k = 1
+    while k << 1 < n:
+        k <<= 1
+    return k
+
+
+def root(leaves: list[bytes]) -> bytes:
+    """MTH over leaf hashes (not entries)."""
+    n = len(leaves)
+    if n == 0:
+        return EMPTY_ROOT
+    if n == 1:
+        return leaves[0]
+    # iterative, same result as the recursive definition: combine complete subtrees
+    level = list(leaves)
+    while len(level) > 1:
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def inclusion_proof(leaves: list[bytes], index: int) -> list[bytes]:
+    """PATH(m, D[n]) of RFC 6962 2.1.1, over leaf hashes."""
+    n = len(leaves)
+    if not 0 <= index < n:
+        raise ValueError("leaf index out of range")
+    if n == 1:
+        return []
+    k = _split(n)
+    if index < k:
+        return inclusion_proof(leaves[:k], index) + [root(leaves[k:])]
+    return inclusion_proof(leaves[k:], index - k) + [root(leaves[:k])]
+
+
+def consistency_proof(leaves: list[bytes], m: int) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 6962 2.1.2, over leaf hashes."""
+    n = len(leaves)
+    if not 0 < m <= n:
+        raise ValueError("consistency proof needs 0 < m <= n")
+    return _subproof(leaves, m, True)
+
+
+def _subproof(leaves: list[bytes], m: int, complete: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [root(leaves)]
+    k = _split(n)
+    if m <= k:
+        return _subproof(leaves[:k], m, complete) + [root(leaves[k:])]
+    return _subproof(leaves[k:], m - k, False) + [root(leaves[:k])]
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes], root_hash: bytes) -> None:
+    """RFC 9162 2.1.3.2; raises ProofError unless `leaf` is at `index` of the tree."""
+    if index < 0 or size < 1 or index >= size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    if len(leaf) != 32 or len(root_hash) != 32 or any(len(p) != 32 for p in proof):
+        raise ProofError("proof hashes must be 32 bytes")
+    fn, sn = index, size - 1
+    r = leaf
+    for p in proof:
+        if sn == 0:
+            raise ProofError("proof is too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("proof is too short")
+    if r != root_hash:
+        raise ProofError("inclusion proof does not lead to the root")
+
+
+def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]) -> None:
+    """RFC 9162 2.1.4.2; raises ProofError unless tree size1 is a prefix of tree size2."""
+    if size1 < 1 or size1 > size2:
+        raise ProofError(f"no consistency proof from a tree of size {size1} to one of size {size2}")
+    if size1 == size2:
+        if proof:
+            raise ProofError("proof must be empty for equal sizes")
+        if root1 != root2:
+            raise ProofError("equal sizes but different roots")
+        return
+    if len(root1) != 32 or len(root2) != 32 or any(len(p) != 32 for p in proof):
+        raise ProofError("proof hashes must be 32 bytes")
+    if not proof:
+        raise ProofError("empty consistency proof")
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:  # size1 is a power of two: its root starts the path
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("proof is too long")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("proof is too short")
+    if fr != root1:
+        raise ProofError("consistency proof does not lead to the old root")
+    if sr != root2:
+        raise ProofError("consistency proof does not lead to the new root")

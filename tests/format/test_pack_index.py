@@ -1,0 +1,182 @@
+"""Pack headers and index files: round trips, and damage that must be refused cleanly."""
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amber.errors import IntegrityError
+from amber.format import index as indexfmt
+from amber.format import pack as packfmt
+from amber.format.pack import BLOB_DATA, BLOB_TREE, REC_LEN, PackEntry
+
+FAST = settings(max_examples=80, deadline=None)
+
+u32 = st.integers(0, 2**32 - 1)
+ids = st.binary(min_size=32, max_size=32)
+
+
+@st.composite
+def pack_entries(draw, max_size=20):
+    """Entries as a pack header describes them: offsets cumulative from 0."""
+    raw = draw(st.lists(st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255),
+                                  st.integers(0, 1 << 24), u32, ids), max_size=max_size))
+    out, offset = [], 0
+    for t, comp, length, raw_length, bid in raw:
+        out.append(PackEntry(t, comp, offset, length, raw_length, bid))
+        offset += length
+    return out
+
+
+@st.composite
+def index_entries(draw, max_size=10):
+    """Entries as an index stores them: any u32 offsets."""
+    raw = draw(st.lists(st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255),
+                                  u32, u32, u32, ids), max_size=max_size))
+    return [PackEntry(t, c, off, ln, rl, bid) for t, c, off, ln, rl, bid in raw]
+
+
+index_docs = st.lists(st.tuples(ids, index_entries()), max_size=6)
+
+
+# -- pack headers ----------------------------------------------------------------------
+
+@FAST
+@given(entries=pack_entries())
+def test_pack_header_round_trips(entries):
+    plain = packfmt.encode_header(entries)
+    assert len(plain) == REC_LEN * len(entries)
+    body = sum(e.length for e in entries)
+    assert packfmt.decode_header(plain, body, "pack") == entries
+
+
+@FAST
+@given(entries=pack_entries(), delta=st.integers(1, 1000))
+def test_pack_header_must_cover_the_body_exactly(entries, delta):
+    plain = packfmt.encode_header(entries)
+    body = sum(e.length for e in entries)
+    with pytest.raises(IntegrityError):
+        packfmt.decode_header(plain, body + delta, "pack")
+    if body >= delta:
+        with pytest.raises(IntegrityError):
+            packfmt.decode_header(plain, body - delta, "pack")
+
+
+@FAST
+@given(entries=pack_entries(), data=st.data())
+def test_pack_header_cut_mid_record_is_refused(entries, data):
+    plain = packfmt.encode_header(entries)
+    if not plain:
+        return
+    cut = data.draw(st.integers(0, len(plain) - 1).filter(lambda n: n % REC_LEN))
+    with pytest.raises(IntegrityError):
+        packfmt.decode_header(plain[:cut], 0, "pack")
+
+
+@pytest.mark.parametrize("blob_type", [2, 7, 255])
+def test_pack_header_with_unknown_blob_type_is_refused(blob_type):
+    plain = struct.pack("<BBII32s", blob_type, 0, 10, 10, bytes(32))
+    with pytest.raises(IntegrityError):
+        packfmt.decode_header(plain, 10, "pack")
+
+
+@FAST
+@given(garbage=st.binary(max_size=REC_LEN * 4), body=st.integers(0, 1 << 20))
+def test_pack_header_garbage_is_refused_or_decoded(garbage, body):
+    try:
+        entries = packfmt.decode_header(garbage, body, "pack")
+    except IntegrityError:
+        return
+    assert sum(e.length for e in entries) == body
+
+
+@FAST
+@given(n=u32, pad=st.binary(max_size=64))
+def test_trailer_round_trips_or_is_refused(n, pad):
+    tail = pad + packfmt.trailer(n)
+    size = len(tail)
+    if n + 4 <= size and n <= packfmt.MAX_HEADER:
+        assert packfmt.split_trailer(tail, size, "pack") == n
+    else:
+        with pytest.raises(IntegrityError):
+            packfmt.split_trailer(tail, size, "pack")
+
+
+@pytest.mark.parametrize("tail,size", [(b"", 0), (b"\x00\x00\x00", 3), (b"\x00\x00\x00\x00", 3)])
+def test_trailer_of_a_too_short_pack_is_refused(tail, size):
+    with pytest.raises(IntegrityError):
+        packfmt.split_trailer(tail, size, "pack")
+
+
+def test_trailer_refuses_huge_headers():
+    n = packfmt.MAX_HEADER + 1
+    with pytest.raises(IntegrityError):
+        packfmt.split_trailer(packfmt.trailer(n), n + 100, "pack")
+
+
+# -- index files -------------------------------------------------------------------------
+
+@FAST
+@given(doc=index_docs)
+def test_index_round_trips(doc):
+    raw = indexfmt.encode(doc)
+    assert raw[:5] == b"AMBI\x01"
+    assert list(indexfmt.decode(raw)) == doc
+
+
+@FAST
+@given(doc=index_docs, data=st.data())
+def test_truncated_index_is_an_integrity_error(doc, data):
+    raw = indexfmt.encode(doc)
+    cut = data.draw(st.integers(0, len(raw) - 1), label="cut")
+    with pytest.raises(IntegrityError):
+        list(indexfmt.decode(raw[:cut]))
+
+
+@FAST
+@given(doc=index_docs, extra=st.binary(min_size=1, max_size=100))
+def test_index_with_trailing_bytes_is_an_integrity_error(doc, extra):
+    with pytest.raises(IntegrityError):
+        list(indexfmt.decode(indexfmt.encode(doc) + extra))
+
+
+def _decodes_or_refuses(raw):
+    try:
+        out = list(indexfmt.decode(raw))
+    except IntegrityError:
+        return None
+    for pack_id, entries in out:
+        assert isinstance(pack_id, bytes) and len(pack_id) == 32
+        assert all(isinstance(e, PackEntry) for e in entries)
+    return out
+
+
+@FAST
+@given(garbage=st.binary(max_size=300))
+def test_index_garbage_is_an_integrity_error(garbage):
+    _decodes_or_refuses(garbage)
+    _decodes_or_refuses(b"AMBI\x01" + garbage)
+
+
+@FAST
+@given(doc=index_docs, data=st.data())
+def test_damaged_index_is_refused_or_decoded(doc, data):
+    raw = bytearray(indexfmt.encode(doc))
+    for _ in range(data.draw(st.integers(1, 4), label="flips")):
+        pos = data.draw(st.integers(0, len(raw) - 1), label="pos")
+        raw[pos] = data.draw(st.integers(0, 255), label="value")
+    _decodes_or_refuses(bytes(raw))
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"AMBI", b"AMBI\x01", b"AMBI\x02\x00\x00\x00\x00", b"XMBI\x01\x00\x00\x00\x00",
+    b"AMBI\x01\x01\x00\x00\x00", b"AMBI\x01\xff\xff\xff\xff",
+    b"AMBI\x01\x01\x00\x00\x00" + bytes(32) + b"\xff\xff\xff\xff",
+])
+def test_malformed_indexes_are_refused(raw):
+    with pytest.raises(IntegrityError):
+        list(indexfmt.decode(raw))
+
+
+def test_empty_index_decodes_to_nothing():
+    assert list(indexfmt.decode(indexfmt.encode([]))) == []
