@@ -31,18 +31,20 @@ def keep_freed_memory() -> bool:
 
 
 @contextlib.contextmanager
-def throughput_mode():
+def throughput_mode(switch_interval: float | None = None):
     """For bulk work on worker threads: no cyclic GC, and a short GIL switch interval.
 
     The engine allocates millions of short-lived, acyclic dicts and tuples, so
-    the cyclic collector only costs time. Worker threads release the GIL for
-    every system call and native call; a short switch interval lets the thread
-    that walks or plans get it back quickly instead of queueing behind them.
+    the cyclic collector only costs time. Where worker threads make many short
+    system calls (restore), a shorter GIL switch interval lets the thread that
+    plans get the GIL back quickly instead of queueing behind them; where they
+    mostly run native code that releases the GIL (backup), the default is best.
     """
     was_enabled = gc.isenabled()
     interval = sys.getswitchinterval()
     gc.disable()
-    sys.setswitchinterval(0.001)
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
     try:
         yield
     finally:

@@ -130,7 +130,8 @@ class Archiver:
         self.stats = stats or BackupStats()
         self.excludes = [e.rstrip("/") for e in excludes]
         self.names = _Names()
-        self.workers = workers or max(2, min(4, (os.cpu_count() or 2) + 1))
+        # one worker per core: more threads only contend for the GIL (measured with bench/)
+        self.workers = workers or max(2, min(4, os.cpu_count() or 2))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
         self.slots = threading.BoundedSemaphore(self.workers * 16)
         self._tls = threading.local()

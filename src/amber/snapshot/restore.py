@@ -379,7 +379,7 @@ def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=
         includes = []
     os.makedirs(target, exist_ok=True)
     r = Restorer(repo, target, stats=stats, workers=workers)
-    with throughput_mode():
+    with throughput_mode(switch_interval=0.001):
         r.plan(snap.tree, includes)
         if includes and not r.matched:
             raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
