@@ -70,6 +70,7 @@ class Repository:
         self._index_loaded = False
         self._snapshots: list[Snapshot] | None = None
         self._events: dict | None = None
+        self._audit = None
         self.snapshot_errors: list[str] = []  # snapshots that could not be read (see check)
         self.warn = lambda message: None      # where the library reports what it skips
         self.index_errors: list[str] = []
@@ -97,7 +98,10 @@ class Repository:
         key_id = blake3.blake3(raw_key).hexdigest()
         storage.put(f"keys/{key_id}", raw_key)
         storage.put("config", Sealer(keys.data).seal(KIND_CONFIG, treefmt.canonical(config)))
-        return cls(storage, keys, config, key_id, clock)
+        repo = cls(storage, keys, config, key_id, clock)
+        repo.log_event("init", repository=config["id"], format=FORMAT_VERSION, key=key_id,
+                       default_retention=default_retention, public_key=repo.audit.vkey())
+        return repo
 
     @classmethod
     def open(cls, url: str, password: str, *, clock: Clock | None = None) -> "Repository":
@@ -143,6 +147,20 @@ class Repository:
             self.store.doomed = set().union(*plans.values()) if plans else set()
             self.index_errors = self.store.load_index()
             self._index_loaded = True
+
+    # -- audit log ---------------------------------------------------------------
+
+    @property
+    def audit(self):
+        from .audit.log import AuditLog
+
+        if self._audit is None:
+            self._audit = AuditLog(self)
+        return self._audit
+
+    def log_event(self, kind: str, snapshot: str | None = None, lock=None, **details) -> dict:
+        """Append one event to the audit log (after the change it records is stored)."""
+        return self.audit.append(kind, snapshot, lock, **details)
 
     # -- retention -------------------------------------------------------------
 
@@ -222,6 +240,7 @@ class Repository:
         raw = keyfile.wrap(self.keys, password, clock=self.clock)
         kid = blake3.blake3(raw).hexdigest()
         self.storage.put(f"keys/{kid}", raw)
+        self.log_event("key-add", key=kid)
         return kid
 
     def remove_key(self, ref: str) -> str:
@@ -234,6 +253,7 @@ class Repository:
         if kid == self.key_id:
             raise UsageError("refusing to remove the key this session was opened with")
         self.storage.delete(f"keys/{kid}")
+        self.log_event("key-remove", key=kid)
         return kid
 
     # -- snapshots -----------------------------------------------------------
@@ -338,10 +358,17 @@ class Repository:
 
         return restore(self, snap, target, **kw)
 
-    def check(self, read_data: bool = False, progress=None):
+    def check(self, read_data: bool = False, progress=None, record: bool = True):
         from .check import check
 
-        return check(self, read_data=read_data, progress=progress)
+        rep = check(self, read_data=read_data, progress=progress)
+        if record:
+            try:
+                self.log_event("check", read_data=read_data, ok=rep.ok, errors=len(rep.errors),
+                               damaged_packs=rep.damaged_packs[:100])
+            except AmberError as e:  # a read-only client can check without recording it
+                self.warn(f"the check was not recorded in the audit log: {e}")
+        return rep
 
     def cache_dir(self) -> str:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

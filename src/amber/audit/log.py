@@ -90,7 +90,8 @@ class AuditLog:
 
     # -- writing -----------------------------------------------------------------
 
-    def append(self, kind: str, snapshot: str | None = None, retention=None, **details) -> dict:
+    def append(self, kind: str, snapshot: str | None = None, lock=None, **details) -> dict:
+        """Append one event; `lock` (a Retention) protects the entry and its checkpoint."""
         entries = self.entries()
         leaves = self.leaves(entries)
         self._check_remembered(leaves)
@@ -104,7 +105,7 @@ class AuditLog:
             raw = canonical(ev)
             try:
                 self.repo.storage.put(f"{ENTRIES}{seq:012d}", self.repo.sealer.seal(KIND_LOG, raw),
-                                      retention=retention)
+                                      retention=lock)
                 break
             except AlreadyExists:  # another writer took this position: read on and retry
                 entries = self.entries()
@@ -112,7 +113,7 @@ class AuditLog:
         else:
             raise AmberError("could not append to the audit log (too much contention)")
         leaves = leaves + [merkle.leaf_hash(raw)]
-        self.write_checkpoint(leaves, retention)
+        self.write_checkpoint(leaves, lock)
         return ev
 
     def write_checkpoint(self, leaves: list[bytes], retention=None) -> bytes:
@@ -124,6 +125,22 @@ class AuditLog:
             note = self.repo.storage.get(f"{CHECKPOINTS}{len(leaves):012d}")
         self.remember(note)
         return note
+
+    def check_history(self) -> None:
+        """Refuse (IntegrityError) a log that does not extend what this client last verified."""
+        self._check_remembered(self.leaves(self.entries()))
+
+    def record_snapshots(self, sid: str, retention=None) -> list[dict]:
+        """Append a `snapshot` event for every stored snapshot the log does not name yet:
+        the one just written, and any a crash kept from being recorded (marked recovered)."""
+        logged = {ev.get("snapshot") for ev, _raw in self.entries() if ev.get("type") == "snapshot"}
+        self.repo.invalidate_snapshots()
+        snaps = [s for s in self.repo.snapshots() if s.id not in logged]
+        out = []
+        for s in snaps:
+            ret = retention if s.id == sid else None
+            out.append(self.append("snapshot", s.id, ret, **snapshot_details(s), recovered=s.id != sid))
+        return out
 
     # -- the client's memory ---------------------------------------------------------
 
@@ -169,7 +186,10 @@ class AuditLog:
 
     # -- verification ------------------------------------------------------------------
 
-    def verify(self, external: bytes | None = None) -> VerifyReport:
+    def _verify_links(self, entries, rep: VerifyReport) -> None:
+        _links(self.repo, entries, rep)
+
+    def verify(self, external: bytes | None = None, remember: bool = True) -> VerifyReport:
         rep = VerifyReport()
         entries = self.entries(rep.errors)
         leaves = self.leaves(entries)
@@ -188,6 +208,7 @@ class AuditLog:
         if leaves and f"{CHECKPOINTS}{len(leaves):012d}" not in cps:
             rep.warnings.append(f"no checkpoint for the full log of {len(leaves)} entries (a writer "
                                 "stopped between its entry and its checkpoint)")
+        self._verify_links(entries, rep)
         for note, what in ((self.remembered(), "the checkpoint this client last verified"),
                            (external, "the given checkpoint")):
             if note is None:
@@ -198,7 +219,47 @@ class AuditLog:
                     rep.remembered = size
             except IntegrityError as e:
                 rep.errors.append(str(e))
+        if rep.ok and remember and leaves:
+            latest = f"{CHECKPOINTS}{len(leaves):012d}"
+            try:
+                self.remember(self.repo.storage.get(latest))
+            except NotFound:
+                pass
         return rep
+
+
+def _links(repo, entries, rep) -> None:
+    """Every stored snapshot has a matching `snapshot` event; every logged one still stored
+    or forgotten by a `forget` event."""
+    logged: dict[str, dict] = {}
+    forgotten: set[str] = set()
+    for ev, _raw in entries:
+        if ev.get("type") == "snapshot" and ev.get("snapshot"):
+            logged[ev["snapshot"]] = ev
+        elif ev.get("type") == "forget":
+            forgotten.add(ev.get("snapshot"))
+    repo.invalidate_snapshots()
+    stored = {s.id: s for s in repo.snapshots()}
+    for sid, s in stored.items():
+        ev = logged.get(sid)
+        if ev is None:
+            rep.errors.append(f"snapshot {sid[:8]} has no event in the audit log (a crash before it was "
+                              "recorded is repaired by the next backup; otherwise it was added behind the log)")
+        elif ev.get("details", {}).get("content_root") != s.content_root or \
+                ev.get("details", {}).get("tree") != s.tree:
+            rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev['seq']} in the audit log")
+    for sid, ev in logged.items():
+        if sid not in stored and sid not in forgotten:
+            rep.errors.append(f"snapshot {sid[:8]} (event {ev['seq']}) is gone from the repository, but the "
+                              "log has no forget event for it: it was deleted behind the log")
+    for err in repo.snapshot_errors:
+        rep.errors.append(err)
+
+
+def snapshot_details(s) -> dict:
+    return {"time": to_iso(s.time), "hostname": s.hostname, "username": s.username, "paths": s.paths,
+            "tags": s.tags, "tree": s.tree, "content_root": s.content_root, "retention": s.retention,
+            "files": s.summary.get("files_total"), "bytes": s.summary.get("bytes_total")}
 
 
 def check_consistency(cp: cpfmt.Checkpoint, leaves: list[bytes], what: str) -> None:

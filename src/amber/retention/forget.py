@@ -90,4 +90,6 @@ def _remove(repo, snaps, events, now, bypass: bool) -> None:
         write_event(repo, s, "forget", None, bypass_governance=bool(bypass and p.locked(now)),
                     snapshot_time=to_iso(s.time), hostname=s.hostname, paths=s.paths,
                     run=s.doc.get("run"))
+        repo.log_event("forget", s.id, None, bypass_governance=bool(bypass and p.locked(now)),
+                       protection=p.retention_json(), snapshot_time=to_iso(s.time))
     repo.invalidate_snapshots()

@@ -153,6 +153,8 @@ def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = F
         repo.storage.set_retention(f"snapshots/{snap.id}", retention, bypass_governance=True)
     else:
         extend_objects(repo, needed_objects(repo, snap), Retention(new.mode, new.until))
+    repo.log_event("lock", snap.id, Retention(new.mode, new.until), mode=mode, until=to_iso(until),
+                   bypass_governance=bool(shortened), previous=cur.retention_json())
     return new
 
 
@@ -168,6 +170,7 @@ def hold(repo, snap, reason: str) -> Protection:
             repo.storage.set_legal_hold(key, True)
         except NotFound:
             continue
+    repo.log_event("hold", snap.id, _event_retention(cur, repo), reason=reason.strip())
     return protection(repo, snap)
 
 
@@ -186,6 +189,7 @@ def release(repo, snap) -> Protection:
             repo.storage.set_legal_hold(key, False)
         except NotFound:
             continue
+    repo.log_event("release", snap.id, _event_retention(cur, repo), reason=cur.hold_reason)
     return protection(repo, snap)
 
 

@@ -232,6 +232,10 @@ def prune(repo, *, dry_run: bool = False, trust_clock: bool = False) -> PruneRep
         repo.storage.delete(key)
     _clean_index_files(repo, rep)
     _clean_runs(repo, now, rep)
+    if rep.packs_deleted or rep.packs_repacked or rep.index_deleted:
+        repo.log_event("prune", None, None, packs_deleted=rep.packs_deleted, bytes_freed=rep.bytes_freed,
+                       packs_repacked=rep.packs_repacked, index_deleted=rep.index_deleted,
+                       packs_kept_locked=sorted(rep.packs_locked))
     return rep
 
 

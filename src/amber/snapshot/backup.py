@@ -498,6 +498,7 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
         if not treefmt.valid_name(stdin_name):
             raise UsageError(f"--stdin-name {stdin_name!r} is not a valid file name")
     retention = _retention_for(repo, retention, started)
+    repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index()
     repo.store.begin()
@@ -544,6 +545,7 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
         from ..retention.locks import extend_objects, needed_objects
 
         extend_objects(repo, needed_objects(repo, repo.load_snapshot(sid)), retention)
+    repo.audit.record_snapshots(sid, retention)
     if stdin is None:
         cache.save(norm)
     return BackupResult(sid, st, repo.store.bytes_added - added_before, time.monotonic() - t0)
