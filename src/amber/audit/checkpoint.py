@@ -59,7 +59,7 @@ def verifier_key(name: str, public: bytes) -> str:
 
 def parse_verifier_key(text: str) -> tuple[str, bytes]:
     try:
-        name, khash, b64 = text.strip().rsplit("+", 2)
+        name, khash, b64 = text.strip().split("+", 2)  # a name has no "+"; base64 may
         raw = base64.b64decode(b64, validate=True)
     except (ValueError, binascii.Error):
         raise CheckpointError("public key is not a verifier key (name+hash+base64)") from None

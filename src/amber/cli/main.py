@@ -50,7 +50,7 @@ def cli(ctx: click.Context, repo: str | None) -> None:
 
 def _register() -> None:
     from . import (backup_cmd, browse_cmd, check_cmd, init_cmd, key_cmd, restore_cmd,  # noqa: F401
-                   retention_cmd, audit_cmd)
+                   retention_cmd, audit_cmd, evidence_cmd)
 
 
 _register()
