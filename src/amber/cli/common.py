@@ -19,6 +19,9 @@ def default_repository() -> str:
 
 def repo_url(ctx: click.Context) -> str:
     obj = ctx.find_root().obj or {}
+    endpoint = ctx.params.get("s3_endpoint") or obj.get("s3_endpoint")
+    if endpoint:
+        os.environ["AMBER_S3_ENDPOINT"] = endpoint
     url = ctx.params.get("repo") or obj.get("repo") or os.environ.get("AMBER_REPOSITORY")
     if url:
         return url
@@ -70,13 +73,18 @@ repo_option = click.option("-r", "--repo", metavar="URL", help="repository (defa
                            "else the default local repository)")
 
 
+s3_endpoint_option = click.option("--s3-endpoint", metavar="URL",
+                                  help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)")
+
+
 def command(group, name=None, **kw):
     """A subcommand that takes --repo too, with errors mapped to exit codes."""
     def deco(fn):
         @functools.wraps(fn)
         def wrapped(*a, **k):
+            k.pop("s3_endpoint", None)  # read from ctx.params by repo_url
             return fn(*a, **k)
-        wrapped = repo_option(wrapped)
+        wrapped = repo_option(s3_endpoint_option(wrapped))
         return group.command(name, **kw)(click.pass_context(wrapped))
     return deco
 

@@ -20,6 +20,12 @@ def init(ctx, repo, default_retention, retention_mode, as_json):
     elif retention_mode:
         raise click.UsageError("--retention-mode needs --default-retention")
     url = repo_url(ctx)
+    if retention is not None:
+        from ..storage import open_storage
+
+        check = getattr(open_storage(url, create=True), "check_object_lock", None)
+        if check is not None:
+            check()  # an S3 bucket must be versioned with Object Lock before locks are promised
     r = Repository.init(url, password(confirm=True), default_retention=retention)
     if as_json:
         print_json({"id": r.id, "repository": url, "key": r.key_id})

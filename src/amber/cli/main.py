@@ -41,11 +41,12 @@ class AmberGroup(click.Group):
 @click.group(cls=AmberGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-r", "--repo", metavar="URL", help="repository (default: $AMBER_REPOSITORY, else the "
               "default local repository)")
+@click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)")
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context
-def cli(ctx: click.Context, repo: str | None) -> None:
+def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None) -> None:
     """amber: immutable, deduplicated, encrypted backups."""
-    ctx.obj = {"repo": repo}
+    ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint}
 
 
 def _register() -> None:

@@ -50,9 +50,17 @@ def fold_retention(cur: tuple[str, _dt.datetime] | None, mode: str, until: _dt.d
     cmode, cuntil = cur
     if cmode == COMPLIANCE:
         return COMPLIANCE, max(cuntil, until)
-    if mode == COMPLIANCE or until >= cuntil or bypass:
+    if bypass:  # an administrator lifting or shortening governance, recorded as such
         return mode, until
-    return cur
+    return mode, max(cuntil, until)  # extend, or upgrade to compliance, never shorten
+
+
+def _order(ev: dict):
+    try:
+        t = from_iso(str(ev.get("time", "")))
+    except ValueError:
+        t = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+    return t, str(ev.get("id", ""))
 
 
 def derive(initial: dict | None, events: list[dict]) -> Protection:
@@ -64,7 +72,7 @@ def derive(initial: dict | None, events: list[dict]) -> Protection:
         except (KeyError, ValueError, TypeError):
             ret = None
     hold, reason = False, None
-    for ev in sorted(events, key=lambda e: (str(e.get("time", "")), str(e.get("id", "")))):
+    for ev in sorted(events, key=_order):
         kind = ev.get("type")
         try:
             if kind == "lock":

@@ -41,6 +41,8 @@ class Retention:
             raise UsageError(f"retention mode must be governance or compliance, not {self.mode!r}")
         if self.until.tzinfo is None:
             raise ValueError("retention dates must be timezone-aware")
+        if self.until.microsecond:  # whole seconds, as object stores keep them; never shorter
+            object.__setattr__(self, "until", self.until.replace(microsecond=0) + _dt.timedelta(seconds=1))
 
     def active(self, now: _dt.datetime) -> bool:
         return self.until > now

@@ -40,5 +40,13 @@ def _memory(rest: str, create: bool) -> Storage:
     return _MEMORY.setdefault(rest, MemoryStorage())
 
 
+def _s3(rest: str, create: bool) -> Storage:
+    from .s3 import S3Storage
+
+    bucket, _, prefix = rest.lstrip("/").partition("/")
+    return S3Storage(bucket, prefix)
+
+
 register("local", _local)
+register("s3", _s3)
 register("memory", _memory)

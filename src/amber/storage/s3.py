@@ -1,0 +1,246 @@
+"""S3-compatible object storage with Object Lock (AWS S3, MinIO, Ceph RGW, ...).
+
+URL: `s3:BUCKET/PREFIX`; endpoint from AMBER_S3_ENDPOINT (or --s3-endpoint),
+credentials, region and profile the standard AWS way.
+
+Guarantees, mapped onto S3:
+- put-if-absent is a conditional PUT (`If-None-Match: *`), so two clients
+  never overwrite each other; every PUT carries a SHA-256 checksum (S3
+  requires an integrity header for uploads with Object Lock) and, when the
+  object is to be locked, its retention (`ObjectLockMode`,
+  `ObjectLockRetainUntilDate`) on the PUT itself;
+- retention is extended with PutObjectRetention and legal holds are set with
+  PutObjectLegalHold; amber checks the S3 Object Lock rules itself before
+  asking (never relying on a server to refuse a shortened compliance
+  period), and the bucket enforces them too;
+- delete removes every version of the key (no delete markers that leave
+  locked-looking data behind), with the bypass header only when asked.
+Retries with exponential backoff and jitter on throttling and transient
+errors come from botocore's standard retry mode.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import os
+
+from ..errors import AlreadyExists, Locked, NotFound, StorageError, Unsupported, UsageError
+from .base import (COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage, check_delete,
+                   check_key, check_prefix, check_retention_change)
+
+_MODE_TO_S3 = {GOVERNANCE: "GOVERNANCE", COMPLIANCE: "COMPLIANCE"}
+_MODE_FROM_S3 = {v: k for k, v in _MODE_TO_S3.items()}
+
+
+class S3Storage(Storage):
+    capabilities = Capabilities(object_lock=True, legal_hold=True, conditional_put=True)
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None, client=None,
+                 clock=None) -> None:
+        if not bucket:
+            raise UsageError("s3: needs a bucket: s3:BUCKET/PREFIX")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        if clock is not None:
+            self.clock = clock
+        self.endpoint = endpoint or os.environ.get("AMBER_S3_ENDPOINT") or None
+        self.client = client or _client(self.endpoint)
+        self._conditional = True
+
+    def describe(self) -> str:
+        return f"s3:{self.bucket}/{self.prefix}"
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    # -- objects ---------------------------------------------------------------------
+
+    def put(self, key, data, *, retention=None):
+        k = self._key(key)
+        body = bytes(data)
+        args = {"Bucket": self.bucket, "Key": k, "Body": body, "ChecksumSHA256":
+                base64.b64encode(hashlib.sha256(body).digest()).decode(),
+                "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+        if retention is not None:
+            args["ObjectLockMode"] = _MODE_TO_S3[retention.mode]
+            args["ObjectLockRetainUntilDate"] = retention.until
+        if self._conditional:
+            args["IfNoneMatch"] = "*"
+        else:
+            try:  # fallback for servers without conditional writes: racy, but never silent
+                self.stat(key)
+                raise AlreadyExists(key)
+            except NotFound:
+                pass
+        try:
+            self.client.put_object(**args)
+        except Exception as e:  # botocore raises ClientError and transport errors alike
+            code = _code(e)
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise AlreadyExists(key) from None
+            if code in ("NotImplemented", "501") and self._conditional:
+                self._conditional = False
+                return self.put(key, data, retention=retention)
+            if code in ("InvalidRequest", "InvalidArgument") and retention is not None:
+                raise Unsupported(f"{self.describe()}: the bucket refused an Object Lock retention "
+                                  f"({_message(e)}); enable versioning and Object Lock (docs/S3.md)") from None
+            raise _error(e, key) from None
+
+    def get(self, key, offset=0, length=None):
+        args = {"Bucket": self.bucket, "Key": self._key(key)}  # validates before any request
+        if length is not None:
+            if length == 0:
+                self.stat(key)
+                return b""
+            args["Range"] = f"bytes={offset}-{offset + length - 1}"
+        elif offset:
+            args["Range"] = f"bytes={offset}-"
+        try:
+            resp = self.client.get_object(**args)
+            return resp["Body"].read()
+        except Exception as e:
+            if _code(e) in ("InvalidRange", "416"):
+                return b""
+            raise _error(e, key) from None
+
+    def stat(self, key):
+        k = self._key(key)
+        try:
+            h = self.client.head_object(Bucket=self.bucket, Key=k)
+        except Exception as e:
+            raise _error(e, key) from None
+        retention = None
+        mode = h.get("ObjectLockMode")
+        until = h.get("ObjectLockRetainUntilDate")
+        if mode in _MODE_FROM_S3 and until is not None:
+            retention = Retention(_MODE_FROM_S3[mode], _aware(until))
+        hold = h.get("ObjectLockLegalHoldStatus") == "ON"
+        return ObjectInfo(key, int(h.get("ContentLength", 0)), retention, hold, _aware(h.get("LastModified")))
+
+    def list(self, prefix=""):
+        check_prefix(prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix)
+        try:
+            for page in pages:
+                for o in page.get("Contents", []):
+                    key = o["Key"][len(self.prefix):]
+                    yield ObjectInfo(key, int(o["Size"]), modified=_aware(o.get("LastModified")))
+        except Exception as e:
+            raise _error(e, prefix or "/") from None
+
+    def delete(self, key, *, bypass_governance=False):
+        info = self.stat(key)
+        check_delete(info, self.clock.now(), bypass_governance)
+        k = self._key(key)
+        try:
+            versions = self._versions(k)
+            for vid in versions or [None]:
+                args = {"Bucket": self.bucket, "Key": k}
+                if vid is not None:
+                    args["VersionId"] = vid
+                if bypass_governance:
+                    args["BypassGovernanceRetention"] = True
+                self.client.delete_object(**args)
+        except Exception as e:
+            raise _error(e, key) from None
+
+    def _versions(self, k: str) -> list[str]:
+        out = []
+        pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=k)
+        for page in pages:
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if v["Key"] == k and v.get("VersionId") not in (None, "null"):
+                    out.append(v["VersionId"])
+        return out
+
+    # -- Object Lock -------------------------------------------------------------------
+
+    def set_retention(self, key, retention, *, bypass_governance=False):
+        info = self.stat(key)
+        check_retention_change(key, info.retention, retention, self.clock.now(), bypass_governance)
+        args = {"Bucket": self.bucket, "Key": self._key(key),
+                "Retention": {"Mode": _MODE_TO_S3[retention.mode], "RetainUntilDate": retention.until}}
+        if bypass_governance:
+            args["BypassGovernanceRetention"] = True
+        try:
+            self.client.put_object_retention(**args)
+        except Exception as e:
+            raise _error(e, key) from None
+
+    def set_legal_hold(self, key, on):
+        self.stat(key)
+        try:
+            self.client.put_object_legal_hold(Bucket=self.bucket, Key=self._key(key),
+                                              LegalHold={"Status": "ON" if on else "OFF"})
+        except Exception as e:
+            raise _error(e, key) from None
+
+    def check_object_lock(self) -> None:
+        """Raise with instructions unless the bucket is versioned with Object Lock enabled."""
+        try:
+            versioning = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        except Exception as e:
+            raise _error(e, self.bucket) from None
+        enabled = None
+        try:
+            conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+            enabled = conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+        except Exception as e:
+            if _code(e) not in ("ObjectLockConfigurationNotFoundError", "NotImplemented", "404"):
+                raise _error(e, self.bucket) from None
+        if versioning != "Enabled" or enabled != "Enabled":
+            raise Unsupported(
+                f"bucket {self.bucket} has versioning {versioning or 'off'} and Object Lock "
+                f"{enabled or 'off'}: retention locks need both. Create the bucket with Object Lock "
+                f"(aws s3api create-bucket --bucket {self.bucket} --object-lock-enabled-for-bucket), "
+                "which also turns versioning on; see docs/S3.md")
+
+
+def _client(endpoint):
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise Unsupported("s3: repositories need boto3 (pip install 'amber-backup[s3]')") from None
+    cfg = Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=32,
+                 connect_timeout=10, read_timeout=60,
+                 request_checksum_calculation="when_required", response_checksum_validation="when_required")
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, config=cfg)
+
+
+def _aware(t):
+    if t is None or not isinstance(t, _dt.datetime):
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)).astimezone(_dt.timezone.utc)
+
+
+def _code(e) -> str:
+    resp = getattr(e, "response", None)
+    if isinstance(resp, dict):
+        err = resp.get("Error", {})
+        return str(err.get("Code") or resp.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return ""
+
+
+def _message(e) -> str:
+    resp = getattr(e, "response", None)
+    if isinstance(resp, dict):
+        return str(resp.get("Error", {}).get("Message") or _code(e))
+    return str(e)
+
+
+def _error(e, key: str):
+    code = _code(e)
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return NotFound(key)
+    if code == "NoSuchBucket":
+        return NotFound(f"bucket does not exist ({key})")
+    if code in ("AccessDenied", "403") and "lock" in _message(e).lower():
+        return Locked(f"{key}: the bucket refused: {_message(e)}")
+    if code in ("AccessDenied", "403"):
+        return StorageError(f"{key}: access denied by the S3 server ({_message(e)})")
+    if code:
+        return StorageError(f"{key}: S3 error {code}: {_message(e)}")
+    return StorageError(f"{key}: cannot reach the S3 server ({e})")

@@ -1,0 +1,106 @@
+"""The S3 backend against a real S3 API server over HTTP (moto's server mode on 127.0.0.1)."""
+import datetime as dt
+import time
+
+import pytest
+
+from amber.clock import FakeClock, SystemClock
+from amber.errors import Locked, NotFound, Unsupported
+from amber.storage.base import Retention
+from amber.storage.s3 import S3Storage
+from amber.testing import StorageContract
+
+
+class TestS3Storage(StorageContract):
+    time_travel = False  # the server judges retention by its own clock
+
+    @pytest.fixture
+    def clock(self):
+        return FakeClock(SystemClock().now())
+
+    @pytest.fixture(autouse=True)
+    def _server(self, s3_server):
+        self.server = s3_server
+
+    def make_storage(self, tmp_path, clock):
+        return S3Storage(self.server.new_bucket(), "repo", endpoint=self.server.endpoint, clock=clock)
+
+    def client_factory(self, storage):
+        import functools
+
+        return functools.partial(S3Storage, storage.bucket, "repo", endpoint=storage.endpoint)
+
+
+@pytest.fixture
+def s3(s3_server):
+    return S3Storage(s3_server.new_bucket(), "r", endpoint=s3_server.endpoint)
+
+
+def _versions(s3, key):
+    return s3.client.list_object_versions(Bucket=s3.bucket, Prefix=s3.prefix + key)
+
+
+def test_lock_is_on_the_object_with_mode_and_date(s3):
+    until = SystemClock().now() + dt.timedelta(days=3)
+    s3.put("data/aa/x", b"pack", retention=Retention("compliance", until))
+    head = s3.client.head_object(Bucket=s3.bucket, Key="r/data/aa/x")
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert abs((head["ObjectLockRetainUntilDate"] - until).total_seconds()) < 2
+
+
+def test_the_server_itself_refuses_deleting_a_locked_version(s3):
+    s3.put("k", b"v", retention=Retention("compliance", SystemClock().now() + dt.timedelta(days=1)))
+    vid = _versions(s3, "k")["Versions"][0]["VersionId"]
+    with pytest.raises(Exception) as e:
+        s3.client.delete_object(Bucket=s3.bucket, Key="r/k", VersionId=vid)
+    assert "AccessDenied" in str(e.value)
+    with pytest.raises(Locked):
+        s3.delete("k", bypass_governance=True)
+
+
+def test_governance_bypass_goes_to_the_server(s3):
+    s3.put("g", b"v", retention=Retention("governance", SystemClock().now() + dt.timedelta(days=1)))
+    with pytest.raises(Locked):
+        s3.delete("g")
+    s3.delete("g", bypass_governance=True)
+    assert _versions(s3, "g").get("Versions") is None
+    assert _versions(s3, "g").get("DeleteMarkers") is None  # versions removed, no marker left
+
+
+def test_legal_hold_is_set_on_the_object(s3):
+    s3.put("h", b"v")
+    s3.set_legal_hold("h", True)
+    assert s3.client.head_object(Bucket=s3.bucket, Key="r/h")["ObjectLockLegalHoldStatus"] == "ON"
+    with pytest.raises(Locked):
+        s3.delete("h")
+    s3.set_legal_hold("h", False)
+    s3.delete("h")
+    with pytest.raises(NotFound):
+        s3.stat("h")
+
+
+def test_a_short_lock_really_expires(s3):
+    s3.put("short", b"v", retention=Retention("compliance", SystemClock().now() + dt.timedelta(seconds=2)))
+    with pytest.raises(Locked):
+        s3.delete("short")
+    time.sleep(3.1)
+    s3.delete("short")
+
+
+def test_a_bucket_without_object_lock_is_explained(s3_server):
+    s = S3Storage(s3_server.new_bucket(object_lock=False), "", endpoint=s3_server.endpoint)
+    with pytest.raises(Unsupported) as e:
+        s.check_object_lock()
+    assert "object-lock" in str(e.value).lower()
+
+
+def test_an_unreachable_server_is_a_storage_error(tmp_path):
+    from amber.errors import StorageError
+    from botocore.config import Config
+    import boto3
+
+    client = boto3.client("s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                          config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    s = S3Storage("b", "", client=client)
+    with pytest.raises(StorageError):
+        s.get("x")
