@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import zipfile
 from dataclasses import dataclass, field

@@ -21,23 +21,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import pyfastcdc
-
 from .. import __version__
 from ..clock import to_iso
 from ..errors import NotFound, UsageError
 from ..format import tree as treefmt
-from ..format.pack import BLOB_DATA, BLOB_TREE
+from ..format.pack import BLOB_TREE
 from ..memory import throughput_mode
 from ..retention.prune import start_run
 from ..storage.base import Retention
 from ..timeutil import add_duration
 from .filescache import FilesCache
+from .reader import FileReader
 
-READ_WHOLE = 8 << 20      # files up to this size are read in one call
 BATCH_FILES = 64          # small files are read by the workers in batches ...
 BATCH_BYTES = 4 << 20     # ... of at most this many files and bytes
-LARGE_INFLIGHT = 4        # chunks of one large file being compressed at once
 MAX_OPEN_DIRS = 4096      # walked folders waiting for their files before the walk waits
 
 
@@ -134,101 +131,18 @@ class Archiver:
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
         self.slots = threading.BoundedSemaphore(self.workers * 16)
-        self._tls = threading.local()
         self._queue: collections.deque[_DirTask] = collections.deque()
-        self._blobs: ThreadPoolExecutor | None = None
         self._batch: list = []
         self._batch_bytes = 0
-        self._stats_mu = threading.Lock()
         self._racy_ns = time.time_ns() - 2_000_000_000
         cfg = repo.config["chunker"]
-        self._chunker_args = (cfg["avg"], cfg["min"], cfg["max"], repo.keys.chunker_seed)
+        self.reader = FileReader(repo.store, repo.keys, cfg, self.stats, self.workers)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-        if self._blobs is not None:
-            self._blobs.shutdown(wait=True, cancel_futures=True)
+        self.reader.close()
 
     # -- per-file work (worker threads) ----------------------------------------
-
-    def _chunker(self) -> pyfastcdc.FastCDC:
-        c = getattr(self._tls, "chunker", None)
-        if c is None:
-            avg, mn, mx, seed = self._chunker_args
-            c = self._tls.chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
-        return c
-
-    def _read_large(self, fd: int):
-        """Stream a large file: chunk and hash here, compress and seal on the blob pool,
-        so one big file uses every core."""
-        store, blob_id = self.store, self.keys.blob_id
-        sha = hashlib.sha256()
-        ids: list[str] = []
-        size = 0
-        inflight: collections.deque = collections.deque()
-        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
-            for c in self._chunker().cut_stream(f):
-                data = bytes(c.data)  # the stream reuses its buffer
-                bid = blob_id(data)
-                sha.update(data)
-                ids.append(bid.hex())
-                size += c.length
-                if not store.has(bid):
-                    inflight.append(self._blob_pool().submit(store.add, BLOB_DATA, bid, data))
-                    while len(inflight) > LARGE_INFLIGHT:
-                        inflight.popleft().result()
-        for fut in inflight:
-            fut.result()
-        return ids, sha, size
-
-    def _blob_pool(self) -> ThreadPoolExecutor:
-        with self._stats_mu:
-            if self._blobs is None:
-                self._blobs = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-blob")
-            return self._blobs
-
-    def _store_chunks(self, chunks, sha) -> list[str]:
-        store, blob_id = self.store, self.keys.blob_id
-        ids = []
-        for data in chunks:
-            bid = blob_id(data)
-            sha.update(data)
-            store.add(BLOB_DATA, bid, data)
-            ids.append(bid.hex())
-        return ids
-
-    def read_files(self, jobs: list) -> list:
-        """Results of `read_file` for several files; an OSError stands for a file that failed."""
-        out = []
-        for path, size in jobs:
-            try:
-                out.append(self.read_file(path, size))
-            except OSError as e:
-                out.append(e)
-        return out
-
-    def read_file(self, path: str, size_hint: int):
-        """(content ids, sha256 hex, size) of one regular file."""
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-        try:
-            if size_hint <= READ_WHOLE:
-                data = _read_all(fd, size_hint)
-                sha = hashlib.sha256()
-                if len(data) <= self._chunker_args[1]:
-                    chunks = (data,) if data else ()
-                else:
-                    chunks = (c.data for c in self._chunker().cut_buf(data))
-                ids = self._store_chunks(chunks, sha)
-                size = len(data)
-            else:
-                ids, sha, size = self._read_large(fd)
-        finally:
-            os.close(fd)
-        with self._stats_mu:
-            self.stats.bytes_read += size
-        return ids, sha.hexdigest(), size
-
-    # -- the walk (calling thread) ---------------------------------------------
 
     def excluded(self, path: str, name: str) -> bool:
         for pat in self.excludes:
@@ -288,7 +202,7 @@ class Archiver:
 
     def _submit(self, recs: list) -> None:
         self.slots.acquire()
-        fut = self.pool.submit(self.read_files, [(r.path, r.st.st_size) for r in recs])
+        fut = self.pool.submit(self.reader.read_files, [(r.path, r.st.st_size) for r in recs])
         fut.add_done_callback(lambda _f: self.slots.release())
         for i, r in enumerate(recs):
             r.fut, r.i = fut, i
@@ -436,8 +350,8 @@ class Archiver:
     def save_stdin(self, stream, name: str) -> dict:
         sha = hashlib.sha256()
         ids, size = [], 0
-        for c in self._chunker().cut_stream(stream):
-            ids.extend(self._store_chunks((c.data,), sha))
+        for c in self.reader.chunker().cut_stream(stream):
+            ids.extend(self.reader.store_chunks((c.data,), sha))
             size += c.length
         now = time.time_ns()
         self.stats.files_new += 1
@@ -446,18 +360,6 @@ class Archiver:
         self.stats.bytes_total += size
         return {"name": name, "type": "file", "mode": 0o644, "uid": os.getuid(), "gid": os.getgid(),
                 "mtime_ns": now, "size": size, "content": ids, "sha256": sha.hexdigest()}
-
-
-def _read_all(fd: int, hint: int) -> bytes:
-    data = os.read(fd, hint + 1) if hint else os.read(fd, 65536)
-    if len(data) <= hint:
-        return data
-    parts = [data]
-    while True:
-        more = os.read(fd, 1 << 20)
-        if not more:
-            return b"".join(parts)
-        parts.append(more)
 
 
 def selection_tree(paths: list[str]) -> dict:

@@ -1,0 +1,129 @@
+"""Reading files for a backup: chunk, hash, and hand each new chunk to the blob store.
+
+Runs on the archiver's worker threads. Small files are read in one call and
+chunked in memory; large files are streamed, chunked and hashed here while
+their chunks are compressed and sealed on a separate pool, so one big file
+keeps every core busy.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pyfastcdc
+
+from ..format.pack import BLOB_DATA
+
+READ_WHOLE = 8 << 20      # files up to this size are read in one call
+LARGE_INFLIGHT = 4        # chunks of one large file being compressed at once
+
+
+class FileReader:
+    def __init__(self, store, keys, chunker_config: dict, stats, workers: int) -> None:
+        self.store = store
+        self.keys = keys
+        self.stats = stats
+        self.workers = workers
+        self._chunker_args = (chunker_config["avg"], chunker_config["min"], chunker_config["max"],
+                              keys.chunker_seed)
+        self._tls = threading.local()
+        self._mu = threading.Lock()
+        self._blobs: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._blobs is not None:
+            self._blobs.shutdown(wait=True, cancel_futures=True)
+
+    def chunker(self) -> pyfastcdc.FastCDC:
+        c = getattr(self._tls, "chunker", None)
+        if c is None:
+            avg, mn, mx, seed = self._chunker_args
+            c = self._tls.chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
+        return c
+
+    def _read_large(self, fd: int):
+        """Stream a large file: chunk and hash here, compress and seal on the blob pool,
+        so one big file uses every core."""
+        store, blob_id = self.store, self.keys.blob_id
+        sha = hashlib.sha256()
+        ids: list[str] = []
+        size = 0
+        inflight: collections.deque = collections.deque()
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+            for c in self.chunker().cut_stream(f):
+                data = bytes(c.data)  # the stream reuses its buffer
+                bid = blob_id(data)
+                sha.update(data)
+                ids.append(bid.hex())
+                size += c.length
+                if not store.has(bid):
+                    inflight.append(self._blob_pool().submit(store.add, BLOB_DATA, bid, data))
+                    while len(inflight) > LARGE_INFLIGHT:
+                        inflight.popleft().result()
+        for fut in inflight:
+            fut.result()
+        return ids, sha, size
+
+    def _blob_pool(self) -> ThreadPoolExecutor:
+        with self._mu:
+            if self._blobs is None:
+                self._blobs = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-blob")
+            return self._blobs
+
+    def store_chunks(self, chunks, sha) -> list[str]:
+        store, blob_id = self.store, self.keys.blob_id
+        ids = []
+        for data in chunks:
+            bid = blob_id(data)
+            sha.update(data)
+            store.add(BLOB_DATA, bid, data)
+            ids.append(bid.hex())
+        return ids
+
+    def read_files(self, jobs: list) -> list:
+        """Results of `read_file` for several files; an OSError stands for a file that failed."""
+        out = []
+        for path, size in jobs:
+            try:
+                out.append(self.read_file(path, size))
+            except OSError as e:
+                out.append(e)
+        return out
+
+    def read_file(self, path: str, size_hint: int):
+        """(content ids, sha256 hex, size) of one regular file."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if size_hint <= READ_WHOLE:
+                data = _read_all(fd, size_hint)
+                sha = hashlib.sha256()
+                if len(data) <= self._chunker_args[1]:
+                    chunks = (data,) if data else ()
+                else:
+                    chunks = (c.data for c in self.chunker().cut_buf(data))
+                ids = self.store_chunks(chunks, sha)
+                size = len(data)
+            else:
+                ids, sha, size = self._read_large(fd)
+        finally:
+            os.close(fd)
+        with self._mu:
+            self.stats.bytes_read += size
+        return ids, sha.hexdigest(), size
+
+    # -- the walk (calling thread) ---------------------------------------------
+
+
+def _read_all(fd: int, hint: int) -> bytes:
+    data = os.read(fd, hint + 1) if hint else os.read(fd, 65536)
+    if len(data) <= hint:
+        return data
+    parts = [data]
+    while True:
+        more = os.read(fd, 1 << 20)
+        if not more:
+            return b"".join(parts)
+        parts.append(more)
