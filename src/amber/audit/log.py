@@ -14,6 +14,7 @@ differs (a rollback or a fork) with an integrity error.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import getpass
 import json
 import os
@@ -26,6 +27,7 @@ from ..errors import AlreadyExists, AmberError, IntegrityError, NotFound
 from . import checkpoint as cpfmt
 from . import merkle
 
+RECOVER_AFTER = _dt.timedelta(minutes=10)  # then a snapshot without its event is recorded by others
 ENTRIES = "log/entries/"
 CHECKPOINTS = "log/checkpoints/"
 
@@ -137,10 +139,21 @@ class AuditLog:
         self.repo.invalidate_snapshots()
         snaps = [s for s in self.repo.snapshots() if s.id not in logged]
         out = []
+        now = self.repo.clock.now()
         for s in snaps:
+            if s.id != sid and not self._orphaned(s, now):
+                continue  # another backup's, still about to record itself
             ret = retention if s.id == sid else None
             out.append(self.append("snapshot", s.id, ret, **snapshot_details(s), recovered=s.id != sid))
         return out
+
+    def _orphaned(self, snap, now) -> bool:
+        """A snapshot stored long enough ago that its own backup cannot still be recording it."""
+        try:
+            stored = self.repo.storage.stat(f"snapshots/{snap.id}").modified
+        except NotFound:
+            return False
+        return stored is not None and now - stored > RECOVER_AFTER
 
     # -- the client's memory ---------------------------------------------------------
 
