@@ -9,6 +9,7 @@ data (at worst unreferenced packs, which `prune` removes).
 """
 from __future__ import annotations
 
+import collections
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ..storage.base import Storage
 PACK_TARGET = 16 << 20
 PACKS_PER_INDEX = 32
 UPLOADERS = 2          # threads that write finished packs, so workers never wait on storage
+TREE_PACKS_CACHED = 4  # whole tree packs kept in memory while trees are read
 UPLOAD_QUEUE = 4       # finished packs that may wait for an uploader (bounds memory)
 MAX_INDEX_RAW = 1 << 30
 _KIND = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}
@@ -77,6 +79,7 @@ class BlobStore:
         self.blobs_added = 0
         self.packs_written = 0
         self.tree_cache: dict[bytes, list] = {}
+        self._tree_packs: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._uploader: ThreadPoolExecutor | None = None
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
         self._uploads: list[Future] = []
@@ -247,8 +250,25 @@ class BlobStore:
 
     def read(self, blob_id: bytes) -> bytes:
         e = self.lookup(blob_id)
-        raw = self.storage.get(pack_key(e.pack), e.offset, e.length)
+        if e.type == BLOB_TREE:  # trees are read many at a time: fetch their pack once
+            body = self._tree_pack(e.pack, e.offset + e.length)
+            raw = body[e.offset:e.offset + e.length]
+        else:
+            raw = self.storage.get(pack_key(e.pack), e.offset, e.length)
         return self.open_blob(blob_id, e, raw)
+
+    def _tree_pack(self, pack_id: bytes, need: int) -> bytes:
+        with self._mu:
+            body = self._tree_packs.get(pack_id)
+            if body is not None:
+                self._tree_packs.move_to_end(pack_id)
+        if body is None or len(body) < need:
+            body = self.storage.get(pack_key(pack_id))
+            with self._mu:
+                self._tree_packs[pack_id] = body
+                while len(self._tree_packs) > TREE_PACKS_CACHED:
+                    self._tree_packs.popitem(last=False)
+        return body
 
     def open_blob(self, blob_id: bytes, e: IndexEntry, sealed: bytes) -> bytes:
         what = f"blob {blob_id.hex()[:16]} in pack {e.pack.hex()[:16]}"
