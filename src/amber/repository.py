@@ -138,7 +138,11 @@ class Repository:
     def id(self) -> str:
         return self.config["id"]
 
-    def load_index(self) -> None:
+    def load_index(self, force: bool = False) -> None:
+        """Read the index (once; `force` reads it again, as another client may have changed it)."""
+        if force and self._index_loaded:
+            self.store.reset_index()
+            self._index_loaded = False
         if not self._index_loaded:
             from .retention.prune import load_records
 
@@ -237,9 +241,15 @@ class Repository:
         return out
 
     def add_key(self, password: str) -> str:
+        """Add a key file, protected as long as the longest lock, and held if any snapshot is."""
+        from .retention.locks import strongest_protection
+
+        retention, held = strongest_protection(self)
         raw = keyfile.wrap(self.keys, password, clock=self.clock)
         kid = blake3.blake3(raw).hexdigest()
-        self.storage.put(f"keys/{kid}", raw)
+        self.storage.put(f"keys/{kid}", raw, retention=retention)
+        if held:
+            self.storage.set_legal_hold(f"keys/{kid}", True)
         self.log_event("key-add", key=kid)
         return kid
 

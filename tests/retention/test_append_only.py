@@ -97,3 +97,23 @@ def test_an_append_only_client_cannot_delete_or_shorten(repo, repo_path, clock, 
     assert {s.id for s in admin.snapshots()} == {s1.id, s2.id}
     assert data_keys(admin) >= before
     assert admin.check(read_data=True).ok
+
+
+def test_a_refused_release_leaves_the_snapshot_held(repo, repo_path, clock, tmp_path):
+    """A client that may not clear legal holds tries to release one: storage refuses, and the
+    repository's record must not claim a release that did not happen."""
+    src = make_source(tmp_path / "src", {"a.bin": rand(20_000, "a")})
+    snap = backup(repo, src, clock=clock)
+    repo.hold(snap, "case 9")
+    clock.advance(60)
+    client, storage = append_only_client(repo_path, clock)
+    with pytest.raises(Locked):
+        client.release(client.find_snapshot(snap.id))
+    assert storage.refused
+    admin = open_repo(repo_path, clock)
+    s = admin.find_snapshot(snap.id)
+    assert admin.storage.stat(f"snapshots/{s.id}").legal_hold
+    assert admin.protection(s).hold is True, "the events say released, the storage says held"
+    clock.advance(60)
+    admin.release(s)  # the administrator can still release it properly
+    admin.forget([s])

@@ -102,3 +102,16 @@ def test_dry_runs_are_not_refused(repo, clock, two):
     clock.advance(-5 * HOUR)
     assert repo.forget([s1], dry_run=True).remove == [s1.id]
     repo.prune(dry_run=True)
+
+
+def test_trusting_the_clock_is_recorded(repo, clock, two):
+    """Overriding the guard is an administrator's decision: the forget it allowed says so."""
+    s1, _ = two
+    clock.advance(-5 * HOUR)
+    repo.forget([s1], trust_clock=True)
+    repo.invalidate_events()
+    recorded = [e for e in repo.events().get(s1.id, []) if e.get("type") == "forget"]
+    recorded += [ev for ev, _raw in repo.audit.entries()
+                 if ev.get("type") == "forget" and ev.get("snapshot") == s1.id]
+    assert recorded, "the forget is recorded"
+    assert any(e.get("trust_clock") or (e.get("details") or {}).get("trust_clock") for e in recorded), recorded

@@ -6,16 +6,20 @@ storage, where the storage itself enforces it.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import shutil
 
 import pytest
 
+from amber.clock import to_iso
 from amber.errors import Locked, UsageError
 from amber.retention.locks import needed_objects
 from amber.retention.policy import KeepPolicy
 from amber.storage.base import COMPLIANCE, GOVERNANCE, Retention
 
-from .helpers import (DAY, HOUR, backup, lock_records_dir, make_source, open_repo, packs_of, rand)
+from .helpers import (DAY, HOUR, backup, lock_records_dir, make_source, open_repo, pack_of_file, packs_of,
+                      rand)
 
 G, C = GOVERNANCE, COMPLIANCE
 
@@ -98,11 +102,14 @@ def test_a_lock_extension_reaches_a_key_added_later(repo, clock, src):
 
 def test_data_reused_by_a_locked_backup_is_locked_with_it(repo, clock, src):
     old = backup(repo, src, clock=clock)
-    old_packs = packs_of(repo, old)
-    new = backup(repo, src, mode=C, seconds=3 * DAY)  # same files: nothing new to store
-    assert packs_of(repo, new) >= {p for p in old_packs if p in packs_of(repo, new)}
-    until = later(repo, 3 * DAY) - dt.timedelta(minutes=2)
+    reused = pack_of_file(repo, old, f"{src}/a.bin")
+    assert repo.storage.stat(reused).retention is None
+    new = backup(repo, src, mode=C, seconds=3 * DAY)  # same files: their data is not stored again
+    assert pack_of_file(repo, new, f"{src}/a.bin") == reused
+    until = repo.protection(new).until
     assert_protected(repo, packs_of(repo, new), C, until)
+    assert_protected(repo, [reused], C, until)
+    assert repo.check().ok
 
 
 @pytest.mark.parametrize("order", ["long first", "short first"])
@@ -371,6 +378,43 @@ def test_forget_policy_with_an_empty_policy_removes_nothing(repo, clock, src):
     else:
         assert res.remove == []
     assert len(repo.snapshots()) == 2
+
+
+# -- the local backend's lock records ------------------------------------------------------
+
+
+def _add_record_by_hand(repo_path, key: str, record: dict) -> None:
+    """What someone who may add files under .locks/ but not remove them could do."""
+    folder = lock_records_dir(repo_path, key)
+    seq = max(int(n) for n in os.listdir(folder) if n.isdigit()) + 1
+    (folder / f"{seq:08d}").write_text(json.dumps(record))
+
+
+def test_a_record_added_by_hand_cannot_shorten_compliance(repo, repo_path, clock, src):
+    snap = backup(repo, src, mode=C, seconds=10 * DAY)
+    key = f"snapshots/{snap.id}"
+    before = repo.storage.stat(key).retention
+    for rec in ({"retention": {"mode": C, "until": to_iso(later(repo, HOUR))}},
+                {"retention": {"mode": G, "until": to_iso(later(repo, HOUR))}, "bypass_governance": True}):
+        _add_record_by_hand(repo_path, key, dict(rec, time=to_iso(clock.now())))
+        assert repo.storage.stat(key).retention == before
+    with pytest.raises(Locked):
+        repo.storage.delete(key, bypass_governance=True)
+
+
+def test_a_record_added_by_hand_cannot_shorten_governance_by_upgrading_it(repo, repo_path, clock, src):
+    """Governance until day 10, then a compliance record until 1 hour with no bypass: switching
+    the mode is no bypass, so the object stays protected at least until day 10."""
+    snap = backup(repo, src, mode=G, seconds=10 * DAY)
+    key = f"snapshots/{snap.id}"
+    before = repo.storage.stat(key).retention
+    _add_record_by_hand(repo_path, key, {"retention": {"mode": C, "until": to_iso(later(repo, HOUR))},
+                                         "time": to_iso(clock.now())})
+    after = repo.storage.stat(key).retention
+    assert after.until >= before.until, after
+    clock.advance(2 * HOUR)
+    with pytest.raises(Locked):
+        repo.storage.delete(key)
 
 
 # -- check --------------------------------------------------------------------------------

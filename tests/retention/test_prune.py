@@ -1,15 +1,13 @@
 """prune after forget: only unused, unprotected data goes, and never from under a backup."""
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from amber.repository import Repository
 from amber.retention.prune import RUN_TIMEOUT, start_run
 from amber.storage.base import GOVERNANCE, StorageWrapper
 
-from .helpers import (DAY, HOUR, backup, data_keys, make_source, open_repo, pack_of_file, packs_of, rand,
+from .helpers import (DAY, backup, data_keys, make_source, open_repo, pack_of_file, packs_of, rand,
                       restored, tree_digest)
 
 A, SHARED, B, C = rand(40_000, "a"), rand(40_000, "shared"), rand(40_000, "b"), rand(40_000, "c")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..clock import to_iso
-from ..errors import Locked
+from ..errors import Locked, UsageError
 from ..storage.base import COMPLIANCE
 from . import clockguard
 from .locks import protection, write_event
@@ -48,11 +48,13 @@ def forget_snapshots(repo, snaps, *, bypass_governance=False, dry_run=False, tru
     res = ForgetResult(remove=[s.id for s in snaps], dry_run=dry_run)
     if not dry_run:
         clockguard.check_before_delete(repo, trust_clock)
-        _remove(repo, snaps, events, now, bypass_governance)
+        _remove(repo, snaps, events, now, bypass_governance, trust_clock)
     return res
 
 
 def forget_policy(repo, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False) -> ForgetResult:
+    if policy.empty():
+        raise UsageError("an empty keep policy would remove every snapshot: give at least one --keep-* rule")
     now = repo.clock.now()
     events = repo.events()
     snaps = repo.snapshots() if snaps is None else snaps
@@ -79,17 +81,17 @@ def forget_policy(repo, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_
                 doomed.append(s)
     if doomed and not dry_run:
         clockguard.check_before_delete(repo, trust_clock)
-        _remove(repo, doomed, events, now, False)
+        _remove(repo, doomed, events, now, False, trust_clock)
     return res
 
 
-def _remove(repo, snaps, events, now, bypass: bool) -> None:
+def _remove(repo, snaps, events, now, bypass: bool, trust_clock: bool = False) -> None:
     for s in snaps:
         p = protection(repo, s, events)
         repo.storage.delete(f"snapshots/{s.id}", bypass_governance=bypass and p.locked(now))
         write_event(repo, s, "forget", None, bypass_governance=bool(bypass and p.locked(now)),
                     snapshot_time=to_iso(s.time), hostname=s.hostname, paths=s.paths,
-                    run=s.doc.get("run"))
+                    run=s.doc.get("run"), trust_clock=trust_clock)
         repo.log_event("forget", s.id, None, bypass_governance=bool(bypass and p.locked(now)),
-                       protection=p.retention_json(), snapshot_time=to_iso(s.time))
+                       protection=p.retention_json(), snapshot_time=to_iso(s.time), trust_clock=trust_clock)
     repo.invalidate_snapshots()

@@ -63,7 +63,14 @@ def protection(repo, snap, events: dict[str, list[dict]] | None = None) -> Prote
 
 
 def write_event(repo, snap, kind: str, retention: Retention | None, **fields) -> dict:
-    ev = {"v": 1, "type": kind, "snapshot": snap.id, "time": to_iso(repo.clock.now()),
+    # strictly after the snapshot's last event, so events made within one clock tick keep their order
+    t = repo.clock.now()
+    for prev in repo.events().get(snap.id, []):
+        try:
+            t = max(t, from_iso(prev["time"]) + _dt.timedelta(microseconds=1))
+        except (KeyError, ValueError, TypeError):
+            continue
+    ev = {"v": 1, "type": kind, "snapshot": snap.id, "time": to_iso(t),
           "host": socket.gethostname(), "user": _user(), "key": repo.key_id[:16], **fields}
     raw = repo.sealer.seal(KIND_EVENT, json.dumps(ev, sort_keys=True).encode())
     eid = blake3.blake3(raw).hexdigest()
@@ -178,19 +185,36 @@ def release(repo, snap) -> Protection:
     cur = protection(repo, snap)
     if not cur.hold:
         raise UsageError(f"snapshot {snap.short_id} is not under a legal hold")
-    write_event(repo, snap, "release", _event_retention(cur, repo))
     events = repo.events()
     still_needed: set[str] = set()
     for other in repo.snapshots():
         if other.id != snap.id and protection(repo, other, events).hold:
             still_needed |= needed_objects(repo, other)
+    # storage first: if it refuses (a client without the right), nothing says "released"
     for key in needed_objects(repo, snap) - still_needed:
         try:
             repo.storage.set_legal_hold(key, False)
         except NotFound:
             continue
+    write_event(repo, snap, "release", _event_retention(cur, repo))
     repo.log_event("release", snap.id, _event_retention(cur, repo), reason=cur.hold_reason)
     return protection(repo, snap)
+
+
+def strongest_protection(repo) -> tuple[Retention | None, bool]:
+    """The longest active lock of any snapshot (compliance if any is), and whether any is held:
+    what an object every snapshot needs (a key file) must carry."""
+    now = repo.clock.now()
+    events = repo.events()
+    mode, until, held = GOVERNANCE, None, False
+    for snap in repo.snapshots():
+        p = protection(repo, snap, events)
+        held = held or p.hold
+        if p.locked(now):
+            until = p.until if until is None else max(until, p.until)
+            if p.mode == COMPLIANCE:
+                mode = COMPLIANCE
+    return (Retention(mode, until) if until is not None else None), held
 
 
 def _event_retention(p: Protection, repo) -> Retention | None:

@@ -149,8 +149,9 @@ def prune(repo, *, dry_run: bool = False, trust_clock: bool = False) -> PruneRep
     now = repo.clock.now()
     if not dry_run:
         clockguard.check_before_delete(repo, trust_clock)
-    repo.load_index()
+    repo.load_index(force=True)  # another client may have written or pruned since this one looked
     store = repo.store
+    repo.invalidate_snapshots()
     snaps = repo.snapshots()
     used = used_blobs(repo, snaps)
     stored = {bytes.fromhex(i.key.rsplit("/", 1)[-1]): i for i in repo.storage.list("data/")}
@@ -210,10 +211,11 @@ def prune(repo, *, dry_run: bool = False, trust_clock: bool = False) -> PruneRep
         rep.packs_planned = sorted(p.hex() for ps in plans.values() for p in ps)
         return rep
     repo.invalidate_snapshots()
-    used = used_blobs(repo, repo.snapshots())  # again: a backup may have finished meanwhile
+    repo.load_index(force=True)  # again: a backup may have finished meanwhile, and repacks moved blobs
+    used = used_blobs(repo, repo.snapshots())
+    live = {store.index[b].pack for b in used if b in store.index}
     for key, packs in sorted(plans.items()):
-        gone = sorted(p for p in packs if not any(b in used for b in by_pack.get(p, ()))
-                      and not _protected(repo, pack_key(p), now))
+        gone = sorted(p for p in packs if p not in live and not _protected(repo, pack_key(p), now))
         if gone:
             tid, raw = _seal(repo, {"v": 1, "time": to_iso(now), "packs": [p.hex() for p in gone]})
             repo.storage.put(f"prune/tomb-{tid}", raw)
@@ -232,8 +234,10 @@ def prune(repo, *, dry_run: bool = False, trust_clock: bool = False) -> PruneRep
         repo.storage.delete(key)
     _clean_index_files(repo, rep)
     _clean_runs(repo, now, rep)
+    repo.load_index(force=True)  # forget the entries of the packs just deleted
     if rep.packs_deleted or rep.packs_repacked or rep.index_deleted:
-        repo.log_event("prune", None, None, packs_deleted=rep.packs_deleted, bytes_freed=rep.bytes_freed,
+        repo.log_event("prune", None, None, trust_clock=trust_clock, packs_deleted=rep.packs_deleted,
+                       bytes_freed=rep.bytes_freed,
                        packs_repacked=rep.packs_repacked, index_deleted=rep.index_deleted,
                        packs_kept_locked=sorted(rep.packs_locked))
     return rep

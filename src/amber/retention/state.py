@@ -11,7 +11,8 @@ import datetime as _dt
 from dataclasses import dataclass
 
 from ..clock import from_iso, to_iso
-from ..storage.base import COMPLIANCE, GOVERNANCE, MODES
+from ..storage.base import GOVERNANCE, MODES, Retention
+from ..storage.base import fold_retention as _fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +44,12 @@ class Protection:
 
 def fold_retention(cur: tuple[str, _dt.datetime] | None, mode: str, until: _dt.datetime,
                    bypass: bool) -> tuple[str, _dt.datetime]:
+    """The storage rule (`storage.base.fold_retention`) on (mode, until) pairs."""
     if mode not in MODES:
         return cur  # an unknown mode adds nothing
-    if cur is None:
-        return mode, until
-    cmode, cuntil = cur
-    if cmode == COMPLIANCE:
-        return COMPLIANCE, max(cuntil, until)
-    if bypass:  # an administrator lifting or shortening governance, recorded as such
-        return mode, until
-    return mode, max(cuntil, until)  # extend, or upgrade to compliance, never shorten
+    old = Retention(*cur) if cur is not None else None
+    new = _fold(old, Retention(mode, until), bypass)
+    return new.mode, new.until
 
 
 def _order(ev: dict):

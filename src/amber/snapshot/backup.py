@@ -402,7 +402,7 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     retention = _retention_for(repo, retention, started)
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
-    repo.load_index()
+    repo.load_index(force=True)
     repo.store.begin()
     repo.store.put_retention = retention
     added_before = repo.store.bytes_added

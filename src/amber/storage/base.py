@@ -70,6 +70,19 @@ def check_key(key: str) -> str:
     return key
 
 
+def fold_retention(cur: Retention | None, new: Retention, bypass_governance: bool) -> Retention:
+    """The retention after `new` is applied to `cur`, by S3 Object Lock's rules: compliance only
+    grows and keeps its mode; governance grows (or becomes compliance, never shorter) and shrinks
+    only with a governance bypass."""
+    if cur is None:
+        return new
+    if cur.mode == COMPLIANCE:
+        return Retention(COMPLIANCE, max(cur.until, new.until))
+    if bypass_governance:
+        return new
+    return Retention(new.mode, max(cur.until, new.until))
+
+
 def check_prefix(prefix: str) -> str:
     """A list prefix is "" or a valid key followed by '/'."""
     if prefix == "":

@@ -24,8 +24,8 @@ import stat
 
 from ..clock import from_iso, to_iso
 from ..errors import AlreadyExists, AmberError, NotFound, StorageError
-from .base import (COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage,
-                   check_delete, check_key, check_prefix, check_retention_change)
+from .base import (GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage, check_delete, check_key,
+                   check_prefix, check_retention_change, fold_retention)
 
 LOCKS = ".locks"
 
@@ -154,12 +154,7 @@ class LocalStorage(Storage):
                 new = Retention(r["mode"], from_iso(r["until"]))
             except (KeyError, ValueError, TypeError, AmberError):
                 continue
-            if retention is None:
-                retention = new
-            elif retention.mode == COMPLIANCE:
-                retention = Retention(COMPLIANCE, max(retention.until, new.until))
-            elif new.mode == COMPLIANCE or new.until >= retention.until or rec.get("bypass_governance"):
-                retention = new
+            retention = fold_retention(retention, new, bool(rec.get("bypass_governance")))
         return retention, hold
 
     def _add_record(self, key: str, rec: dict) -> None:

@@ -109,8 +109,21 @@ class BlobStore:
             self.pack_index_files.setdefault(pack_id, set()).add(key)
             if pack_id in self.tombstones:
                 continue
+            doomed = self.doomed
             for e in entries:
-                index.setdefault(e.id, IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length))
+                known = index.get(e.id)
+                # of two copies, keep the one no prune plan is about to delete
+                if known is None or (known.pack in doomed and pack_id not in doomed):
+                    index[e.id] = IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
+
+    def reset_index(self) -> None:
+        """Forget the loaded index (blobs written by this client and not yet indexed stay)."""
+        with self._mu:
+            pending = {e.id: pack for pack, entries in self._written for e in entries}
+            keep = {b: e for b, e in self.index.items() if b in pending}
+            self.index = keep
+            self.index_files = []
+            self.pack_index_files = {}
 
     def has(self, blob_id: bytes) -> bool:
         """Whether a writer may reuse this blob (it is indexed, in a pack not planned for deletion)."""

@@ -1,0 +1,182 @@
+"""Helpers for the end-to-end tests of `amber` on `s3:` repositories.
+
+Every test drives the real `amber` executable in a subprocess against a real
+S3 API server on 127.0.0.1 (tests/s3server.py), over HTTP. The assertions
+about Object Lock read the objects back with a plain boto3 client, the way an
+operator would, never through amber.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+_CLI_TESTS = str(Path(__file__).resolve().parent.parent / "cli")
+if _CLI_TESTS not in sys.path:
+    sys.path.insert(0, _CLI_TESTS)
+
+from cli_helpers import Amber  # noqa: E402
+from s3server import CREDENTIALS  # noqa: E402
+
+UTC = dt.timezone.utc
+
+
+class S3Amber(Amber):
+    """One user of amber whose repository is `s3:BUCKET/PREFIX` on a test server."""
+
+    def __init__(self, base: Path, server, bucket: str, prefix: str = "repo", **kw) -> None:
+        super().__init__(base, **kw)
+        self.server = server
+        self.bucket = bucket
+        self.prefix = prefix
+        self.url = f"s3:{bucket}/{prefix}"
+
+    def env(self, **overrides) -> dict:
+        s3 = {k: None for k in os.environ if k.startswith("AWS_")}  # nothing from the caller's AWS setup
+        s3.update(CREDENTIALS)
+        s3.update({"AMBER_REPOSITORY": self.url, "AMBER_S3_ENDPOINT": self.server.endpoint,
+                   "AWS_CONFIG_FILE": str(self.home / "aws-config"),
+                   "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials")})
+        s3.update(overrides)
+        return super().env(**s3)
+
+    # -- the bucket as an operator sees it -----------------------------------------
+
+    @property
+    def s3(self):
+        if not hasattr(self, "_client"):
+            self._client = self.server.client()
+        return self._client
+
+    def key(self, key: str) -> str:
+        return f"{self.prefix}/{key}"
+
+    def keys(self, sub: str = "") -> list[str]:
+        """Repository keys (without the prefix) of every object under `sub`."""
+        out = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                      Prefix=self.key(sub)):
+            out += [o["Key"][len(self.prefix) + 1:] for o in page.get("Contents", [])]
+        return sorted(out)
+
+    def head(self, key: str) -> dict:
+        return self.s3.head_object(Bucket=self.bucket, Key=self.key(key))
+
+    def versions(self, key: str) -> list[str]:
+        resp = self.s3.list_object_versions(Bucket=self.bucket, Prefix=self.key(key))
+        return [v["VersionId"] for v in resp.get("Versions", []) if v["Key"] == self.key(key)]
+
+
+def iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def retention_of(head: dict):
+    """(mode, until) of an object as the server reports it, or (None, None)."""
+    until = head.get("ObjectLockRetainUntilDate")
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return head.get("ObjectLockMode"), until
+
+
+class LossyProxy:
+    """A TCP proxy in front of the S3 server that loses the response to chosen requests.
+
+    The first request whose request line contains `path_part` (for `method`) reaches the server
+    and is carried out there, but its response never reaches the client: the proxy closes the
+    client's connection instead, as a dropped link or a reset load balancer would. The client
+    cannot tell whether the request took effect; a retry must cope with either outcome.
+    """
+
+    def __init__(self, target_port: int, method: bytes = b"PUT", path_part: bytes = b"/snapshots/",
+                 times: int = 1) -> None:
+        import socket
+        import threading
+
+        self.target_port = target_port
+        self.method = method
+        self.path_part = path_part
+        self.left = times
+        self.lost: list[bytes] = []
+        self._mu = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            state = {"doomed": False}
+            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, state), daemon=True).start()
+
+    def _up(self, client, server, state) -> None:
+        try:
+            while True:
+                data = client.recv(1 << 16)
+                if not data:
+                    break
+                line = data.split(b"\r\n", 1)[0]
+                if line.startswith(self.method + b" ") and self.path_part in line:
+                    with self._mu:
+                        if self.left > 0:
+                            self.left -= 1
+                            state["doomed"] = True
+                            self.lost.append(line)
+                server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(server)
+
+    def _down(self, server, client, state) -> None:
+        try:
+            while True:
+                data = server.recv(1 << 16)
+                if not data:
+                    break
+                if state["doomed"] and b"HTTP/1.1 1" not in data[:12]:
+                    break  # the server has answered: the client never hears it
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client)
+            _shut(server)
+
+
+def _shut(sock) -> None:
+    import socket
+
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
