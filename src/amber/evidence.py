@@ -163,18 +163,26 @@ def verify_bundle(path: str, public_key: str | None = None) -> EvidenceReport:
             rep.add(False, "manifest.json: missing snapshot, log or files")
             return rep
 
-        # the key
+        # the key: the one given, which the bundle's own copy must match
+        raw_key = read("public-key.txt", 4096)
+        bundle_key = raw_key.decode("utf-8", errors="replace").strip() if raw_key else ""
         key_text = public_key
         if key_text is None:
-            raw_key = read("public-key.txt", 4096)
-            key_text = raw_key.decode(errors="replace") if raw_key else ""
+            key_text = bundle_key
             rep.key_from_bundle = True
         try:
             name, public = cpfmt.parse_verifier_key(key_text)
-            rep.add(name == origin, f"public key: names the log {origin}")
+            rep.add(name == origin and origin == f"amber/{manifest.get('repository')}",
+                    f"public key: names the log {origin} of repository {manifest.get('repository')}")
         except cpfmt.CheckpointError as e:
             rep.add(False, f"public key: {e}")
             return rep
+        if public_key is not None:
+            try:
+                same = cpfmt.parse_verifier_key(bundle_key) == (name, public)
+            except cpfmt.CheckpointError:
+                same = False
+            rep.add(same, "public-key.txt: the bundle names the same key")
 
         # checkpoint
         note = read("checkpoint.txt", cpfmt.MAX_NOTE)
@@ -195,14 +203,17 @@ def verify_bundle(path: str, public_key: str | None = None) -> EvidenceReport:
             pass
         ok = isinstance(event, dict) and event.get("type") == "snapshot" and event.get("snapshot") == snap.get("id")
         details = event.get("details", {}) if ok else {}
-        ok = ok and details.get("content_root") == snap.get("content_root") and details.get("tree") == snap.get("tree")
-        rep.add(ok, "event.json: the snapshot's audit-log event, naming its id, tree and content root")
+        ok = ok and isinstance(details, dict) and all(
+            details.get(k) == snap.get(k)
+            for k in ("content_root", "tree", "time", "hostname", "username", "paths", "tags"))
+        rep.add(ok, "event.json: the snapshot's audit-log event, naming its id, tree, content root, time, "
+                    "host, user, paths and tags as the manifest does")
         if raw_event is not None and cp is not None:
             try:
                 proof = [base64.b64decode(p, validate=True) for p in log.get("inclusion_proof", [])]
                 leaf = merkle.leaf_hash(raw_event)
                 merkle.verify_inclusion(leaf, int(log.get("seq", -1)), cp.size, proof, cp.root)
-                ok = event is not None and event.get("seq") == log.get("seq")
+                ok = event is not None and event.get("seq") == log.get("seq") and log.get("leaf_hash") == leaf.hex()
                 rep.add(ok, f"event.json: included in the signed log at position {log.get('seq')}")
             except (merkle.ProofError, ValueError, TypeError) as e:
                 rep.add(False, f"event.json: inclusion proof fails ({e})")
@@ -257,8 +268,7 @@ def _verify_file(f: dict, snap: dict, read, z, names, rep: EvidenceReport) -> No
             ok = node["type"] == "dir" and node.get("digest") == digests[i + 1]
         else:
             ok = (node["type"] == "file" and node.get("sha256") == f["sha256"]
-                  and node.get("size") == f["size"] and node.get("mode") == f.get("mode")
-                  and node.get("mtime_ns") == f.get("mtime_ns"))
+                  and all(node.get(k) == f.get(k) for k in ("size", "mode", "uid", "gid", "mtime_ns")))
         if not ok:
             break
     rep.add(bool(ok), f"{member} ({path}): Merkle path from the file's metadata and SHA-256 to the "

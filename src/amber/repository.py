@@ -189,31 +189,40 @@ class Repository:
     def lock(self, snap, mode: str, until, bypass_governance: bool = False):
         from .retention.locks import lock
 
+        self.audit.check_history()  # never change a rolled-back or forked repository
         return lock(self, snap, mode, until, bypass_governance)
 
     def hold(self, snap, reason: str):
         from .retention.locks import hold
 
+        self.audit.check_history()
         return hold(self, snap, reason)
 
     def release(self, snap):
         from .retention.locks import release
 
+        self.audit.check_history()
         return release(self, snap)
 
     def forget(self, snaps, **kw):
         from .retention.forget import forget_snapshots
 
+        if not kw.get("dry_run"):
+            self.audit.check_history()
         return forget_snapshots(self, snaps, **kw)
 
     def forget_policy(self, policy, **kw):
         from .retention.forget import forget_policy
 
+        if not kw.get("dry_run"):
+            self.audit.check_history()
         return forget_policy(self, policy, **kw)
 
     def prune(self, **kw):
         from .retention.prune import prune
 
+        if not kw.get("dry_run"):
+            self.audit.check_history()
         return prune(self, **kw)
 
     def snapshot_json(self, snap) -> dict:
@@ -244,6 +253,7 @@ class Repository:
         """Add a key file, protected as long as the longest lock, and held if any snapshot is."""
         from .retention.locks import strongest_protection
 
+        self.audit.check_history()
         retention, held = strongest_protection(self)
         raw = keyfile.wrap(self.keys, password, clock=self.clock)
         kid = blake3.blake3(raw).hexdigest()
@@ -262,6 +272,7 @@ class Repository:
         kid = matches[0]
         if kid == self.key_id:
             raise UsageError("refusing to remove the key this session was opened with")
+        self.audit.check_history()
         self.storage.delete(f"keys/{kid}")
         self.log_event("key-remove", key=kid)
         return kid
@@ -366,7 +377,13 @@ class Repository:
     def restore(self, snap: Snapshot, target: str, **kw):
         from .snapshot.restore import restore
 
-        return restore(self, snap, target, **kw)
+        stats = restore(self, snap, target, **kw)
+        try:  # a read-only client can restore without recording it
+            self.log_event("restore", snap.id, target=os.path.abspath(target), files=stats.files,
+                           bytes=stats.bytes_written, verified=bool(kw.get("verify")))
+        except AmberError as e:
+            self.warn(f"the restore was not recorded in the audit log: {e}")
+        return stats
 
     def check(self, read_data: bool = False, progress=None, record: bool = True):
         from .check import check

@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import assert_same_tree, restored_root, set_old_mtimes, write
 from s3server import S3Server
 
-from .helpers import S3Amber
+from .helpers import LossyProxy, S3Amber
 
 
 def random_tree(root, files: int, size: int, seed: int, shared: bytes = b"") -> None:
@@ -156,3 +156,43 @@ def test_concurrent_clients_of_one_user_never_see_a_false_rollback(s3repo):
     assert sum(e["type"] == "check" for e in events) == checks, "a check was not recorded"
     assert len(s3repo.snapshots()) == backups + 1
     s3repo.run("audit", "verify")
+
+
+@pytest.mark.parametrize("lost", ["/snapshots/", "/index/", "/log/entries/", "/running/", "/data/"])
+def test_a_lost_response_does_not_fail_or_repeat_the_backup(s3repo, tmp_path, lost):
+    """The server stores an object but its answer is lost on the way back; the client's retry
+    finds the object there (412). That object is the client's own: the backup goes on."""
+    src = tmp_path / "src"
+    random_tree(src, files=3, size=300 << 10, seed=5)
+    proxy = LossyProxy(s3repo.server.port, path_part=lost.encode())
+    try:
+        r = s3repo.run("backup", "--json", src, env=s3repo.env(AMBER_S3_ENDPOINT=proxy.endpoint), expect=None)
+    finally:
+        proxy.close()
+    assert proxy.lost, f"no PUT of {lost} went through the proxy"
+    assert r.rc == 0, f"the backup failed on a response lost after the server stored the object:\n{r!r}"
+    sid = r.json()["snapshot_id"]
+    assert [s["id"] for s in s3repo.snapshots()] == [sid]
+    events = [e for e in s3repo.json("audit", "log") if e["type"] == "snapshot"]
+    assert [e["snapshot"] for e in events] == [sid], f"the snapshot is logged {len(events)} times"
+    s3repo.run("audit", "verify")
+    s3repo.run("check", "--read-data")
+
+
+def test_a_lost_response_to_a_lock_event_still_locks_every_object(s3repo, tmp_path):
+    src = tmp_path / "src"
+    random_tree(src, files=3, size=300 << 10, seed=6)
+    sid = s3repo.backup(src)["snapshot_id"]
+    proxy = LossyProxy(s3repo.server.port, path_part=b"/locks/")
+    try:
+        r = s3repo.run("lock", sid, "--for", "2h", "--mode", "governance",
+                       env=s3repo.env(AMBER_S3_ENDPOINT=proxy.endpoint), expect=None)
+    finally:
+        proxy.close()
+    assert proxy.lost, "no lock event went through the proxy"
+    assert r.rc == 0, f"the lock failed on a response lost after the server stored the event:\n{r!r}"
+    snap = s3repo.snapshots()[0]
+    assert snap["retention"]["mode"] == "governance"
+    for key in [f"snapshots/{sid}", *s3repo.keys("data/")]:
+        assert s3repo.head(key).get("ObjectLockMode") == "GOVERNANCE", f"{key} was not locked"
+    s3repo.run("check")

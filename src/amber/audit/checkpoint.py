@@ -61,13 +61,13 @@ def parse_verifier_key(text: str) -> tuple[str, bytes]:
     try:
         name, khash, b64 = text.strip().split("+", 2)  # a name has no "+"; base64 may
         raw = base64.b64decode(b64, validate=True)
-    except (ValueError, binascii.Error):
+        if len(raw) != 33 or raw[0] != ALG_ED25519:
+            raise CheckpointError("public key is not an Ed25519 verifier key")
+        public = raw[1:]
+        if key_hash(name, public).hex() != khash.lower():
+            raise CheckpointError("public key hash does not match the key")
+    except (ValueError, binascii.Error, UnicodeError):
         raise CheckpointError("public key is not a verifier key (name+hash+base64)") from None
-    if len(raw) != 33 or raw[0] != ALG_ED25519:
-        raise CheckpointError("public key is not an Ed25519 verifier key")
-    public = raw[1:]
-    if key_hash(name, public).hex() != khash.lower():
-        raise CheckpointError("public key hash does not match the key")
     return name, public
 
 
@@ -92,11 +92,11 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:
     if len(lines) < 3:
         raise CheckpointError("checkpoint body needs origin, size and root lines")
     origin, size_s, root_s = lines[0], lines[1], lines[2]
-    if not origin or not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")):
+    if not origin or not (size_s.isascii() and size_s.isdigit()) or (size_s != "0" and size_s.startswith("0")):
         raise CheckpointError("checkpoint has a malformed origin or size")
     try:
         root = base64.b64decode(root_s, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):
         raise CheckpointError("checkpoint root is not base64") from None
     if len(root) != 32:
         raise CheckpointError("checkpoint root is not 32 bytes")
@@ -109,7 +109,7 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:
             raise CheckpointError("malformed signature line")
         try:
             raw = base64.b64decode(parts[2], validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):
             raise CheckpointError("signature is not base64") from None
         if len(raw) != 68:
             raise CheckpointError("signature has the wrong length")

@@ -19,6 +19,7 @@ import getpass
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 
 from ..clock import to_iso
@@ -33,7 +34,9 @@ CHECKPOINTS = "log/checkpoints/"
 
 
 def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    # UTF-8; a lone surrogate (a file name that is not UTF-8) is written as its \udcXX escape
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "backslashreplace")
 
 
 @dataclass
@@ -94,9 +97,10 @@ class AuditLog:
 
     def append(self, kind: str, snapshot: str | None = None, lock=None, **details) -> dict:
         """Append one event; `lock` (a Retention) protects the entry and its checkpoint."""
+        remembered = self.remembered()  # before the log is read: another writer may extend both
         entries = self.entries()
         leaves = self.leaves(entries)
-        self._check_remembered(leaves)
+        self._check_remembered(leaves, remembered)
         actor = {"host": socket.gethostname(), "user": _user(), "key": self.repo.key_id[:16]}
         for _ in range(100):
             seq = len(leaves)
@@ -130,7 +134,8 @@ class AuditLog:
 
     def check_history(self) -> None:
         """Refuse (IntegrityError) a log that does not extend what this client last verified."""
-        self._check_remembered(self.leaves(self.entries()))
+        remembered = self.remembered()
+        self._check_remembered(self.leaves(self.entries()), remembered)
 
     def record_snapshots(self, sid: str, retention=None) -> list[dict]:
         """Append a `snapshot` event for every stored snapshot the log does not name yet:
@@ -177,11 +182,12 @@ class AuditLog:
             except cpfmt.CheckpointError:
                 pass
         path = self.state_path()
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path + ".tmp", "wb") as f:
+            with open(tmp, "wb") as f:
                 f.write(note)
-            os.replace(path + ".tmp", path)
+            os.replace(tmp, path)
         except OSError:
             pass
 
@@ -204,6 +210,7 @@ class AuditLog:
 
     def verify(self, external: bytes | None = None, remember: bool = True) -> VerifyReport:
         rep = VerifyReport()
+        remembered = self.remembered()
         entries = self.entries(rep.errors)
         leaves = self.leaves(entries)
         rep.size, rep.root = len(leaves), merkle.root(leaves)
@@ -221,8 +228,13 @@ class AuditLog:
         if leaves and f"{CHECKPOINTS}{len(leaves):012d}" not in cps:
             rep.warnings.append(f"no checkpoint for the full log of {len(leaves)} entries (a writer "
                                 "stopped between its entry and its checkpoint)")
+        present = set(cps)
+        for size in range(1, len(leaves)):
+            if f"{CHECKPOINTS}{size:012d}" not in present:  # every append writes one
+                rep.warnings.append(f"{CHECKPOINTS}{size:012d}: missing (deleted, or its writer stopped "
+                                    "before writing it)")
         self._verify_links(entries, rep)
-        for note, what in ((self.remembered(), "the checkpoint this client last verified"),
+        for note, what in ((remembered, "the checkpoint this client last verified"),
                            (external, "the given checkpoint")):
             if note is None:
                 continue
