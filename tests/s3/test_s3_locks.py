@@ -103,9 +103,9 @@ def test_default_retention_of_the_repository(s3amber, tmp_path):
         assert_locked(s3amber, key, "compliance", until)
 
 
-@pytest.mark.parametrize("mode", ["governance", "compliance"])
-def test_forget_of_a_locked_snapshot_exits_30(s3repo, tmp_path, mode):
-    first, snap = locked_snapshot(s3repo, tmp_path, mode)
+def test_forget_of_a_locked_snapshot_exits_30(s3repo, tmp_path):
+    # compliance here; governance without --bypass-governance in the test of deletes below
+    first, snap = locked_snapshot(s3repo, tmp_path, "compliance")
     r = s3repo.run("forget", snap["id"], expect=30)
     assert snap["id"][:8] in r.stderr and snap["retention"]["until"][:16] in r.stderr.replace(" ", "T"), r
     assert {s["id"] for s in s3repo.snapshots()} == {first, snap["id"]}
@@ -192,7 +192,8 @@ def test_deletes_remove_every_version_and_leave_no_delete_marker(s3repo, tmp_pat
     gov_src = tmp_path / "governance-only"
     small_tree(gov_src, seed=b"data only the governance snapshot has")
     gone = s3repo.backup(gov_src, args=("--retain", "2h", "--retention-mode", "governance"))["snapshot_id"]
-    s3repo.run("forget", gone, expect=30)
+    r = s3repo.run("forget", gone, expect=30)
+    assert "governance" in r.stderr and "--bypass-governance" in r.stderr, r
     s3repo.run("forget", gone, "--bypass-governance")
     listing = s3repo.s3.list_object_versions(Bucket=s3repo.bucket, Prefix=s3repo.key(f"snapshots/{gone}"))
     assert not listing.get("Versions") and not listing.get("DeleteMarkers"), (
@@ -216,6 +217,9 @@ def test_deletes_remove_every_version_and_leave_no_delete_marker(s3repo, tmp_pat
 
 
 def test_upgrading_a_governance_lock_to_compliance_reaches_every_object(s3repo, tmp_path):
+    # The test server accepts a governance -> compliance change without the bypass header;
+    # AWS S3, MinIO and Ceph RGW ask for it (see docs/S3.md, known limitations), so this
+    # shows what amber asks for, not that those servers grant it.
     _, snap = locked_snapshot(s3repo, tmp_path, "governance", retain="2h")
     s3repo.run("lock", snap["id"], "--for", "3h", "--mode", "compliance")
     now = next(s for s in s3repo.snapshots() if s["id"] == snap["id"])

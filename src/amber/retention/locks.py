@@ -171,12 +171,13 @@ def hold(repo, snap, reason: str) -> Protection:
     if not repo.storage.capabilities.legal_hold:
         raise UsageError(f"{repo.storage.describe()} cannot enforce legal holds")
     cur = protection(repo, snap)
-    write_event(repo, snap, "hold", _event_retention(cur, repo), reason=reason.strip())
-    for key in needed_objects(repo, snap):
+    # storage first: if it cannot hold (a bucket without Object Lock), nothing says "held"
+    for key in sorted(needed_objects(repo, snap), key=lambda k: not k.startswith("snapshots/")):
         try:
             repo.storage.set_legal_hold(key, True)
         except NotFound:
             continue
+    write_event(repo, snap, "hold", _event_retention(cur, repo), reason=reason.strip())
     repo.log_event("hold", snap.id, _event_retention(cur, repo), reason=reason.strip())
     return protection(repo, snap)
 

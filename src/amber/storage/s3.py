@@ -78,6 +78,8 @@ class S3Storage(Storage):
         except Exception as e:  # botocore raises ClientError and transport errors alike
             code = _code(e)
             if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                if _retried(e) and self._is_ours(k, body):
+                    return  # a retry of a PUT whose response was lost: the first attempt landed
                 raise AlreadyExists(key) from None
             if code in ("NotImplemented", "501") and self._conditional:
                 self._conditional = False
@@ -86,6 +88,14 @@ class S3Storage(Storage):
                 raise Unsupported(f"{self.describe()}: the bucket refused an Object Lock retention "
                                   f"({_message(e)}); enable versioning and Object Lock (docs/S3.md)") from None
             raise _error(e, key) from None
+
+    def _is_ours(self, k: str, body: bytes) -> bool:
+        """Whether the object at `k` holds exactly `body` (sealed objects never repeat by chance)."""
+        try:
+            etag = self.client.head_object(Bucket=self.bucket, Key=k).get("ETag", "").strip('"')
+        except Exception:  # noqa: BLE001 - whatever the reason, it is not provably ours
+            return False
+        return etag == hashlib.md5(body).hexdigest()
 
     def get(self, key, offset=0, length=None):
         args = {"Bucket": self.bucket, "Key": self._key(key)}  # validates before any request
@@ -175,6 +185,9 @@ class S3Storage(Storage):
             self.client.put_object_legal_hold(Bucket=self.bucket, Key=self._key(key),
                                               LegalHold={"Status": "ON" if on else "OFF"})
         except Exception as e:
+            if _code(e) in ("InvalidRequest", "InvalidArgument", "ObjectLockConfigurationNotFoundError"):
+                raise Unsupported(f"{self.describe()}: the bucket cannot hold objects ({_message(e)}); "
+                                  "legal holds need a bucket with Object Lock (docs/S3.md)") from None
             raise _error(e, key) from None
 
     def check_object_lock(self) -> None:
@@ -222,6 +235,11 @@ def _code(e) -> str:
         err = resp.get("Error", {})
         return str(err.get("Code") or resp.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
     return ""
+
+
+def _retried(e) -> bool:
+    resp = getattr(e, "response", None)
+    return isinstance(resp, dict) and resp.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
 
 
 def _message(e) -> str:
