@@ -159,7 +159,10 @@ def _check_protection(repo, snaps, rep: CheckReport) -> None:
     if not repo.storage.capabilities.object_lock:
         return
     for problem in verify_invariant(repo, snaps, repo.events(), repo.clock.now()):
-        rep.errors.append(f"protection: {problem}")
+        if problem.startswith("note: "):
+            rep.warnings.append(f"protection: {problem[6:]}")
+        else:
+            rep.errors.append(f"protection: {problem}")
 
 
 def _is_hex(s) -> bool:

@@ -133,12 +133,28 @@ def test_a_shared_pack_keeps_the_longer_lock(repo, clock, src, order):
     assert repo.check(read_data=True).ok
 
 
-def test_compliance_on_one_snapshot_makes_a_shared_pack_compliance(repo, clock, src):
+def test_a_compliance_backup_extends_shared_governance_packs_without_a_bypass(repo, clock, src):
+    """S3 turns active governance into compliance only with the governance bypass, which a
+    backup client must not hold: the shared pack keeps governance, long enough for both, and
+    check notes it without failing."""
     a = backup(repo, src, clock=clock, mode=G, seconds=30 * DAY)
     b = backup(repo, src, clock=clock, mode=C, seconds=1 * DAY)
+    shared = packs_of(repo, a) & packs_of(repo, b)
+    assert shared
+    for key in shared:
+        r = repo.storage.stat(key).retention
+        assert r.mode == G and r.until >= repo.protection(a).until >= repo.protection(b).until
+    rep = repo.check()
+    assert rep.ok, rep.errors
+    assert any("governance retention" in w for w in rep.warnings)
+
+
+def test_compliance_on_one_snapshot_makes_a_shared_pack_compliance(repo, clock, src):
+    a = backup(repo, src, clock=clock, mode=C, seconds=1 * DAY)
+    b = backup(repo, src, clock=clock, mode=G, seconds=30 * DAY)
     for key in packs_of(repo, a) & packs_of(repo, b):
         r = repo.storage.stat(key).retention
-        assert r.mode == C and r.until >= repo.protection(a).until
+        assert r.mode == C and r.until >= repo.protection(b).until
 
 
 # -- expiry ---------------------------------------------------------------------------------

@@ -109,8 +109,12 @@ def needed_objects(repo, snap) -> set[str]:
     return keys
 
 
-def extend_objects(repo, keys, retention: Retention) -> int:
-    """Make every object's retention reach `retention` (compliance wins); returns changes."""
+def extend_objects(repo, keys, retention: Retention, upgrade: bool = False) -> int:
+    """Make every object's retention reach `retention`; returns how many changed.
+
+    Compliance wins over governance, but turning an active governance period into compliance
+    needs the governance bypass on S3: only an administrator's `lock` asks for it (`upgrade`);
+    a backup extends such objects as governance and `check` notes it."""
     changed = 0
     for key in sorted(keys):
         try:
@@ -119,10 +123,14 @@ def extend_objects(repo, keys, retention: Retention) -> int:
             continue
         cur = info.retention
         mode = COMPLIANCE if retention.mode == COMPLIANCE or (cur and cur.mode == COMPLIANCE) else GOVERNANCE
+        converting = mode == COMPLIANCE and cur is not None and cur.mode == GOVERNANCE \
+            and cur.active(repo.clock.now())
+        if converting and not upgrade:
+            mode = GOVERNANCE  # a backup client holds no bypass: extend as governance
         until = max(retention.until, cur.until) if cur else retention.until
         if cur is not None and cur.mode == mode and cur.until >= until:
             continue
-        repo.storage.set_retention(key, Retention(mode, until))
+        repo.storage.set_retention(key, Retention(mode, until), bypass_governance=converting and upgrade)
         changed += 1
     return changed
 
@@ -159,7 +167,7 @@ def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = F
     if shortened:  # governance shortened by bypass: objects keep what other snapshots need
         repo.storage.set_retention(f"snapshots/{snap.id}", retention, bypass_governance=True)
     else:
-        extend_objects(repo, needed_objects(repo, snap), Retention(new.mode, new.until))
+        extend_objects(repo, needed_objects(repo, snap), Retention(new.mode, new.until), upgrade=True)
     repo.log_event("lock", snap.id, Retention(new.mode, new.until), mode=mode, until=to_iso(until),
                    bypass_governance=bool(shortened), previous=cur.retention_json())
     return new
@@ -177,7 +185,8 @@ def hold(repo, snap, reason: str) -> Protection:
             repo.storage.set_legal_hold(key, True)
         except NotFound:
             continue
-    write_event(repo, snap, "hold", _event_retention(cur, repo), reason=reason.strip())
+    ev = write_event(repo, snap, "hold", _event_retention(cur, repo), reason=reason.strip())
+    repo.storage.set_legal_hold(f"locks/{snap.id}/{ev['id']}", True)  # the record of the hold is held too
     repo.log_event("hold", snap.id, _event_retention(cur, repo), reason=reason.strip())
     return protection(repo, snap)
 
@@ -247,8 +256,9 @@ def verify_invariant(repo, snaps, events, now) -> list[str]:
                     problems.append(f"{key}: retention {to_iso(r.until) if r else 'none'} is shorter than "
                                     f"snapshot {snap.short_id}'s {p.mode} lock until {to_iso(p.until)}")
                 elif p.mode == COMPLIANCE and r.mode != COMPLIANCE:
-                    problems.append(f"{key}: governance retention under snapshot {snap.short_id}'s "
-                                    "compliance lock")
+                    problems.append(f"note: {key}: governance retention (long enough) under snapshot "
+                                    f"{snap.short_id}'s compliance lock: it was governance before, and "
+                                    "only an administrator's bypass can make it compliance")
             if p.hold and not info.legal_hold and repo.storage.capabilities.legal_hold:
                 problems.append(f"{key}: no legal hold, but snapshot {snap.short_id} is held")
     return problems

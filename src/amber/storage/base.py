@@ -107,6 +107,9 @@ def check_retention_change(key: str, old: Retention | None, new: Retention, now:
     if new.until < old.until and not bypass_governance:
         raise Locked(f"{key}: governance retention until {old.until.isoformat()} can be shortened "
                      "only with --bypass-governance")
+    if new.mode == COMPLIANCE and not bypass_governance:
+        raise Locked(f"{key}: governance retention until {old.until.isoformat()} becomes compliance "
+                     "only with --bypass-governance (as S3 Object Lock requires)")
 
 
 def check_delete(info: ObjectInfo, now: _dt.datetime, bypass_governance: bool) -> None:

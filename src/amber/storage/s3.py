@@ -92,10 +92,13 @@ class S3Storage(Storage):
     def _is_ours(self, k: str, body: bytes) -> bool:
         """Whether the object at `k` holds exactly `body` (sealed objects never repeat by chance)."""
         try:
-            etag = self.client.head_object(Bucket=self.bucket, Key=k).get("ETag", "").strip('"')
+            h = self.client.head_object(Bucket=self.bucket, Key=k, ChecksumMode="ENABLED")
         except Exception:  # noqa: BLE001 - whatever the reason, it is not provably ours
             return False
-        return etag == hashlib.md5(body).hexdigest()
+        sha = h.get("ChecksumSHA256")
+        if sha:  # sent with every PUT; unlike the ETag, not changed by server-side encryption
+            return sha == base64.b64encode(hashlib.sha256(body).digest()).decode()
+        return h.get("ETag", "").strip('"') == hashlib.md5(body).hexdigest()
 
     def get(self, key, offset=0, length=None):
         args = {"Bucket": self.bucket, "Key": self._key(key)}  # validates before any request
@@ -217,7 +220,7 @@ def _client(endpoint):
         from botocore.config import Config
     except ImportError:
         raise Unsupported("s3: repositories need boto3 (pip install 'amber-backup[s3]')") from None
-    cfg = Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=32,
+    cfg = Config(retries={"max_attempts": 6, "mode": "standard"}, max_pool_connections=32,
                  connect_timeout=10, read_timeout=60,
                  request_checksum_calculation="when_required", response_checksum_validation="when_required")
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=cfg)
