@@ -7,7 +7,7 @@ import stat as st_
 from typing import Iterator
 
 from .clock import to_iso
-from .errors import IntegrityError, NotFound, UsageError
+from .errors import NotFound, UsageError
 
 _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
 
@@ -46,21 +46,12 @@ def ls(repo, snap, path: str = "/") -> Iterator[tuple[str, dict]]:
 
 
 def cat(repo, snap, path: str, out) -> None:
-    import hashlib
-
     node = repo.node_at(snap, path)
     if node is None:
         raise NotFound(f"{path}: not in snapshot {snap.short_id}")
     if node["type"] != "file":
         raise UsageError(f"{path}: is a {node['type']}, not a file")
-    repo.load_index()
-    h = hashlib.sha256()
-    for hid in node.get("content") or []:
-        data = repo.store.read(bytes.fromhex(hid))
-        h.update(data)
-        out.write(data)
-    if h.hexdigest() != node.get("sha256"):
-        raise IntegrityError(f"{path}: content does not match its SHA-256")
+    repo.copy_file(node, out, path)
 
 
 _META = ("mode", "uid", "gid", "mtime_ns", "target")

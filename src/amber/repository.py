@@ -355,6 +355,39 @@ class Repository:
             if node["type"] == "dir" and node.get("subtree"):
                 yield from self.walk(node["subtree"], path)
 
+    def referenced_blobs(self, snaps) -> set[bytes]:
+        """Every blob (trees and file content) the given snapshots reference."""
+        used: set[bytes] = set()
+        seen: set[str] = set()
+
+        def visit(tree_id: str) -> None:
+            if tree_id in seen:
+                return
+            seen.add(tree_id)
+            used.add(bytes.fromhex(tree_id))
+            for node in self.load_tree(tree_id):
+                if node["type"] == "dir" and node.get("subtree"):
+                    visit(node["subtree"])
+                elif node["type"] == "file":
+                    used.update(bytes.fromhex(h) for h in node.get("content") or ())
+
+        for s in snaps:
+            visit(s.tree)
+        return used
+
+    def copy_file(self, node: dict, out, what: str) -> None:
+        """Write a file node's content to `out`, checking it against the node's SHA-256."""
+        import hashlib
+
+        self.load_index()
+        h = hashlib.sha256()
+        for hid in node.get("content") or []:
+            data = self.store.read(bytes.fromhex(hid))
+            h.update(data)
+            out.write(data)
+        if h.hexdigest() != node.get("sha256"):
+            raise IntegrityError(f"{what}: content does not match its SHA-256 in the snapshot")
+
     def node_at(self, snap: Snapshot, path: str) -> dict | None:
         """The node at an absolute path inside a snapshot; a synthetic node for '/'."""
         parts = [p for p in path.split("/") if p]

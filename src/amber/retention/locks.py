@@ -84,22 +84,7 @@ def needed_objects(repo, snap) -> set[str]:
     """Every storage key a snapshot needs to be restored."""
     repo.load_index()
     store = repo.store
-    packs: set[bytes] = set()
-    seen_trees: set[str] = set()
-
-    def visit(tree_id: str) -> None:
-        if tree_id in seen_trees:
-            return
-        seen_trees.add(tree_id)
-        packs.add(store.lookup(bytes.fromhex(tree_id)).pack)
-        for node in repo.load_tree(tree_id):
-            if node["type"] == "dir" and node.get("subtree"):
-                visit(node["subtree"])
-            elif node["type"] == "file":
-                for h in node.get("content") or ():
-                    packs.add(store.lookup(bytes.fromhex(h)).pack)
-
-    visit(snap.tree)
+    packs = {store.lookup(b).pack for b in repo.referenced_blobs([snap])}
     keys = {f"snapshots/{snap.id}", "config"}
     keys.update(info.key for info in repo.storage.list("keys/"))
     for p in packs:

@@ -125,23 +125,7 @@ def _active_runs(repo, now) -> list[str]:
 
 
 def used_blobs(repo, snaps) -> set[bytes]:
-    used: set[bytes] = set()
-    seen: set[str] = set()
-
-    def visit(tree_id: str) -> None:
-        if tree_id in seen:
-            return
-        seen.add(tree_id)
-        used.add(bytes.fromhex(tree_id))
-        for node in repo.load_tree(tree_id):
-            if node["type"] == "dir" and node.get("subtree"):
-                visit(node["subtree"])
-            elif node["type"] == "file":
-                used.update(bytes.fromhex(h) for h in node.get("content") or ())
-
-    for s in snaps:
-        visit(s.tree)
-    return used
+    return repo.referenced_blobs(snaps)
 
 
 def prune(repo, *, dry_run: bool = False, trust_clock: bool = False) -> PruneReport:
