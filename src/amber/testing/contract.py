@@ -23,13 +23,13 @@ import datetime as _dt
 import multiprocessing
 import queue
 import random
-import threading
 
 import pytest
 
 from ..clock import FakeClock
 from ..errors import AlreadyExists, NotFound, UsageError
 from ..storage.base import GOVERNANCE, Retention, Storage
+from .races import race_puts
 from .worm import WormContract
 
 DAY = _dt.timedelta(days=1)
@@ -177,40 +177,9 @@ class _BasicContract:
         assert self._keys(storage) == {"snapshots/one": 5}
 
     def test_put_race_between_threads_has_one_winner(self, storage):
-        n = self.race_threads
-        barrier = threading.Barrier(n)
-        won: dict[str, list[int]] = {}
-        errors: list[str] = []
-        mu = threading.Lock()
         keys = [f"race/key-{i}" for i in range(self.race_keys)]
-
-        def client(i: int) -> None:
-            payload = f"client {i} ".encode() * (i + 1) * 4096
-            try:
-                barrier.wait(timeout=30)
-            except threading.BrokenBarrierError:
-                errors.append(f"client {i}: barrier broken")
-                return
-            for key in keys:
-                try:
-                    storage.put(key, payload)
-                except AlreadyExists:
-                    continue
-                except Exception as e:
-                    with mu:
-                        errors.append(f"client {i} {key}: {type(e).__name__}: {e}")
-                    continue
-                with mu:
-                    won.setdefault(key, []).append(i)
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-        assert not errors
+        won = race_puts(storage, self.race_threads, keys, lambda i: f"client {i} ".encode() * (i + 1) * 4096)
         for key in keys:
-            assert len(won.get(key, [])) == 1, f"{key}: winners {won.get(key)}"
             (winner,) = won[key]
             assert storage.get(key) == f"client {winner} ".encode() * (winner + 1) * 4096
 

@@ -7,12 +7,12 @@ has object lock or legal holds.
 from __future__ import annotations
 
 import datetime as _dt
-import threading
 
 import pytest
 
 from ..errors import AlreadyExists, Locked, NotFound, Unsupported
 from ..storage.base import COMPLIANCE, GOVERNANCE, Retention
+from .races import race_puts
 
 DAY = _dt.timedelta(days=1)
 
@@ -77,37 +77,11 @@ class WormContract:
     def test_put_race_with_retention_keeps_the_winners_retention(self, storage, clock):
         """The retention given with a put is part of the put: only the winner's applies."""
         self._need(storage, "object_lock")
-        n = self.race_threads
         keys = [f"race/locked-{i}" for i in range(5)]
-        barrier = threading.Barrier(n)
-        won: dict[str, list[int]] = {}
-        errors: list[str] = []
-        mu = threading.Lock()
         now = clock.now()
-
-        def client(i: int) -> None:
-            r = Retention(GOVERNANCE, now + (i + 1) * DAY)
-            barrier.wait(timeout=30)
-            for key in keys:
-                try:
-                    storage.put(key, f"client {i}".encode() * 4096, retention=r)
-                except AlreadyExists:
-                    continue
-                except Exception as e:
-                    with mu:
-                        errors.append(f"client {i} {key}: {type(e).__name__}: {e}")
-                    continue
-                with mu:
-                    won.setdefault(key, []).append(i)
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-        assert not errors
+        won = race_puts(storage, self.race_threads, keys, lambda i: f"client {i}".encode() * 4096,
+                        lambda i: Retention(GOVERNANCE, now + (i + 1) * DAY))
         for key in keys:
-            assert len(won.get(key, [])) == 1, f"{key}: winners {won.get(key)}"
             (w,) = won[key]
             assert storage.get(key) == f"client {w}".encode() * 4096
             assert storage.stat(key).retention == Retention(GOVERNANCE, now + (w + 1) * DAY), key
