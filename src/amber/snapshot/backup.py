@@ -25,16 +25,20 @@ from .. import __version__
 from ..clock import to_iso
 from ..errors import NotFound, UsageError
 from ..format import tree as treefmt
-from ..format.pack import BLOB_TREE
+from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..memory import throughput_mode
 from ..retention.prune import start_run
 from ..storage.base import Retention
 from ..timeutil import add_duration
 from .filescache import FilesCache
+from .procs import read_batch
+from .procs import start as start_processes
 from .reader import FileReader
 
 BATCH_FILES = 64          # small files are read by the workers in batches ...
 BATCH_BYTES = 4 << 20     # ... of at most this many files and bytes
+PROCESS_AFTER_FILES = 2000  # small files read before a backup starts worker processes ...
+PROCESS_AFTER_BYTES = 64 << 20  # ... or bytes: below both, starting them costs more than it saves
 MAX_OPEN_DIRS = 4096      # walked folders waiting for their files before the walk waits
 
 
@@ -119,7 +123,8 @@ class _PendingFile:
 
 class Archiver:
     def __init__(self, repo, *, excludes=(), files_cache: FilesCache | None = None,
-                 stats: BackupStats | None = None, workers: int | None = None) -> None:
+                 stats: BackupStats | None = None, workers: int | None = None,
+                 processes: bool | None = None) -> None:
         self.repo = repo
         self.store = repo.store
         self.keys = repo.keys
@@ -137,9 +142,14 @@ class Archiver:
         self._racy_ns = time.time_ns() - 2_000_000_000
         cfg = repo.config["chunker"]
         self.reader = FileReader(repo.store, repo.keys, cfg, self.stats, self.workers)
+        self.processes = processes if processes is not None else (os.cpu_count() or 1) > 1
+        self.procs = None
+        self._small_files = self._small_bytes = 0
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.procs is not None:
+            self.procs.shutdown(wait=True, cancel_futures=True)
         self.reader.close()
 
     # -- per-file work (worker threads) ----------------------------------------
@@ -202,10 +212,31 @@ class Archiver:
 
     def _submit(self, recs: list) -> None:
         self.slots.acquire()
-        fut = self.pool.submit(self.reader.read_files, [(r.path, r.st.st_size) for r in recs])
+        jobs = [(r.path, r.st.st_size) for r in recs]
+        procs = self._process_pool(recs)
+        if procs is not None:
+            fut = procs.submit(read_batch, jobs)
+        else:
+            fut = self.pool.submit(self.reader.read_files, jobs)
         fut.add_done_callback(lambda _f: self.slots.release())
         for i, r in enumerate(recs):
             r.fut, r.i = fut, i
+
+    def _process_pool(self, recs: list):
+        """The process pool for batches of small files, started once a backup is big enough."""
+        if self.processes is False or recs[0].st.st_size > BATCH_BYTES:
+            return None
+        if self.procs is None:
+            self._small_files += len(recs)
+            self._small_bytes += sum(r.st.st_size for r in recs)
+            if self._small_files < PROCESS_AFTER_FILES and self._small_bytes < PROCESS_AFTER_BYTES:
+                return None
+            try:
+                self.procs = start_processes(self.keys, self.repo.config["chunker"], self.workers)
+            except (OSError, ValueError):
+                self.processes = False  # no processes here (a sandbox, a frozen binary): threads do it
+                return None
+        return self.procs
 
     def _all_indexed(self, content) -> bool:
         has = self.store.has
@@ -221,7 +252,13 @@ class Archiver:
             self.stats.errors.append(f"{path}: {res.strerror or res}")
             self.stats.files_total -= 1
             return False
-        ids, sha, size = res
+        if len(res) == 4:  # from a worker process: its chunks come sealed
+            ids, sha, size, blobs = res
+            for bid, comp, raw_length, sealed in blobs:
+                self.store.add_sealed(BLOB_DATA, bid, comp, raw_length, sealed)
+            self.stats.bytes_read += size
+        else:
+            ids, sha, size = res
         node["content"] = ids
         node["sha256"] = sha
         node["size"] = size
@@ -389,7 +426,7 @@ def normalize_paths(paths) -> list[str]:
 
 
 def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_name=None,
-           retention=None, stats=None, workers=None, use_cache=True) -> "BackupResult":
+           retention=None, stats=None, workers=None, use_cache=True, processes=None) -> "BackupResult":
     t0 = time.monotonic()
     started = repo.clock.now()
     if stdin is None and not paths:
@@ -407,7 +444,8 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     repo.store.put_retention = retention
     added_before = repo.store.bytes_added
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
-    arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers)
+    arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers,
+                    processes=processes)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     try:
         with throughput_mode():

@@ -141,10 +141,22 @@ class BlobStore:
             self._inflight.add(blob_id)
         comp, payload = blobfmt.compress(data)
         sealed = self.sealer.seal(_KIND[blob_type], payload)
+        return self._append(blob_type, blob_id, comp, len(data), sealed)
+
+    def add_sealed(self, blob_type: int, blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> int:
+        """Store a blob another process compressed and sealed (see snapshot/procs.py)."""
+        with self._mu:
+            known = self.index.get(blob_id)
+            if (known is not None and known.pack not in self.doomed) or blob_id in self._inflight:
+                return 0
+            self._inflight.add(blob_id)
+        return self._append(blob_type, blob_id, comp, raw_length, sealed)
+
+    def _append(self, blob_type: int, blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> int:
         full = None
         with self._mu:
             p = self._open[blob_type]
-            p.entries.append(PackEntry(blob_type, comp, p.size, len(sealed), len(data), blob_id))
+            p.entries.append(PackEntry(blob_type, comp, p.size, len(sealed), raw_length, blob_id))
             p.parts.append(sealed)
             p.size += len(sealed)
             self.bytes_added += len(sealed)

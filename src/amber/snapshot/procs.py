@@ -1,0 +1,67 @@
+"""Reading small files in worker processes, for backups large enough to repay them.
+
+Python runs one thread at a time; reading, hashing, compressing and sealing
+tens of thousands of small files costs more Python per byte than a thread
+pool can spread over the cores. A process pool does that work beside the
+walk and returns, per file, its blob ids, SHA-256, size and every chunk
+already compressed and sealed; the calling process only deduplicates and
+packs them. Large files stay on the threads (reader.py), which stream them.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import blake3
+import pyfastcdc
+
+from ..crypto.aead import KIND_DATA, Sealer
+from ..format import blob as blobfmt
+from .reader import _read_all
+
+_state: tuple | None = None
+
+
+def start(keys, chunker_config: dict, workers: int) -> ProcessPoolExecutor:
+    args = (keys.data, keys.ids, chunker_config["avg"], chunker_config["min"], chunker_config["max"],
+            keys.chunker_seed)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init, initargs=args)
+
+
+def _init(data_key: bytes, id_key: bytes, avg: int, mn: int, mx: int, seed: int) -> None:
+    global _state
+    chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
+    _state = (Sealer(data_key), id_key, mn, chunker)
+
+
+def read_batch(jobs: list) -> list:
+    """Per file: (hex ids, sha256 hex, size, [(id, comp, raw length, sealed)]) or the OSError."""
+    sealer, id_key, min_chunk, chunker = _state
+    out = []
+    for path, size in jobs:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            try:
+                data = _read_all(fd, size)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            out.append(e)
+            continue
+        if not data:
+            chunks = []
+        elif len(data) <= min_chunk:
+            chunks = [data]
+        else:
+            chunks = [bytes(c.data) for c in chunker.cut_buf(data)]
+        ids, blobs = [], []
+        for chunk in chunks:
+            bid = blake3.blake3(chunk, key=id_key).digest()
+            comp, payload = blobfmt.compress(chunk)
+            blobs.append((bid, comp, len(chunk), sealer.seal(KIND_DATA, payload)))
+            ids.append(bid.hex())
+        out.append((ids, hashlib.sha256(data).hexdigest(), len(data), blobs))
+    return out
