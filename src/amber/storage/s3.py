@@ -219,7 +219,7 @@ def _client(endpoint):
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise Unsupported("s3: repositories need boto3 (pip install 'amber-backup[s3]')") from None
+        raise Unsupported("s3: repositories need boto3 (pip install boto3)") from None
     cfg = Config(retries={"max_attempts": 6, "mode": "standard"}, max_pool_connections=32,
                  connect_timeout=10, read_timeout=60,
                  request_checksum_calculation="when_required", response_checksum_validation="when_required")

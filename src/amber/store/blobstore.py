@@ -1,8 +1,9 @@
 """The chunk store: dedup against the index, pack buffering, index files, blob reads.
 
 Writers add blobs from many threads. Each blob is compressed and sealed
-outside the lock; only appending to the open pack happens under it. A full
-pack is written by the thread that filled it. Index files are written only
+outside the lock (or arrives sealed from a worker process); only appending
+to the open pack happens under it. A full pack is handed to one of the
+uploader threads, with at most UPLOAD_QUEUE packs waiting. Index files are written only
 after the packs they describe are stored, and the snapshot only after its
 index files, so a crash at any point leaves nothing that references missing
 data (at worst unreferenced packs, which `prune` removes).
