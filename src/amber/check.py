@@ -137,6 +137,7 @@ def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
             rep.errors.append(f"snapshot {s.short_id}: content root does not match its trees")
 
     _check_protection(repo, snaps, rep)
+    _check_records(repo, rep)
 
     if read_data:
         with throughput_mode():
@@ -163,6 +164,27 @@ def _check_protection(repo, snaps, rep: CheckReport) -> None:
             rep.warnings.append(f"protection: {problem[6:]}")
         else:
             rep.errors.append(f"protection: {problem}")
+
+
+def _check_records(repo, rep: CheckReport) -> None:
+    """Prune plans, tombstones and run markers authenticate; the audit log verifies."""
+    import json
+
+    from .crypto.aead import KIND_PRUNE
+
+    for prefix in ("prune/", "running/"):
+        for info in repo.storage.list(prefix):
+            try:
+                raw = repo.storage.get(info.key)
+                name = info.key.rsplit("/", 1)[-1].split("-", 1)[-1]
+                if blake3.blake3(raw).hexdigest() != name:
+                    raise IntegrityError(f"{info.key}: content does not match its name")
+                json.loads(repo.sealer.open(KIND_PRUNE, raw, info.key))
+            except (IntegrityError, NotFound, ValueError) as e:
+                rep.errors.append(str(e) if str(e).startswith(info.key) else f"{info.key}: {e}")
+    audit = repo.audit.verify(remember=False)
+    rep.errors.extend(f"audit log: {e}" for e in audit.errors)
+    rep.warnings.extend(f"audit log: {w}" for w in audit.warnings)
 
 
 def _is_hex(s) -> bool:

@@ -22,7 +22,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from ..clock import to_iso
+from ..clock import from_iso, to_iso
 from ..crypto.aead import KIND_LOG
 from ..errors import AlreadyExists, AmberError, IntegrityError, NotFound
 from . import checkpoint as cpfmt
@@ -265,9 +265,30 @@ def _links(repo, entries, rep) -> None:
             forgotten.add(ev.get("snapshot"))
     repo.invalidate_snapshots()
     stored = {s.id: s for s in repo.snapshots()}
+    # a log that begins with `init` is as old as the repository: nothing can predate it; one that
+    # begins later was started by an upgrade, and older snapshots were made without a log
+    first_time = None
+    born_with_log = bool(entries) and entries[0][0].get("type") == "init"
+    if entries and not born_with_log:
+        try:
+            first_time = from_iso(entries[0][0]["time"])
+        except (KeyError, ValueError, TypeError):
+            first_time = None
+    now = repo.clock.now()
     for sid, s in stored.items():
         ev = logged.get(sid)
         if ev is None:
+            if not entries or (not born_with_log and (first_time is None or s.time < first_time)):
+                rep.warnings.append(f"snapshot {sid[:8]} predates the audit log (made by an earlier version)")
+                continue
+            try:
+                stored_at = repo.storage.stat(f"snapshots/{sid}").modified
+            except NotFound:
+                stored_at = None
+            if stored_at is not None and now - stored_at <= RECOVER_AFTER:
+                rep.warnings.append(f"snapshot {sid[:8]} has no event in the audit log yet (its backup may "
+                                    "still be recording it)")
+                continue
             rep.errors.append(f"snapshot {sid[:8]} has no event in the audit log (a crash before it was "
                               "recorded is repaired by the next backup; otherwise it was added behind the log)")
         elif ev.get("details", {}).get("content_root") != s.content_root or \
