@@ -57,7 +57,7 @@ def demo() -> None:
         run(amber, "init", env=env)
     sample = [os.path.join(HERE, "src"), os.path.join(HERE, "docs")]
     sample = [p for p in sample if os.path.exists(p)]
-    run(amber, "backup", "--tag", "quickstart", *sample, env=env)
+    run(amber, "backup", "--tag", "quickstart", "--exclude", "__pycache__", *sample, env=env)
     run(amber, "snapshots", env=env)
     with tempfile.TemporaryDirectory(prefix="amber-restore-") as target:
         run(amber, "restore", "latest", "--target", target, "--verify", env=env)
