@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import fnmatch
-import grp
 import hashlib
 import os
 import pwd
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 from ..clock import to_iso
-from ..errors import NotFound, UsageError
+from ..errors import UsageError
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..memory import throughput_mode
@@ -34,6 +33,7 @@ from .filescache import FilesCache
 from .procs import read_batch
 from .procs import start as start_processes
 from .reader import FileReader
+from .source import Names, normalize_paths, selection_tree
 
 BATCH_FILES = 64          # small files are read by the workers in batches ...
 BATCH_BYTES = 4 << 20     # ... of at most this many files and bytes
@@ -73,30 +73,6 @@ class BackupResult:
         }
 
 
-class _Names:
-    """uid/gid → name, looked up once each."""
-
-    def __init__(self) -> None:
-        self.users: dict[int, str | None] = {}
-        self.groups: dict[int, str | None] = {}
-
-    def user(self, uid: int):
-        if uid not in self.users:
-            try:
-                self.users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self.users[uid] = None
-        return self.users[uid]
-
-    def group(self, gid: int):
-        if gid not in self.groups:
-            try:
-                self.groups[gid] = grp.getgrgid(gid).gr_name
-            except KeyError:
-                self.groups[gid] = None
-        return self.groups[gid]
-
-
 class _DirTask:
     """A walked folder whose tree is stored once its files are done."""
 
@@ -131,7 +107,7 @@ class Archiver:
         self.cache = files_cache or FilesCache(None)
         self.stats = stats or BackupStats()
         self.excludes = [e.rstrip("/") for e in excludes]
-        self.names = _Names()
+        self.names = Names()
         # one worker per core: more threads only contend for the GIL (measured with bench/)
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
@@ -397,32 +373,6 @@ class Archiver:
         self.stats.bytes_total += size
         return {"name": name, "type": "file", "mode": 0o644, "uid": os.getuid(), "gid": os.getgid(),
                 "mtime_ns": now, "size": size, "content": ids, "sha256": sha.hexdigest()}
-
-
-def selection_tree(paths: list[str]) -> dict:
-    """Absolute paths → nested dict of components; None marks a path taken whole."""
-    root: dict = {}
-    for p in sorted(paths, key=len):
-        parts = [x for x in p.split("/") if x]
-        node = root
-        for i, part in enumerate(parts):
-            if node is None:
-                break  # an ancestor is taken whole already
-            if i == len(parts) - 1:
-                node[part] = None
-            else:
-                node = node.setdefault(part, {})
-    return root
-
-
-def normalize_paths(paths) -> list[str]:
-    out = []
-    for p in paths:
-        ap = os.path.normpath(os.path.abspath(os.path.expanduser(p)))
-        if not os.path.lexists(ap):
-            raise NotFound(f"{p}: no such file or directory")
-        out.append(ap)
-    return sorted(set(out))
 
 
 def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_name=None,
