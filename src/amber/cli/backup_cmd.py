@@ -4,7 +4,7 @@ import click
 
 from ..errors import PartialBackup
 from .common import command, open_repo, print_json, show_progress
-from .progress import Live, human_bytes, rate
+from .progress import Live, bar, human_bytes, rate
 from .main import cli
 
 
@@ -44,11 +44,9 @@ def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retenti
     stats = BackupStats()
 
     def render():
-        from rich.text import Text
-
-        return Text(f"{stats.files_total} files, {human_bytes(stats.bytes_read)} read "
-                    f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.store.bytes_added)} added  "
-                    f"{stats.current[-60:]}")
+        return bar(0, None, f"{stats.files_total} files, {human_bytes(stats.bytes_read)} read "
+                   f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.store.bytes_added)} added  "
+                   f"{stats.current[-50:]}")
 
     with Live(render, show_progress(as_json)):
         res = r.backup(paths, tags=tags, host=host, excludes=excludes, retention=retention,

@@ -17,9 +17,9 @@ def check(ctx, repo, read_data, as_json):
         state["done"], state["total"] = done, total
 
     def render():
-        from rich.text import Text
+        from .progress import bar
 
-        return Text(f"read {state['done']}/{state['total']} packs")
+        return bar(state["done"], state["total"] or None, f"read {state['done']}/{state['total']} packs")
 
     from .progress import Live
 

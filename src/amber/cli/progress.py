@@ -54,3 +54,18 @@ def human_bytes(n: float) -> str:
 def rate(done: float, started: float) -> str:
     el = max(time.monotonic() - started, 1e-6)
     return f"{human_bytes(done / el)}/s"
+
+
+def bar(done: float, total: float | None, text: str):
+    """One line: a bar (pulsing while the total is unknown), then the text."""
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    line = Table.grid(padding=(0, 1))
+    line.add_column(width=30)
+    line.add_column()
+    if total:
+        line.add_row(ProgressBar(total=total, completed=min(done, total), width=30), text)
+    else:
+        line.add_row(ProgressBar(total=None, pulse=True, width=30), text)
+    return line

@@ -1,7 +1,7 @@
 import click
 
 from .common import command, open_repo, print_json, show_progress
-from .progress import Live, human_bytes, rate
+from .progress import Live, bar, human_bytes, rate
 from .main import cli
 
 
@@ -20,10 +20,9 @@ def restore(ctx, repo, snapshot, target, includes, verify, as_json):
     stats = RestoreStats()
 
     def render():
-        from rich.text import Text
-
-        return Text(f"{stats.files_done}/{stats.files} files, {human_bytes(stats.bytes_written)} of "
-                    f"{human_bytes(stats.bytes_total)} ({rate(stats.bytes_written, stats.started)})")
+        return bar(stats.bytes_written, stats.bytes_total or None,
+                   f"{stats.files_done}/{stats.files} files, {human_bytes(stats.bytes_written)} of "
+                   f"{human_bytes(stats.bytes_total)} ({rate(stats.bytes_written, stats.started)})")
 
     with Live(render, show_progress(as_json)):
         r.restore(snap, target, include=includes, verify=verify, stats=stats)
