@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path
 
 from amber.repository import Repository
+from sources import PAST_NS, rand, write  # noqa: F401 - used by the tests through this module
 
 PASSWORD = "audit test password ✓"
 KDF_N = 1 << 10
-PAST_NS = 1_500_000_000_000_000_000  # 2017: well outside the files cache's racy window
 
 
 def init_repo(path) -> Repository:
@@ -24,17 +24,8 @@ def open_repo(path) -> Repository:
     return Repository.open(os.fspath(path), PASSWORD)
 
 
-def write(path, data: bytes) -> str:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    os.utime(path, ns=(PAST_NS, PAST_NS))
-    return path
 
 
-def rand(n: int, seed) -> bytes:
-    return random.Random(seed).randbytes(n)
 
 
 def backup(repo, *paths, **kw):

@@ -1,17 +1,11 @@
 """Fixtures for the audit-log and evidence tests: one repository on local storage per
-test, and this client's memory (the remembered checkpoint under XDG_STATE_HOME, the
-files cache under XDG_CACHE_HOME) private to the test."""
+test; this client's memory (remembered checkpoint, files cache) is private to every test
+through tests/conftest.py."""
 from __future__ import annotations
 
 import pytest
 
 from audit_helpers import init_repo
-
-
-@pytest.fixture(autouse=True)
-def _private_state(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture

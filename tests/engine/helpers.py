@@ -7,21 +7,12 @@ import random
 import stat
 
 from amber.repository import Repository
+from sources import PAST_NS, write  # noqa: F401 - used by the tests through this module
 
 PASSWORD = "engine test password"
 KDF_N = 1 << 10
-PAST_NS = 1_500_000_000_000_000_000  # 2017: older than the files cache's 2 s safety margin
 
 
-def write(path, data: bytes, *, mode: int = 0o644, mtime_ns: int | None = PAST_NS) -> str:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    if mtime_ns is not None:
-        os.utime(path, ns=(mtime_ns, mtime_ns))
-    return path
 
 
 def set_past_mtimes(root) -> None:

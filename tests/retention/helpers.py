@@ -8,18 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import random
 from pathlib import Path
 
 from amber.clock import FakeClock
 from amber.repository import Repository
+from sources import PAST_NS, rand, write  # noqa: F401 - used by the tests through this module
 from amber.storage.base import Retention
 from amber.store.blobstore import pack_key
 
 PASSWORD = "retention test password"
 KDF_N = 1 << 10
 START = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
-PAST_NS = 1_500_000_000_000_000_000  # 2017: older than the files cache's racy window
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -38,17 +37,8 @@ def open_repo(path, clock: FakeClock) -> Repository:
     return repo
 
 
-def write(path, data: bytes) -> str:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    os.utime(path, ns=(PAST_NS, PAST_NS))
-    return path
 
 
-def rand(n: int, seed) -> bytes:
-    return random.Random(seed).randbytes(n)
 
 
 def make_source(root, files: dict[str, bytes]) -> str:

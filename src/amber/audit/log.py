@@ -210,11 +210,13 @@ class AuditLog:
 
     def verify(self, external: bytes | None = None, remember: bool = True) -> VerifyReport:
         rep = VerifyReport()
+        # what can only have been written before the entries it covers is read first, so a
+        # concurrent writer never makes a checkpoint look longer than the log read after it
         remembered = self.remembered()
+        cps = sorted(i.key for i in self.repo.storage.list(CHECKPOINTS))
         entries = self.entries(rep.errors)
         leaves = self.leaves(entries)
         rep.size, rep.root = len(leaves), merkle.root(leaves)
-        cps = sorted(i.key for i in self.repo.storage.list(CHECKPOINTS))
         for key in cps:
             try:
                 note = self.repo.storage.get(key)

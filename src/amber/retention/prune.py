@@ -67,18 +67,28 @@ def _seal(repo, doc: dict) -> tuple[str, bytes]:
     return blake3.blake3(raw).hexdigest(), raw
 
 
+def read_record(repo, key: str) -> dict:
+    """A prune plan, tombstone or run marker, authenticated and checked against its name."""
+    raw = repo.storage.get(key)
+    if blake3.blake3(raw).hexdigest() != key.rsplit("/", 1)[-1].split("-", 1)[-1]:
+        raise IntegrityError(f"{key}: content does not match its name")
+    try:
+        doc = json.loads(repo.sealer.open(KIND_PRUNE, raw, key))
+    except ValueError:
+        raise IntegrityError(f"{key}: not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise IntegrityError(f"{key}: not a prune record")
+    return doc
+
+
 def load_records(repo) -> tuple[set[bytes], dict[str, set[bytes]]]:
     """(tombstoned packs, plan key -> planned packs)."""
     tombs: set[bytes] = set()
     plans: dict[str, set[bytes]] = {}
     for info in repo.storage.list("prune/"):
+        name = info.key.rsplit("/", 1)[-1]
         try:
-            raw = repo.storage.get(info.key)
-            name = info.key.rsplit("/", 1)[-1]
-            if blake3.blake3(raw).hexdigest() != name.split("-", 1)[-1]:
-                raise IntegrityError(f"{info.key}: content does not match its name")
-            doc = json.loads(repo.sealer.open(KIND_PRUNE, raw, info.key))
-            packs = {bytes.fromhex(p) for p in doc["packs"]}
+            packs = {bytes.fromhex(p) for p in read_record(repo, info.key)["packs"]}
         except (IntegrityError, NotFound, ValueError, KeyError, TypeError):
             continue
         if name.startswith("tomb-"):
@@ -113,7 +123,7 @@ def _active_runs(repo, now) -> list[str]:
             continue
         started = info.modified
         try:
-            started = from_iso(json.loads(repo.sealer.open(KIND_PRUNE, repo.storage.get(info.key)))["time"])
+            started = from_iso(read_record(repo, info.key)["time"])
         except (AmberError, ValueError, KeyError, TypeError):
             pass
         if started is None or now - started < RUN_TIMEOUT:

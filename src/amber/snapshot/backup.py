@@ -55,6 +55,13 @@ class BackupStats:
     current: str = ""
     started: float = field(default_factory=time.monotonic)
 
+    def summary(self, bytes_added: int, duration_s: float) -> dict:
+        """The figures a snapshot records and `backup --json` prints."""
+        return {"files_new": self.files_new, "files_changed": self.files_changed,
+                "files_unmodified": self.files_unmodified, "dirs": self.dirs, "files_total": self.files_total,
+                "bytes_total": self.bytes_total, "bytes_read": self.bytes_read, "bytes_added": bytes_added,
+                "errors": len(self.errors), "duration_s": round(duration_s, 3)}
+
 
 @dataclass(frozen=True)
 class BackupResult:
@@ -64,13 +71,7 @@ class BackupResult:
     duration_s: float
 
     def to_json(self) -> dict:
-        s = self.stats
-        return {
-            "snapshot_id": self.snapshot_id, "files_new": s.files_new, "files_changed": s.files_changed,
-            "files_unmodified": s.files_unmodified, "dirs": s.dirs, "files_total": s.files_total,
-            "bytes_total": s.bytes_total, "bytes_read": s.bytes_read, "bytes_added": self.bytes_added,
-            "errors": len(s.errors), "duration_s": round(self.duration_s, 3),
-        }
+        return {"snapshot_id": self.snapshot_id, **self.stats.summary(self.bytes_added, self.duration_s)}
 
 
 class _DirTask:
@@ -421,13 +422,7 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
         "excludes": list(excludes), "tree": root_tree, "content_root": content_root,
         "parent": parent, "program": f"amber {__version__}", "run": run_id,
         "retention": {"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
-        "summary": {
-            "files_new": st.files_new, "files_changed": st.files_changed,
-            "files_unmodified": st.files_unmodified, "dirs": st.dirs, "files_total": st.files_total,
-            "bytes_total": st.bytes_total, "bytes_read": st.bytes_read,
-            "bytes_added": repo.store.bytes_added - added_before, "errors": len(st.errors),
-            "duration_s": round(duration, 3),
-        },
+        "summary": st.summary(repo.store.bytes_added - added_before, duration),
     }
     sid = repo.save_snapshot(doc, retention)
     repo.store.put_retention = None

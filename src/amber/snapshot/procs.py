@@ -19,7 +19,7 @@ import pyfastcdc
 
 from ..crypto.aead import KIND_DATA, Sealer
 from ..format import blob as blobfmt
-from .reader import _read_all
+from .reader import _read_all, split
 
 _state: tuple | None = None
 
@@ -67,17 +67,11 @@ def read_batch(jobs: list) -> list:
         except OSError as e:
             out.append(e)
             continue
-        if not data:
-            chunks = []
-        elif len(data) <= min_chunk:
-            chunks = [data]
-        else:
-            chunks = [bytes(c.data) for c in chunker.cut_buf(data)]
         ids, blobs = [], []
-        for chunk in chunks:
+        for chunk in split(data, min_chunk, chunker):
             bid = blake3.blake3(chunk, key=id_key).digest()
             comp, payload = blobfmt.compress(chunk)
-            blobs.append((bid, comp, len(chunk), sealer.seal(KIND_DATA, payload)))
+            blobs.append((bid, comp, len(chunk), sealer.seal(KIND_DATA, payload)))  # bytes, picklable
             ids.append(bid.hex())
         out.append((ids, hashlib.sha256(data).hexdigest(), len(data), blobs))
     return out

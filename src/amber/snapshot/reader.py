@@ -100,11 +100,7 @@ class FileReader:
             if size_hint <= READ_WHOLE:
                 data = _read_all(fd, size_hint)
                 sha = hashlib.sha256()
-                if len(data) <= self._chunker_args[1]:
-                    chunks = (data,) if data else ()
-                else:
-                    chunks = (c.data for c in self.chunker().cut_buf(data))
-                ids = self.store_chunks(chunks, sha)
+                ids = self.store_chunks(split(data, self._chunker_args[1], self.chunker()), sha)
                 size = len(data)
             else:
                 ids, sha, size = self._read_large(fd)
@@ -115,6 +111,15 @@ class FileReader:
         return ids, sha.hexdigest(), size
 
     # -- the walk (calling thread) ---------------------------------------------
+
+
+def split(data: bytes, min_chunk: int, chunker: pyfastcdc.FastCDC):
+    """The chunks of a file read whole: none, itself, or FastCDC's cuts."""
+    if not data:
+        return ()
+    if len(data) <= min_chunk:
+        return (data,)
+    return (c.data for c in chunker.cut_buf(data))
 
 
 def _read_all(fd: int, hint: int) -> bytes:

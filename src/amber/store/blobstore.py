@@ -133,24 +133,27 @@ class BlobStore:
 
     # -- writing -------------------------------------------------------------
 
-    def add(self, blob_type: int, blob_id: bytes, data) -> int:
-        """Store a blob unless known; returns the stored bytes added (0 for a duplicate)."""
+    def _claim(self, blob_id: bytes) -> bool:
+        """Whether this writer is the one to store the blob (it is neither known nor in flight)."""
         with self._mu:
             known = self.index.get(blob_id)
             if (known is not None and known.pack not in self.doomed) or blob_id in self._inflight:
-                return 0
+                return False
             self._inflight.add(blob_id)
+            return True
+
+    def add(self, blob_type: int, blob_id: bytes, data) -> int:
+        """Store a blob unless known; returns the stored bytes added (0 for a duplicate)."""
+        if not self._claim(blob_id):
+            return 0
         comp, payload = blobfmt.compress(data)
         sealed = self.sealer.seal(_KIND[blob_type], payload)
         return self._append(blob_type, blob_id, comp, len(data), sealed)
 
     def add_sealed(self, blob_type: int, blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> int:
         """Store a blob another process compressed and sealed (see snapshot/procs.py)."""
-        with self._mu:
-            known = self.index.get(blob_id)
-            if (known is not None and known.pack not in self.doomed) or blob_id in self._inflight:
-                return 0
-            self._inflight.add(blob_id)
+        if not self._claim(blob_id):
+            return 0
         return self._append(blob_type, blob_id, comp, raw_length, sealed)
 
     def _append(self, blob_type: int, blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> int:
