@@ -18,8 +18,7 @@ import blake3
 
 from .errors import AmberError, IntegrityError, NotFound
 from .format import tree as treefmt
-from .memory import throughput_mode
-from .store.blobstore import pack_key
+from .repo.blobs import pack_key
 
 
 @dataclass
@@ -140,8 +139,7 @@ def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
     _check_records(repo, rep)
 
     if read_data:
-        with throughput_mode():
-            _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress)
+        _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress)
 
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)

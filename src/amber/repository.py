@@ -20,7 +20,7 @@ from .format import snapshot as snapfmt
 from .format import tree as treefmt
 from .storage import Storage, open_storage
 from .storage.base import MODES
-from .store import BlobStore
+from .repo.blobs import BlobStore
 
 FORMAT_VERSION = 1
 CHUNK_MIN = 512 << 10
@@ -403,12 +403,12 @@ class Repository:
     # -- operations (engine modules do the work) -------------------------------
 
     def backup(self, paths, **kw):
-        from .snapshot.backup import backup
+        from .backup.archiver import backup
 
         return backup(self, paths, **kw)
 
     def restore(self, snap: Snapshot, target: str, **kw):
-        from .snapshot.restore import restore
+        from .restore.restorer import restore
 
         stats = restore(self, snap, target, **kw)
         try:  # a read-only client can restore without recording it

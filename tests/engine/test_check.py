@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from amber.snapshot.restore import RestoreFailed
-from amber.store.blobstore import pack_key
+from amber.restore.restorer import RestoreFailed
+from amber.repo.blobs import pack_key
 
 from .helpers import open_repo, small_tree, write
 

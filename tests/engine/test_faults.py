@@ -6,7 +6,8 @@ import pytest
 from amber.errors import StorageError
 from amber.storage import register
 from amber.storage.local import LocalStorage
-from amber.testing import AppendOnlyStorage, FailingStorage, InjectedFault
+from amber.storage.wrappers import AppendOnlyStorage
+from amber.testing import FailingStorage, InjectedFault
 
 from .helpers import (PASSWORD, KDF_N, assert_same_tree, full_tree, open_repo, restored, small_tree,
                       with_storage, write)

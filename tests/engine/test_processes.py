@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from amber.snapshot import backup as backup_mod
+from amber.backup import archiver as backup_mod
 
 from .helpers import assert_same_tree, full_tree, open_repo, restored, write
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amber.errors import IntegrityError
-from amber.format import blob
+from amber.format import compression as blob
 
 FAST = settings(max_examples=80, deadline=None)
 

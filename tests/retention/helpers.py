@@ -14,7 +14,7 @@ from amber.clock import FakeClock
 from amber.repository import Repository
 from sources import PAST_NS, rand, write  # noqa: F401 - used by the tests through this module
 from amber.storage.base import Retention
-from amber.store.blobstore import pack_key
+from amber.repo.blobs import pack_key
 
 PASSWORD = "retention test password"
 KDF_N = 1 << 10

@@ -7,37 +7,10 @@ import pytest
 
 from amber.errors import Locked
 from amber.repository import Repository
-from amber.storage.base import COMPLIANCE, GOVERNANCE, Retention, StorageWrapper
+from amber.storage.base import COMPLIANCE, GOVERNANCE, Retention
+from amber.storage.wrappers import AppendOnlyStorage as AppendOnly
 
 from .helpers import DAY, backup, data_keys, make_source, open_repo, packs_of, rand, restored, tree_digest
-
-
-class AppendOnly(StorageWrapper):
-    """Refuses delete, shortening or downgrading retention, and releasing a legal hold."""
-
-    def __init__(self, inner) -> None:
-        super().__init__(inner)
-        self.refused: list[str] = []
-
-    def _refuse(self, what: str):
-        self.refused.append(what)
-        raise Locked(f"append-only credentials cannot {what}")
-
-    def delete(self, key, *, bypass_governance=False):
-        self._refuse(f"delete {key}")
-
-    def set_retention(self, key, retention, *, bypass_governance=False):
-        cur = self.inner.stat(key).retention
-        if bypass_governance:
-            self._refuse(f"bypass governance on {key}")
-        if cur is not None and (retention.until < cur.until or (cur.mode == COMPLIANCE and retention.mode != COMPLIANCE)):
-            self._refuse(f"shorten the retention of {key}")
-        return self.inner.set_retention(key, retention)
-
-    def set_legal_hold(self, key, on):
-        if not on:
-            self._refuse(f"release the legal hold on {key}")
-        return self.inner.set_legal_hold(key, on)
 
 
 def append_only_client(path, clock) -> tuple[Repository, AppendOnly]:

@@ -2,6 +2,7 @@ import sys
 
 import click
 
+from .tuning import throughput_mode
 from ..errors import PartialBackup
 from .common import command, open_repo, print_json, show_progress
 from .progress import Live, bar, human_bytes, rate
@@ -22,7 +23,7 @@ from .main import cli
 def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin,
            stdin_name, as_json):
     """Back up PATHS (or standard input) into a new snapshot."""
-    from ..snapshot.backup import BackupStats
+    from ..backup.archiver import BackupStats
 
     if use_stdin and paths:
         raise click.UsageError("--stdin takes no paths")
@@ -36,7 +37,7 @@ def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retenti
     retention = None
     if retain or retain_until:
         from ..storage.base import Retention
-        from ..timeutil import add_duration, parse_date
+        from ..clock import add_duration, parse_date
 
         until = add_duration(r.clock.now(), retain) if retain else parse_date(retain_until)
         default = r.config.get("default_retention") or {}
@@ -48,7 +49,7 @@ def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retenti
                    f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.store.bytes_added)} added  "
                    f"{stats.current[-50:]}")
 
-    with Live(render, show_progress(as_json)):
+    with Live(render, show_progress(as_json)), throughput_mode():
         res = r.backup(paths, tags=tags, host=host, excludes=excludes, retention=retention,
                        stdin=sys.stdin.buffer if use_stdin else None, stdin_name=stdin_name, stats=stats)
     for err in stats.errors:

@@ -1,5 +1,6 @@
 import click
 
+from .tuning import throughput_mode
 from ..errors import IntegrityError
 from .common import command, open_repo, print_json, show_progress
 from .main import cli
@@ -23,7 +24,7 @@ def check(ctx, repo, read_data, as_json):
 
     from .progress import Live
 
-    with Live(render, show_progress(as_json) and read_data):
+    with Live(render, show_progress(as_json) and read_data), throughput_mode():
         rep = r.check(read_data=read_data, progress=progress)
     if as_json:
         print_json(rep.to_json())

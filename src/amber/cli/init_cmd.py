@@ -1,6 +1,6 @@
 import click
 
-from ..timeutil import duration_seconds
+from ..clock import duration_seconds
 from .common import command, password, print_json, repo_url
 from .main import cli
 

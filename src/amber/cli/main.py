@@ -8,6 +8,7 @@ import click
 from .. import __version__
 from ..errors import AmberError
 from .common import fail
+from .tuning import keep_freed_memory
 
 
 class AmberGroup(click.Group):
@@ -58,8 +59,6 @@ _register()
 
 
 def main() -> None:
-    from ..memory import keep_freed_memory
-
     keep_freed_memory()
     for stream in (sys.stdout, sys.stderr):
         try:  # file names that are not UTF-8 are printed as the bytes they are

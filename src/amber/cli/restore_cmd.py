@@ -1,5 +1,6 @@
 import click
 
+from .tuning import throughput_mode
 from .common import command, open_repo, print_json, show_progress
 from .progress import Live, bar, human_bytes, rate
 from .main import cli
@@ -13,7 +14,7 @@ from .main import cli
 @click.option("--json", "as_json", is_flag=True)
 def restore(ctx, repo, snapshot, target, includes, verify, as_json):
     """Restore a snapshot under --target."""
-    from ..snapshot.restore import RestoreStats
+    from ..restore.restorer import RestoreStats
 
     r = open_repo(ctx)
     snap = r.find_snapshot(snapshot)
@@ -24,7 +25,7 @@ def restore(ctx, repo, snapshot, target, includes, verify, as_json):
                    f"{stats.files_done}/{stats.files} files, {human_bytes(stats.bytes_written)} of "
                    f"{human_bytes(stats.bytes_total)} ({rate(stats.bytes_written, stats.started)})")
 
-    with Live(render, show_progress(as_json)):
+    with Live(render, show_progress(as_json)), throughput_mode(switch_interval=0.001):
         r.restore(snap, target, include=includes, verify=verify, stats=stats)
     if as_json:
         print_json({"snapshot": snap.id, "files": stats.files, "dirs": stats.dirs,

@@ -83,7 +83,7 @@ def forget(ctx, repo, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly
     import datetime as _dt
 
     from ..retention.policy import KeepPolicy
-    from ..timeutil import duration_seconds
+    from ..clock import duration_seconds
 
     within = _dt.timedelta(seconds=duration_seconds(keep_within)) if keep_within else None
     policy = KeepPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, within)

@@ -22,7 +22,7 @@ from ..clock import from_iso, to_iso
 from ..crypto.aead import KIND_EVENT
 from ..errors import IntegrityError, Locked, NotFound, UsageError
 from ..storage.base import COMPLIANCE, GOVERNANCE, MODES, Retention
-from ..store.blobstore import pack_key
+from ..repo.blobs import pack_key
 from .state import Protection, derive
 
 
@@ -121,7 +121,7 @@ def extend_objects(repo, keys, retention: Retention, upgrade: bool = False) -> i
 
 
 def resolve_until(repo, for_: str | None, until: str | None) -> _dt.datetime:
-    from ..timeutil import add_duration, parse_date
+    from ..clock import add_duration, parse_date
 
     if bool(for_) == bool(until):
         raise UsageError("give exactly one of --for DURATION or --until DATE")

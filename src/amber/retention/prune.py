@@ -31,7 +31,7 @@ import blake3
 from ..clock import from_iso, to_iso
 from ..crypto.aead import KIND_PRUNE
 from ..errors import AmberError, IntegrityError, Locked, NotFound
-from ..store.blobstore import pack_key
+from ..repo.blobs import pack_key
 from . import clockguard
 
 RUN_TIMEOUT = _dt.timedelta(hours=24)   # a backup running longer is presumed dead

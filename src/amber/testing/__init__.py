@@ -9,13 +9,14 @@ instance of the backend; every case of the contract then runs against it::
         def make_storage(self, tmp_path, clock):
             return MyStorage(tmp_path / "store", clock=clock)
 
-`StorageContract` needs pytest; the wrappers in `amber.testing.faults` do not.
+`StorageContract` needs pytest; the fault-injecting wrappers in `amber.testing.faults` do not.
+Production wrappers (such as `AppendOnlyStorage`) live in `amber.storage.wrappers`.
 """
 from __future__ import annotations
 
-from .faults import AppendOnlyStorage, FailingStorage, InjectedFault
+from .faults import FailingStorage, InjectedFault
 
-__all__ = ["StorageContract", "AppendOnlyStorage", "FailingStorage", "InjectedFault"]
+__all__ = ["StorageContract", "FailingStorage", "InjectedFault"]
 
 
 def __getattr__(name: str):

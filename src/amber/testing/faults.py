@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from ..errors import Locked, StorageError
+from ..errors import StorageError
 from ..storage.base import StorageWrapper
 
 
@@ -40,25 +40,3 @@ class FailingStorage(StorageWrapper):
         self.inner.put(key, data, retention=retention)
         with self._mu:
             self.stored_keys.append(key)
-
-
-class AppendOnlyStorage(StorageWrapper):
-    """Credentials that can only add: deleting and releasing legal holds are refused.
-
-    Retention changes pass through; the storage itself refuses shortening.
-    Every refused call is recorded in `refused`.
-    """
-
-    def __init__(self, inner) -> None:
-        super().__init__(inner)
-        self.refused: list[str] = []
-
-    def delete(self, key, *, bypass_governance=False):
-        self.refused.append(f"delete {key}")
-        raise Locked(f"{key}: append-only access cannot delete")
-
-    def set_legal_hold(self, key, on):
-        if not on:
-            self.refused.append(f"release {key}")
-            raise Locked(f"{key}: append-only access cannot release a legal hold")
-        return self.inner.set_legal_hold(key, on)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from amber.clock import FakeClock, SystemClock, from_iso, to_iso
 from amber.errors import UsageError
-from amber.timeutil import add_duration, duration_seconds, parse_date
+from amber.clock import add_duration, duration_seconds, parse_date
 
 FAST = settings(max_examples=100, deadline=None)
 UTC = dt.timezone.utc

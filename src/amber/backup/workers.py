@@ -18,7 +18,7 @@ import blake3
 import pyfastcdc
 
 from ..crypto.aead import KIND_DATA, Sealer
-from ..format import blob as blobfmt
+from ..format import compression as blobfmt
 from .reader import _read_all, split
 
 _state: tuple | None = None

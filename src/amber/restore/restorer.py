@@ -19,8 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import AmberError, IntegrityError, NotFound, StorageError
-from ..memory import throughput_mode
-from ..store.blobstore import pack_key
+from ..repo.blobs import pack_key
 
 MAX_SPAN = 64 << 20
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -379,15 +378,14 @@ def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=
         includes = []
     os.makedirs(target, exist_ok=True)
     r = Restorer(repo, target, stats=stats, workers=workers)
-    with throughput_mode(switch_interval=0.001):
-        r.plan(snap.tree, includes)
-        if includes and not r.matched:
-            raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
-        r.run()
-        if verify:
-            bad = r.verify()
-            if bad:
-                r.stats.errors.extend(bad)
+    r.plan(snap.tree, includes)
+    if includes and not r.matched:
+        raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
+    r.run()
+    if verify:
+        bad = r.verify()
+        if bad:
+            r.stats.errors.extend(bad)
     if r.stats.errors:
         raise RestoreFailed(r.stats, verify)
     return r.stats

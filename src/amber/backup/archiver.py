@@ -25,13 +25,12 @@ from ..clock import to_iso
 from ..errors import UsageError
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
-from ..memory import throughput_mode
 from ..retention.prune import start_run
 from ..storage.base import Retention
-from ..timeutil import add_duration
+from ..clock import add_duration
 from .filescache import FilesCache
-from .procs import read_batch
-from .procs import start as start_processes
+from .workers import read_batch
+from .workers import start as start_processes
 from .reader import FileReader
 from .source import Names, normalize_paths, selection_tree
 
@@ -399,15 +398,14 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
                     processes=processes)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     try:
-        with throughput_mode():
-            if stdin is not None:
-                top = [arch.save_stdin(stdin, stdin_name)]
-                snap_paths = ["/" + stdin_name]
-            else:
-                top = _walk_roots(arch, norm)
-                snap_paths = norm
-            root_tree, content_root = arch.save_tree(top)
-            repo.store.flush()
+        if stdin is not None:
+            top = [arch.save_stdin(stdin, stdin_name)]
+            snap_paths = ["/" + stdin_name]
+        else:
+            top = _walk_roots(arch, norm)
+            snap_paths = norm
+        root_tree, content_root = arch.save_tree(top)
+        repo.store.flush()
     finally:
         arch.close()
         repo.store.close()

@@ -20,7 +20,7 @@ import blake3
 from ..crypto.aead import KIND_DATA, KIND_INDEX, KIND_PACK_HEADER, KIND_TREE, Sealer
 from ..crypto.keys import MasterKeys
 from ..errors import AlreadyExists, IntegrityError, NotFound
-from ..format import blob as blobfmt
+from ..format import compression as blobfmt
 from ..format import index as indexfmt
 from ..format import pack as packfmt
 from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry

@@ -1,3 +1,0 @@
-from .blobstore import BlobStore, IndexEntry
-
-__all__ = ["BlobStore", "IndexEntry"]
