@@ -5,12 +5,13 @@ import datetime as _dt
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import blake3
 
 from . import __version__
-from .clock import Clock, SystemClock, from_iso, to_iso
+from .clock import Clock, SystemClock, duration_seconds, from_iso, to_iso
 from .crypto import keys as keyfile
 from .crypto.aead import KIND_CONFIG, KIND_SNAPSHOT, Sealer
 from .crypto.keys import MasterKeys
@@ -19,7 +20,7 @@ from .errors import (AlreadyExists, AmberError, IntegrityError, NotFound, Reposi
 from .format import snapshot as snapfmt
 from .format import tree as treefmt
 from .storage import Storage, open_storage
-from .storage.base import MODES
+from .storage.base import GOVERNANCE, MODES
 from .repo.blobs import BlobStore
 
 FORMAT_VERSION = 1
@@ -79,12 +80,18 @@ class Repository:
 
     @classmethod
     def init(cls, url: str, password: str, *, default_retention: dict | None = None,
-             clock: Clock | None = None, kdf_n: int = keyfile.SCRYPT_N) -> "Repository":
-        storage = open_storage(url, create=True)
+             clock: Clock | None = None, kdf_n: int = keyfile.SCRYPT_N,
+             storage_options: Mapping[str, str] | None = None) -> "Repository":
+        """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
+        every new snapshot; its mode defaults to governance, and storage must enforce it."""
+        storage = open_storage(url, create=True, options=storage_options)
         if storage.exists("config") or any(True for _ in storage.list("keys/")):
             raise RepositoryExists(f"a repository already exists at {url}")
-        if default_retention is not None and default_retention.get("mode") not in MODES:
-            raise UsageError("retention mode must be governance or compliance")
+        default_retention = _default_retention(default_retention)
+        if default_retention is not None:
+            check = getattr(storage, "check_object_lock", None)
+            if check is not None:
+                check()  # an S3 bucket must be versioned with Object Lock before locks are promised
         keys = MasterKeys.generate()
         clock = clock or SystemClock()
         config = {
@@ -104,10 +111,11 @@ class Repository:
         return repo
 
     @classmethod
-    def open(cls, url: str, password: str, *, clock: Clock | None = None) -> "Repository":
-        storage = open_storage(url)
+    def open(cls, url: str, password: str, *, clock: Clock | None = None,
+             storage_options: Mapping[str, str] | None = None) -> "Repository":
+        storage = open_storage(url, options=storage_options)
         if not storage.exists("config"):
-            raise RepositoryNotFound(f"no repository at {url} (run `amber init` first)")
+            raise RepositoryNotFound(f"no repository at {url}", remedy="init")
         key_infos = list(storage.list("keys/"))
         if not key_infos:
             raise IntegrityError(f"{url}: repository has no key files")
@@ -186,9 +194,21 @@ class Repository:
 
         return protection(self, snap)
 
-    def lock(self, snap, mode: str, until, bypass_governance: bool = False):
+    def lock_end(self, duration: str | None = None, date: str | None = None):
+        """When a lock asked for as a duration from now, or as an end date, ends."""
+        from .retention.locks import resolve_until
+
+        return resolve_until(self, duration, date)
+
+    def lock(self, snap, mode: str | None, until, bypass_governance: bool = False):
+        """Lock or extend. Without a mode: the snapshot's active mode, else the repository's
+        default mode, else governance."""
         from .retention.locks import lock
 
+        if mode is None:
+            cur = self.protection(snap)
+            default = (self.config.get("default_retention") or {}).get("mode")
+            mode = (cur.mode if cur.locked(self.clock.now()) else None) or default or GOVERNANCE
         self.audit.check_history()  # never change a rolled-back or forked repository
         return lock(self, snap, mode, until, bypass_governance)
 
@@ -279,8 +299,9 @@ class Repository:
 
     # -- snapshots -----------------------------------------------------------
 
-    def snapshots(self) -> list[Snapshot]:
-        """Every readable snapshot, oldest first. Unreadable ones raise in `check`, not here."""
+    def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]:
+        """Every readable snapshot, oldest first (with any of `tags`, of any of `hosts`).
+        Unreadable ones are reported by `check`, not here."""
         if self._snapshots is None:
             out = []
             self.snapshot_errors = []
@@ -289,10 +310,10 @@ class Repository:
                     out.append(self.load_snapshot(info.key.split("/", 1)[1]))
                 except (IntegrityError, NotFound) as e:
                     self.snapshot_errors.append(str(e))
-                    self.warn(f"skipping an unreadable snapshot: {e} (run `amber check`)")
+                    self.warn(f"skipping an unreadable snapshot: {e} (a check reports it)")
             out.sort(key=lambda s: (s.time, s.id))
             self._snapshots = out
-        return list(self._snapshots)
+        return select_snapshots(self._snapshots, tags=tags, hosts=hosts)
 
     def load_snapshot(self, sid: str) -> Snapshot:
         key = f"snapshots/{sid}"
@@ -433,6 +454,24 @@ class Repository:
     def cache_dir(self) -> str:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return os.path.join(base, "amber", self.id)
+
+
+def select_snapshots(snaps, *, tags=(), hosts=()) -> list[Snapshot]:
+    """The snapshots with any of `tags` and of any of `hosts` (an empty filter passes all)."""
+    tags, hosts = set(tags), set(hosts)
+    return [s for s in snaps if (not tags or tags & set(s.tags)) and (not hosts or s.hostname in hosts)]
+
+
+def _default_retention(asked: dict | None) -> dict | None:
+    if not asked or not asked.get("duration"):
+        if asked and asked.get("mode"):
+            raise UsageError("a default retention mode needs a default retention duration")
+        return None
+    mode = asked.get("mode") or GOVERNANCE
+    if mode not in MODES:
+        raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
+    duration_seconds(asked["duration"])  # validates
+    return {"mode": mode, "duration": asked["duration"]}
 
 
 def open_repository(url: str, password: str, **kw) -> Repository:

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from amber.restore.restorer import RestoreFailed
+from amber.errors import RestoreFailed
 from amber.repo.blobs import pack_key
 
 from .helpers import open_repo, small_tree, write

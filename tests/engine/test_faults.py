@@ -86,7 +86,7 @@ def test_a_failure_reaches_the_caller_as_a_storage_error(repo, src):
 _APPEND_ONLY: list[AppendOnlyStorage] = []
 
 
-def _append_only(rest: str, create: bool):
+def _append_only(rest: str, create: bool, options):
     s = AppendOnlyStorage(LocalStorage(rest, create=create))
     _APPEND_ONLY.append(s)
     return s

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from amber.errors import NotFound
-from amber.restore.restorer import RestoreFailed
+from amber.errors import RestoreFailed
 
 from .helpers import (assert_same_tree, describe, files_in, full_tree, open_repo, restored,
                       small_tree, write)

@@ -26,13 +26,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ..errors import CheckpointError
+
 ALG_ED25519 = 1
 DASH = "\u2014"
 MAX_NOTE = 16 << 10
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or key that is malformed or whose signature does not verify."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import hashlib
 
+from ..errors import ProofError
+
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-
-class ProofError(ValueError):
-    """A proof that does not verify, or is malformed."""
 
 
 def leaf_hash(entry: bytes) -> bytes:

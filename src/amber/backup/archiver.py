@@ -380,12 +380,13 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     t0 = time.monotonic()
     started = repo.clock.now()
     if stdin is None and not paths:
-        raise UsageError("nothing to back up: give at least one path (or --stdin)")
+        raise UsageError("nothing to back up", remedy="backup-paths")
     norm = [] if stdin is not None else normalize_paths(paths)
     if stdin is not None:
         stdin_name = (stdin_name or "stdin").strip("/")
         if not treefmt.valid_name(stdin_name):
-            raise UsageError(f"--stdin-name {stdin_name!r} is not a valid file name")
+            raise UsageError(f"{stdin_name!r} is not a valid file name for data read from standard input",
+                             remedy="stdin-name")
     retention = _retention_for(repo, retention, started)
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     run_id = start_run(repo)  # before reading the index: see retention/prune.py

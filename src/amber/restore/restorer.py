@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import AmberError, IntegrityError, NotFound, StorageError
+from ..errors import AmberError, IntegrityError, NotFound, RestoreFailed, StorageError
 from ..repo.blobs import pack_key
 
 MAX_SPAN = 64 << 20
@@ -387,16 +387,5 @@ def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=
         if bad:
             r.stats.errors.extend(bad)
     if r.stats.errors:
-        raise RestoreFailed(r.stats, verify)
+        raise RestoreFailed(r.stats.errors, r.stats, verify)
     return r.stats
-
-
-class RestoreFailed(IntegrityError):
-    def __init__(self, stats: RestoreStats, verified: bool) -> None:
-        self.stats = stats
-        lines = stats.errors[:50]
-        more = len(stats.errors) - len(lines)
-        msg = f"{len(stats.errors)} problem(s) during restore:\n  " + "\n  ".join(lines)
-        if more > 0:
-            msg += f"\n  … and {more} more"
-        super().__init__(msg)

@@ -75,10 +75,10 @@ def check_before_delete(repo, trust_clock: bool = False) -> None:
         for what, t in (("the repository's newest record", newest), ("this client's last use", seen)):
             if t is not None and now < t - TOLERANCE:
                 raise Locked(f"the clock ({to_iso(now)}) is behind {what} ({to_iso(t)}): refusing to "
-                             "delete anything until the clock is checked (then pass --trust-clock)")
+                             "delete anything until the clock is checked", remedy="trust-clock")
         if newest is not None and now > newest + MAX_JUMP:
             raise Locked(f"the clock ({to_iso(now)}) is more than {MAX_JUMP.days} days ahead of the "
                          f"repository's newest record ({to_iso(newest)}): a clock moved forward would "
-                         "expire locks early, so nothing is deleted until the clock is checked "
-                         "(then pass --trust-clock)")
+                         "expire locks early, so nothing is deleted until the clock is checked",
+                         remedy="trust-clock")
     remember(repo, now)

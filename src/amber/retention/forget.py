@@ -33,8 +33,7 @@ def refusal(snap, p, now, bypass: bool) -> str | None:
         if p.mode == COMPLIANCE:
             return f"snapshot {snap.short_id} is under compliance retention until {to_iso(p.until)}"
         if not bypass:
-            return (f"snapshot {snap.short_id} is under governance retention until {to_iso(p.until)} "
-                    "(an administrator may pass --bypass-governance)")
+            return f"snapshot {snap.short_id} is under governance retention until {to_iso(p.until)}"
     return None
 
 
@@ -42,9 +41,11 @@ def forget_snapshots(repo, snaps, *, bypass_governance=False, dry_run=False, tru
     """Remove the named snapshots, all or none: any protected one refuses the whole command."""
     now = repo.clock.now()
     events = repo.events()
-    refusals = [r for s in snaps if (r := refusal(s, protection(repo, s, events), now, bypass_governance))]
+    protections = [protection(repo, s, events) for s in snaps]
+    refusals = [r for s, p in zip(snaps, protections) if (r := refusal(s, p, now, bypass_governance))]
     if refusals:
-        raise Locked("; ".join(refusals))
+        bypassable = all(p.hold is False and p.mode != COMPLIANCE for p in protections if p.locked(now) or p.hold)
+        raise Locked("; ".join(refusals), remedy="bypass-governance" if bypassable else None)
     res = ForgetResult(remove=[s.id for s in snaps], dry_run=dry_run)
     if not dry_run:
         clockguard.check_before_delete(repo, trust_clock)
@@ -54,7 +55,7 @@ def forget_snapshots(repo, snaps, *, bypass_governance=False, dry_run=False, tru
 
 def forget_policy(repo, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False) -> ForgetResult:
     if policy.empty():
-        raise UsageError("an empty keep policy would remove every snapshot: give at least one --keep-* rule")
+        raise UsageError("an empty keep policy would remove every snapshot", remedy="keep-rule")
     now = repo.clock.now()
     events = repo.events()
     snaps = repo.snapshots() if snaps is None else snaps

@@ -124,7 +124,7 @@ def resolve_until(repo, for_: str | None, until: str | None) -> _dt.datetime:
     from ..clock import add_duration, parse_date
 
     if bool(for_) == bool(until):
-        raise UsageError("give exactly one of --for DURATION or --until DATE")
+        raise UsageError("a lock needs exactly one of a duration or an end date", remedy="lock-period")
     t = add_duration(repo.clock.now(), for_) if for_ else parse_date(until)
     if t <= repo.clock.now():
         raise UsageError(f"the lock would end in the past ({to_iso(t)})")
@@ -133,7 +133,7 @@ def resolve_until(repo, for_: str | None, until: str | None) -> _dt.datetime:
 
 def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = False) -> Protection:
     if mode not in MODES:
-        raise UsageError("--mode must be governance or compliance")
+        raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
     now = repo.clock.now()
     cur = protection(repo, snap)
     if cur.locked(now):
@@ -142,8 +142,8 @@ def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = F
                          f"{to_iso(cur.until)}: it cannot be downgraded to governance")
         if until < cur.until and (cur.mode == COMPLIANCE or not bypass_governance):
             raise Locked(f"snapshot {snap.short_id} is under {cur.mode} retention until "
-                         f"{to_iso(cur.until)}: it cannot be shortened"
-                         + ("" if cur.mode == COMPLIANCE else " without --bypass-governance"))
+                         f"{to_iso(cur.until)}: it cannot be shortened",
+                         remedy=None if cur.mode == COMPLIANCE else "bypass-governance")
     retention = Retention(mode, until)
     write_event(repo, snap, "lock", retention, mode=mode, until=to_iso(until),
                 bypass_governance=bool(bypass_governance and cur.locked(now) and until < cur.until))
@@ -160,7 +160,7 @@ def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = F
 
 def hold(repo, snap, reason: str) -> Protection:
     if not reason or not reason.strip():
-        raise UsageError("a legal hold needs --reason")
+        raise UsageError("a legal hold needs a reason", remedy="hold-reason")
     if not repo.storage.capabilities.legal_hold:
         raise UsageError(f"{repo.storage.describe()} cannot enforce legal holds")
     cur = protection(repo, snap)

@@ -106,10 +106,10 @@ def check_retention_change(key: str, old: Retention | None, new: Retention, now:
         return
     if new.until < old.until and not bypass_governance:
         raise Locked(f"{key}: governance retention until {old.until.isoformat()} can be shortened "
-                     "only with --bypass-governance")
+                     "only by bypassing governance", remedy="bypass-governance")
     if new.mode == COMPLIANCE and not bypass_governance:
         raise Locked(f"{key}: governance retention until {old.until.isoformat()} becomes compliance "
-                     "only with --bypass-governance (as S3 Object Lock requires)")
+                     "only by bypassing governance (as S3 Object Lock requires)", remedy="bypass-governance")
 
 
 def check_delete(info: ObjectInfo, now: _dt.datetime, bypass_governance: bool) -> None:

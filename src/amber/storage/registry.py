@@ -1,29 +1,36 @@
-"""Backends by URL scheme: `/path` or `local:/path`, `memory:`."""
+"""Backends by URL scheme: `/path` or `local:/path`, `memory:`, `s3:BUCKET/PREFIX`.
+
+An opener gets the rest of the URL, whether to create the repository's
+folder, and the options the caller passed (`s3_endpoint` for S3). Backends
+are imported when first opened, so a local repository never loads boto3.
+"""
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 from ..errors import UsageError
 from .base import Storage
 
-_OPENERS: dict[str, Callable[[str, bool], Storage]] = {}
+Opener = Callable[[str, bool, Mapping[str, str]], Storage]
+_OPENERS: dict[str, Opener] = {}
 
 
-def register(scheme: str, opener: Callable[[str, bool], Storage]) -> None:
+def register(scheme: str, opener: Opener) -> None:
     _OPENERS[scheme] = opener
 
 
-def open_storage(url: str, *, create: bool = False) -> Storage:
+def open_storage(url: str, *, create: bool = False, options: Mapping[str, str] | None = None) -> Storage:
     scheme, sep, rest = url.partition(":")
+    opts = dict(options or {})
     if sep and scheme in _OPENERS and not (len(scheme) == 1 and os.name == "nt"):
-        return _OPENERS[scheme](rest, create)
+        return _OPENERS[scheme](rest, create, opts)
     if sep and scheme.isalpha() and len(scheme) > 1 and not url.startswith(("/", ".", "~")):
         raise UsageError(f"unknown repository scheme {scheme!r} in {url!r}")
-    return _OPENERS["local"](url, create)
+    return _OPENERS["local"](url, create, opts)
 
 
-def _local(rest: str, create: bool) -> Storage:
+def _local(rest: str, create: bool, options: Mapping[str, str]) -> Storage:
     from .local import LocalStorage
 
     if not rest:
@@ -34,17 +41,17 @@ def _local(rest: str, create: bool) -> Storage:
 _MEMORY: dict[str, Storage] = {}
 
 
-def _memory(rest: str, create: bool) -> Storage:
+def _memory(rest: str, create: bool, options: Mapping[str, str]) -> Storage:
     from .memory import MemoryStorage
 
     return _MEMORY.setdefault(rest, MemoryStorage())
 
 
-def _s3(rest: str, create: bool) -> Storage:
+def _s3(rest: str, create: bool, options: Mapping[str, str]) -> Storage:
     from .s3 import S3Storage
 
     bucket, _, prefix = rest.lstrip("/").partition("/")
-    return S3Storage(bucket, prefix)
+    return S3Storage(bucket, prefix, endpoint=options.get("s3_endpoint"))
 
 
 register("local", _local)
