@@ -2,23 +2,54 @@
 
 Structure: every index file authenticates; every pack an index names exists;
 every snapshot decodes; every tree of every snapshot decodes, its Merkle
-digests match, and every blob it references is indexed. With read_data:
-every pack is read whole, its name checked against its hash, its header and
-every blob authenticated, decompressed and checked against its id. Damage is
-reported by pack, then traced to the snapshots and files it affects.
+digests match, and every blob it references is indexed; lock events, prune
+records and run markers authenticate; every object a locked or held
+snapshot needs is protected at least as long; the audit log verifies, and
+every snapshot matches its event. With read_data: every pack is read whole,
+its name checked against its hash, its header and every blob authenticated,
+decompressed and checked against its id. Damage is reported by pack, then
+traced to the snapshots and files it affects.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import blake3
 
+from .audit.log import RECOVER_AFTER, AuditLog, VerifyReport
+from .clock import Clock, from_iso
 from .errors import AmberError, IntegrityError, NotFound
+from .format import layout
 from .format import tree as treefmt
-from .repo.blobs import pack_key
+from .repo import records as rec
+from .repo.blobs import BlobStore
+from .repo.events import EventStore
+from .repo.snapshots import Snapshot, SnapshotStore
+from .retention import locks
+from .storage.base import Storage
+
+Progress = Callable[[int, int], None]
+
+
+class Checked(locks.RetentionTarget, Protocol):
+    """What a check reads: everything, through the parts that own it."""
+
+    records: rec.Records
+    blobs: BlobStore
+    snapshot_store: SnapshotStore
+    event_store: EventStore
+    audit: AuditLog
+    index_errors: list[str]
+
+    def load_tree(self, tree_id: str) -> list[dict]: ...
+
+    def walk(self, tree_id: str, prefix: str = "") -> Iterator[tuple[str, dict]]: ...
 
 
 @dataclass
@@ -45,136 +76,157 @@ class CheckReport:
                 "damaged_packs": self.damaged_packs, "affected": self.affected}
 
 
-def check(repo, *, read_data: bool = False, progress=None) -> CheckReport:
+def check(repo: Checked, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
     rep = CheckReport()
-    store = repo.store
     repo.load_index()
-    for e in repo.index_errors:
-        rep.errors.append(f"index {e}")
-    stored_packs = {}
-    for info in repo.storage.list("data/"):
-        name = info.key.rsplit("/", 1)[-1]
-        try:
-            pid = bytes.fromhex(name)
-            if len(pid) != 32 or info.key != pack_key(pid):
-                raise ValueError
-        except ValueError:
-            rep.warnings.append(f"{info.key}: not a pack name, ignored")
-            continue
-        stored_packs[pid] = info.size
-    rep.packs = len(stored_packs)
-    rep.blobs = len(store.index)
-    indexed_packs: dict[bytes, list] = {}
-    for bid, e in store.index.items():
-        indexed_packs.setdefault(e.pack, []).append(bid)
+    rep.errors.extend(f"index {e}" for e in repo.index_errors)
     damaged_blobs: set[bytes] = set()
-    for pid, blobs in indexed_packs.items():
-        if pid not in stored_packs:
-            rep.errors.append(f"pack {pid.hex()} is indexed but missing ({len(blobs)} blobs lost)")
-            rep.damaged_packs.append(pid.hex())
-            damaged_blobs.update(blobs)
-    for pid, blobs in indexed_packs.items():
-        size = stored_packs.get(pid)
-        end = max(store.index[b].offset + store.index[b].length for b in blobs)
-        if size is not None and size < end + 4:
-            rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} "
-                              "(truncated)")
-            rep.damaged_packs.append(pid.hex())
-            damaged_blobs.update(b for b in blobs if store.index[b].offset + store.index[b].length > size)
-    for pid in stored_packs:
-        if pid not in indexed_packs:
-            rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; "
-                                "prune removes it)")
-
-    # snapshots and trees
-    snaps = []
-    for info in repo.storage.list("snapshots/"):
-        sid = info.key.split("/", 1)[1]
-        try:
-            snaps.append(repo.load_snapshot(sid))
-        except (IntegrityError, NotFound) as e:
-            rep.errors.append(str(e))
-    rep.snapshots = len(snaps)
-    seen: dict[str, str | None] = {}  # tree id -> digest (None if broken)
-
-    def walk(tree_id: str, where: str) -> str | None:
-        if tree_id in seen:
-            return seen[tree_id]
-        seen[tree_id] = None
-        try:
-            nodes = repo.load_tree(tree_id)
-        except (IntegrityError, NotFound, AmberError) as e:
-            rep.errors.append(f"tree {tree_id[:16]} at {where or '/'}: {e}")
-            damaged_blobs.add(bytes.fromhex(tree_id)) if _is_hex(tree_id) else None
-            return None
-        rep.trees += 1
-        for n in nodes:
-            path = f"{where}/{n['name']}"
-            if n["type"] == "dir":
-                sub = n.get("subtree")
-                if not isinstance(sub, str) or not _is_hex(sub):
-                    rep.errors.append(f"{path}: folder without a valid subtree")
-                    continue
-                digest = walk(sub, path)
-                if digest is not None and digest != n.get("digest"):
-                    rep.errors.append(f"{path}: Merkle digest does not match its tree")
-            elif n["type"] == "file":
-                for h in n.get("content") or []:
-                    if not _is_hex(h) or bytes.fromhex(h) not in store.index:
-                        rep.errors.append(f"{path}: blob {str(h)[:16]} is not indexed")
-                        break
-        digest = treefmt.digest(treefmt.encode(nodes))
-        seen[tree_id] = digest
-        return digest
-
-    for s in snaps:
-        if not _is_hex(s.tree):
-            rep.errors.append(f"snapshot {s.short_id}: invalid tree id")
-            continue
-        digest = walk(s.tree, "")
-        if digest is not None and digest != s.content_root:
-            rep.errors.append(f"snapshot {s.short_id}: content root does not match its trees")
-
+    stored_packs = _stored_packs(repo.storage, rep)
+    indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, damaged_blobs)
+    snaps = _snapshots(repo.snapshot_store, rep)
+    _check_trees(repo, snaps, rep, damaged_blobs)
     _check_protection(repo, snaps, rep)
     _check_records(repo, rep)
-
     if read_data:
-        _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress)
-
+        _read_packs(repo.storage, repo.blobs, stored_packs, indexed_packs, rep, damaged_blobs, progress)
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)
     return rep
 
 
-def _check_protection(repo, snaps, rep: CheckReport) -> None:
-    """Events decode, and no object a locked or held snapshot needs is less protected."""
-    from .retention.locks import read_event, verify_invariant
+# -- structure ---------------------------------------------------------------------
 
-    for info in repo.storage.list("locks/"):
+
+def _stored_packs(storage: Storage, rep: CheckReport) -> dict[bytes, int]:
+    stored: dict[bytes, int] = {}
+    for info in storage.list(layout.DATA):
+        pid = layout.pack_id(info.key)
+        if pid is None:
+            rep.warnings.append(f"{info.key}: not a pack name, ignored")
+            continue
+        stored[pid] = info.size
+    rep.packs = len(stored)
+    return stored
+
+
+def _indexed_packs(blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport,
+                   damaged: set[bytes]) -> dict[bytes, list[bytes]]:
+    """Packs the index names: missing or truncated ones are damage; unindexed ones a warning."""
+    index = blobs.index
+    rep.blobs = len(index)
+    indexed: dict[bytes, list[bytes]] = {}
+    for bid, e in index.items():
+        indexed.setdefault(e.pack, []).append(bid)
+    for pid, ids in indexed.items():
+        if pid not in stored:
+            rep.errors.append(f"pack {pid.hex()} is indexed but missing ({len(ids)} blobs lost)")
+            rep.damaged_packs.append(pid.hex())
+            damaged.update(ids)
+    for pid, ids in indexed.items():
+        size = stored.get(pid)
+        end = max(index[b].offset + index[b].length for b in ids)
+        if size is not None and size < end + 4:
+            rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} "
+                              "(truncated)")
+            rep.damaged_packs.append(pid.hex())
+            damaged.update(b for b in ids if index[b].offset + index[b].length > size)
+    for pid in stored:
+        if pid not in indexed:
+            rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; "
+                                "prune removes it)")
+    return indexed
+
+
+def _snapshots(store: SnapshotStore, rep: CheckReport) -> list[Snapshot]:
+    snaps = []
+    for info in store.records.storage.list(layout.SNAPSHOTS):
         try:
-            read_event(repo, info.key)
+            snaps.append(store.load(layout.last(info.key)))
         except (IntegrityError, NotFound) as e:
             rep.errors.append(str(e))
+    rep.snapshots = len(snaps)
+    return snaps
+
+
+def _check_trees(repo: Checked, snaps: list[Snapshot], rep: CheckReport, damaged: set[bytes]) -> None:
+    digests: dict[str, str | None] = {}  # tree id -> its Merkle digest (None if broken)
+    for s in snaps:
+        if not _is_hex(s.tree):
+            rep.errors.append(f"snapshot {s.short_id}: invalid tree id")
+            continue
+        digest = _tree_digest(repo, s.tree, rep, damaged, digests)
+        if digest is not None and digest != s.content_root:
+            rep.errors.append(f"snapshot {s.short_id}: content root does not match its trees")
+
+
+def _tree_digest(repo: Checked, root: str, rep: CheckReport, damaged: set[bytes],
+                 digests: dict[str, str | None]) -> str | None:
+    """Check every tree below `root` (each once) and return root's digest; iterative, any depth.
+
+    A folder is entered (its tree decoded, its files checked), then left once
+    all its subfolders are: only then is its own digest computed and compared
+    with what its parent's node says."""
+    index = repo.blobs.index
+    stack: list[tuple[str, str, list[dict] | None]] = [(root, "", None)]
+    while stack:
+        tree_id, where, nodes = stack.pop()
+        if nodes is not None:  # leaving: every subfolder is done
+            _compare_subfolders(nodes, where, rep, digests)
+            digests[tree_id] = treefmt.digest(treefmt.encode(nodes))
+            continue
+        if tree_id in digests:
+            continue
+        digests[tree_id] = None
+        try:
+            nodes = repo.load_tree(tree_id)
+        except AmberError as e:
+            rep.errors.append(f"tree {tree_id[:16]} at {where or '/'}: {e}")
+            damaged.add(bytes.fromhex(tree_id))
+            continue
+        rep.trees += 1
+        stack.append((tree_id, where, nodes))
+        for n in nodes:
+            path = f"{where}/{n['name']}"
+            if n["type"] == "dir":
+                sub = n.get("subtree")
+                if not _is_hex(sub):
+                    rep.errors.append(f"{path}: folder without a valid subtree")
+                elif sub not in digests:
+                    stack.append((sub, path, None))
+            elif n["type"] == "file":
+                for h in n.get("content") or []:
+                    if not _is_hex(h) or bytes.fromhex(h) not in index:
+                        rep.errors.append(f"{path}: blob {str(h)[:16]} is not indexed")
+                        break
+    return digests.get(root)
+
+
+def _compare_subfolders(nodes: list[dict], where: str, rep: CheckReport, digests: dict[str, str | None]) -> None:
+    for n in nodes:
+        if n["type"] == "dir" and _is_hex(n.get("subtree")):
+            digest = digests.get(n["subtree"])
+            if digest is not None and digest != n.get("digest"):
+                rep.errors.append(f"{where}/{n['name']}: Merkle digest does not match its tree")
+
+
+def _check_protection(repo: Checked, snaps: list[Snapshot], rep: CheckReport) -> None:
+    """Events decode, and no object a locked or held snapshot needs is less protected."""
+    rep.errors.extend(repo.event_store.problems())
     if not repo.storage.capabilities.object_lock:
         return
-    for problem in verify_invariant(repo, snaps, repo.events(), repo.clock.now()):
+    for problem in locks.verify_invariant(repo, snaps, repo.events(), repo.clock.now()):
         if problem.startswith("note: "):
             rep.warnings.append(f"protection: {problem[6:]}")
         else:
             rep.errors.append(f"protection: {problem}")
 
 
-def _check_records(repo, rep: CheckReport) -> None:
+def _check_records(repo: Checked, rep: CheckReport) -> None:
     """Prune plans, tombstones and run markers authenticate; the audit log verifies."""
-    from .retention.prune import read_record
-
-    for prefix in ("prune/", "running/"):
-        for info in repo.storage.list(prefix):
-            try:
-                read_record(repo, info.key)
-            except (IntegrityError, NotFound) as e:
-                rep.errors.append(str(e) if str(e).startswith(info.key) else f"{info.key}: {e}")
-    audit = repo.audit.verify(remember=False)
+    for prefix in (layout.PRUNE, layout.RUNNING):
+        for _info, _doc in repo.records.scan(rec.PRUNE, prefix, rep.errors):
+            pass
+    audit = verify_audit_log(repo, remember=False)
     rep.errors.extend(f"audit log: {e}" for e in audit.errors)
     rep.warnings.extend(f"audit log: {w}" for w in audit.warnings)
 
@@ -189,55 +241,131 @@ def _is_hex(s) -> bool:
         return False
 
 
-def _read_packs(repo, stored_packs, indexed_packs, rep, damaged_blobs, progress) -> None:
-    store = repo.store
+# -- the audit log against the snapshots ------------------------------------------------
+
+
+def verify_audit_log(repo: Checked, external: bytes | None = None, remember: bool = True) -> VerifyReport:
+    """The log's own proofs and checkpoints, then every snapshot against its event."""
+    rep = repo.audit.verify(external=external, remember=remember)
+    repo.snapshot_store.forget()
+    stored = {s.id: s for s in repo.snapshot_store.all()}
+    snapshot_links(rep, stored, repo.snapshot_store.stored_at, repo.clock)
+    rep.errors.extend(repo.snapshot_store.errors)
+    return rep
+
+
+def snapshot_links(rep: VerifyReport, stored: dict[str, Snapshot],
+                   stored_at: Callable[[str], _dt.datetime | None], clock: Clock) -> None:
+    """Every stored snapshot has a matching `snapshot` event; every logged one is still stored
+    or was forgotten by a `forget` event."""
+    entries = rep.entries
+    logged: dict[str, dict] = {}
+    forgotten: set[str] = set()
+    for ev, _raw in entries:
+        if ev.get("type") == "snapshot" and ev.get("snapshot"):
+            logged[ev["snapshot"]] = ev
+        elif ev.get("type") == "forget":
+            forgotten.add(ev.get("snapshot"))
+    predates = _predates_log(entries)
+    now = clock.now()
+    for sid, s in stored.items():
+        ev = logged.get(sid)
+        if ev is None:
+            _unlogged(rep, s, predates(s), stored_at(sid), now)
+        elif ev.get("details", {}).get("content_root") != s.content_root or \
+                ev.get("details", {}).get("tree") != s.tree:
+            rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev['seq']} in the audit log")
+    for sid, ev in logged.items():
+        if sid not in stored and sid not in forgotten:
+            rep.errors.append(f"snapshot {sid[:8]} (event {ev['seq']}) is gone from the repository, but the "
+                              "log has no forget event for it: it was deleted behind the log")
+
+
+def _predates_log(entries: list) -> Callable[[Snapshot], bool]:
+    """Whether a snapshot may have been made before the log began.
+
+    A log that begins with `init` is as old as the repository: nothing can
+    predate it; one that begins later was started by an upgrade, and older
+    snapshots were made without a log."""
+    if not entries:
+        return lambda s: True
+    if entries[0][0].get("type") == "init":
+        return lambda s: False
+    try:
+        first = from_iso(entries[0][0]["time"])
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return lambda s: True
+    return lambda s: s.time < first
+
+
+def _unlogged(rep: VerifyReport, s: Snapshot, predates: bool, stored_at: _dt.datetime | None,
+              now: _dt.datetime) -> None:
+    if predates:
+        rep.warnings.append(f"snapshot {s.short_id} predates the audit log (made by an earlier version)")
+    elif stored_at is not None and now - stored_at <= RECOVER_AFTER:
+        rep.warnings.append(f"snapshot {s.short_id} has no event in the audit log yet (its backup may "
+                            "still be recording it)")
+    else:
+        rep.errors.append(f"snapshot {s.short_id} has no event in the audit log (a crash before it was "
+                          "recorded is repaired by the next backup; otherwise it was added behind the log)")
+
+
+# -- every byte ----------------------------------------------------------------------
+
+
+def _read_packs(storage: Storage, blobs: BlobStore, stored_packs: dict[bytes, int],
+                indexed_packs: dict[bytes, list[bytes]], rep: CheckReport, damaged_blobs: set[bytes],
+                progress: Progress | None) -> None:
     mu = threading.Lock()
-
-    def one(pid: bytes):
-        key = pack_key(pid)
-        problems: list[str] = []
-        bad: set[bytes] = set()
-        try:
-            data = repo.storage.get(key)
-        except (NotFound, AmberError) as e:
-            return key, [f"cannot read: {e}"], set(indexed_packs.get(pid, ())), 0
-        if blake3.blake3(data).digest() != pid:
-            problems.append("content does not match its name (bytes changed or truncated)")
-        header = None
-        try:
-            header = store.read_pack_header(pid, data)
-        except IntegrityError as e:
-            problems.append(f"header: {e}")
-        entries = {e.id: e for e in header} if header is not None else {}
-        for bid in indexed_packs.get(pid, ()):
-            ie = store.index[bid]
-            h = entries.get(bid)
-            if header is not None and (h is None or h.offset != ie.offset or h.length != ie.length):
-                problems.append(f"blob {bid.hex()[:16]} is indexed here but not in the pack header")
-            try:
-                store.open_blob(bid, ie, data[ie.offset:ie.offset + ie.length])
-            except IntegrityError as e:
-                bad.add(bid)
-                problems.append(str(e))
-        return key, problems, bad, len(data)
-
     total = len(stored_packs)
     with ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2))) as pool:
-        for key, problems, bad, n in pool.map(one, list(stored_packs)):
+        results = pool.map(lambda pid: _read_pack(storage, blobs, pid, indexed_packs.get(pid, ())),
+                           list(stored_packs))
+        for key, problems, bad, n in results:
             with mu:
                 rep.packs_read += 1
                 rep.bytes_read += n
                 if problems:
-                    rep.damaged_packs.append(key.rsplit("/", 1)[-1])
+                    rep.damaged_packs.append(layout.last(key))
                     shown = problems[:5] + ([f"… {len(problems) - 5} more"] if len(problems) > 5 else [])
-                    for p in shown:
-                        rep.errors.append(f"{key}: {p}")
+                    rep.errors.extend(f"{key}: {p}" for p in shown)
                     damaged_blobs.update(bad)
                 if progress:
                     progress(rep.packs_read, total)
 
 
-def _trace(repo, snaps, damaged: set[bytes], rep: CheckReport) -> None:
+def _read_pack(storage: Storage, blobs: BlobStore, pid: bytes,
+               indexed: list[bytes] | tuple) -> tuple[str, list[str], set[bytes], int]:
+    """(key, problems, damaged blobs, bytes read) for one pack read whole."""
+    key = layout.pack(pid)
+    problems: list[str] = []
+    bad: set[bytes] = set()
+    try:
+        data = storage.get(key)
+    except AmberError as e:
+        return key, [f"cannot read: {e}"], set(indexed), 0
+    if blake3.blake3(data).digest() != pid:
+        problems.append("content does not match its name (bytes changed or truncated)")
+    header = None
+    try:
+        header = blobs.read_pack_header(pid, data)
+    except IntegrityError as e:
+        problems.append(f"header: {e}")
+    entries = {e.id: e for e in header} if header is not None else {}
+    for bid in indexed:
+        ie = blobs.index[bid]
+        h = entries.get(bid)
+        if header is not None and (h is None or h.offset != ie.offset or h.length != ie.length):
+            problems.append(f"blob {bid.hex()[:16]} is indexed here but not in the pack header")
+        try:
+            blobs.open_blob(bid, ie, data[ie.offset:ie.offset + ie.length])
+        except IntegrityError as e:
+            bad.add(bid)
+            problems.append(str(e))
+    return key, problems, bad, len(data)
+
+
+def _trace(repo: Checked, snaps: list[Snapshot], damaged: set[bytes], rep: CheckReport) -> None:
     """Name every snapshot and file that uses a damaged blob."""
     damaged_hex = {b.hex() for b in damaged}
     for s in snaps:

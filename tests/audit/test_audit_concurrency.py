@@ -14,6 +14,7 @@ import time
 import pytest
 
 from amber.audit.log import ENTRIES
+from amber.repository import Repository
 from amber.storage.base import StorageWrapper
 
 from audit_helpers import PASSWORD, events, open_repo
@@ -35,7 +36,7 @@ def assert_all_landed(repo_path, expected: set) -> None:
     for w in range(WRITERS):
         mine = [n for writer, n in got if writer == w]
         assert mine == sorted(mine)
-    rep = repo.audit.verify()
+    rep = repo.verify_audit_log()
     assert rep.ok, rep.errors
     assert rep.size == len(evs) == 1 + len(expected)
     assert rep.checkpoints >= 1 and not any("no checkpoint for the full log" in w for w in rep.warnings)
@@ -121,9 +122,10 @@ class AnotherWriterMeanwhile(StorageWrapper):
 
 
 def test_an_append_that_races_another_writer_of_the_same_client_lands(repo, repo_path):
-    mine = open_repo(repo_path)
-    mine.storage = AnotherWriterMeanwhile(mine.storage, open_repo(repo_path))
+    opened = open_repo(repo_path)
+    mine = Repository(AnotherWriterMeanwhile(opened.storage, open_repo(repo_path)), opened.keys, opened.config,
+                      opened.key_id, opened.clock)
     mine.log_event("check", read_data=False, ok=True, errors=0, writer=0, n=0)
     evs = events(open_repo(repo_path))
     assert [(ev["seq"], ev["details"].get("writer")) for ev in evs] == [(0, None), (1, 1), (2, 0)]
-    assert open_repo(repo_path).audit.verify().ok
+    assert open_repo(repo_path).verify_audit_log().ok

@@ -12,7 +12,8 @@ import pytest
 
 from amber.audit import checkpoint as cpfmt
 from amber.audit import merkle
-from amber.audit.log import CHECKPOINTS, ENTRIES, RECOVER_AFTER, canonical
+from amber.audit.log import CHECKPOINTS, ENTRIES, RECOVER_AFTER
+from amber.format.canonical import utf8_json as canonical
 from amber.clock import from_iso, to_iso
 from amber.errors import IntegrityError
 from amber.format import tree as treefmt
@@ -100,7 +101,7 @@ def test_every_change_is_one_event_in_order(repo, repo_path, src):
     for k in range(1, n + 1):
         cp = cpfmt.verify(repo.storage.get(f"{CHECKPOINTS}{k:012d}"), repo.audit.origin, repo.audit.public)
         assert cp.size == k and cp.root == merkle.root(leaves[:k])
-    rep = open_repo(repo_path).audit.verify()
+    rep = open_repo(repo_path).verify_audit_log()
     assert rep.ok, rep.errors
     assert rep.size == n and rep.checkpoints == n and rep.warnings == []
 
@@ -132,7 +133,7 @@ def test_a_snapshot_whose_event_disagrees_with_it_is_reported(busy):
     doc = dict(busy["s2"].doc, tags=["planted"])
     sid = repo.save_snapshot(doc)
     repo.log_event("snapshot", sid, content_root="00" * 32, tree=busy["s2"].tree)
-    rep = repo.audit.verify()
+    rep = repo.verify_audit_log()
     assert any(sid[:8] in e and "does not match its event" in e for e in rep.errors), rep.errors
 
 
@@ -153,27 +154,27 @@ def test_every_log_object_with_a_flipped_byte_is_named(busy):
         for pos in positions(len(original), seed=n, skip=skip):
             rewrite_file(f, flip(original, pos))
             try:
-                rep = repo.audit.verify(remember=False)
+                rep = repo.verify_audit_log(remember=False)
             finally:
                 rewrite_file(f, original)
             assert any(key in e for e in rep.errors), f"{key} byte {pos} flipped: {rep.errors}"
             checked += 1
     assert checked >= 40
-    rep = repo.audit.verify()
+    rep = repo.verify_audit_log()
     assert rep.ok, rep.errors
 
 
 def test_a_deleted_entry_is_reported(busy):
     repo, path = busy["repo"], busy["path"]
     os.unlink(path / "log" / "entries" / f"{1:012d}")
-    rep = repo.audit.verify()
+    rep = repo.verify_audit_log()
     assert any(f"{ENTRIES}{1:012d}" in e and "missing" in e for e in rep.errors), rep.errors
 
 
 def test_a_deleted_last_entry_is_reported(busy):
     repo, path = busy["repo"], busy["path"]
     os.unlink(path / "log" / "entries" / f"{3:012d}")
-    rep = repo.audit.verify()
+    rep = repo.verify_audit_log()
     assert rep.errors
     assert any("covers 4 entries" in e and "rolled back or its log truncated" in e for e in rep.errors), rep.errors
 
@@ -184,7 +185,7 @@ def test_a_deleted_checkpoint_is_reported(busy, which):
     writer stopped between entry and checkpoint): verify must say so, naming which."""
     repo, path = busy["repo"], busy["path"]
     os.unlink(path / "log" / "checkpoints" / f"{which:012d}")
-    rep = repo.audit.verify()
+    rep = repo.verify_audit_log()
     msgs = all_messages(rep)
     assert any(f"{CHECKPOINTS}{which:012d}" in m or ("checkpoint" in m and f" {which} " in m) for m in msgs), msgs
 
@@ -195,7 +196,7 @@ def test_an_entry_moved_to_another_position_is_reported(busy):
     da, db = a.read_bytes(), b.read_bytes()
     rewrite_file(a, db)
     rewrite_file(b, da)
-    rep = busy["repo"].audit.verify(remember=False)
+    rep = busy["repo"].verify_audit_log(remember=False)
     assert any(f"{ENTRIES}{1:012d}" in e for e in rep.errors), rep.errors
 
 
@@ -213,14 +214,14 @@ def test_an_old_copy_of_the_repository_put_back_is_refused(busy, tmp_path):
 
     replace_repo(path, old)
     victim = open_repo(path)
-    rep = victim.audit.verify()
+    rep = victim.verify_audit_log()
     assert not rep.ok
     assert any("rolled back" in e for e in rep.errors), rep.errors
     snaps_before = {s.id for s in victim.snapshots()}
     write(src / "e.txt", b"echo\n")
     with pytest.raises(IntegrityError, match="rolled back"):
         victim.backup([str(src)])
-    victim.invalidate_snapshots()
+    victim.refresh()
     assert {s.id for s in victim.snapshots()} == snaps_before, "no snapshot was written"
     assert len(events(victim)) == 4
 
@@ -236,7 +237,7 @@ def test_a_change_on_a_rolled_back_repository_is_refused_before_it_is_made(busy,
     victim = open_repo(path)
     with pytest.raises(IntegrityError, match="rolled back"):
         victim.forget([victim.find_snapshot(busy["s2"].id)])
-    victim.invalidate_snapshots()
+    victim.refresh()
     assert busy["s2"].id in {s.id for s in victim.snapshots()}, "the snapshot was deleted anyway"
 
 
@@ -252,7 +253,7 @@ def rewrite_history(path, keep: int, new_events: int, tmp_path, monkeypatch) -> 
         attacker = open_repo(path)
         for i in range(new_events):
             attacker.log_event("check", read_data=False, ok=True, errors=0, forged=i)
-        assert attacker.audit.verify().ok
+        assert attacker.verify_audit_log().ok
 
 
 @pytest.mark.parametrize("new_events", [1, 3], ids=["same-size", "longer"])
@@ -260,7 +261,7 @@ def test_a_rewritten_history_is_reported_as_a_fork(busy, tmp_path, monkeypatch, 
     path, src = busy["path"], busy["src"]
     rewrite_history(path, keep=3, new_events=new_events, tmp_path=tmp_path, monkeypatch=monkeypatch)
     victim = open_repo(path)
-    rep = victim.audit.verify()
+    rep = victim.verify_audit_log()
     assert any("rewritten or forked" in e for e in rep.errors), rep.errors
     write(src / "f.txt", b"foxtrot\n")
     with pytest.raises(IntegrityError, match="rewritten or forked"):
@@ -281,21 +282,21 @@ def test_verify_against_a_checkpoint_kept_outside(busy, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "fresh-client"))
     fresh = open_repo(path)
     for note in (early, kept):
-        rep = fresh.audit.verify(external=note, remember=False)
+        rep = fresh.verify_audit_log(external=note, remember=False)
         assert rep.ok, rep.errors
         assert rep.remembered is None
 
     replace_repo(path, old)
     fresh = open_repo(path)
-    assert fresh.audit.verify(remember=False).ok, "without a checkpoint from outside, nothing tells"
-    rep = fresh.audit.verify(external=kept, remember=False)
+    assert fresh.verify_audit_log(remember=False).ok, "without a checkpoint from outside, nothing tells"
+    rep = fresh.verify_audit_log(external=kept, remember=False)
     assert any(e.startswith("the given checkpoint") and "rolled back" in e for e in rep.errors), rep.errors
-    assert fresh.audit.verify(external=early, remember=False).ok
+    assert fresh.verify_audit_log(external=early, remember=False).ok
 
 
 def test_an_external_checkpoint_of_another_repository_is_refused(busy, tmp_path):
     other = init_repo(tmp_path / "other-repo")
-    rep = busy["repo"].audit.verify(external=other.audit.latest_checkpoint(), remember=False)
+    rep = busy["repo"].verify_audit_log(external=other.audit.latest_checkpoint(), remember=False)
     assert any(e.startswith("the given checkpoint") for e in rep.errors), rep.errors
 
 
@@ -306,7 +307,7 @@ def test_an_external_checkpoint_of_another_repository_is_refused(busy, tmp_path)
     + base64.b64encode(bytes(68)) + b"\n",
 ], ids=["empty", "text", "not-utf8", "no-root", "non-ascii-root", "unicode-digit-size"])
 def test_a_malformed_external_checkpoint_is_an_error_not_a_crash(busy, note):
-    rep = busy["repo"].audit.verify(external=note, remember=False)
+    rep = busy["repo"].verify_audit_log(external=note, remember=False)
     assert any(e.startswith("the given checkpoint") for e in rep.errors), rep.errors
 
 
@@ -315,7 +316,7 @@ def test_a_damaged_remembered_checkpoint_is_an_error_not_a_crash(busy):
     state = repo.audit.state_path()
     with open(state, "wb") as f:
         f.write(b"not a checkpoint")
-    rep = repo.audit.verify(remember=False)
+    rep = repo.verify_audit_log(remember=False)
     assert any(e.startswith("the checkpoint this client last verified") for e in rep.errors), rep.errors
 
 
@@ -323,7 +324,7 @@ def test_the_remembered_checkpoint_follows_the_log(busy):
     repo = busy["repo"]
     assert repo.audit.remembered() == repo.audit.latest_checkpoint()
     assert os.path.dirname(repo.audit.state_path()).endswith(os.path.join("amber", repo.id))
-    rep = open_repo(busy["path"]).audit.verify()
+    rep = open_repo(busy["path"]).verify_audit_log()
     assert rep.ok and rep.remembered == 4
 
 
@@ -342,7 +343,7 @@ def orphan_snapshot(repo, path, like, age: dt.timedelta) -> str:
 def test_a_snapshot_without_its_event_is_reported_then_recorded_by_the_next_backup(busy):
     repo, path, src = busy["repo"], busy["path"], busy["src"]
     orphan = orphan_snapshot(repo, path, busy["s2"], RECOVER_AFTER + dt.timedelta(minutes=1))
-    rep = open_repo(path).audit.verify()
+    rep = open_repo(path).verify_audit_log()
     assert any(orphan[:8] in e and "no event" in e for e in rep.errors), rep.errors
 
     write(src / "h.txt", b"hotel\n")
@@ -351,7 +352,7 @@ def test_a_snapshot_without_its_event_is_reported_then_recorded_by_the_next_back
     assert [(ev["type"], ev.get("snapshot"), ev["details"].get("recovered")) for ev in evs[4:]] == [
         ("snapshot", orphan, True), ("snapshot", new.id, False)]
     assert evs[4]["details"]["content_root"] == busy["s2"].content_root
-    rep = open_repo(path).audit.verify()
+    rep = open_repo(path).verify_audit_log()
     assert rep.ok, rep.errors
 
 
@@ -369,20 +370,20 @@ def test_a_snapshot_another_backup_may_still_be_recording_is_left_to_it(busy):
     newer = backup(open_repo(path), src)
     assert [(ev["type"], ev.get("snapshot"), ev["details"]["recovered"]) for ev in events(repo)[5:]] == [
         ("snapshot", young, True), ("snapshot", newer.id, False)]
-    assert open_repo(path).audit.verify().ok
+    assert open_repo(path).verify_audit_log().ok
 
 
 def test_a_snapshot_deleted_behind_the_log_is_reported(busy):
     path = busy["path"]
     os.unlink(path / "snapshots" / busy["s2"].id)
-    rep = open_repo(path).audit.verify()
+    rep = open_repo(path).verify_audit_log()
     assert any(busy["s2"].id[:8] in e and "no forget event" in e for e in rep.errors), rep.errors
 
 
 def test_a_forgotten_snapshot_is_not_reported(busy):
     repo = busy["repo"]
     repo.forget([busy["s2"]])
-    rep = open_repo(busy["path"]).audit.verify()
+    rep = open_repo(busy["path"]).verify_audit_log()
     assert rep.ok, rep.errors
 
 
@@ -415,14 +416,14 @@ def test_a_log_object_is_never_overwritten(busy):
 
 def test_a_fresh_repository_has_a_verifying_log_of_one_event(repo, repo_path):
     assert types(repo) == ["init"]
-    rep = open_repo(repo_path).audit.verify()
+    rep = open_repo(repo_path).verify_audit_log()
     assert rep.ok and rep.size == 1 and rep.checkpoints == 1
 
 
 def test_a_missing_log_folder_entirely_is_reported(busy):
     path = busy["path"]
     shutil.rmtree(path / "log")
-    rep = busy["repo"].audit.verify()
+    rep = busy["repo"].verify_audit_log()
     assert any("rolled back or its log truncated" in e for e in rep.errors), rep.errors
 
 
@@ -435,5 +436,5 @@ def test_a_backup_of_a_folder_whose_name_is_not_utf8_is_logged(repo, repo_path, 
     evs = events(repo)
     assert [(ev["type"], ev.get("snapshot")) for ev in evs] == [("init", None), ("snapshot", snap.id)]
     assert evs[1]["details"]["paths"] == [os.fsdecode(folder)]
-    rep = open_repo(repo_path).audit.verify()
+    rep = open_repo(repo_path).verify_audit_log()
     assert rep.ok, rep.errors

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from amber.errors import RestoreFailed
-from amber.repo.blobs import pack_key
+from amber.format.layout import pack as pack_key
 
 from .helpers import open_repo, small_tree, write
 
@@ -22,7 +22,7 @@ def _blob_of(repo, snap, path):
     repo.load_index()
     node = repo.node_at(snap, path)
     bid = bytes.fromhex(node["content"][0])
-    return bid, repo.store.lookup(bid)
+    return bid, repo.blobs.lookup(bid)
 
 
 def _pack_file(repo_path, pack_id: bytes) -> str:
@@ -112,7 +112,7 @@ def test_a_deleted_pack_is_found_without_reading_data(backed_up, repo_path):
 def test_a_deleted_tree_pack_is_found(backed_up, repo_path):
     repo, snap, _ = backed_up
     repo.load_index()
-    tree_pack = repo.store.lookup(bytes.fromhex(snap.tree)).pack
+    tree_pack = repo.blobs.lookup(bytes.fromhex(snap.tree)).pack
     os.unlink(_pack_file(repo_path, tree_pack))
     report = open_repo(repo_path).check()
     assert not report.ok

@@ -5,6 +5,7 @@ import pytest
 
 from amber.errors import AmberError, IntegrityError
 from amber.format import tree as treefmt
+from amber.format.canonical import ascii_json
 from amber.format.pack import BLOB_DATA, BLOB_TREE
 
 from .helpers import assert_same_tree, open_repo, restored, small_tree
@@ -17,15 +18,15 @@ def _meta(name, kind):
 
 def _store_tree(repo, nodes) -> tuple[str, str]:
     """Store tree bytes exactly as given: no sorting and no checks, as a hostile writer would."""
-    raw = treefmt.canonical({"nodes": nodes, "v": 1})
+    raw = ascii_json({"nodes": nodes, "v": 1})
     bid = repo.keys.blob_id(raw)
-    repo.store.add(BLOB_TREE, bid, raw)
+    repo.blobs.add(BLOB_TREE, bid, raw)
     return bid.hex(), treefmt.digest(raw)
 
 
 def _file(repo, name, data=b"written by a hostile snapshot\n"):
     bid = repo.keys.blob_id(data)
-    repo.store.add(BLOB_DATA, bid, data)
+    repo.blobs.add(BLOB_DATA, bid, data)
     import hashlib
 
     return dict(_meta(name, "file"), size=len(data), content=[bid.hex()], sha256=hashlib.sha256(data).hexdigest())
@@ -38,7 +39,7 @@ def _dir(repo, name, children):
 
 def _snapshot(repo, top_nodes):
     tid, digest = _store_tree(repo, top_nodes)
-    repo.store.flush()
+    repo.blobs.flush()
     sid = repo.save_snapshot({
         "v": 1, "time": "2030-01-01T00:00:00Z", "hostname": "hostile", "username": "x", "paths": ["/"],
         "tags": [], "tree": tid, "content_root": digest, "summary": {}})

@@ -173,5 +173,5 @@ def test_backup_chunk_boundaries_are_stable(frozen, tmp_path):
     fresh = Repository.open(str(tmp_path / "repo"), doc["password"])
     node = fresh.node_at(fresh.find_snapshot(result.snapshot_id), str(src / "data.bin"))
     fresh.load_index()
-    lengths = [fresh.store.lookup(bytes.fromhex(h)).raw_length for h in node["content"]]
+    lengths = [fresh.blobs.lookup(bytes.fromhex(h)).raw_length for h in node["content"]]
     assert lengths == v["repo_v1_backup"]["lengths"]

@@ -54,7 +54,7 @@ def test_two_wraps_of_the_same_keys_differ():
 
 def test_master_keys_json_round_trips():
     mk = MasterKeys.generate()
-    assert MasterKeys.from_json(mk.to_json()) == mk
+    assert MasterKeys.decode(mk.encode()) == mk
     assert 0 <= mk.chunker_seed < 2**63
 
 
@@ -68,7 +68,7 @@ def test_master_keys_json_round_trips():
 ])
 def test_malformed_key_material_is_an_integrity_error(raw):
     with pytest.raises(IntegrityError):
-        MasterKeys.from_json(raw)
+        MasterKeys.decode(raw)
 
 
 def _key_file(**changes) -> bytes:

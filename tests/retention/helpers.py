@@ -14,7 +14,7 @@ from amber.clock import FakeClock
 from amber.repository import Repository
 from sources import PAST_NS, rand, write  # noqa: F401 - used by the tests through this module
 from amber.storage.base import Retention
-from amber.repo.blobs import pack_key
+from amber.format.layout import pack as pack_key
 
 PASSWORD = "retention test password"
 KDF_N = 1 << 10
@@ -82,7 +82,7 @@ def pack_of_file(repo, snap, path: str) -> str:
     repo.load_index()
     node = repo.node_at(snap, path)
     assert node is not None and node["type"] == "file", path
-    return pack_key(repo.store.lookup(bytes.fromhex(node["content"][0])).pack)
+    return pack_key(repo.blobs.lookup(bytes.fromhex(node["content"][0])).pack)
 
 
 def tree_digest(root) -> dict:

@@ -59,7 +59,7 @@ def test_a_clock_far_ahead_of_the_newest_record_refuses_deletion(repo, repo_path
             repo.forget([s1])
         else:
             repo.forget([s1], trust_clock=True)
-            repo.invalidate_events()
+            repo.refresh()
             clock.advance(32 * DAY)
             repo.prune()
     assert "ahead" in str(e.value)
@@ -109,7 +109,7 @@ def test_trusting_the_clock_is_recorded(repo, clock, two):
     s1, _ = two
     clock.advance(-5 * HOUR)
     repo.forget([s1], trust_clock=True)
-    repo.invalidate_events()
+    repo.refresh()
     recorded = [e for e in repo.events().get(s1.id, []) if e.get("type") == "forget"]
     recorded += [ev for ev, _raw in repo.audit.entries()
                  if ev.get("type") == "forget" and ev.get("snapshot") == s1.id]

@@ -15,28 +15,28 @@ differs (a rollback or a fork) with an integrity error.
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
 import json
 import os
 import socket
 import threading
 from dataclasses import dataclass, field
 
-from ..clock import from_iso, to_iso
-from ..crypto.aead import KIND_LOG
-from ..errors import AlreadyExists, AmberError, IntegrityError, NotFound
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ..clock import Clock, to_iso
+from ..crypto.aead import KIND_LOG, Sealer
+from ..errors import AlreadyExists, AmberError, CheckpointError, IntegrityError, NotFound, ProofError
+from ..format import layout
+from ..format.canonical import utf8_json
+from ..repo.events import user_name
+from ..repo.snapshots import Snapshot, SnapshotStore
+from ..storage.base import Retention, Storage
 from . import checkpoint as cpfmt
 from . import merkle
 
 RECOVER_AFTER = _dt.timedelta(minutes=10)  # then a snapshot without its event is recorded by others
-ENTRIES = "log/entries/"
-CHECKPOINTS = "log/checkpoints/"
-
-
-def canonical(obj) -> bytes:
-    # UTF-8; a lone surrogate (a file name that is not UTF-8) is written as its \udcXX escape
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8", "backslashreplace")
+ENTRIES = layout.LOG_ENTRIES
+CHECKPOINTS = layout.LOG_CHECKPOINTS
 
 
 @dataclass
@@ -47,6 +47,7 @@ class VerifyReport:
     warnings: list = field(default_factory=list)
     checkpoints: int = 0
     remembered: int | None = None
+    entries: list = field(default_factory=list, repr=False)  # (event, canonical bytes), as read
 
     @property
     def ok(self) -> bool:
@@ -54,26 +55,33 @@ class VerifyReport:
 
 
 class AuditLog:
-    def __init__(self, repo) -> None:
-        self.repo = repo
-        self.origin = f"amber/{repo.id}"
-        self.signing = repo.keys.signing_key()
+    """The log of one repository: its storage, its sealer, and the key that signs checkpoints."""
+
+    def __init__(self, storage: Storage, sealer: Sealer, signing: Ed25519PrivateKey, repository_id: str,
+                 clock: Clock, key_id: str) -> None:
+        self.storage = storage
+        self.sealer = sealer
+        self.clock = clock
+        self.repository_id = repository_id
+        self.key_id = key_id
+        self.origin = f"amber/{repository_id}"
+        self.signing = signing
         self.public = cpfmt.public_bytes(self.signing)
 
     # -- reading -----------------------------------------------------------------
 
     def entries(self, errors: list | None = None) -> list[tuple[dict, bytes]]:
         """Every entry in order as (event, canonical bytes); damage raises unless `errors` collects it."""
-        keys = sorted(i.key for i in self.repo.storage.list(ENTRIES))
+        keys = sorted(i.key for i in self.storage.list(ENTRIES))
         out = []
         for seq, key in enumerate(keys):
-            want = f"{ENTRIES}{seq:012d}"
+            want = layout.log_entry(seq)
             try:
                 if key != want:
                     raise IntegrityError(f"{want}: missing from the log (found {key} next)")
-                raw = self.repo.sealer.open(KIND_LOG, self.repo.storage.get(key), key)
+                raw = self.sealer.open(KIND_LOG, self.storage.get(key), key)
                 ev = json.loads(raw)
-                if not isinstance(ev, dict) or ev.get("seq") != seq or canonical(ev) != raw:
+                if not isinstance(ev, dict) or ev.get("seq") != seq or utf8_json(ev) != raw:
                     raise IntegrityError(f"{key}: not the canonical event number {seq}")
             except (IntegrityError, ValueError) as e:
                 if errors is None:
@@ -90,8 +98,8 @@ class AuditLog:
         return cpfmt.verifier_key(self.origin, self.public)
 
     def latest_checkpoint(self) -> bytes | None:
-        keys = sorted(i.key for i in self.repo.storage.list(CHECKPOINTS))
-        return self.repo.storage.get(keys[-1]) if keys else None
+        keys = sorted(i.key for i in self.storage.list(CHECKPOINTS))
+        return self.storage.get(keys[-1]) if keys else None
 
     # -- writing -----------------------------------------------------------------
 
@@ -101,16 +109,16 @@ class AuditLog:
         entries = self.entries()
         leaves = self.leaves(entries)
         self._check_remembered(leaves, remembered)
-        actor = {"host": socket.gethostname(), "user": _user(), "key": self.repo.key_id[:16]}
+        actor = {"host": socket.gethostname(), "user": user_name(), "key": self.key_id[:16]}
         for _ in range(100):
             seq = len(leaves)
-            ev = {"v": 1, "seq": seq, "time": to_iso(self.repo.clock.now()), "type": kind, "actor": actor,
+            ev = {"v": 1, "seq": seq, "time": to_iso(self.clock.now()), "type": kind, "actor": actor,
                   "details": details}
             if snapshot is not None:
                 ev["snapshot"] = snapshot
-            raw = canonical(ev)
+            raw = utf8_json(ev)
             try:
-                self.repo.storage.put(f"{ENTRIES}{seq:012d}", self.repo.sealer.seal(KIND_LOG, raw),
+                self.storage.put(layout.log_entry(seq), self.sealer.seal(KIND_LOG, raw),
                                       retention=lock)
                 break
             except AlreadyExists:  # another writer took this position: read on and retry
@@ -126,9 +134,9 @@ class AuditLog:
         cp = cpfmt.Checkpoint(self.origin, len(leaves), merkle.root(leaves))
         note = cpfmt.sign(cp, self.origin, self.signing)
         try:
-            self.repo.storage.put(f"{CHECKPOINTS}{len(leaves):012d}", note, retention=retention)
+            self.storage.put(layout.log_checkpoint(len(leaves)), note, retention=retention)
         except AlreadyExists:
-            note = self.repo.storage.get(f"{CHECKPOINTS}{len(leaves):012d}")
+            note = self.storage.get(layout.log_checkpoint(len(leaves)))
         self.remember(note)
         return note
 
@@ -137,34 +145,11 @@ class AuditLog:
         remembered = self.remembered()
         self._check_remembered(self.leaves(self.entries()), remembered)
 
-    def record_snapshots(self, sid: str, retention=None) -> list[dict]:
-        """Append a `snapshot` event for every stored snapshot the log does not name yet:
-        the one just written, and any a crash kept from being recorded (marked recovered)."""
-        logged = {ev.get("snapshot") for ev, _raw in self.entries() if ev.get("type") == "snapshot"}
-        self.repo.invalidate_snapshots()
-        snaps = [s for s in self.repo.snapshots() if s.id not in logged]
-        out = []
-        now = self.repo.clock.now()
-        for s in snaps:
-            if s.id != sid and not self._orphaned(s, now):
-                continue  # another backup's, still about to record itself
-            ret = retention if s.id == sid else None
-            out.append(self.append("snapshot", s.id, ret, **snapshot_details(s), recovered=s.id != sid))
-        return out
-
-    def _orphaned(self, snap, now) -> bool:
-        """A snapshot stored long enough ago that its own backup cannot still be recording it."""
-        try:
-            stored = self.repo.storage.stat(f"snapshots/{snap.id}").modified
-        except NotFound:
-            return False
-        return stored is not None and now - stored > RECOVER_AFTER
-
     # -- the client's memory ---------------------------------------------------------
 
     def state_path(self) -> str:
         base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-        return os.path.join(base, "amber", self.repo.id, "checkpoint")
+        return os.path.join(base, "amber", self.repository_id, "checkpoint")
 
     def remembered(self) -> bytes | None:
         try:
@@ -179,7 +164,7 @@ class AuditLog:
             try:
                 if cpfmt.parse(old)[0].size > cpfmt.parse(note)[0].size:
                     return
-            except cpfmt.CheckpointError:
+            except CheckpointError:
                 pass
         path = self.state_path()
         tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -198,44 +183,41 @@ class AuditLog:
         what = what or "the checkpoint this client last verified"
         try:
             cp = cpfmt.verify(note, self.origin, self.public)
-        except cpfmt.CheckpointError as e:
+        except CheckpointError as e:
             raise IntegrityError(f"{what}: {e}") from None
         check_consistency(cp, leaves, what)
         return cp.size
 
     # -- verification ------------------------------------------------------------------
 
-    def _verify_links(self, entries, rep: VerifyReport) -> None:
-        _links(self.repo, entries, rep)
-
     def verify(self, external: bytes | None = None, remember: bool = True) -> VerifyReport:
         rep = VerifyReport()
         # what can only have been written before the entries it covers is read first, so a
         # concurrent writer never makes a checkpoint look longer than the log read after it
         remembered = self.remembered()
-        cps = sorted(i.key for i in self.repo.storage.list(CHECKPOINTS))
+        cps = sorted(i.key for i in self.storage.list(CHECKPOINTS))
         entries = self.entries(rep.errors)
         leaves = self.leaves(entries)
         rep.size, rep.root = len(leaves), merkle.root(leaves)
         for key in cps:
             try:
-                note = self.repo.storage.get(key)
+                note = self.storage.get(key)
                 cp = cpfmt.verify(note, self.origin, self.public)
-                if key != f"{CHECKPOINTS}{cp.size:012d}":
+                if key != layout.log_checkpoint(cp.size):
                     raise IntegrityError(f"names size {cp.size}")
                 check_consistency(cp, leaves, key)
                 rep.checkpoints += 1
-            except (cpfmt.CheckpointError, IntegrityError, NotFound) as e:
+            except (CheckpointError, IntegrityError, NotFound) as e:
                 rep.errors.append(f"{key}: {e}" if not str(e).startswith(key) else str(e))
-        if leaves and f"{CHECKPOINTS}{len(leaves):012d}" not in cps:
+        if leaves and layout.log_checkpoint(len(leaves)) not in cps:
             rep.warnings.append(f"no checkpoint for the full log of {len(leaves)} entries (a writer "
                                 "stopped between its entry and its checkpoint)")
         present = set(cps)
         for size in range(1, len(leaves)):
-            if f"{CHECKPOINTS}{size:012d}" not in present:  # every append writes one
+            if layout.log_checkpoint(size) not in present:  # every append writes one
                 rep.warnings.append(f"{CHECKPOINTS}{size:012d}: missing (deleted, or its writer stopped "
                                     "before writing it)")
-        self._verify_links(entries, rep)
+        rep.entries = entries
         for note, what in ((remembered, "the checkpoint this client last verified"),
                            (external, "the given checkpoint")):
             if note is None:
@@ -247,64 +229,39 @@ class AuditLog:
             except IntegrityError as e:
                 rep.errors.append(str(e))
         if rep.ok and remember and leaves:
-            latest = f"{CHECKPOINTS}{len(leaves):012d}"
+            latest = layout.log_checkpoint(len(leaves))
             try:
-                self.remember(self.repo.storage.get(latest))
+                self.remember(self.storage.get(latest))
             except NotFound:
                 pass
         return rep
 
 
-def _links(repo, entries, rep) -> None:
-    """Every stored snapshot has a matching `snapshot` event; every logged one still stored
-    or forgotten by a `forget` event."""
-    logged: dict[str, dict] = {}
-    forgotten: set[str] = set()
-    for ev, _raw in entries:
-        if ev.get("type") == "snapshot" and ev.get("snapshot"):
-            logged[ev["snapshot"]] = ev
-        elif ev.get("type") == "forget":
-            forgotten.add(ev.get("snapshot"))
-    repo.invalidate_snapshots()
-    stored = {s.id: s for s in repo.snapshots()}
-    # a log that begins with `init` is as old as the repository: nothing can predate it; one that
-    # begins later was started by an upgrade, and older snapshots were made without a log
-    first_time = None
-    born_with_log = bool(entries) and entries[0][0].get("type") == "init"
-    if entries and not born_with_log:
-        try:
-            first_time = from_iso(entries[0][0]["time"])
-        except (KeyError, ValueError, TypeError):
-            first_time = None
-    now = repo.clock.now()
-    for sid, s in stored.items():
-        ev = logged.get(sid)
-        if ev is None:
-            if not entries or (not born_with_log and (first_time is None or s.time < first_time)):
-                rep.warnings.append(f"snapshot {sid[:8]} predates the audit log (made by an earlier version)")
-                continue
-            try:
-                stored_at = repo.storage.stat(f"snapshots/{sid}").modified
-            except NotFound:
-                stored_at = None
-            if stored_at is not None and now - stored_at <= RECOVER_AFTER:
-                rep.warnings.append(f"snapshot {sid[:8]} has no event in the audit log yet (its backup may "
-                                    "still be recording it)")
-                continue
-            rep.errors.append(f"snapshot {sid[:8]} has no event in the audit log (a crash before it was "
-                              "recorded is repaired by the next backup; otherwise it was added behind the log)")
-        elif ev.get("details", {}).get("content_root") != s.content_root or \
-                ev.get("details", {}).get("tree") != s.tree:
-            rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev['seq']} in the audit log")
-    for sid, ev in logged.items():
-        if sid not in stored and sid not in forgotten:
-            rep.errors.append(f"snapshot {sid[:8]} (event {ev['seq']}) is gone from the repository, but the "
-                              "log has no forget event for it: it was deleted behind the log")
-    for err in repo.snapshot_errors:
-        rep.errors.append(err)
+def record_snapshots(log: AuditLog, snapshots: SnapshotStore, sid: str,
+                     retention: Retention | None = None) -> list[dict]:
+    """Append a `snapshot` event for every stored snapshot the log does not name yet:
+    the one just written, and any a crash kept from being recorded (marked recovered)."""
+    logged = {ev.get("snapshot") for ev, _raw in log.entries() if ev.get("type") == "snapshot"}
+    snapshots.forget()
+    out = []
+    now = log.clock.now()
+    for s in snapshots.all():
+        if s.id in logged:
+            continue
+        if s.id != sid and not orphaned(snapshots, s, now):
+            continue  # another backup's, still about to record itself
+        ret = retention if s.id == sid else None
+        out.append(log.append("snapshot", s.id, ret, **snapshot_details(s), recovered=s.id != sid))
+    return out
 
 
-def snapshot_details(s) -> dict:
+def orphaned(snapshots: SnapshotStore, snap: Snapshot, now: _dt.datetime) -> bool:
+    """A snapshot stored long enough ago that its own backup cannot still be recording it."""
+    stored = snapshots.stored_at(snap.id)
+    return stored is not None and now - stored > RECOVER_AFTER
+
+
+def snapshot_details(s: Snapshot) -> dict:
     return {"time": to_iso(s.time), "hostname": s.hostname, "username": s.username, "paths": s.paths,
             "tags": s.tags, "tree": s.tree, "content_root": s.content_root, "retention": s.retention,
             "files": s.summary.get("files_total"), "bytes": s.summary.get("bytes_total")}
@@ -321,13 +278,6 @@ def check_consistency(cp: cpfmt.Checkpoint, leaves: list[bytes], what: str) -> N
     try:
         proof = merkle.consistency_proof(leaves, cp.size)
         merkle.verify_consistency(cp.size, n, cp.root, merkle.root(leaves), proof)
-    except merkle.ProofError:
+    except ProofError:
         raise IntegrityError(f"{what} (size {cp.size}) is not a prefix of the log now found: "
                              "its history was rewritten or forked") from None
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment
-        return "?"

@@ -19,15 +19,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .. import __version__
 from ..clock import to_iso
 from ..errors import UsageError
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
-from ..retention.prune import start_run
-from ..storage.base import Retention
+from ..audit.log import AuditLog, record_snapshots
 from ..clock import add_duration
+from ..crypto.keys import MasterKeys
+from ..repo.blobs import WriteSession
+from ..retention.locks import extend_objects, needed_objects
+from ..retention.prune import Pruned, start_run
+from ..storage.base import Retention
 from .filescache import FilesCache
 from .workers import read_batch
 from .workers import start as start_processes
@@ -98,12 +103,14 @@ class _PendingFile:
 
 
 class Archiver:
-    def __init__(self, repo, *, excludes=(), files_cache: FilesCache | None = None,
-                 stats: BackupStats | None = None, workers: int | None = None,
-                 processes: bool | None = None) -> None:
-        self.repo = repo
-        self.store = repo.store
-        self.keys = repo.keys
+    """Walks the sources and stores their files and trees through one writing session."""
+
+    def __init__(self, session: WriteSession, keys: MasterKeys, chunker: dict, *, excludes=(),
+                 files_cache: FilesCache | None = None, stats: BackupStats | None = None,
+                 workers: int | None = None, processes: bool | None = None) -> None:
+        self.store = session
+        self.keys = keys
+        self.chunker_config = chunker
         self.cache = files_cache or FilesCache(None)
         self.stats = stats or BackupStats()
         self.excludes = [e.rstrip("/") for e in excludes]
@@ -116,8 +123,7 @@ class Archiver:
         self._batch: list = []
         self._batch_bytes = 0
         self._racy_ns = time.time_ns() - 2_000_000_000
-        cfg = repo.config["chunker"]
-        self.reader = FileReader(repo.store, repo.keys, cfg, self.stats, self.workers)
+        self.reader = FileReader(session, keys, chunker, self.stats, self.workers)
         self.processes = processes if processes is not None else (os.cpu_count() or 1) > 1
         self.procs = None
         self._small_files = self._small_bytes = 0
@@ -208,7 +214,7 @@ class Archiver:
             if self._small_files < PROCESS_AFTER_FILES and self._small_bytes < PROCESS_AFTER_BYTES:
                 return None
             try:
-                self.procs = start_processes(self.keys, self.repo.config["chunker"], self.workers)
+                self.procs = start_processes(self.keys, self.chunker_config, self.workers)
             except (OSError, ValueError):
                 self.processes = False  # no processes here (a sandbox, a frozen binary): threads do it
                 return None
@@ -375,7 +381,17 @@ class Archiver:
                 "mtime_ns": now, "size": size, "content": ids, "sha256": sha.hexdigest()}
 
 
-def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_name=None,
+class BackupTarget(Pruned, Protocol):
+    """What a backup writes into."""
+
+    config: dict
+    keys: MasterKeys
+    audit: AuditLog
+
+    def cache_dir(self) -> str: ...
+
+
+def backup(repo: BackupTarget, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_name=None,
            retention=None, stats=None, workers=None, use_cache=True, processes=None) -> "BackupResult":
     t0 = time.monotonic()
     started = repo.clock.now()
@@ -391,51 +407,48 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index(force=True)
-    repo.store.begin()
-    repo.store.put_retention = retention
-    added_before = repo.store.bytes_added
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
-    arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers,
-                    processes=processes)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
-    try:
-        if stdin is not None:
-            top = [arch.save_stdin(stdin, stdin_name)]
-            snap_paths = ["/" + stdin_name]
-        else:
-            top = _walk_roots(arch, norm)
-            snap_paths = norm
-        root_tree, content_root = arch.save_tree(top)
-        repo.store.flush()
-    finally:
-        arch.close()
-        repo.store.close()
-    st = arch.stats
-    hostname = host or socket.gethostname()
-    parent = next((s.id for s in reversed(repo.snapshots())
-                   if s.hostname == hostname and s.paths == snap_paths), None)
-    duration = time.monotonic() - t0
-    doc = {
-        "v": 1, "time": to_iso(started), "hostname": hostname, "username": _username(),
-        "uid": os.getuid(), "gid": os.getgid(), "paths": snap_paths, "tags": sorted(set(tags)),
-        "excludes": list(excludes), "tree": root_tree, "content_root": content_root,
-        "parent": parent, "program": f"amber {__version__}", "run": run_id,
-        "retention": {"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
-        "summary": st.summary(repo.store.bytes_added - added_before, duration),
-    }
-    sid = repo.save_snapshot(doc, retention)
-    repo.store.put_retention = None
+    with repo.blobs.session(retention) as session:
+        arch = Archiver(session, repo.keys, repo.config["chunker"], excludes=excludes, files_cache=cache,
+                        stats=stats, workers=workers, processes=processes)
+        try:
+            if stdin is not None:
+                top = [arch.save_stdin(stdin, stdin_name)]
+                snap_paths = ["/" + stdin_name]
+            else:
+                top = _walk_roots(arch, norm)
+                snap_paths = norm
+            root_tree, content_root = arch.save_tree(top)
+            session.flush()
+        finally:
+            arch.close()
+    doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
+    doc.update(tree=root_tree, content_root=content_root,
+               summary=arch.stats.summary(session.bytes_added, time.monotonic() - t0))
+    sid = repo.snapshot_store.save(doc, retention)
     if retention is not None:  # data reused from older snapshots must live as long as this one
-        from ..retention.locks import extend_objects, needed_objects
-
-        extend_objects(repo, needed_objects(repo, repo.load_snapshot(sid)), retention)
-    repo.audit.record_snapshots(sid, retention)
+        extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
+    record_snapshots(repo.audit, repo.snapshot_store, sid, retention)
     if stdin is None:
         cache.save(norm)
-    return BackupResult(sid, st, repo.store.bytes_added - added_before, time.monotonic() - t0)
+    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
 
 
-def _retention_for(repo, retention, started):
+def _snapshot_doc(repo: BackupTarget, st: BackupStats, started, host, tags, excludes, paths: list[str],
+                  run_id: str, retention: Retention | None) -> dict:
+    """The snapshot document, but for its tree, content root and summary."""
+    hostname = host or socket.gethostname()
+    parent = next((s.id for s in reversed(repo.snapshots()) if s.hostname == hostname and s.paths == paths),
+                  None)
+    return {
+        "v": 1, "time": to_iso(started), "hostname": hostname, "username": _username(),
+        "uid": os.getuid(), "gid": os.getgid(), "paths": paths, "tags": sorted(set(tags)),
+        "excludes": list(excludes), "parent": parent, "program": f"amber {__version__}", "run": run_id,
+        "retention": {"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
+    }
+
+
+def _retention_for(repo: BackupTarget, retention: Retention | None, started) -> Retention | None:
     """The lock a new snapshot gets: the one asked for, else the repository's default."""
     if retention is None:
         default = repo.config.get("default_retention")

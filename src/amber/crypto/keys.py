@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ..clock import SystemClock, to_iso
 from ..errors import IntegrityError, WrongPassword
+from ..format.canonical import key_file_json, sorted_json
 from .aead import KIND_KEY, Sealer
 
 SCRYPT_N = 1 << 15
@@ -38,13 +39,14 @@ class MasterKeys:
         return cls(os.urandom(32), os.urandom(32), os.urandom(32),
                    int.from_bytes(os.urandom(8), "big") >> 1)
 
-    def to_json(self) -> bytes:
-        return json.dumps({
+    def encode(self) -> bytes:
+        """The key material as sealed in a key file: `sorted_json` (FORMAT.md §5.1)."""
+        return sorted_json({
             "data": _b64(self.data), "ids": _b64(self.ids), "signing": _b64(self.signing),
-            "chunker_seed": self.chunker_seed}, sort_keys=True).encode()
+            "chunker_seed": self.chunker_seed})
 
     @classmethod
-    def from_json(cls, raw: bytes) -> "MasterKeys":
+    def decode(cls, raw: bytes) -> "MasterKeys":
         try:
             d = json.loads(raw)
             keys = cls(_unb64(d["data"]), _unb64(d["ids"]), _unb64(d["signing"]), int(d["chunker_seed"]))
@@ -76,13 +78,13 @@ def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock=None) -> bytes:
     """A key file: JSON with the KDF parameters and the sealed master keys."""
     salt = os.urandom(16)
-    sealed = Sealer(_derive(password, salt, n, SCRYPT_R, SCRYPT_P)).seal(KIND_KEY, keys.to_json())
+    sealed = Sealer(_derive(password, salt, n, SCRYPT_R, SCRYPT_P)).seal(KIND_KEY, keys.encode())
     doc = {
         "version": 1, "kdf": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64(salt),
         "created": to_iso((clock or SystemClock()).now()), "host": socket.gethostname(),
         "user": getpass.getuser(), "data": _b64(sealed),
     }
-    return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+    return key_file_json(doc)
 
 
 def key_file_info(raw: bytes) -> dict:
@@ -115,4 +117,4 @@ def unwrap(raw: bytes, password: str) -> MasterKeys:
         plain = Sealer(key).open(KIND_KEY, sealed)
     except IntegrityError:
         raise WrongPassword("wrong password or no key found") from None
-    return MasterKeys.from_json(plain)
+    return MasterKeys.decode(plain)

@@ -1,16 +1,16 @@
-"""Snapshot documents: canonical JSON, sealed as KIND_SNAPSHOT under snapshots/<id>."""
+"""Snapshot documents: `ascii_json`, sealed as KIND_SNAPSHOT under snapshots/<id>."""
 from __future__ import annotations
 
 import json
 
 from ..errors import IntegrityError
-from .tree import canonical
+from .canonical import ascii_json
 
 REQUIRED = ("time", "hostname", "paths", "tree", "content_root")
 
 
 def encode(doc: dict) -> bytes:
-    return canonical(doc)
+    return ascii_json(doc)
 
 
 def decode(raw: bytes, what: str) -> dict:

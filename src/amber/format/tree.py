@@ -16,6 +16,7 @@ import hashlib
 import json
 
 from ..errors import IntegrityError
+from .canonical import ascii_json
 
 TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
 
@@ -26,13 +27,10 @@ TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
 MERKLE_DOMAIN = b"amber-tree-v1\n"
 
 
-def canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
 def encode(nodes: list[dict]) -> bytes:
+    """A folder's tree: `ascii_json` of {"nodes": [...sorted by name], "v": 1}."""
     nodes = sorted(nodes, key=lambda n: n["name"])
-    return canonical({"nodes": nodes, "v": 1})
+    return ascii_json({"nodes": nodes, "v": 1})
 
 
 def decode(raw: bytes, what: str = "tree") -> list[dict]:

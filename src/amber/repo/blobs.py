@@ -1,6 +1,8 @@
 """The chunk store: dedup against the index, pack buffering, index files, blob reads.
 
-Writers add blobs from many threads. Each blob is compressed and sealed
+Writing happens in a `WriteSession` (`with store.session(retention) as s:`),
+which carries the retention every pack and index file of that run is stored
+with, and which stops the uploader threads when it closes. Writers add blobs from many threads. Each blob is compressed and sealed
 outside the lock (or arrives sealed from a worker process); only appending
 to the open pack happens under it. A full pack is handed to one of the
 uploader threads, with at most UPLOAD_QUEUE packs waiting. Index files are written only
@@ -17,27 +19,22 @@ from dataclasses import dataclass
 
 import blake3
 
-from ..crypto.aead import KIND_DATA, KIND_INDEX, KIND_PACK_HEADER, KIND_TREE, Sealer
+from ..crypto.aead import KIND_DATA, KIND_PACK_HEADER, KIND_TREE, Sealer
 from ..crypto.keys import MasterKeys
 from ..errors import AlreadyExists, IntegrityError, NotFound
 from ..format import compression as blobfmt
-from ..format import index as indexfmt
+from ..format import layout
 from ..format import pack as packfmt
 from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry
-from ..storage.base import Storage
+from ..storage.base import Retention, Storage
+from . import records as rec
 
 PACK_TARGET = 16 << 20
 PACKS_PER_INDEX = 32
 UPLOADERS = 2          # threads that write finished packs, so workers never wait on storage
 TREE_PACKS_CACHED = 4  # whole tree packs kept in memory while trees are read
 UPLOAD_QUEUE = 4       # finished packs that may wait for an uploader (bounds memory)
-MAX_INDEX_RAW = 1 << 30
 _KIND = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}
-
-
-def pack_key(pack_id: bytes) -> str:
-    h = pack_id.hex()
-    return f"data/{h[:2]}/{h}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +56,57 @@ class _OpenPack:
         self.size = 0
 
 
+class WriteSession:
+    """One writer's run: what it adds is packed, stored with its retention and indexed.
+
+    Use as a context manager; leaving it stops the uploaders (after a failure
+    too). `flush()` stores the open packs and their index file.
+    """
+
+    def __init__(self, store: "BlobStore", retention: Retention | None) -> None:
+        self.store = store
+        self.retention = retention
+        self.added_before = store.bytes_added
+
+    def __enter__(self) -> "WriteSession":
+        self.store._begin(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.store._end(self)
+
+    @property
+    def bytes_added(self) -> int:
+        """Stored bytes this session added (packs, headers, index files)."""
+        return self.store.bytes_added - self.added_before
+
+    def has(self, blob_id: bytes) -> bool:
+        return self.store.has(blob_id)
+
+    def add(self, blob_type: int, blob_id: bytes, data) -> int:
+        return self.store.add(blob_type, blob_id, data)
+
+    def add_sealed(self, *args, **kwargs) -> int:
+        return self.store.add_sealed(*args, **kwargs)
+
+    def flush(self) -> None:
+        self.store.flush()
+
+
 class BlobStore:
-    def __init__(self, storage: Storage, keys: MasterKeys, *, pack_target: int = PACK_TARGET) -> None:
+    def __init__(self, storage: Storage, records: "rec.Records", keys: MasterKeys, *,
+                 pack_target: int = PACK_TARGET) -> None:
         self.storage = storage
+        self.records = records
         self.keys = keys
         self.sealer = Sealer(keys.data)
         self.pack_target = pack_target
         self.index: dict[bytes, IndexEntry] = {}
         self.index_files: list[str] = []
         self.pack_index_files: dict[bytes, set[str]] = {}  # pack -> index files naming it
-        self.tombstones: set[bytes] = set()  # packs prune deleted: their index entries are void
-        self.doomed: set[bytes] = set()      # packs a prune plan will delete: never dedup against them
-        self.put_retention = None  # Retention for every pack and index file this store writes
+        self.tombstones: frozenset[bytes] = frozenset()  # packs prune deleted: their index entries are void
+        self.doomed: frozenset[bytes] = frozenset()      # packs a prune plan will delete: never dedup against
+        self._session: WriteSession | None = None
         self._mu = threading.Lock()
         self._inflight: set[bytes] = set()
         self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
@@ -79,7 +115,6 @@ class BlobStore:
         self.bytes_added = 0
         self.blobs_added = 0
         self.packs_written = 0
-        self.tree_cache: dict[bytes, list] = {}
         self._tree_packs: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._uploader: ThreadPoolExecutor | None = None
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
@@ -88,25 +123,29 @@ class BlobStore:
 
     # -- index ---------------------------------------------------------------
 
-    def load_index(self) -> list[str]:
-        """Read every index file; returns the ones that could not be read."""
+    def load_index(self, tombstones=frozenset(), doomed=frozenset()) -> list[str]:
+        """Read every index file; returns the ones that could not be read.
+
+        Entries of `tombstones` (packs prune deleted) are void; blobs in `doomed`
+        packs (a prune plan will delete them) are never deduplicated against."""
+        self.tombstones, self.doomed = frozenset(tombstones), frozenset(doomed)
         bad = []
-        files = [info.key for info in self.storage.list("index/")]
+        files = [info.key for info in self.storage.list(layout.INDEX)]
         for key in files:
             try:
-                self._add_index_file(key, self.storage.get(key))
+                self._add_index_file(key, self.records.get(rec.INDEX, key))
             except (IntegrityError, NotFound) as e:
                 bad.append(f"{key}: {e}")
         self.index_files = files
         return bad
 
-    def _add_index_file(self, key: str, raw: bytes) -> None:
-        name = key.rsplit("/", 1)[-1]
-        if blake3.blake3(raw).hexdigest() != name:
-            raise IntegrityError(f"{key}: content does not match its name")
-        plain = blobfmt.decompress_bounded(self.sealer.open(KIND_INDEX, raw, key), MAX_INDEX_RAW, key)
+    def forget_pack(self, pack_id: bytes) -> None:
+        """A pack deleted by this client: its index entries are void from now on."""
+        self.tombstones = self.tombstones | {pack_id}
+
+    def _add_index_file(self, key: str, packs) -> None:
         index = self.index
-        for pack_id, entries in indexfmt.decode(plain, key):
+        for pack_id, entries in packs:
             self.pack_index_files.setdefault(pack_id, set()).add(key)
             if pack_id in self.tombstones:
                 continue
@@ -189,6 +228,13 @@ class BlobStore:
         if fut.exception() is not None and self._upload_error is None:
             self._upload_error = fut.exception()
 
+    def session(self, retention: Retention | None = None) -> WriteSession:
+        """A writing session whose packs and index files are stored with `retention`."""
+        return WriteSession(self, retention)
+
+    def _put_retention(self) -> Retention | None:
+        return self._session.retention if self._session is not None else None
+
     def _write_pack(self, p: _OpenPack) -> None:
         header = self.sealer.seal(KIND_PACK_HEADER, packfmt.encode_header(p.entries))
         p.parts.append(header)
@@ -197,7 +243,7 @@ class BlobStore:
         p.parts.clear()
         pack_id = blake3.blake3(data).digest()
         try:
-            self.storage.put(pack_key(pack_id), data, retention=self.put_retention)
+            self.storage.put(layout.pack(pack_id), data, retention=self._put_retention())
         except AlreadyExists:
             pass  # identical bytes are already stored
         except BaseException:
@@ -228,9 +274,12 @@ class BlobStore:
         self.wait_uploads()
         self.write_index()
 
-    def begin(self) -> None:
-        """Start a new writing session: forget a failure left by an earlier one."""
+    def _begin(self, session: WriteSession) -> None:
+        """Start a writing session: forget a failure left by an earlier one."""
         with self._mu:
+            if self._session is not None:
+                raise RuntimeError("a blob store has one writing session at a time")
+            self._session = session
             self._upload_error = None
             self._uploads = []
             self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
@@ -243,6 +292,14 @@ class BlobStore:
         for f in uploads:
             f.result()
 
+    def _end(self, session: WriteSession) -> None:
+        try:
+            self.close()
+        finally:
+            with self._mu:
+                if self._session is session:
+                    self._session = None
+
     def close(self) -> None:
         if self._uploader is not None:
             self._uploader.shutdown(wait=True, cancel_futures=True)
@@ -254,11 +311,10 @@ class BlobStore:
                 packs, self._written = self._written, []
             if not packs:
                 return None
-            plain = indexfmt.encode(packs)
-            raw = self.sealer.seal(KIND_INDEX, blobfmt.compress_bounded(plain))
-            key = f"index/{blake3.blake3(raw).hexdigest()}"
+            name, raw = self.records.seal(rec.INDEX, packs)
+            key = layout.index_file(name)
             try:
-                self.storage.put(key, raw, retention=self.put_retention)
+                self.storage.put(key, raw, retention=self._put_retention())
             except BaseException:
                 with self._mu:  # not indexed yet: the next flush tries again
                     self._written[:0] = packs
@@ -283,7 +339,7 @@ class BlobStore:
             body = self._tree_pack(e.pack, e.offset + e.length)
             raw = body[e.offset:e.offset + e.length]
         else:
-            raw = self.storage.get(pack_key(e.pack), e.offset, e.length)
+            raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
         return self.open_blob(blob_id, e, raw)
 
     def _tree_pack(self, pack_id: bytes, need: int) -> bytes:
@@ -292,7 +348,7 @@ class BlobStore:
             if body is not None:
                 self._tree_packs.move_to_end(pack_id)
         if body is None or len(body) < need:
-            body = self.storage.get(pack_key(pack_id))
+            body = self.storage.get(layout.pack(pack_id))
             with self._mu:
                 self._tree_packs[pack_id] = body
                 while len(self._tree_packs) > TREE_PACKS_CACHED:

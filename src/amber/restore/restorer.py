@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import AmberError, IntegrityError, NotFound, RestoreFailed, StorageError
-from ..repo.blobs import pack_key
+from ..format import layout
 
 MAX_SPAN = 64 << 20
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -70,7 +70,7 @@ class Restorer:
     def __init__(self, repo, target: str, *, stats: RestoreStats | None = None,
                  workers: int | None = None) -> None:
         self.repo = repo
-        self.store = repo.store
+        self.store = repo.blobs
         self.target = os.path.abspath(target)
         self.stats = stats or RestoreStats()
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
@@ -165,7 +165,7 @@ class Restorer:
 
     def _restore_pack(self, pack_id: bytes, items: list) -> None:
         items.sort(key=lambda t: t[0])
-        key = pack_key(pack_id)
+        key = layout.pack(pack_id)
         i = 0
         while i < len(items):
             start = items[i][0]

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..clock import to_iso
 from ..errors import Locked, UsageError
 from ..storage.base import COMPLIANCE
 from . import clockguard
-from .locks import protection, write_event
+from ..repo.snapshots import Snapshot, SnapshotStore
+from .locks import RetentionTarget, protection
 from .policy import KeepPolicy, apply
 
 
@@ -25,6 +27,10 @@ class ForgetResult:
                 "dry_run": self.dry_run, "reasons": self.reasons, "protected_by": self.protections}
 
 
+class Forgetting(RetentionTarget, Protocol):
+    snapshot_store: SnapshotStore
+
+
 def refusal(snap, p, now, bypass: bool) -> str | None:
     """Why a snapshot may not be removed now, or None."""
     if p.hold:
@@ -37,7 +43,7 @@ def refusal(snap, p, now, bypass: bool) -> str | None:
     return None
 
 
-def forget_snapshots(repo, snaps, *, bypass_governance=False, dry_run=False, trust_clock=False) -> ForgetResult:
+def forget_snapshots(repo: Forgetting, snaps: list[Snapshot], *, bypass_governance=False, dry_run=False, trust_clock=False) -> ForgetResult:
     """Remove the named snapshots, all or none: any protected one refuses the whole command."""
     now = repo.clock.now()
     events = repo.events()
@@ -53,7 +59,7 @@ def forget_snapshots(repo, snaps, *, bypass_governance=False, dry_run=False, tru
     return res
 
 
-def forget_policy(repo, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False) -> ForgetResult:
+def forget_policy(repo: Forgetting, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False) -> ForgetResult:
     if policy.empty():
         raise UsageError("an empty keep policy would remove every snapshot", remedy="keep-rule")
     now = repo.clock.now()
@@ -86,13 +92,12 @@ def forget_policy(repo, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_
     return res
 
 
-def _remove(repo, snaps, events, now, bypass: bool, trust_clock: bool = False) -> None:
+def _remove(repo: Forgetting, snaps, events, now, bypass: bool, trust_clock: bool = False) -> None:
     for s in snaps:
         p = protection(repo, s, events)
-        repo.storage.delete(f"snapshots/{s.id}", bypass_governance=bypass and p.locked(now))
-        write_event(repo, s, "forget", None, bypass_governance=bool(bypass and p.locked(now)),
+        repo.snapshot_store.delete(s.id, bypass_governance=bypass and p.locked(now))
+        repo.event_store.write(s.id, "forget", None, bypass_governance=bool(bypass and p.locked(now)),
                     snapshot_time=to_iso(s.time), hostname=s.hostname, paths=s.paths,
                     run=s.doc.get("run"), trust_clock=trust_clock)
         repo.log_event("forget", s.id, None, bypass_governance=bool(bypass and p.locked(now)),
                        protection=p.retention_json(), snapshot_time=to_iso(s.time), trust_clock=trust_clock)
-    repo.invalidate_snapshots()

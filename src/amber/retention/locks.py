@@ -12,89 +12,61 @@ by several snapshots keeps the longest retention any of them asks for
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
-import json
-import socket
+from typing import Protocol
 
-import blake3
-
-from ..clock import from_iso, to_iso
-from ..crypto.aead import KIND_EVENT
+from ..clock import Clock, add_duration, parse_date, to_iso
 from ..errors import IntegrityError, Locked, NotFound, UsageError
-from ..storage.base import COMPLIANCE, GOVERNANCE, MODES, Retention
-from ..repo.blobs import pack_key
+from ..format import layout
+from ..repo.blobs import BlobStore
+from ..repo.events import EventStore
+from ..repo.keys import KeyRing
+from ..repo.snapshots import Snapshot
+from ..storage.base import COMPLIANCE, GOVERNANCE, MODES, Retention, Storage
 from .state import Protection, derive
 
 
-def load_events(repo) -> dict[str, list[dict]]:
-    """snapshot id -> its events (readable ones; `check` reports the others)."""
-    out: dict[str, list[dict]] = {}
-    for info in repo.storage.list("locks/"):
-        parts = info.key.split("/")
-        if len(parts) != 3:
-            continue
-        try:
-            ev = read_event(repo, info.key)
-        except (IntegrityError, NotFound):
-            continue
-        if ev.get("snapshot") == parts[1]:
-            out.setdefault(parts[1], []).append(ev)
-    return out
+class RetentionTarget(Protocol):
+    """What locks, holds, forget and prune work on."""
+
+    storage: Storage
+    clock: Clock
+    blobs: BlobStore
+    event_store: EventStore
+    key_ring: KeyRing
+
+    def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]: ...
+
+    def events(self) -> dict[str, list[dict]]: ...
+
+    def load_index(self, force: bool = False) -> None: ...
+
+    def referenced_blobs(self, snaps) -> set[bytes]: ...
+
+    def log_event(self, kind: str, snapshot: str | None = None, lock: Retention | None = None,
+                  **details) -> dict: ...
 
 
-def read_event(repo, key: str) -> dict:
-    raw = repo.storage.get(key)
-    eid = key.rsplit("/", 1)[-1]
-    if blake3.blake3(raw).hexdigest() != eid:
-        raise IntegrityError(f"{key}: content does not match its name")
-    try:
-        ev = json.loads(repo.sealer.open(KIND_EVENT, raw, key))
-    except ValueError:
-        raise IntegrityError(f"{key}: not valid JSON") from None
-    if not isinstance(ev, dict):
-        raise IntegrityError(f"{key}: not an event")
-    ev["id"] = eid
-    return ev
-
-
-def protection(repo, snap, events: dict[str, list[dict]] | None = None) -> Protection:
+def protection(repo: RetentionTarget, snap: Snapshot,
+               events: dict[str, list[dict]] | None = None) -> Protection:
     evs = (events if events is not None else repo.events()).get(snap.id, [])
     return derive(snap.retention, evs)
 
 
-def write_event(repo, snap, kind: str, retention: Retention | None, **fields) -> dict:
-    # strictly after the snapshot's last event, so events made within one clock tick keep their order
-    t = repo.clock.now()
-    for prev in repo.events().get(snap.id, []):
-        try:
-            t = max(t, from_iso(prev["time"]) + _dt.timedelta(microseconds=1))
-        except (KeyError, ValueError, TypeError):
-            continue
-    ev = {"v": 1, "type": kind, "snapshot": snap.id, "time": to_iso(t),
-          "host": socket.gethostname(), "user": _user(), "key": repo.key_id[:16], **fields}
-    raw = repo.sealer.seal(KIND_EVENT, json.dumps(ev, sort_keys=True).encode())
-    eid = blake3.blake3(raw).hexdigest()
-    repo.storage.put(f"locks/{snap.id}/{eid}", raw, retention=retention)
-    repo.invalidate_events()
-    ev["id"] = eid
-    return ev
-
-
-def needed_objects(repo, snap) -> set[str]:
+def needed_objects(repo: RetentionTarget, snap: Snapshot) -> set[str]:
     """Every storage key a snapshot needs to be restored."""
     repo.load_index()
-    store = repo.store
-    packs = {store.lookup(b).pack for b in repo.referenced_blobs([snap])}
-    keys = {f"snapshots/{snap.id}", "config"}
-    keys.update(info.key for info in repo.storage.list("keys/"))
+    blobs = repo.blobs
+    packs = {blobs.lookup(b).pack for b in repo.referenced_blobs([snap])}
+    keys = {layout.snapshot(snap.id), layout.CONFIG}
+    keys.update(repo.key_ring.keys())
     for p in packs:
-        keys.add(pack_key(p))
-        keys.update(store.pack_index_files.get(p, ()))
-    keys.update(f"locks/{snap.id}/{ev['id']}" for ev in repo.events().get(snap.id, []))
+        keys.add(layout.pack(p))
+        keys.update(blobs.pack_index_files.get(p, ()))
+    keys.update(layout.event(snap.id, ev["id"]) for ev in repo.event_store.of(snap.id))
     return keys
 
 
-def extend_objects(repo, keys, retention: Retention, upgrade: bool = False) -> int:
+def extend_objects(repo: RetentionTarget, keys, retention: Retention, upgrade: bool = False) -> int:
     """Make every object's retention reach `retention`; returns how many changed.
 
     Compliance wins over governance, but turning an active governance period into compliance
@@ -120,18 +92,17 @@ def extend_objects(repo, keys, retention: Retention, upgrade: bool = False) -> i
     return changed
 
 
-def resolve_until(repo, for_: str | None, until: str | None) -> _dt.datetime:
-    from ..clock import add_duration, parse_date
-
+def resolve_until(clock: Clock, for_: str | None, until: str | None) -> _dt.datetime:
     if bool(for_) == bool(until):
         raise UsageError("a lock needs exactly one of a duration or an end date", remedy="lock-period")
-    t = add_duration(repo.clock.now(), for_) if for_ else parse_date(until)
-    if t <= repo.clock.now():
+    t = add_duration(clock.now(), for_) if for_ else parse_date(until)
+    if t <= clock.now():
         raise UsageError(f"the lock would end in the past ({to_iso(t)})")
     return t
 
 
-def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = False) -> Protection:
+def lock(repo: RetentionTarget, snap: Snapshot, mode: str, until: _dt.datetime,
+         bypass_governance: bool = False) -> Protection:
     if mode not in MODES:
         raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
     now = repo.clock.now()
@@ -145,12 +116,12 @@ def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = F
                          f"{to_iso(cur.until)}: it cannot be shortened",
                          remedy=None if cur.mode == COMPLIANCE else "bypass-governance")
     retention = Retention(mode, until)
-    write_event(repo, snap, "lock", retention, mode=mode, until=to_iso(until),
+    repo.event_store.write(snap.id, "lock", retention, mode=mode, until=to_iso(until),
                 bypass_governance=bool(bypass_governance and cur.locked(now) and until < cur.until))
     new = protection(repo, snap)
     shortened = cur.locked(now) and until < cur.until
     if shortened:  # governance shortened by bypass: objects keep what other snapshots need
-        repo.storage.set_retention(f"snapshots/{snap.id}", retention, bypass_governance=True)
+        repo.storage.set_retention(layout.snapshot(snap.id), retention, bypass_governance=True)
     else:
         extend_objects(repo, needed_objects(repo, snap), Retention(new.mode, new.until), upgrade=True)
     repo.log_event("lock", snap.id, Retention(new.mode, new.until), mode=mode, until=to_iso(until),
@@ -158,25 +129,25 @@ def lock(repo, snap, mode: str, until: _dt.datetime, bypass_governance: bool = F
     return new
 
 
-def hold(repo, snap, reason: str) -> Protection:
+def hold(repo: RetentionTarget, snap: Snapshot, reason: str) -> Protection:
     if not reason or not reason.strip():
         raise UsageError("a legal hold needs a reason", remedy="hold-reason")
     if not repo.storage.capabilities.legal_hold:
         raise UsageError(f"{repo.storage.describe()} cannot enforce legal holds")
     cur = protection(repo, snap)
     # storage first: if it cannot hold (a bucket without Object Lock), nothing says "held"
-    for key in sorted(needed_objects(repo, snap), key=lambda k: not k.startswith("snapshots/")):
+    for key in sorted(needed_objects(repo, snap), key=lambda k: not k.startswith(layout.SNAPSHOTS)):
         try:
             repo.storage.set_legal_hold(key, True)
         except NotFound:
             continue
-    ev = write_event(repo, snap, "hold", _event_retention(cur, repo), reason=reason.strip())
-    repo.storage.set_legal_hold(f"locks/{snap.id}/{ev['id']}", True)  # the record of the hold is held too
+    ev = repo.event_store.write(snap.id, "hold", _event_retention(cur, repo), reason=reason.strip())
+    repo.storage.set_legal_hold(layout.event(snap.id, ev["id"]), True)  # the record of the hold is held too
     repo.log_event("hold", snap.id, _event_retention(cur, repo), reason=reason.strip())
     return protection(repo, snap)
 
 
-def release(repo, snap) -> Protection:
+def release(repo: RetentionTarget, snap: Snapshot) -> Protection:
     cur = protection(repo, snap)
     if not cur.hold:
         raise UsageError(f"snapshot {snap.short_id} is not under a legal hold")
@@ -191,12 +162,12 @@ def release(repo, snap) -> Protection:
             repo.storage.set_legal_hold(key, False)
         except NotFound:
             continue
-    write_event(repo, snap, "release", _event_retention(cur, repo))
+    repo.event_store.write(snap.id, "release", _event_retention(cur, repo))
     repo.log_event("release", snap.id, _event_retention(cur, repo), reason=cur.hold_reason)
     return protection(repo, snap)
 
 
-def strongest_protection(repo) -> tuple[Retention | None, bool]:
+def strongest_protection(repo: RetentionTarget) -> tuple[Retention | None, bool]:
     """The longest active lock of any snapshot (compliance if any is), and whether any is held:
     what an object every snapshot needs (a key file) must carry."""
     now = repo.clock.now()
@@ -212,13 +183,14 @@ def strongest_protection(repo) -> tuple[Retention | None, bool]:
     return (Retention(mode, until) if until is not None else None), held
 
 
-def _event_retention(p: Protection, repo) -> Retention | None:
+def _event_retention(p: Protection, repo: RetentionTarget) -> Retention | None:
     if p.locked(repo.clock.now()):
         return Retention(p.mode, p.until)
     return None
 
 
-def verify_invariant(repo, snaps, events, now) -> list[str]:
+def verify_invariant(repo: RetentionTarget, snaps: list[Snapshot], events: dict[str, list[dict]],
+                     now: _dt.datetime) -> list[str]:
     """Objects whose storage protection is shorter than a snapshot that needs them."""
     problems = []
     for snap in snaps:
@@ -247,14 +219,3 @@ def verify_invariant(repo, snaps, events, now) -> list[str]:
             if p.hold and not info.legal_hold and repo.storage.capabilities.legal_hold:
                 problems.append(f"{key}: no legal hold, but snapshot {snap.short_id} is held")
     return problems
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment
-        return "?"
-
-
-__all__ = ["lock", "hold", "release", "protection", "needed_objects", "extend_objects", "load_events",
-           "verify_invariant", "from_iso"]

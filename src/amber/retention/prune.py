@@ -22,17 +22,17 @@ in place and reported: prune waits out locks instead of failing.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from dataclasses import dataclass, field
-
-import blake3
+from typing import Protocol
 
 from ..clock import from_iso, to_iso
-from ..crypto.aead import KIND_PRUNE
-from ..errors import AmberError, IntegrityError, Locked, NotFound
-from ..repo.blobs import pack_key
+from ..errors import AmberError, Locked, NotFound
+from ..format import layout
+from ..repo import records as rec
+from ..repo.snapshots import SnapshotStore
 from . import clockguard
+from .locks import RetentionTarget
 
 RUN_TIMEOUT = _dt.timedelta(hours=24)   # a backup running longer is presumed dead
 REPACK_UNUSED = 0.25                    # repack a pack once this share of it is unused
@@ -59,54 +59,40 @@ class PruneReport:
                 "waiting_for_runs": self.waiting_for_runs}
 
 
+class Pruned(RetentionTarget, Protocol):
+    """What prune works on: the retention target, and the records it plans with."""
+
+    records: rec.Records
+    snapshot_store: SnapshotStore
+
+
 # -- records -----------------------------------------------------------------------
 
 
-def _seal(repo, doc: dict) -> tuple[str, bytes]:
-    raw = repo.sealer.seal(KIND_PRUNE, json.dumps(doc, sort_keys=True).encode())
-    return blake3.blake3(raw).hexdigest(), raw
-
-
-def read_record(repo, key: str) -> dict:
-    """A prune plan, tombstone or run marker, authenticated and checked against its name."""
-    raw = repo.storage.get(key)
-    if blake3.blake3(raw).hexdigest() != key.rsplit("/", 1)[-1].split("-", 1)[-1]:
-        raise IntegrityError(f"{key}: content does not match its name")
-    try:
-        doc = json.loads(repo.sealer.open(KIND_PRUNE, raw, key))
-    except ValueError:
-        raise IntegrityError(f"{key}: not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise IntegrityError(f"{key}: not a prune record")
-    return doc
-
-
-def load_records(repo) -> tuple[set[bytes], dict[str, set[bytes]]]:
+def load_records(records: rec.Records) -> tuple[set[bytes], dict[str, set[bytes]]]:
     """(tombstoned packs, plan key -> planned packs)."""
     tombs: set[bytes] = set()
     plans: dict[str, set[bytes]] = {}
-    for info in repo.storage.list("prune/"):
-        name = info.key.rsplit("/", 1)[-1]
+    for info, doc in records.scan(rec.PRUNE, layout.PRUNE):
         try:
-            packs = {bytes.fromhex(p) for p in read_record(repo, info.key)["packs"]}
-        except (IntegrityError, NotFound, ValueError, KeyError, TypeError):
+            packs = {bytes.fromhex(p) for p in doc["packs"]}
+        except (ValueError, KeyError, TypeError):
             continue
-        if name.startswith("tomb-"):
+        name = layout.last(info.key)
+        if name.startswith(layout.TOMB):
             tombs |= packs
-        elif name.startswith("plan-"):
+        elif name.startswith(layout.PLAN):
             plans[info.key] = packs
     return tombs, plans
 
 
-def start_run(repo) -> str:
+def start_run(repo: Pruned) -> str:
     """Announce a backup before it reads the index (see the module docstring)."""
     doc = {"v": 1, "time": to_iso(repo.clock.now()), "pid": os.getpid()}
-    rid, raw = _seal(repo, doc)
-    repo.storage.put(f"running/{rid}", raw)
-    return rid
+    return repo.records.put(rec.PRUNE, doc, layout.run_marker)
 
 
-def _finished_runs(repo) -> set:
+def _finished_runs(repo: Pruned) -> set:
     """Runs that made a snapshot, including snapshots forgotten since."""
     done = {s.doc.get("run") for s in repo.snapshots()}
     for evs in repo.events().values():
@@ -114,16 +100,16 @@ def _finished_runs(repo) -> set:
     return done
 
 
-def _active_runs(repo, now) -> list[str]:
+def _active_runs(repo: Pruned, now: _dt.datetime) -> list[str]:
     finished = _finished_runs(repo)
     active = []
-    for info in repo.storage.list("running/"):
-        rid = info.key.split("/", 1)[1]
+    for info in repo.storage.list(layout.RUNNING):
+        rid = layout.last(info.key)
         if rid in finished:
             continue
         started = info.modified
         try:
-            started = from_iso(read_record(repo, info.key)["time"])
+            started = from_iso(repo.records.get(rec.PRUNE, info.key)["time"])
         except (AmberError, ValueError, KeyError, TypeError):
             pass
         if started is None or now - started < RUN_TIMEOUT:
@@ -134,98 +120,37 @@ def _active_runs(repo, now) -> list[str]:
 # -- prune -----------------------------------------------------------------------
 
 
-def used_blobs(repo, snaps) -> set[bytes]:
-    return repo.referenced_blobs(snaps)
+@dataclass
+class _Survey:
+    """What prune found: stored packs, each pack's indexed blobs, and what to delete or repack."""
+
+    stored: dict = field(default_factory=dict)     # pack id -> ObjectInfo
+    by_pack: dict = field(default_factory=dict)    # pack id -> its indexed blob ids
+    used: set = field(default_factory=set)         # blob ids the snapshots use
+    doomed: set = field(default_factory=set)
+    repack: list = field(default_factory=list)
 
 
-def prune(repo, *, dry_run: bool = False, trust_clock: bool = False) -> PruneReport:
+def prune(repo: Pruned, *, dry_run: bool = False, trust_clock: bool = False) -> PruneReport:
     rep = PruneReport(dry_run=dry_run)
     now = repo.clock.now()
     if not dry_run:
         clockguard.check_before_delete(repo, trust_clock)
-    repo.load_index(force=True)  # another client may have written or pruned since this one looked
-    store = repo.store
-    repo.invalidate_snapshots()
-    snaps = repo.snapshots()
-    used = used_blobs(repo, snaps)
-    stored = {bytes.fromhex(i.key.rsplit("/", 1)[-1]): i for i in repo.storage.list("data/")}
-    rep.packs_total = len(stored)
-    by_pack: dict[bytes, list[bytes]] = {}
-    for bid, e in store.index.items():
-        by_pack.setdefault(e.pack, []).append(bid)
-
-    doomed: set[bytes] = set()
-    repack: list[bytes] = []
-    running = bool(_active_runs(repo, now))
-    for pid, info in stored.items():
-        blobs = by_pack.get(pid)
-        if not blobs:  # in no index: left by an interrupted backup (or one still writing)
-            if not running or (info.modified is not None and now - info.modified > RUN_TIMEOUT):
-                doomed.add(pid)
-            continue
-        live = [b for b in blobs if b in used]
-        if not live:
-            doomed.add(pid)
-        elif 1 - len(live) / len(blobs) >= REPACK_UNUSED:
-            repack.append(pid)
-
-    # keep what storage still protects: prune waits out locks
-    for pid in sorted(doomed | set(repack)):
-        why = _protected(repo, pack_key(pid), now)
-        if why:
-            rep.packs_locked[pid.hex()] = why
-            doomed.discard(pid)
-            if pid in repack:
-                repack.remove(pid)
-
+    survey = _survey(repo, now, rep)
+    _spare_protected(repo, survey, now, rep)
     if dry_run:
-        rep.packs_planned = sorted(p.hex() for p in doomed)
-        rep.packs_repacked = sorted(p.hex() for p in repack)
-        rep.bytes_freed = sum(stored[p].size for p in doomed)
+        rep.packs_planned = sorted(p.hex() for p in survey.doomed)
+        rep.packs_repacked = sorted(p.hex() for p in survey.repack)
+        rep.bytes_freed = sum(survey.stored[p].size for p in survey.doomed)
         return rep
-
-    # phase 1: repack the live blobs of partly used packs, then plan every doomed pack
-    if repack:
-        for pid in repack:
-            _repack(repo, pid, [b for b in by_pack[pid] if b in used])
-            rep.packs_repacked.append(pid.hex())
-        store.flush()
-        doomed |= set(repack)
-    plan_key = None
-    if doomed:
-        pid_, raw = _seal(repo, {"v": 1, "time": to_iso(now), "packs": sorted(p.hex() for p in doomed)})
-        plan_key = f"prune/plan-{pid_}"
-        repo.storage.put(plan_key, raw)
-
-    # phase 2: carry out every plan no running backup can still depend on
+    _plan(repo, survey, now, rep)
     active = _active_runs(repo, now)
-    _tombs, plans = load_records(repo)
+    _tombs, plans = load_records(repo.records)
     if active:
         rep.waiting_for_runs = active
         rep.packs_planned = sorted(p.hex() for ps in plans.values() for p in ps)
         return rep
-    repo.invalidate_snapshots()
-    repo.load_index(force=True)  # again: a backup may have finished meanwhile, and repacks moved blobs
-    used = used_blobs(repo, repo.snapshots())
-    live = {store.index[b].pack for b in used if b in store.index}
-    for key, packs in sorted(plans.items()):
-        gone = sorted(p for p in packs if p not in live and not _protected(repo, pack_key(p), now))
-        if gone:
-            tid, raw = _seal(repo, {"v": 1, "time": to_iso(now), "packs": [p.hex() for p in gone]})
-            repo.storage.put(f"prune/tomb-{tid}", raw)
-            for p in gone:
-                try:
-                    size = repo.storage.stat(pack_key(p)).size
-                    repo.storage.delete(pack_key(p))
-                except NotFound:
-                    continue
-                except Locked as e:
-                    rep.packs_locked[p.hex()] = str(e)
-                    continue
-                rep.packs_deleted.append(p.hex())
-                rep.bytes_freed += size
-                store.tombstones.add(p)
-        repo.storage.delete(key)
+    _carry_out(repo, plans, now, rep)
     _clean_index_files(repo, rep)
     _clean_runs(repo, now, rep)
     repo.load_index(force=True)  # forget the entries of the packs just deleted
@@ -237,7 +162,94 @@ def prune(repo, *, dry_run: bool = False, trust_clock: bool = False) -> PruneRep
     return rep
 
 
-def _protected(repo, key: str, now) -> str | None:
+def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
+    """Packs no snapshot uses are doomed; packs at least REPACK_UNUSED unused are repacked."""
+    repo.load_index(force=True)  # another client may have written or pruned since this one looked
+    repo.event_store.forget()
+    sv = _Survey(used=repo.referenced_blobs(_fresh_snapshots(repo)))
+    for info in repo.storage.list(layout.DATA):
+        pid = layout.pack_id(info.key)
+        if pid is not None:
+            sv.stored[pid] = info
+    rep.packs_total = len(sv.stored)
+    for bid, e in repo.blobs.index.items():
+        sv.by_pack.setdefault(e.pack, []).append(bid)
+    running = bool(_active_runs(repo, now))
+    for pid, info in sv.stored.items():
+        blobs = sv.by_pack.get(pid)
+        if not blobs:  # in no index: left by an interrupted backup (or one still writing)
+            if not running or (info.modified is not None and now - info.modified > RUN_TIMEOUT):
+                sv.doomed.add(pid)
+            continue
+        live = [b for b in blobs if b in sv.used]
+        if not live:
+            sv.doomed.add(pid)
+        elif 1 - len(live) / len(blobs) >= REPACK_UNUSED:
+            sv.repack.append(pid)
+    return sv
+
+
+def _fresh_snapshots(repo: Pruned) -> list:
+    repo.snapshot_store.forget()
+    return repo.snapshots()
+
+
+def _spare_protected(repo: Pruned, sv: _Survey, now: _dt.datetime, rep: PruneReport) -> None:
+    """Keep what storage still protects: prune waits out locks."""
+    for pid in sorted(sv.doomed | set(sv.repack)):
+        why = _protected(repo, layout.pack(pid), now)
+        if why:
+            rep.packs_locked[pid.hex()] = why
+            sv.doomed.discard(pid)
+            if pid in sv.repack:
+                sv.repack.remove(pid)
+
+
+def _plan(repo: Pruned, sv: _Survey, now: _dt.datetime, rep: PruneReport) -> None:
+    """Phase 1: repack the live blobs of partly used packs, then plan every doomed pack."""
+    if sv.repack:
+        with repo.blobs.session() as session:
+            for pid in sv.repack:
+                _repack(repo, session, pid, [b for b in sv.by_pack[pid] if b in sv.used])
+                rep.packs_repacked.append(pid.hex())
+            session.flush()
+        sv.doomed |= set(sv.repack)
+    if sv.doomed:
+        doc = {"v": 1, "time": to_iso(now), "packs": sorted(p.hex() for p in sv.doomed)}
+        repo.records.put(rec.PRUNE, doc, layout.prune_plan)
+
+
+def _carry_out(repo: Pruned, plans: dict[str, set[bytes]], now: _dt.datetime, rep: PruneReport) -> None:
+    """Phase 2: tombstone and delete what each plan names and no snapshot uses now."""
+    repo.load_index(force=True)  # again: a backup may have finished meanwhile, and repacks moved blobs
+    index = repo.blobs.index
+    live = {index[b].pack for b in repo.referenced_blobs(_fresh_snapshots(repo)) if b in index}
+    for key, packs in sorted(plans.items()):
+        gone = sorted(p for p in packs if p not in live and not _protected(repo, layout.pack(p), now))
+        if gone:
+            doc = {"v": 1, "time": to_iso(now), "packs": [p.hex() for p in gone]}
+            repo.records.put(rec.PRUNE, doc, layout.prune_tomb)
+            for p in gone:
+                _delete_pack(repo, p, rep)
+        repo.storage.delete(key)
+
+
+def _delete_pack(repo: Pruned, pid: bytes, rep: PruneReport) -> None:
+    key = layout.pack(pid)
+    try:
+        size = repo.storage.stat(key).size
+        repo.storage.delete(key)
+    except NotFound:
+        return
+    except Locked as e:
+        rep.packs_locked[pid.hex()] = str(e)
+        return
+    rep.packs_deleted.append(pid.hex())
+    rep.bytes_freed += size
+    repo.blobs.forget_pack(pid)
+
+
+def _protected(repo: Pruned, key: str, now: _dt.datetime) -> str | None:
     try:
         info = repo.storage.stat(key)
     except NotFound:
@@ -249,21 +261,20 @@ def _protected(repo, key: str, now) -> str | None:
     return None
 
 
-def _repack(repo, pid: bytes, live: list[bytes]) -> None:
-    store = repo.store
-    data = repo.storage.get(pack_key(pid))
+def _repack(repo: Pruned, session, pid: bytes, live: list[bytes]) -> None:
+    blobs = repo.blobs
+    data = repo.storage.get(layout.pack(pid))
     for bid in live:
-        e = store.index[bid]
-        plain = store.open_blob(bid, e, data[e.offset:e.offset + e.length])
-        del store.index[bid]  # so add() stores it again, in a new pack
-        store.add(e.type, bid, plain)
+        e = blobs.index[bid]
+        plain = blobs.open_blob(bid, e, data[e.offset:e.offset + e.length])
+        del blobs.index[bid]  # so add() stores it again, in a new pack
+        session.add(e.type, bid, plain)
 
 
-def _clean_index_files(repo, rep: PruneReport) -> None:
-    tombs, _plans = load_records(repo)
-    store = repo.store
+def _clean_index_files(repo: Pruned, rep: PruneReport) -> None:
+    tombs, _plans = load_records(repo.records)
     files: dict[str, set[bytes]] = {}
-    for pack, keys in store.pack_index_files.items():
+    for pack, keys in repo.blobs.pack_index_files.items():
         for k in keys:
             files.setdefault(k, set()).add(pack)
     for key, packs in files.items():
@@ -275,10 +286,10 @@ def _clean_index_files(repo, rep: PruneReport) -> None:
                 continue
 
 
-def _clean_runs(repo, now, rep: PruneReport) -> None:
+def _clean_runs(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> None:
     finished = _finished_runs(repo)
-    for info in repo.storage.list("running/"):
-        rid = info.key.split("/", 1)[1]
+    for info in repo.storage.list(layout.RUNNING):
+        rid = layout.last(info.key)
         old = info.modified is not None and now - info.modified > RUN_TIMEOUT
         if rid in finished or old:
             try:

@@ -1,0 +1,102 @@
+"""Where every object lives in storage: each prefix and each name, in one place.
+
+The layout is FORMAT.md §3. Names derived from content are the unkeyed
+BLAKE3 of the stored bytes, in lowercase hex; the audit log numbers its
+objects instead. Nothing else in amber spells a storage key.
+"""
+from __future__ import annotations
+
+CONFIG = "config"
+KEYS = "keys/"
+DATA = "data/"
+INDEX = "index/"
+SNAPSHOTS = "snapshots/"
+LOCKS = "locks/"
+PRUNE = "prune/"
+RUNNING = "running/"
+LOG_ENTRIES = "log/entries/"
+LOG_CHECKPOINTS = "log/checkpoints/"
+
+PLAN = "plan-"
+TOMB = "tomb-"
+SEQ_DIGITS = 12
+
+
+def key_file(key_id: str) -> str:
+    return KEYS + key_id
+
+
+def pack(pack_id: bytes) -> str:
+    h = pack_id.hex()
+    return f"{DATA}{h[:2]}/{h}"
+
+
+def index_file(name: str) -> str:
+    return INDEX + name
+
+
+def snapshot(snapshot_id: str) -> str:
+    return SNAPSHOTS + snapshot_id
+
+
+def snapshot_events(snapshot_id: str) -> str:
+    """The prefix of one snapshot's lock, hold, release and forget events."""
+    return f"{LOCKS}{snapshot_id}/"
+
+
+def event(snapshot_id: str, event_id: str) -> str:
+    return f"{LOCKS}{snapshot_id}/{event_id}"
+
+
+def prune_plan(name: str) -> str:
+    return PRUNE + PLAN + name
+
+
+def prune_tomb(name: str) -> str:
+    return PRUNE + TOMB + name
+
+
+def run_marker(name: str) -> str:
+    return RUNNING + name
+
+
+def log_entry(seq: int) -> str:
+    return f"{LOG_ENTRIES}{seq:0{SEQ_DIGITS}d}"
+
+
+def log_checkpoint(size: int) -> str:
+    return f"{LOG_CHECKPOINTS}{size:0{SEQ_DIGITS}d}"
+
+
+def last(key: str) -> str:
+    """The key's last segment."""
+    return key.rsplit("/", 1)[-1]
+
+
+def content_name(key: str) -> str:
+    """The hash a content-named object's key carries (`plan-`/`tomb-` taken off)."""
+    name = last(key)
+    for tag in (PLAN, TOMB):
+        if name.startswith(tag):
+            return name[len(tag):]
+    return name
+
+
+def pack_id(key: str) -> bytes | None:
+    """The pack id a `data/` key names, or None if it is not a well-formed pack key."""
+    name = last(key)
+    if len(name) != 64:
+        return None
+    try:
+        pid = bytes.fromhex(name)
+    except ValueError:
+        return None
+    return pid if key == pack(pid) else None
+
+
+def event_key_parts(key: str) -> tuple[str, str] | None:
+    """(snapshot id, event id) of a `locks/` key, or None if it is not one."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != LOCKS:
+        return None
+    return parts[1], parts[2]

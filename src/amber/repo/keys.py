@@ -1,0 +1,70 @@
+"""The key files of a repository: opening with a password, listing, adding, removing.
+
+Each `keys/<id>` wraps the same master keys under one password (FORMAT.md
+§5.2); `<id>` is the BLAKE3 of the key file's bytes.
+"""
+from __future__ import annotations
+
+from ..clock import Clock
+from ..crypto import keys as keyfile
+from ..crypto.keys import MasterKeys
+from ..errors import IntegrityError, NotFound, UsageError, WrongPassword
+from ..format import layout
+from ..storage.base import Retention
+from . import records as rec
+
+
+class KeyRing:
+    def __init__(self, records: rec.Records) -> None:
+        self.records = records
+
+    def ids(self) -> list[str]:
+        return [layout.last(info.key) for info in self.records.storage.list(layout.KEYS)]
+
+    def keys(self) -> list[str]:
+        """The storage keys of every key file (what every snapshot needs)."""
+        return [info.key for info in self.records.storage.list(layout.KEYS)]
+
+    def unlock(self, password: str) -> tuple[MasterKeys, str]:
+        """(master keys, key id) from the first key file the password opens."""
+        ids = self.ids()
+        if not ids:
+            raise IntegrityError("repository has no key files")
+        for kid in ids:
+            try:
+                raw = self.records.get(rec.KEY_FILE, layout.key_file(kid))
+                return keyfile.unwrap(raw, password), kid
+            except (WrongPassword, IntegrityError, NotFound):
+                continue
+        raise WrongPassword("wrong password or no key found")
+
+    def describe(self, current: str) -> list[dict]:
+        out = []
+        for kid in self.ids():
+            try:
+                doc = keyfile.key_file_info(self.records.storage.get(layout.key_file(kid)))
+            except (IntegrityError, NotFound) as e:
+                out.append({"id": kid, "current": kid == current, "error": str(e)})
+                continue
+            out.append({"id": kid, "current": kid == current, "created": doc.get("created"),
+                        "host": doc.get("host"), "user": doc.get("user"), "kdf": doc["kdf"]})
+        return out
+
+    def add(self, keys: MasterKeys, password: str, clock: Clock, *, retention: Retention | None = None,
+            held: bool = False, kdf_n: int = keyfile.SCRYPT_N) -> str:
+        raw = keyfile.wrap(keys, password, n=kdf_n, clock=clock)
+        kid = self.records.put(rec.KEY_FILE, raw, layout.key_file, retention)
+        if held:
+            self.records.storage.set_legal_hold(layout.key_file(kid), True)
+        return kid
+
+    def resolve(self, ref: str) -> str:
+        matches = [kid for kid in self.ids() if kid.startswith(ref)]
+        if not matches:
+            raise NotFound(f"no key {ref!r}")
+        if len(matches) > 1:
+            raise UsageError(f"key prefix {ref!r} is ambiguous")
+        return matches[0]
+
+    def remove(self, kid: str) -> None:
+        self.records.storage.delete(layout.key_file(kid))

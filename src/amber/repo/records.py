@@ -1,0 +1,126 @@
+"""Sealed write-once records: the one round trip every named object of a repository takes.
+
+    put:  encode → seal (its envelope kind) → name = BLAKE3(stored bytes) → put-if-absent
+    get:  get → the name matches the bytes → open → decode (which checks types)
+
+Snapshots, lock events, prune plans, tombstones and run markers, index files
+and key files are records; so is the config, under its fixed name. Each kind
+is a `RecordType`: its envelope kind (None for key files, which protect
+themselves with the password) and its encoding, from format/. Decoders raise
+`IntegrityError` and nothing else, so one bad object never stops a reader.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import blake3
+
+from ..crypto import keys as keyfile
+from ..crypto.aead import (KIND_CONFIG, KIND_EVENT, KIND_INDEX, KIND_PRUNE, KIND_SNAPSHOT,
+                           Sealer)
+from ..errors import IntegrityError, NotFound
+from ..format import canonical, layout
+from ..format import compression as compressionfmt
+from ..format import index as indexfmt
+from ..format import snapshot as snapfmt
+from ..format.pack import PackEntry
+from ..storage.base import ObjectInfo, Retention, Storage
+
+T = TypeVar("T")
+MAX_INDEX_RAW = 1 << 30  # an index file's plaintext, decompressed
+
+
+@dataclass(frozen=True, slots=True)
+class RecordType(Generic[T]):
+    what: str                                # names the kind in messages
+    envelope: int | None                     # AEAD kind; None: stored as encoded
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes, str], T]        # (plaintext, what) -> value; IntegrityError if malformed
+
+
+def _json_record(kind: str) -> Callable[[bytes, str], dict]:
+    return lambda raw, what: canonical.decode_object(raw, what, kind)
+
+
+def _config(raw: bytes, what: str) -> dict:
+    doc = canonical.decode_object(raw, what, "an amber config")
+    return doc
+
+
+def _index(raw: bytes, what: str) -> list[tuple[bytes, list[PackEntry]]]:
+    return list(indexfmt.decode(compressionfmt.decompress_bounded(raw, MAX_INDEX_RAW, what), what))
+
+
+def _encode_index(packs: list[tuple[bytes, list[PackEntry]]]) -> bytes:
+    return compressionfmt.compress_bounded(indexfmt.encode(packs))
+
+
+def _key_file(raw: bytes, what: str) -> bytes:
+    try:
+        keyfile.key_file_info(raw)
+    except IntegrityError as e:
+        raise IntegrityError(f"{what}: {e}") from None
+    return raw
+
+
+CONFIG: RecordType[dict] = RecordType("config", KIND_CONFIG, canonical.ascii_json, _config)
+SNAPSHOT: RecordType[dict] = RecordType("snapshot", KIND_SNAPSHOT, snapfmt.encode, snapfmt.decode)
+EVENT: RecordType[dict] = RecordType("event", KIND_EVENT, canonical.sorted_json, _json_record("an event"))
+PRUNE: RecordType[dict] = RecordType("prune record", KIND_PRUNE, canonical.sorted_json,
+                                     _json_record("a prune record"))
+INDEX: RecordType[list] = RecordType("index file", KIND_INDEX, _encode_index, _index)
+KEY_FILE: RecordType[bytes] = RecordType("key file", None, lambda raw: raw, _key_file)
+
+
+class Records:
+    """Puts and gets records in one repository's storage, sealed with its data key."""
+
+    def __init__(self, storage: Storage, sealer: Sealer | None) -> None:
+        self.storage = storage
+        self.sealer = sealer  # None until the repository is opened: only key files then
+
+    def seal(self, rtype: RecordType[T], value: T) -> tuple[str, bytes]:
+        """(name, stored bytes) of a record."""
+        raw = rtype.encode(value)
+        if rtype.envelope is not None:
+            raw = self._sealer().seal(rtype.envelope, raw)
+        return blake3.blake3(raw).hexdigest(), raw
+
+    def put(self, rtype: RecordType[T], value: T, key_for: Callable[[str], str],
+            retention: Retention | None = None) -> str:
+        """Store a record under the key its name gives (`key_for(name)`); returns the name."""
+        name, raw = self.seal(rtype, value)
+        self.storage.put(key_for(name), raw, retention=retention)
+        return name
+
+    def put_at(self, rtype: RecordType[T], value: T, key: str, retention: Retention | None = None) -> None:
+        """Store a record under a fixed name (the config)."""
+        _name, raw = self.seal(rtype, value)
+        self.storage.put(key, raw, retention=retention)
+
+    def get(self, rtype: RecordType[T], key: str, *, named: bool = True) -> T:
+        """Read, authenticate and decode one record; `named`: its key carries its hash."""
+        return self.open(rtype, key, self.storage.get(key), named=named)
+
+    def open(self, rtype: RecordType[T], key: str, raw: bytes, *, named: bool = True) -> T:
+        if named and blake3.blake3(raw).hexdigest() != layout.content_name(key):
+            raise IntegrityError(f"{key}: content does not match its name")
+        plain = self._sealer().open(rtype.envelope, raw, key) if rtype.envelope is not None else raw
+        return rtype.decode(plain, key)
+
+    def scan(self, rtype: RecordType[T], prefix: str,
+             errors: list[str] | None = None) -> Iterator[tuple[ObjectInfo, T]]:
+        """Every readable record under `prefix`; the others go to `errors` (or are skipped)."""
+        for info in self.storage.list(prefix):
+            try:
+                yield info, self.get(rtype, info.key)
+            except (IntegrityError, NotFound) as e:
+                if errors is not None:
+                    errors.append(str(e) if str(e).startswith(info.key) else f"{info.key}: {e}")
+
+    def _sealer(self) -> Sealer:
+        if self.sealer is None:
+            raise IntegrityError("the repository is not open: its records cannot be read")
+        return self.sealer
