@@ -1,2 +1,41 @@
-"""amber: immutable, deduplicated, encrypted backups."""
-__version__ = "0.1.0"
+"""amber: immutable, deduplicated, encrypted backups.
+
+The public API: open or create a `Repository`, and the errors it raises.
+Everything else is internal and may change between versions.
+
+    import amber
+
+    repo = amber.open_repository("/srv/backup", password)
+    result = repo.backup(["/home"])
+    for snap in repo.snapshots():
+        ...
+"""
+from .version import __version__
+
+from .errors import (AlreadyExists, AmberError, CheckpointError, IntegrityError, Locked,  # noqa: E402
+                     NotFound, PartialBackup, ProofError, RepositoryExists, RepositoryNotFound,
+                     RestoreFailed, StorageError, Unsupported, UsageError, WrongPassword)
+from .repository import Repository, open_repository  # noqa: E402
+from .repo.snapshots import Snapshot  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "Repository",
+    "Snapshot",
+    "open_repository",
+    "AmberError",
+    "AlreadyExists",
+    "CheckpointError",
+    "IntegrityError",
+    "Locked",
+    "NotFound",
+    "PartialBackup",
+    "ProofError",
+    "RepositoryExists",
+    "RepositoryNotFound",
+    "RestoreFailed",
+    "StorageError",
+    "Unsupported",
+    "UsageError",
+    "WrongPassword",
+]

@@ -1,20 +1,35 @@
 """Listing, comparing and searching snapshots: ls, cat, diff, find."""
 from __future__ import annotations
 
+import datetime as _dt
 import fnmatch
 import re
 import stat as st_
-from typing import Iterator
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
 
 from .clock import to_iso
 from .errors import NotFound, UsageError
+from .repo.snapshots import Snapshot
+
+
+class TreeReader(Protocol):
+    """What browsing reads: snapshots and their trees."""
+
+    def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]: ...
+
+    def load_tree(self, tree_id: str) -> list[dict]: ...
+
+    def walk(self, tree_id: str, prefix: str = "") -> Iterator[tuple[str, dict]]: ...
+
+    def node_at(self, snap: Snapshot, path: str) -> dict | None: ...
+
+    def copy_file(self, node: dict, out: BinaryIO, what: str) -> None: ...
 
 _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
 
 
 def entry_json(path: str, node: dict) -> dict:
-    import datetime as _dt
-
     mt = node.get("mtime_ns")
     out = {"path": path, "name": node["name"], "type": node["type"], "size": node.get("size", 0),
            "mode": node.get("mode", 0), "permissions": permissions(node),
@@ -33,7 +48,7 @@ def permissions(node: dict) -> str:
     return _TYPE_CHAR.get(node["type"], "?") + st_.filemode(node.get("mode", 0))[1:]
 
 
-def ls(repo, snap, path: str = "/") -> Iterator[tuple[str, dict]]:
+def ls(repo: TreeReader, snap: Snapshot, path: str = "/") -> Iterator[tuple[str, dict]]:
     """Every node at and below `path`, parents first."""
     path = "/" + path.strip("/") if path.strip("/") else "/"
     node = repo.node_at(snap, path)
@@ -45,7 +60,7 @@ def ls(repo, snap, path: str = "/") -> Iterator[tuple[str, dict]]:
         yield from repo.walk(node["subtree"], "" if path == "/" else path)
 
 
-def cat(repo, snap, path: str, out) -> None:
+def cat(repo: TreeReader, snap: Snapshot, path: str, out: BinaryIO) -> None:
     node = repo.node_at(snap, path)
     if node is None:
         raise NotFound(f"{path}: not in snapshot {snap.short_id}")
@@ -57,41 +72,49 @@ def cat(repo, snap, path: str, out) -> None:
 _META = ("mode", "uid", "gid", "mtime_ns", "target")
 
 
-def diff(repo, snap_a, snap_b) -> list[dict]:
-    """Changes from a to b: added, removed, modified (content), type, metadata."""
+def diff(repo: TreeReader, snap_a: Snapshot, snap_b: Snapshot) -> list[dict]:
+    """Changes from a to b: added, removed, modified (content), type, metadata; parents first."""
     changes: list[dict] = []
-
-    def walk(ta: str | None, tb: str | None, prefix: str) -> None:
-        if ta == tb:
-            return  # identical subtrees: nothing below differs
-        na = {n["name"]: n for n in repo.load_tree(ta)} if ta else {}
-        nb = {n["name"]: n for n in repo.load_tree(tb)} if tb else {}
-        for name in sorted(set(na) | set(nb)):
-            a, b = na.get(name), nb.get(name)
-            path = f"{prefix}/{name}"
-            if a is None:
-                changes.append(_change("added", path, None, b))
-                if b["type"] == "dir":
-                    walk(None, b.get("subtree"), path)
-            elif b is None:
-                changes.append(_change("removed", path, a, None))
-                if a["type"] == "dir":
-                    walk(a.get("subtree"), None, path)
-            elif a["type"] != b["type"]:
-                changes.append(_change("type", path, a, b))
-                walk(a.get("subtree") if a["type"] == "dir" else None,
-                     b.get("subtree") if b["type"] == "dir" else None, path)
-            elif a["type"] == "dir":
-                if any(a.get(k) != b.get(k) for k in _META):
-                    changes.append(_change("metadata", path, a, b))
-                walk(a.get("subtree"), b.get("subtree"), path)
-            elif a.get("sha256") != b.get("sha256") or a.get("size") != b.get("size"):
-                changes.append(_change("modified", path, a, b))
-            elif any(a.get(k) != b.get(k) for k in _META):
-                changes.append(_change("metadata", path, a, b))
-
-    walk(snap_a.tree, snap_b.tree, "")
+    stack: list[Iterator[tuple[dict | None, tuple | None]]] = [_compare(repo, snap_a.tree, snap_b.tree, "")]
+    while stack:
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+            continue
+        change, below = step
+        if change is not None:
+            changes.append(change)
+        if below is not None:
+            stack.append(_compare(repo, *below))
     return changes
+
+
+def _compare(repo: TreeReader, ta: str | None, tb: str | None,
+             prefix: str) -> Iterator[tuple[dict | None, tuple | None]]:
+    """Per name in two folders: (change or None, (subtree a, subtree b, path) to compare or None)."""
+    if ta == tb:
+        return  # identical subtrees: nothing below differs
+    na = {n["name"]: n for n in repo.load_tree(ta)} if ta else {}
+    nb = {n["name"]: n for n in repo.load_tree(tb)} if tb else {}
+    for name in sorted(set(na) | set(nb)):
+        a, b = na.get(name), nb.get(name)
+        path = f"{prefix}/{name}"
+        sub_a = a.get("subtree") if a is not None and a["type"] == "dir" else None
+        sub_b = b.get("subtree") if b is not None and b["type"] == "dir" else None
+        below = (sub_a, sub_b, path) if (sub_a or sub_b) and sub_a != sub_b else None
+        if a is None:
+            yield _change("added", path, None, b), below
+        elif b is None:
+            yield _change("removed", path, a, None), below
+        elif a["type"] != b["type"]:
+            yield _change("type", path, a, b), below
+        elif a["type"] == "dir":
+            meta = any(a.get(k) != b.get(k) for k in _META)
+            yield (_change("metadata", path, a, b) if meta else None), below
+        elif a.get("sha256") != b.get("sha256") or a.get("size") != b.get("size"):
+            yield _change("modified", path, a, b), None
+        elif any(a.get(k) != b.get(k) for k in _META):
+            yield _change("metadata", path, a, b), None
 
 
 def _change(kind: str, path: str, a: dict | None, b: dict | None) -> dict:
@@ -106,7 +129,7 @@ def _change(kind: str, path: str, a: dict | None, b: dict | None) -> dict:
     return out
 
 
-def find(repo, pattern: str, snapshots=None) -> list[dict]:
+def find(repo: TreeReader, pattern: str, snapshots=None) -> list[dict]:
     """Every node in every snapshot whose full path or base name matches the glob."""
     rx = re.compile(fnmatch.translate(pattern))
     base_only = "/" not in pattern and not _may_cross(pattern)
@@ -125,21 +148,35 @@ def _may_cross(pattern: str) -> bool:
     return "*" in pattern
 
 
-def _find_in(repo, tree_id: str, prefix: str, rx, base_only: bool, memo: dict):
+def _find_in(repo: TreeReader, tree_id: str, prefix: str, rx, base_only: bool, memo: dict):
     if base_only:
-        rel = memo.get(tree_id)
-        if rel is None:
-            rel = []
-            for node in repo.load_tree(tree_id):
-                if rx.match(node["name"]):
-                    rel.append((f"/{node['name']}", node))
-                if node["type"] == "dir" and node.get("subtree"):
-                    rel.extend((f"/{node['name']}{p}", n)
-                               for p, n in _find_in(repo, node["subtree"], "", rx, True, memo))
-            memo[tree_id] = rel
-        return [(prefix + p, n) for p, n in rel]
+        return [(prefix + p, n) for p, n in _base_name_matches(repo, tree_id, rx, memo)]
     found = []
     for path, node in repo.walk(tree_id, prefix):
         if rx.match(node["name"]) or rx.match(path):
             found.append((path, node))
     return found
+
+
+def _base_name_matches(repo: TreeReader, root: str, rx, memo: dict) -> list:
+    """Matches below a tree as (path relative to it, node), each tree's computed once (memo)."""
+    stack = [(root, False)]
+    while stack:
+        tree_id, subfolders_done = stack.pop()
+        if tree_id in memo:
+            continue
+        nodes = repo.load_tree(tree_id)
+        subs = [n["subtree"] for n in nodes if n["type"] == "dir" and n.get("subtree")]
+        pending = [t for t in subs if t not in memo]
+        if pending and not subfolders_done:
+            stack.append((tree_id, True))
+            stack.extend((t, False) for t in pending)
+            continue
+        rel = []
+        for node in nodes:
+            if rx.match(node["name"]):
+                rel.append((f"/{node['name']}", node))
+            if node["type"] == "dir" and node.get("subtree"):
+                rel.extend((f"/{node['name']}{p}", n) for p, n in memo[node["subtree"]])
+        memo[tree_id] = rel
+    return memo[root]

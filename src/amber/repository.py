@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Mapping
 from typing import BinaryIO
 
-from . import __version__, browse
+from . import browse
+from .version import __version__
 from .audit.log import AuditLog
 from .backup.archiver import BackupResult, backup
 from .check import CheckReport, check, verify_audit_log

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .. import __version__
+from ..version import __version__
 from ..clock import to_iso
 from ..errors import UsageError
 from ..format import tree as treefmt

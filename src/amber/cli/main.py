@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from ..errors import AmberError
 from .common import fail
 from .tuning import keep_freed_memory

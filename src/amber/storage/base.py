@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..clock import Clock, SystemClock
-from ..errors import Locked, Unsupported, UsageError
+from ..errors import Locked, NotFound, Unsupported, UsageError
 
 GOVERNANCE = "governance"
 COMPLIANCE = "compliance"
@@ -156,8 +156,6 @@ class Storage(ABC):
         raise Unsupported(f"{type(self).__name__} does not support legal holds")
 
     def exists(self, key: str) -> bool:
-        from ..errors import NotFound
-
         try:
             self.stat(key)
             return True
