@@ -27,6 +27,7 @@ from .crypto.aead import Sealer
 from .crypto.keys import MasterKeys
 from .errors import AmberError, IntegrityError, RepositoryExists, RepositoryNotFound, UsageError
 from .format import layout
+from .repo import client_state
 from .repo import records as rec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
@@ -142,8 +143,7 @@ class Repository:
         self.event_store.forget()
 
     def cache_dir(self) -> str:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return os.path.join(base, "amber", self.id)
+        return client_state.cache_dir(self.id)
 
     # -- audit log ---------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from ..crypto.aead import KIND_LOG, Sealer
 from ..errors import AlreadyExists, AmberError, CheckpointError, IntegrityError, NotFound, ProofError
 from ..format import layout
 from ..format.canonical import utf8_json
+from ..repo import client_state
 from ..repo.events import user_name
 from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import Retention, Storage
@@ -148,8 +149,7 @@ class AuditLog:
     # -- the client's memory ---------------------------------------------------------
 
     def state_path(self) -> str:
-        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-        return os.path.join(base, "amber", self.repository_id, "checkpoint")
+        return client_state.state_file(self.repository_id, "checkpoint")
 
     def remembered(self) -> bytes | None:
         try:

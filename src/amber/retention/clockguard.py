@@ -20,20 +20,35 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from typing import Protocol
 
-from ..clock import from_iso, to_iso
+from ..clock import Clock, from_iso, to_iso
 from ..errors import Locked
+from ..repo import client_state
+from ..repo.snapshots import Snapshot
 
 TOLERANCE = _dt.timedelta(minutes=10)
 MAX_JUMP = _dt.timedelta(days=31)
 
 
-def state_path(repo) -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "amber", repo.id, "clock.json")
+class Guarded(Protocol):
+    """What the clock guard compares the clock with."""
+
+    clock: Clock
+
+    @property
+    def id(self) -> str: ...
+
+    def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]: ...
+
+    def events(self) -> dict[str, list[dict]]: ...
 
 
-def newest_recorded(repo) -> _dt.datetime | None:
+def state_path(repo: Guarded) -> str:
+    return client_state.state_file(repo.id, "clock.json")
+
+
+def newest_recorded(repo: Guarded) -> _dt.datetime | None:
     times = [s.time for s in repo.snapshots()]
     for evs in repo.events().values():
         for ev in evs:
@@ -44,7 +59,7 @@ def newest_recorded(repo) -> _dt.datetime | None:
     return max(times) if times else None
 
 
-def remembered(repo) -> _dt.datetime | None:
+def remembered(repo: Guarded) -> _dt.datetime | None:
     try:
         with open(state_path(repo)) as f:
             return from_iso(json.load(f)["seen"])
@@ -52,7 +67,7 @@ def remembered(repo) -> _dt.datetime | None:
         return None
 
 
-def remember(repo, now: _dt.datetime) -> None:
+def remember(repo: Guarded, now: _dt.datetime) -> None:
     seen = remembered(repo)
     if seen is not None and seen >= now:
         return
@@ -67,7 +82,7 @@ def remember(repo, now: _dt.datetime) -> None:
         pass
 
 
-def check_before_delete(repo, trust_clock: bool = False) -> None:
+def check_before_delete(repo: Guarded, trust_clock: bool = False) -> None:
     now = repo.clock.now()
     newest = newest_recorded(repo)
     seen = remembered(repo)

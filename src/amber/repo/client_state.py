@@ -1,0 +1,21 @@
+"""What one client keeps about a repository on its own machine, outside the repository.
+
+    $XDG_CACHE_HOME/amber/<repository id>/files.json.zst   the files cache (a lost cache costs only time)
+    $XDG_STATE_HOME/amber/<repository id>/checkpoint       the last audit-log checkpoint this client verified
+    $XDG_STATE_HOME/amber/<repository id>/clock.json       the latest time this client has seen
+
+State is what a client must not lose to detect a rollback or a moved clock.
+"""
+from __future__ import annotations
+
+import os
+
+
+def cache_dir(repository_id: str) -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "amber", repository_id)
+
+
+def state_file(repository_id: str, name: str) -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "amber", repository_id, name)
