@@ -138,12 +138,8 @@ def _indexed_packs(blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport,
 
 
 def _snapshots(store: SnapshotStore, rep: CheckReport) -> list[Snapshot]:
-    snaps = []
-    for info in store.records.storage.list(layout.SNAPSHOTS):
-        try:
-            snaps.append(store.load(layout.last(info.key)))
-        except (IntegrityError, NotFound) as e:
-            rep.errors.append(str(e))
+    snaps, errors = store.scan()
+    rep.errors.extend(errors)
     rep.snapshots = len(snaps)
     return snaps
 

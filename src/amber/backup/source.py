@@ -9,27 +9,26 @@ from ..errors import NotFound
 
 
 class Names:
-    """uid/gid → name, looked up once each."""
+    """uid/gid → name, looked up once each (None where the system has no name for it)."""
 
     def __init__(self) -> None:
         self.users: dict[int, str | None] = {}
         self.groups: dict[int, str | None] = {}
 
-    def user(self, uid: int):
-        if uid not in self.users:
-            try:
-                self.users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self.users[uid] = None
-        return self.users[uid]
+    def user(self, uid: int) -> str | None:
+        return _lookup(self.users, uid, lambda: pwd.getpwuid(uid).pw_name)
 
-    def group(self, gid: int):
-        if gid not in self.groups:
-            try:
-                self.groups[gid] = grp.getgrgid(gid).gr_name
-            except KeyError:
-                self.groups[gid] = None
-        return self.groups[gid]
+    def group(self, gid: int) -> str | None:
+        return _lookup(self.groups, gid, lambda: grp.getgrgid(gid).gr_name)
+
+
+def _lookup(known: dict[int, str | None], num: int, name) -> str | None:
+    if num not in known:
+        try:
+            known[num] = name()
+        except KeyError:
+            known[num] = None
+    return known[num]
 
 
 def selection_tree(paths: list[str]) -> dict:

@@ -69,17 +69,22 @@ class SnapshotStore:
     def all(self) -> list[Snapshot]:
         """Every readable snapshot, oldest first."""
         if self._cache is None:
-            self.errors = []
-            out = []
-            for info in self.records.storage.list(layout.SNAPSHOTS):
-                try:
-                    out.append(self.load(layout.last(info.key)))
-                except (IntegrityError, NotFound) as e:
-                    self.errors.append(str(e))
-                    self.warn(f"skipping an unreadable snapshot: {e} (a check reports it)")
+            out, self.errors = self.scan()
+            for e in self.errors:
+                self.warn(f"skipping an unreadable snapshot: {e} (a check reports it)")
             out.sort(key=lambda s: (s.time, s.id))
             self._cache = out
         return list(self._cache)
+
+    def scan(self) -> tuple[list[Snapshot], list[str]]:
+        """Read every snapshot afresh: (the readable ones, in storage order; what was wrong with the others)."""
+        out, errors = [], []
+        for info in self.records.storage.list(layout.SNAPSHOTS):
+            try:
+                out.append(self.load(layout.last(info.key)))
+            except (IntegrityError, NotFound) as e:
+                errors.append(str(e))
+        return out, errors
 
     def load(self, sid: str) -> Snapshot:
         key = layout.snapshot(sid)

@@ -120,6 +120,15 @@ class _BasicContract:
     def _keys(storage: Storage, prefix: str = "") -> dict[str, int]:
         return {info.key: info.size for info in storage.list(prefix)}
 
+    @staticmethod
+    def _assert_absent(storage: Storage, key: str) -> None:
+        """Every way of reaching `key` says it is not there."""
+        for reach in (lambda: storage.get(key), lambda: storage.get(key, 0, 1), lambda: storage.stat(key),
+                      lambda: storage.delete(key)):
+            with pytest.raises(NotFound):
+                reach()
+        assert storage.exists(key) is False
+
     # -- put, get, stat, list --------------------------------------------------------
 
     def test_put_then_get_stat_list(self, storage):
@@ -240,25 +249,11 @@ class _BasicContract:
     @pytest.mark.parametrize("key", ["missing", "data/00/missing", "present/below"])
     def test_missing_key_raises_not_found(self, storage, key):
         storage.put("present", b"x")
-        with pytest.raises(NotFound):
-            storage.get(key)
-        with pytest.raises(NotFound):
-            storage.get(key, 0, 1)
-        with pytest.raises(NotFound):
-            storage.stat(key)
-        with pytest.raises(NotFound):
-            storage.delete(key)
-        assert storage.exists(key) is False
+        self._assert_absent(storage, key)
 
     def test_a_folder_of_keys_is_not_an_object(self, storage):
         storage.put("folder/inner", b"x")
-        with pytest.raises(NotFound):
-            storage.stat("folder")
-        with pytest.raises(NotFound):
-            storage.get("folder")
-        with pytest.raises(NotFound):
-            storage.delete("folder")
-        assert storage.exists("folder") is False
+        self._assert_absent(storage, "folder")
         assert storage.get("folder/inner") == b"x"
 
     # -- listing -----------------------------------------------------------------------
@@ -353,12 +348,7 @@ class _BasicContract:
         storage.put("index/one", b"1")
         storage.put("index/two", b"2")
         storage.delete("index/one")
-        with pytest.raises(NotFound):
-            storage.get("index/one")
-        with pytest.raises(NotFound):
-            storage.stat("index/one")
-        with pytest.raises(NotFound):
-            storage.delete("index/one")
+        self._assert_absent(storage, "index/one")
         assert self._keys(storage) == {"index/two": 1}
         storage.put("index/one", b"again")  # the key is free once more
         assert storage.get("index/one") == b"again"
