@@ -1,0 +1,1 @@
+"""Backing up: the walk, file reading (threads and worker processes), the files cache."""

@@ -1,0 +1,1 @@
+"""Restoring: plan by pack, write files in parallel, never through a planted link."""
