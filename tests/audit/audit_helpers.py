@@ -8,24 +8,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from amber.repository import Repository
-from sources import PAST_NS, rand, write  # noqa: F401 - used by the tests through this module
-
-PASSWORD = "audit test password ✓"
-KDF_N = 1 << 10
-
-
-def init_repo(path) -> Repository:
-    return Repository.init(os.fspath(path), PASSWORD, kdf_n=KDF_N)
-
-
-def open_repo(path) -> Repository:
-    """Another client session on the same repository (fresh caches)."""
-    return Repository.open(os.fspath(path), PASSWORD)
-
-
-
-
+from sources import KDF_N, PASSWORD, PAST_NS, init_repo, open_repo, rand, write  # noqa: F401 - re-exported
 
 
 def backup(repo, *paths, **kw):

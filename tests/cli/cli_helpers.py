@@ -1,8 +1,12 @@
 """Helpers for the end-to-end tests of the `amber` command.
 
-Every test drives the real `amber` executable in a subprocess, with its own
-repository, cache, data and state folders and HOME, all under the test's
-temporary folder. Nothing here imports amber itself.
+Every test acts as a user of amber with its own repository, cache, data and
+state folders and HOME, all under the test's temporary folder. `Amber.run`
+runs the command in this process by default (click's test runner, with the
+user's environment in place of this process's, stdin and stdout as bytes, and
+the exit code `amber` would give). A test marked `subprocess`, a run that needs
+a process of its own (`preexec_fn`, a terminal), or every run when
+AMBER_TESTS_SUBPROCESS=1 drives the real `amber` executable instead.
 """
 from __future__ import annotations
 
@@ -14,13 +18,15 @@ import shutil
 import stat
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
-PASSWORD = "correct horse battery staple ✓"
-OLD_NS = 1_600_000_000_123_456_789  # 2020-09-13, well outside the files cache's 2 s window
+from sources import (IS_ROOT, NON_UTF8_NAME, OLD_NS, init_repo, make_source, make_tree,  # noqa: F401 - re-exported
+                     set_old_mtimes, write)
+
+PASSWORD = "correct horse battery staple \u2713"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-NON_UTF8_NAME = b"latin1-caf\xe9-\xff.bin"
+ALWAYS_SUBPROCESS = os.environ.get("AMBER_TESTS_SUBPROCESS") == "1"
 
 
 def find_amber() -> str | None:
@@ -64,12 +70,15 @@ def _show(a) -> str:
 
 
 class Amber:
-    """One user of amber: a repository, a password and private cache/data/state/home folders."""
+    """One user of amber: a repository, a password and private cache/data/state/home folders.
+    With `subprocess`, every command runs as a real `amber` process."""
 
-    def __init__(self, base: Path, *, password: str = PASSWORD) -> None:
+    def __init__(self, base: Path, *, password: str = PASSWORD, subprocess: bool = False) -> None:
         self.base = Path(base)
         self.repo = self.base / "repo"
         self.password = password
+        self.subprocess = subprocess or ALWAYS_SUBPROCESS
+        self.url = str(self.repo)
         self.home = self.base / "home"
         self.cache = self.base / "cache"
         self.data = self.base / "xdg-data"
@@ -93,6 +102,7 @@ class Amber:
         return env
 
     def cmd(self, *args) -> list:
+        """The command line of a real `amber` process."""
         assert AMBER, "no amber executable next to the interpreter or on PATH"
         return [AMBER, *(a if isinstance(a, bytes) else os.fspath(a) if isinstance(a, os.PathLike) else str(a)
                          for a in args)]
@@ -100,11 +110,15 @@ class Amber:
     def run(self, *args, expect: int | None = 0, input: bytes | None = None, env: dict | None = None,
             timeout: float = 300, cwd=None, preexec_fn=None, stderr=None) -> Result:
         """Run amber; `expect` is the exit code required (None: any). Never a traceback."""
-        p = subprocess.run(self.cmd(*args), input=input, stdin=None if input is not None else subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=stderr if stderr is not None else subprocess.PIPE,
-                           env=env if env is not None else self.env(), timeout=timeout, cwd=cwd,
-                           preexec_fn=preexec_fn)
-        r = Result(args, p.returncode, p.stdout, p.stderr or b"")
+        env = env if env is not None else self.env()
+        if self.subprocess or preexec_fn is not None or stderr is not None:
+            p = subprocess.run(self.cmd(*args), input=input,
+                               stdin=None if input is not None else subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=stderr if stderr is not None else subprocess.PIPE,
+                               env=env, timeout=timeout, cwd=cwd, preexec_fn=preexec_fn)
+            r = Result(args, p.returncode, p.stdout, p.stderr or b"")
+        else:
+            r = Result(args, *run_in_process(self.cmd(*args)[1:], env=env, input=input, cwd=cwd))
         assert "Traceback" not in r.stderr, f"a traceback reached the user:\n{r!r}"
         assert "Traceback" not in r.stdout.decode("utf-8", "replace"), f"a traceback on stdout:\n{r!r}"
         if expect is not None:
@@ -122,7 +136,14 @@ class Amber:
     # shorthands
 
     def init(self) -> None:
+        """`amber init` itself (with the full key derivation)."""
         self.run("init")
+
+    def create(self) -> None:
+        """A new repository made through the library with a cheap key derivation, in this
+        user's environment (so its first checkpoint is remembered in their state folder)."""
+        with environment(self.env()):
+            init_repo(self.url, password=self.password).close()
 
     def backup(self, *paths, args=(), **kw) -> dict:
         return self.json("backup", *args, *paths, **kw)
@@ -131,84 +152,74 @@ class Amber:
         return self.json("snapshots", *args)
 
 
-# -- trees --------------------------------------------------------------------
+# -- running amber in this process --------------------------------------------------------------
 
-def write(path, data: bytes, mode: int | None = None) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-    if mode is not None:
-        os.chmod(path, mode)
+class environment:
+    """os.environ replaced by `env` exactly, then put back."""
 
+    def __init__(self, env: dict) -> None:
+        self.env = env
 
-def make_tree(root: Path, *, non_utf8: bool = True, big: int = 9 << 20, seed: int = 0) -> dict:
-    """A tree with most of what a file system holds. Returns a few notable paths (str)."""
-    root = Path(root)
-    broot = os.fsencode(root)
-    root.mkdir(parents=True)
-    (root / "nested" / "deeper" / "deepest").mkdir(parents=True)
-    (root / "nested" / "sub dir").mkdir()
-    (root / "empty-dir").mkdir()
-    (root / "private-dir").mkdir()
-    (root / "read-only-dir").mkdir()
-    write(root / "empty.txt", b"")
-    write(root / "small.txt", b"hello amber\n")
-    write(root / "with space.txt", b"a name with spaces\n")
-    write(root / "ünïcødé — 日本語.txt", "ünïcødé content ✓\n".encode())
-    write(root / "new\nline\tand tab", b"control characters in the name\n")
-    write(root / "-starts-with-a-dash", b"dash\n")
-    write(root / "secret.key", b"0600 secret\n", 0o600)
-    write(root / "run.sh", b"#!/bin/sh\necho hi\n", 0o755)
-    write(root / "suid-tool", b"\x7fELF pretend\n", 0o4755)
-    write(root / "read-only.txt", b"read only\n", 0o444)
-    rnd = _random(seed)
-    write(root / "big.bin", rnd(big))
-    write(root / "medium.bin", rnd(700 << 10))
-    write(root / "nested" / "deeper" / "deepest" / "leaf.txt", b"leaf\n")
-    write(root / "nested" / "sub dir" / "x y.dat", rnd(3000))
-    write(root / "private-dir" / "inner.txt", b"inner\n", 0o640)
-    write(root / "read-only-dir" / "kept.txt", b"kept\n")
-    write(root / "hardlink-a.txt", b"one inode, two names\n")
-    os.link(root / "hardlink-a.txt", root / "nested" / "hardlink-b.txt")
-    os.symlink("small.txt", root / "link-to-small")
-    os.symlink("does/not/exist", root / "dangling-link")
-    os.symlink("/nonexistent/absolute/target", root / "absolute-link")
-    os.symlink("nested", root / "dir-link")
-    if non_utf8:
-        write(os.path.join(broot, NON_UTF8_NAME), b"bytes that are not UTF-8 in the name\n")
-        os.mkdir(os.path.join(broot, b"dir-\xfe"))
-        write(os.path.join(broot, b"dir-\xfe", b"f\xe0.txt"), b"inside\n")
-        os.symlink(NON_UTF8_NAME, os.path.join(broot, b"link-\xe9"))
-    if IS_ROOT:
-        os.chown(root / "private-dir" / "inner.txt", 1234, 5678)
-        os.chmod(root / "private-dir" / "inner.txt", 0o640)
-    os.chmod(root / "private-dir", 0o700)
-    os.chmod(root / "read-only-dir", 0o555)
-    set_old_mtimes(root)
-    return {
-        "root": str(root), "big": str(root / "big.bin"), "small": str(root / "small.txt"),
-        "empty": str(root / "empty.txt"), "leaf": str(root / "nested" / "deeper" / "deepest" / "leaf.txt"),
-    }
+    def __enter__(self):
+        self.saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+
+    def __exit__(self, *exc):
+        os.environ.clear()
+        os.environ.update(self.saved)
+        return False
 
 
-def set_old_mtimes(root, base_ns: int = OLD_NS) -> None:
-    """Distinct, old, nanosecond mtimes on everything below root (children before parents)."""
-    broot = os.fsencode(root)
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(broot):
-        for n in filenames + dirnames:
-            entries.append(os.path.join(dirpath, n))
-    for i, p in enumerate(sorted(entries, key=lambda p: (-p.count(b"/"), p))):
-        t = base_ns + i * 1_000_001_003
-        os.utime(p, ns=(t, t), follow_symlinks=False)
-    os.utime(broot, ns=(base_ns - 7, base_ns - 7))
+def run_in_process(args: list, *, env: dict, input: bytes | None = None, cwd=None) -> tuple[int, bytes, bytes]:
+    """(exit code, stdout, stderr) of `amber ARGS`, run by click's test runner in this process.
+
+    Whatever one process would not pass on to the next is set up and put back: the
+    environment, the working folder, the standard streams, the in-memory backends.
+    Arguments given as bytes reach amber decoded as the interpreter decodes argv."""
+    from click.testing import CliRunner
+
+    from amber.cli.main import main
+    from amber.storage import registry
+
+    try:
+        runner = CliRunner(mix_stderr=False)  # click 8.1
+    except TypeError:
+        runner = CliRunner()  # click 8.2 and later keep stderr apart
+    argv = [os.fsdecode(a) if isinstance(a, bytes) else a for a in args]
+    overrides: dict = {k: None for k in os.environ if k not in env}
+    overrides.update(env)
+    old_cwd = os.getcwd()
+    memory = dict(registry._MEMORY)
+    registry._MEMORY.clear()
+    try:
+        with runner.isolation(input=input if input is not None else b"", env=overrides) as streams:
+            out, err = streams[0], streams[1]
+            try:
+                if cwd is not None:
+                    os.chdir(cwd)
+                main(argv)
+                rc = 0
+            except SystemExit as e:
+                if e.code is None or isinstance(e.code, int):
+                    rc = e.code or 0
+                else:
+                    sys.stderr.write(f"{e.code}\n")
+                    rc = 1
+            except BaseException:  # what the interpreter would print before exiting with 1
+                sys.stderr.write(traceback.format_exc())
+                rc = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            return rc, out.getvalue(), err.getvalue()
+    finally:
+        os.chdir(old_cwd)
+        registry._MEMORY.clear()
+        registry._MEMORY.update(memory)
 
 
-def _random(seed: int):
-    import random
-
-    r = random.Random(seed)
-    return lambda n: r.randbytes(n)
-
+# -- trees and repositories on disk ----------------------------------------------------------------
 
 def sha256_file(path) -> str:
     h = hashlib.sha256()

@@ -1,4 +1,6 @@
-"""Fixtures for the `amber` command-line tests: a private user of amber per test."""
+"""Fixtures for the `amber` command-line tests: a private user of amber per test.
+
+Commands run in this process unless the test is marked `subprocess`."""
 from __future__ import annotations
 
 import pytest
@@ -14,15 +16,15 @@ def amber_exe() -> str:
 
 
 @pytest.fixture
-def amber(tmp_path, amber_exe) -> Amber:
+def amber(tmp_path, amber_exe, in_subprocess) -> Amber:
     """A user of amber with no repository yet."""
-    return Amber(tmp_path / "amber")
+    return Amber(tmp_path / "amber", subprocess=in_subprocess)
 
 
 @pytest.fixture
 def repo(amber) -> Amber:
-    """A user of amber with a freshly initialised repository."""
-    amber.init()
+    """A user of amber with a new repository (made cheaply: `amber init` has tests of its own)."""
+    amber.create()
     return amber
 
 

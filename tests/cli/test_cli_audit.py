@@ -1,4 +1,4 @@
-"""amber audit and amber evidence, end to end: the real `amber` in subprocesses, each user
+"""amber audit and amber evidence, end to end: the `amber` command, each user
 with private cache, data, state folders and HOME. Damage is exit 20, named on stderr; a
 bundle verifies anywhere with nothing but the log's public key; never a traceback."""
 from __future__ import annotations
@@ -43,7 +43,7 @@ def world(tmp_path_factory, amber_exe):
     by the tests below that only read them."""
     base = tmp_path_factory.mktemp("audit-world")
     repo = Amber(base / "amber")
-    repo.init()
+    repo.create()
     two_backups(repo, make_src(base / "src"))
     repo.files = [str(repo.src / "d\u00e9p\u00f4t \u2713" / "contrat sign\u00e9.pdf"), str(repo.src / "report.txt")]
     out = base / "out" / "evidence.zip"
@@ -181,7 +181,7 @@ def test_audit_verify_with_a_malformed_checkpoint_file(world, tmp_path, content)
 
 def test_audit_verify_with_a_checkpoint_of_another_repository(world, tmp_path):
     other = Amber(tmp_path / "other")
-    other.init()
+    other.create()
     note = tmp_path / "other-checkpoint.txt"
     note.write_text(other.run("audit", "checkpoint").out, encoding="utf-8")
     r = world.run("audit", "verify", "--checkpoint", note, expect=20)
@@ -286,7 +286,7 @@ def test_evidence_verify_of_something_that_is_not_a_bundle(world, tmp_path):
 
 def test_evidence_verify_with_another_repositorys_key(world, tmp_path):
     other = Amber(tmp_path / "other")
-    other.init()
+    other.create()
     other_key = other.run("audit", "checkpoint", "--public-key").out.strip()
     env, where = offline(world, tmp_path)
     r = world.run("evidence", "verify", world.bundle, "--public-key", other_key, env=env, cwd=where,

@@ -88,7 +88,7 @@ def test_files_modified_within_two_seconds_are_read_again(repo, tmp_path):
     files = simple_tree(src)
     fresh = src / "fresh.txt"
     for attempt in range(3):
-        write(fresh, b"just written\n")  # mtime: now
+        write(fresh, b"just written\n", mtime_ns=None)  # mtime: now
         first = repo.backup(src)
         started = next(s["time"] for s in repo.snapshots() if s["id"] == first["snapshot_id"])
         if iso_to_us(started) - os.stat(fresh).st_mtime_ns // 1000 < 1_500_000:
@@ -140,6 +140,7 @@ def test_exclude_by_base_name_and_by_full_path(repo, tmp_path):
         assert f"{s}/{gone}" not in paths, gone
 
 
+@pytest.mark.subprocess
 def test_stdin_backup_and_cat_back(repo):
     data = os.urandom(3 << 20) + b"tail"
     r = repo.backup(args=("--stdin", "--stdin-name", "dump.sql"), input=data)
@@ -189,6 +190,7 @@ def test_several_paths_relative_paths_and_single_files(repo, tmp_path):
     assert repo.run("cat", "latest", work / "lone.txt").stdout == b"lone"
 
 
+@pytest.mark.subprocess
 def test_human_output_in_a_pipe_has_no_progress(repo, tree):
     r = repo.run("backup", tree["root"])
     assert r.stderr == "", f"nothing but errors may reach stderr in a pipe:\n{r!r}"
@@ -228,6 +230,7 @@ def _run_with_stderr_on_a_terminal(amber: Amber, *args) -> tuple[Result, bytes]:
     return Result(args, p.returncode, p.stdout, b""), tty
 
 
+@pytest.mark.subprocess
 def test_json_mode_shows_no_progress_even_on_a_terminal(repo, tree):
     r, tty = _run_with_stderr_on_a_terminal(repo, "backup", tree["root"], "--json")
     assert r.rc == 0, (r, tty)
@@ -305,6 +308,7 @@ def _unprivileged(tmp_path):
     return tmp_path / "u", pre, None, lambda: None
 
 
+@pytest.mark.subprocess
 def test_unreadable_files_give_exit_3_and_a_snapshot(tmp_path):
     base, pre, owner, cleanup = _unprivileged(tmp_path)
     try:

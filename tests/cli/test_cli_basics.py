@@ -11,6 +11,7 @@ from cli_helpers import PASSWORD, Amber, write
 
 # -- usage -------------------------------------------------------------------
 
+@pytest.mark.subprocess
 def test_help_and_version(amber):
     r = amber.run("--help")
     for name in ("init", "backup", "snapshots", "ls", "cat", "diff", "find", "restore", "check", "key"):
@@ -19,7 +20,7 @@ def test_help_and_version(amber):
 
 
 @pytest.mark.parametrize("args", [
-    ["frobnicate"],
+    pytest.param(["frobnicate"], marks=pytest.mark.subprocess),
     ["snapshot"],                              # close to a command, but not one
     ["snapshots", "--frobnicate"],
     ["backup", "--no-such-flag", "/tmp"],
@@ -34,7 +35,7 @@ def test_unknown_command_or_flag_is_usage_error(repo, args):
 
 
 @pytest.mark.parametrize("args", [
-    ["restore", "latest"],           # --target is required
+    pytest.param(["restore", "latest"], marks=pytest.mark.subprocess),  # --target is required
     ["cat", "latest"],               # PATH is required
     ["diff", "latest"],              # two snapshots
     ["ls"],                          # SNAPSHOT is required
@@ -114,7 +115,8 @@ def test_password_file(repo, tmp_path):
 # -- errors: password and repository --------------------------------------------------
 
 @pytest.mark.parametrize("args", [
-    ["snapshots"], ["snapshots", "--json"], ["ls", "latest"], ["check"], ["key", "list"],
+    pytest.param(["snapshots"], marks=pytest.mark.subprocess), ["snapshots", "--json"], ["ls", "latest"], ["check"],
+    ["key", "list"],
     ["find", "*"], ["restore", "latest", "--target", "/tmp/amber-never-written"],
 ])
 def test_wrong_password_exits_12(repo, args):
@@ -133,8 +135,9 @@ def test_wrong_password_backup_exits_12_and_writes_nothing(repo, tmp_path):
     assert before == after
 
 
-@pytest.mark.parametrize("args", [["snapshots"], ["check"], ["ls", "latest"], ["key", "list"],
-                                  ["backup", "/etc/hostname"], ["cat", "latest", "/x"]])
+@pytest.mark.parametrize("args", [pytest.param(["snapshots"], marks=pytest.mark.subprocess), ["check"],
+                                  ["ls", "latest"], ["key", "list"], ["backup", "/etc/hostname"],
+                                  ["cat", "latest", "/x"]])
 def test_missing_repository_exits_10(amber, tmp_path, args):
     missing = tmp_path / "no-such-repo"
     r = amber.run(*args, env=amber.env(AMBER_REPOSITORY=missing), expect=10)
@@ -150,7 +153,8 @@ def test_empty_folder_is_not_a_repository_exits_10(amber, tmp_path, args):
     assert list(empty.iterdir()) == [], "opening must not create anything"
 
 
-@pytest.mark.parametrize("args", [["snapshots"], ["init"], ["backup", "/etc/hostname"]])
+@pytest.mark.parametrize("args", [pytest.param(["snapshots"], marks=pytest.mark.subprocess), ["init"],
+                                  ["backup", "/etc/hostname"]])
 def test_no_password_and_no_terminal(repo, tmp_path, args):
     env = repo.env(AMBER_PASSWORD=None, AMBER_PASSWORD_FILE=None)
     if args == ["init"]:
@@ -251,6 +255,7 @@ def _with_terminal(amber: Amber, args, answers, env) -> tuple[int, bytes, str]:
     return p.returncode, out, err_text
 
 
+@pytest.mark.subprocess
 def test_password_prompt_on_a_terminal(amber, tmp_path):
     env = amber.env(AMBER_PASSWORD=None)
     rc, out, err = _with_terminal(amber, ["init"], ["typed secret", "typed secret"], env)
@@ -262,6 +267,7 @@ def test_password_prompt_on_a_terminal(amber, tmp_path):
     amber.run("snapshots", env=amber.env(AMBER_PASSWORD="typed secret"))
 
 
+@pytest.mark.subprocess
 def test_init_prompt_with_mismatched_passwords(amber):
     env = amber.env(AMBER_PASSWORD=None)
     rc, out, err = _with_terminal(amber, ["init"], ["one thing", "another"], env)

@@ -5,6 +5,8 @@ import hashlib
 import os
 import stat
 
+import pytest
+
 from cli_helpers import NON_UTF8_NAME, OLD_NS, iso_to_us, write
 
 SNAPSHOT_FIELDS = ("id", "time", "hostname", "paths", "tags", "tree", "content_root", "retention", "legal_hold")
@@ -248,6 +250,7 @@ def test_json_output_with_names_that_are_not_utf8(repo, tree):
         ("removed", want)]
 
 
+@pytest.mark.subprocess
 def test_human_listings_with_names_that_are_not_utf8_under_a_utf8_locale(repo, tree):
     """Under a UTF-8 locale (e.g. en_US.UTF-8) Python's stdout is strict; listings must not crash."""
     root = tree["root"]

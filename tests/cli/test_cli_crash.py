@@ -7,7 +7,11 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from cli_helpers import assert_same_tree, packs, restored_root, set_old_mtimes, write
+
+pytestmark = pytest.mark.subprocess  # signals and processes side by side: real `amber` processes only
 
 
 def big_tree(root, files: int = 50, size: int = 1 << 20) -> None:

@@ -8,25 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from pathlib import Path
 
 import pytest
 
-from cli_helpers import packs, restored_root, tree_state, write
+from cli_helpers import make_source, packs, restored_root, tree_state
 
 UTC = dt.timezone.utc
-
-
-def source(path, files: dict[str, bytes]) -> Path:
-    """A folder holding exactly `files`."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    for p in path.iterdir():
-        if p.name not in files:
-            p.unlink()
-    for name, data in files.items():
-        write(path / name, data)
-    return path
 
 
 def rnd(n: int, seed: str) -> bytes:
@@ -49,8 +36,8 @@ def data_listing(repo) -> list[str]:
 
 
 @pytest.fixture
-def src(tmp_path) -> Path:
-    return source(tmp_path / "src", {"a.bin": rnd(50_000, "a"), "notes.txt": b"retention\n" * 100})
+def src(tmp_path) -> str:
+    return make_source(tmp_path / "src", {"a.bin": rnd(50_000, "a"), "notes.txt": b"retention\n" * 100})
 
 
 # -- a short lock, then its expiry ------------------------------------------------------------
@@ -164,12 +151,12 @@ def test_forget_policy_lists_locked_snapshots(repo, src):
 def test_forget_with_prune_keeps_what_is_kept_intact(repo, tmp_path):
     src = tmp_path / "src"
     shared = rnd(60_000, "shared")
-    source(src, {"a.bin": rnd(60_000, "a"), "shared.bin": shared})
+    make_source(src, {"a.bin": rnd(60_000, "a"), "shared.bin": shared})
     s1 = repo.backup(src, args=("--retain", "1h"))["snapshot_id"]
     state1 = tree_state(src)
-    source(src, {"shared.bin": shared, "b.bin": rnd(60_000, "b")})
+    make_source(src, {"shared.bin": shared, "b.bin": rnd(60_000, "b")})
     s2 = repo.backup(src)["snapshot_id"]
-    source(src, {"shared.bin": shared, "c.bin": rnd(60_000, "c")})
+    make_source(src, {"shared.bin": shared, "c.bin": rnd(60_000, "c")})
     s3 = repo.backup(src)["snapshot_id"]
     state3 = tree_state(src)
     before = set(data_listing(repo))
@@ -187,9 +174,9 @@ def test_forget_with_prune_keeps_what_is_kept_intact(repo, tmp_path):
 
 
 def test_prune_dry_run_deletes_nothing(repo, tmp_path):
-    src = source(tmp_path / "src", {"a.bin": rnd(60_000, "a")})
+    src = make_source(tmp_path / "src", {"a.bin": rnd(60_000, "a")})
     s1 = repo.backup(src)["snapshot_id"]
-    source(src, {"b.bin": rnd(60_000, "b")})
+    make_source(src, {"b.bin": rnd(60_000, "b")})
     repo.backup(src)
     repo.run("forget", s1)
     before = data_listing(repo)

@@ -3,7 +3,7 @@ import multiprocessing
 import os
 import threading
 
-from .helpers import assert_same_tree, open_repo, restored, small_tree, write
+from .helpers import PASSWORD, assert_same_tree, open_repo, restored, small_tree, write
 
 
 def _child(repo_path: str, src: str, cache: str, results) -> None:
@@ -11,7 +11,7 @@ def _child(repo_path: str, src: str, cache: str, results) -> None:
     try:
         from amber.repository import Repository
 
-        repo = Repository.open(repo_path, "engine test password")
+        repo = Repository.open(repo_path, PASSWORD)
         results.put(("ok", repo.backup([src]).snapshot_id))
     except BaseException as e:  # reported to the parent
         results.put(("error", f"{type(e).__name__}: {e}"))

@@ -2,19 +2,11 @@ import pytest
 
 from amber.clock import FakeClock
 
-from .helpers import START, init_repo
+from .helpers import START
 
 
 @pytest.fixture
 def clock():
+    """One fake clock for the repository, its storage and the test: locks expire when the test
+    moves it, never by sleeping."""
     return FakeClock(START)
-
-
-@pytest.fixture
-def repo_path(tmp_path):
-    return tmp_path / "repo"
-
-
-@pytest.fixture
-def repo(repo_path, clock):
-    return init_repo(repo_path, clock)

@@ -1,4 +1,5 @@
-"""Shared helpers for the retention tests: a repository on local storage with a fake clock.
+"""Shared helpers for the retention tests: a repository on local storage with a fake clock
+(`init_repo(path, clock)` and `open_repo(path, clock)` come from tests/sources.py).
 
 The Repository, its storage and the test all use one `FakeClock`, so locks
 expire when the test moves the clock, never by sleeping.
@@ -11,47 +12,15 @@ import os
 from pathlib import Path
 
 from amber.clock import FakeClock
-from amber.repository import Repository
-from sources import PAST_NS, rand, write  # noqa: F401 - used by the tests through this module
-from amber.storage.base import Retention
 from amber.format.layout import pack as pack_key
+from amber.storage.base import Retention
+from sources import (KDF_N, PASSWORD, PAST_NS, init_repo, make_source, open_repo, rand,  # noqa: F401 - re-exported
+                     write)
 
-PASSWORD = "retention test password"
-KDF_N = 1 << 10
 START = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 HOUR = 3600
 DAY = 24 * HOUR
-
-
-def init_repo(path, clock: FakeClock, **kw) -> Repository:
-    repo = Repository.init(os.fspath(path), PASSWORD, kdf_n=KDF_N, clock=clock, **kw)
-    repo.storage.clock = clock
-    return repo
-
-
-def open_repo(path, clock: FakeClock) -> Repository:
-    """Another client opening the same repository (fresh index, fresh caches)."""
-    repo = Repository.open(os.fspath(path), PASSWORD, clock=clock)
-    repo.storage.clock = clock
-    return repo
-
-
-
-
-
-
-def make_source(root, files: dict[str, bytes]) -> str:
-    """A folder holding exactly `files` (name -> content); anything else in it is removed."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for p in root.iterdir():
-        if p.name not in files:
-            p.unlink()
-    for name, data in files.items():
-        write(root / name, data)
-    os.utime(root, ns=(PAST_NS, PAST_NS))
-    return str(root)
 
 
 def backup(repo, src, *, clock: FakeClock | None = None, mode: str | None = None,

@@ -1,7 +1,8 @@
 """Helpers for the end-to-end tests of `amber` on `s3:` repositories.
 
-Every test drives the real `amber` executable in a subprocess against a real
-S3 API server on 127.0.0.1 (tests/s3server.py), over HTTP. The assertions
+Every test drives `amber` (in-process, or the real executable where a test is
+marked `subprocess` or starts processes itself) against a real S3 API server
+on 127.0.0.1 (tests/s3server.py), over HTTP. The assertions
 about Object Lock read the objects back with a plain boto3 client, the way an
 operator would, never through amber.
 """

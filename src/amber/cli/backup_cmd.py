@@ -2,14 +2,14 @@ import sys
 
 import click
 
-from .tuning import throughput_mode
 from ..errors import PartialBackup
-from .common import command, open_repo, print_json, show_progress
+from .options import command, json_option
+from .output import Output, show_progress
 from .progress import Live, bar, human_bytes, rate
-from .main import cli
+from .tuning import throughput_mode
 
 
-@command(cli, "backup")
+@command("backup")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--tag", "tags", multiple=True, metavar="T", help="tag the snapshot (repeatable)")
 @click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="skip matching paths (repeatable)")
@@ -19,8 +19,8 @@ from .main import cli
 @click.option("--retention-mode", type=click.Choice(["governance", "compliance"]), default=None)
 @click.option("--stdin", "use_stdin", is_flag=True, help="back up standard input as one file")
 @click.option("--stdin-name", metavar="NAME", default="stdin", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
-def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin,
+@json_option
+def backup(session, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin,
            stdin_name, as_json):
     """Back up PATHS (or standard input) into a new snapshot."""
     from ..backup.archiver import BackupStats
@@ -33,20 +33,19 @@ def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retenti
         raise click.UsageError("give --retain or --retain-until, not both")
     if retention_mode and not (retain or retain_until):
         raise click.UsageError("--retention-mode needs --retain or --retain-until")
-    r = open_repo(ctx)
+    r = session.open()
     retention = None
     if retain or retain_until:
         from ..storage.base import Retention
-        from ..clock import add_duration, parse_date
 
-        until = add_duration(r.clock.now(), retain) if retain else parse_date(retain_until)
         default = r.config.get("default_retention") or {}
-        retention = Retention(retention_mode or default.get("mode") or "governance", until)
+        retention = Retention(retention_mode or default.get("mode") or "governance",
+                              r.lock_end(duration=retain, date=retain_until))
     stats = BackupStats()
 
     def render():
         return bar(0, None, f"{stats.files_total} files, {human_bytes(stats.bytes_read)} read "
-                   f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.store.bytes_added)} added  "
+                   f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.blobs.bytes_added)} added  "
                    f"{stats.current[-50:]}")
 
     with Live(render, show_progress(as_json)), throughput_mode():
@@ -54,15 +53,14 @@ def backup(ctx, repo, paths, tags, excludes, host, retain, retain_until, retenti
                        stdin=sys.stdin.buffer if use_stdin else None, stdin_name=stdin_name, stats=stats)
     for err in stats.errors:
         click.echo(f"error: {err}", err=True)
-    if as_json:
-        print_json(res.to_json())
-    else:
-        s = res.stats
-        click.echo(f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified")
-        click.echo(f"Dirs:  {s.dirs}")
-        click.echo(f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
-                   f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s")
-        click.echo(f"snapshot {res.snapshot_id[:8]} saved")
+    s = res.stats
+    failed = None
     if stats.errors:
-        raise PartialBackup(f"snapshot {res.snapshot_id[:8]} saved, but {len(stats.errors)} "
-                            "source file(s) could not be read (listed above)")
+        failed = PartialBackup(f"snapshot {res.snapshot_id[:8]} saved, but {len(stats.errors)} "
+                               "source file(s) could not be read (listed above)")
+    return Output(res.to_json(), [
+        f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified",
+        f"Dirs:  {s.dirs}",
+        f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
+        f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s",
+        f"snapshot {res.snapshot_id[:8]} saved"], failed)

@@ -3,71 +3,70 @@ import sys
 import click
 
 from .. import browse
-from .common import command, open_repo, print_json
-from .main import cli
+from .options import command, json_option
+from .output import Output
 
 
 def _local_time(t) -> str:
     return t.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-@command(cli, "snapshots")
+@command("snapshots")
 @click.option("--tag", "tags", multiple=True, metavar="T", help="only snapshots with this tag")
 @click.option("--host", "hosts", multiple=True, metavar="H", help="only snapshots of this host")
-@click.option("--json", "as_json", is_flag=True)
-def snapshots(ctx, repo, tags, hosts, as_json):
+@json_option
+def snapshots(session, tags, hosts, as_json):
     """List snapshots, oldest first."""
-    r = open_repo(ctx)
-    snaps = [s for s in r.snapshots()
-             if (not tags or set(tags) & set(s.tags)) and (not hosts or s.hostname in hosts)]
-    if as_json:
-        print_json([r.snapshot_json(s) for s in snaps])
-        return
-    from rich.console import Console
-    from rich.table import Table
+    r = session.open()
+    snaps = r.snapshots(tags=tags, hosts=hosts)
 
-    t = Table(box=None, pad_edge=False)
-    for col in ("ID", "Time", "Host", "Tags", "Retention", "Hold", "Paths"):
-        t.add_column(col, no_wrap=col in ("ID", "Time"))
-    now = r.clock.now()
-    for s in snaps:
-        p = r.protection(s)
-        ret = ""
-        if p.until is not None:
-            ret = f"{p.mode} until {_local_time(p.until)}" + ("" if p.locked(now) else " (expired)")
-        t.add_row(s.short_id, _local_time(s.time), s.hostname, ",".join(s.tags), ret,
-                  "held" if p.hold else "", "\n".join(s.paths))
-    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(t)
-    click.echo(f"{len(snaps)} snapshot(s)")
+    def table():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(box=None, pad_edge=False)
+        for col in ("ID", "Time", "Host", "Tags", "Retention", "Hold", "Paths"):
+            t.add_column(col, no_wrap=col in ("ID", "Time"))
+        now = r.clock.now()
+        for s in snaps:
+            p = r.protection(s)
+            ret = ""
+            if p.until is not None:
+                ret = f"{p.mode} until {_local_time(p.until)}" + ("" if p.locked(now) else " (expired)")
+            t.add_row(s.short_id, _local_time(s.time), s.hostname, ",".join(s.tags), ret,
+                      "held" if p.hold else "", "\n".join(s.paths))
+        Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(t)
+        click.echo(f"{len(snaps)} snapshot(s)")
+
+    return Output([r.snapshot_json(s) for s in snaps] if as_json else None, table)
 
 
-@command(cli, "ls")
+@command("ls")
 @click.argument("snapshot")
 @click.argument("path", required=False, default="/")
-@click.option("--json", "as_json", is_flag=True)
-def ls(ctx, repo, snapshot, path, as_json):
+@json_option
+def ls(session, snapshot, path, as_json):
     """List the files of a snapshot, below PATH."""
-    r = open_repo(ctx)
-    snap = r.find_snapshot(snapshot)
-    entries = browse.ls(r, snap, path)
-    if as_json:
-        print_json([browse.entry_json(p, n) for p, n in entries])
-        return
-    out = sys.stdout
-    for p, n in entries:
-        e = browse.entry_json(p, n)
-        owner = f"{e['user'] or e['uid']}/{e['group'] or e['gid']}"
-        extra = f" -> {e['target']}" if n["type"] == "symlink" else ""
-        mtime = (e["mtime"] or "")[:19].replace("T", " ")
-        out.write(f"{e['permissions']} {owner:>15} {e['size']:>12} {mtime} {p}{extra}\n")
+    r = session.open()
+    entries = [(p, n, browse.entry_json(p, n)) for p, n in browse.ls(r, r.find_snapshot(snapshot), path)]
+
+    def text():
+        out = sys.stdout
+        for p, n, e in entries:
+            owner = f"{e['user'] or e['uid']}/{e['group'] or e['gid']}"
+            extra = f" -> {e['target']}" if n["type"] == "symlink" else ""
+            mtime = (e["mtime"] or "")[:19].replace("T", " ")
+            out.write(f"{e['permissions']} {owner:>15} {e['size']:>12} {mtime} {p}{extra}\n")
+
+    return Output([e for _p, _n, e in entries], text)
 
 
-@command(cli, "cat")
+@command("cat")
 @click.argument("snapshot")
 @click.argument("path")
-def cat(ctx, repo, snapshot, path):
+def cat(session, snapshot, path):
     """Write one file of a snapshot to standard output."""
-    r = open_repo(ctx)
+    r = session.open()
     browse.cat(r, r.find_snapshot(snapshot), path, sys.stdout.buffer)
     sys.stdout.buffer.flush()
 
@@ -75,41 +74,38 @@ def cat(ctx, repo, snapshot, path):
 _SYMBOL = {"added": "+", "removed": "-", "modified": "M", "type": "T", "metadata": "U"}
 
 
-@command(cli, "diff")
+@command("diff")
 @click.argument("snapshot_a")
 @click.argument("snapshot_b")
-@click.option("--json", "as_json", is_flag=True)
-def diff(ctx, repo, snapshot_a, snapshot_b, as_json):
+@json_option
+def diff(session, snapshot_a, snapshot_b, as_json):
     """Show what changed between two snapshots."""
-    r = open_repo(ctx)
+    r = session.open()
     a, b = r.find_snapshot(snapshot_a), r.find_snapshot(snapshot_b)
     changes = browse.diff(r, a, b)
-    if as_json:
-        print_json({"from": a.id, "to": b.id, "changes": changes})
-        return
-    click.echo(f"comparing snapshot {a.short_id} to {b.short_id}:")
+    lines = [f"comparing snapshot {a.short_id} to {b.short_id}:"]
     for c in changes:
         slash = "/" if c["type"] == "dir" else ""
-        click.echo(f"{_SYMBOL[c['change']]}    {c['path']}{slash}")
+        lines.append(f"{_SYMBOL[c['change']]}    {c['path']}{slash}")
     counts = {k: sum(1 for c in changes if c["change"] == k) for k in _SYMBOL}
-    click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+    lines.append(", ".join(f"{v} {k}" for k, v in counts.items()))
+    return Output({"from": a.id, "to": b.id, "changes": changes}, lines)
 
 
-@command(cli, "find")
+@command("find")
 @click.argument("pattern")
-@click.option("--json", "as_json", is_flag=True)
-def find(ctx, repo, pattern, as_json):
+@json_option
+def find(session, pattern, as_json):
     """Every version of every path matching PATTERN, across all snapshots."""
-    r = open_repo(ctx)
+    r = session.open()
     matches = browse.find(r, pattern)
-    if as_json:
-        print_json(matches)
-        return
+    lines = []
     last = None
     for m in matches:
         if m["snapshot"] != last:
-            click.echo(f"snapshot {m['short_id']} of {m['time']}:")
+            lines.append(f"snapshot {m['short_id']} of {m['time']}:")
             last = m["snapshot"]
         sha = f"  sha256:{m['sha256'][:16]}" if m.get("sha256") else ""
-        click.echo(f"  {m['permissions']} {m['size']:>12} {(m['mtime'] or '')[:19]} {m['path']}{sha}")
-    click.echo(f"{len(matches)} match(es) in {len({m['snapshot'] for m in matches})} snapshot(s)")
+        lines.append(f"  {m['permissions']} {m['size']:>12} {(m['mtime'] or '')[:19]} {m['path']}{sha}")
+    lines.append(f"{len(matches)} match(es) in {len({m['snapshot'] for m in matches})} snapshot(s)")
+    return Output(matches, lines)

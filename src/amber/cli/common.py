@@ -1,15 +1,14 @@
-"""What every command shares: repository and password selection, output, errors."""
+"""What every command shares: which repository, with which password and storage options."""
 from __future__ import annotations
 
-import functools
 import getpass
-import json
 import os
 import sys
 
 import click
 
-from ..errors import AmberError, UsageError, exit_code_for
+from ..errors import AmberError, UsageError
+from .output import warn
 
 
 def default_repository() -> str:
@@ -17,19 +16,37 @@ def default_repository() -> str:
     return os.path.join(base, "amber", "default")
 
 
-def repo_url(ctx: click.Context) -> str:
-    obj = ctx.find_root().obj or {}
-    endpoint = ctx.params.get("s3_endpoint") or obj.get("s3_endpoint")
-    if endpoint:
-        os.environ["AMBER_S3_ENDPOINT"] = endpoint
-    url = ctx.params.get("repo") or obj.get("repo") or os.environ.get("AMBER_REPOSITORY")
-    if url:
+class Session:
+    """The repository a command was pointed at: --repo/--s3-endpoint given before or after
+    the command name, else the environment, else the default repository (announced once)."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self.root = ctx.find_root()
+        if self.root.obj is None:
+            self.root.obj = {}
+        obj = self.root.obj
+        self.repo = ctx.params.get("repo") or obj.get("repo")
+        self.s3_endpoint = ctx.params.get("s3_endpoint") or obj.get("s3_endpoint")
+
+    def url(self) -> str:
+        url = self.repo or os.environ.get("AMBER_REPOSITORY")
+        if url:
+            return url
+        url = default_repository()
+        if not self.root.obj.get("announced"):
+            click.echo(f"using the default repository at {url}", err=True)
+            self.root.obj["announced"] = True
         return url
-    url = default_repository()
-    if not obj.get("announced"):
-        click.echo(f"using the default repository at {url}", err=True)
-        obj["announced"] = True
-    return url
+
+    def storage_options(self) -> dict | None:
+        return {"s3_endpoint": self.s3_endpoint} if self.s3_endpoint else None
+
+    def open(self):
+        from ..repository import Repository
+
+        repo = Repository.open(self.url(), password(), storage_options=self.storage_options())
+        repo.warn = warn
+        return repo
 
 
 def password(confirm: bool = False) -> str:
@@ -51,45 +68,16 @@ def password(confirm: bool = False) -> str:
     raise AmberError("no password: set AMBER_PASSWORD or AMBER_PASSWORD_FILE, or run on a terminal")
 
 
-def open_repo(ctx: click.Context):
-    from ..repository import Repository
-
-    repo = Repository.open(repo_url(ctx), password())
-    repo.warn = lambda msg: click.echo(f"warning: {msg}", err=True)
-    return repo
-
-
-def print_json(obj) -> None:
-    # ensure_ascii: names that are not UTF-8 travel as \udcXX escapes, as in trees
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=True, default=str))
-    sys.stdout.write("\n")
-
-
-def show_progress(json_mode: bool) -> bool:
-    return not json_mode and sys.stderr.isatty()
-
-
-repo_option = click.option("-r", "--repo", metavar="URL", help="repository (default: $AMBER_REPOSITORY, "
-                           "else the default local repository)")
-
-
-s3_endpoint_option = click.option("--s3-endpoint", metavar="URL",
-                                  help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)")
-
-
-def command(group, name=None, **kw):
-    """A subcommand that takes --repo too, with errors mapped to exit codes."""
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapped(*a, **k):
-            k.pop("s3_endpoint", None)  # read from ctx.params by repo_url
-            return fn(*a, **k)
-        wrapped = repo_option(s3_endpoint_option(wrapped))
-        return group.command(name, **kw)(click.pass_context(wrapped))
-    return deco
-
-
-def fail(exc: BaseException) -> int:
-    msg = str(exc) or type(exc).__name__
-    click.echo(f"amber: {msg}", err=True)
-    return exit_code_for(exc)
+def new_password(new_password_file: str | None) -> str:
+    """A new password for `key add`: a file, AMBER_NEW_PASSWORD, or typed twice on a terminal."""
+    if new_password_file:
+        with open(new_password_file, encoding="utf-8") as f:
+            return f.read().rstrip("\r\n")
+    if os.environ.get("AMBER_NEW_PASSWORD") is not None:
+        return os.environ["AMBER_NEW_PASSWORD"]
+    if sys.stdin.isatty():
+        new = getpass.getpass("enter new password: ")
+        if getpass.getpass("enter new password again: ") != new:
+            raise click.UsageError("the passwords do not match")
+        return new
+    raise click.UsageError("give the new password with AMBER_NEW_PASSWORD or --new-password-file")

@@ -1,4 +1,7 @@
-"""The `amber` command: parse, call the library, print. No logic a library user needs."""
+"""The `amber` command: parse, call the library, print. No logic a library user needs.
+
+Every command is registered here, in one list; the command modules never import this one.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,7 +10,9 @@ import click
 
 from ..version import __version__
 from ..errors import AmberError
-from .common import fail
+from . import audit_cmd, backup_cmd, browse_cmd, check_cmd, evidence_cmd, init_cmd, key_cmd, restore_cmd
+from . import retention_cmd
+from .output import fail
 from .tuning import keep_freed_memory
 
 
@@ -50,22 +55,30 @@ def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None) -> None:
     ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint}
 
 
-def _register() -> None:
-    from . import (backup_cmd, browse_cmd, check_cmd, init_cmd, key_cmd, restore_cmd,  # noqa: F401
-                   retention_cmd, audit_cmd, evidence_cmd)
+COMMANDS = (
+    init_cmd.init,
+    backup_cmd.backup,
+    browse_cmd.snapshots, browse_cmd.ls, browse_cmd.cat, browse_cmd.diff, browse_cmd.find,
+    restore_cmd.restore,
+    check_cmd.check,
+    retention_cmd.lock, retention_cmd.hold, retention_cmd.release, retention_cmd.forget, retention_cmd.prune,
+    audit_cmd.audit,
+    evidence_cmd.evidence,
+    key_cmd.key,
+)
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
-_register()
-
-
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The console entry point; `args` defaults to the process's arguments."""
     keep_freed_memory()
     for stream in (sys.stdout, sys.stderr):
         try:  # file names that are not UTF-8 are printed as the bytes they are
             stream.reconfigure(errors="surrogateescape")
         except (AttributeError, ValueError):
             pass
-    cli.main(prog_name="amber")
+    cli.main(args=args, prog_name="amber")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,22 @@
 import click
 
-from .tuning import throughput_mode
-from .common import command, open_repo, print_json, show_progress
+from .options import command, json_option
+from .output import Output, show_progress
 from .progress import Live, bar, human_bytes, rate
-from .main import cli
+from .tuning import throughput_mode
 
 
-@command(cli, "restore")
+@command("restore")
 @click.argument("snapshot")
 @click.option("-t", "--target", required=True, type=click.Path(file_okay=False), help="restore under this folder")
 @click.option("--include", "includes", multiple=True, metavar="PATH", help="restore only this path (repeatable)")
 @click.option("--verify", is_flag=True, help="re-read every restored file and check its SHA-256")
-@click.option("--json", "as_json", is_flag=True)
-def restore(ctx, repo, snapshot, target, includes, verify, as_json):
+@json_option
+def restore(session, snapshot, target, includes, verify, as_json):
     """Restore a snapshot under --target."""
     from ..restore.restorer import RestoreStats
 
-    r = open_repo(ctx)
+    r = session.open()
     snap = r.find_snapshot(snapshot)
     stats = RestoreStats()
 
@@ -27,12 +27,10 @@ def restore(ctx, repo, snapshot, target, includes, verify, as_json):
 
     with Live(render, show_progress(as_json)), throughput_mode(switch_interval=0.001):
         r.restore(snap, target, include=includes, verify=verify, stats=stats)
-    if as_json:
-        print_json({"snapshot": snap.id, "files": stats.files, "dirs": stats.dirs,
-                    "bytes": stats.bytes_written, "verified": stats.verified if verify else None})
-    else:
-        msg = f"restored snapshot {snap.short_id}: {stats.files} files, {stats.dirs} dirs, " \
-              f"{human_bytes(stats.bytes_written)} to {target}"
-        if verify:
-            msg += f"; verified {stats.verified} files"
-        click.echo(msg)
+    text = f"restored snapshot {snap.short_id}: {stats.files} files, {stats.dirs} dirs, " \
+           f"{human_bytes(stats.bytes_written)} to {target}"
+    if verify:
+        text += f"; verified {stats.verified} files"
+    # "snapshot" is the older name of the same field, kept for scripts that read it
+    return Output({"snapshot_id": snap.id, "snapshot": snap.id, "files": stats.files, "dirs": stats.dirs,
+                   "bytes": stats.bytes_written, "verified": stats.verified if verify else None}, text)

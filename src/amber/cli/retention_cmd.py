@@ -1,8 +1,9 @@
 import click
 
 from ..clock import to_iso
-from .common import command, open_repo, print_json
-from .main import cli
+from .options import command, json_option
+from .output import Output
+from .progress import human_bytes
 
 
 def _state_line(p, now) -> str:
@@ -14,53 +15,45 @@ def _state_line(p, now) -> str:
     return ", ".join(parts) or "unprotected"
 
 
-@command(cli, "lock")
+@command("lock")
 @click.argument("snapshot")
 @click.option("--for", "for_", metavar="DURATION", help="lock for this long from now")
 @click.option("--until", metavar="DATE", help="lock until this date")
 @click.option("--mode", type=click.Choice(["governance", "compliance"]), default=None,
-              help="default: the repository's default mode, else governance")
+              help="default: the snapshot's active mode, else the repository's default mode, else governance")
 @click.option("--bypass-governance", is_flag=True, help="allow shortening a governance lock (recorded)")
-@click.option("--json", "as_json", is_flag=True)
-def lock(ctx, repo, snapshot, for_, until, mode, bypass_governance, as_json):
+@json_option
+def lock(session, snapshot, for_, until, mode, bypass_governance, as_json):
     """Lock a snapshot (and all the data it needs) against deletion, or extend its lock."""
-    from ..retention.locks import resolve_until
-
-    r = open_repo(ctx)
+    r = session.open()
     snap = r.find_snapshot(snapshot)
-    t = resolve_until(r, for_, until)
-    default = (r.config.get("default_retention") or {}).get("mode")
-    cur = r.protection(snap)
-    mode = mode or (cur.mode if cur.locked(r.clock.now()) else None) or default or "governance"
-    p = r.lock(snap, mode, t, bypass_governance)
-    if as_json:
-        print_json(r.snapshot_json(snap))
-    else:
-        click.echo(f"snapshot {snap.short_id}: {_state_line(p, r.clock.now())}")
+    p = r.lock(snap, mode, r.lock_end(duration=for_, date=until), bypass_governance)
+    return Output({"snapshot_id": snap.id, **r.snapshot_json(snap)} if as_json else None,
+                  f"snapshot {snap.short_id}: {_state_line(p, r.clock.now())}")
 
 
-@command(cli, "hold")
+@command("hold")
 @click.argument("snapshot")
 @click.option("--reason", required=True, metavar="TEXT", help="why the snapshot is held (recorded)")
-def hold(ctx, repo, snapshot, reason):
+def hold(session, snapshot, reason):
     """Place a legal hold: nothing the snapshot needs can be deleted until it is released."""
-    r = open_repo(ctx)
+    r = session.open()
     snap = r.find_snapshot(snapshot)
     p = r.hold(snap, reason)
-    click.echo(f"snapshot {snap.short_id}: {_state_line(p, r.clock.now())}")
+    return Output(text=f"snapshot {snap.short_id}: {_state_line(p, r.clock.now())}")
 
 
-@command(cli, "release")
+@command("release")
 @click.argument("snapshot")
-def release(ctx, repo, snapshot):
+def release(session, snapshot):
     """Lift a snapshot's legal hold."""
-    r = open_repo(ctx)
+    r = session.open()
     snap = r.find_snapshot(snapshot)
     p = r.release(snap)
-    click.echo(f"snapshot {snap.short_id}: hold released; {_state_line(p, r.clock.now())}")
+    return Output(text=f"snapshot {snap.short_id}: hold released; {_state_line(p, r.clock.now())}")
 
 
-@command(cli, "forget")
+@command("forget")
 @click.argument("snapshots", nargs=-1)
 @click.option("--keep-last", type=click.IntRange(0), default=0, metavar="N")
 @click.option("--keep-hourly", type=click.IntRange(0), default=0, metavar="N")
@@ -75,15 +68,15 @@ def release(ctx, repo, snapshot):
 @click.option("--trust-clock", is_flag=True, help="the clock was checked: delete despite a clock jump")
 @click.option("--dry-run", "-n", is_flag=True, help="only say what would be removed")
 @click.option("--prune", "then_prune", is_flag=True, help="prune unused data afterwards")
-@click.option("--json", "as_json", is_flag=True)
-def forget(ctx, repo, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+@json_option
+def forget(session, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
            keep_yearly, keep_within, tags, hosts, bypass_governance, trust_clock, dry_run, then_prune, as_json):
     """Remove snapshots by id, or all that a keep policy does not keep. Locked and held
     snapshots are never removed."""
     import datetime as _dt
 
-    from ..retention.policy import KeepPolicy
     from ..clock import duration_seconds
+    from ..retention.policy import KeepPolicy
 
     within = _dt.timedelta(seconds=duration_seconds(keep_within)) if keep_within else None
     policy = KeepPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, within)
@@ -93,7 +86,7 @@ def forget(ctx, repo, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly
         raise click.UsageError("give snapshot ids to remove, or a --keep-* policy")
     if bypass_governance and not snapshots:
         raise click.UsageError("--bypass-governance applies to snapshots named explicitly")
-    r = open_repo(ctx)
+    r = session.open()
     if snapshots:
         snaps = []
         for ref in snapshots:
@@ -102,54 +95,47 @@ def forget(ctx, repo, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly
                 snaps.append(s)
         res = r.forget(snaps, bypass_governance=bypass_governance, dry_run=dry_run, trust_clock=trust_clock)
     else:
-        candidates = [s for s in r.snapshots() if (not tags or set(tags) & set(s.tags))
-                      and (not hosts or s.hostname in hosts)]
-        res = r.forget_policy(policy, snaps=candidates, dry_run=dry_run, trust_clock=trust_clock)
+        res = r.forget_policy(policy, snaps=r.snapshots(tags=tags, hosts=hosts), dry_run=dry_run,
+                              trust_clock=trust_clock)
     prune_report = None
     if then_prune and not dry_run and res.remove:
         prune_report = r.prune(trust_clock=trust_clock)
-    if as_json:
-        out = res.to_json()
-        if prune_report is not None:
-            out["prune"] = prune_report.to_json()
-        print_json(out)
-        return
+    doc = res.to_json()
+    if prune_report is not None:
+        doc["prune"] = prune_report.to_json()
     verb = "would remove" if dry_run else "removed"
+    lines = []
     for sid in res.keep:
         why = res.protections.get(sid) or ", ".join(res.reasons.get(sid, []))
-        click.echo(f"keep    {sid[:8]}  {('kept only because of ' + why) if sid in res.locked else why}")
+        lines.append(f"keep    {sid[:8]}  {('kept only because of ' + why) if sid in res.locked else why}")
     for sid in res.remove:
-        click.echo(f"{'remove' if dry_run else 'removed'} {sid[:8]}")
-    click.echo(f"{len(res.keep)} kept ({len(res.locked)} only because of a lock or hold), "
-               f"{verb} {len(res.remove)}")
+        lines.append(f"{'remove' if dry_run else 'removed'} {sid[:8]}")
+    lines.append(f"{len(res.keep)} kept ({len(res.locked)} only because of a lock or hold), "
+                 f"{verb} {len(res.remove)}")
     if prune_report is not None:
-        _print_prune(prune_report)
+        lines += _prune_lines(prune_report)
+    return Output(doc, lines)
 
 
-def _print_prune(rep) -> None:
-    from .progress import human_bytes
-
-    for pack, why in sorted(rep.packs_locked.items()):
-        click.echo(f"kept pack {pack[:16]}: {why}")
+def _prune_lines(rep) -> list[str]:
+    lines = [f"kept pack {pack[:16]}: {why}" for pack, why in sorted(rep.packs_locked.items())]
     if rep.waiting_for_runs:
-        click.echo(f"{len(rep.waiting_for_runs)} backup(s) still running: planned deletion of "
-                   f"{len(rep.packs_planned)} pack(s) waits for the next prune")
+        lines.append(f"{len(rep.waiting_for_runs)} backup(s) still running: planned deletion of "
+                     f"{len(rep.packs_planned)} pack(s) waits for the next prune")
     verb = "would free" if rep.dry_run else "freed"
     n = len(rep.packs_planned) if rep.dry_run else len(rep.packs_deleted)
-    click.echo(f"{'would delete' if rep.dry_run else 'deleted'} {n} of {rep.packs_total} packs, "
-               f"{'would repack' if rep.dry_run else 'repacked'} {len(rep.packs_repacked)}, "
-               f"{verb} {human_bytes(rep.bytes_freed)}")
+    lines.append(f"{'would delete' if rep.dry_run else 'deleted'} {n} of {rep.packs_total} packs, "
+                 f"{'would repack' if rep.dry_run else 'repacked'} {len(rep.packs_repacked)}, "
+                 f"{verb} {human_bytes(rep.bytes_freed)}")
+    return lines
 
 
-@command(cli, "prune")
+@command("prune")
 @click.option("--dry-run", "-n", is_flag=True, help="only say what would be deleted")
 @click.option("--trust-clock", is_flag=True, help="the clock was checked: delete despite a clock jump")
-@click.option("--json", "as_json", is_flag=True)
-def prune(ctx, repo, dry_run, trust_clock, as_json):
+@json_option
+def prune(session, dry_run, trust_clock, as_json):
     """Delete data that no snapshot needs and whose own lock has expired."""
-    r = open_repo(ctx)
+    r = session.open()
     rep = r.prune(dry_run=dry_run, trust_clock=trust_clock)
-    if as_json:
-        print_json(rep.to_json())
-    else:
-        _print_prune(rep)
+    return Output(rep.to_json(), _prune_lines(rep))
