@@ -14,7 +14,6 @@ import os
 import pwd
 import socket
 import stat as st_
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -272,7 +271,29 @@ class Archiver:
 
         The folder's tree is stored later, once its files are done (see
         `drain`), so the walk never waits for the workers: it keeps them fed.
+        Subfolders are walked depth first with an explicit stack, so no depth
+        of folders meets Python's recursion limit; each folder's task is
+        queued after its subfolders' (post-order).
         """
+        task, later = self._scan_dir(path, name, st, selection)
+        stack = [(task, iter(later))]
+        while True:
+            task, pending = stack[-1]
+            sub = next(pending, None)
+            if sub is not None:
+                child, later = self._scan_dir(*sub)
+                stack.append((child, iter(later)))
+                continue
+            stack.pop()
+            self._queue.append(task)  # post-order: after every subfolder's task
+            self.drain(block=len(self._queue) > MAX_OPEN_DIRS)
+            if not stack:
+                return task
+            stack[-1][0].items.append(task)
+
+    def _scan_dir(self, path: str, name: str, st, selection) -> tuple["_DirTask", list]:
+        """Read one folder: its task with the nodes (and pending files) of its other
+        entries, and its subfolders as (path, name, stat, selection), to walk next."""
         self.stats.current = path
         self.stats.dirs += 1
         items: list = []
@@ -310,12 +331,7 @@ class Archiver:
                     later.append((child, cname, cst, csel))
                 else:
                     self.node_for(child, cname, cst, items)
-        for child, cname, cst, csel in later:
-            items.append(self.save_dir(child, cname, cst, csel))
-        task = _DirTask(name, st, items)
-        self._queue.append(task)  # post-order: after every subfolder's task
-        self.drain(block=len(self._queue) > MAX_OPEN_DIRS)
-        return task
+        return _DirTask(name, st, items), later
 
     def drain(self, block: bool = False) -> None:
         """Store the trees of finished folders, oldest first; with `block`, wait for all."""
@@ -396,7 +412,6 @@ def backup(repo, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_na
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
     arch = Archiver(repo, excludes=excludes, files_cache=cache, stats=stats, workers=workers,
                     processes=processes)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     try:
         if stdin is not None:
             top = [arch.save_stdin(stdin, stdin_name)]
