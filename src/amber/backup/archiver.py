@@ -227,13 +227,12 @@ class Archiver:
             self.stats.errors.append(f"{path}: {res.strerror or res}")
             self.stats.files_total -= 1
             return False
-        if len(res) == 4:  # from a worker process: its chunks come sealed
-            ids, sha, size, blobs = res
-            for bid, comp, raw_length, sealed in blobs:
-                self.store.add_sealed(BLOB_DATA, bid, comp, raw_length, sealed)
+        ids, sha, size = res.ids, res.sha256, res.size
+        if res.chunks is not None:  # from a worker process: its chunks come sealed
+            add_sealed = self.store.add_sealed
+            for c in res.chunks:
+                add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed)
             self.stats.bytes_read += size
-        else:
-            ids, sha, size = res
         node["content"] = ids
         node["sha256"] = sha
         node["size"] = size
