@@ -25,6 +25,7 @@ from ..format import index as indexfmt
 from ..format import pack as packfmt
 from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry
 from ..storage.base import Storage
+from .chunks import seal_chunk
 
 PACK_TARGET = 16 << 20
 PACKS_PER_INDEX = 32
@@ -146,8 +147,6 @@ class BlobStore:
         """Store a blob unless known; returns the stored bytes added (0 for a duplicate)."""
         if not self._claim(blob_id):
             return 0
-        from .chunks import seal_chunk
-
         c = seal_chunk(self.sealer, self.keys.ids, data, _KIND[blob_type], blob_id)
         return self._append(blob_type, blob_id, c.comp, c.raw_length, c.sealed)
 

@@ -3,7 +3,9 @@
 A blob's id is the BLAKE3 hash of its plaintext keyed with the repository's id
 key; its payload is compressed (or not, see format/compression.py) and then
 sealed in an AEAD envelope of its kind. Both results below cross the process
-boundary, so they pickle as compactly as the tuples they replace.
+boundary, so they pickle as compactly as the tuples they replace, and the
+functions below build them without the generated `__init__` (which sets each
+field through `object.__setattr__`): a chunk costs about a microsecond less.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class SealedChunk:
     sealed: bytes      # the envelope holding the payload
 
     def __reduce__(self):
-        return SealedChunk, (self.id, self.comp, self.raw_length, self.sealed)
+        return _sealed_chunk, (self.id, self.comp, self.raw_length, self.sealed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,33 @@ class FileRead:
     chunks: list[SealedChunk] | None = None
 
     def __reduce__(self):
-        return FileRead, (self.ids, self.sha256, self.size, self.chunks)
+        return file_read, (self.ids, self.sha256, self.size, self.chunks)
+
+
+_new = object.__new__
+_set_id, _set_comp, _set_raw_length, _set_sealed = (
+    SealedChunk.__dict__[f].__set__ for f in ("id", "comp", "raw_length", "sealed"))
+_set_ids, _set_sha256, _set_size, _set_chunks = (
+    FileRead.__dict__[f].__set__ for f in ("ids", "sha256", "size", "chunks"))
+
+
+def _sealed_chunk(blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> SealedChunk:
+    c = _new(SealedChunk)
+    _set_id(c, blob_id)
+    _set_comp(c, comp)
+    _set_raw_length(c, raw_length)
+    _set_sealed(c, sealed)
+    return c
+
+
+def file_read(ids: list[str], sha256: str, size: int, chunks: list[SealedChunk] | None = None) -> FileRead:
+    """FileRead(ids, sha256, size, chunks), made the fast way."""
+    r = _new(FileRead)
+    _set_ids(r, ids)
+    _set_sha256(r, sha256)
+    _set_size(r, size)
+    _set_chunks(r, chunks)
+    return r
 
 
 def seal_chunk(sealer: Sealer, id_key: bytes, data, kind: int = KIND_DATA,
@@ -50,4 +78,4 @@ def seal_chunk(sealer: Sealer, id_key: bytes, data, kind: int = KIND_DATA,
     if blob_id is None:
         blob_id = blake3.blake3(data, key=id_key).digest()
     comp, payload = blobfmt.compress(data)
-    return SealedChunk(blob_id, comp, len(data), sealer.seal(kind, payload))
+    return _sealed_chunk(blob_id, comp, len(data), sealer.seal(kind, payload))
