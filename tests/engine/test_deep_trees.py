@@ -1,4 +1,5 @@
 """Folders nested deeper than Python's recursion limit back up and restore whole."""
+
 from __future__ import annotations
 
 import hashlib
@@ -113,8 +114,9 @@ def _backup_and_restore(repo, repo_path, tmp_path, src: str, deep_dirs: list, **
     return res
 
 
-def test_a_tree_deeper_than_the_recursion_limit_backs_up_and_restores(repo, repo_path, tmp_path,
-                                                                       default_recursion_limit, deep_dirs):
+def test_a_tree_deeper_than_the_recursion_limit_backs_up_and_restores(
+    repo, repo_path, tmp_path, default_recursion_limit, deep_dirs
+):
     src = str(tmp_path / "src")
     deep_dirs.append(src)
     _deep_tree(src, DEPTH)
@@ -122,8 +124,9 @@ def test_a_tree_deeper_than_the_recursion_limit_backs_up_and_restores(repo, repo
     assert res.stats.files_total == DEPTH // 100 + 1
 
 
-def test_a_deep_and_wide_tree_past_the_open_folder_bound(repo, repo_path, tmp_path, default_recursion_limit,
-                                                         deep_dirs, monkeypatch):
+def test_a_deep_and_wide_tree_past_the_open_folder_bound(
+    repo, repo_path, tmp_path, default_recursion_limit, deep_dirs, monkeypatch
+):
     """With few folders allowed open, the walk waits for the workers deep down and goes on."""
     monkeypatch.setattr(backup_mod, "MAX_OPEN_DIRS", 3)
     src = str(tmp_path / "src")

@@ -26,7 +26,7 @@ TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
 MERKLE_DOMAIN = b"amber-tree-v1\n"
 
 
-def canonical(obj) -> bytes:
+def canonical(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 

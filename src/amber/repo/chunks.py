@@ -7,6 +7,7 @@ boundary, so they pickle as compactly as the tuples they replace, and the
 functions below build them without the generated `__init__` (which sets each
 field through `object.__setattr__`): a chunk costs about a microsecond less.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,10 +22,10 @@ from ..format import compression as blobfmt
 class SealedChunk:
     """A blob ready to be appended to a pack."""
 
-    id: bytes          # keyed BLAKE3 of the plaintext
-    comp: int          # compression of the payload (format/compression.py)
-    raw_length: int    # plaintext bytes
-    sealed: bytes      # the envelope holding the payload
+    id: bytes  # keyed BLAKE3 of the plaintext
+    comp: int  # compression of the payload (format/compression.py)
+    raw_length: int  # plaintext bytes
+    sealed: bytes  # the envelope holding the payload
 
     def __reduce__(self):
         return _sealed_chunk, (self.id, self.comp, self.raw_length, self.sealed)
@@ -47,9 +48,11 @@ class FileRead:
 
 _new = object.__new__
 _set_id, _set_comp, _set_raw_length, _set_sealed = (
-    SealedChunk.__dict__[f].__set__ for f in ("id", "comp", "raw_length", "sealed"))
+    SealedChunk.__dict__[f].__set__ for f in ("id", "comp", "raw_length", "sealed")
+)
 _set_ids, _set_sha256, _set_size, _set_chunks = (
-    FileRead.__dict__[f].__set__ for f in ("ids", "sha256", "size", "chunks"))
+    FileRead.__dict__[f].__set__ for f in ("ids", "sha256", "size", "chunks")
+)
 
 
 def _sealed_chunk(blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> SealedChunk:
@@ -71,8 +74,7 @@ def file_read(ids: list[str], sha256: str, size: int, chunks: list[SealedChunk] 
     return r
 
 
-def seal_chunk(sealer: Sealer, id_key: bytes, data, kind: int = KIND_DATA,
-               blob_id: bytes | None = None) -> SealedChunk:
+def seal_chunk(sealer: Sealer, id_key: bytes, data, kind: int = KIND_DATA, blob_id: bytes | None = None) -> SealedChunk:
     """Compress and seal `data` as a blob of `kind`; its id is computed unless given
     (a writer that deduplicates knows it already)."""
     if blob_id is None:

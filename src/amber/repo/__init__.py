@@ -1,0 +1,1 @@
+"""The repository's objects: blobs in packs and their index, sealed chunks."""

@@ -1,0 +1,1 @@
+"""Restoring snapshots into a folder."""
