@@ -11,7 +11,7 @@ import pytest
 
 from amber.backup import archiver as backup_mod
 
-from .helpers import PAST_NS, open_repo, restored, write
+from .helpers import PAST_NS, init_repo, open_repo, restored, write
 
 DEPTH = 1500
 DEFAULT_RECURSION_LIMIT = 1000  # CPython's, which the walk and the plan must not need to raise
@@ -149,3 +149,18 @@ def test_a_partial_restore_deep_inside(repo, repo_path, tmp_path, default_recurs
     assert _describe(restored(target, inner)) == _describe(inner)
     # outside the include, only the folders leading to it (not the file at level 100)
     assert sorted(os.listdir(restored(target, os.path.join(src, *["d"] * 100)))) == ["d"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=Exception,
+    reason="Repository.referenced_blobs (needed by a locked backup) still recurses per folder",
+)
+def test_a_deep_tree_backs_up_under_a_retention_lock(tmp_path, default_recursion_limit, deep_dirs):
+    repo = init_repo(tmp_path / "repo", default_retention={"mode": "governance", "duration": "1d"})
+    src = str(tmp_path / "src")
+    deep_dirs.append(src)
+    _deep_tree(src, DEPTH)
+    res = repo.backup([src], use_cache=False)
+    r = open_repo(tmp_path / "repo")
+    assert r.protection(r.find_snapshot(res.snapshot_id)).until is not None
