@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Set amber up in ./.venv and run it, or run its tests. Needs only Python 3.11+.
 
-    python3 quickstart.py          install, then back up, list, restore and check a sample
-                                   tree on the default local repository (no prompt)
-    python3 quickstart.py test     install the test dependencies and run the whole suite
+python3 quickstart.py          install, then back up, list, restore and check a sample
+                               tree on the default local repository (no prompt)
+python3 quickstart.py test     install the test dependencies, run the linters (ruff, import
+                               layering, mypy) and the whole suite
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +35,7 @@ def install(extra: str = "") -> None:
         print(f"creating {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
     target = f"{HERE}[{extra}]" if extra else HERE
-    run(os.path.join(BIN, "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-        "-e", target)
+    run(os.path.join(BIN, "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", target)
 
 
 def demo() -> None:
@@ -62,16 +63,23 @@ def demo() -> None:
     with tempfile.TemporaryDirectory(prefix="amber-restore-") as target:
         run(amber, "restore", "latest", "--target", target, "--verify", env=env)
     run(amber, "check", "--read-data", env=env)
-    print(f"\nall good. To use this repository yourself:\n"
-          f"  export AMBER_PASSWORD_FILE={env.get('AMBER_PASSWORD_FILE', '<your password file>')}\n"
-          f"  {amber} backup ~/Documents && {amber} snapshots")
+    print(
+        f"\nall good. To use this repository yourself:\n"
+        f"  export AMBER_PASSWORD_FILE={env.get('AMBER_PASSWORD_FILE', '<your password file>')}\n"
+        f"  {amber} backup ~/Documents && {amber} snapshots"
+    )
 
 
 def test() -> None:
+    """Lint, check formatting, layering and the pure layers' types, then run the tests.
+    Each step stops the run with its exit code (pytest's 5, no tests collected, included)."""
     install("test")
+    run(os.path.join(BIN, "ruff"), "check", "src", "tests")
+    run(os.path.join(BIN, "ruff"), "format", "--check", "src", "tests")
+    run(os.path.join(BIN, "lint-imports"))
+    run(os.path.join(BIN, "mypy"))  # the packages listed under [tool.mypy] in pyproject.toml
     workers = "2" if (os.cpu_count() or 1) >= 2 else "0"
-    run(os.path.join(BIN, "python"), "-m", "pytest", "-q", "-n", workers, "-p", "no:cacheprovider",
-        *sys.argv[2:])
+    run(os.path.join(BIN, "python"), "-m", "pytest", "-q", "-n", workers, "-p", "no:cacheprovider", *sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -35,52 +35,12 @@ MAX_META = 64 << 20
 
 def export(repo, snap, paths: list[str], out_path: str) -> dict:
     repo.load_index()
-    entries = repo.audit.entries()
-    leaves = repo.audit.leaves(entries)
-    event = next(((ev, raw) for ev, raw in entries
-                  if ev.get("type") == "snapshot" and ev.get("snapshot") == snap.id), None)
-    if event is None:
-        raise NotFound(f"snapshot {snap.short_id} has no event in the audit log")
-    ev, raw_event = event
-    note = repo.audit.latest_checkpoint()
-    cp = cpfmt.verify(note, repo.audit.origin, repo.audit.public)
-    if cp.size <= ev["seq"] or cp.root != merkle.root(leaves[:cp.size]):
-        raise IntegrityError("the latest checkpoint does not cover the snapshot's event; run `amber audit verify`")
-    proof = merkle.inclusion_proof(leaves[:cp.size], ev["seq"])
-
+    ev, raw_event, note, cp, proof = _log_proof(repo, snap)
     trees: dict[str, bytes] = {}
     files = []
     with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
         for n, path in enumerate(paths):
-            path = "/" + path.strip("/")
-            parts = [p for p in path.split("/") if p]
-            if not parts:
-                raise UsageError("give file paths inside the snapshot, not /")
-            chain = [snap.tree]
-            node = None
-            tree_id = snap.tree
-            for i, part in enumerate(parts):
-                nodes = repo.load_tree(tree_id)
-                raw = treefmt.encode(nodes)
-                trees[treefmt.digest(raw)] = raw
-                node = next((x for x in nodes if x["name"] == part), None)
-                if node is None:
-                    raise NotFound(f"{path}: not in snapshot {snap.short_id}")
-                if i < len(parts) - 1:
-                    if node["type"] != "dir":
-                        raise NotFound(f"{path}: not in snapshot {snap.short_id}")
-                    tree_id = node["subtree"]
-                    chain.append(tree_id)
-            if node["type"] != "file":
-                raise UsageError(f"{path}: is a {node['type']}; evidence is for files")
-            member = f"files/{n}"
-            with z.open(member, "w", force_zip64=True) as f:
-                repo.copy_file(node, f, path)
-            path_digests = [treefmt.digest(treefmt.encode(repo.load_tree(t))) for t in chain]
-            files.append({"path": path, "member": member, "size": node.get("size", 0),
-                          "sha256": node["sha256"], "mode": node.get("mode"), "uid": node.get("uid"),
-                          "gid": node.get("gid"), "mtime_ns": node.get("mtime_ns"),
-                          "merkle_path": path_digests})
+            files.append(_export_file(repo, snap, z, n, path, trees))
         manifest = {
             "format": FORMAT, "repository": repo.id, "created": to_iso(repo.clock.now()),
             "snapshot": {"id": snap.id, "time": to_iso(snap.time), "hostname": snap.hostname,
@@ -98,6 +58,57 @@ def export(repo, snap, paths: list[str], out_path: str) -> dict:
         z.writestr("public-key.txt", repo.audit.vkey() + "\n")
         z.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+def _log_proof(repo, snap):
+    """The snapshot's audit-log event (parsed and raw), the latest checkpoint (note and
+    verified) and the event's inclusion proof under it."""
+    entries = repo.audit.entries()
+    leaves = repo.audit.leaves(entries)
+    event = next(((ev, raw) for ev, raw in entries
+                  if ev.get("type") == "snapshot" and ev.get("snapshot") == snap.id), None)
+    if event is None:
+        raise NotFound(f"snapshot {snap.short_id} has no event in the audit log")
+    ev, raw_event = event
+    note = repo.audit.latest_checkpoint()
+    cp = cpfmt.verify(note, repo.audit.origin, repo.audit.public)
+    if cp.size <= ev["seq"] or cp.root != merkle.root(leaves[:cp.size]):
+        raise IntegrityError("the latest checkpoint does not cover the snapshot's event; run `amber audit verify`")
+    return ev, raw_event, note, cp, merkle.inclusion_proof(leaves[:cp.size], ev["seq"])
+
+
+def _export_file(repo, snap, z: zipfile.ZipFile, n: int, path: str, trees: dict[str, bytes]) -> dict:
+    """Write the n-th file into the bundle; its manifest entry. Adds the trees on its
+    path to `trees` (digest -> canonical bytes)."""
+    path = "/" + path.strip("/")
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        raise UsageError("give file paths inside the snapshot, not /")
+    chain = [snap.tree]
+    node = None
+    tree_id = snap.tree
+    for i, part in enumerate(parts):
+        nodes = repo.load_tree(tree_id)
+        raw = treefmt.encode(nodes)
+        trees[treefmt.digest(raw)] = raw
+        node = next((x for x in nodes if x["name"] == part), None)
+        if node is None:
+            raise NotFound(f"{path}: not in snapshot {snap.short_id}")
+        if i < len(parts) - 1:
+            if node["type"] != "dir":
+                raise NotFound(f"{path}: not in snapshot {snap.short_id}")
+            tree_id = node["subtree"]
+            chain.append(tree_id)
+    if node["type"] != "file":
+        raise UsageError(f"{path}: is a {node['type']}; evidence is for files")
+    member = f"files/{n}"
+    with z.open(member, "w", force_zip64=True) as f:
+        repo.copy_file(node, f, path)
+    path_digests = [treefmt.digest(treefmt.encode(repo.load_tree(t))) for t in chain]
+    return {"path": path, "member": member, "size": node.get("size", 0),
+            "sha256": node["sha256"], "mode": node.get("mode"), "uid": node.get("uid"),
+            "gid": node.get("gid"), "mtime_ns": node.get("mtime_ns"),
+            "merkle_path": path_digests}
 
 
 @dataclass
@@ -141,76 +152,15 @@ def verify_bundle(path: str, public_key: str | None = None) -> EvidenceReport:
                 return None  # a member whose CRC or compressed stream is damaged
             return data if len(data) <= limit else None
 
-        raw_manifest = read("manifest.json")
-        try:
-            manifest = json.loads(raw_manifest) if raw_manifest is not None else None
-        except ValueError:
-            manifest = None
-        if not rep.add(isinstance(manifest, dict) and manifest.get("format") == FORMAT,
-                       "manifest.json: readable amber evidence manifest"):
+        claims = _read_manifest(read, rep)
+        if claims is None:
             return rep
-        rep.manifest = manifest
-        try:
-            snap, log, files = manifest["snapshot"], manifest["log"], manifest["files"]
-            origin = log["origin"]
-        except (KeyError, TypeError):
-            rep.add(False, "manifest.json: missing snapshot, log or files")
+        snap, log, files, origin = claims
+        key = _verify_key(read, rep, origin, public_key)
+        if key is None:
             return rep
-
-        # the key: the one given, which the bundle's own copy must match
-        raw_key = read("public-key.txt", 4096)
-        bundle_key = raw_key.decode("utf-8", errors="replace").strip() if raw_key else ""
-        key_text = public_key
-        if key_text is None:
-            key_text = bundle_key
-            rep.key_from_bundle = True
-        try:
-            name, public = cpfmt.parse_verifier_key(key_text)
-            rep.add(name == origin and origin == f"amber/{manifest.get('repository')}",
-                    f"public key: names the log {origin} of repository {manifest.get('repository')}")
-        except cpfmt.CheckpointError as e:
-            rep.add(False, f"public key: {e}")
-            return rep
-        if public_key is not None:
-            try:
-                same = cpfmt.parse_verifier_key(bundle_key) == (name, public)
-            except cpfmt.CheckpointError:
-                same = False
-            rep.add(same, "public-key.txt: the bundle names the same key")
-
-        # checkpoint
-        note = read("checkpoint.txt", cpfmt.MAX_NOTE)
-        cp = None
-        try:
-            cp = cpfmt.verify(note or b"", name, public)
-            rep.add(cp.origin == origin and cp.size == log.get("tree_size"),
-                    f"checkpoint.txt: signed checkpoint of {cp.size} entries for {cp.origin}")
-        except cpfmt.CheckpointError as e:
-            rep.add(False, f"checkpoint.txt: {e}")
-
-        # the snapshot's event and its inclusion in the log
-        raw_event = read("event.json")
-        event = None
-        try:
-            event = json.loads(raw_event) if raw_event is not None else None
-        except ValueError:
-            pass
-        ok = isinstance(event, dict) and event.get("type") == "snapshot" and event.get("snapshot") == snap.get("id")
-        details = event.get("details", {}) if ok else {}
-        ok = ok and isinstance(details, dict) and all(
-            details.get(k) == snap.get(k)
-            for k in ("content_root", "tree", "time", "hostname", "username", "paths", "tags"))
-        rep.add(ok, "event.json: the snapshot's audit-log event, naming its id, tree, content root, time, "
-                    "host, user, paths and tags as the manifest does")
-        if raw_event is not None and cp is not None:
-            try:
-                proof = [base64.b64decode(p, validate=True) for p in log.get("inclusion_proof", [])]
-                leaf = merkle.leaf_hash(raw_event)
-                merkle.verify_inclusion(leaf, int(log.get("seq", -1)), cp.size, proof, cp.root)
-                ok = event is not None and event.get("seq") == log.get("seq") and log.get("leaf_hash") == leaf.hex()
-                rep.add(ok, f"event.json: included in the signed log at position {log.get('seq')}")
-            except (merkle.ProofError, ValueError, TypeError) as e:
-                rep.add(False, f"event.json: inclusion proof fails ({e})")
+        cp = _verify_checkpoint(read, rep, key, origin, log)
+        _verify_event(read, rep, snap, log, cp)
 
         # each file: bytes, then the Merkle path to the content root
         for f in files:
@@ -219,6 +169,90 @@ def verify_bundle(path: str, public_key: str | None = None) -> EvidenceReport:
             except (KeyError, TypeError, ValueError) as e:
                 rep.add(False, f"manifest.json: malformed file entry ({e})")
     return rep
+
+
+def _read_manifest(read, rep: EvidenceReport):
+    """(snapshot, log, files, origin) as the manifest claims them, or None if it is unusable."""
+    raw_manifest = read("manifest.json")
+    try:
+        manifest = json.loads(raw_manifest) if raw_manifest is not None else None
+    except ValueError:
+        manifest = None
+    if not rep.add(isinstance(manifest, dict) and manifest.get("format") == FORMAT,
+                   "manifest.json: readable amber evidence manifest"):
+        return None
+    rep.manifest = manifest
+    try:
+        snap, log, files = manifest["snapshot"], manifest["log"], manifest["files"]
+        origin = log["origin"]
+    except (KeyError, TypeError):
+        rep.add(False, "manifest.json: missing snapshot, log or files")
+        return None
+    return snap, log, files, origin
+
+
+def _verify_key(read, rep: EvidenceReport, origin, public_key: str | None):
+    """The key: the one given, which the bundle's own copy must match. (name, public) or None."""
+    raw_key = read("public-key.txt", 4096)
+    bundle_key = raw_key.decode("utf-8", errors="replace").strip() if raw_key else ""
+    key_text = public_key
+    if key_text is None:
+        key_text = bundle_key
+        rep.key_from_bundle = True
+    try:
+        name, public = cpfmt.parse_verifier_key(key_text)
+        rep.add(name == origin and origin == f"amber/{rep.manifest.get('repository')}",
+                f"public key: names the log {origin} of repository {rep.manifest.get('repository')}")
+    except cpfmt.CheckpointError as e:
+        rep.add(False, f"public key: {e}")
+        return None
+    if public_key is not None:
+        try:
+            same = cpfmt.parse_verifier_key(bundle_key) == (name, public)
+        except cpfmt.CheckpointError:
+            same = False
+        rep.add(same, "public-key.txt: the bundle names the same key")
+    return name, public
+
+
+def _verify_checkpoint(read, rep: EvidenceReport, key, origin, log):
+    """The signed checkpoint, or None if it does not verify."""
+    name, public = key
+    note = read("checkpoint.txt", cpfmt.MAX_NOTE)
+    cp = None
+    try:
+        cp = cpfmt.verify(note or b"", name, public)
+        rep.add(cp.origin == origin and cp.size == log.get("tree_size"),
+                f"checkpoint.txt: signed checkpoint of {cp.size} entries for {cp.origin}")
+    except cpfmt.CheckpointError as e:
+        rep.add(False, f"checkpoint.txt: {e}")
+    return cp
+
+
+def _verify_event(read, rep: EvidenceReport, snap, log, cp) -> None:
+    """The snapshot's event and its inclusion in the log."""
+    raw_event = read("event.json")
+    event = None
+    try:
+        event = json.loads(raw_event) if raw_event is not None else None
+    except ValueError:
+        pass
+    ok = isinstance(event, dict) and event.get("type") == "snapshot" and event.get("snapshot") == snap.get("id")
+    details = event.get("details", {}) if ok else {}
+    ok = ok and isinstance(details, dict) and all(
+        details.get(k) == snap.get(k)
+        for k in ("content_root", "tree", "time", "hostname", "username", "paths", "tags"))
+    rep.add(ok, "event.json: the snapshot's audit-log event, naming its id, tree, content root, time, "
+                "host, user, paths and tags as the manifest does")
+    if raw_event is not None and cp is not None:
+        try:
+            proof = [base64.b64decode(p, validate=True) for p in log.get("inclusion_proof", [])]
+            leaf = merkle.leaf_hash(raw_event)
+            merkle.verify_inclusion(leaf, int(log.get("seq", -1)), cp.size, proof, cp.root)
+            ok = event is not None and event.get("seq") == log.get("seq") and log.get("leaf_hash") == leaf.hex()
+            rep.add(ok, f"event.json: included in the signed log at position {log.get('seq')}")
+        except (merkle.ProofError, ValueError, TypeError) as e:
+            rep.add(False, f"event.json: inclusion proof fails ({e})")
 
 
 def _verify_file(f: dict, snap: dict, read, z, names, rep: EvidenceReport) -> None:

@@ -1,9 +1,13 @@
 """Small files read by worker processes: the same snapshot as the threads make."""
+import hashlib
 import os
+import pickle
 
 import pytest
 
 from amber.backup import archiver as backup_mod
+from amber.format.pack import BLOB_DATA
+from amber.repo.chunks import SealedChunk, file_read, seal_chunk
 
 from .helpers import assert_same_tree, full_tree, open_repo, restored, write
 
@@ -47,3 +51,23 @@ def test_a_vanished_file_in_a_worker_batch_is_an_error_not_a_crash(repo, tmp_pat
     res = repo.backup([src], processes=True, use_cache=False)
     assert res.stats.files_total == 19
     assert any("f7.txt" in e for e in res.stats.errors)
+
+
+def test_a_chunk_sealed_elsewhere_pickles_and_reads_back(repo, repo_path):
+    """What a worker process returns crosses the process boundary whole and is stored as if sealed here."""
+    data = b"sealed in a worker process\n" * 500
+    chunk = seal_chunk(repo.store.sealer, repo.keys.ids, data)
+    read = file_read([chunk.id.hex()], hashlib.sha256(data).hexdigest(), len(data), [chunk])
+    back = pickle.loads(pickle.dumps(read))
+    assert back == read and type(back.chunks[0]) is SealedChunk
+    assert chunk.id == repo.keys.blob_id(data) and chunk.raw_length == len(data)
+    with pytest.raises(AttributeError):
+        chunk.comp = 0  # frozen
+    c = back.chunks[0]
+    repo.store.begin()
+    assert repo.store.add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed) == len(c.sealed)
+    assert repo.store.add(BLOB_DATA, c.id, data) == 0  # the thread path finds it
+    repo.store.flush()
+    r = open_repo(repo_path)
+    r.load_index()
+    assert r.store.read(c.id) == data

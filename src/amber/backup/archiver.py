@@ -14,7 +14,6 @@ import os
 import pwd
 import socket
 import stat as st_
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -234,13 +233,12 @@ class Archiver:
             self.stats.errors.append(f"{path}: {res.strerror or res}")
             self.stats.files_total -= 1
             return False
-        if len(res) == 4:  # from a worker process: its chunks come sealed
-            ids, sha, size, blobs = res
-            for bid, comp, raw_length, sealed in blobs:
-                self.store.add_sealed(BLOB_DATA, bid, comp, raw_length, sealed)
+        ids, sha, size = res.ids, res.sha256, res.size
+        if res.chunks is not None:  # from a worker process: its chunks come sealed
+            add_sealed = self.store.add_sealed
+            for c in res.chunks:
+                add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed)
             self.stats.bytes_read += size
-        else:
-            ids, sha, size = res
         node["content"] = ids
         node["sha256"] = sha
         node["size"] = size
@@ -278,7 +276,29 @@ class Archiver:
 
         The folder's tree is stored later, once its files are done (see
         `drain`), so the walk never waits for the workers: it keeps them fed.
+        Subfolders are walked depth first with an explicit stack, so no depth
+        of folders meets Python's recursion limit; each folder's task is
+        queued after its subfolders' (post-order).
         """
+        task, later = self._scan_dir(path, name, st, selection)
+        stack = [(task, iter(later))]
+        while True:
+            task, pending = stack[-1]
+            sub = next(pending, None)
+            if sub is not None:
+                child, later = self._scan_dir(*sub)
+                stack.append((child, iter(later)))
+                continue
+            stack.pop()
+            self._queue.append(task)  # post-order: after every subfolder's task
+            self.drain(block=len(self._queue) > MAX_OPEN_DIRS)
+            if not stack:
+                return task
+            stack[-1][0].items.append(task)
+
+    def _scan_dir(self, path: str, name: str, st, selection) -> tuple["_DirTask", list]:
+        """Read one folder: its task with the nodes (and pending files) of its other
+        entries, and its subfolders as (path, name, stat, selection), to walk next."""
         self.stats.current = path
         self.stats.dirs += 1
         items: list = []
@@ -316,12 +336,7 @@ class Archiver:
                     later.append((child, cname, cst, csel))
                 else:
                     self.node_for(child, cname, cst, items)
-        for child, cname, cst, csel in later:
-            items.append(self.save_dir(child, cname, cst, csel))
-        task = _DirTask(name, st, items)
-        self._queue.append(task)  # post-order: after every subfolder's task
-        self.drain(block=len(self._queue) > MAX_OPEN_DIRS)
-        return task
+        return _DirTask(name, st, items), later
 
     def drain(self, block: bool = False) -> None:
         """Store the trees of finished folders, oldest first; with `block`, wait for all."""

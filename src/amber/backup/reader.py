@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pyfastcdc
 
 from ..format.pack import BLOB_DATA
+from ..repo.chunks import FileRead, file_read
 
 READ_WHOLE = 8 << 20      # files up to this size are read in one call
 LARGE_INFLIGHT = 4        # chunks of one large file being compressed at once
@@ -93,8 +94,8 @@ class FileReader:
                 out.append(e)
         return out
 
-    def read_file(self, path: str, size_hint: int):
-        """(content ids, sha256 hex, size) of one regular file."""
+    def read_file(self, path: str, size_hint: int) -> FileRead:
+        """The content ids, SHA-256 and size of one regular file, its new chunks stored."""
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         try:
             if size_hint <= READ_WHOLE:
@@ -108,7 +109,7 @@ class FileReader:
             os.close(fd)
         with self._mu:
             self.stats.bytes_read += size
-        return ids, sha.hexdigest(), size
+        return file_read(ids, sha.hexdigest(), size)
 
     # -- the walk (calling thread) ---------------------------------------------
 

@@ -14,11 +14,10 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-import blake3
 import pyfastcdc
 
-from ..crypto.aead import KIND_DATA, Sealer
-from ..format import compression as blobfmt
+from ..crypto.aead import Sealer
+from ..repo.chunks import file_read, seal_chunk
 from .reader import _read_all, split
 
 _state: tuple | None = None
@@ -54,9 +53,9 @@ def _die_with(parent: int) -> None:
 
 
 def read_batch(jobs: list) -> list:
-    """Per file: (hex ids, sha256 hex, size, [(id, comp, raw length, sealed)]) or the OSError."""
+    """Per file: a FileRead with its chunks sealed (picklable), or the OSError."""
     sealer, id_key, min_chunk, chunker = _state
-    out = []
+    out: list = []
     for path, size in jobs:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
@@ -67,11 +66,6 @@ def read_batch(jobs: list) -> list:
         except OSError as e:
             out.append(e)
             continue
-        ids, blobs = [], []
-        for chunk in split(data, min_chunk, chunker):
-            bid = blake3.blake3(chunk, key=id_key).digest()
-            comp, payload = blobfmt.compress(chunk)
-            blobs.append((bid, comp, len(chunk), sealer.seal(KIND_DATA, payload)))  # bytes, picklable
-            ids.append(bid.hex())
-        out.append((ids, hashlib.sha256(data).hexdigest(), len(data), blobs))
+        chunks = [seal_chunk(sealer, id_key, chunk) for chunk in split(data, min_chunk, chunker)]
+        out.append(file_read([c.id.hex() for c in chunks], hashlib.sha256(data).hexdigest(), len(data), chunks))
     return out

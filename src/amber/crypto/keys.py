@@ -16,7 +16,7 @@ import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from ..clock import SystemClock, to_iso
+from ..clock import Clock, SystemClock, to_iso
 from ..errors import IntegrityError, WrongPassword
 from ..format.canonical import key_file_json, sorted_json
 from .aead import KIND_KEY, Sealer
@@ -59,7 +59,7 @@ class MasterKeys:
     def signing_key(self) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(self.signing)
 
-    def blob_id(self, data) -> bytes:
+    def blob_id(self, data: bytes | bytearray | memoryview) -> bytes:
         return blake3.blake3(data, key=self.ids).digest()
 
 
@@ -75,7 +75,7 @@ def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode("utf-8"))
 
 
-def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock=None) -> bytes:
+def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock: Clock | None = None) -> bytes:
     """A key file: JSON with the KDF parameters and the sealed master keys."""
     salt = os.urandom(16)
     sealed = Sealer(_derive(password, salt, n, SCRYPT_R, SCRYPT_P)).seal(KIND_KEY, keys.encode())

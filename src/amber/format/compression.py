@@ -30,7 +30,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def compress(data) -> tuple[int, bytes]:
+def compress(data: bytes | bytearray | memoryview) -> tuple[int, bytes]:
     """(compression, payload): zstd unless that saves under 1/32 of the size."""
     n = len(data)
     if n < 64:

@@ -28,6 +28,7 @@ from ..format import pack as packfmt
 from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry
 from ..storage.base import Retention, Storage
 from . import records as rec
+from .chunks import seal_chunk
 
 PACK_TARGET = 16 << 20
 PACKS_PER_INDEX = 32
@@ -185,12 +186,11 @@ class BlobStore:
         """Store a blob unless known; returns the stored bytes added (0 for a duplicate)."""
         if not self._claim(blob_id):
             return 0
-        comp, payload = blobfmt.compress(data)
-        sealed = self.sealer.seal(_KIND[blob_type], payload)
-        return self._append(blob_type, blob_id, comp, len(data), sealed)
+        c = seal_chunk(self.sealer, self.keys.ids, data, _KIND[blob_type], blob_id)
+        return self._append(blob_type, blob_id, c.comp, c.raw_length, c.sealed)
 
     def add_sealed(self, blob_type: int, blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> int:
-        """Store a blob another process compressed and sealed (see snapshot/procs.py)."""
+        """Store a blob another process compressed and sealed (see repo/chunks.py, backup/workers.py)."""
         if not self._claim(blob_id):
             return 0
         return self._append(blob_type, blob_id, comp, raw_length, sealed)

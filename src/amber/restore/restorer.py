@@ -86,8 +86,15 @@ class Restorer:
     # -- planning --------------------------------------------------------------
 
     def plan(self, tree_id: str, includes=(), rel: str = "", dest: str | None = None) -> None:
-        dest = dest or self.target
-        for node in self.repo.load_tree(tree_id):
+        """Make the folders of a tree (depth first, each before what it holds) and list
+        what to write into them. Iterative: no depth of folders meets Python's recursion limit."""
+        stack = [(iter(self.repo.load_tree(tree_id)), includes, rel, dest or self.target)]
+        while stack:
+            nodes, includes, rel, dest = stack[-1]
+            node = next(nodes, None)
+            if node is None:
+                stack.pop()
+                continue
             path = f"{rel}/{node['name']}"
             verdict = _selected(path, includes)
             if not verdict:
@@ -101,7 +108,8 @@ class Restorer:
                 self.stats.dirs += 1
                 self.dirs.append((out, node))
                 if node.get("subtree"):
-                    self.plan(node["subtree"], () if verdict == "all" else includes, path, out)
+                    stack.append((iter(self.repo.load_tree(node["subtree"])),
+                                  () if verdict == "all" else includes, path, out))
             elif verdict != "all":
                 continue
             elif kind == "file":

@@ -28,7 +28,7 @@ class Protection:
     def retention_json(self, now: _dt.datetime | None = None) -> dict | None:
         if self.until is None:
             return None
-        out = {"mode": self.mode, "until": to_iso(self.until)}
+        out: dict[str, object] = {"mode": self.mode, "until": to_iso(self.until)}
         if now is not None:
             out["active"] = self.until > now
         return out
@@ -38,12 +38,12 @@ class Protection:
         if self.hold:
             parts.append("a legal hold" + (f" ({self.hold_reason})" if self.hold_reason else ""))
         if self.locked(now):
-            parts.append(f"{self.mode} retention until {to_iso(self.until)}")
+            parts.append(f"{self.mode} retention until {to_iso(self.until)}")  # type: ignore[arg-type]  # locked
         return " and ".join(parts) or "nothing"
 
 
 def fold_retention(cur: tuple[str, _dt.datetime] | None, mode: str, until: _dt.datetime,
-                   bypass: bool) -> tuple[str, _dt.datetime]:
+                   bypass: bool) -> tuple[str, _dt.datetime] | None:
     """The storage rule (`storage.base.fold_retention`) on (mode, until) pairs."""
     if mode not in MODES:
         return cur  # an unknown mode adds nothing
@@ -52,7 +52,7 @@ def fold_retention(cur: tuple[str, _dt.datetime] | None, mode: str, until: _dt.d
     return new.mode, new.until
 
 
-def _order(ev: dict):
+def _order(ev: dict) -> tuple[_dt.datetime, str]:
     try:
         t = from_iso(str(ev.get("time", "")))
     except ValueError:
