@@ -56,7 +56,7 @@ def test_a_vanished_file_in_a_worker_batch_is_an_error_not_a_crash(repo, tmp_pat
 def test_a_chunk_sealed_elsewhere_pickles_and_reads_back(repo, repo_path):
     """What a worker process returns crosses the process boundary whole and is stored as if sealed here."""
     data = b"sealed in a worker process\n" * 500
-    chunk = seal_chunk(repo.store.sealer, repo.keys.ids, data)
+    chunk = seal_chunk(repo.blobs.sealer, repo.keys.ids, data)
     read = file_read([chunk.id.hex()], hashlib.sha256(data).hexdigest(), len(data), [chunk])
     back = pickle.loads(pickle.dumps(read))
     assert back == read and type(back.chunks[0]) is SealedChunk
@@ -64,10 +64,10 @@ def test_a_chunk_sealed_elsewhere_pickles_and_reads_back(repo, repo_path):
     with pytest.raises(AttributeError):
         chunk.comp = 0  # frozen
     c = back.chunks[0]
-    repo.store.begin()
-    assert repo.store.add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed) == len(c.sealed)
-    assert repo.store.add(BLOB_DATA, c.id, data) == 0  # the thread path finds it
-    repo.store.flush()
+    with repo.blobs.session() as session:
+        assert session.add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed) == len(c.sealed)
+        assert session.add(BLOB_DATA, c.id, data) == 0  # the thread path finds it
+        session.flush()
     r = open_repo(repo_path)
     r.load_index()
-    assert r.store.read(c.id) == data
+    assert r.blobs.read(c.id) == data
