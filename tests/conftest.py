@@ -1,4 +1,5 @@
 """Fixtures of the whole suite: private client state, one repository per test, the S3 server."""
+
 import os
 
 import pytest
@@ -9,8 +10,10 @@ from sources import init_repo
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "subprocess: runs the real `amber` executable in child processes (entry point, signals, "
-        "terminals, process isolation); other command-line tests run it in-process")
+        "markers",
+        "subprocess: runs the real `amber` executable in child processes (entry point, signals, "
+        "terminals, process isolation); other command-line tests run it in-process",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """A real S3 API server (moto's server mode) on 127.0.0.1 for the tests, over real HTTP."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,11 @@ import time
 import urllib.request
 import uuid
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "amber-test", "AWS_SECRET_ACCESS_KEY": "amber-test-secret",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "amber-test",
+    "AWS_SECRET_ACCESS_KEY": "amber-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def _free_port() -> int:
@@ -29,8 +33,9 @@ class S3Server:
     def start(self) -> "S3Server":
         exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
         cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
-        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd + ["-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -53,8 +58,13 @@ class S3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
 
     def new_bucket(self, object_lock: bool = True) -> str:
         name = f"amber-{uuid.uuid4().hex[:20]}"

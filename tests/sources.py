@@ -5,6 +5,7 @@ for "now"), so a second backup of an unchanged tree reads nothing. Repositories
 are created with a cheap key derivation (`KDF_N`): the full scrypt cost is
 tested where it matters (tests/format/test_keys.py, and `amber init` itself).
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import random
 from pathlib import Path
 
 PAST_NS = 1_500_000_000_000_000_000  # 2017: older than the files cache's 2 s safety margin
-OLD_NS = 1_600_000_000_123_456_789   # 2020-09-13: the base of `set_old_mtimes`
+OLD_NS = 1_600_000_000_123_456_789  # 2020-09-13: the base of `set_old_mtimes`
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 NON_UTF8_NAME = b"latin1-caf\xe9-\xff.bin"
 
@@ -21,6 +22,7 @@ KDF_N = 1 << 10
 
 
 # -- repositories ------------------------------------------------------------------------
+
 
 def init_repo(path, clock=None, *, password: str = PASSWORD, **kw):
     """A new repository at `path` (a local path or URL); with `clock`, its storage uses it too."""
@@ -43,6 +45,7 @@ def open_repo(path, clock=None, *, password: str = PASSWORD, **kw):
 
 
 # -- files -------------------------------------------------------------------------------
+
 
 def write(path, data: bytes, mode: int | None = 0o644, *, mtime_ns: int | None = PAST_NS) -> str:
     """Write a file (and its folders); `mode` None keeps the umask's, `mtime_ns` None keeps now."""
@@ -97,6 +100,7 @@ def make_source(root, files: dict[str, bytes]) -> str:
 
 # -- trees -------------------------------------------------------------------------------
 
+
 def small_tree(root, *, seed: int = 0) -> str:
     """A few files, folders, a symlink: fast to back up."""
     root = os.fspath(root)
@@ -122,8 +126,12 @@ def full_tree(root, *, seed: int = 1) -> dict:
     for d in range(8):
         for i in range(30):
             size = rnd.choice([0, 1, 17, 100, 1000, 4096, 10_000])
-            write(os.path.join(root, "small", f"d{d}", f"f{i:03d}.dat"), rnd.randbytes(size),
-                  mode=rnd.choice(modes), mtime_ns=PAST_NS + rnd.randrange(10**17))
+            write(
+                os.path.join(root, "small", f"d{d}", f"f{i:03d}.dat"),
+                rnd.randbytes(size),
+                mode=rnd.choice(modes),
+                mtime_ns=PAST_NS + rnd.randrange(10**17),
+            )
     write(os.path.join(root, "big", "random.bin"), rnd.randbytes(3 << 20), mode=0o600)
     lines = b"".join(b"line %d of a compressible file\n" % i for i in range(120_000))
     write(os.path.join(root, "big", "text.log"), lines, mtime_ns=PAST_NS + 123_456_789)
@@ -135,7 +143,7 @@ def full_tree(root, *, seed: int = 1) -> dict:
     os.makedirs(os.path.join(root, "nested", "empty", "deeper"))
     write(os.path.join(root, "caf\u00e9.txt"), "caf\u00e9\n".encode())
     write(os.path.join(root, "\u65e5\u672c\u8a9e", "\u30d5\u30a1\u30a4\u30eb.txt"), "\u65e5\u672c\n".encode())
-    write(os.path.join(root, "emoji \U0001F389 name.txt"), b"party\n")
+    write(os.path.join(root, "emoji \U0001f389 name.txt"), b"party\n")
     write(os.path.join(root, "with space & 'quotes'"), b"q\n")
     raw_name = os.path.join(os.fsencode(root), b"latin-\xe9-\xff.txt")
     with open(raw_name, "wb") as f:
@@ -206,6 +214,9 @@ def make_tree(root, *, non_utf8: bool = True, big: int = 9 << 20, seed: int = 0)
     os.chmod(root / "read-only-dir", 0o555)
     set_old_mtimes(root)
     return {
-        "root": str(root), "big": str(root / "big.bin"), "small": str(root / "small.txt"),
-        "empty": str(root / "empty.txt"), "leaf": str(root / "nested" / "deeper" / "deepest" / "leaf.txt"),
+        "root": str(root),
+        "big": str(root / "big.bin"),
+        "small": str(root / "small.txt"),
+        "empty": str(root / "empty.txt"),
+        "leaf": str(root / "nested" / "deeper" / "deepest" / "leaf.txt"),
     }

@@ -1,14 +1,30 @@
 """The public API is pinned: a name added to or removed from `amber` is a deliberate change."""
+
 from __future__ import annotations
 
 import amber
 import amber.errors
 
 PUBLIC = {
-    "__version__", "Repository", "Snapshot", "open_repository",
-    "AmberError", "AlreadyExists", "CheckpointError", "IntegrityError", "Locked", "NotFound",
-    "PartialBackup", "ProofError", "RepositoryExists", "RepositoryNotFound", "RestoreFailed",
-    "StorageError", "Unsupported", "UsageError", "WrongPassword",
+    "__version__",
+    "Repository",
+    "Snapshot",
+    "open_repository",
+    "AmberError",
+    "AlreadyExists",
+    "CheckpointError",
+    "IntegrityError",
+    "Locked",
+    "NotFound",
+    "PartialBackup",
+    "ProofError",
+    "RepositoryExists",
+    "RepositoryNotFound",
+    "RestoreFailed",
+    "StorageError",
+    "Unsupported",
+    "UsageError",
+    "WrongPassword",
 }
 
 
@@ -20,17 +36,20 @@ def test_all_is_exactly_the_public_api():
 
 
 def test_every_error_class_is_public_and_in_one_tree():
-    errors = {name for name, obj in vars(amber.errors).items()
-              if isinstance(obj, type) and issubclass(obj, BaseException)}
+    errors = {
+        name for name, obj in vars(amber.errors).items() if isinstance(obj, type) and issubclass(obj, BaseException)
+    }
     assert errors <= PUBLIC
     for name in errors:
         assert issubclass(getattr(amber, name), amber.AmberError)
 
 
 def test_every_error_has_an_exit_code_from_the_contract():
-    codes = {getattr(amber, n).exit_code for n in PUBLIC if n.endswith(("Error", "Found", "Exists", "Locked",
-                                                                        "Password", "Backup", "Failed",
-                                                                        "Unsupported"))}
+    codes = {
+        getattr(amber, n).exit_code
+        for n in PUBLIC
+        if n.endswith(("Error", "Found", "Exists", "Locked", "Password", "Backup", "Failed", "Unsupported"))
+    }
     assert codes <= {1, 2, 3, 10, 12, 20, 30}
 
 

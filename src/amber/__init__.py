@@ -10,13 +10,27 @@ Everything else is internal and may change between versions.
     for snap in repo.snapshots():
         ...
 """
-from .version import __version__
 
-from .errors import (AlreadyExists, AmberError, CheckpointError, IntegrityError, Locked,  # noqa: E402
-                     NotFound, PartialBackup, ProofError, RepositoryExists, RepositoryNotFound,
-                     RestoreFailed, StorageError, Unsupported, UsageError, WrongPassword)
-from .repository import Repository, open_repository  # noqa: E402
-from .repo.snapshots import Snapshot  # noqa: E402
+from .errors import (
+    AlreadyExists,
+    AmberError,
+    CheckpointError,
+    IntegrityError,
+    Locked,
+    NotFound,
+    PartialBackup,
+    ProofError,
+    RepositoryExists,
+    RepositoryNotFound,
+    RestoreFailed,
+    StorageError,
+    Unsupported,
+    UsageError,
+    WrongPassword,
+)
+from .repo.snapshots import Snapshot
+from .repository import Repository, open_repository
+from .version import __version__
 
 __all__ = [
     "__version__",

@@ -1,4 +1,5 @@
 """Listing, comparing and searching snapshots: ls, cat, diff, find."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -26,17 +27,26 @@ class TreeReader(Protocol):
 
     def copy_file(self, node: dict, out: BinaryIO, what: str) -> None: ...
 
+
 _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
 
 
 def entry_json(path: str, node: dict) -> dict:
     mt = node.get("mtime_ns")
-    out = {"path": path, "name": node["name"], "type": node["type"], "size": node.get("size", 0),
-           "mode": node.get("mode", 0), "permissions": permissions(node),
-           "uid": node.get("uid"), "gid": node.get("gid"),
-           "user": node.get("user"), "group": node.get("group"),
-           "mtime": to_iso(_dt.datetime.fromtimestamp(mt / 1e9, _dt.timezone.utc)) if mt is not None else None,
-           "mtime_ns": mt}
+    out = {
+        "path": path,
+        "name": node["name"],
+        "type": node["type"],
+        "size": node.get("size", 0),
+        "mode": node.get("mode", 0),
+        "permissions": permissions(node),
+        "uid": node.get("uid"),
+        "gid": node.get("gid"),
+        "user": node.get("user"),
+        "group": node.get("group"),
+        "mtime": to_iso(_dt.datetime.fromtimestamp(mt / 1e9, _dt.UTC)) if mt is not None else None,
+        "mtime_ns": mt,
+    }
     if node["type"] == "file":
         out["sha256"] = node.get("sha256")
     if node["type"] == "symlink":
@@ -89,8 +99,9 @@ def diff(repo: TreeReader, snap_a: Snapshot, snap_b: Snapshot) -> list[dict]:
     return changes
 
 
-def _compare(repo: TreeReader, ta: str | None, tb: str | None,
-             prefix: str) -> Iterator[tuple[dict | None, tuple | None]]:
+def _compare(
+    repo: TreeReader, ta: str | None, tb: str | None, prefix: str
+) -> Iterator[tuple[dict | None, tuple | None]]:
     """Per name in two folders: (change or None, (subtree a, subtree b, path) to compare or None)."""
     if ta == tb:
         return  # identical subtrees: nothing below differs

@@ -10,6 +10,7 @@ its name checked against its hash, its header and every blob authenticated,
 decompressed and checked against its id. Damage is reported by pack, then
 traced to the snapshots and files it affects.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -24,7 +25,7 @@ import blake3
 
 from .audit.log import RECOVER_AFTER, AuditLog, VerifyReport
 from .clock import Clock, from_iso
-from .errors import AmberError, IntegrityError, NotFound
+from .errors import AmberError, IntegrityError
 from .format import layout
 from .format import tree as treefmt
 from .repo import records as rec
@@ -63,17 +64,26 @@ class CheckReport:
     bytes_read: int = 0
     blobs: int = 0
     damaged_packs: list = field(default_factory=list)
-    affected: list = field(default_factory=list)   # "snapshot path" lines
+    affected: list = field(default_factory=list)  # "snapshot path" lines
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "errors": self.errors, "warnings": self.warnings,
-                "snapshots": self.snapshots, "trees": self.trees, "packs": self.packs,
-                "packs_read": self.packs_read, "bytes_read": self.bytes_read, "blobs": self.blobs,
-                "damaged_packs": self.damaged_packs, "affected": self.affected}
+        return {
+            "ok": self.ok,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "snapshots": self.snapshots,
+            "trees": self.trees,
+            "packs": self.packs,
+            "packs_read": self.packs_read,
+            "bytes_read": self.bytes_read,
+            "blobs": self.blobs,
+            "damaged_packs": self.damaged_packs,
+            "affected": self.affected,
+        }
 
 
 def check(repo: Checked, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
@@ -109,8 +119,9 @@ def _stored_packs(storage: Storage, rep: CheckReport) -> dict[bytes, int]:
     return stored
 
 
-def _indexed_packs(blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport,
-                   damaged: set[bytes]) -> dict[bytes, list[bytes]]:
+def _indexed_packs(
+    blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, damaged: set[bytes]
+) -> dict[bytes, list[bytes]]:
     """Packs the index names: missing or truncated ones are damage; unindexed ones a warning."""
     index = blobs.index
     rep.blobs = len(index)
@@ -126,14 +137,12 @@ def _indexed_packs(blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport,
         size = stored.get(pid)
         end = max(index[b].offset + index[b].length for b in ids)
         if size is not None and size < end + 4:
-            rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} "
-                              "(truncated)")
+            rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} (truncated)")
             rep.damaged_packs.append(pid.hex())
             damaged.update(b for b in ids if index[b].offset + index[b].length > size)
     for pid in stored:
         if pid not in indexed:
-            rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; "
-                                "prune removes it)")
+            rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; prune removes it)")
     return indexed
 
 
@@ -155,8 +164,9 @@ def _check_trees(repo: Checked, snaps: list[Snapshot], rep: CheckReport, damaged
             rep.errors.append(f"snapshot {s.short_id}: content root does not match its trees")
 
 
-def _tree_digest(repo: Checked, root: str, rep: CheckReport, damaged: set[bytes],
-                 digests: dict[str, str | None]) -> str | None:
+def _tree_digest(
+    repo: Checked, root: str, rep: CheckReport, damaged: set[bytes], digests: dict[str, str | None]
+) -> str | None:
     """Check every tree below `root` (each once) and return root's digest; iterative, any depth.
 
     A folder is entered (its tree decoded, its files checked), then left once
@@ -250,8 +260,9 @@ def verify_audit_log(repo: Checked, external: bytes | None = None, remember: boo
     return rep
 
 
-def snapshot_links(rep: VerifyReport, stored: dict[str, Snapshot],
-                   stored_at: Callable[[str], _dt.datetime | None], clock: Clock) -> None:
+def snapshot_links(
+    rep: VerifyReport, stored: dict[str, Snapshot], stored_at: Callable[[str], _dt.datetime | None], clock: Clock
+) -> None:
     """Every stored snapshot has a matching `snapshot` event; every logged one is still stored
     or was forgotten by a `forget` event."""
     entries = rep.entries
@@ -268,13 +279,14 @@ def snapshot_links(rep: VerifyReport, stored: dict[str, Snapshot],
         ev = logged.get(sid)
         if ev is None:
             _unlogged(rep, s, predates(s), stored_at(sid), now)
-        elif ev.get("details", {}).get("content_root") != s.content_root or \
-                ev.get("details", {}).get("tree") != s.tree:
+        elif ev.get("details", {}).get("content_root") != s.content_root or ev.get("details", {}).get("tree") != s.tree:
             rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev['seq']} in the audit log")
     for sid, ev in logged.items():
         if sid not in stored and sid not in forgotten:
-            rep.errors.append(f"snapshot {sid[:8]} (event {ev['seq']}) is gone from the repository, but the "
-                              "log has no forget event for it: it was deleted behind the log")
+            rep.errors.append(
+                f"snapshot {sid[:8]} (event {ev['seq']}) is gone from the repository, but the "
+                "log has no forget event for it: it was deleted behind the log"
+            )
 
 
 def _predates_log(entries: list) -> Callable[[Snapshot], bool]:
@@ -294,29 +306,38 @@ def _predates_log(entries: list) -> Callable[[Snapshot], bool]:
     return lambda s: s.time < first
 
 
-def _unlogged(rep: VerifyReport, s: Snapshot, predates: bool, stored_at: _dt.datetime | None,
-              now: _dt.datetime) -> None:
+def _unlogged(
+    rep: VerifyReport, s: Snapshot, predates: bool, stored_at: _dt.datetime | None, now: _dt.datetime
+) -> None:
     if predates:
         rep.warnings.append(f"snapshot {s.short_id} predates the audit log (made by an earlier version)")
     elif stored_at is not None and now - stored_at <= RECOVER_AFTER:
-        rep.warnings.append(f"snapshot {s.short_id} has no event in the audit log yet (its backup may "
-                            "still be recording it)")
+        rep.warnings.append(
+            f"snapshot {s.short_id} has no event in the audit log yet (its backup may still be recording it)"
+        )
     else:
-        rep.errors.append(f"snapshot {s.short_id} has no event in the audit log (a crash before it was "
-                          "recorded is repaired by the next backup; otherwise it was added behind the log)")
+        rep.errors.append(
+            f"snapshot {s.short_id} has no event in the audit log (a crash before it was "
+            "recorded is repaired by the next backup; otherwise it was added behind the log)"
+        )
 
 
 # -- every byte ----------------------------------------------------------------------
 
 
-def _read_packs(storage: Storage, blobs: BlobStore, stored_packs: dict[bytes, int],
-                indexed_packs: dict[bytes, list[bytes]], rep: CheckReport, damaged_blobs: set[bytes],
-                progress: Progress | None) -> None:
+def _read_packs(
+    storage: Storage,
+    blobs: BlobStore,
+    stored_packs: dict[bytes, int],
+    indexed_packs: dict[bytes, list[bytes]],
+    rep: CheckReport,
+    damaged_blobs: set[bytes],
+    progress: Progress | None,
+) -> None:
     mu = threading.Lock()
     total = len(stored_packs)
     with ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2))) as pool:
-        results = pool.map(lambda pid: _read_pack(storage, blobs, pid, indexed_packs.get(pid, ())),
-                           list(stored_packs))
+        results = pool.map(lambda pid: _read_pack(storage, blobs, pid, indexed_packs.get(pid, ())), list(stored_packs))
         for key, problems, bad, n in results:
             with mu:
                 rep.packs_read += 1
@@ -330,8 +351,9 @@ def _read_packs(storage: Storage, blobs: BlobStore, stored_packs: dict[bytes, in
                     progress(rep.packs_read, total)
 
 
-def _read_pack(storage: Storage, blobs: BlobStore, pid: bytes,
-               indexed: list[bytes] | tuple) -> tuple[str, list[str], set[bytes], int]:
+def _read_pack(
+    storage: Storage, blobs: BlobStore, pid: bytes, indexed: list[bytes] | tuple
+) -> tuple[str, list[str], set[bytes], int]:
     """(key, problems, damaged blobs, bytes read) for one pack read whole."""
     key = layout.pack(pid)
     problems: list[str] = []
@@ -354,7 +376,7 @@ def _read_pack(storage: Storage, blobs: BlobStore, pid: bytes,
         if header is not None and (h is None or h.offset != ie.offset or h.length != ie.length):
             problems.append(f"blob {bid.hex()[:16]} is indexed here but not in the pack header")
         try:
-            blobs.open_blob(bid, ie, data[ie.offset:ie.offset + ie.length])
+            blobs.open_blob(bid, ie, data[ie.offset : ie.offset + ie.length])
         except IntegrityError as e:
             bad.add(bid)
             problems.append(str(e))
@@ -374,5 +396,6 @@ def _trace(repo: Checked, snaps: list[Snapshot], damaged: set[bytes], rep: Check
         except AmberError as e:
             rep.affected.append(f"{s.short_id} (partly unreadable: {e})")
     if rep.affected:
-        rep.errors.append(f"damage affects {len(rep.affected)} file(s) in "
-                          f"{len({a.split()[0] for a in rep.affected})} snapshot(s)")
+        rep.errors.append(
+            f"damage affects {len(rep.affected)} file(s) in {len({a.split()[0] for a in rep.affected})} snapshot(s)"
+        )

@@ -2,6 +2,7 @@
 
 Durations: 90s 15m 36h 30d 2w 6mo 7y; dates: ISO 8601.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -19,14 +20,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> _dt.datetime:
-        return _dt.datetime.fromtimestamp(time.time(), _dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(time.time(), _dt.UTC)
 
 
 class FakeClock:
     """A clock tests move by hand."""
 
     def __init__(self, start: _dt.datetime | None = None) -> None:
-        self._now = start or _dt.datetime(2030, 1, 1, tzinfo=_dt.timezone.utc)
+        self._now = start or _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 
     def now(self) -> _dt.datetime:
         return self._now
@@ -37,7 +38,7 @@ class FakeClock:
 
 def to_iso(t: _dt.datetime) -> str:
     """ISO 8601 UTC with microseconds when present, 'Z' suffix."""
-    t = t.astimezone(_dt.timezone.utc)
+    t = t.astimezone(_dt.UTC)
     text = t.strftime("%Y-%m-%dT%H:%M:%S")
     if t.microsecond:
         text += f".{t.microsecond:06d}"
@@ -47,8 +48,8 @@ def to_iso(t: _dt.datetime) -> str:
 def from_iso(text: str) -> _dt.datetime:
     t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
-    return t.astimezone(_dt.timezone.utc)
+        t = t.replace(tzinfo=_dt.UTC)
+    return t.astimezone(_dt.UTC)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -75,7 +76,7 @@ def add_duration(start: _dt.datetime, text: str) -> _dt.datetime:
 
 def duration_seconds(text: str) -> float:
     """Length of a duration measured from the epoch (months and years approximate)."""
-    epoch = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+    epoch = _dt.datetime(2000, 1, 1, tzinfo=_dt.UTC)
     return (add_duration(epoch, text) - epoch).total_seconds()
 
 
@@ -83,8 +84,8 @@ def parse_date(text: str) -> _dt.datetime:
     try:
         t = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         if t.tzinfo is None:
-            t = t.replace(tzinfo=_dt.timezone.utc)
-        return t.astimezone(_dt.timezone.utc)
+            t = t.replace(tzinfo=_dt.UTC)
+        return t.astimezone(_dt.UTC)
     except (ValueError, OverflowError):
         raise UsageError(f"invalid date {text!r}: use ISO 8601, e.g. 2031-01-01 or 2031-01-01T00:00:00Z") from None
 

@@ -4,22 +4,25 @@ Messages say what went wrong in the library's words. Where the user can do
 something about it, `remedy` names it symbolically (see REMEDIES); the CLI
 turns that into a hint naming its own flags, so the library never does.
 """
+
 from __future__ import annotations
 
 # What a user can do about an error. The CLI maps each to a hint in its own words.
-REMEDIES = frozenset({
-    "init",               # create the repository first
-    "check",              # run a check to see what is damaged
-    "audit-verify",       # verify the audit log
-    "bypass-governance",  # an administrator may bypass governance retention
-    "trust-clock",        # the clock was checked by a person: proceed anyway
-    "keep-rule",          # give at least one keep rule
-    "hold-reason",        # a legal hold needs a reason
-    "lock-period",        # give exactly one of a duration or an end date
-    "retention-mode",     # the mode is governance or compliance
-    "stdin-name",         # the name given to data read from standard input
-    "backup-paths",       # give something to back up
-})
+REMEDIES = frozenset(
+    {
+        "init",  # create the repository first
+        "check",  # run a check to see what is damaged
+        "audit-verify",  # verify the audit log
+        "bypass-governance",  # an administrator may bypass governance retention
+        "trust-clock",  # the clock was checked by a person: proceed anyway
+        "keep-rule",  # give at least one keep rule
+        "hold-reason",  # a legal hold needs a reason
+        "lock-period",  # give exactly one of a duration or an end date
+        "retention-mode",  # the mode is governance or compliance
+        "stdin-name",  # the name given to data read from standard input
+        "backup-paths",  # give something to back up
+    }
+)
 
 
 class AmberError(Exception):
@@ -78,7 +81,7 @@ class RestoreFailed(IntegrityError):
     `problems` lists each one; `stats` is the restore's own account of what it wrote.
     """
 
-    def __init__(self, problems: list[str], stats=None, verified: bool = False) -> None:
+    def __init__(self, problems: list[str], stats: object = None, verified: bool = False) -> None:
         self.problems = list(problems)
         self.stats = stats
         self.verified = verified

@@ -13,6 +13,7 @@ A bundle is a zip file:
 `verify_bundle` trusts nothing in the bundle but the public key given to it
 (falling back to the bundle's own key, which it says it did).
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,14 +43,27 @@ def export(repo, snap, paths: list[str], out_path: str) -> dict:
         for n, path in enumerate(paths):
             files.append(_export_file(repo, snap, z, n, path, trees))
         manifest = {
-            "format": FORMAT, "repository": repo.id, "created": to_iso(repo.clock.now()),
-            "snapshot": {"id": snap.id, "time": to_iso(snap.time), "hostname": snap.hostname,
-                         "username": snap.username, "paths": snap.paths, "tags": snap.tags,
-                         "tree": snap.tree, "content_root": snap.content_root},
+            "format": FORMAT,
+            "repository": repo.id,
+            "created": to_iso(repo.clock.now()),
+            "snapshot": {
+                "id": snap.id,
+                "time": to_iso(snap.time),
+                "hostname": snap.hostname,
+                "username": snap.username,
+                "paths": snap.paths,
+                "tags": snap.tags,
+                "tree": snap.tree,
+                "content_root": snap.content_root,
+            },
             "files": files,
-            "log": {"seq": ev["seq"], "tree_size": cp.size, "leaf_hash": merkle.leaf_hash(raw_event).hex(),
-                    "inclusion_proof": [base64.b64encode(p).decode() for p in proof],
-                    "origin": repo.audit.origin},
+            "log": {
+                "seq": ev["seq"],
+                "tree_size": cp.size,
+                "leaf_hash": merkle.leaf_hash(raw_event).hex(),
+                "inclusion_proof": [base64.b64encode(p).decode() for p in proof],
+                "origin": repo.audit.origin,
+            },
         }
         for digest, raw in trees.items():
             z.writestr(f"trees/{digest}.json", raw)
@@ -65,16 +79,17 @@ def _log_proof(repo, snap):
     verified) and the event's inclusion proof under it."""
     entries = repo.audit.entries()
     leaves = repo.audit.leaves(entries)
-    event = next(((ev, raw) for ev, raw in entries
-                  if ev.get("type") == "snapshot" and ev.get("snapshot") == snap.id), None)
+    event = next(
+        ((ev, raw) for ev, raw in entries if ev.get("type") == "snapshot" and ev.get("snapshot") == snap.id), None
+    )
     if event is None:
         raise NotFound(f"snapshot {snap.short_id} has no event in the audit log")
     ev, raw_event = event
     note = repo.audit.latest_checkpoint()
     cp = cpfmt.verify(note, repo.audit.origin, repo.audit.public)
-    if cp.size <= ev["seq"] or cp.root != merkle.root(leaves[:cp.size]):
+    if cp.size <= ev["seq"] or cp.root != merkle.root(leaves[: cp.size]):
         raise IntegrityError("the latest checkpoint does not cover the snapshot's event; run `amber audit verify`")
-    return ev, raw_event, note, cp, merkle.inclusion_proof(leaves[:cp.size], ev["seq"])
+    return ev, raw_event, note, cp, merkle.inclusion_proof(leaves[: cp.size], ev["seq"])
 
 
 def _export_file(repo, snap, z: zipfile.ZipFile, n: int, path: str, trees: dict[str, bytes]) -> dict:
@@ -105,15 +120,22 @@ def _export_file(repo, snap, z: zipfile.ZipFile, n: int, path: str, trees: dict[
     with z.open(member, "w", force_zip64=True) as f:
         repo.copy_file(node, f, path)
     path_digests = [treefmt.digest(treefmt.encode(repo.load_tree(t))) for t in chain]
-    return {"path": path, "member": member, "size": node.get("size", 0),
-            "sha256": node["sha256"], "mode": node.get("mode"), "uid": node.get("uid"),
-            "gid": node.get("gid"), "mtime_ns": node.get("mtime_ns"),
-            "merkle_path": path_digests}
+    return {
+        "path": path,
+        "member": member,
+        "size": node.get("size", 0),
+        "sha256": node["sha256"],
+        "mode": node.get("mode"),
+        "uid": node.get("uid"),
+        "gid": node.get("gid"),
+        "mtime_ns": node.get("mtime_ns"),
+        "merkle_path": path_digests,
+    }
 
 
 @dataclass
 class EvidenceReport:
-    checks: list = field(default_factory=list)     # (ok, what) in order
+    checks: list = field(default_factory=list)  # (ok, what) in order
     key_from_bundle: bool = False
     manifest: dict = field(default_factory=dict)
 
@@ -178,8 +200,10 @@ def _read_manifest(read, rep: EvidenceReport):
         manifest = json.loads(raw_manifest) if raw_manifest is not None else None
     except ValueError:
         manifest = None
-    if not rep.add(isinstance(manifest, dict) and manifest.get("format") == FORMAT,
-                   "manifest.json: readable amber evidence manifest"):
+    if not rep.add(
+        isinstance(manifest, dict) and manifest.get("format") == FORMAT,
+        "manifest.json: readable amber evidence manifest",
+    ):
         return None
     rep.manifest = manifest
     try:
@@ -201,8 +225,10 @@ def _verify_key(read, rep: EvidenceReport, origin, public_key: str | None):
         rep.key_from_bundle = True
     try:
         name, public = cpfmt.parse_verifier_key(key_text)
-        rep.add(name == origin and origin == f"amber/{rep.manifest.get('repository')}",
-                f"public key: names the log {origin} of repository {rep.manifest.get('repository')}")
+        rep.add(
+            name == origin and origin == f"amber/{rep.manifest.get('repository')}",
+            f"public key: names the log {origin} of repository {rep.manifest.get('repository')}",
+        )
     except cpfmt.CheckpointError as e:
         rep.add(False, f"public key: {e}")
         return None
@@ -222,8 +248,10 @@ def _verify_checkpoint(read, rep: EvidenceReport, key, origin, log):
     cp = None
     try:
         cp = cpfmt.verify(note or b"", name, public)
-        rep.add(cp.origin == origin and cp.size == log.get("tree_size"),
-                f"checkpoint.txt: signed checkpoint of {cp.size} entries for {cp.origin}")
+        rep.add(
+            cp.origin == origin and cp.size == log.get("tree_size"),
+            f"checkpoint.txt: signed checkpoint of {cp.size} entries for {cp.origin}",
+        )
     except cpfmt.CheckpointError as e:
         rep.add(False, f"checkpoint.txt: {e}")
     return cp
@@ -239,11 +267,19 @@ def _verify_event(read, rep: EvidenceReport, snap, log, cp) -> None:
         pass
     ok = isinstance(event, dict) and event.get("type") == "snapshot" and event.get("snapshot") == snap.get("id")
     details = event.get("details", {}) if ok else {}
-    ok = ok and isinstance(details, dict) and all(
-        details.get(k) == snap.get(k)
-        for k in ("content_root", "tree", "time", "hostname", "username", "paths", "tags"))
-    rep.add(ok, "event.json: the snapshot's audit-log event, naming its id, tree, content root, time, "
-                "host, user, paths and tags as the manifest does")
+    ok = (
+        ok
+        and isinstance(details, dict)
+        and all(
+            details.get(k) == snap.get(k)
+            for k in ("content_root", "tree", "time", "hostname", "username", "paths", "tags")
+        )
+    )
+    rep.add(
+        ok,
+        "event.json: the snapshot's audit-log event, naming its id, tree, content root, time, "
+        "host, user, paths and tags as the manifest does",
+    )
     if raw_event is not None and cp is not None:
         try:
             proof = [base64.b64decode(p, validate=True) for p in log.get("inclusion_proof", [])]
@@ -295,9 +331,15 @@ def _verify_file(f: dict, snap: dict, read, z, names, rep: EvidenceReport) -> No
         if i < len(parts) - 1:
             ok = node["type"] == "dir" and node.get("digest") == digests[i + 1]
         else:
-            ok = (node["type"] == "file" and node.get("sha256") == f["sha256"]
-                  and all(node.get(k) == f.get(k) for k in ("size", "mode", "uid", "gid", "mtime_ns")))
+            ok = (
+                node["type"] == "file"
+                and node.get("sha256") == f["sha256"]
+                and all(node.get(k) == f.get(k) for k in ("size", "mode", "uid", "gid", "mtime_ns"))
+            )
         if not ok:
             break
-    rep.add(bool(ok), f"{member} ({path}): Merkle path from the file's metadata and SHA-256 to the "
-                      f"snapshot's content root {str(snap.get('content_root'))[:16]}…")
+    rep.add(
+        bool(ok),
+        f"{member} ({path}): Merkle path from the file's metadata and SHA-256 to the "
+        f"snapshot's content root {str(snap.get('content_root'))[:16]}…",
+    )

@@ -8,6 +8,7 @@ module states that as a `typing.Protocol`, and this class satisfies them.
 Every change first checks the audit log's history, then records its event
 after the change is stored.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -17,7 +18,6 @@ from collections.abc import Mapping
 from typing import BinaryIO
 
 from . import browse
-from .version import __version__
 from .audit.log import AuditLog
 from .backup.archiver import BackupResult, backup
 from .check import CheckReport, check, verify_audit_log
@@ -41,10 +41,11 @@ from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage
 from .storage.base import GOVERNANCE, MODES, Retention
+from .version import __version__
 
 FORMAT_VERSION = 1
 CHUNK_MIN = 512 << 10
-CHUNK_AVG = 512 << 10   # with pyfastcdc's cut-point skipping the mean is about 768 KiB
+CHUNK_AVG = 512 << 10  # with pyfastcdc's cut-point skipping the mean is about 768 KiB
 CHUNK_MAX = 8 << 20
 PACK_SIZE = 16 << 20
 
@@ -52,31 +53,38 @@ PACK_SIZE = 16 << 20
 class Repository:
     """An open repository. Create with `Repository.init`, open with `Repository.open`."""
 
-    def __init__(self, storage: Storage, keys: MasterKeys, config: dict, key_id: str,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, storage: Storage, keys: MasterKeys, config: dict, key_id: str, clock: Clock | None = None
+    ) -> None:
         self.storage = storage
         self.keys = keys
         self.config = config
         self.key_id = key_id
         self.clock: Clock = clock or SystemClock()
-        self.warn = lambda message: None      # where the library reports what it skips
+        self.warn = lambda message: None  # where the library reports what it skips
         self.records = rec.Records(storage, Sealer(keys.data))
         self.blobs = BlobStore(storage, self.records, keys, pack_target=config.get("pack_size", PACK_SIZE))
         self.trees = Trees(self.blobs, self.load_index)
         self.snapshot_store = SnapshotStore(self.records, lambda message: self.warn(message))
         self.event_store = EventStore(self.records, self.clock, lambda: self.key_id[:16])
         self.key_ring = KeyRing(self.records)
-        self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock,
-                              key_id)
+        self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id)
         self.index_errors: list[str] = []
         self._index_loaded = False
 
     # -- lifecycle -----------------------------------------------------------
 
     @classmethod
-    def init(cls, url: str, password: str, *, default_retention: dict | None = None,
-             clock: Clock | None = None, kdf_n: int = keyfile.SCRYPT_N,
-             storage_options: Mapping[str, str] | None = None) -> "Repository":
+    def init(
+        cls,
+        url: str,
+        password: str,
+        *,
+        default_retention: dict | None = None,
+        clock: Clock | None = None,
+        kdf_n: int = keyfile.SCRYPT_N,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> "Repository":
         """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
         every new snapshot; its mode defaults to governance, and storage must enforce it."""
         storage = open_storage(url, create=True, options=storage_options)
@@ -90,22 +98,38 @@ class Repository:
         keys = MasterKeys.generate()
         clock = clock or SystemClock()
         config = {
-            "v": FORMAT_VERSION, "id": uuid.uuid4().hex, "created": to_iso(clock.now()),
-            "chunker": {"algorithm": "fastcdc2020", "min": CHUNK_MIN, "avg": CHUNK_AVG, "max": CHUNK_MAX,
-                        "normalization": 1},
-            "pack_size": PACK_SIZE, "compression": "zstd", "default_retention": default_retention,
+            "v": FORMAT_VERSION,
+            "id": uuid.uuid4().hex,
+            "created": to_iso(clock.now()),
+            "chunker": {
+                "algorithm": "fastcdc2020",
+                "min": CHUNK_MIN,
+                "avg": CHUNK_AVG,
+                "max": CHUNK_MAX,
+                "normalization": 1,
+            },
+            "pack_size": PACK_SIZE,
+            "compression": "zstd",
+            "default_retention": default_retention,
             "program": f"amber {__version__}",
         }
         key_id = KeyRing(rec.Records(storage, None)).add(keys, password, clock, kdf_n=kdf_n)
         rec.Records(storage, Sealer(keys.data)).put_at(rec.CONFIG, config, layout.CONFIG)
         repo = cls(storage, keys, config, key_id, clock)
-        repo.log_event("init", repository=config["id"], format=FORMAT_VERSION, key=key_id,
-                       default_retention=default_retention, public_key=repo.audit.vkey())
+        repo.log_event(
+            "init",
+            repository=config["id"],
+            format=FORMAT_VERSION,
+            key=key_id,
+            default_retention=default_retention,
+            public_key=repo.audit.vkey(),
+        )
         return repo
 
     @classmethod
-    def open(cls, url: str, password: str, *, clock: Clock | None = None,
-             storage_options: Mapping[str, str] | None = None) -> "Repository":
+    def open(
+        cls, url: str, password: str, *, clock: Clock | None = None, storage_options: Mapping[str, str] | None = None
+    ) -> "Repository":
         storage = open_storage(url, options=storage_options)
         if not storage.exists(layout.CONFIG):
             raise RepositoryNotFound(f"no repository at {url}", remedy="init")
@@ -147,8 +171,7 @@ class Repository:
 
     # -- audit log ---------------------------------------------------------------
 
-    def log_event(self, kind: str, snapshot: str | None = None, lock: Retention | None = None,
-                  **details) -> dict:
+    def log_event(self, kind: str, snapshot: str | None = None, lock: Retention | None = None, **details) -> dict:
         """Append one event to the audit log (after the change it records is stored)."""
         return self.audit.append(kind, snapshot, lock, **details)
 
@@ -230,8 +253,9 @@ class Repository:
         """When a lock asked for as a duration from now, or as an end date, ends."""
         return locks.resolve_until(self.clock, duration, date)
 
-    def lock(self, snap: Snapshot, mode: str | None, until: _dt.datetime,
-             bypass_governance: bool = False) -> Protection:
+    def lock(
+        self, snap: Snapshot, mode: str | None, until: _dt.datetime, bypass_governance: bool = False
+    ) -> Protection:
         """Lock or extend. Without a mode: the snapshot's active mode, else the repository's
         default mode, else governance."""
         if mode is None:
@@ -294,8 +318,14 @@ class Repository:
     def restore(self, snap: Snapshot, target: str, **kw) -> RestoreStats:
         stats = restore(self, snap, target, **kw)
         try:  # a read-only client can restore without recording it
-            self.log_event("restore", snap.id, target=os.path.abspath(target), files=stats.files,
-                           bytes=stats.bytes_written, verified=bool(kw.get("verify")))
+            self.log_event(
+                "restore",
+                snap.id,
+                target=os.path.abspath(target),
+                files=stats.files,
+                bytes=stats.bytes_written,
+                verified=bool(kw.get("verify")),
+            )
         except AmberError as e:
             self.warn(f"the restore was not recorded in the audit log: {e}")
         return stats
@@ -304,8 +334,13 @@ class Repository:
         rep = check(self, read_data=read_data, progress=progress)
         if record:
             try:
-                self.log_event("check", read_data=read_data, ok=rep.ok, errors=len(rep.errors),
-                               damaged_packs=rep.damaged_packs[:100])
+                self.log_event(
+                    "check",
+                    read_data=read_data,
+                    ok=rep.ok,
+                    errors=len(rep.errors),
+                    damaged_packs=rep.damaged_packs[:100],
+                )
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")
         return rep

@@ -1,2 +1,3 @@
 """The version of amber, importable from any layer."""
+
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """Shared helpers of the audit-log and evidence tests (library level, real local storage)."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,11 @@ def events(repo) -> list[dict]:
 def log_files(repo_path) -> list[Path]:
     """Every stored object under log/ of a local repository (amber's own dot files excluded)."""
     root = Path(repo_path, "log")
-    return sorted(p for p in root.rglob("*") if p.is_file() and not any(
-        part.startswith(".") for part in p.relative_to(root).parts))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def key_of(repo_path, path) -> str:
@@ -44,7 +48,7 @@ def rewrite_file(path, data: bytes) -> None:
 
 
 def flip(data: bytes, pos: int, mask: int = 0x01) -> bytes:
-    return data[:pos] + bytes([data[pos] ^ mask]) + data[pos + 1:]
+    return data[:pos] + bytes([data[pos] ^ mask]) + data[pos + 1 :]
 
 
 def positions(n: int, seed, extra: int = 3, skip=()) -> list[int]:

@@ -1,6 +1,7 @@
 """Several writers append to one audit log at once: every event lands exactly once, the
 sequence numbers are contiguous, and the log verifies. Writers are threads of one process
 and separate processes, each opening the repository itself."""
+
 from __future__ import annotations
 
 import collections
@@ -52,7 +53,7 @@ def test_threads_appending_at_once_all_land(repo, repo_path):
         for n in range(EACH):
             try:
                 mine.log_event("check", read_data=False, ok=True, errors=0, writer=w, n=n)
-            except Exception as e:  # noqa: BLE001 - every failure is the finding
+            except Exception as e:
                 errors.append(f"writer {w} event {n}: {type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(WRITERS)]
@@ -92,8 +93,14 @@ def test_processes_appending_at_once_all_land(repo, repo_path, tmp_path, state):
         env = dict(os.environ, AUDIT_TEST_PASSWORD=PASSWORD)
         if state == "a-state-per-process":
             env["XDG_STATE_HOME"] = str(tmp_path / f"state-{w}")
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(repo_path), str(w), str(EACH), str(start)],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(repo_path), str(w), str(EACH), str(start)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
     failures = []
     for w, p in enumerate(procs):
         out, err = p.communicate(timeout=120)
@@ -123,8 +130,13 @@ class AnotherWriterMeanwhile(StorageWrapper):
 
 def test_an_append_that_races_another_writer_of_the_same_client_lands(repo, repo_path):
     opened = open_repo(repo_path)
-    mine = Repository(AnotherWriterMeanwhile(opened.storage, open_repo(repo_path)), opened.keys, opened.config,
-                      opened.key_id, opened.clock)
+    mine = Repository(
+        AnotherWriterMeanwhile(opened.storage, open_repo(repo_path)),
+        opened.keys,
+        opened.config,
+        opened.key_id,
+        opened.clock,
+    )
     mine.log_event("check", read_data=False, ok=True, errors=0, writer=0, n=0)
     evs = events(open_repo(repo_path))
     assert [(ev["seq"], ev["details"].get("writer")) for ev in evs] == [(0, None), (1, 1), (2, 0)]

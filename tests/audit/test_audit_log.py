@@ -1,6 +1,7 @@
 """The audit log of a real repository: one event per change, in order; every damaged, deleted,
 rolled-back or rewritten log object found and named; crashes between a change and its event
 found and repaired."""
+
 from __future__ import annotations
 
 import base64
@@ -13,13 +14,26 @@ import pytest
 from amber.audit import checkpoint as cpfmt
 from amber.audit import merkle
 from amber.audit.log import CHECKPOINTS, ENTRIES, RECOVER_AFTER
-from amber.format.canonical import utf8_json as canonical
 from amber.clock import from_iso, to_iso
 from amber.errors import IntegrityError
 from amber.format import tree as treefmt
+from amber.format.canonical import utf8_json as canonical
 
-from audit_helpers import (backup, copy_repo, events, flip, init_repo, key_of, log_files, open_repo, positions,
-                           rand, replace_repo, rewrite_file, write)
+from audit_helpers import (
+    backup,
+    copy_repo,
+    events,
+    flip,
+    init_repo,
+    key_of,
+    log_files,
+    open_repo,
+    positions,
+    rand,
+    replace_repo,
+    rewrite_file,
+    write,
+)
 
 DAY = dt.timedelta(days=1)
 
@@ -71,9 +85,18 @@ def test_every_change_is_one_event_in_order(repo, repo_path, src):
 
     evs = events(repo)
     assert [(ev["type"], ev.get("snapshot")) for ev in evs] == [
-        ("init", None), ("snapshot", s1.id), ("snapshot", s2.id), ("key-add", None), ("key-remove", None),
-        ("lock", s1.id), ("hold", s2.id), ("release", s2.id), ("forget", s2.id), ("prune", None),
-        ("check", None)]
+        ("init", None),
+        ("snapshot", s1.id),
+        ("snapshot", s2.id),
+        ("key-add", None),
+        ("key-remove", None),
+        ("lock", s1.id),
+        ("hold", s2.id),
+        ("release", s2.id),
+        ("forget", s2.id),
+        ("prune", None),
+        ("check", None),
+    ]
     assert [ev["seq"] for ev in evs] == list(range(len(evs)))
     times = [from_iso(ev["time"]) for ev in evs]
     assert times == sorted(times)
@@ -300,12 +323,20 @@ def test_an_external_checkpoint_of_another_repository_is_refused(busy, tmp_path)
     assert any(e.startswith("the given checkpoint") for e in rep.errors), rep.errors
 
 
-@pytest.mark.parametrize("note", [
-    b"", b"garbage", b"\xff\xfe", b"amber/x\n1\n\n\n",
-    "amber/x\n1\n\u00e9AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u2014 amber/x AAAA\n".encode(),
-    "amber/x\n\u00b2\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u2014 amber/x ".encode()
-    + base64.b64encode(bytes(68)) + b"\n",
-], ids=["empty", "text", "not-utf8", "no-root", "non-ascii-root", "unicode-digit-size"])
+@pytest.mark.parametrize(
+    "note",
+    [
+        b"",
+        b"garbage",
+        b"\xff\xfe",
+        b"amber/x\n1\n\n\n",
+        "amber/x\n1\n\u00e9AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u2014 amber/x AAAA\n".encode(),
+        "amber/x\n\u00b2\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u2014 amber/x ".encode()
+        + base64.b64encode(bytes(68))
+        + b"\n",
+    ],
+    ids=["empty", "text", "not-utf8", "no-root", "non-ascii-root", "unicode-digit-size"],
+)
 def test_a_malformed_external_checkpoint_is_an_error_not_a_crash(busy, note):
     rep = busy["repo"].verify_audit_log(external=note, remember=False)
     assert any(e.startswith("the given checkpoint") for e in rep.errors), rep.errors
@@ -350,7 +381,9 @@ def test_a_snapshot_without_its_event_is_reported_then_recorded_by_the_next_back
     new = backup(open_repo(path), src)
     evs = events(repo)
     assert [(ev["type"], ev.get("snapshot"), ev["details"].get("recovered")) for ev in evs[4:]] == [
-        ("snapshot", orphan, True), ("snapshot", new.id, False)]
+        ("snapshot", orphan, True),
+        ("snapshot", new.id, False),
+    ]
     assert evs[4]["details"]["content_root"] == busy["s2"].content_root
     rep = open_repo(path).verify_audit_log()
     assert rep.ok, rep.errors
@@ -369,7 +402,9 @@ def test_a_snapshot_another_backup_may_still_be_recording_is_left_to_it(busy):
     write(src / "j.txt", b"juliett\n")
     newer = backup(open_repo(path), src)
     assert [(ev["type"], ev.get("snapshot"), ev["details"]["recovered"]) for ev in events(repo)[5:]] == [
-        ("snapshot", young, True), ("snapshot", newer.id, False)]
+        ("snapshot", young, True),
+        ("snapshot", newer.id, False),
+    ]
     assert open_repo(path).verify_audit_log().ok
 
 

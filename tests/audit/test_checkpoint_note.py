@@ -1,5 +1,6 @@
 """Signed checkpoints: the exact note bytes, round trips, and refusal of anything malformed or
 signed by another key. Pure functions of amber.audit.checkpoint; no repository."""
+
 from __future__ import annotations
 
 import base64
@@ -34,8 +35,7 @@ GOLDEN_VKEY = "amber/0123456789abcdef0123456789abcdef+89f50368+AQOhB7/zzhC+HXDdG
 # follows): the same key hash and verifier key construction must reproduce it.
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_SKEY_B64 = "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
-GO_TEXT = (b"If you think cryptography is the answer to your problem,\n"
-           b"then you don't know what your problem is.\n")
+GO_TEXT = b"If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
 GO_SIG = "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
 
 
@@ -133,7 +133,7 @@ def test_every_single_byte_change_of_the_golden_note_is_refused():
     padding_char = len(GOLDEN_NOTE) - 3  # "...X=\n"
     for pos in range(len(GOLDEN_NOTE)):
         for mask in (0x01, 0x02, 0x10, 0x80):
-            note = GOLDEN_NOTE[:pos] + bytes([GOLDEN_NOTE[pos] ^ mask]) + GOLDEN_NOTE[pos + 1:]
+            note = GOLDEN_NOTE[:pos] + bytes([GOLDEN_NOTE[pos] ^ mask]) + GOLDEN_NOTE[pos + 1 :]
             try:
                 cp = cpfmt.verify(note, ORIGIN, pub)
             except cpfmt.CheckpointError:
@@ -142,22 +142,25 @@ def test_every_single_byte_change_of_the_golden_note_is_refused():
             assert cpfmt.parse(note)[1] == cpfmt.parse(GOLDEN_NOTE)[1] and cp.size == 7
 
 
-@pytest.mark.parametrize("note, why", [
-    (b"", "no signature block"),
-    (b"\n\n", "needs origin, size and root"),
-    (GOLDEN_NOTE.replace(b"\n\n", b"\n"), "signature block"),
-    (GOLDEN_NOTE[:-1], "end with a newline"),
-    (GOLDEN_NOTE.replace(b"\n7\n", b"\n07\n"), "size"),
-    (GOLDEN_NOTE.replace(b"\n7\n", b"\n-7\n"), "size"),
-    (GOLDEN_NOTE.replace(b"\n7\n", b"\n\n"), "needs origin, size and root"),
-    (GOLDEN_NOTE.replace(b"TMk8", b"TM!8"), "base64"),
-    (GOLDEN_NOTE.replace(b"TMk8mp0b", b""), "32 bytes"),
-    (GOLDEN_NOTE.replace("\u2014".encode(), b"-"), "malformed signature line"),
-    (GOLDEN_NOTE.replace(b"ifUD", b"ifU!"), "base64"),
-    (GOLDEN_NOTE.replace(b"ifUDaICV", b""), "wrong length"),
-    (b"\xff" + GOLDEN_NOTE, "UTF-8"),
-    (GOLDEN_NOTE + b"x" * cpfmt.MAX_NOTE, "too large"),
-])
+@pytest.mark.parametrize(
+    "note, why",
+    [
+        (b"", "no signature block"),
+        (b"\n\n", "needs origin, size and root"),
+        (GOLDEN_NOTE.replace(b"\n\n", b"\n"), "signature block"),
+        (GOLDEN_NOTE[:-1], "end with a newline"),
+        (GOLDEN_NOTE.replace(b"\n7\n", b"\n07\n"), "size"),
+        (GOLDEN_NOTE.replace(b"\n7\n", b"\n-7\n"), "size"),
+        (GOLDEN_NOTE.replace(b"\n7\n", b"\n\n"), "needs origin, size and root"),
+        (GOLDEN_NOTE.replace(b"TMk8", b"TM!8"), "base64"),
+        (GOLDEN_NOTE.replace(b"TMk8mp0b", b""), "32 bytes"),
+        (GOLDEN_NOTE.replace("\u2014".encode(), b"-"), "malformed signature line"),
+        (GOLDEN_NOTE.replace(b"ifUD", b"ifU!"), "base64"),
+        (GOLDEN_NOTE.replace(b"ifUDaICV", b""), "wrong length"),
+        (b"\xff" + GOLDEN_NOTE, "UTF-8"),
+        (GOLDEN_NOTE + b"x" * cpfmt.MAX_NOTE, "too large"),
+    ],
+)
 def test_malformed_notes_are_refused(note, why):
     with pytest.raises(cpfmt.CheckpointError, match=why):
         cpfmt.parse(note)
@@ -166,8 +169,10 @@ def test_malformed_notes_are_refused(note, why):
 VALID_ROOT_LINE = base64.b64encode(ROOT).decode()
 VALID_SIG_LINE = GOLDEN_NOTE.decode().split("\n\n", 1)[1]
 
-_line = st.one_of(st.text(max_size=60), st.sampled_from(["", "0", "7", "07", "\u00b2", "\u0663", VALID_ROOT_LINE,
-                                                          ORIGIN, "\u2014", "\u2014 a b"]))
+_line = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["", "0", "7", "07", "\u00b2", "\u0663", VALID_ROOT_LINE, ORIGIN, "\u2014", "\u2014 a b"]),
+)
 
 
 @st.composite
@@ -177,8 +182,9 @@ def near_notes(draw) -> bytes:
     size = draw(_line)
     root = draw(st.one_of(st.just(VALID_ROOT_LINE), _line))
     extra = draw(st.lists(_line, max_size=2))
-    sig = draw(st.one_of(st.just(VALID_SIG_LINE), st.builds(lambda name, b64: f"\u2014 {name} {b64}\n",
-                                                             _line, _line), _line))
+    sig = draw(
+        st.one_of(st.just(VALID_SIG_LINE), st.builds(lambda name, b64: f"\u2014 {name} {b64}\n", _line, _line), _line)
+    )
     text = "\n".join([origin, size, root, *extra]) + "\n\n" + sig
     return text.encode("utf-8", "surrogatepass")
 
@@ -211,11 +217,20 @@ def test_near_miss_notes_raise_nothing_but_checkpoint_error(note):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(max_size=120),
-                 st.builds(lambda a, b, c: f"{a}+{b}+{c}", st.text(max_size=20),
-                           st.sampled_from(["89f50368", "zz", ""]), st.sampled_from([GOLDEN_VKEY.split("+", 2)[2], "é", ""])),
-                 st.text(st.characters(codec=None, categories=["Cs", "L"]), max_size=20).map(
-                     lambda s: s + "+89f50368+" + GOLDEN_VKEY.split("+", 2)[2])))
+@given(
+    st.one_of(
+        st.text(max_size=120),
+        st.builds(
+            lambda a, b, c: f"{a}+{b}+{c}",
+            st.text(max_size=20),
+            st.sampled_from(["89f50368", "zz", ""]),
+            st.sampled_from([GOLDEN_VKEY.split("+", 2)[2], "é", ""]),
+        ),
+        st.text(st.characters(codec=None, categories=["Cs", "L"]), max_size=20).map(
+            lambda s: s + "+89f50368+" + GOLDEN_VKEY.split("+", 2)[2]
+        ),
+    )
+)
 @example(GOLDEN_VKEY.replace("amber/", "amber\udce9/"))  # a name from a command line that is not UTF-8
 def test_malformed_verifier_keys_raise_nothing_but_checkpoint_error(text):
     try:
@@ -228,7 +243,7 @@ def test_malformed_verifier_keys_raise_nothing_but_checkpoint_error(text):
 def test_every_changed_byte_of_a_verifier_key_is_refused():
     raw = GOLDEN_VKEY.encode()
     for pos in range(len(raw)):
-        mangled = (raw[:pos] + bytes([raw[pos] ^ 0x01]) + raw[pos + 1:]).decode("utf-8", "replace")
+        mangled = (raw[:pos] + bytes([raw[pos] ^ 0x01]) + raw[pos + 1 :]).decode("utf-8", "replace")
         with pytest.raises(cpfmt.CheckpointError):
             cpfmt.parse_verifier_key(mangled)
     for cut in range(1, len(GOLDEN_VKEY)):

@@ -1,6 +1,7 @@
 """Evidence bundles (library): exported from a real repository, verified offline with nothing
 but the log's public key, and refused, naming the part, when any member is changed,
 removed, swollen, or signed by another repository."""
+
 from __future__ import annotations
 
 import base64
@@ -42,8 +43,16 @@ def bundle(repo, repo_path, src, tmp_path):
     paths = [f"{src}/{UNICODE_DIR}/{UNICODE_FILE}", f"{src}/big.bin"]
     out = tmp_path / "evidence.zip"
     manifest = evidence.export(repo, snap, paths, str(out))
-    return {"repo": repo, "path": repo_path, "snap": snap, "paths": paths, "file": out,
-            "vkey": repo.audit.vkey(), "manifest": manifest, "src": src}
+    return {
+        "repo": repo,
+        "path": repo_path,
+        "snap": snap,
+        "paths": paths,
+        "file": out,
+        "vkey": repo.audit.vkey(),
+        "manifest": manifest,
+        "src": src,
+    }
 
 
 def failures(rep) -> list[str]:
@@ -54,7 +63,7 @@ def names(rep, member: str, manifest: dict) -> bool:
     """Whether a failing check names `member`, or for a tree the file whose path it is on."""
     fails = failures(rep)
     if member.startswith("trees/"):
-        digest = member[len("trees/"):-len(".json")]
+        digest = member[len("trees/") : -len(".json")]
         concerned = [f"{f['member']} ({f['path']})" for f in manifest["files"] if digest in f["merkle_path"]]
         assert concerned, member
         return any(c in x for x in fails for c in concerned)
@@ -194,6 +203,7 @@ def _set(path: str, value):
             obj[int(last)] = value(obj[int(last)])
         else:
             obj[last] = value(obj[last])
+
     return change
 
 
@@ -234,6 +244,7 @@ CLAIMS = {
 def test_every_claim_of_the_manifest_is_checked(bundle, tmp_path, claim):
     """The manifest is what a reader of the bundle is told. A changed claim must fail; only
     `created`, the time the bundle was made, is a claim nothing can prove (see EVIDENCE.md)."""
+
     def tamper(raw: bytes) -> bytes:
         m = json.loads(raw)
         CLAIMS[claim](m)
@@ -371,6 +382,7 @@ def third_party_verify(path: str, vkey: str) -> None:
 
 def test_a_checkpoint_member_with_non_ascii_text_fails_cleanly(bundle, tmp_path):
     """Text where base64 belongs must be a failed check, not an exception out of verify_bundle."""
+
     def tamper(note: bytes) -> bytes:
         lines = note.decode().split("\n")
         lines[2] = "\u00e9" + lines[2][1:]

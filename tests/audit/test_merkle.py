@@ -1,4 +1,5 @@
 """Merkle proofs against the published RFC 6962 vectors (tests/vectors/rfc6962) and our own trees."""
+
 import base64
 import json
 import pathlib
@@ -57,8 +58,16 @@ def _recursive_root(leaves):
 
 def test_rfc6962_reference_root():
     # the 8-entry test tree of RFC 6962's reference implementation / the vectors above
-    entries = [b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43",
-               b"\x50\x51\x52\x53\x54\x55\x56\x57", b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f"]
+    entries = [
+        b"",
+        b"\x00",
+        b"\x10",
+        b"\x20\x21",
+        b"\x30\x31",
+        b"\x40\x41\x42\x43",
+        b"\x50\x51\x52\x53\x54\x55\x56\x57",
+        b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
+    ]
     leaves = [merkle.leaf_hash(e) for e in entries]
     assert base64.b64encode(merkle.root(leaves)).decode() == "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg="
     assert merkle.root([]) == merkle.EMPTY_ROOT
@@ -82,5 +91,4 @@ def test_generated_proofs_verify(entries, data):
             merkle.verify_inclusion(bad, i, n, merkle.inclusion_proof(leaves, i), r)
     if m < n:
         with pytest.raises(merkle.ProofError):
-            merkle.verify_consistency(m, n, merkle.root(leaves[:m]), merkle.root(leaves[:-1] + [b"\x00" * 32]),
-                                      proof)
+            merkle.verify_consistency(m, n, merkle.root(leaves[:m]), merkle.root(leaves[:-1] + [b"\x00" * 32]), proof)

@@ -8,6 +8,7 @@ the exit code `amber` would give). A test marked `subprocess`, a run that needs
 a process of its own (`preexec_fn`, a terminal), or every run when
 AMBER_TESTS_SUBPROCESS=1 drives the real `amber` executable instead.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,11 +22,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from sources import (IS_ROOT, NON_UTF8_NAME, OLD_NS, init_repo, make_source, make_tree,  # noqa: F401 - re-exported
-                     set_old_mtimes, write)
+from sources import IS_ROOT, NON_UTF8_NAME, OLD_NS, init_repo, make_source, make_tree, set_old_mtimes, write  # noqa: F401 - re-exported
 
 PASSWORD = "correct horse battery staple \u2713"
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ALWAYS_SUBPROCESS = os.environ.get("AMBER_TESTS_SUBPROCESS") == "1"
 
 
@@ -61,8 +61,10 @@ class Result:
 
     def __repr__(self) -> str:
         out = self.stdout[:3000].decode("utf-8", "backslashreplace")
-        return (f"$ amber {' '.join(map(_show, self.args))}\nexit {self.rc}\n"
-                f"--- stderr ---\n{self.stderr[:3000]}\n--- stdout ---\n{out}")
+        return (
+            f"$ amber {' '.join(map(_show, self.args))}\nexit {self.rc}\n"
+            f"--- stderr ---\n{self.stderr[:3000]}\n--- stdout ---\n{out}"
+        )
 
 
 def _show(a) -> str:
@@ -87,13 +89,22 @@ class Amber:
             d.mkdir(parents=True, exist_ok=True)
 
     def env(self, **overrides) -> dict:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AMBER_", "XDG_")) and k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
-        env.update({
-            "AMBER_REPOSITORY": str(self.repo), "AMBER_PASSWORD": self.password,
-            "XDG_CACHE_HOME": str(self.cache), "XDG_DATA_HOME": str(self.data),
-            "XDG_STATE_HOME": str(self.state), "HOME": str(self.home), "COLUMNS": "200",
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AMBER_", "XDG_")) and k not in ("PYTHONIOENCODING", "PYTHONUTF8")
+        }
+        env.update(
+            {
+                "AMBER_REPOSITORY": str(self.repo),
+                "AMBER_PASSWORD": self.password,
+                "XDG_CACHE_HOME": str(self.cache),
+                "XDG_DATA_HOME": str(self.data),
+                "XDG_STATE_HOME": str(self.state),
+                "HOME": str(self.home),
+                "COLUMNS": "200",
+            }
+        )
         for k, v in overrides.items():
             if v is None:
                 env.pop(k, None)
@@ -104,18 +115,36 @@ class Amber:
     def cmd(self, *args) -> list:
         """The command line of a real `amber` process."""
         assert AMBER, "no amber executable next to the interpreter or on PATH"
-        return [AMBER, *(a if isinstance(a, bytes) else os.fspath(a) if isinstance(a, os.PathLike) else str(a)
-                         for a in args)]
+        return [
+            AMBER,
+            *(a if isinstance(a, bytes) else os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args),
+        ]
 
-    def run(self, *args, expect: int | None = 0, input: bytes | None = None, env: dict | None = None,
-            timeout: float = 300, cwd=None, preexec_fn=None, stderr=None) -> Result:
+    def run(
+        self,
+        *args,
+        expect: int | None = 0,
+        input: bytes | None = None,
+        env: dict | None = None,
+        timeout: float = 300,
+        cwd=None,
+        preexec_fn=None,
+        stderr=None,
+    ) -> Result:
         """Run amber; `expect` is the exit code required (None: any). Never a traceback."""
         env = env if env is not None else self.env()
         if self.subprocess or preexec_fn is not None or stderr is not None:
-            p = subprocess.run(self.cmd(*args), input=input,
-                               stdin=None if input is not None else subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=stderr if stderr is not None else subprocess.PIPE,
-                               env=env, timeout=timeout, cwd=cwd, preexec_fn=preexec_fn)
+            p = subprocess.run(
+                self.cmd(*args),
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr if stderr is not None else subprocess.PIPE,
+                env=env,
+                timeout=timeout,
+                cwd=cwd,
+                preexec_fn=preexec_fn,
+            )
             r = Result(args, p.returncode, p.stdout, p.stderr or b"")
         else:
             r = Result(args, *run_in_process(self.cmd(*args)[1:], env=env, input=input, cwd=cwd))
@@ -153,6 +182,7 @@ class Amber:
 
 
 # -- running amber in this process --------------------------------------------------------------
+
 
 class environment:
     """os.environ replaced by `env` exactly, then put back."""
@@ -221,6 +251,7 @@ def run_in_process(args: list, *, env: dict, input: bytes | None = None, cwd=Non
 
 # -- trees and repositories on disk ----------------------------------------------------------------
 
+
 def sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -237,8 +268,15 @@ def tree_state(root, *, owners: bool = IS_ROOT) -> dict:
 
     def one(p: bytes, rel: bytes) -> None:
         st = os.lstat(p)
-        kind = ("dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode)
-                else "symlink" if stat.S_ISLNK(st.st_mode) else "other")
+        kind = (
+            "dir"
+            if stat.S_ISDIR(st.st_mode)
+            else "file"
+            if stat.S_ISREG(st.st_mode)
+            else "symlink"
+            if stat.S_ISLNK(st.st_mode)
+            else "other"
+        )
         entry = {"type": kind, "mtime_ns": st.st_mtime_ns}
         if kind != "symlink":
             entry["mode"] = stat.S_IMODE(st.st_mode)
@@ -273,12 +311,13 @@ def assert_same_tree(source, restored, **kw) -> None:
     assert not missing and not extra, f"missing after restore: {missing}; unexpected: {extra}"
     diffs = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     assert not diffs, "restored tree differs from the source:\n" + "\n".join(
-        f"  {k!r}: source {v[0]} restored {v[1]}" for k, v in sorted(diffs.items(), key=lambda kv: str(kv[0])))
+        f"  {k!r}: source {v[0]} restored {v[1]}" for k, v in sorted(diffs.items(), key=lambda kv: str(kv[0]))
+    )
 
 
 def iso_to_us(text: str) -> int:
     """An ISO 8601 UTC time as integer microseconds since the epoch."""
-    assert text.endswith("Z") or text.endswith("+00:00"), f"time {text!r} is not UTC"
+    assert text.endswith(("Z", "+00:00")), f"time {text!r} is not UTC"
     t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return (t - EPOCH) // dt.timedelta(microseconds=1)
 

@@ -1,6 +1,7 @@
 """Fixtures for the `amber` command-line tests: a private user of amber per test.
 
 Commands run in this process unless the test is marked `subprocess`."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """amber audit and amber evidence, end to end: the `amber` command, each user
 with private cache, data, state folders and HOME. Damage is exit 20, named on stderr; a
 bundle verifies anywhere with nothing but the log's public key; never a traceback."""
+
 from __future__ import annotations
 
 import json
@@ -87,8 +88,15 @@ def test_audit_log_lists_every_change_oldest_first(logged):
     evs = repo.json("audit", "log")
     assert isinstance(evs, list)
     assert [(e["seq"], e["type"], e.get("snapshot")) for e in evs] == [
-        (0, "init", None), (1, "snapshot", s1), (2, "snapshot", s2), (3, "lock", s1), (4, "hold", s2),
-        (5, "release", s2), (6, "forget", s2), (7, "check", None)]
+        (0, "init", None),
+        (1, "snapshot", s1),
+        (2, "snapshot", s2),
+        (3, "lock", s1),
+        (4, "hold", s2),
+        (5, "release", s2),
+        (6, "forget", s2),
+        (7, "check", None),
+    ]
     times = [iso_to_us(e["time"]) for e in evs]
     assert times == sorted(times)
     snaps = {s["id"]: s for s in repo.snapshots()}
@@ -167,11 +175,15 @@ def test_a_checkpoint_kept_outside_and_an_old_copy_put_back(logged, tmp_path):
     assert "given checkpoint" in r.stderr and "rolled back" in r.stderr, r
 
 
-@pytest.mark.parametrize("content", [
-    b"not a checkpoint\n",
-    b"\xff\xfe\x00",
-    "amber/x\n1\n\u00e9AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u2014 amber/x AAAA\n".encode(),
-], ids=["text", "binary", "non-ascii-root"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not a checkpoint\n",
+        b"\xff\xfe\x00",
+        "amber/x\n1\n\u00e9AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u2014 amber/x AAAA\n".encode(),
+    ],
+    ids=["text", "binary", "non-ascii-root"],
+)
 def test_audit_verify_with_a_malformed_checkpoint_file(world, tmp_path, content):
     bad = tmp_path / "bad-checkpoint.txt"
     bad.write_bytes(content)
@@ -195,8 +207,13 @@ def offline(amber, tmp_path):
     """Environment and folder of someone with the bundle and the key only."""
     where = tmp_path / "elsewhere"
     where.mkdir(exist_ok=True)
-    env = amber.env(AMBER_PASSWORD=None, AMBER_REPOSITORY=None, XDG_STATE_HOME=tmp_path / "other-state",
-                    XDG_CACHE_HOME=tmp_path / "other-cache", HOME=where)
+    env = amber.env(
+        AMBER_PASSWORD=None,
+        AMBER_REPOSITORY=None,
+        XDG_STATE_HOME=tmp_path / "other-state",
+        XDG_CACHE_HOME=tmp_path / "other-cache",
+        HOME=where,
+    )
     return env, where
 
 
@@ -242,15 +259,16 @@ def rezip(src, dst, name: str, change) -> None:
 
 def flip_middle(data: bytes) -> bytes:
     i = len(data) // 2
-    return data[:i] + bytes([data[i] ^ 0x04]) + data[i + 1:]
+    return data[:i] + bytes([data[i] ^ 0x04]) + data[i + 1 :]
 
 
 def flip_first(data: bytes) -> bytes:
     return bytes([data[0] ^ 0x04]) + data[1:]
 
 
-@pytest.mark.parametrize("member", ["manifest.json", "files/0", "files/1", "trees", "event.json",
-                                    "checkpoint.txt", "public-key.txt"])
+@pytest.mark.parametrize(
+    "member", ["manifest.json", "files/0", "files/1", "trees", "event.json", "checkpoint.txt", "public-key.txt"]
+)
 @pytest.mark.parametrize("how", ["flipped", "removed"])
 def test_evidence_verify_fails_for_each_tampered_member(world, tmp_path, member, how):
     repo = world
@@ -289,8 +307,7 @@ def test_evidence_verify_with_another_repositorys_key(world, tmp_path):
     other.create()
     other_key = other.run("audit", "checkpoint", "--public-key").out.strip()
     env, where = offline(world, tmp_path)
-    r = world.run("evidence", "verify", world.bundle, "--public-key", other_key, env=env, cwd=where,
-                     expect=20)
+    r = world.run("evidence", "verify", world.bundle, "--public-key", other_key, env=env, cwd=where, expect=20)
     assert "public key" in r.stderr and "checkpoint.txt" in r.stderr, r
 
 

@@ -1,4 +1,5 @@
 """amber backup: JSON summary, files cache, tags, hosts, excludes, stdin, bad paths, unreadable files."""
+
 from __future__ import annotations
 
 import ctypes
@@ -15,8 +16,15 @@ import pytest
 
 from cli_helpers import IS_ROOT, OLD_NS, Amber, Result, iso_to_us, set_old_mtimes, write
 
-BACKUP_FIELDS = {"snapshot_id": str, "files_new": int, "files_changed": int, "files_unmodified": int,
-                 "bytes_read": int, "bytes_added": int, "duration_s": (int, float)}
+BACKUP_FIELDS = {
+    "snapshot_id": str,
+    "files_new": int,
+    "files_changed": int,
+    "files_unmodified": int,
+    "bytes_read": int,
+    "bytes_added": int,
+    "duration_s": (int, float),
+}
 
 
 def simple_tree(root: Path) -> dict[str, bytes]:
@@ -87,7 +95,7 @@ def test_files_modified_within_two_seconds_are_read_again(repo, tmp_path):
     src = tmp_path / "src"
     files = simple_tree(src)
     fresh = src / "fresh.txt"
-    for attempt in range(3):
+    for _attempt in range(3):
         write(fresh, b"just written\n", mtime_ns=None)  # mtime: now
         first = repo.backup(src)
         started = next(s["time"] for s in repo.snapshots() if s["id"] == first["snapshot_id"])
@@ -125,13 +133,21 @@ def test_tags_and_hosts(repo, tmp_path):
 
 def test_exclude_by_base_name_and_by_full_path(repo, tmp_path):
     src = tmp_path / "src"
-    for rel in ("keep.txt", "a/keep.txt", "a/skip.tmp", "skip.tmp", "a/cache/blob", "a/cache/sub/x",
-                "b/cache/kept-because-only-a-cache-is-excluded", "b/trace.log", "a/trace.log"):
+    for rel in (
+        "keep.txt",
+        "a/keep.txt",
+        "a/skip.tmp",
+        "skip.tmp",
+        "a/cache/blob",
+        "a/cache/sub/x",
+        "b/cache/kept-because-only-a-cache-is-excluded",
+        "b/trace.log",
+        "a/trace.log",
+    ):
         p = src / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         write(p, rel.encode())
-    r = repo.backup(src, args=("--exclude", "*.tmp", "--exclude", str(src / "a" / "cache"),
-                               "--exclude", "*/b/*.log"))
+    r = repo.backup(src, args=("--exclude", "*.tmp", "--exclude", str(src / "a" / "cache"), "--exclude", "*/b/*.log"))
     paths = {e["path"] for e in repo.json("ls", r["snapshot_id"])}
     s = str(src)
     for kept in ("keep.txt", "a/keep.txt", "b/cache/kept-because-only-a-cache-is-excluded", "a/trace.log", "a"):
@@ -219,8 +235,14 @@ def _run_with_stderr_on_a_terminal(amber: Amber, *args) -> tuple[Result, bytes]:
     t = threading.Thread(target=drain, daemon=True)
     t.start()
     try:
-        p = subprocess.run(amber.cmd(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-                           env=amber.env(), timeout=300)
+        p = subprocess.run(
+            amber.cmd(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=amber.env(),
+            timeout=300,
+        )
     finally:
         os.close(slave)
     t.join(10)
@@ -236,8 +258,7 @@ def test_json_mode_shows_no_progress_even_on_a_terminal(repo, tree):
     assert r.rc == 0, (r, tty)
     r.json()
     assert tty.strip() == b"", f"--json must not draw progress, even on a terminal: {tty[:500]!r}"
-    for args in (("check", "--read-data", "--json"),
-                 ("restore", "latest", "--target", str(repo.base / "t"), "--json")):
+    for args in (("check", "--read-data", "--json"), ("restore", "latest", "--target", str(repo.base / "t"), "--json")):
         r, tty = _run_with_stderr_on_a_terminal(repo, *args)
         assert r.rc == 0, (r, tty)
         r.json()
@@ -256,6 +277,7 @@ def _as_user(uid: int, gid: int):
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
+
     return pre
 
 
@@ -267,6 +289,7 @@ def _without_dac_override():
         for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
             if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
     return pre
 
 

@@ -1,4 +1,5 @@
 """Usage, init, repository and password selection, snapshot references, exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import pytest
 
 from cli_helpers import PASSWORD, Amber, write
 
-
 # -- usage -------------------------------------------------------------------
+
 
 @pytest.mark.subprocess
 def test_help_and_version(amber):
@@ -19,36 +20,43 @@ def test_help_and_version(amber):
     assert "amber" in amber.run("--version").out
 
 
-@pytest.mark.parametrize("args", [
-    pytest.param(["frobnicate"], marks=pytest.mark.subprocess),
-    ["snapshot"],                              # close to a command, but not one
-    ["snapshots", "--frobnicate"],
-    ["backup", "--no-such-flag", "/tmp"],
-    ["ls", "--long-listing-please", "latest"],
-    ["check", "--read-everything"],
-    ["key", "rotate"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["frobnicate"], marks=pytest.mark.subprocess),
+        ["snapshot"],  # close to a command, but not one
+        ["snapshots", "--frobnicate"],
+        ["backup", "--no-such-flag", "/tmp"],
+        ["ls", "--long-listing-please", "latest"],
+        ["check", "--read-everything"],
+        ["key", "rotate"],
+    ],
+)
 def test_unknown_command_or_flag_is_usage_error(repo, args):
     r = repo.run(*args, expect=2)
     assert r.stderr.strip(), "a usage error must say what is wrong"
     assert r.stdout == b""
 
 
-@pytest.mark.parametrize("args", [
-    pytest.param(["restore", "latest"], marks=pytest.mark.subprocess),  # --target is required
-    ["cat", "latest"],               # PATH is required
-    ["diff", "latest"],              # two snapshots
-    ["ls"],                          # SNAPSHOT is required
-    ["find"],                        # PATTERN is required
-    ["backup"],                      # nothing to back up
-    ["backup", "--stdin", "/etc"],   # --stdin takes no paths
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["restore", "latest"], marks=pytest.mark.subprocess),  # --target is required
+        ["cat", "latest"],  # PATH is required
+        ["diff", "latest"],  # two snapshots
+        ["ls"],  # SNAPSHOT is required
+        ["find"],  # PATTERN is required
+        ["backup"],  # nothing to back up
+        ["backup", "--stdin", "/etc"],  # --stdin takes no paths
+    ],
+)
 def test_missing_or_conflicting_arguments_are_usage_errors(repo, args):
     r = repo.run(*args, expect=2)
     assert r.stderr.strip()
 
 
 # -- init ----------------------------------------------------------------------
+
 
 def test_init_creates_a_repository_and_refuses_a_second_time(amber):
     r = amber.run("init")
@@ -75,6 +83,7 @@ def test_init_twice_with_the_repo_flag(amber, tmp_path):
 
 
 # -- repository selection ----------------------------------------------------------
+
 
 def test_repo_flag_overrides_the_environment(amber, tmp_path):
     other = tmp_path / "elsewhere"
@@ -107,18 +116,27 @@ def test_password_file(repo, tmp_path):
     repo.run("snapshots", env=env)
     pw.write_text("not it\n", encoding="utf-8")
     repo.run("snapshots", env=env, expect=12)
-    missing = repo.run("snapshots", env=repo.env(AMBER_PASSWORD=None, AMBER_PASSWORD_FILE=tmp_path / "nope"),
-                       expect=None)
+    missing = repo.run(
+        "snapshots", env=repo.env(AMBER_PASSWORD=None, AMBER_PASSWORD_FILE=tmp_path / "nope"), expect=None
+    )
     assert missing.rc not in (0, 12) and "nope" in missing.stderr
 
 
 # -- errors: password and repository --------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    pytest.param(["snapshots"], marks=pytest.mark.subprocess), ["snapshots", "--json"], ["ls", "latest"], ["check"],
-    ["key", "list"],
-    ["find", "*"], ["restore", "latest", "--target", "/tmp/amber-never-written"],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["snapshots"], marks=pytest.mark.subprocess),
+        ["snapshots", "--json"],
+        ["ls", "latest"],
+        ["check"],
+        ["key", "list"],
+        ["find", "*"],
+        ["restore", "latest", "--target", "/tmp/amber-never-written"],
+    ],
+)
 def test_wrong_password_exits_12(repo, args):
     r = repo.run(*args, env=repo.env(AMBER_PASSWORD="not the password"), expect=12)
     assert "password" in r.stderr.lower()
@@ -135,9 +153,17 @@ def test_wrong_password_backup_exits_12_and_writes_nothing(repo, tmp_path):
     assert before == after
 
 
-@pytest.mark.parametrize("args", [pytest.param(["snapshots"], marks=pytest.mark.subprocess), ["check"],
-                                  ["ls", "latest"], ["key", "list"], ["backup", "/etc/hostname"],
-                                  ["cat", "latest", "/x"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["snapshots"], marks=pytest.mark.subprocess),
+        ["check"],
+        ["ls", "latest"],
+        ["key", "list"],
+        ["backup", "/etc/hostname"],
+        ["cat", "latest", "/x"],
+    ],
+)
 def test_missing_repository_exits_10(amber, tmp_path, args):
     missing = tmp_path / "no-such-repo"
     r = amber.run(*args, env=amber.env(AMBER_REPOSITORY=missing), expect=10)
@@ -153,8 +179,9 @@ def test_empty_folder_is_not_a_repository_exits_10(amber, tmp_path, args):
     assert list(empty.iterdir()) == [], "opening must not create anything"
 
 
-@pytest.mark.parametrize("args", [pytest.param(["snapshots"], marks=pytest.mark.subprocess), ["init"],
-                                  ["backup", "/etc/hostname"]])
+@pytest.mark.parametrize(
+    "args", [pytest.param(["snapshots"], marks=pytest.mark.subprocess), ["init"], ["backup", "/etc/hostname"]]
+)
 def test_no_password_and_no_terminal(repo, tmp_path, args):
     env = repo.env(AMBER_PASSWORD=None, AMBER_PASSWORD_FILE=None)
     if args == ["init"]:
@@ -169,9 +196,14 @@ def test_no_password_and_no_terminal(repo, tmp_path, args):
 
 # -- snapshot references -------------------------------------------------------------
 
+
 def test_latest_in_an_empty_repository(repo):
-    for args in (["ls", "latest"], ["cat", "latest", "/etc/hostname"], ["diff", "latest", "latest"],
-                 ["restore", "latest", "--target", str(repo.base / "t")]):
+    for args in (
+        ["ls", "latest"],
+        ["cat", "latest", "/etc/hostname"],
+        ["diff", "latest", "latest"],
+        ["restore", "latest", "--target", str(repo.base / "t")],
+    ):
         r = repo.run(*args, expect=1)
         assert "snapshot" in r.stderr.lower(), r
 
@@ -211,6 +243,7 @@ def test_unique_prefix_after_several_snapshots(repo, tmp_path):
 
 # -- the password prompt on a terminal ------------------------------------------------
 
+
 def _with_terminal(amber: Amber, args, answers, env) -> tuple[int, bytes, str]:
     """Run amber with a pseudo-terminal as its controlling terminal and stdin; type `answers`."""
     import fcntl
@@ -227,8 +260,15 @@ def _with_terminal(amber: Amber, args, answers, env) -> tuple[int, bytes, str]:
     def make_controlling_terminal():
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    p = subprocess.Popen(amber.cmd(*args), stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         start_new_session=True, preexec_fn=make_controlling_terminal)
+    p = subprocess.Popen(
+        amber.cmd(*args),
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        preexec_fn=make_controlling_terminal,
+    )
     os.close(slave)
     try:
         for answer in answers:

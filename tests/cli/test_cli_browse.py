@@ -1,4 +1,5 @@
 """snapshots, ls, cat, diff, find: JSON documents checked against the source tree."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,14 +42,17 @@ def assert_entry_matches(e: dict, st: os.stat_result) -> None:
 
 # -- snapshots ---------------------------------------------------------------------
 
+
 def test_snapshots_json_fields_and_order(repo, utf8_tree, tmp_path):
     src = utf8_tree["root"]
     other = tmp_path / "other"
     other.mkdir()
     write(other / "o.txt", b"o")
-    ids = [repo.backup(src)["snapshot_id"],
-           repo.backup(other, args=("--tag", "t1"))["snapshot_id"],
-           repo.backup(src, other)["snapshot_id"]]
+    ids = [
+        repo.backup(src)["snapshot_id"],
+        repo.backup(other, args=("--tag", "t1"))["snapshot_id"],
+        repo.backup(src, other)["snapshot_id"],
+    ]
     snaps = repo.snapshots()
     assert isinstance(snaps, list) and [s["id"] for s in snaps] == ids, "snapshots lists oldest first"
     times = [iso_to_us(s["time"]) for s in snaps]
@@ -74,6 +78,7 @@ def test_snapshots_of_an_empty_repository(repo):
 
 
 # -- ls --------------------------------------------------------------------------
+
 
 def test_ls_json_matches_the_source(repo, utf8_tree):
     root = utf8_tree["root"]
@@ -107,7 +112,7 @@ def test_ls_below_a_path(repo, utf8_tree):
     nested = os.path.join(root, "nested")
     entries = repo.json("ls", "latest", nested)
     paths = {e["path"] for e in entries}
-    expected = {p for p in source_entries(nested)}
+    expected = set(source_entries(nested))
     assert expected <= paths and all(p == nested or p.startswith(nested + "/") for p in paths)
     assert {e["path"] for e in repo.json("ls", "latest", nested + "/")} == paths
     one = repo.json("ls", "latest", utf8_tree["small"])
@@ -120,12 +125,20 @@ def test_ls_below_a_path(repo, utf8_tree):
 
 # -- cat ---------------------------------------------------------------------------
 
+
 def test_cat_is_byte_exact(repo, tree):
     root = tree["root"]
     repo.backup(root)
-    for p in (tree["big"], tree["small"], tree["empty"], tree["leaf"],
-              os.path.join(root, "ünïcødé — 日本語.txt"), os.path.join(root, "with space.txt"),
-              os.path.join(root, "medium.bin"), os.path.join(root, "suid-tool")):
+    for p in (
+        tree["big"],
+        tree["small"],
+        tree["empty"],
+        tree["leaf"],
+        os.path.join(root, "ünïcødé — 日本語.txt"),
+        os.path.join(root, "with space.txt"),
+        os.path.join(root, "medium.bin"),
+        os.path.join(root, "suid-tool"),
+    ):
         with open(p, "rb") as f:
             want = f.read()
         got = repo.run("cat", "latest", p).stdout
@@ -147,6 +160,7 @@ def test_cat_refuses_what_is_not_a_file(repo, tree):
 
 # -- diff --------------------------------------------------------------------------
 
+
 def test_diff_json_added_removed_modified(repo, utf8_tree):
     root = utf8_tree["root"]
     a = repo.backup(root)["snapshot_id"]
@@ -164,7 +178,7 @@ def test_diff_json_added_removed_modified(repo, utf8_tree):
     kinds: dict[str, set] = {}
     for c in changes:
         kinds.setdefault(c["change"], set()).add(c["path"])
-    j = lambda *p: os.path.join(root, *p)  # noqa: E731
+    j = lambda *p: os.path.join(root, *p)
     assert kinds.get("added", set()) == {j("nested", "added.txt"), j("new-dir"), j("new-dir", "inside.txt")}
     assert kinds.get("removed", set()) == {j("with space.txt")}
     assert kinds.get("modified", set()) == {j("small.txt")}
@@ -230,6 +244,7 @@ def test_find_json_by_base_name_and_full_path(repo, utf8_tree):
 
 # -- names that are not UTF-8 ------------------------------------------------------
 
+
 def test_json_output_with_names_that_are_not_utf8(repo, tree):
     """The JSON must stay valid UTF-8 JSON, and carry the exact name (e.g. as surrogate escapes)."""
     root = tree["root"]
@@ -246,8 +261,7 @@ def test_json_output_with_names_that_are_not_utf8(repo, tree):
     b = repo.backup(root)["snapshot_id"]
     doc = repo.json("diff", sid, b)
     changes = doc["changes"] if isinstance(doc, dict) else doc
-    assert [(c["change"], os.fsencode(c["path"])) for c in changes if c["change"] == "removed"] == [
-        ("removed", want)]
+    assert [(c["change"], os.fsencode(c["path"])) for c in changes if c["change"] == "removed"] == [("removed", want)]
 
 
 @pytest.mark.subprocess

@@ -1,4 +1,5 @@
 """amber check, and damage injected into the repository's files: exit 20, named on stderr."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ def damaged(repo, tmp_path):
     repo.victim = str(src / "d" / "victim.bin")
     repo.other = str(src / "other.txt")
     repo.src = src
-    repo.data_pack = ordered[-1]    # the random file makes it by far the largest
+    repo.data_pack = ordered[-1]  # the random file makes it by far the largest
     repo.tree_pack = ordered[0]
     return repo
 

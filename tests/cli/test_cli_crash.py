@@ -1,4 +1,5 @@
 """Backups killed half-way and backups run side by side into one repository."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,13 @@ def big_tree(root, files: int = 50, size: int = 1 << 20) -> None:
 def test_killed_backup_leaves_a_usable_repository(repo, tmp_path):
     src = tmp_path / "big"
     big_tree(src)  # ~50 MiB
-    p = subprocess.Popen(repo.cmd("backup", src), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=repo.env())
+    p = subprocess.Popen(
+        repo.cmd("backup", src),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=repo.env(),
+    )
     deadline = time.monotonic() + 60
     try:
         while p.poll() is None and not packs(repo.repo) and time.monotonic() < deadline:
@@ -36,7 +42,8 @@ def test_killed_backup_leaves_a_usable_repository(repo, tmp_path):
     finally:
         out, err = p.communicate(timeout=60)
     assert p.returncode == -signal.SIGKILL, (
-        f"the backup ended (exit {p.returncode}) before it could be killed half-way; stderr: {err[-2000:]!r}")
+        f"the backup ended (exit {p.returncode}) before it could be killed half-way; stderr: {err[-2000:]!r}"
+    )
     assert not list((repo.repo / "snapshots").glob("*")), "a killed backup left a snapshot"
 
     r = repo.run("check")
@@ -53,8 +60,13 @@ def test_killed_backup_leaves_a_usable_repository(repo, tmp_path):
 
 def test_killed_stdin_backup_waiting_for_input(repo, tmp_path):
     """Killed while it waits for more input, after a pack is on disk: deterministic timing."""
-    p = subprocess.Popen(repo.cmd("backup", "--stdin", "--stdin-name", "stream"), stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo.env())
+    p = subprocess.Popen(
+        repo.cmd("backup", "--stdin", "--stdin-name", "stream"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=repo.env(),
+    )
     try:
         deadline = time.monotonic() + 60
         sent = 0
@@ -101,8 +113,16 @@ def test_concurrent_backups_into_one_repository(repo, tmp_path):
         write(root / "shared.bin", shared)
         set_old_mtimes(root)
         trees.append(root)
-    procs = [subprocess.Popen(repo.cmd("backup", t, "--json"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=repo.env()) for t in trees]
+    procs = [
+        subprocess.Popen(
+            repo.cmd("backup", t, "--json"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=repo.env(),
+        )
+        for t in trees
+    ]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, results):  # noqa: B007
         assert b"Traceback" not in err, err.decode(errors="replace")

@@ -1,4 +1,5 @@
 """amber key list / add / remove: passwords come and go, the data stays readable."""
+
 from __future__ import annotations
 
 from cli_helpers import PASSWORD, write

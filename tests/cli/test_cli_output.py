@@ -1,4 +1,5 @@
 """The command line's own pieces: one registry of commands, one JSON writer, a hint for every remedy."""
+
 from __future__ import annotations
 
 import ast
@@ -68,8 +69,9 @@ def test_commands_are_registered_in_one_list_and_never_import_main():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                assert node.module not in ("main", "amber.cli.main") and not (
-                    node.level and node.module == "main"), f"{path.name} imports main"
+                assert node.module not in ("main", "amber.cli.main") and not (node.level and node.module == "main"), (
+                    f"{path.name} imports main"
+                )
                 assert "main" not in {a.name for a in node.names} or node.module != "", path.name
 
 
@@ -79,5 +81,19 @@ def test_every_command_with_json_output_takes_the_flag():
             yield from walk(c) if hasattr(c, "commands") else [c]
 
     with_json = {c.name for c in walk(cli) if any(p.name == "as_json" for p in c.params)}
-    assert {"backup", "snapshots", "ls", "diff", "find", "restore", "check", "forget", "prune", "lock", "init",
-            "log", "verify", "list"} <= with_json
+    assert {
+        "backup",
+        "snapshots",
+        "ls",
+        "diff",
+        "find",
+        "restore",
+        "check",
+        "forget",
+        "prune",
+        "lock",
+        "init",
+        "log",
+        "verify",
+        "list",
+    } <= with_json

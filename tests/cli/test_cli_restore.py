@@ -1,4 +1,5 @@
 """amber restore: byte-exact trees with modes, mtimes, owners, symlinks and hard links."""
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,9 @@ def test_restore_include(repo, tree, tmp_path):
 def test_restore_include_that_matches_nothing_is_an_error(repo, tree, tmp_path):
     root = tree["root"]
     repo.backup(root)
-    r = repo.run("restore", "latest", "--target", tmp_path / "none", "--include",
-                 os.path.join(root, "no-such-file"), expect=None)
+    r = repo.run(
+        "restore", "latest", "--target", tmp_path / "none", "--include", os.path.join(root, "no-such-file"), expect=None
+    )
     assert r.rc != 0 and "no-such-file" in r.stderr, f"a mistyped --include must not pass for a restore:\n{r!r}"
 
 
@@ -83,8 +85,9 @@ def test_restore_an_older_snapshot(repo, tree, tmp_path):
     repo.run("restore", first, "--target", target, "--verify")
     restored = tree_state(restored_root(target, root))
     # the leaf's folder mtime changed in the source after the first backup; compare files and links
-    assert {k: v for k, v in restored.items() if v and isinstance(v, dict) and v["type"] != "dir"} == \
-           {k: v for k, v in before.items() if v and isinstance(v, dict) and v["type"] != "dir"}
+    assert {k: v for k, v in restored.items() if v and isinstance(v, dict) and v["type"] != "dir"} == {
+        k: v for k, v in before.items() if v and isinstance(v, dict) and v["type"] != "dir"
+    }
     assert restored["__hardlinks__"] == before["__hardlinks__"]
 
 

@@ -3,6 +3,7 @@
 Exit 30 means "refused by immutability", with what is protected and until when
 on stderr. Every run is checked for tracebacks by the helpers.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +14,7 @@ import pytest
 
 from cli_helpers import make_source, packs, restored_root, tree_state
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def rnd(n: int, seed: str) -> bytes:
@@ -220,7 +221,7 @@ def test_adding_a_key_to_a_locked_repository_keeps_check_clean(repo, src):
 def test_prune_leaves_locked_data_alone(repo, src):
     sid = repo.backup(src, args=("--retain", "1h"))["snapshot_id"]
     before = data_listing(repo)
-    repo.run("forget", sid, "--bypass-governance")   # the snapshot goes; its data stays locked
+    repo.run("forget", sid, "--bypass-governance")  # the snapshot goes; its data stays locked
     doc = repo.json("prune")
     assert doc["packs_deleted"] == []
     assert len(doc["packs_locked"]) == len(before)

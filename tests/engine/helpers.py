@@ -1,4 +1,5 @@
 """Comparisons of what a restore produced (source trees and repositories: tests/sources.py)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +7,8 @@ import os
 import stat
 
 from amber.repository import Repository
-from sources import (KDF_N, PASSWORD, PAST_NS, full_tree, init_repo, open_repo,  # noqa: F401 - re-exported
-                     set_past_mtimes, small_tree, write)
+
+from sources import KDF_N, PASSWORD, PAST_NS, full_tree, init_repo, open_repo, set_past_mtimes, small_tree, write  # noqa: F401 - re-exported
 
 
 def describe(root) -> dict:
@@ -18,8 +19,7 @@ def describe(root) -> dict:
         for name in dirs + files:
             p = os.path.join(folder, name)
             st = os.lstat(p)
-            e = {"mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns,
-                 "uid": st.st_uid, "gid": st.st_gid}
+            e = {"mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns, "uid": st.st_uid, "gid": st.st_gid}
             if stat.S_ISLNK(st.st_mode):
                 e.update(type="symlink", target=os.readlink(p))
             elif stat.S_ISDIR(st.st_mode):
@@ -37,8 +37,13 @@ def describe(root) -> dict:
             out[os.path.relpath(p, root)] = e
     # the root folder itself
     st = os.lstat(root)
-    out["."] = {"type": "dir", "mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns,
-                "uid": st.st_uid, "gid": st.st_gid}
+    out["."] = {
+        "type": "dir",
+        "mode": stat.S_IMODE(st.st_mode),
+        "mtime_ns": st.st_mtime_ns,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+    }
     return out
 
 

@@ -1,4 +1,5 @@
 """check: clean repositories pass; damage is found and traced to snapshots and files."""
+
 import os
 
 import pytest
@@ -54,8 +55,11 @@ def test_a_flipped_byte_in_a_pack_is_found_and_traced(backed_up, repo_path, wher
     repo, snap, src = backed_up
     victim = os.path.join(src, "unique.bin")
     bid, entry = _blob_of(repo, snap, victim)
-    offset = {"start": entry.offset, "middle": entry.offset + entry.length // 2,
-              "end": entry.offset + entry.length - 1}[where]
+    offset = {
+        "start": entry.offset,
+        "middle": entry.offset + entry.length // 2,
+        "end": entry.offset + entry.length - 1,
+    }[where]
     path = _pack_file(repo_path, entry.pack)
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:

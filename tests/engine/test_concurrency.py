@@ -1,4 +1,5 @@
 """Several clients back up into one repository at once: no global lock, nothing lost."""
+
 import multiprocessing
 import os
 import threading
@@ -68,8 +69,10 @@ def test_concurrent_backups_from_processes(repo, repo_path, tmp_path):
     sources = _sources(tmp_path, n)
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(str(repo_path), sources[i], str(tmp_path / f"cache{i}"), results))
-             for i in range(n)]
+    procs = [
+        ctx.Process(target=_child, args=(str(repo_path), sources[i], str(tmp_path / f"cache{i}"), results))
+        for i in range(n)
+    ]
     for p in procs:
         p.start()
     reports = [results.get(timeout=300) for _ in procs]

@@ -1,10 +1,10 @@
 """Deduplication, and the files cache that makes an unchanged backup read nothing."""
+
 import os
 import random
 import shutil
 
-from .helpers import (PAST_NS, assert_same_tree, full_tree, open_repo, restored, set_past_mtimes,
-                      small_tree, write)
+from .helpers import PAST_NS, assert_same_tree, full_tree, open_repo, restored, set_past_mtimes, small_tree, write
 
 
 def _stored_bytes(repo_path) -> int:
@@ -50,7 +50,7 @@ def test_an_insertion_only_costs_the_chunks_around_it(repo, repo_path, tmp_path)
     data = random.Random(7).randbytes(6 << 20)
     write(tmp_path / "src" / "f.bin", data)
     repo.backup([str(tmp_path / "src")])
-    write(tmp_path / "src" / "f.bin", data[:3 << 20] + b"inserted" + data[3 << 20:])
+    write(tmp_path / "src" / "f.bin", data[: 3 << 20] + b"inserted" + data[3 << 20 :])
     second = open_repo(repo_path).backup([str(tmp_path / "src")])
     assert second.bytes_added < 3 << 20  # most chunks after the insertion are found again
 

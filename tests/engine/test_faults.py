@@ -1,4 +1,5 @@
 """Storage that fails mid-backup, and storage that cannot delete."""
+
 import os
 
 import pytest
@@ -9,8 +10,7 @@ from amber.storage.local import LocalStorage
 from amber.storage.wrappers import AppendOnlyStorage
 from amber.testing import FailingStorage, InjectedFault
 
-from .helpers import (PASSWORD, KDF_N, assert_same_tree, full_tree, open_repo, restored, small_tree,
-                      with_storage, write)
+from .helpers import KDF_N, PASSWORD, assert_same_tree, full_tree, open_repo, restored, small_tree, with_storage, write
 
 SMALL_PACKS = 256 << 10  # many packs from a small tree, so failures land everywhere
 

@@ -1,4 +1,5 @@
 """Small files read by worker processes: the same snapshot as the threads make."""
+
 import hashlib
 import os
 import pickle
@@ -34,8 +35,7 @@ def test_worker_processes_make_the_same_snapshot_as_threads(repo, repo_path, tmp
     assert_same_tree(src, restored(tmp_path / "out", src))
 
 
-def test_a_vanished_file_in_a_worker_batch_is_an_error_not_a_crash(repo, tmp_path, processes_at_once,
-                                                                    monkeypatch):
+def test_a_vanished_file_in_a_worker_batch_is_an_error_not_a_crash(repo, tmp_path, processes_at_once, monkeypatch):
     src = os.path.join(tmp_path, "src")
     for i in range(20):
         write(os.path.join(src, f"f{i}.txt"), b"x" * (i + 1))

@@ -1,4 +1,5 @@
 """Restore writes only inside its target: hostile trees are refused, planted links never followed."""
+
 import os
 
 import pytest
@@ -12,8 +13,14 @@ from .helpers import assert_same_tree, open_repo, restored, small_tree
 
 
 def _meta(name, kind):
-    return {"name": name, "type": kind, "mode": 0o755 if kind == "dir" else 0o644,
-            "uid": os.getuid(), "gid": os.getgid(), "mtime_ns": 0}
+    return {
+        "name": name,
+        "type": kind,
+        "mode": 0o755 if kind == "dir" else 0o644,
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "mtime_ns": 0,
+    }
 
 
 def _store_tree(repo, nodes) -> tuple[str, str]:
@@ -40,9 +47,19 @@ def _dir(repo, name, children):
 def _snapshot(repo, top_nodes):
     tid, digest = _store_tree(repo, top_nodes)
     repo.blobs.flush()
-    sid = repo.save_snapshot({
-        "v": 1, "time": "2030-01-01T00:00:00Z", "hostname": "hostile", "username": "x", "paths": ["/"],
-        "tags": [], "tree": tid, "content_root": digest, "summary": {}})
+    sid = repo.save_snapshot(
+        {
+            "v": 1,
+            "time": "2030-01-01T00:00:00Z",
+            "hostname": "hostile",
+            "username": "x",
+            "paths": ["/"],
+            "tags": [],
+            "tree": tid,
+            "content_root": digest,
+            "summary": {},
+        }
+    )
     return repo.load_snapshot(sid)
 
 
@@ -119,6 +136,7 @@ def test_a_symlink_in_the_snapshot_is_not_followed_by_later_writes(repo, repo_pa
 
 # -- links planted in the target before the restore ------------------------------------------
 
+
 def _plant(where: str, src: str, target, outside):
     """Put a symlink (or hard link) into the target where the restore will write."""
     out = restored(target, src)
@@ -139,8 +157,9 @@ def _plant(where: str, src: str, target, outside):
     return path
 
 
-@pytest.mark.parametrize("where", ["top", "source-root", "inner-dir", "file", "dangling-file", "deep-file",
-                                   "symlink-node", "empty-dir"])
+@pytest.mark.parametrize(
+    "where", ["top", "source-root", "inner-dir", "file", "dangling-file", "deep-file", "symlink-node", "empty-dir"]
+)
 def test_restore_never_follows_a_planted_symlink(repo, repo_path, tmp_path, outside, where):
     src = small_tree(tmp_path / "src")
     snap = repo.find_snapshot(repo.backup([src]).snapshot_id)

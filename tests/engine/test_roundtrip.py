@@ -1,13 +1,12 @@
 """Back up a tree with everything in it, restore it, and get the same tree back."""
+
 import os
 
 import pytest
 
-from amber.errors import NotFound
-from amber.errors import RestoreFailed
+from amber.errors import NotFound, RestoreFailed
 
-from .helpers import (assert_same_tree, describe, files_in, full_tree, open_repo, restored,
-                      small_tree, write)
+from .helpers import assert_same_tree, describe, files_in, full_tree, open_repo, restored, small_tree, write
 
 
 @pytest.fixture
@@ -81,13 +80,16 @@ def test_backup_of_a_single_file(repo, tmp_path):
     assert os.stat(restored(target, f)).st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("include,expect", [
-    ("docs", {"docs", "docs/a.md", "docs/b.bin", "docs/deep", "docs/deep/c.txt"}),
-    ("docs/deep/c.txt", {"docs", "docs/deep", "docs/deep/c.txt"}),
-    ("hello.txt", {"hello.txt"}),
-    ("link", {"link"}),
-    ("empty", {"empty"}),
-])
+@pytest.mark.parametrize(
+    "include,expect",
+    [
+        ("docs", {"docs", "docs/a.md", "docs/b.bin", "docs/deep", "docs/deep/c.txt"}),
+        ("docs/deep/c.txt", {"docs", "docs/deep", "docs/deep/c.txt"}),
+        ("hello.txt", {"hello.txt"}),
+        ("link", {"link"}),
+        ("empty", {"empty"}),
+    ],
+)
 def test_partial_restore(repo, src, tmp_path, include, expect):
     small_tree(src)
     snap = repo.find_snapshot(repo.backup([src]).snapshot_id)

@@ -1,4 +1,5 @@
 """Blob compression, and the bound on what a stored blob may expand to."""
+
 import struct
 import tracemalloc
 
@@ -103,7 +104,7 @@ def _bomb(declared: int, real: int = 100_000) -> bytes:
     single_segment = bool(descriptor & 0x20)
     assert descriptor & 0x03 == 0  # no dictionary id
     fcs_len = {0: 1 if single_segment else 0, 1: 2, 2: 4, 3: 8}[descriptor >> 6]
-    blocks = frame[4 + 1 + (0 if single_segment else 1) + fcs_len:]
+    blocks = frame[4 + 1 + (0 if single_segment else 1) + fcs_len :]
     return b"\x28\xb5\x2f\xfd" + bytes([0b11000000, 0x38]) + struct.pack("<Q", declared) + blocks
 
 
@@ -142,6 +143,7 @@ def test_bomb_without_a_declared_size_is_refused_without_expanding_it():
 
 
 # -- whole-object frames (index files) -------------------------------------------------------
+
 
 @FAST
 @given(data=payloads)

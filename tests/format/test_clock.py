@@ -1,45 +1,47 @@
 """Durations and dates as users write them, and the clock's ISO text."""
+
 import datetime as dt
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amber.clock import FakeClock, SystemClock, from_iso, to_iso
+from amber.clock import FakeClock, SystemClock, add_duration, duration_seconds, from_iso, parse_date, to_iso
 from amber.errors import UsageError
-from amber.clock import add_duration, duration_seconds, parse_date
 
 FAST = settings(max_examples=100, deadline=None)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def d(*args):
     return dt.datetime(*args, tzinfo=UTC)
 
 
-aware = st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 12, 31),
-                     timezones=st.just(UTC))
+aware = st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 12, 31), timezones=st.just(UTC))
 
 
-@pytest.mark.parametrize("start,text,expected", [
-    (d(2030, 1, 31), "6mo", d(2030, 7, 31)),
-    (d(2030, 1, 31), "1mo", d(2030, 2, 28)),
-    (d(2032, 1, 31), "1mo", d(2032, 2, 29)),
-    (d(2030, 3, 31), "1mo", d(2030, 4, 30)),
-    (d(2030, 8, 31), "6mo", d(2031, 2, 28)),
-    (d(2030, 12, 15), "1mo", d(2031, 1, 15)),
-    (d(2030, 1, 31), "13mo", d(2031, 2, 28)),
-    (d(2032, 2, 29), "1y", d(2033, 2, 28)),
-    (d(2032, 2, 29), "4y", d(2036, 2, 29)),
-    (d(2030, 5, 1, 12, 30, 15), "7y", d(2037, 5, 1, 12, 30, 15)),
-    (d(2030, 1, 1), "90s", d(2030, 1, 1, 0, 1, 30)),
-    (d(2030, 1, 1), "15m", d(2030, 1, 1, 0, 15)),
-    (d(2030, 1, 1), "36h", d(2030, 1, 2, 12)),
-    (d(2030, 1, 1), "30d", d(2030, 1, 31)),
-    (d(2030, 1, 1), "2w", d(2030, 1, 15)),
-    (d(2030, 1, 1), "0d", d(2030, 1, 1)),
-    (d(2030, 1, 1), " 3 d ", d(2030, 1, 4)),
-])
+@pytest.mark.parametrize(
+    "start,text,expected",
+    [
+        (d(2030, 1, 31), "6mo", d(2030, 7, 31)),
+        (d(2030, 1, 31), "1mo", d(2030, 2, 28)),
+        (d(2032, 1, 31), "1mo", d(2032, 2, 29)),
+        (d(2030, 3, 31), "1mo", d(2030, 4, 30)),
+        (d(2030, 8, 31), "6mo", d(2031, 2, 28)),
+        (d(2030, 12, 15), "1mo", d(2031, 1, 15)),
+        (d(2030, 1, 31), "13mo", d(2031, 2, 28)),
+        (d(2032, 2, 29), "1y", d(2033, 2, 28)),
+        (d(2032, 2, 29), "4y", d(2036, 2, 29)),
+        (d(2030, 5, 1, 12, 30, 15), "7y", d(2037, 5, 1, 12, 30, 15)),
+        (d(2030, 1, 1), "90s", d(2030, 1, 1, 0, 1, 30)),
+        (d(2030, 1, 1), "15m", d(2030, 1, 1, 0, 15)),
+        (d(2030, 1, 1), "36h", d(2030, 1, 2, 12)),
+        (d(2030, 1, 1), "30d", d(2030, 1, 31)),
+        (d(2030, 1, 1), "2w", d(2030, 1, 15)),
+        (d(2030, 1, 1), "0d", d(2030, 1, 1)),
+        (d(2030, 1, 1), " 3 d ", d(2030, 1, 4)),
+    ],
+)
 def test_add_duration(start, text, expected):
     assert add_duration(start, text) == expected
 
@@ -66,8 +68,9 @@ def test_fixed_durations_add_exact_seconds(start, n, unit):
     assert duration_seconds(f"{n}{unit}") == secs
 
 
-@pytest.mark.parametrize("text", ["", " ", "d", "5", "-5d", "1.5d", "5 days", "5D", "5mos", "5yr",
-                                  "1d2h", "5x", "mo", "P1D", None])
+@pytest.mark.parametrize(
+    "text", ["", " ", "d", "5", "-5d", "1.5d", "5 days", "5D", "5mos", "5yr", "1d2h", "5x", "mo", "P1D", None]
+)
 def test_invalid_durations_are_usage_errors(text):
     with pytest.raises(UsageError):
         add_duration(d(2030, 1, 1), text)
@@ -84,13 +87,16 @@ def test_duration_seconds_of_calendar_units():
     assert duration_seconds("1y") == 366 * 86400  # 2000 is a leap year
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2031-01-01", d(2031, 1, 1)),
-    ("2031-01-01T12:30:00Z", d(2031, 1, 1, 12, 30)),
-    ("2031-01-01T12:30:00+02:00", d(2031, 1, 1, 10, 30)),
-    ("2031-01-01T00:00:00-05:00", d(2031, 1, 1, 5)),
-    (" 2031-06-15T08:00:00.123456Z ", d(2031, 6, 15, 8, 0, 0, 123456)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2031-01-01", d(2031, 1, 1)),
+        ("2031-01-01T12:30:00Z", d(2031, 1, 1, 12, 30)),
+        ("2031-01-01T12:30:00+02:00", d(2031, 1, 1, 10, 30)),
+        ("2031-01-01T00:00:00-05:00", d(2031, 1, 1, 5)),
+        (" 2031-06-15T08:00:00.123456Z ", d(2031, 6, 15, 8, 0, 0, 123456)),
+    ],
+)
 def test_parse_date(text, expected):
     got = parse_date(text)
     assert got == expected
@@ -113,9 +119,15 @@ def test_dates_at_the_edge_of_the_calendar_are_dates_or_usage_errors(text):
 
 
 @FAST
-@given(t=st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2999, 1, 1),
-                      timezones=st.sampled_from([UTC, dt.timezone(dt.timedelta(hours=5, minutes=30)),
-                                                 dt.timezone(dt.timedelta(hours=-8))])))
+@given(
+    t=st.datetimes(
+        min_value=dt.datetime(1900, 1, 1),
+        max_value=dt.datetime(2999, 1, 1),
+        timezones=st.sampled_from(
+            [UTC, dt.timezone(dt.timedelta(hours=5, minutes=30)), dt.timezone(dt.timedelta(hours=-8))]
+        ),
+    )
+)
 def test_iso_text_round_trips(t):
     text = to_iso(t)
     assert text.endswith("Z")

@@ -1,4 +1,5 @@
 """The sealed envelope around every encrypted object."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,8 +8,15 @@ from amber.crypto import aead
 from amber.crypto.aead import OVERHEAD, Sealer
 from amber.errors import IntegrityError
 
-KINDS = [aead.KIND_DATA, aead.KIND_TREE, aead.KIND_PACK_HEADER, aead.KIND_INDEX,
-         aead.KIND_SNAPSHOT, aead.KIND_CONFIG, aead.KIND_KEY]
+KINDS = [
+    aead.KIND_DATA,
+    aead.KIND_TREE,
+    aead.KIND_PACK_HEADER,
+    aead.KIND_INDEX,
+    aead.KIND_SNAPSHOT,
+    aead.KIND_CONFIG,
+    aead.KIND_KEY,
+]
 KEY = bytes(range(32))
 SEALER = Sealer(KEY)
 FAST = settings(max_examples=80, deadline=None)

@@ -4,6 +4,7 @@ The expected values in tests/vectors/ were computed once and are never
 regenerated to make a test pass: a failure here means the on-disk format
 changed, which needs a new format version and a migration path.
 """
+
 import hashlib
 import json
 import os
@@ -87,8 +88,9 @@ def test_key_file_unwraps():
     v = load("keyfile.json")
     mk = keyfile.unwrap(v["key_file"].encode(), v["password"])
     want = v["master_keys"]
-    assert mk == MasterKeys(bytes.fromhex(want["data"]), bytes.fromhex(want["ids"]),
-                            bytes.fromhex(want["signing"]), want["chunker_seed"])
+    assert mk == MasterKeys(
+        bytes.fromhex(want["data"]), bytes.fromhex(want["ids"]), bytes.fromhex(want["signing"]), want["chunker_seed"]
+    )
 
 
 def test_chunk_boundaries():
@@ -98,13 +100,14 @@ def test_chunk_boundaries():
     from amber import repository
 
     v = load("chunker.json")
-    assert (repository.CHUNK_AVG, repository.CHUNK_MIN, repository.CHUNK_MAX) == (v["avg"], v["min"], v["max"])
+    assert (v["avg"], v["min"], v["max"]) == (repository.CHUNK_AVG, repository.CHUNK_MIN, repository.CHUNK_MAX)
     data = blake3.blake3(b"amber chunker vector").digest(length=v["data_length"])
     c = pyfastcdc.FastCDC(v["avg"], min_size=v["min"], max_size=v["max"], seed=v["seed"])
     assert [ch.length for ch in c.cut_buf(data)] == v["lengths"]
 
 
 # -- a repository written by an earlier version --------------------------------------------
+
 
 @pytest.fixture
 def frozen(tmp_path, monkeypatch):
@@ -122,7 +125,13 @@ def test_frozen_repository_opens_and_lists_its_snapshots(frozen):
     for got, want in zip(snaps, doc["snapshots"]):
         j = got.to_json()
         assert (j["time"], j["tree"], j["content_root"], j["hostname"], j["tags"], j["paths"]) == (
-            want["time"], want["tree"], want["content_root"], want["hostname"], want["tags"], want["paths"])
+            want["time"],
+            want["tree"],
+            want["content_root"],
+            want["hostname"],
+            want["tags"],
+            want["paths"],
+        )
 
 
 def test_frozen_repository_checks_clean(frozen):

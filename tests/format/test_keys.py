@@ -1,4 +1,5 @@
 """Master keys and the password-wrapped key files that hold them."""
+
 import base64
 import json
 
@@ -58,14 +59,33 @@ def test_master_keys_json_round_trips():
     assert 0 <= mk.chunker_seed < 2**63
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"not json", b"[]", b"{}", b'{"data": "AAAA"}',
-    b'{"data": "!!", "ids": "AAAA", "signing": "AAAA", "chunker_seed": 1}',
-    json.dumps({"data": base64.b64encode(bytes(31)).decode(), "ids": base64.b64encode(bytes(32)).decode(),
-                "signing": base64.b64encode(bytes(32)).decode(), "chunker_seed": 1}).encode(),
-    json.dumps({"data": base64.b64encode(bytes(32)).decode(), "ids": base64.b64encode(bytes(32)).decode(),
-                "signing": base64.b64encode(bytes(32)).decode(), "chunker_seed": "x"}).encode(),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"{}",
+        b'{"data": "AAAA"}',
+        b'{"data": "!!", "ids": "AAAA", "signing": "AAAA", "chunker_seed": 1}',
+        json.dumps(
+            {
+                "data": base64.b64encode(bytes(31)).decode(),
+                "ids": base64.b64encode(bytes(32)).decode(),
+                "signing": base64.b64encode(bytes(32)).decode(),
+                "chunker_seed": 1,
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "data": base64.b64encode(bytes(32)).decode(),
+                "ids": base64.b64encode(bytes(32)).decode(),
+                "signing": base64.b64encode(bytes(32)).decode(),
+                "chunker_seed": "x",
+            }
+        ).encode(),
+    ],
+)
 def test_malformed_key_material_is_an_integrity_error(raw):
     with pytest.raises(IntegrityError):
         MasterKeys.decode(raw)
@@ -80,9 +100,24 @@ def _key_file(**changes) -> bytes:
 
 
 ABSURD = [
-    {"n": 1 << 40}, {"n": 1 << 23}, {"n": 3}, {"n": 1000}, {"n": 0}, {"n": -16}, {"n": 1},
-    {"n": 16.0}, {"n": "16"}, {"n": None}, {"r": 0}, {"r": 1 << 20}, {"p": 0}, {"p": 1 << 20},
-    {"r": 65, "p": 1}, {"r": 8, "p": 9}, {"r": None}, {"p": "1"},
+    {"n": 1 << 40},
+    {"n": 1 << 23},
+    {"n": 3},
+    {"n": 1000},
+    {"n": 0},
+    {"n": -16},
+    {"n": 1},
+    {"n": 16.0},
+    {"n": "16"},
+    {"n": None},
+    {"r": 0},
+    {"r": 1 << 20},
+    {"p": 0},
+    {"p": 1 << 20},
+    {"r": 65, "p": 1},
+    {"r": 8, "p": 9},
+    {"r": None},
+    {"p": "1"},
 ]
 
 
@@ -101,10 +136,21 @@ def test_scrypt_memory_is_bounded():
         keyfile.key_file_info(_key_file(n=1 << 22, r=64, p=1))
 
 
-@pytest.mark.parametrize("changes", [
-    {"version": 2}, {"version": None}, {"kdf": "argon2id"}, {"kdf": None}, {"salt": "***"},
-    {"salt": None}, {"salt": 5}, {"data": "***"}, {"data": None}, {"data": ["x"]},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"version": 2},
+        {"version": None},
+        {"kdf": "argon2id"},
+        {"kdf": None},
+        {"salt": "***"},
+        {"salt": None},
+        {"salt": 5},
+        {"data": "***"},
+        {"data": None},
+        {"data": ["x"]},
+    ],
+)
 def test_malformed_key_files_are_integrity_errors(changes):
     with pytest.raises(IntegrityError):
         keyfile.unwrap(_key_file(**changes), "pw")

@@ -1,4 +1,5 @@
 """Every storage key comes from format/layout.py; names round-trip and malformed keys are refused."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,14 @@ def test_event_keys_round_trip(sid, eid):
 
 @given(hex64)
 def test_content_names_of_every_named_object(name):
-    for key in (layout.snapshot(name), layout.index_file(name), layout.key_file(name), layout.run_marker(name),
-                layout.prune_plan(name), layout.prune_tomb(name)):
+    for key in (
+        layout.snapshot(name),
+        layout.index_file(name),
+        layout.key_file(name),
+        layout.run_marker(name),
+        layout.prune_plan(name),
+        layout.prune_tomb(name),
+    ):
         assert check_key(key) == key
         assert layout.content_name(key) == name
 
@@ -46,8 +53,14 @@ def test_log_keys_sort_as_numbers(n):
 def test_malformed_pack_keys_are_not_packs():
     pid = bytes(range(32))
     good = layout.pack(pid)
-    for bad in (good.replace("/00/", "/01/"), good[:-2], good + "00", "data/zz/" + "z" * 64, "data/x",
-                layout.DATA + pid.hex()):
+    for bad in (
+        good.replace("/00/", "/01/"),
+        good[:-2],
+        good + "00",
+        "data/zz/" + "z" * 64,
+        "data/x",
+        layout.DATA + pid.hex(),
+    ):
         assert layout.pack_id(bad) is None
     assert layout.event_key_parts("locks/only-two") is None
     assert layout.event_key_parts("snapshots/a/b") is None
@@ -56,7 +69,8 @@ def test_malformed_pack_keys_are_not_packs():
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @given(json_values)

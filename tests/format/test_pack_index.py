@@ -1,4 +1,5 @@
 """Pack headers and index files: round trips, and damage that must be refused cleanly."""
+
 import struct
 
 import pytest
@@ -19,8 +20,12 @@ ids = st.binary(min_size=32, max_size=32)
 @st.composite
 def pack_entries(draw, max_size=20):
     """Entries as a pack header describes them: offsets cumulative from 0."""
-    raw = draw(st.lists(st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255),
-                                  st.integers(0, 1 << 24), u32, ids), max_size=max_size))
+    raw = draw(
+        st.lists(
+            st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255), st.integers(0, 1 << 24), u32, ids),
+            max_size=max_size,
+        )
+    )
     out, offset = [], 0
     for t, comp, length, raw_length, bid in raw:
         out.append(PackEntry(t, comp, offset, length, raw_length, bid))
@@ -31,8 +36,12 @@ def pack_entries(draw, max_size=20):
 @st.composite
 def index_entries(draw, max_size=10):
     """Entries as an index stores them: any u32 offsets."""
-    raw = draw(st.lists(st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255),
-                                  u32, u32, u32, ids), max_size=max_size))
+    raw = draw(
+        st.lists(
+            st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255), u32, u32, u32, ids),
+            max_size=max_size,
+        )
+    )
     return [PackEntry(t, c, off, ln, rl, bid) for t, c, off, ln, rl, bid in raw]
 
 
@@ -40,6 +49,7 @@ index_docs = st.lists(st.tuples(ids, index_entries()), max_size=6)
 
 
 # -- pack headers ----------------------------------------------------------------------
+
 
 @FAST
 @given(entries=pack_entries())
@@ -116,6 +126,7 @@ def test_trailer_refuses_huge_headers():
 
 # -- index files -------------------------------------------------------------------------
 
+
 @FAST
 @given(doc=index_docs)
 def test_index_round_trips(doc):
@@ -168,11 +179,19 @@ def test_damaged_index_is_refused_or_decoded(doc, data):
     _decodes_or_refuses(bytes(raw))
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"AMBI", b"AMBI\x01", b"AMBI\x02\x00\x00\x00\x00", b"XMBI\x01\x00\x00\x00\x00",
-    b"AMBI\x01\x01\x00\x00\x00", b"AMBI\x01\xff\xff\xff\xff",
-    b"AMBI\x01\x01\x00\x00\x00" + bytes(32) + b"\xff\xff\xff\xff",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"AMBI",
+        b"AMBI\x01",
+        b"AMBI\x02\x00\x00\x00\x00",
+        b"XMBI\x01\x00\x00\x00\x00",
+        b"AMBI\x01\x01\x00\x00\x00",
+        b"AMBI\x01\xff\xff\xff\xff",
+        b"AMBI\x01\x01\x00\x00\x00" + bytes(32) + b"\xff\xff\xff\xff",
+    ],
+)
 def test_malformed_indexes_are_refused(raw):
     with pytest.raises(IntegrityError):
         list(indexfmt.decode(raw))

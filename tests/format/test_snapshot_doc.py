@@ -1,4 +1,5 @@
 """Snapshot documents."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -6,8 +7,16 @@ from hypothesis import strategies as st
 from amber.errors import IntegrityError
 from amber.format import snapshot as snapfmt
 
-DOC = {"v": 1, "time": "2030-01-01T00:00:00Z", "hostname": "h", "paths": ["/a"], "tree": "00" * 32,
-       "content_root": "11" * 32, "tags": ["x"], "summary": {"files_total": 1}}
+DOC = {
+    "v": 1,
+    "time": "2030-01-01T00:00:00Z",
+    "hostname": "h",
+    "paths": ["/a"],
+    "tree": "00" * 32,
+    "content_root": "11" * 32,
+    "tags": ["x"],
+    "summary": {"files_total": 1},
+}
 
 
 def test_round_trip():

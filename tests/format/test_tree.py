@@ -1,4 +1,5 @@
 """Tree encoding: canonical, round-tripping any file name a filesystem can hold, refusing hostile trees."""
+
 import json
 import os
 
@@ -14,7 +15,8 @@ FAST = settings(max_examples=80, deadline=None)
 
 # Any name a POSIX filesystem can hold: bytes without '/' and NUL, as Python sees them.
 raw_names = st.binary(min_size=1, max_size=40).filter(
-    lambda b: b"/" not in b and b"\x00" not in b and b not in (b".", b".."))
+    lambda b: b"/" not in b and b"\x00" not in b and b not in (b".", b"..")
+)
 fs_names = raw_names.map(os.fsdecode)
 text_names = st.text(min_size=1, max_size=30).filter(treefmt.valid_name)
 names = st.one_of(fs_names, text_names, st.sampled_from(["a", "é", "日本語", "🎉", "\udcff", "a b", "...", ".x"]))
@@ -26,8 +28,14 @@ ints = st.integers(0, 2**63 - 1)
 @st.composite
 def nodes_for(draw, name):
     kind = draw(st.sampled_from(treefmt.TYPES))
-    node = {"name": name, "type": kind, "mode": draw(st.integers(0, 0o7777)), "uid": draw(ints),
-            "gid": draw(ints), "mtime_ns": draw(st.integers(-2**62, 2**62))}
+    node = {
+        "name": name,
+        "type": kind,
+        "mode": draw(st.integers(0, 0o7777)),
+        "uid": draw(ints),
+        "gid": draw(ints),
+        "mtime_ns": draw(st.integers(-(2**62), 2**62)),
+    }
     if kind == "file":
         node["size"] = draw(ints)
         node["content"] = draw(st.lists(hex64, max_size=3))
@@ -94,12 +102,14 @@ def test_digest_commits_to_every_field(nodes, data):
     changed = [dict(n) for n in nodes]
     target = next(n for n in changed if n["name"] == node["name"])
     value = target[field]
-    target[field] = value + 1 if isinstance(value, int) else (value + ["00" * 32] if isinstance(value, list)
-                                                                else value + "x")
+    target[field] = (
+        value + 1 if isinstance(value, int) else (value + ["00" * 32] if isinstance(value, list) else value + "x")
+    )
     assert treefmt.digest(treefmt.encode(changed)) != treefmt.digest(raw)
 
 
 # -- hostile trees --------------------------------------------------------------------
+
 
 def _raw(nodes, **doc):
     """Tree bytes exactly as given: no sorting, no checks."""
@@ -110,9 +120,23 @@ def _node(name, kind="file"):
     return {"name": name, "type": kind, "mode": 0o644, "uid": 0, "gid": 0, "mtime_ns": 0}
 
 
-@pytest.mark.parametrize("name", [
-    "", ".", "..", "/", "a/b", "../etc", "/etc/passwd", "a/..", "nul\x00", "\x00", "a\x00/b",
-], ids=repr)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "..",
+        "/",
+        "a/b",
+        "../etc",
+        "/etc/passwd",
+        "a/..",
+        "nul\x00",
+        "\x00",
+        "a\x00/b",
+    ],
+    ids=repr,
+)
 def test_unsafe_names_are_refused(name):
     with pytest.raises(IntegrityError):
         treefmt.decode(_raw([_node(name)]))
@@ -139,13 +163,30 @@ def test_any_misordering_is_refused(nodes, data):
         treefmt.decode(_raw(sorted(ordered + [dup], key=lambda n: n["name"])))
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"{", b"null", b"[]", b"\"tree\"", b"{}", b'{"v":1}', b'{"v":2,"nodes":[]}',
-    b'{"v":1,"nodes":{}}', b'{"v":"1","nodes":[]}', b'{"v":1,"nodes":[1]}',
-    b'{"v":1,"nodes":[{"type":"file"}]}', b'{"v":1,"nodes":[{"name":5,"type":"file"}]}',
-    b'{"v":1,"nodes":[{"name":"a","type":"socket"}]}', b'{"v":1,"nodes":[{"name":"a"}]}',
-    b'{"v":1,"nodes":[null]}', b"\xff\xfe{}", b'{"v":1,"nodes":[]}\xff',
-], ids=repr)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{",
+        b"null",
+        b"[]",
+        b'"tree"',
+        b"{}",
+        b'{"v":1}',
+        b'{"v":2,"nodes":[]}',
+        b'{"v":1,"nodes":{}}',
+        b'{"v":"1","nodes":[]}',
+        b'{"v":1,"nodes":[1]}',
+        b'{"v":1,"nodes":[{"type":"file"}]}',
+        b'{"v":1,"nodes":[{"name":5,"type":"file"}]}',
+        b'{"v":1,"nodes":[{"name":"a","type":"socket"}]}',
+        b'{"v":1,"nodes":[{"name":"a"}]}',
+        b'{"v":1,"nodes":[null]}',
+        b"\xff\xfe{}",
+        b'{"v":1,"nodes":[]}\xff',
+    ],
+    ids=repr,
+)
 def test_malformed_trees_are_refused(raw):
     with pytest.raises(IntegrityError):
         treefmt.decode(raw)

@@ -1,4 +1,5 @@
 """The record layer: every kind round-trips, and any tampering is an IntegrityError, never a crash."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,16 +29,18 @@ docs = st.dictionaries(st.text(min_size=1, max_size=8), st.integers() | st.text(
 @given(docs)
 def test_json_records_round_trip(doc):
     r = records()
-    for rtype, key_for in ((rec.EVENT, lambda n: layout.event("a" * 64, n)), (rec.PRUNE, layout.prune_plan),
-                           (rec.PRUNE, layout.run_marker)):
+    for rtype, key_for in (
+        (rec.EVENT, lambda n: layout.event("a" * 64, n)),
+        (rec.PRUNE, layout.prune_plan),
+        (rec.PRUNE, layout.run_marker),
+    ):
         name = r.put(rtype, doc, key_for)
         assert r.get(rtype, key_for(name)) == doc
 
 
 def test_snapshots_index_files_and_config_round_trip():
     r = records()
-    snap = {"v": 1, "time": "2030-01-01T00:00:00Z", "hostname": "h", "paths": ["/x"], "tree": "t",
-            "content_root": "c"}
+    snap = {"v": 1, "time": "2030-01-01T00:00:00Z", "hostname": "h", "paths": ["/x"], "tree": "t", "content_root": "c"}
     sid = r.put(rec.SNAPSHOT, snap, layout.snapshot)
     assert r.get(rec.SNAPSHOT, layout.snapshot(sid)) == snap
     packs = [(bytes([7]) * 32, [PackEntry(BLOB_DATA, 1, 0, 40, 12, bytes([9]) * 32)])]
@@ -69,7 +72,7 @@ def test_a_record_of_another_kind_is_refused():
     r = records()
     name = r.put(rec.PRUNE, {"v": 1}, layout.run_marker)
     r.storage.put(layout.event("b" * 64, name), r.storage.get(layout.run_marker(name)))
-    with pytest.raises(IntegrityError, match="expected a event|holds a prune record"):
+    with pytest.raises(IntegrityError, match=r"holds a prune record"):
         r.get(rec.EVENT, layout.event("b" * 64, name))
 
 
@@ -88,8 +91,12 @@ def test_sealed_garbage_is_an_integrity_error(plain):
 def test_arbitrary_stored_bytes_never_crash_a_reader(raw):
     r = records()
     name = __import__("blake3").blake3(raw).hexdigest()
-    for rtype, key in ((rec.EVENT, layout.event("d" * 64, name)), (rec.SNAPSHOT, layout.snapshot(name)),
-                       (rec.INDEX, layout.index_file(name)), (rec.KEY_FILE, layout.key_file(name))):
+    for rtype, key in (
+        (rec.EVENT, layout.event("d" * 64, name)),
+        (rec.SNAPSHOT, layout.snapshot(name)),
+        (rec.INDEX, layout.index_file(name)),
+        (rec.KEY_FILE, layout.key_file(name)),
+    ):
         r.storage.put(key, raw)
         with pytest.raises(IntegrityError):
             r.get(rtype, key)

@@ -4,6 +4,7 @@
 The Repository, its storage and the test all use one `FakeClock`, so locks
 expire when the test moves the clock, never by sleeping.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,17 +15,25 @@ from pathlib import Path
 from amber.clock import FakeClock
 from amber.format.layout import pack as pack_key
 from amber.storage.base import Retention
-from sources import (KDF_N, PASSWORD, PAST_NS, init_repo, make_source, open_repo, rand,  # noqa: F401 - re-exported
-                     write)
 
-START = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+from sources import KDF_N, PASSWORD, PAST_NS, init_repo, make_source, open_repo, rand, write  # noqa: F401 - re-exported
+
+START = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 HOUR = 3600
 DAY = 24 * HOUR
 
 
-def backup(repo, src, *, clock: FakeClock | None = None, mode: str | None = None,
-           seconds: float | None = None, step: float = 60, **kw):
+def backup(
+    repo,
+    src,
+    *,
+    clock: FakeClock | None = None,
+    mode: str | None = None,
+    seconds: float | None = None,
+    step: float = 60,
+    **kw,
+):
     """Back up `src`, locked for `seconds` in `mode` if given, then advance the clock by `step`."""
     retention = None
     if seconds is not None:

@@ -1,4 +1,5 @@
 """A backup client whose storage credentials can only add: everything but deletion works."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,7 +48,7 @@ def test_an_append_only_client_backs_up_lists_restores_and_checks(repo, repo_pat
 def test_an_append_only_client_cannot_delete_or_shorten(repo, repo_path, clock, tmp_path):
     client, storage = append_only_client(repo_path, clock)
     src = make_source(tmp_path / "src", {"a.bin": rand(60_000, "a")})
-    s1 = backup(client, src, clock=clock)                               # not locked at all
+    s1 = backup(client, src, clock=clock)  # not locked at all
     s2 = backup(client, src, clock=clock, mode=GOVERNANCE, seconds=DAY)
     before = data_keys(client)
     with pytest.raises(Locked):
@@ -60,8 +61,7 @@ def test_an_append_only_client_cannot_delete_or_shorten(repo, repo_path, clock, 
     with pytest.raises(Locked):
         client.release(s1)
     with pytest.raises(Locked):
-        client.storage.set_retention(f"snapshots/{s2.id}", Retention(GOVERNANCE, clock.now()),
-                                     bypass_governance=True)
+        client.storage.set_retention(f"snapshots/{s2.id}", Retention(GOVERNANCE, clock.now()), bypass_governance=True)
     try:
         client.prune()
     except Locked:

@@ -1,4 +1,5 @@
 """The clock guard: nothing is deleted while the clock looks moved, unless trust_clock."""
+
 from __future__ import annotations
 
 import pytest
@@ -89,8 +90,8 @@ def test_a_clock_jump_cannot_expire_a_lock_early(repo, clock, tmp_path):
 def test_a_clock_behind_this_clients_last_use_refuses_deletion(repo, clock, two):
     s1, _ = two
     clock.advance(20 * DAY)
-    repo.prune()               # remembered: this client saw START + 20 days
-    clock.advance(-15 * DAY)   # still after every record in the repository
+    repo.prune()  # remembered: this client saw START + 20 days
+    clock.advance(-15 * DAY)  # still after every record in the repository
     with pytest.raises(Locked) as e:
         repo.forget([s1])
     assert "last use" in str(e.value)
@@ -111,7 +112,6 @@ def test_trusting_the_clock_is_recorded(repo, clock, two):
     repo.forget([s1], trust_clock=True)
     repo.refresh()
     recorded = [e for e in repo.events().get(s1.id, []) if e.get("type") == "forget"]
-    recorded += [ev for ev, _raw in repo.audit.entries()
-                 if ev.get("type") == "forget" and ev.get("snapshot") == s1.id]
+    recorded += [ev for ev, _raw in repo.audit.entries() if ev.get("type") == "forget" and ev.get("snapshot") == s1.id]
     assert recorded, "the forget is recorded"
     assert any(e.get("trust_clock") or (e.get("details") or {}).get("trust_clock") for e in recorded), recorded

@@ -3,6 +3,7 @@
 A lock or hold on a snapshot must reach every object the snapshot needs, in
 storage, where the storage itself enforces it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +19,7 @@ from amber.retention.locks import needed_objects
 from amber.retention.policy import KeepPolicy
 from amber.storage.base import COMPLIANCE, GOVERNANCE, Retention
 
-from .helpers import (DAY, HOUR, backup, lock_records_dir, make_source, open_repo, pack_of_file, packs_of,
-                      rand)
+from .helpers import DAY, HOUR, backup, lock_records_dir, make_source, open_repo, pack_of_file, packs_of, rand
 
 G, C = GOVERNANCE, COMPLIANCE
 
@@ -319,10 +319,8 @@ def test_hold_needs_a_reason(repo, clock, src):
 
 def test_release_clears_only_what_no_other_held_snapshot_needs(repo, clock, tmp_path):
     shared = rand(40_000, "shared")
-    a = backup(repo, make_source(tmp_path / "a", {"shared.bin": shared, "only-a.bin": rand(30_000, "a")}),
-               clock=clock)
-    b = backup(repo, make_source(tmp_path / "b", {"shared.bin": shared, "only-b.bin": rand(30_000, "b")}),
-               clock=clock)
+    a = backup(repo, make_source(tmp_path / "a", {"shared.bin": shared, "only-a.bin": rand(30_000, "a")}), clock=clock)
+    b = backup(repo, make_source(tmp_path / "b", {"shared.bin": shared, "only-b.bin": rand(30_000, "b")}), clock=clock)
     c = backup(repo, make_source(tmp_path / "c", {"only-c.bin": rand(30_000, "c")}), clock=clock)
     need_a, need_b, need_c = (needed_objects(repo, s) for s in (a, b, c))
     assert {k for k in need_a & need_b if k.startswith("data/")}, "a and b should share a pack"
@@ -410,8 +408,10 @@ def test_a_record_added_by_hand_cannot_shorten_compliance(repo, repo_path, clock
     snap = backup(repo, src, mode=C, seconds=10 * DAY)
     key = f"snapshots/{snap.id}"
     before = repo.storage.stat(key).retention
-    for rec in ({"retention": {"mode": C, "until": to_iso(later(repo, HOUR))}},
-                {"retention": {"mode": G, "until": to_iso(later(repo, HOUR))}, "bypass_governance": True}):
+    for rec in (
+        {"retention": {"mode": C, "until": to_iso(later(repo, HOUR))}},
+        {"retention": {"mode": G, "until": to_iso(later(repo, HOUR))}, "bypass_governance": True},
+    ):
         _add_record_by_hand(repo_path, key, dict(rec, time=to_iso(clock.now())))
         assert repo.storage.stat(key).retention == before
     with pytest.raises(Locked):
@@ -424,8 +424,9 @@ def test_a_record_added_by_hand_cannot_shorten_governance_by_upgrading_it(repo, 
     snap = backup(repo, src, mode=G, seconds=10 * DAY)
     key = f"snapshots/{snap.id}"
     before = repo.storage.stat(key).retention
-    _add_record_by_hand(repo_path, key, {"retention": {"mode": C, "until": to_iso(later(repo, HOUR))},
-                                         "time": to_iso(clock.now())})
+    _add_record_by_hand(
+        repo_path, key, {"retention": {"mode": C, "until": to_iso(later(repo, HOUR))}, "time": to_iso(clock.now())}
+    )
     after = repo.storage.stat(key).retention
     assert after.until >= before.until, after
     clock.advance(2 * HOUR)

@@ -1,4 +1,5 @@
 """policy.apply: which snapshots a keep policy keeps, as restic decides (pure)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from amber.retention.policy import KeepPolicy, apply
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2031, 6, 1, tzinfo=UTC)
 
 
@@ -46,8 +47,13 @@ def test_keep_last():
 
 
 def test_keep_hourly_keeps_the_newest_of_each_hour():
-    s = snaps_at(local(2031, 1, 1, 10, 5), local(2031, 1, 1, 10, 50), local(2031, 1, 1, 11, 1),
-                 local(2031, 1, 1, 11, 59), local(2031, 1, 1, 13, 0))
+    s = snaps_at(
+        local(2031, 1, 1, 10, 5),
+        local(2031, 1, 1, 10, 50),
+        local(2031, 1, 1, 11, 1),
+        local(2031, 1, 1, 11, 59),
+        local(2031, 1, 1, 13, 0),
+    )
     assert kept(s, KeepPolicy(hourly=3)) == ids(s, [1, 3, 4])
 
 
@@ -66,8 +72,14 @@ def test_keep_weekly_uses_iso_weeks():
 
 
 def test_keep_monthly_and_yearly():
-    s = snaps_at(local(2029, 12, 31), local(2030, 1, 1), local(2030, 1, 20), local(2030, 6, 1),
-                 local(2030, 12, 31), local(2031, 1, 2))
+    s = snaps_at(
+        local(2029, 12, 31),
+        local(2030, 1, 1),
+        local(2030, 1, 20),
+        local(2030, 6, 1),
+        local(2030, 12, 31),
+        local(2031, 1, 2),
+    )
     assert kept(s, KeepPolicy(monthly=3)) == ids(s, [5, 4, 3])
     assert kept(s, KeepPolicy(yearly=2)) == ids(s, [5, 4])
     both = apply(s, KeepPolicy(monthly=1, yearly=3), NOW)
@@ -87,7 +99,7 @@ def test_keep_within_is_relative_to_the_newest_snapshot():
     day = dt.timedelta(days=1)
     base = dt.datetime(2031, 1, 1, 12, tzinfo=UTC)
     s = snaps_at(*(base + i * day for i in range(10)))  # days 0..9
-    now = base + 40 * day                               # backups stopped a month ago
+    now = base + 40 * day  # backups stopped a month ago
     assert kept(s, KeepPolicy(within=3 * day), now) == ids(s, [7, 8, 9])
 
 
@@ -132,11 +144,15 @@ def restic_keep(snaps, policy: KeepPolicy, now) -> set[str]:
     return keep
 
 
-_times = st.lists(st.datetimes(min_value=dt.datetime(2028, 1, 1), max_value=dt.datetime(2031, 5, 1),
-                               timezones=st.just(UTC)), min_size=0, max_size=40)
+_times = st.lists(
+    st.datetimes(min_value=dt.datetime(2028, 1, 1), max_value=dt.datetime(2031, 5, 1), timezones=st.just(UTC)),
+    min_size=0,
+    max_size=40,
+)
 _counts = st.integers(0, 6)
-_policies = st.builds(KeepPolicy, last=_counts, hourly=_counts, daily=_counts, weekly=_counts,
-                      monthly=_counts, yearly=_counts)
+_policies = st.builds(
+    KeepPolicy, last=_counts, hourly=_counts, daily=_counts, weekly=_counts, monthly=_counts, yearly=_counts
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -157,8 +173,7 @@ def test_keep_last_n_keeps_exactly_the_n_newest(times, n):
 
 
 @settings(max_examples=200, deadline=None)
-@given(times=_times, policy=_policies, rule=st.sampled_from(["last", "hourly", "daily", "weekly",
-                                                              "monthly", "yearly"]))
+@given(times=_times, policy=_policies, rule=st.sampled_from(["last", "hourly", "daily", "weekly", "monthly", "yearly"]))
 def test_a_larger_count_never_keeps_less(times, policy, rule):
     from dataclasses import replace
 
@@ -168,8 +183,7 @@ def test_a_larger_count_never_keeps_less(times, policy, rule):
 
 
 @settings(max_examples=200, deadline=None)
-@given(times=_times, n=st.integers(1, 6), rule=st.sampled_from(["hourly", "daily", "weekly", "monthly",
-                                                                 "yearly"]))
+@given(times=_times, n=st.integers(1, 6), rule=st.sampled_from(["hourly", "daily", "weekly", "monthly", "yearly"]))
 def test_a_bucket_rule_keeps_at_most_its_count(times, n, rule):
     s = snaps_at(*times)
     assert len(kept(s, KeepPolicy(**{rule: n}))) <= n
@@ -178,9 +192,14 @@ def test_a_bucket_rule_keeps_at_most_its_count(times, n, rule):
 @settings(max_examples=300, deadline=None)
 @given(times=_times, policy=_policies)
 @example(  # two days, keep-daily 3: restic keeps the oldest snapshot too, a count is left
-    times=[dt.datetime(2031, 1, 1, 1, tzinfo=UTC), dt.datetime(2031, 1, 1, 2, tzinfo=UTC),
-           dt.datetime(2031, 1, 2, 1, tzinfo=UTC), dt.datetime(2031, 1, 2, 2, tzinfo=UTC)],
-    policy=KeepPolicy(daily=3))
+    times=[
+        dt.datetime(2031, 1, 1, 1, tzinfo=UTC),
+        dt.datetime(2031, 1, 1, 2, tzinfo=UTC),
+        dt.datetime(2031, 1, 2, 1, tzinfo=UTC),
+        dt.datetime(2031, 1, 2, 2, tzinfo=UTC),
+    ],
+    policy=KeepPolicy(daily=3),
+)
 def test_apply_matches_restic(times, policy):
     s = snaps_at(*times)
     assert kept(s, policy) == restic_keep(s, policy, NOW)

@@ -1,4 +1,5 @@
 """prune after forget: only unused, unprotected data goes, and never from under a backup."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,7 @@ from amber.repository import Repository
 from amber.retention.prune import RUN_TIMEOUT, start_run
 from amber.storage.base import GOVERNANCE, StorageWrapper
 
-from .helpers import (DAY, backup, data_keys, make_source, open_repo, pack_of_file, packs_of, rand,
-                      restored, tree_digest)
+from .helpers import DAY, backup, data_keys, make_source, open_repo, pack_of_file, packs_of, rand, restored, tree_digest
 
 A, SHARED, B, C = rand(40_000, "a"), rand(40_000, "shared"), rand(40_000, "b"), rand(40_000, "c")
 
@@ -187,7 +187,8 @@ def test_prune_proceeds_once_the_running_backup_made_its_snapshot(repo, repo_pat
 
 @pytest.mark.parametrize("client", ["another client", "the same repository object"])
 def test_a_backup_after_a_prune_plan_does_not_deduplicate_against_planned_packs(
-        repo, repo_path, clock, tmp_path, client):
+    repo, repo_path, clock, tmp_path, client
+):
     src = make_source(tmp_path / "src", {"x.bin": rand(50_000, "x")})
     s1 = backup(repo, src, clock=clock)
     planned = packs_of(repo, s1)
@@ -227,8 +228,7 @@ def test_a_long_lived_client_never_reuses_data_another_client_pruned(repo, repo_
     assert_restores(fresh, fresh.find_snapshot(s2.id), tree_digest(src), tmp_path / "t")
 
 
-def test_prune_by_a_client_that_loaded_the_index_before_another_clients_backup(
-        repo, repo_path, clock, tmp_path):
+def test_prune_by_a_client_that_loaded_the_index_before_another_clients_backup(repo, repo_path, clock, tmp_path):
     """A Repository object that loaded the index earlier prunes after another client made a
     snapshot: that snapshot's new data is not mistaken for garbage, and prune does not fail."""
     src = make_source(tmp_path / "src", {"x.bin": rand(50_000, "x")})
@@ -274,8 +274,9 @@ def test_a_backup_finishing_during_prune_keeps_its_data_and_prune_completes(repo
         made.append(backup(open_repo(repo_path, clock), src2))
 
     pruner = open_repo(repo_path, clock)
-    pruner = Repository(BackupDuringPrune(pruner.storage, concurrent_backup), pruner.keys, pruner.config,
-                        pruner.key_id, clock)
+    pruner = Repository(
+        BackupDuringPrune(pruner.storage, concurrent_backup), pruner.keys, pruner.config, pruner.key_id, clock
+    )
     rep = pruner.prune()
     assert made, "the concurrent backup ran"
     assert rep.packs_deleted

@@ -1,4 +1,5 @@
 """state.derive: a snapshot's protection folded from its own retention and its events (pure)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from amber.clock import to_iso
 from amber.retention.state import Protection, derive
 
-T0 = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 G, C = "governance", "compliance"
 
 
@@ -22,8 +23,13 @@ def initial(mode, until_s) -> dict:
 
 
 def lock(t_s, mode, until_s, bypass=False, eid=None) -> dict:
-    ev = {"type": "lock", "time": to_iso(at(t_s)), "mode": mode, "until": to_iso(at(until_s)),
-          "id": eid or f"lock-{t_s}-{mode}-{until_s}"}
+    ev = {
+        "type": "lock",
+        "time": to_iso(at(t_s)),
+        "mode": mode,
+        "until": to_iso(at(until_s)),
+        "id": eid or f"lock-{t_s}-{mode}-{until_s}",
+    }
     if bypass:
         ev["bypass_governance"] = True
     return ev
@@ -62,9 +68,13 @@ def test_the_snapshots_own_retention_counts():
 def test_a_malformed_initial_retention_or_event_adds_nothing():
     assert derive({"mode": "compliance"}, []) == Protection()
     assert derive({"mode": "forever", "until": to_iso(at(100))}, []) == Protection()
-    p = derive(initial(G, 100), [{"type": "lock", "time": to_iso(at(1)), "mode": C, "id": "x"},
-                                 {"type": "lock", "time": to_iso(at(2)), "mode": "bogus",
-                                  "until": to_iso(at(900)), "id": "y"}])
+    p = derive(
+        initial(G, 100),
+        [
+            {"type": "lock", "time": to_iso(at(1)), "mode": C, "id": "x"},
+            {"type": "lock", "time": to_iso(at(2)), "mode": "bogus", "until": to_iso(at(900)), "id": "y"},
+        ],
+    )
     assert (p.mode, p.until) == (G, at(100))
 
 
@@ -153,7 +163,7 @@ def test_hold_is_independent_of_retention():
 
 def test_hold_and_release_within_one_second_keep_their_order():
     """A hold at 12:00:00 and a release half a second later: the release is the latest."""
-    h = hold(0)       # time "2030-01-01T00:00:00Z"
+    h = hold(0)  # time "2030-01-01T00:00:00Z"
     r = release(0.5)  # time "2030-01-01T00:00:00.500000Z": sorts before h as text
     assert derive(None, [h, r]).hold is False
 
@@ -167,13 +177,19 @@ def test_locks_within_one_second_keep_their_order():
 
 # -- properties ------------------------------------------------------------------------
 
-_event = st.tuples(st.sampled_from(["lock", "lock", "lock", "unlock", "hold", "release"]),
-                   st.sampled_from([G, C]), st.integers(0, 5000), st.booleans())
+_event = st.tuples(
+    st.sampled_from(["lock", "lock", "lock", "unlock", "hold", "release"]),
+    st.sampled_from([G, C]),
+    st.integers(0, 5000),
+    st.booleans(),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(start=st.one_of(st.none(), st.tuples(st.sampled_from([G, C]), st.integers(0, 5000))),
-       evs=st.lists(_event, max_size=12))
+@given(
+    start=st.one_of(st.none(), st.tuples(st.sampled_from([G, C]), st.integers(0, 5000))),
+    evs=st.lists(_event, max_size=12),
+)
 def test_derive_follows_object_lock_rules(start, evs):
     """After every event: compliance keeps its mode and never ends earlier; governance ends
     earlier only through an event that says it bypassed governance; the last hold/release wins."""

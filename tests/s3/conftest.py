@@ -1,4 +1,5 @@
 """Fixtures for amber on `s3:` repositories: one user and one fresh bucket per test."""
+
 from __future__ import annotations
 
 import pytest

@@ -6,6 +6,7 @@ on 127.0.0.1 (tests/s3server.py), over HTTP. The assertions
 about Object Lock read the objects back with a plain boto3 client, the way an
 operator would, never through amber.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,7 +21,7 @@ if _CLI_TESTS not in sys.path:
 from cli_helpers import Amber  # noqa: E402
 from s3server import CREDENTIALS  # noqa: E402
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class S3Amber(Amber):
@@ -36,9 +37,14 @@ class S3Amber(Amber):
     def env(self, **overrides) -> dict:
         s3 = {k: None for k in os.environ if k.startswith("AWS_")}  # nothing from the caller's AWS setup
         s3.update(CREDENTIALS)
-        s3.update({"AMBER_REPOSITORY": self.url, "AMBER_S3_ENDPOINT": self.server.endpoint,
-                   "AWS_CONFIG_FILE": str(self.home / "aws-config"),
-                   "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials")})
+        s3.update(
+            {
+                "AMBER_REPOSITORY": self.url,
+                "AMBER_S3_ENDPOINT": self.server.endpoint,
+                "AWS_CONFIG_FILE": str(self.home / "aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials"),
+            }
+        )
         s3.update(overrides)
         return super().env(**s3)
 
@@ -56,9 +62,8 @@ class S3Amber(Amber):
     def keys(self, sub: str = "") -> list[str]:
         """Repository keys (without the prefix) of every object under `sub`."""
         out = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                      Prefix=self.key(sub)):
-            out += [o["Key"][len(self.prefix) + 1:] for o in page.get("Contents", [])]
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.key(sub)):
+            out += [o["Key"][len(self.prefix) + 1 :] for o in page.get("Contents", [])]
         return sorted(out)
 
     def head(self, key: str) -> dict:
@@ -90,8 +95,9 @@ class LossyProxy:
     cannot tell whether the request took effect; a retry must cope with either outcome.
     """
 
-    def __init__(self, target_port: int, method: bytes = b"PUT", path_part: bytes = b"/snapshots/",
-                 times: int = 1) -> None:
+    def __init__(
+        self, target_port: int, method: bytes = b"PUT", path_part: bytes = b"/snapshots/", times: int = 1
+    ) -> None:
         import socket
         import threading
 

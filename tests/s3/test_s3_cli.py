@@ -1,11 +1,11 @@
 """amber's whole command line on an `s3:BUCKET/PREFIX` repository, over real HTTP."""
+
 from __future__ import annotations
 
 import os
 
-from cli_helpers import assert_same_tree, make_tree, restored_root, sha256_file, write
-
 from .helpers import S3Amber
+from cli_helpers import assert_same_tree, make_tree, restored_root, sha256_file, write
 
 
 def test_round_trip(s3amber, tmp_path):
@@ -15,7 +15,7 @@ def test_round_trip(s3amber, tmp_path):
     no_env = s3amber.env(AMBER_S3_ENDPOINT=None)
     r = s3amber.run("init", "--s3-endpoint", s3amber.server.endpoint, env=no_env)
     assert s3amber.url in r.out
-    assert "config" in s3amber.keys() and s3amber.keys("keys/"), "init wrote nothing to the bucket"
+    assert "config" in s3amber.keys() and s3amber.keys("keys/"), "init wrote nothing to the bucket"  # noqa: SIM118
     # ... and before the subcommand
     assert s3amber.json("--s3-endpoint", s3amber.server.endpoint, "snapshots", env=no_env) == []
 
@@ -58,8 +58,9 @@ def test_two_repositories_in_one_bucket_stay_apart(s3repo, tmp_path):
     src.mkdir()
     write(src / "f.txt", b"first repository\n")
     s3repo.backup(src)
-    other = S3Amber(tmp_path / "other", s3repo.server, s3repo.bucket, prefix="nested/other-repo",
-                    password="another password")
+    other = S3Amber(
+        tmp_path / "other", s3repo.server, s3repo.bucket, prefix="nested/other-repo", password="another password"
+    )
     other.init()
     assert other.snapshots() == []
     assert other.keys("config") == ["config"]
@@ -82,7 +83,8 @@ def test_init_with_retention_on_a_bucket_without_object_lock(s3_server, tmp_path
     msg = r.stderr
     assert "Object Lock" in msg and user.bucket in msg, r
     assert "--object-lock-enabled-for-bucket" in msg or "object-lock" in msg.lower(), (
-        f"the message does not say how to enable Object Lock:\n{r!r}")
+        f"the message does not say how to enable Object Lock:\n{r!r}"
+    )
     assert user.keys() == [], "a refused init left objects in the bucket"
     # without retention the same bucket is fine
     user.run("init")

@@ -1,5 +1,6 @@
 """amber on S3 under stress: clients side by side, a server that goes away, a client killed
 half-way, responses lost on the way back."""
+
 from __future__ import annotations
 
 import os
@@ -10,10 +11,9 @@ import time
 
 import pytest
 
+from .helpers import LossyProxy, S3Amber
 from cli_helpers import assert_same_tree, restored_root, set_old_mtimes, write
 from s3server import S3Server
-
-from .helpers import LossyProxy, S3Amber
 
 
 def random_tree(root, files: int, size: int, seed: int, shared: bytes = b"") -> None:
@@ -29,8 +29,13 @@ def random_tree(root, files: int, size: int, seed: int, shared: bytes = b"") -> 
 
 
 def start_backup(user, src) -> subprocess.Popen:
-    return subprocess.Popen(user.cmd("backup", "--json", src), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=user.env())
+    return subprocess.Popen(
+        user.cmd("backup", "--json", src),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=user.env(),
+    )
 
 
 def wait_for_a_pack(user, p: subprocess.Popen, timeout: float = 60) -> None:
@@ -41,8 +46,9 @@ def wait_for_a_pack(user, p: subprocess.Popen, timeout: float = 60) -> None:
             return
         time.sleep(0.005)
     out, err = p.communicate(timeout=60) if p.poll() is not None else (b"", b"")
-    pytest.fail(f"the backup ended (exit {p.returncode}) or stalled before any pack was stored; "
-                f"stderr: {err[-2000:]!r}")
+    pytest.fail(
+        f"the backup ended (exit {p.returncode}) or stalled before any pack was stored; stderr: {err[-2000:]!r}"
+    )
 
 
 def test_three_concurrent_backups_into_one_bucket(s3repo, tmp_path):
@@ -54,7 +60,7 @@ def test_three_concurrent_backups_into_one_bucket(s3repo, tmp_path):
         srcs.append(src)
     procs = [start_backup(s3repo, src) for src in srcs]
     results = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, results):
+    for p, (_out, err) in zip(procs, results):
         assert b"Traceback" not in err, err.decode(errors="replace")
         assert p.returncode == 0, f"a concurrent backup failed (exit {p.returncode}): {err[-2000:]!r}"
     snaps = s3repo.snapshots()
@@ -97,7 +103,8 @@ def test_a_server_that_stops_mid_backup_fails_the_backup_cleanly(tmp_path):
     assert "Traceback" not in stderr and b"Traceback" not in out, stderr
     assert p.returncode not in (0, 3) and p.returncode > 0, f"exit {p.returncode}; stderr: {stderr[-2000:]}"
     assert "amber:" in stderr and ("S3" in stderr or "reach" in stderr), (
-        f"the message does not say the server was unreachable: {stderr[-2000:]}")
+        f"the message does not say the server was unreachable: {stderr[-2000:]}"
+    )
     assert out == b"", "a failed --json backup printed a result"
 
 
@@ -144,13 +151,26 @@ def test_concurrent_clients_of_one_user_never_see_a_false_rollback(s3repo):
         procs = []
         for i in range(5):
             if i % 2 == 0:
-                procs.append(subprocess.Popen(s3repo.cmd("backup", "--stdin", "--stdin-name", f"f-{rnd}-{i}"),
-                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                              stderr=subprocess.PIPE, env=s3repo.env()))
+                procs.append(
+                    subprocess.Popen(
+                        s3repo.cmd("backup", "--stdin", "--stdin-name", f"f-{rnd}-{i}"),
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        env=s3repo.env(),
+                    )
+                )
                 backups += 1
             else:
-                procs.append(subprocess.Popen(s3repo.cmd("check"), stdin=subprocess.DEVNULL,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=s3repo.env()))
+                procs.append(
+                    subprocess.Popen(
+                        s3repo.cmd("check"),
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        env=s3repo.env(),
+                    )
+                )
                 checks += 1
         for i, p in enumerate(procs):
             _, err = p.communicate(input=os.urandom(50_000) if i % 2 == 0 else None, timeout=120)
@@ -192,8 +212,16 @@ def test_a_lost_response_to_a_lock_event_still_locks_every_object(s3repo, tmp_pa
     sid = s3repo.backup(src)["snapshot_id"]
     proxy = LossyProxy(s3repo.server.port, path_part=b"/locks/")
     try:
-        r = s3repo.run("lock", sid, "--for", "2h", "--mode", "governance",
-                       env=s3repo.env(AMBER_S3_ENDPOINT=proxy.endpoint), expect=None)
+        r = s3repo.run(
+            "lock",
+            sid,
+            "--for",
+            "2h",
+            "--mode",
+            "governance",
+            env=s3repo.env(AMBER_S3_ENDPOINT=proxy.endpoint),
+            expect=None,
+        )
     finally:
         proxy.close()
     assert proxy.lost, "no lock event went through the proxy"

@@ -3,6 +3,7 @@
 Every assertion about protection reads the objects with a plain boto3 client:
 what counts is what the server will enforce, not what amber believes.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,9 +11,8 @@ import datetime as dt
 import pytest
 from botocore.exceptions import ClientError
 
-from cli_helpers import set_old_mtimes, write
-
 from .helpers import UTC, iso, retention_of
+from cli_helpers import set_old_mtimes, write
 
 S3_MODE = {"governance": "GOVERNANCE", "compliance": "COMPLIANCE"}
 
@@ -68,8 +68,7 @@ def test_a_locked_snapshot_locks_its_objects_on_the_server(s3repo, tmp_path, mod
     sid = snap["id"]
     # the snapshot document was locked on its PUT; every pack it needs (all of them here, all
     # written by the earlier unlocked backup) was extended to reach the snapshot's lock
-    needed = [f"snapshots/{sid}", "config", *s3repo.keys("keys/"), *s3repo.keys("data/"),
-              *s3repo.keys("index/")]
+    needed = [f"snapshots/{sid}", "config", *s3repo.keys("keys/"), *s3repo.keys("data/"), *s3repo.keys("index/")]
     assert len(s3repo.keys("data/")) >= 2
     for key in needed:
         assert_locked(s3repo, key, mode, until)
@@ -121,9 +120,12 @@ def test_shorter_compliance_lock_exits_30_and_the_server_keeps_the_retention(s3r
     sid = snap["id"]
     keys = [f"snapshots/{sid}", *s3repo.keys("data/"), *s3repo.keys("index/"), "config"]
     before = {k: retention_of(s3repo.head(k)) for k in keys}
-    attempts = [("--for", "1h"), ("--for", "1h", "--bypass-governance"),
-                ("--for", "4h", "--mode", "governance"), ("--until", (dt.datetime.now(UTC) + dt.timedelta(
-                    hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    attempts = [
+        ("--for", "1h"),
+        ("--for", "1h", "--bypass-governance"),
+        ("--for", "4h", "--mode", "governance"),
+        ("--until", (dt.datetime.now(UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+    ]
     for args in attempts:
         r = s3repo.run("lock", sid, *args, expect=30)
         assert "compliance" in r.stderr, r
@@ -147,8 +149,14 @@ def test_hold_reaches_every_object_and_release_clears_it(s3repo, tmp_path):
     sid = s3repo.backup(src)["snapshot_id"]
     s3repo.run("hold", sid, "--reason", "litigation 2031-17")
     assert s3repo.snapshots()[0]["legal_hold"] is True
-    needed = [f"snapshots/{sid}", "config", *s3repo.keys("keys/"), *s3repo.keys("data/"),
-              *s3repo.keys("index/"), *s3repo.keys(f"locks/{sid}/")]
+    needed = [
+        f"snapshots/{sid}",
+        "config",
+        *s3repo.keys("keys/"),
+        *s3repo.keys("data/"),
+        *s3repo.keys("index/"),
+        *s3repo.keys(f"locks/{sid}/"),
+    ]
     assert s3repo.keys("data/") and s3repo.keys("index/") and s3repo.keys("keys/")
     for key in needed:
         assert s3repo.head(key).get("ObjectLockLegalHoldStatus") == "ON", f"{key}: no legal hold on the server"
@@ -197,7 +205,8 @@ def test_deletes_remove_every_version_and_leave_no_delete_marker(s3repo, tmp_pat
     s3repo.run("forget", gone, "--bypass-governance")
     listing = s3repo.s3.list_object_versions(Bucket=s3repo.bucket, Prefix=s3repo.key(f"snapshots/{gone}"))
     assert not listing.get("Versions") and not listing.get("DeleteMarkers"), (
-        f"forget left versions or delete markers behind: {listing.get('Versions')} {listing.get('DeleteMarkers')}")
+        f"forget left versions or delete markers behind: {listing.get('Versions')} {listing.get('DeleteMarkers')}"
+    )
     assert [s["id"] for s in s3repo.snapshots()] == [kept]
     types = [e for e in s3repo.json("audit", "log") if e["type"] == "forget"]
     assert len(types) == 1 and types[0]["snapshot"] == gone
@@ -225,8 +234,13 @@ def test_upgrading_a_governance_lock_to_compliance_reaches_every_object(s3repo, 
     now = next(s for s in s3repo.snapshots() if s["id"] == snap["id"])
     assert now["retention"]["mode"] == "compliance"
     until = iso(now["retention"]["until"])
-    for key in [f"snapshots/{snap['id']}", "config", *s3repo.keys("keys/"), *s3repo.keys("data/"),
-                *s3repo.keys("index/")]:
+    for key in [
+        f"snapshots/{snap['id']}",
+        "config",
+        *s3repo.keys("keys/"),
+        *s3repo.keys("data/"),
+        *s3repo.keys("index/"),
+    ]:
         assert_locked(s3repo, key, "compliance", until)
     s3repo.run("lock", snap["id"], "--for", "4h", "--mode", "governance", expect=30)
     s3repo.run("forget", snap["id"], "--bypass-governance", expect=30)

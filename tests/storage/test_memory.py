@@ -1,4 +1,5 @@
 """The in-memory backend against the storage contract."""
+
 from amber.storage.memory import MemoryStorage
 from amber.testing import StorageContract
 

@@ -1,4 +1,5 @@
 """Backends are found by URL scheme."""
+
 import pytest
 
 from amber.errors import UsageError

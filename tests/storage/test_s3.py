@@ -1,4 +1,5 @@
 """The S3 backend against a real S3 API server over HTTP (moto's server mode on 127.0.0.1)."""
+
 import datetime as dt
 import time
 
@@ -95,12 +96,17 @@ def test_a_bucket_without_object_lock_is_explained(s3_server):
 
 
 def test_an_unreachable_server_is_a_storage_error(tmp_path):
-    from amber.errors import StorageError
-    from botocore.config import Config
     import boto3
+    from botocore.config import Config
 
-    client = boto3.client("s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
-                          config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    from amber.errors import StorageError
+
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
     s = S3Storage("b", "", client=client)
     with pytest.raises(StorageError):
         s.get("x")

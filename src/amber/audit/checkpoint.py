@@ -15,6 +15,7 @@ hash is the first 4 bytes of SHA-256(key name || "\\n" || 0x01 || public key).
 A public key is written as the verifier key `<name>+<key hash hex>+<base64(0x01 || public key)>`.
 Pure functions: no I/O.
 """
+
 from __future__ import annotations
 
 import base64

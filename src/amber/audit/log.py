@@ -12,6 +12,7 @@ $XDG_STATE_HOME/amber/<repository id>/checkpoint, the last checkpoint it
 verified, and refuses a repository whose log is shorter or whose history
 differs (a rollback or a fork) with an integrity error.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -58,8 +59,15 @@ class VerifyReport:
 class AuditLog:
     """The log of one repository: its storage, its sealer, and the key that signs checkpoints."""
 
-    def __init__(self, storage: Storage, sealer: Sealer, signing: Ed25519PrivateKey, repository_id: str,
-                 clock: Clock, key_id: str) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        sealer: Sealer,
+        signing: Ed25519PrivateKey,
+        repository_id: str,
+        clock: Clock,
+        key_id: str,
+    ) -> None:
         self.storage = storage
         self.sealer = sealer
         self.clock = clock
@@ -113,14 +121,19 @@ class AuditLog:
         actor = {"host": socket.gethostname(), "user": user_name(), "key": self.key_id[:16]}
         for _ in range(100):
             seq = len(leaves)
-            ev = {"v": 1, "seq": seq, "time": to_iso(self.clock.now()), "type": kind, "actor": actor,
-                  "details": details}
+            ev = {
+                "v": 1,
+                "seq": seq,
+                "time": to_iso(self.clock.now()),
+                "type": kind,
+                "actor": actor,
+                "details": details,
+            }
             if snapshot is not None:
                 ev["snapshot"] = snapshot
             raw = utf8_json(ev)
             try:
-                self.storage.put(layout.log_entry(seq), self.sealer.seal(KIND_LOG, raw),
-                                      retention=lock)
+                self.storage.put(layout.log_entry(seq), self.sealer.seal(KIND_LOG, raw), retention=lock)
                 break
             except AlreadyExists:  # another writer took this position: read on and retry
                 entries = self.entries()
@@ -210,16 +223,21 @@ class AuditLog:
             except (CheckpointError, IntegrityError, NotFound) as e:
                 rep.errors.append(f"{key}: {e}" if not str(e).startswith(key) else str(e))
         if leaves and layout.log_checkpoint(len(leaves)) not in cps:
-            rep.warnings.append(f"no checkpoint for the full log of {len(leaves)} entries (a writer "
-                                "stopped between its entry and its checkpoint)")
+            rep.warnings.append(
+                f"no checkpoint for the full log of {len(leaves)} entries (a writer "
+                "stopped between its entry and its checkpoint)"
+            )
         present = set(cps)
         for size in range(1, len(leaves)):
             if layout.log_checkpoint(size) not in present:  # every append writes one
-                rep.warnings.append(f"{CHECKPOINTS}{size:012d}: missing (deleted, or its writer stopped "
-                                    "before writing it)")
+                rep.warnings.append(
+                    f"{CHECKPOINTS}{size:012d}: missing (deleted, or its writer stopped before writing it)"
+                )
         rep.entries = entries
-        for note, what in ((remembered, "the checkpoint this client last verified"),
-                           (external, "the given checkpoint")):
+        for note, what in (
+            (remembered, "the checkpoint this client last verified"),
+            (external, "the given checkpoint"),
+        ):
             if note is None:
                 continue
             try:
@@ -237,8 +255,9 @@ class AuditLog:
         return rep
 
 
-def record_snapshots(log: AuditLog, snapshots: SnapshotStore, sid: str,
-                     retention: Retention | None = None) -> list[dict]:
+def record_snapshots(
+    log: AuditLog, snapshots: SnapshotStore, sid: str, retention: Retention | None = None
+) -> list[dict]:
     """Append a `snapshot` event for every stored snapshot the log does not name yet:
     the one just written, and any a crash kept from being recorded (marked recovered)."""
     logged = {ev.get("snapshot") for ev, _raw in log.entries() if ev.get("type") == "snapshot"}
@@ -262,22 +281,34 @@ def orphaned(snapshots: SnapshotStore, snap: Snapshot, now: _dt.datetime) -> boo
 
 
 def snapshot_details(s: Snapshot) -> dict:
-    return {"time": to_iso(s.time), "hostname": s.hostname, "username": s.username, "paths": s.paths,
-            "tags": s.tags, "tree": s.tree, "content_root": s.content_root, "retention": s.retention,
-            "files": s.summary.get("files_total"), "bytes": s.summary.get("bytes_total")}
+    return {
+        "time": to_iso(s.time),
+        "hostname": s.hostname,
+        "username": s.username,
+        "paths": s.paths,
+        "tags": s.tags,
+        "tree": s.tree,
+        "content_root": s.content_root,
+        "retention": s.retention,
+        "files": s.summary.get("files_total"),
+        "bytes": s.summary.get("bytes_total"),
+    }
 
 
 def check_consistency(cp: cpfmt.Checkpoint, leaves: list[bytes], what: str) -> None:
     """Raise unless the log `leaves` extends the tree the checkpoint describes."""
     n = len(leaves)
     if cp.size > n:
-        raise IntegrityError(f"{what} covers {cp.size} entries, but the log now has only {n}: "
-                             "the repository was rolled back or its log truncated")
+        raise IntegrityError(
+            f"{what} covers {cp.size} entries, but the log now has only {n}: "
+            "the repository was rolled back or its log truncated"
+        )
     if cp.size == 0:
         return
     try:
         proof = merkle.consistency_proof(leaves, cp.size)
         merkle.verify_consistency(cp.size, n, cp.root, merkle.root(leaves), proof)
     except ProofError:
-        raise IntegrityError(f"{what} (size {cp.size}) is not a prefix of the log now found: "
-                             "its history was rewritten or forked") from None
+        raise IntegrityError(
+            f"{what} (size {cp.size}) is not a prefix of the log now found: its history was rewritten or forked"
+        ) from None

@@ -5,6 +5,7 @@ node hash  = SHA-256(0x01 || left || right)
 MTH of n leaves splits at k, the largest power of two smaller than n.
 The verifiers follow RFC 9162 sections 2.1.3.2 and 2.1.4.2 step by step.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ and sealing of files run on a bounded pool of worker threads (the native
 libraries release the GIL). A folder's tree is built once its files are done,
 after its subfolders, so trees are stored bottom-up and the snapshot last.
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,29 +21,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..version import __version__
-from ..clock import to_iso
+from ..audit.log import AuditLog, record_snapshots
+from ..clock import add_duration, to_iso
+from ..crypto.keys import MasterKeys
 from ..errors import UsageError
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
-from ..audit.log import AuditLog, record_snapshots
-from ..clock import add_duration
-from ..crypto.keys import MasterKeys
 from ..repo.blobs import WriteSession
 from ..retention.locks import extend_objects, needed_objects
 from ..retention.prune import Pruned, start_run
 from ..storage.base import Retention
+from ..version import __version__
 from .filescache import FilesCache
-from .workers import read_batch
-from .workers import start as start_processes
 from .reader import FileReader
 from .source import Names, normalize_paths, selection_tree
+from .workers import read_batch
+from .workers import start as start_processes
 
-BATCH_FILES = 64          # small files are read by the workers in batches ...
-BATCH_BYTES = 4 << 20     # ... of at most this many files and bytes
+BATCH_FILES = 64  # small files are read by the workers in batches ...
+BATCH_BYTES = 4 << 20  # ... of at most this many files and bytes
 PROCESS_AFTER_FILES = 2000  # small files read before a backup starts worker processes ...
 PROCESS_AFTER_BYTES = 64 << 20  # ... or bytes: below both, starting them costs more than it saves
-MAX_OPEN_DIRS = 4096      # walked folders waiting for their files before the walk waits
+MAX_OPEN_DIRS = 4096  # walked folders waiting for their files before the walk waits
 
 
 @dataclass
@@ -60,10 +60,18 @@ class BackupStats:
 
     def summary(self, bytes_added: int, duration_s: float) -> dict:
         """The figures a snapshot records and `backup --json` prints."""
-        return {"files_new": self.files_new, "files_changed": self.files_changed,
-                "files_unmodified": self.files_unmodified, "dirs": self.dirs, "files_total": self.files_total,
-                "bytes_total": self.bytes_total, "bytes_read": self.bytes_read, "bytes_added": bytes_added,
-                "errors": len(self.errors), "duration_s": round(duration_s, 3)}
+        return {
+            "files_new": self.files_new,
+            "files_changed": self.files_changed,
+            "files_unmodified": self.files_unmodified,
+            "dirs": self.dirs,
+            "files_total": self.files_total,
+            "bytes_total": self.bytes_total,
+            "bytes_read": self.bytes_read,
+            "bytes_added": bytes_added,
+            "errors": len(self.errors),
+            "duration_s": round(duration_s, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ class _DirTask:
         self.name, self.st, self.items, self.node = name, st, items, None
 
     def ready(self) -> bool:
-        for it in self.items:
+        for it in self.items:  # noqa: SIM110 - a plain loop: this runs for every folder, many times
             if type(it) is _PendingFile and (it.fut is None or not it.fut.done()):
                 return False
         return True
@@ -104,9 +112,18 @@ class _PendingFile:
 class Archiver:
     """Walks the sources and stores their files and trees through one writing session."""
 
-    def __init__(self, session: WriteSession, keys: MasterKeys, chunker: dict, *, excludes=(),
-                 files_cache: FilesCache | None = None, stats: BackupStats | None = None,
-                 workers: int | None = None, processes: bool | None = None) -> None:
+    def __init__(
+        self,
+        session: WriteSession,
+        keys: MasterKeys,
+        chunker: dict,
+        *,
+        excludes=(),
+        files_cache: FilesCache | None = None,
+        stats: BackupStats | None = None,
+        workers: int | None = None,
+        processes: bool | None = None,
+    ) -> None:
         self.store = session
         self.keys = keys
         self.chunker_config = chunker
@@ -136,15 +153,19 @@ class Archiver:
     # -- per-file work (worker threads) ----------------------------------------
 
     def excluded(self, path: str, name: str) -> bool:
-        for pat in self.excludes:
-            if fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(path, pat):
-                return True
-        return False
+        return any(fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(path, pat) for pat in self.excludes)
 
     def _meta(self, name: str, kind: str, st) -> dict:
-        node = {"name": name, "type": kind, "mode": st.st_mode & 0o7777, "uid": st.st_uid,
-                "gid": st.st_gid, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
-                "inode": st.st_ino}
+        node = {
+            "name": name,
+            "type": kind,
+            "mode": st.st_mode & 0o7777,
+            "uid": st.st_uid,
+            "gid": st.st_gid,
+            "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns,
+            "inode": st.st_ino,
+        }
         user, group = self.names.user(st.st_uid), self.names.group(st.st_gid)
         if user is not None:
             node["user"] = user
@@ -163,8 +184,13 @@ class Archiver:
         cached = self.cache.get(path)
         if cached is not None:
             size, mtime, ctime, ino, content, sha = cached
-            if (size == st.st_size and mtime == st.st_mtime_ns and ctime == st.st_ctime_ns
-                    and ino == st.st_ino and self._all_indexed(content)):
+            if (
+                size == st.st_size
+                and mtime == st.st_mtime_ns
+                and ctime == st.st_ctime_ns
+                and ino == st.st_ino
+                and self._all_indexed(content)
+            ):
                 node["content"] = content
                 node["sha256"] = sha
                 stats.files_unmodified += 1
@@ -361,9 +387,7 @@ class Archiver:
         for it in items:
             if type(it) is dict:
                 nodes.append(it)
-            elif type(it) is _DirTask:
-                nodes.append(it.node)
-            elif self._finish_file(it):
+            elif type(it) is _DirTask or self._finish_file(it):
                 nodes.append(it.node)
         return nodes
 
@@ -392,8 +416,17 @@ class Archiver:
         self.stats.files_total += 1
         self.stats.bytes_read += size
         self.stats.bytes_total += size
-        return {"name": name, "type": "file", "mode": 0o644, "uid": os.getuid(), "gid": os.getgid(),
-                "mtime_ns": now, "size": size, "content": ids, "sha256": sha.hexdigest()}
+        return {
+            "name": name,
+            "type": "file",
+            "mode": 0o644,
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+            "mtime_ns": now,
+            "size": size,
+            "content": ids,
+            "sha256": sha.hexdigest(),
+        }
 
 
 class BackupTarget(Pruned, Protocol):
@@ -406,8 +439,21 @@ class BackupTarget(Pruned, Protocol):
     def cache_dir(self) -> str: ...
 
 
-def backup(repo: BackupTarget, paths, *, tags=(), host=None, excludes=(), stdin=None, stdin_name=None,
-           retention=None, stats=None, workers=None, use_cache=True, processes=None) -> "BackupResult":
+def backup(
+    repo: BackupTarget,
+    paths,
+    *,
+    tags=(),
+    host=None,
+    excludes=(),
+    stdin=None,
+    stdin_name=None,
+    retention=None,
+    stats=None,
+    workers=None,
+    use_cache=True,
+    processes=None,
+) -> "BackupResult":
     t0 = time.monotonic()
     started = repo.clock.now()
     if stdin is None and not paths:
@@ -416,16 +462,25 @@ def backup(repo: BackupTarget, paths, *, tags=(), host=None, excludes=(), stdin=
     if stdin is not None:
         stdin_name = (stdin_name or "stdin").strip("/")
         if not treefmt.valid_name(stdin_name):
-            raise UsageError(f"{stdin_name!r} is not a valid file name for data read from standard input",
-                             remedy="stdin-name")
+            raise UsageError(
+                f"{stdin_name!r} is not a valid file name for data read from standard input", remedy="stdin-name"
+            )
     retention = _retention_for(repo, retention, started)
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index(force=True)
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
     with repo.blobs.session(retention) as session:
-        arch = Archiver(session, repo.keys, repo.config["chunker"], excludes=excludes, files_cache=cache,
-                        stats=stats, workers=workers, processes=processes)
+        arch = Archiver(
+            session,
+            repo.keys,
+            repo.config["chunker"],
+            excludes=excludes,
+            files_cache=cache,
+            stats=stats,
+            workers=workers,
+            processes=processes,
+        )
         try:
             if stdin is not None:
                 top = [arch.save_stdin(stdin, stdin_name)]
@@ -438,8 +493,11 @@ def backup(repo: BackupTarget, paths, *, tags=(), host=None, excludes=(), stdin=
         finally:
             arch.close()
     doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
-    doc.update(tree=root_tree, content_root=content_root,
-               summary=arch.stats.summary(session.bytes_added, time.monotonic() - t0))
+    doc.update(
+        tree=root_tree,
+        content_root=content_root,
+        summary=arch.stats.summary(session.bytes_added, time.monotonic() - t0),
+    )
     sid = repo.snapshot_store.save(doc, retention)
     if retention is not None:  # data reused from older snapshots must live as long as this one
         extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
@@ -449,16 +507,33 @@ def backup(repo: BackupTarget, paths, *, tags=(), host=None, excludes=(), stdin=
     return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
 
 
-def _snapshot_doc(repo: BackupTarget, st: BackupStats, started, host, tags, excludes, paths: list[str],
-                  run_id: str, retention: Retention | None) -> dict:
+def _snapshot_doc(
+    repo: BackupTarget,
+    st: BackupStats,
+    started,
+    host,
+    tags,
+    excludes,
+    paths: list[str],
+    run_id: str,
+    retention: Retention | None,
+) -> dict:
     """The snapshot document, but for its tree, content root and summary."""
     hostname = host or socket.gethostname()
-    parent = next((s.id for s in reversed(repo.snapshots()) if s.hostname == hostname and s.paths == paths),
-                  None)
+    parent = next((s.id for s in reversed(repo.snapshots()) if s.hostname == hostname and s.paths == paths), None)
     return {
-        "v": 1, "time": to_iso(started), "hostname": hostname, "username": _username(),
-        "uid": os.getuid(), "gid": os.getgid(), "paths": paths, "tags": sorted(set(tags)),
-        "excludes": list(excludes), "parent": parent, "program": f"amber {__version__}", "run": run_id,
+        "v": 1,
+        "time": to_iso(started),
+        "hostname": hostname,
+        "username": _username(),
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "paths": paths,
+        "tags": sorted(set(tags)),
+        "excludes": list(excludes),
+        "parent": parent,
+        "program": f"amber {__version__}",
+        "run": run_id,
         "retention": {"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
     }
 
@@ -481,7 +556,7 @@ def _walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
     """The nodes of the snapshot's root folder: the first component of every path."""
     root_sel = selection_tree(norm)
     if "/" in norm:  # the whole filesystem: every entry of / taken whole
-        root_sel = {name: None for name in os.listdir("/")}
+        root_sel = dict.fromkeys(os.listdir("/"))
     items: list = []
     for name, sel in sorted(root_sel.items()):
         path = "/" + name

@@ -5,6 +5,7 @@ are all still indexed, is not read again: an unchanged backup costs one
 `lstat` per file. The cache is local state, never part of the repository;
 losing it only costs time.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,11 +48,11 @@ class FilesCache:
         if not self.path:
             return
         prefixes = tuple(r.rstrip("/") + "/" for r in roots)
-        merged = {p: e for p, e in self.old.items()
-                  if p not in roots and not p.startswith(prefixes)}
+        merged = {p: e for p, e in self.old.items() if p not in roots and not p.startswith(prefixes)}
         merged.update(self.new)
         raw = zstandard.ZstdCompressor(level=1).compress(
-            json.dumps({"v": VERSION, "files": merged}, separators=(",", ":")).encode())
+            json.dumps({"v": VERSION, "files": merged}, separators=(",", ":")).encode()
+        )
         folder = os.path.dirname(self.path)
         try:
             os.makedirs(folder, exist_ok=True)

@@ -5,6 +5,7 @@ chunked in memory; large files are streamed, chunked and hashed here while
 their chunks are compressed and sealed on a separate pool, so one big file
 keeps every core busy.
 """
+
 from __future__ import annotations
 
 import collections
@@ -18,8 +19,8 @@ import pyfastcdc
 from ..format.pack import BLOB_DATA
 from ..repo.chunks import FileRead, file_read
 
-READ_WHOLE = 8 << 20      # files up to this size are read in one call
-LARGE_INFLIGHT = 4        # chunks of one large file being compressed at once
+READ_WHOLE = 8 << 20  # files up to this size are read in one call
+LARGE_INFLIGHT = 4  # chunks of one large file being compressed at once
 
 
 class FileReader:
@@ -28,8 +29,7 @@ class FileReader:
         self.keys = keys
         self.stats = stats
         self.workers = workers
-        self._chunker_args = (chunker_config["avg"], chunker_config["min"], chunker_config["max"],
-                              keys.chunker_seed)
+        self._chunker_args = (chunker_config["avg"], chunker_config["min"], chunker_config["max"], keys.chunker_seed)
         self._tls = threading.local()
         self._mu = threading.Lock()
         self._blobs: ThreadPoolExecutor | None = None

@@ -1,4 +1,5 @@
 """What a backup reads: the paths given, as a tree of selections, and owner names."""
+
 from __future__ import annotations
 
 import grp

@@ -7,6 +7,7 @@ walk and returns, per file, its blob ids, SHA-256, size and every chunk
 already compressed and sealed; the calling process only deduplicates and
 packs them. Large files stay on the threads (reader.py), which stream them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,18 @@ _state: tuple | None = None
 
 
 def start(keys, chunker_config: dict, workers: int) -> ProcessPoolExecutor:
-    args = (keys.data, keys.ids, chunker_config["avg"], chunker_config["min"], chunker_config["max"],
-            keys.chunker_seed, os.getpid())
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init, initargs=args)
+    args = (
+        keys.data,
+        keys.ids,
+        chunker_config["avg"],
+        chunker_config["min"],
+        chunker_config["max"],
+        keys.chunker_seed,
+        os.getpid(),
+    )
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=args
+    )
 
 
 def _init(data_key: bytes, id_key: bytes, avg: int, mn: int, mx: int, seed: int, parent: int) -> None:

@@ -12,7 +12,9 @@ def _event_line(ev: dict) -> str:
     d = ev.get("details") or {}
     extra = ""
     if ev["type"] == "lock":
-        extra = f" {d.get('mode')} until {d.get('until')}" + (" (bypassed governance)" if d.get("bypass_governance") else "")
+        extra = f" {d.get('mode')} until {d.get('until')}" + (
+            " (bypassed governance)" if d.get("bypass_governance") else ""
+        )
     elif ev["type"] in ("hold", "release") and d.get("reason"):
         extra = f" ({d['reason']})"
     elif ev["type"] == "forget" and d.get("bypass_governance"):
@@ -24,8 +26,7 @@ def _event_line(ev: dict) -> str:
     elif ev["type"] == "snapshot" and d.get("recovered"):
         extra = " (recorded late, after an interrupted backup)"
     actor = ev.get("actor") or {}
-    return (f"{ev['seq']:>6}  {ev['time']}  {ev['type']:<10}{snap}{extra}  "
-            f"[{actor.get('user')}@{actor.get('host')}]")
+    return f"{ev['seq']:>6}  {ev['time']}  {ev['type']:<10}{snap}{extra}  [{actor.get('user')}@{actor.get('host')}]"
 
 
 @command("log")
@@ -37,8 +38,12 @@ def audit_log(session, as_json):
 
 
 @command("verify")
-@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, exists=True),
-              help="also check consistency with a checkpoint kept outside the repository")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="also check consistency with a checkpoint kept outside the repository",
+)
 @json_option
 def audit_verify(session, checkpoint_file, as_json):
     """Recompute the log, check every checkpoint and every event's link to the repository,
@@ -53,18 +58,33 @@ def audit_verify(session, checkpoint_file, as_json):
     def text():
         for w in rep.warnings:
             warn(w)
-        click.echo(f"audit log: {rep.size} events, root {rep.root.hex()}, {rep.checkpoints} checkpoints verified"
-                   + (f", consistent with the checkpoint of size {rep.remembered} seen before"
-                      if rep.remembered is not None else ""))
+        click.echo(
+            f"audit log: {rep.size} events, root {rep.root.hex()}, {rep.checkpoints} checkpoints verified"
+            + (
+                f", consistent with the checkpoint of size {rep.remembered} seen before"
+                if rep.remembered is not None
+                else ""
+            )
+        )
         if rep.ok:
             click.echo("no errors were found")
 
     failed = None
     if not rep.ok:
         failed = IntegrityError(f"{len(rep.errors)} error(s) in the audit log:\n  " + "\n  ".join(rep.errors[:100]))
-    return Output({"ok": rep.ok, "size": rep.size, "root": rep.root.hex(), "checkpoints": rep.checkpoints,
-                   "remembered_size": rep.remembered, "errors": rep.errors, "warnings": rep.warnings},
-                  text, failed)
+    return Output(
+        {
+            "ok": rep.ok,
+            "size": rep.size,
+            "root": rep.root.hex(),
+            "checkpoints": rep.checkpoints,
+            "remembered_size": rep.remembered,
+            "errors": rep.errors,
+            "warnings": rep.warnings,
+        },
+        text,
+        failed,
+    )
 
 
 @command("checkpoint")
@@ -87,5 +107,8 @@ def audit_checkpoint(session, show_key):
     sys.stdout.write(note.decode())
 
 
-audit = group("audit", "The tamper-evident audit log: list, verify, print the signed checkpoint.",
-              [audit_log, audit_verify, audit_checkpoint])
+audit = group(
+    "audit",
+    "The tamper-evident audit log: list, verify, print the signed checkpoint.",
+    [audit_log, audit_verify, audit_checkpoint],
+)

@@ -20,8 +20,7 @@ from .tuning import throughput_mode
 @click.option("--stdin", "use_stdin", is_flag=True, help="back up standard input as one file")
 @click.option("--stdin-name", metavar="NAME", default="stdin", show_default=True)
 @json_option
-def backup(session, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin,
-           stdin_name, as_json):
+def backup(session, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin, stdin_name, as_json):
     """Back up PATHS (or standard input) into a new snapshot."""
     from ..backup.archiver import BackupStats
 
@@ -39,28 +38,48 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
         from ..storage.base import Retention
 
         default = r.config.get("default_retention") or {}
-        retention = Retention(retention_mode or default.get("mode") or "governance",
-                              r.lock_end(duration=retain, date=retain_until))
+        retention = Retention(
+            retention_mode or default.get("mode") or "governance", r.lock_end(duration=retain, date=retain_until)
+        )
     stats = BackupStats()
 
     def render():
-        return bar(0, None, f"{stats.files_total} files, {human_bytes(stats.bytes_read)} read "
-                   f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.blobs.bytes_added)} added  "
-                   f"{stats.current[-50:]}")
+        return bar(
+            0,
+            None,
+            f"{stats.files_total} files, {human_bytes(stats.bytes_read)} read "
+            f"({rate(stats.bytes_read, stats.started)}), {human_bytes(r.blobs.bytes_added)} added  "
+            f"{stats.current[-50:]}",
+        )
 
     with Live(render, show_progress(as_json)), throughput_mode():
-        res = r.backup(paths, tags=tags, host=host, excludes=excludes, retention=retention,
-                       stdin=sys.stdin.buffer if use_stdin else None, stdin_name=stdin_name, stats=stats)
+        res = r.backup(
+            paths,
+            tags=tags,
+            host=host,
+            excludes=excludes,
+            retention=retention,
+            stdin=sys.stdin.buffer if use_stdin else None,
+            stdin_name=stdin_name,
+            stats=stats,
+        )
     for err in stats.errors:
         click.echo(f"error: {err}", err=True)
     s = res.stats
     failed = None
     if stats.errors:
-        failed = PartialBackup(f"snapshot {res.snapshot_id[:8]} saved, but {len(stats.errors)} "
-                               "source file(s) could not be read (listed above)")
-    return Output(res.to_json(), [
-        f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified",
-        f"Dirs:  {s.dirs}",
-        f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
-        f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s",
-        f"snapshot {res.snapshot_id[:8]} saved"], failed)
+        failed = PartialBackup(
+            f"snapshot {res.snapshot_id[:8]} saved, but {len(stats.errors)} "
+            "source file(s) could not be read (listed above)"
+        )
+    return Output(
+        res.to_json(),
+        [
+            f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified",
+            f"Dirs:  {s.dirs}",
+            f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
+            f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s",
+            f"snapshot {res.snapshot_id[:8]} saved",
+        ],
+        failed,
+    )

@@ -33,8 +33,15 @@ def snapshots(session, tags, hosts, as_json):
             ret = ""
             if p.until is not None:
                 ret = f"{p.mode} until {_local_time(p.until)}" + ("" if p.locked(now) else " (expired)")
-            t.add_row(s.short_id, _local_time(s.time), s.hostname, ",".join(s.tags), ret,
-                      "held" if p.hold else "", "\n".join(s.paths))
+            t.add_row(
+                s.short_id,
+                _local_time(s.time),
+                s.hostname,
+                ",".join(s.tags),
+                ret,
+                "held" if p.hold else "",
+                "\n".join(s.paths),
+            )
         Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(t)
         click.echo(f"{len(snaps)} snapshot(s)")
 

@@ -27,8 +27,10 @@ def check(session, read_data, as_json):
     def text():
         for w in rep.warnings:
             warn(w)
-        click.echo(f"checked {rep.snapshots} snapshots, {rep.trees} trees, {rep.packs} packs, {rep.blobs} blobs"
-                   + (f"; read {rep.packs_read} packs ({rep.bytes_read} bytes)" if read_data else ""))
+        click.echo(
+            f"checked {rep.snapshots} snapshots, {rep.trees} trees, {rep.packs} packs, {rep.blobs} blobs"
+            + (f"; read {rep.packs_read} packs ({rep.bytes_read} bytes)" if read_data else "")
+        )
         if rep.ok:
             click.echo("no errors were found")
 

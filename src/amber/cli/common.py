@@ -1,4 +1,5 @@
 """What every command shares: which repository, with which password and storage options."""
+
 from __future__ import annotations
 
 import getpass

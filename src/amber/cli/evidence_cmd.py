@@ -24,15 +24,23 @@ def evidence_export(session, snapshot, paths, output):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return Output(text=[f"wrote {output}: {len(m['files'])} file(s) of snapshot {snap.short_id}, event "
-                        f"{m['log']['seq']} of a log of {m['log']['tree_size']}",
-                        f"verify with: amber evidence verify {output} --public-key '{r.audit.vkey()}'"])
+    return Output(
+        text=[
+            f"wrote {output}: {len(m['files'])} file(s) of snapshot {snap.short_id}, event "
+            f"{m['log']['seq']} of a log of {m['log']['tree_size']}",
+            f"verify with: amber evidence verify {output} --public-key '{r.audit.vkey()}'",
+        ]
+    )
 
 
 @command("verify")
 @click.argument("bundle", type=click.Path(dir_okay=False, exists=True))
-@click.option("--public-key", "public_key", metavar="KEY",
-              help="the log's verifier key (or a file holding it), obtained independently of the bundle")
+@click.option(
+    "--public-key",
+    "public_key",
+    metavar="KEY",
+    help="the log's verifier key (or a file holding it), obtained independently of the bundle",
+)
 @json_option
 def evidence_verify(session, bundle, public_key, as_json):
     """Check a bundle offline: no repository and no password needed."""
@@ -51,20 +59,37 @@ def evidence_verify(session, bundle, public_key, as_json):
         for ok, what in rep.checks:
             click.echo(f"  {'ok  ' if ok else 'FAIL'}  {what}")
         if rep.key_from_bundle:
-            click.echo("note: the public key was taken from the bundle itself; pass --public-key with a key "
-                       "obtained independently for the proof to mean anything", err=True)
+            click.echo(
+                "note: the public key was taken from the bundle itself; pass --public-key with a key "
+                "obtained independently for the proof to mean anything",
+                err=True,
+            )
         if rep.ok:
             click.echo("evidence verified")
 
     failed = None
     if not rep.ok:
         failed = IntegrityError("evidence does not verify:\n  " + "\n  ".join(rep.failures()))
-    return Output({"ok": rep.ok, "key_from_bundle": rep.key_from_bundle, "snapshot_id": s.get("id"),
-                   "checks": [{"ok": ok, "check": what} for ok, what in rep.checks],
-                   "snapshot": rep.manifest.get("snapshot"), "files": [
-                       {k: f.get(k) for k in ("path", "size", "sha256", "mode", "mtime_ns")}
-                       for f in rep.manifest.get("files", []) if isinstance(f, dict)]}, text, failed)
+    return Output(
+        {
+            "ok": rep.ok,
+            "key_from_bundle": rep.key_from_bundle,
+            "snapshot_id": s.get("id"),
+            "checks": [{"ok": ok, "check": what} for ok, what in rep.checks],
+            "snapshot": rep.manifest.get("snapshot"),
+            "files": [
+                {k: f.get(k) for k in ("path", "size", "sha256", "mode", "mtime_ns")}
+                for f in rep.manifest.get("files", [])
+                if isinstance(f, dict)
+            ],
+        },
+        text,
+        failed,
+    )
 
 
-evidence = group("evidence", "Export and verify evidence bundles that prove files came from a snapshot.",
-                 [evidence_export, evidence_verify])
+evidence = group(
+    "evidence",
+    "Export and verify evidence bundles that prove files came from a snapshot.",
+    [evidence_export, evidence_verify],
+)

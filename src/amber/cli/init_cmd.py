@@ -17,8 +17,13 @@ def init(session, default_retention, retention_mode, as_json):
         raise click.UsageError("--retention-mode needs --default-retention")
     retention = {"duration": default_retention, "mode": retention_mode} if default_retention else None
     url = session.url()
-    r = Repository.init(url, password(confirm=True), default_retention=retention,
-                        storage_options=session.storage_options())
-    return Output({"id": r.id, "repository": url, "key": r.key_id},
-                  [f"created amber repository {r.id[:10]} at {url}",
-                   "keep the password safe: without it the data cannot be read back"])
+    r = Repository.init(
+        url, password(confirm=True), default_retention=retention, storage_options=session.storage_options()
+    )
+    return Output(
+        {"id": r.id, "repository": url, "key": r.key_id},
+        [
+            f"created amber repository {r.id[:10]} at {url}",
+            "keep the password safe: without it the data cannot be read back",
+        ],
+    )

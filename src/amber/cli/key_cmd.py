@@ -10,8 +10,14 @@ from .output import Output
 def key_list(session, as_json):
     """List key files."""
     keys = session.open().list_keys()
-    return Output(keys, [f"{'*' if k['current'] else ' '} {k['id'][:10]}  {k.get('created', '?')}  "
-                         f"{k.get('user', '?')}@{k.get('host', '?')}" for k in keys])
+    return Output(
+        keys,
+        [
+            f"{'*' if k['current'] else ' '} {k['id'][:10]}  {k.get('created', '?')}  "
+            f"{k.get('user', '?')}@{k.get('host', '?')}"
+            for k in keys
+        ],
+    )
 
 
 @command("add")

@@ -2,16 +2,16 @@
 
 Every command is registered here, in one list; the command modules never import this one.
 """
+
 from __future__ import annotations
 
 import sys
 
 import click
 
-from ..version import __version__
 from ..errors import AmberError
-from . import audit_cmd, backup_cmd, browse_cmd, check_cmd, evidence_cmd, init_cmd, key_cmd, restore_cmd
-from . import retention_cmd
+from ..version import __version__
+from . import audit_cmd, backup_cmd, browse_cmd, check_cmd, evidence_cmd, init_cmd, key_cmd, restore_cmd, retention_cmd
 from .output import fail
 from .tuning import keep_freed_memory
 
@@ -45,8 +45,9 @@ class AmberGroup(click.Group):
 
 
 @click.group(cls=AmberGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-r", "--repo", metavar="URL", help="repository (default: $AMBER_REPOSITORY, else the "
-              "default local repository)")
+@click.option(
+    "-r", "--repo", metavar="URL", help="repository (default: $AMBER_REPOSITORY, else the default local repository)"
+)
 @click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)")
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context
@@ -58,10 +59,18 @@ def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None) -> None:
 COMMANDS = (
     init_cmd.init,
     backup_cmd.backup,
-    browse_cmd.snapshots, browse_cmd.ls, browse_cmd.cat, browse_cmd.diff, browse_cmd.find,
+    browse_cmd.snapshots,
+    browse_cmd.ls,
+    browse_cmd.cat,
+    browse_cmd.diff,
+    browse_cmd.find,
     restore_cmd.restore,
     check_cmd.check,
-    retention_cmd.lock, retention_cmd.hold, retention_cmd.release, retention_cmd.forget, retention_cmd.prune,
+    retention_cmd.lock,
+    retention_cmd.hold,
+    retention_cmd.release,
+    retention_cmd.forget,
+    retention_cmd.prune,
     audit_cmd.audit,
     evidence_cmd.evidence,
     key_cmd.key,

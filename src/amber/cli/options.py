@@ -3,6 +3,7 @@
 A command module defines plain click commands with `command()`; cli/main.py
 registers them all in one list. No command module imports main.
 """
+
 from __future__ import annotations
 
 import functools
@@ -12,11 +13,13 @@ import click
 from .common import Session
 from .output import render
 
-repo_option = click.option("-r", "--repo", metavar="URL", help="repository (default: $AMBER_REPOSITORY, "
-                           "else the default local repository)")
+repo_option = click.option(
+    "-r", "--repo", metavar="URL", help="repository (default: $AMBER_REPOSITORY, else the default local repository)"
+)
 
-s3_endpoint_option = click.option("--s3-endpoint", metavar="URL",
-                                  help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)")
+s3_endpoint_option = click.option(
+    "--s3-endpoint", metavar="URL", help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)"
+)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print one JSON document to stdout")
 
@@ -24,11 +27,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print one JS
 def command(name: str | None = None, **kw):
     """A command that takes --repo and --s3-endpoint too. The function gets a `Session`
     first, then its own parameters, and returns an `Output` (or None) to render."""
+
     def deco(fn):
         @functools.wraps(fn)
         def run(ctx: click.Context, repo=None, s3_endpoint=None, **params):
             render(fn(Session(ctx), **params), params.get("as_json", False))
+
         return click.command(name, **kw)(click.pass_context(repo_option(s3_endpoint_option(run))))
+
     return deco
 
 

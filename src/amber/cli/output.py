@@ -5,6 +5,7 @@ A command returns an `Output`; the command decorator hands it to `render`. With
 else; without it, the human text. Errors are printed by `fail` alone, with a
 hint in the CLI's own words (naming its flags) for the library's `remedy`.
 """
+
 from __future__ import annotations
 
 import json

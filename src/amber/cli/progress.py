@@ -1,4 +1,5 @@
 """Live progress on a terminal: a rich bar fed by polling a stats object."""
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,7 @@ class Live:
             from rich.console import Console
             from rich.live import Live as RichLive
 
-            self._live = RichLive(self.render(), console=Console(stderr=True), transient=True,
-                                  refresh_per_second=4)
+            self._live = RichLive(self.render(), console=Console(stderr=True), transient=True, refresh_per_second=4)
             self._live.__enter__()
             self._thread = threading.Thread(target=self._loop, daemon=True)
             self._thread.start()

@@ -21,16 +21,30 @@ def restore(session, snapshot, target, includes, verify, as_json):
     stats = RestoreStats()
 
     def render():
-        return bar(stats.bytes_written, stats.bytes_total or None,
-                   f"{stats.files_done}/{stats.files} files, {human_bytes(stats.bytes_written)} of "
-                   f"{human_bytes(stats.bytes_total)} ({rate(stats.bytes_written, stats.started)})")
+        return bar(
+            stats.bytes_written,
+            stats.bytes_total or None,
+            f"{stats.files_done}/{stats.files} files, {human_bytes(stats.bytes_written)} of "
+            f"{human_bytes(stats.bytes_total)} ({rate(stats.bytes_written, stats.started)})",
+        )
 
     with Live(render, show_progress(as_json)), throughput_mode(switch_interval=0.001):
         r.restore(snap, target, include=includes, verify=verify, stats=stats)
-    text = f"restored snapshot {snap.short_id}: {stats.files} files, {stats.dirs} dirs, " \
-           f"{human_bytes(stats.bytes_written)} to {target}"
+    text = (
+        f"restored snapshot {snap.short_id}: {stats.files} files, {stats.dirs} dirs, "
+        f"{human_bytes(stats.bytes_written)} to {target}"
+    )
     if verify:
         text += f"; verified {stats.verified} files"
     # "snapshot" is the older name of the same field, kept for scripts that read it
-    return Output({"snapshot_id": snap.id, "snapshot": snap.id, "files": stats.files, "dirs": stats.dirs,
-                   "bytes": stats.bytes_written, "verified": stats.verified if verify else None}, text)
+    return Output(
+        {
+            "snapshot_id": snap.id,
+            "snapshot": snap.id,
+            "files": stats.files,
+            "dirs": stats.dirs,
+            "bytes": stats.bytes_written,
+            "verified": stats.verified if verify else None,
+        },
+        text,
+    )

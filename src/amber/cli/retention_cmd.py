@@ -19,8 +19,12 @@ def _state_line(p, now) -> str:
 @click.argument("snapshot")
 @click.option("--for", "for_", metavar="DURATION", help="lock for this long from now")
 @click.option("--until", metavar="DATE", help="lock until this date")
-@click.option("--mode", type=click.Choice(["governance", "compliance"]), default=None,
-              help="default: the snapshot's active mode, else the repository's default mode, else governance")
+@click.option(
+    "--mode",
+    type=click.Choice(["governance", "compliance"]),
+    default=None,
+    help="default: the snapshot's active mode, else the repository's default mode, else governance",
+)
 @click.option("--bypass-governance", is_flag=True, help="allow shortening a governance lock (recorded)")
 @json_option
 def lock(session, snapshot, for_, until, mode, bypass_governance, as_json):
@@ -28,8 +32,10 @@ def lock(session, snapshot, for_, until, mode, bypass_governance, as_json):
     r = session.open()
     snap = r.find_snapshot(snapshot)
     p = r.lock(snap, mode, r.lock_end(duration=for_, date=until), bypass_governance)
-    return Output({"snapshot_id": snap.id, **r.snapshot_json(snap)} if as_json else None,
-                  f"snapshot {snap.short_id}: {_state_line(p, r.clock.now())}")
+    return Output(
+        {"snapshot_id": snap.id, **r.snapshot_json(snap)} if as_json else None,
+        f"snapshot {snap.short_id}: {_state_line(p, r.clock.now())}",
+    )
 
 
 @command("hold")
@@ -69,8 +75,24 @@ def release(session, snapshot):
 @click.option("--dry-run", "-n", is_flag=True, help="only say what would be removed")
 @click.option("--prune", "then_prune", is_flag=True, help="prune unused data afterwards")
 @json_option
-def forget(session, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
-           keep_yearly, keep_within, tags, hosts, bypass_governance, trust_clock, dry_run, then_prune, as_json):
+def forget(
+    session,
+    snapshots,
+    keep_last,
+    keep_hourly,
+    keep_daily,
+    keep_weekly,
+    keep_monthly,
+    keep_yearly,
+    keep_within,
+    tags,
+    hosts,
+    bypass_governance,
+    trust_clock,
+    dry_run,
+    then_prune,
+    as_json,
+):
     """Remove snapshots by id, or all that a keep policy does not keep. Locked and held
     snapshots are never removed."""
     import datetime as _dt
@@ -95,8 +117,9 @@ def forget(session, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, 
                 snaps.append(s)
         res = r.forget(snaps, bypass_governance=bypass_governance, dry_run=dry_run, trust_clock=trust_clock)
     else:
-        res = r.forget_policy(policy, snaps=r.snapshots(tags=tags, hosts=hosts), dry_run=dry_run,
-                              trust_clock=trust_clock)
+        res = r.forget_policy(
+            policy, snaps=r.snapshots(tags=tags, hosts=hosts), dry_run=dry_run, trust_clock=trust_clock
+        )
     prune_report = None
     if then_prune and not dry_run and res.remove:
         prune_report = r.prune(trust_clock=trust_clock)
@@ -110,8 +133,7 @@ def forget(session, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, 
         lines.append(f"keep    {sid[:8]}  {('kept only because of ' + why) if sid in res.locked else why}")
     for sid in res.remove:
         lines.append(f"{'remove' if dry_run else 'removed'} {sid[:8]}")
-    lines.append(f"{len(res.keep)} kept ({len(res.locked)} only because of a lock or hold), "
-                 f"{verb} {len(res.remove)}")
+    lines.append(f"{len(res.keep)} kept ({len(res.locked)} only because of a lock or hold), {verb} {len(res.remove)}")
     if prune_report is not None:
         lines += _prune_lines(prune_report)
     return Output(doc, lines)
@@ -120,13 +142,17 @@ def forget(session, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, 
 def _prune_lines(rep) -> list[str]:
     lines = [f"kept pack {pack[:16]}: {why}" for pack, why in sorted(rep.packs_locked.items())]
     if rep.waiting_for_runs:
-        lines.append(f"{len(rep.waiting_for_runs)} backup(s) still running: planned deletion of "
-                     f"{len(rep.packs_planned)} pack(s) waits for the next prune")
+        lines.append(
+            f"{len(rep.waiting_for_runs)} backup(s) still running: planned deletion of "
+            f"{len(rep.packs_planned)} pack(s) waits for the next prune"
+        )
     verb = "would free" if rep.dry_run else "freed"
     n = len(rep.packs_planned) if rep.dry_run else len(rep.packs_deleted)
-    lines.append(f"{'would delete' if rep.dry_run else 'deleted'} {n} of {rep.packs_total} packs, "
-                 f"{'would repack' if rep.dry_run else 'repacked'} {len(rep.packs_repacked)}, "
-                 f"{verb} {human_bytes(rep.bytes_freed)}")
+    lines.append(
+        f"{'would delete' if rep.dry_run else 'deleted'} {n} of {rep.packs_total} packs, "
+        f"{'would repack' if rep.dry_run else 'repacked'} {len(rep.packs_repacked)}, "
+        f"{verb} {human_bytes(rep.bytes_freed)}"
+    )
     return lines
 
 

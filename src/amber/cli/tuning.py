@@ -7,6 +7,7 @@ that is several microseconds per 4 KiB page. Raising the mmap and trim
 thresholds makes glibc reuse the same memory. Peak RSS still follows the
 pipeline bounds, not the size of the backup.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -10,6 +10,7 @@
 The first three bytes are the associated data: a changed version, algorithm
 or kind fails authentication like any other flipped bit.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,18 +30,27 @@ KIND_INDEX = 4
 KIND_SNAPSHOT = 5
 KIND_CONFIG = 6
 KIND_KEY = 7
-KIND_EVENT = 8        # retention and legal-hold events of a snapshot
-KIND_PRUNE = 9        # prune plans and tombstones
-KIND_LOG = 10         # audit log entries
+KIND_EVENT = 8  # retention and legal-hold events of a snapshot
+KIND_PRUNE = 9  # prune plans and tombstones
+KIND_LOG = 10  # audit log entries
 
 HEADER_LEN = 3
 NONCE_LEN = 12
 TAG_LEN = 16
 OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN
 
-_KIND_NAMES = {KIND_DATA: "data blob", KIND_TREE: "tree blob", KIND_PACK_HEADER: "pack header",
-               KIND_INDEX: "index", KIND_SNAPSHOT: "snapshot", KIND_CONFIG: "config", KIND_KEY: "key",
-               KIND_EVENT: "event", KIND_PRUNE: "prune record", KIND_LOG: "log entry"}
+_KIND_NAMES = {
+    KIND_DATA: "data blob",
+    KIND_TREE: "tree blob",
+    KIND_PACK_HEADER: "pack header",
+    KIND_INDEX: "index",
+    KIND_SNAPSHOT: "snapshot",
+    KIND_CONFIG: "config",
+    KIND_KEY: "key",
+    KIND_EVENT: "event",
+    KIND_PRUNE: "prune record",
+    KIND_LOG: "log entry",
+}
 
 
 class Sealer:
@@ -68,10 +78,12 @@ class Sealer:
         if header[1] != ALG_AES256GCM:
             raise IntegrityError(f"{what}: unknown algorithm {header[1]}")
         if header[2] != kind:
-            raise IntegrityError(f"{what}: holds a {_KIND_NAMES.get(header[2], 'unknown object')}, "
-                                 f"expected a {_KIND_NAMES.get(kind, 'object')}")
-        nonce = envelope[HEADER_LEN:HEADER_LEN + NONCE_LEN]
+            raise IntegrityError(
+                f"{what}: holds a {_KIND_NAMES.get(header[2], 'unknown object')}, "
+                f"expected a {_KIND_NAMES.get(kind, 'object')}"
+            )
+        nonce = envelope[HEADER_LEN : HEADER_LEN + NONCE_LEN]
         try:
-            return self._aead.decrypt(nonce, envelope[HEADER_LEN + NONCE_LEN:], header)
+            return self._aead.decrypt(nonce, envelope[HEADER_LEN + NONCE_LEN :], header)
         except InvalidTag:
             raise IntegrityError(f"{what}: authentication failed (damaged or tampered)") from None

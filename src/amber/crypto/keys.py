@@ -3,6 +3,7 @@
 A repository has one set of random master keys; each `keys/<id>` object wraps
 them under a key derived from one password with scrypt (parameters stored).
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,21 +30,25 @@ MAX_SCRYPT_MEMORY = 1 << 30  # 128 * r * n * p bytes: refuse key files that ask 
 
 @dataclass(frozen=True, slots=True)
 class MasterKeys:
-    data: bytes        # AES-256-GCM key for every encrypted object
-    ids: bytes         # BLAKE3 key for blob ids
-    signing: bytes     # Ed25519 seed (audit checkpoints)
+    data: bytes  # AES-256-GCM key for every encrypted object
+    ids: bytes  # BLAKE3 key for blob ids
+    signing: bytes  # Ed25519 seed (audit checkpoints)
     chunker_seed: int  # FastCDC gear-table seed, secret so chunk sizes leak less
 
     @classmethod
     def generate(cls) -> "MasterKeys":
-        return cls(os.urandom(32), os.urandom(32), os.urandom(32),
-                   int.from_bytes(os.urandom(8), "big") >> 1)
+        return cls(os.urandom(32), os.urandom(32), os.urandom(32), int.from_bytes(os.urandom(8), "big") >> 1)
 
     def encode(self) -> bytes:
         """The key material as sealed in a key file: `sorted_json` (FORMAT.md §5.1)."""
-        return sorted_json({
-            "data": _b64(self.data), "ids": _b64(self.ids), "signing": _b64(self.signing),
-            "chunker_seed": self.chunker_seed})
+        return sorted_json(
+            {
+                "data": _b64(self.data),
+                "ids": _b64(self.ids),
+                "signing": _b64(self.signing),
+                "chunker_seed": self.chunker_seed,
+            }
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> "MasterKeys":
@@ -80,9 +85,16 @@ def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock: Clock | N
     salt = os.urandom(16)
     sealed = Sealer(_derive(password, salt, n, SCRYPT_R, SCRYPT_P)).seal(KIND_KEY, keys.encode())
     doc = {
-        "version": 1, "kdf": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64(salt),
-        "created": to_iso((clock or SystemClock()).now()), "host": socket.gethostname(),
-        "user": getpass.getuser(), "data": _b64(sealed),
+        "version": 1,
+        "kdf": "scrypt",
+        "n": n,
+        "r": SCRYPT_R,
+        "p": SCRYPT_P,
+        "salt": _b64(salt),
+        "created": to_iso((clock or SystemClock()).now()),
+        "host": socket.gethostname(),
+        "user": getpass.getuser(),
+        "data": _b64(sealed),
     }
     return key_file_json(doc)
 

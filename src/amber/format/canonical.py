@@ -1,15 +1,17 @@
 """The JSON encodings of FORMAT.md §2, one function each; every object names the one it uses.
 
-| function      | bytes                                                   | used by |
-|---------------|---------------------------------------------------------|---------|
-| `ascii_json`  | sorted keys, no whitespace, non-ASCII as \\uXXXX escapes | config, trees (and so Merkle digests), snapshots |
-| `utf8_json`   | sorted keys, no whitespace, UTF-8; a lone surrogate as its \\udcXX escape | audit-log entries (their leaf hashes) |
-| `sorted_json` | sorted keys, separators ", " and ": "                   | lock events, prune plans, tombstones and run markers, master key material |
-| `key_file_json` | sorted keys, indented by one space, then a newline    | key files |
+- `ascii_json`: sorted keys, no whitespace, non-ASCII as \\uXXXX escapes. Config,
+  trees (and so Merkle digests), snapshots.
+- `utf8_json`: sorted keys, no whitespace, UTF-8; a lone surrogate as its \\udcXX
+  escape. Audit-log entries (their leaf hashes).
+- `sorted_json`: sorted keys, separators ", " and ": ". Lock events, prune plans,
+  tombstones and run markers, master key material.
+- `key_file_json`: sorted keys, indented by one space, then a newline. Key files.
 
 Readers parse any JSON; only the audit log requires its entries to be
 exactly `utf8_json` of what they decode to (its leaves hash those bytes).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +26,8 @@ def ascii_json(obj: Any) -> bytes:
 
 def utf8_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8", "backslashreplace")
+        "utf-8", "backslashreplace"
+    )
 
 
 def sorted_json(obj: Any) -> bytes:

@@ -1,4 +1,5 @@
 """Blob payloads: optional zstd compression, with a bound on what a blob may expand to."""
+
 from __future__ import annotations
 
 import threading
@@ -18,8 +19,7 @@ _local = threading.local()
 def _compressor() -> zstandard.ZstdCompressor:
     c = getattr(_local, "c", None)
     if c is None:
-        c = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True,
-                                                write_checksum=False)
+        c = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False)
     return c
 
 

@@ -7,10 +7,11 @@ Plaintext (zstd-compressed, then sealed as KIND_INDEX):
               per blob: 32-byte blob id | u8 type | u8 compression |
                         u32 LE offset | u32 LE stored length | u32 LE raw length
 """
+
 from __future__ import annotations
 
 import struct
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from ..errors import IntegrityError
 from .pack import PackEntry
@@ -42,8 +43,7 @@ def decode(raw: bytes, what: str = "index") -> Iterator[tuple[bytes, list[PackEn
         end = pos + n * _BLOB.size
         if end > len(raw):
             raise IntegrityError(f"{what}: truncated")
-        entries = [PackEntry(t, c, off, ln, rl, bid)
-                   for bid, t, c, off, ln, rl in _BLOB.iter_unpack(raw[pos:end])]
+        entries = [PackEntry(t, c, off, ln, rl, bid) for bid, t, c, off, ln, rl in _BLOB.iter_unpack(raw[pos:end])]
         pos = end
         yield pack_id, entries
     if pos != len(raw):

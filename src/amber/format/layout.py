@@ -4,6 +4,7 @@ The layout is FORMAT.md §3. Names derived from content are the unkeyed
 BLAKE3 of the stored bytes, in lowercase hex; the audit log numbers its
 objects instead. Nothing else in amber spells a storage key.
 """
+
 from __future__ import annotations
 
 CONFIG = "config"
@@ -78,7 +79,7 @@ def content_name(key: str) -> str:
     name = last(key)
     for tag in (PLAN, TOMB):
         if name.startswith(tag):
-            return name[len(tag):]
+            return name[len(tag) :]
     return name
 
 

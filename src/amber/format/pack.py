@@ -8,6 +8,7 @@ order (offsets are cumulative from 0):
     u8 type (0 data, 1 tree) | u8 compression | u32 LE stored length |
     u32 LE raw length | 32-byte blob id
 """
+
 from __future__ import annotations
 
 import struct

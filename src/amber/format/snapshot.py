@@ -1,4 +1,5 @@
 """Snapshot documents: `ascii_json`, sealed as KIND_SNAPSHOT under snapshots/<id>."""
+
 from __future__ import annotations
 
 import json

@@ -10,6 +10,7 @@ ids), `sha256` and, when hard linked, `device` and `links`; folders add
 Names are JSON strings; bytes that are not UTF-8 travel as lone surrogates
 U+DC80-U+DCFF (Python's surrogateescape), written as \\udcXX escapes.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -2,7 +2,9 @@
 
 Writing happens in a `WriteSession` (`with store.session(retention) as s:`),
 which carries the retention every pack and index file of that run is stored
-with, and which stops the uploader threads when it closes. Writers add blobs from many threads. Each blob is compressed and sealed
+with, and which stops the uploader threads when it closes.
+
+Writers add blobs from many threads. Each blob is compressed and sealed
 outside the lock (or arrives sealed from a worker process); only appending
 to the open pack happens under it. A full pack is handed to one of the
 uploader threads, with at most UPLOAD_QUEUE packs waiting. Index files are written only
@@ -10,6 +12,7 @@ after the packs they describe are stored, and the snapshot only after its
 index files, so a crash at any point leaves nothing that references missing
 data (at worst unreferenced packs, which `prune` removes).
 """
+
 from __future__ import annotations
 
 import collections
@@ -32,9 +35,9 @@ from .chunks import seal_chunk
 
 PACK_TARGET = 16 << 20
 PACKS_PER_INDEX = 32
-UPLOADERS = 2          # threads that write finished packs, so workers never wait on storage
+UPLOADERS = 2  # threads that write finished packs, so workers never wait on storage
 TREE_PACKS_CACHED = 4  # whole tree packs kept in memory while trees are read
-UPLOAD_QUEUE = 4       # finished packs that may wait for an uploader (bounds memory)
+UPLOAD_QUEUE = 4  # finished packs that may wait for an uploader (bounds memory)
 _KIND = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}
 
 
@@ -95,8 +98,9 @@ class WriteSession:
 
 
 class BlobStore:
-    def __init__(self, storage: Storage, records: "rec.Records", keys: MasterKeys, *,
-                 pack_target: int = PACK_TARGET) -> None:
+    def __init__(
+        self, storage: Storage, records: "rec.Records", keys: MasterKeys, *, pack_target: int = PACK_TARGET
+    ) -> None:
         self.storage = storage
         self.records = records
         self.keys = keys
@@ -106,7 +110,7 @@ class BlobStore:
         self.index_files: list[str] = []
         self.pack_index_files: dict[bytes, set[str]] = {}  # pack -> index files naming it
         self.tombstones: frozenset[bytes] = frozenset()  # packs prune deleted: their index entries are void
-        self.doomed: frozenset[bytes] = frozenset()      # packs a prune plan will delete: never dedup against
+        self.doomed: frozenset[bytes] = frozenset()  # packs a prune plan will delete: never dedup against
         self._session: WriteSession | None = None
         self._mu = threading.Lock()
         self._inflight: set[bytes] = set()
@@ -337,7 +341,7 @@ class BlobStore:
         e = self.lookup(blob_id)
         if e.type == BLOB_TREE:  # trees are read many at a time: fetch their pack once
             body = self._tree_pack(e.pack, e.offset + e.length)
-            raw = body[e.offset:e.offset + e.length]
+            raw = body[e.offset : e.offset + e.length]
         else:
             raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
         return self.open_blob(blob_id, e, raw)
@@ -370,5 +374,5 @@ class BlobStore:
     def read_pack_header(self, pack_id: bytes, data: bytes) -> list[PackEntry]:
         what = f"pack {pack_id.hex()}"
         n = packfmt.split_trailer(data[-4:], len(data), what)
-        header = self.sealer.open(KIND_PACK_HEADER, data[len(data) - 4 - n:len(data) - 4], what + " header")
+        header = self.sealer.open(KIND_PACK_HEADER, data[len(data) - 4 - n : len(data) - 4], what + " header")
         return packfmt.decode_header(header, len(data) - 4 - n, what)

@@ -6,6 +6,7 @@
 
 State is what a client must not lose to detect a rollback or a moved clock.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@
 must name the folder it is in; events that do not, or do not authenticate,
 are left out here and reported by `check`.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -65,8 +66,16 @@ class EventStore:
                 t = max(t, from_iso(prev["time"]) + _dt.timedelta(microseconds=1))
             except (KeyError, ValueError, TypeError):
                 continue
-        ev = {"v": 1, "type": kind, "snapshot": snapshot_id, "time": to_iso(t),
-              "host": socket.gethostname(), "user": user_name(), "key": self._actor_key(), **fields}
+        ev = {
+            "v": 1,
+            "type": kind,
+            "snapshot": snapshot_id,
+            "time": to_iso(t),
+            "host": socket.gethostname(),
+            "user": user_name(),
+            "key": self._actor_key(),
+            **fields,
+        }
         eid = self.records.put(rec.EVENT, ev, lambda name: layout.event(snapshot_id, name), retention)
         self._cache = None
         ev["id"] = eid

@@ -3,6 +3,7 @@
 Each `keys/<id>` wraps the same master keys under one password (FORMAT.md
 §5.2); `<id>` is the BLAKE3 of the key file's bytes.
 """
+
 from __future__ import annotations
 
 from ..clock import Clock
@@ -46,12 +47,28 @@ class KeyRing:
             except (IntegrityError, NotFound) as e:
                 out.append({"id": kid, "current": kid == current, "error": str(e)})
                 continue
-            out.append({"id": kid, "current": kid == current, "created": doc.get("created"),
-                        "host": doc.get("host"), "user": doc.get("user"), "kdf": doc["kdf"]})
+            out.append(
+                {
+                    "id": kid,
+                    "current": kid == current,
+                    "created": doc.get("created"),
+                    "host": doc.get("host"),
+                    "user": doc.get("user"),
+                    "kdf": doc["kdf"],
+                }
+            )
         return out
 
-    def add(self, keys: MasterKeys, password: str, clock: Clock, *, retention: Retention | None = None,
-            held: bool = False, kdf_n: int = keyfile.SCRYPT_N) -> str:
+    def add(
+        self,
+        keys: MasterKeys,
+        password: str,
+        clock: Clock,
+        *,
+        retention: Retention | None = None,
+        held: bool = False,
+        kdf_n: int = keyfile.SCRYPT_N,
+    ) -> str:
         raw = keyfile.wrap(keys, password, n=kdf_n, clock=clock)
         kid = self.records.put(rec.KEY_FILE, raw, layout.key_file, retention)
         if held:

@@ -9,6 +9,7 @@ is a `RecordType`: its envelope kind (None for key files, which protect
 themselves with the password) and its encoding, from format/. Decoders raise
 `IntegrityError` and nothing else, so one bad object never stops a reader.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -18,8 +19,7 @@ from typing import Generic, TypeVar
 import blake3
 
 from ..crypto import keys as keyfile
-from ..crypto.aead import (KIND_CONFIG, KIND_EVENT, KIND_INDEX, KIND_PRUNE, KIND_SNAPSHOT,
-                           Sealer)
+from ..crypto.aead import KIND_CONFIG, KIND_EVENT, KIND_INDEX, KIND_PRUNE, KIND_SNAPSHOT, Sealer
 from ..errors import IntegrityError, NotFound
 from ..format import canonical, layout
 from ..format import compression as compressionfmt
@@ -34,10 +34,10 @@ MAX_INDEX_RAW = 1 << 30  # an index file's plaintext, decompressed
 
 @dataclass(frozen=True, slots=True)
 class RecordType(Generic[T]):
-    what: str                                # names the kind in messages
-    envelope: int | None                     # AEAD kind; None: stored as encoded
+    what: str  # names the kind in messages
+    envelope: int | None  # AEAD kind; None: stored as encoded
     encode: Callable[[T], bytes]
-    decode: Callable[[bytes, str], T]        # (plaintext, what) -> value; IntegrityError if malformed
+    decode: Callable[[bytes, str], T]  # (plaintext, what) -> value; IntegrityError if malformed
 
 
 def _json_record(kind: str) -> Callable[[bytes, str], dict]:
@@ -68,8 +68,7 @@ def _key_file(raw: bytes, what: str) -> bytes:
 CONFIG: RecordType[dict] = RecordType("config", KIND_CONFIG, canonical.ascii_json, _config)
 SNAPSHOT: RecordType[dict] = RecordType("snapshot", KIND_SNAPSHOT, snapfmt.encode, snapfmt.decode)
 EVENT: RecordType[dict] = RecordType("event", KIND_EVENT, canonical.sorted_json, _json_record("an event"))
-PRUNE: RecordType[dict] = RecordType("prune record", KIND_PRUNE, canonical.sorted_json,
-                                     _json_record("a prune record"))
+PRUNE: RecordType[dict] = RecordType("prune record", KIND_PRUNE, canonical.sorted_json, _json_record("a prune record"))
 INDEX: RecordType[list] = RecordType("index file", KIND_INDEX, _encode_index, _index)
 KEY_FILE: RecordType[bytes] = RecordType("key file", None, lambda raw: raw, _key_file)
 
@@ -88,8 +87,9 @@ class Records:
             raw = self._sealer().seal(rtype.envelope, raw)
         return blake3.blake3(raw).hexdigest(), raw
 
-    def put(self, rtype: RecordType[T], value: T, key_for: Callable[[str], str],
-            retention: Retention | None = None) -> str:
+    def put(
+        self, rtype: RecordType[T], value: T, key_for: Callable[[str], str], retention: Retention | None = None
+    ) -> str:
         """Store a record under the key its name gives (`key_for(name)`); returns the name."""
         name, raw = self.seal(rtype, value)
         self.storage.put(key_for(name), raw, retention=retention)
@@ -110,8 +110,9 @@ class Records:
         plain = self._sealer().open(rtype.envelope, raw, key) if rtype.envelope is not None else raw
         return rtype.decode(plain, key)
 
-    def scan(self, rtype: RecordType[T], prefix: str,
-             errors: list[str] | None = None) -> Iterator[tuple[ObjectInfo, T]]:
+    def scan(
+        self, rtype: RecordType[T], prefix: str, errors: list[str] | None = None
+    ) -> Iterator[tuple[ObjectInfo, T]]:
         """Every readable record under `prefix`; the others go to `errors` (or are skipped)."""
         for info in self.storage.list(prefix):
             try:

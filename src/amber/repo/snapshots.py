@@ -1,4 +1,5 @@
 """Snapshots: the model, and the store that lists, reads, writes and finds them."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -34,27 +35,44 @@ class Snapshot:
     def from_doc(cls, sid: str, doc: dict, what: str) -> "Snapshot":
         try:
             return cls(
-                id=sid, time=from_iso(doc["time"]), hostname=str(doc["hostname"]),
-                username=str(doc.get("username", "")), paths=list(doc["paths"]),
-                tags=list(doc.get("tags", [])), tree=str(doc["tree"]), content_root=str(doc["content_root"]),
-                retention=doc.get("retention"), summary=dict(doc.get("summary", {})), doc=doc)
+                id=sid,
+                time=from_iso(doc["time"]),
+                hostname=str(doc["hostname"]),
+                username=str(doc.get("username", "")),
+                paths=list(doc["paths"]),
+                tags=list(doc.get("tags", [])),
+                tree=str(doc["tree"]),
+                content_root=str(doc["content_root"]),
+                retention=doc.get("retention"),
+                summary=dict(doc.get("summary", {})),
+                doc=doc,
+            )
         except (TypeError, ValueError, AttributeError) as e:
             raise IntegrityError(f"{what}: malformed snapshot ({e})") from None
 
     def to_json(self) -> dict:
         return {
-            "id": self.id, "short_id": self.short_id, "time": to_iso(self.time),
-            "hostname": self.hostname, "username": self.username, "paths": self.paths,
-            "tags": self.tags, "tree": self.tree, "content_root": self.content_root,
-            "retention": self.retention, "legal_hold": False, "summary": self.summary,
+            "id": self.id,
+            "short_id": self.short_id,
+            "time": to_iso(self.time),
+            "hostname": self.hostname,
+            "username": self.username,
+            "paths": self.paths,
+            "tags": self.tags,
+            "tree": self.tree,
+            "content_root": self.content_root,
+            "retention": self.retention,
+            "legal_hold": False,
+            "summary": self.summary,
         }
 
 
 def select_snapshots(snaps: Iterable[Snapshot], *, tags=(), hosts=()) -> list[Snapshot]:
     """The snapshots with any of `tags` and of any of `hosts` (an empty filter passes all)."""
     want_tags, want_hosts = set(tags), set(hosts)
-    return [s for s in snaps
-            if (not want_tags or want_tags & set(s.tags)) and (not want_hosts or s.hostname in want_hosts)]
+    return [
+        s for s in snaps if (not want_tags or want_tags & set(s.tags)) and (not want_hosts or s.hostname in want_hosts)
+    ]
 
 
 class SnapshotStore:

@@ -3,6 +3,7 @@
 Every walk here is iterative: a tree as deep as anything a file system can
 hold is read with an explicit stack, never the interpreter's.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -7,6 +7,7 @@ checked with lstat (a symlink there is replaced, never followed), files are
 opened with O_NOFOLLOW, and symlinks are created last, after every file has
 been written, so no write can pass through a link the restore made.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -67,8 +68,7 @@ def _selected(path: str, includes) -> str:
 
 
 class Restorer:
-    def __init__(self, repo, target: str, *, stats: RestoreStats | None = None,
-                 workers: int | None = None) -> None:
+    def __init__(self, repo, target: str, *, stats: RestoreStats | None = None, workers: int | None = None) -> None:
         self.repo = repo
         self.store = repo.blobs
         self.target = os.path.abspath(target)
@@ -108,8 +108,9 @@ class Restorer:
                 self.stats.dirs += 1
                 self.dirs.append((out, node))
                 if node.get("subtree"):
-                    stack.append((iter(self.repo.load_tree(node["subtree"])),
-                                  () if verdict == "all" else includes, path, out))
+                    stack.append(
+                        (iter(self.repo.load_tree(node["subtree"])), () if verdict == "all" else includes, path, out)
+                    )
             elif verdict != "all":
                 continue
             elif kind == "file":
@@ -180,8 +181,8 @@ class Restorer:
             j = i
             while j + 1 < len(items) and items[j + 1][2].offset + items[j + 1][2].length - start <= MAX_SPAN:
                 j += 1
-            end = max(it[2].offset + it[2].length for it in items[i:j + 1])
-            group = items[i:j + 1]
+            end = max(it[2].offset + it[2].length for it in items[i : j + 1])
+            group = items[i : j + 1]
             i = j + 1
             try:
                 region = self.store.storage.get(key, start, end - start)
@@ -196,7 +197,7 @@ class Restorer:
                     continue
                 if bid != last_id:
                     try:
-                        data = self.store.open_blob(bid, e, view[offset - start:offset - start + e.length])
+                        data = self.store.open_blob(bid, e, view[offset - start : offset - start + e.length])
                     except IntegrityError as err:
                         data = None
                         last_id = bid
@@ -236,7 +237,7 @@ class Restorer:
             fd = _open_out(job.path)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         except OSError as e:
             self._fail(job, f"{e.strerror or e}")
             _raise_if_fatal(e)
@@ -378,8 +379,7 @@ def _raise_if_fatal(e: OSError) -> None:
         raise StorageError(f"cannot write the restore: {e.strerror}") from None
 
 
-def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=None,
-            workers=None) -> RestoreStats:
+def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=None, workers=None) -> RestoreStats:
     repo.load_index()
     includes = [("/" + i.strip("/")) if not i.startswith("/") else i.rstrip("/") or "/" for i in include]
     if "/" in includes:

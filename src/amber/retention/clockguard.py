@@ -15,6 +15,7 @@ Both refuse deletion until an administrator checks the clock and confirms
 with `trust_clock` (recorded in the event). A purely local repository cannot
 do better against root on its own machine: see docs/THREAT-MODEL.md.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -89,11 +90,16 @@ def check_before_delete(repo: Guarded, trust_clock: bool = False) -> None:
     if not trust_clock:
         for what, t in (("the repository's newest record", newest), ("this client's last use", seen)):
             if t is not None and now < t - TOLERANCE:
-                raise Locked(f"the clock ({to_iso(now)}) is behind {what} ({to_iso(t)}): refusing to "
-                             "delete anything until the clock is checked", remedy="trust-clock")
+                raise Locked(
+                    f"the clock ({to_iso(now)}) is behind {what} ({to_iso(t)}): refusing to "
+                    "delete anything until the clock is checked",
+                    remedy="trust-clock",
+                )
         if newest is not None and now > newest + MAX_JUMP:
-            raise Locked(f"the clock ({to_iso(now)}) is more than {MAX_JUMP.days} days ahead of the "
-                         f"repository's newest record ({to_iso(newest)}): a clock moved forward would "
-                         "expire locks early, so nothing is deleted until the clock is checked",
-                         remedy="trust-clock")
+            raise Locked(
+                f"the clock ({to_iso(now)}) is more than {MAX_JUMP.days} days ahead of the "
+                f"repository's newest record ({to_iso(newest)}): a clock moved forward would "
+                "expire locks early, so nothing is deleted until the clock is checked",
+                remedy="trust-clock",
+            )
     remember(repo, now)

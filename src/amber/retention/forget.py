@@ -1,4 +1,5 @@
 """forget: remove snapshots by name or by keep policy, never one that is locked or held."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,9 +7,9 @@ from typing import Protocol
 
 from ..clock import to_iso
 from ..errors import Locked, UsageError
+from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import COMPLIANCE
 from . import clockguard
-from ..repo.snapshots import Snapshot, SnapshotStore
 from .locks import RetentionTarget, protection
 from .policy import KeepPolicy, apply
 
@@ -23,8 +24,14 @@ class ForgetResult:
     dry_run: bool = False
 
     def to_json(self) -> dict:
-        return {"keep": self.keep, "remove": self.remove, "locked": self.locked,
-                "dry_run": self.dry_run, "reasons": self.reasons, "protected_by": self.protections}
+        return {
+            "keep": self.keep,
+            "remove": self.remove,
+            "locked": self.locked,
+            "dry_run": self.dry_run,
+            "reasons": self.reasons,
+            "protected_by": self.protections,
+        }
 
 
 class Forgetting(RetentionTarget, Protocol):
@@ -43,12 +50,14 @@ def refusal(snap, p, now, bypass: bool) -> str | None:
     return None
 
 
-def forget_snapshots(repo: Forgetting, snaps: list[Snapshot], *, bypass_governance=False, dry_run=False, trust_clock=False) -> ForgetResult:
+def forget_snapshots(
+    repo: Forgetting, snaps: list[Snapshot], *, bypass_governance=False, dry_run=False, trust_clock=False
+) -> ForgetResult:
     """Remove the named snapshots, all or none: any protected one refuses the whole command."""
     now = repo.clock.now()
     events = repo.events()
     protections = [protection(repo, s, events) for s in snaps]
-    refusals = [r for s, p in zip(snaps, protections) if (r := refusal(s, p, now, bypass_governance))]
+    refusals = [r for s, p in zip(snaps, protections, strict=True) if (r := refusal(s, p, now, bypass_governance))]
     if refusals:
         bypassable = all(p.hold is False and p.mode != COMPLIANCE for p in protections if p.locked(now) or p.hold)
         raise Locked("; ".join(refusals), remedy="bypass-governance" if bypassable else None)
@@ -59,7 +68,9 @@ def forget_snapshots(repo: Forgetting, snaps: list[Snapshot], *, bypass_governan
     return res
 
 
-def forget_policy(repo: Forgetting, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False) -> ForgetResult:
+def forget_policy(
+    repo: Forgetting, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False
+) -> ForgetResult:
     if policy.empty():
         raise UsageError("an empty keep policy would remove every snapshot", remedy="keep-rule")
     now = repo.clock.now()
@@ -96,8 +107,23 @@ def _remove(repo: Forgetting, snaps, events, now, bypass: bool, trust_clock: boo
     for s in snaps:
         p = protection(repo, s, events)
         repo.snapshot_store.delete(s.id, bypass_governance=bypass and p.locked(now))
-        repo.event_store.write(s.id, "forget", None, bypass_governance=bool(bypass and p.locked(now)),
-                    snapshot_time=to_iso(s.time), hostname=s.hostname, paths=s.paths,
-                    run=s.doc.get("run"), trust_clock=trust_clock)
-        repo.log_event("forget", s.id, None, bypass_governance=bool(bypass and p.locked(now)),
-                       protection=p.retention_json(), snapshot_time=to_iso(s.time), trust_clock=trust_clock)
+        repo.event_store.write(
+            s.id,
+            "forget",
+            None,
+            bypass_governance=bool(bypass and p.locked(now)),
+            snapshot_time=to_iso(s.time),
+            hostname=s.hostname,
+            paths=s.paths,
+            run=s.doc.get("run"),
+            trust_clock=trust_clock,
+        )
+        repo.log_event(
+            "forget",
+            s.id,
+            None,
+            bypass_governance=bool(bypass and p.locked(now)),
+            protection=p.retention_json(),
+            snapshot_time=to_iso(s.time),
+            trust_clock=trust_clock,
+        )

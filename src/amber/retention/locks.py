@@ -9,6 +9,7 @@ index file naming such a pack, the config and the key files. A pack shared
 by several snapshots keeps the longest retention any of them asks for
 (compliance if any of them is compliance); `check` verifies that invariant.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,12 +43,10 @@ class RetentionTarget(Protocol):
 
     def referenced_blobs(self, snaps) -> set[bytes]: ...
 
-    def log_event(self, kind: str, snapshot: str | None = None, lock: Retention | None = None,
-                  **details) -> dict: ...
+    def log_event(self, kind: str, snapshot: str | None = None, lock: Retention | None = None, **details) -> dict: ...
 
 
-def protection(repo: RetentionTarget, snap: Snapshot,
-               events: dict[str, list[dict]] | None = None) -> Protection:
+def protection(repo: RetentionTarget, snap: Snapshot, events: dict[str, list[dict]] | None = None) -> Protection:
     evs = (events if events is not None else repo.events()).get(snap.id, [])
     return derive(snap.retention, evs)
 
@@ -80,8 +79,7 @@ def extend_objects(repo: RetentionTarget, keys, retention: Retention, upgrade: b
             continue
         cur = info.retention
         mode = COMPLIANCE if retention.mode == COMPLIANCE or (cur and cur.mode == COMPLIANCE) else GOVERNANCE
-        converting = mode == COMPLIANCE and cur is not None and cur.mode == GOVERNANCE \
-            and cur.active(repo.clock.now())
+        converting = mode == COMPLIANCE and cur is not None and cur.mode == GOVERNANCE and cur.active(repo.clock.now())
         if converting and not upgrade:
             mode = GOVERNANCE  # a backup client holds no bypass: extend as governance
         until = max(retention.until, cur.until) if cur else retention.until
@@ -101,31 +99,49 @@ def resolve_until(clock: Clock, for_: str | None, until: str | None) -> _dt.date
     return t
 
 
-def lock(repo: RetentionTarget, snap: Snapshot, mode: str, until: _dt.datetime,
-         bypass_governance: bool = False) -> Protection:
+def lock(
+    repo: RetentionTarget, snap: Snapshot, mode: str, until: _dt.datetime, bypass_governance: bool = False
+) -> Protection:
     if mode not in MODES:
         raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
     now = repo.clock.now()
     cur = protection(repo, snap)
     if cur.locked(now):
         if cur.mode == COMPLIANCE and mode != COMPLIANCE:
-            raise Locked(f"snapshot {snap.short_id} is under compliance retention until "
-                         f"{to_iso(cur.until)}: it cannot be downgraded to governance")
+            raise Locked(
+                f"snapshot {snap.short_id} is under compliance retention until "
+                f"{to_iso(cur.until)}: it cannot be downgraded to governance"
+            )
         if until < cur.until and (cur.mode == COMPLIANCE or not bypass_governance):
-            raise Locked(f"snapshot {snap.short_id} is under {cur.mode} retention until "
-                         f"{to_iso(cur.until)}: it cannot be shortened",
-                         remedy=None if cur.mode == COMPLIANCE else "bypass-governance")
+            raise Locked(
+                f"snapshot {snap.short_id} is under {cur.mode} retention until "
+                f"{to_iso(cur.until)}: it cannot be shortened",
+                remedy=None if cur.mode == COMPLIANCE else "bypass-governance",
+            )
     retention = Retention(mode, until)
-    repo.event_store.write(snap.id, "lock", retention, mode=mode, until=to_iso(until),
-                bypass_governance=bool(bypass_governance and cur.locked(now) and until < cur.until))
+    repo.event_store.write(
+        snap.id,
+        "lock",
+        retention,
+        mode=mode,
+        until=to_iso(until),
+        bypass_governance=bool(bypass_governance and cur.locked(now) and until < cur.until),
+    )
     new = protection(repo, snap)
     shortened = cur.locked(now) and until < cur.until
     if shortened:  # governance shortened by bypass: objects keep what other snapshots need
         repo.storage.set_retention(layout.snapshot(snap.id), retention, bypass_governance=True)
     else:
         extend_objects(repo, needed_objects(repo, snap), Retention(new.mode, new.until), upgrade=True)
-    repo.log_event("lock", snap.id, Retention(new.mode, new.until), mode=mode, until=to_iso(until),
-                   bypass_governance=bool(shortened), previous=cur.retention_json())
+    repo.log_event(
+        "lock",
+        snap.id,
+        Retention(new.mode, new.until),
+        mode=mode,
+        until=to_iso(until),
+        bypass_governance=bool(shortened),
+        previous=cur.retention_json(),
+    )
     return new
 
 
@@ -189,8 +205,9 @@ def _event_retention(p: Protection, repo: RetentionTarget) -> Retention | None:
     return None
 
 
-def verify_invariant(repo: RetentionTarget, snaps: list[Snapshot], events: dict[str, list[dict]],
-                     now: _dt.datetime) -> list[str]:
+def verify_invariant(
+    repo: RetentionTarget, snaps: list[Snapshot], events: dict[str, list[dict]], now: _dt.datetime
+) -> list[str]:
     """Objects whose storage protection is shorter than a snapshot that needs them."""
     problems = []
     for snap in snaps:
@@ -210,12 +227,16 @@ def verify_invariant(repo: RetentionTarget, snaps: list[Snapshot], events: dict[
             r = info.retention
             if p.locked(now):
                 if r is None or r.until < p.until:
-                    problems.append(f"{key}: retention {to_iso(r.until) if r else 'none'} is shorter than "
-                                    f"snapshot {snap.short_id}'s {p.mode} lock until {to_iso(p.until)}")
+                    problems.append(
+                        f"{key}: retention {to_iso(r.until) if r else 'none'} is shorter than "
+                        f"snapshot {snap.short_id}'s {p.mode} lock until {to_iso(p.until)}"
+                    )
                 elif p.mode == COMPLIANCE and r.mode != COMPLIANCE:
-                    problems.append(f"note: {key}: governance retention (long enough) under snapshot "
-                                    f"{snap.short_id}'s compliance lock: it was governance before, and "
-                                    "only an administrator's bypass can make it compliance")
+                    problems.append(
+                        f"note: {key}: governance retention (long enough) under snapshot "
+                        f"{snap.short_id}'s compliance lock: it was governance before, and "
+                        "only an administrator's bypass can make it compliance"
+                    )
             if p.hold and not info.legal_hold and repo.storage.capabilities.legal_hold:
                 problems.append(f"{key}: no legal hold, but snapshot {snap.short_id} is held")
     return problems

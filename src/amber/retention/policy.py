@@ -1,4 +1,5 @@
 """Keep policies (pure): which snapshots `forget --keep-*` keeps, as restic decides."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -16,8 +17,7 @@ class KeepPolicy:
     within: _dt.timedelta | None = None
 
     def empty(self) -> bool:
-        return not (self.last or self.hourly or self.daily or self.weekly or self.monthly
-                    or self.yearly or self.within)
+        return not (self.last or self.hourly or self.daily or self.weekly or self.monthly or self.yearly or self.within)
 
 
 _BUCKETS = (
@@ -28,8 +28,14 @@ _BUCKETS = (
     ("monthly", lambda t, nr: (t.year, t.month)),
     ("yearly", lambda t, nr: (t.year,)),
 )
-_REASON = {"last": "last snapshot", "hourly": "hourly snapshot", "daily": "daily snapshot",
-           "weekly": "weekly snapshot", "monthly": "monthly snapshot", "yearly": "yearly snapshot"}
+_REASON = {
+    "last": "last snapshot",
+    "hourly": "hourly snapshot",
+    "daily": "daily snapshot",
+    "weekly": "weekly snapshot",
+    "monthly": "monthly snapshot",
+    "yearly": "yearly snapshot",
+}
 
 
 def apply(snaps: list, policy: KeepPolicy, now: _dt.datetime) -> dict[str, list[str]]:

@@ -19,6 +19,7 @@ index files stay write-once; an index file all of whose packs are gone is
 deleted. Packs whose own retention or legal hold is still active are left
 in place and reported: prune waits out locks instead of failing.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -34,8 +35,8 @@ from ..repo.snapshots import SnapshotStore
 from . import clockguard
 from .locks import RetentionTarget
 
-RUN_TIMEOUT = _dt.timedelta(hours=24)   # a backup running longer is presumed dead
-REPACK_UNUSED = 0.25                    # repack a pack once this share of it is unused
+RUN_TIMEOUT = _dt.timedelta(hours=24)  # a backup running longer is presumed dead
+REPACK_UNUSED = 0.25  # repack a pack once this share of it is unused
 
 
 @dataclass
@@ -46,17 +47,23 @@ class PruneReport:
     bytes_freed: int = 0
     packs_planned: list = field(default_factory=list)
     packs_repacked: list = field(default_factory=list)
-    packs_locked: dict = field(default_factory=dict)   # pack -> why it stays
+    packs_locked: dict = field(default_factory=dict)  # pack -> why it stays
     index_deleted: list = field(default_factory=list)
     waiting_for_runs: list = field(default_factory=list)
     runs_cleaned: int = 0
 
     def to_json(self) -> dict:
-        return {"dry_run": self.dry_run, "packs_total": self.packs_total,
-                "packs_deleted": self.packs_deleted, "bytes_freed": self.bytes_freed,
-                "packs_planned": self.packs_planned, "packs_repacked": self.packs_repacked,
-                "packs_locked": self.packs_locked, "index_deleted": self.index_deleted,
-                "waiting_for_runs": self.waiting_for_runs}
+        return {
+            "dry_run": self.dry_run,
+            "packs_total": self.packs_total,
+            "packs_deleted": self.packs_deleted,
+            "bytes_freed": self.bytes_freed,
+            "packs_planned": self.packs_planned,
+            "packs_repacked": self.packs_repacked,
+            "packs_locked": self.packs_locked,
+            "index_deleted": self.index_deleted,
+            "waiting_for_runs": self.waiting_for_runs,
+        }
 
 
 class Pruned(RetentionTarget, Protocol):
@@ -124,9 +131,9 @@ def _active_runs(repo: Pruned, now: _dt.datetime) -> list[str]:
 class _Survey:
     """What prune found: stored packs, each pack's indexed blobs, and what to delete or repack."""
 
-    stored: dict = field(default_factory=dict)     # pack id -> ObjectInfo
-    by_pack: dict = field(default_factory=dict)    # pack id -> its indexed blob ids
-    used: set = field(default_factory=set)         # blob ids the snapshots use
+    stored: dict = field(default_factory=dict)  # pack id -> ObjectInfo
+    by_pack: dict = field(default_factory=dict)  # pack id -> its indexed blob ids
+    used: set = field(default_factory=set)  # blob ids the snapshots use
     doomed: set = field(default_factory=set)
     repack: list = field(default_factory=list)
 
@@ -155,10 +162,17 @@ def prune(repo: Pruned, *, dry_run: bool = False, trust_clock: bool = False) -> 
     _clean_runs(repo, now, rep)
     repo.load_index(force=True)  # forget the entries of the packs just deleted
     if rep.packs_deleted or rep.packs_repacked or rep.index_deleted:
-        repo.log_event("prune", None, None, trust_clock=trust_clock, packs_deleted=rep.packs_deleted,
-                       bytes_freed=rep.bytes_freed,
-                       packs_repacked=rep.packs_repacked, index_deleted=rep.index_deleted,
-                       packs_kept_locked=sorted(rep.packs_locked))
+        repo.log_event(
+            "prune",
+            None,
+            None,
+            trust_clock=trust_clock,
+            packs_deleted=rep.packs_deleted,
+            bytes_freed=rep.bytes_freed,
+            packs_repacked=rep.packs_repacked,
+            index_deleted=rep.index_deleted,
+            packs_kept_locked=sorted(rep.packs_locked),
+        )
     return rep
 
 
@@ -266,7 +280,7 @@ def _repack(repo: Pruned, session, pid: bytes, live: list[bytes]) -> None:
     data = repo.storage.get(layout.pack(pid))
     for bid in live:
         e = blobs.index[bid]
-        plain = blobs.open_blob(bid, e, data[e.offset:e.offset + e.length])
+        plain = blobs.open_blob(bid, e, data[e.offset : e.offset + e.length])
         del blobs.index[bid]  # so add() stores it again, in a new pack
         session.add(e.type, bid, plain)
 

@@ -5,6 +5,7 @@ mode; governance retention grows freely and shrinks or goes only by an event
 that says it bypassed governance. A legal hold has no date: the latest hold
 or release event decides.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,8 +43,9 @@ class Protection:
         return " and ".join(parts) or "nothing"
 
 
-def fold_retention(cur: tuple[str, _dt.datetime] | None, mode: str, until: _dt.datetime,
-                   bypass: bool) -> tuple[str, _dt.datetime] | None:
+def fold_retention(
+    cur: tuple[str, _dt.datetime] | None, mode: str, until: _dt.datetime, bypass: bool
+) -> tuple[str, _dt.datetime] | None:
     """The storage rule (`storage.base.fold_retention`) on (mode, until) pairs."""
     if mode not in MODES:
         return cur  # an unknown mode adds nothing
@@ -56,7 +58,7 @@ def _order(ev: dict) -> tuple[_dt.datetime, str]:
     try:
         t = from_iso(str(ev.get("time", "")))
     except ValueError:
-        t = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+        t = _dt.datetime.min.replace(tzinfo=_dt.UTC)
     return t, str(ev.get("id", ""))
 
 

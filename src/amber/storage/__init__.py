@@ -1,6 +1,14 @@
-from .base import (COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage,
-                   StorageWrapper)
+from .base import COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage, StorageWrapper
 from .registry import open_storage, register
 
-__all__ = ["Capabilities", "ObjectInfo", "Retention", "Storage", "StorageWrapper", "open_storage",
-           "register", "GOVERNANCE", "COMPLIANCE"]
+__all__ = [
+    "Capabilities",
+    "ObjectInfo",
+    "Retention",
+    "Storage",
+    "StorageWrapper",
+    "open_storage",
+    "register",
+    "GOVERNANCE",
+    "COMPLIANCE",
+]

@@ -13,13 +13,14 @@ Guarantees every backend gives (tested by `amber.testing.StorageContract`):
 - Keys are `/`-separated segments of `[A-Za-z0-9._-]`; storage never gives
   them a meaning.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..clock import Clock, SystemClock
 from ..errors import Locked, NotFound, Unsupported, UsageError
@@ -93,8 +94,9 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def check_retention_change(key: str, old: Retention | None, new: Retention, now: _dt.datetime,
-                           bypass_governance: bool) -> None:
+def check_retention_change(
+    key: str, old: Retention | None, new: Retention, now: _dt.datetime, bypass_governance: bool
+) -> None:
     """Raise `Locked` unless replacing `old` with `new` is allowed."""
     if old is None or not old.active(now):
         return
@@ -105,11 +107,16 @@ def check_retention_change(key: str, old: Retention | None, new: Retention, now:
             raise Locked(f"{key}: compliance retention until {old.until.isoformat()} cannot be shortened")
         return
     if new.until < old.until and not bypass_governance:
-        raise Locked(f"{key}: governance retention until {old.until.isoformat()} can be shortened "
-                     "only by bypassing governance", remedy="bypass-governance")
+        raise Locked(
+            f"{key}: governance retention until {old.until.isoformat()} can be shortened only by bypassing governance",
+            remedy="bypass-governance",
+        )
     if new.mode == COMPLIANCE and not bypass_governance:
-        raise Locked(f"{key}: governance retention until {old.until.isoformat()} becomes compliance "
-                     "only by bypassing governance (as S3 Object Lock requires)", remedy="bypass-governance")
+        raise Locked(
+            f"{key}: governance retention until {old.until.isoformat()} becomes compliance "
+            "only by bypassing governance (as S3 Object Lock requires)",
+            remedy="bypass-governance",
+        )
 
 
 def check_delete(info: ObjectInfo, now: _dt.datetime, bypass_governance: bool) -> None:

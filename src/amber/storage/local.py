@@ -13,6 +13,7 @@ the rules, so a record written by hand cannot shorten a compliance period:
 compliance keeps the latest `until` ever recorded, and governance is
 shortened only by a record that says it bypassed governance.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -24,8 +25,18 @@ import stat
 
 from ..clock import from_iso, to_iso
 from ..errors import AlreadyExists, AmberError, NotFound, StorageError
-from .base import (GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage, check_delete, check_key,
-                   check_prefix, check_retention_change, fold_retention)
+from .base import (
+    GOVERNANCE,
+    Capabilities,
+    ObjectInfo,
+    Retention,
+    Storage,
+    check_delete,
+    check_key,
+    check_prefix,
+    check_retention_change,
+    fold_retention,
+)
 
 LOCKS = ".locks"
 
@@ -49,8 +60,7 @@ class LocalStorage(Storage):
             # only the writer that created the object sets its first retention; a crash in
             # between leaves an object no snapshot references yet (the snapshot is written last)
             try:
-                self._add_record(key, {"retention": {"mode": retention.mode,
-                                                     "until": to_iso(retention.until)}})
+                self._add_record(key, {"retention": {"mode": retention.mode, "until": to_iso(retention.until)}})
             except OSError as e:
                 raise _storage_error(e, key) from None
 
@@ -249,7 +259,7 @@ class LocalStorage(Storage):
 
 
 def _mtime(st) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC)
 
 
 def _fsync_dir(folder: str) -> None:

@@ -1,11 +1,20 @@
 """An in-memory backend with full object-lock semantics; the model the others must match."""
+
 from __future__ import annotations
 
 import threading
 
 from ..errors import AlreadyExists, NotFound
-from .base import (Capabilities, ObjectInfo, Retention, Storage, check_delete, check_key,
-                   check_prefix, check_retention_change)
+from .base import (
+    Capabilities,
+    ObjectInfo,
+    Retention,
+    Storage,
+    check_delete,
+    check_key,
+    check_prefix,
+    check_retention_change,
+)
 
 
 class MemoryStorage(Storage):
@@ -44,8 +53,9 @@ class MemoryStorage(Storage):
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)
-            return ObjectInfo(key, len(self._objects[key]), self._retention.get(key), key in self._holds,
-                              self._times.get(key))
+            return ObjectInfo(
+                key, len(self._objects[key]), self._retention.get(key), key in self._holds, self._times.get(key)
+            )
 
     def list(self, prefix=""):
         check_prefix(prefix)

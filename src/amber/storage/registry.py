@@ -4,6 +4,7 @@ An opener gets the rest of the URL, whether to create the repository's
 folder, and the options the caller passed (`s3_endpoint` for S3). Backends
 are imported when first opened, so a local repository never loads boto3.
 """
+
 from __future__ import annotations
 
 import os

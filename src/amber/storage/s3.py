@@ -18,6 +18,7 @@ Guarantees, mapped onto S3:
 Retries with exponential backoff and jitter on throttling and transient
 errors come from botocore's standard retry mode.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,18 @@ import hashlib
 import os
 
 from ..errors import AlreadyExists, Locked, NotFound, StorageError, Unsupported, UsageError
-from .base import (COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage, check_delete,
-                   check_key, check_prefix, check_retention_change)
+from .base import (
+    COMPLIANCE,
+    GOVERNANCE,
+    Capabilities,
+    ObjectInfo,
+    Retention,
+    Storage,
+    check_delete,
+    check_key,
+    check_prefix,
+    check_retention_change,
+)
 
 _MODE_TO_S3 = {GOVERNANCE: "GOVERNANCE", COMPLIANCE: "COMPLIANCE"}
 _MODE_FROM_S3 = {v: k for k, v in _MODE_TO_S3.items()}
@@ -36,8 +47,7 @@ _MODE_FROM_S3 = {v: k for k, v in _MODE_TO_S3.items()}
 class S3Storage(Storage):
     capabilities = Capabilities(object_lock=True, legal_hold=True, conditional_put=True)
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None, client=None,
-                 clock=None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None, client=None, clock=None) -> None:
         if not bucket:
             raise UsageError("s3: needs a bucket: s3:BUCKET/PREFIX")
         self.bucket = bucket
@@ -59,9 +69,13 @@ class S3Storage(Storage):
     def put(self, key, data, *, retention=None):
         k = self._key(key)
         body = bytes(data)
-        args = {"Bucket": self.bucket, "Key": k, "Body": body, "ChecksumSHA256":
-                base64.b64encode(hashlib.sha256(body).digest()).decode(),
-                "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+        args = {
+            "Bucket": self.bucket,
+            "Key": k,
+            "Body": body,
+            "ChecksumSHA256": base64.b64encode(hashlib.sha256(body).digest()).decode(),
+            "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+        }
         if retention is not None:
             args["ObjectLockMode"] = _MODE_TO_S3[retention.mode]
             args["ObjectLockRetainUntilDate"] = retention.until
@@ -85,15 +99,17 @@ class S3Storage(Storage):
                 self._conditional = False
                 return self.put(key, data, retention=retention)
             if code in ("InvalidRequest", "InvalidArgument") and retention is not None:
-                raise Unsupported(f"{self.describe()}: the bucket refused an Object Lock retention "
-                                  f"({_message(e)}); enable versioning and Object Lock (docs/S3.md)") from None
+                raise Unsupported(
+                    f"{self.describe()}: the bucket refused an Object Lock retention "
+                    f"({_message(e)}); enable versioning and Object Lock (docs/S3.md)"
+                ) from None
             raise _error(e, key) from None
 
     def _is_ours(self, k: str, body: bytes) -> bool:
         """Whether the object at `k` holds exactly `body` (sealed objects never repeat by chance)."""
         try:
             h = self.client.head_object(Bucket=self.bucket, Key=k, ChecksumMode="ENABLED")
-        except Exception:  # noqa: BLE001 - whatever the reason, it is not provably ours
+        except Exception:
             return False
         sha = h.get("ChecksumSHA256")
         if sha:  # sent with every PUT; unlike the ETag, not changed by server-side encryption
@@ -133,12 +149,11 @@ class S3Storage(Storage):
 
     def list(self, prefix=""):
         check_prefix(prefix)
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
         try:
             for page in pages:
                 for o in page.get("Contents", []):
-                    key = o["Key"][len(self.prefix):]
+                    key = o["Key"][len(self.prefix) :]
                     yield ObjectInfo(key, int(o["Size"]), modified=_aware(o.get("LastModified")))
         except Exception as e:
             raise _error(e, prefix or "/") from None
@@ -173,8 +188,11 @@ class S3Storage(Storage):
     def set_retention(self, key, retention, *, bypass_governance=False):
         info = self.stat(key)
         check_retention_change(key, info.retention, retention, self.clock.now(), bypass_governance)
-        args = {"Bucket": self.bucket, "Key": self._key(key),
-                "Retention": {"Mode": _MODE_TO_S3[retention.mode], "RetainUntilDate": retention.until}}
+        args = {
+            "Bucket": self.bucket,
+            "Key": self._key(key),
+            "Retention": {"Mode": _MODE_TO_S3[retention.mode], "RetainUntilDate": retention.until},
+        }
         if bypass_governance:
             args["BypassGovernanceRetention"] = True
         try:
@@ -185,12 +203,15 @@ class S3Storage(Storage):
     def set_legal_hold(self, key, on):
         self.stat(key)
         try:
-            self.client.put_object_legal_hold(Bucket=self.bucket, Key=self._key(key),
-                                              LegalHold={"Status": "ON" if on else "OFF"})
+            self.client.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
+            )
         except Exception as e:
             if _code(e) in ("InvalidRequest", "InvalidArgument", "ObjectLockConfigurationNotFoundError"):
-                raise Unsupported(f"{self.describe()}: the bucket cannot hold objects ({_message(e)}); "
-                                  "legal holds need a bucket with Object Lock (docs/S3.md)") from None
+                raise Unsupported(
+                    f"{self.describe()}: the bucket cannot hold objects ({_message(e)}); "
+                    "legal holds need a bucket with Object Lock (docs/S3.md)"
+                ) from None
             raise _error(e, key) from None
 
     def check_object_lock(self) -> None:
@@ -211,7 +232,8 @@ class S3Storage(Storage):
                 f"bucket {self.bucket} has versioning {versioning or 'off'} and Object Lock "
                 f"{enabled or 'off'}: retention locks need both. Create the bucket with Object Lock "
                 f"(aws s3api create-bucket --bucket {self.bucket} --object-lock-enabled-for-bucket), "
-                "which also turns versioning on; see docs/S3.md")
+                "which also turns versioning on; see docs/S3.md"
+            )
 
 
 def _client(endpoint):
@@ -220,16 +242,21 @@ def _client(endpoint):
         from botocore.config import Config
     except ImportError:
         raise Unsupported("s3: repositories need boto3 (pip install boto3)") from None
-    cfg = Config(retries={"max_attempts": 6, "mode": "standard"}, max_pool_connections=32,
-                 connect_timeout=10, read_timeout=60,
-                 request_checksum_calculation="when_required", response_checksum_validation="when_required")
+    cfg = Config(
+        retries={"max_attempts": 6, "mode": "standard"},
+        max_pool_connections=32,
+        connect_timeout=10,
+        read_timeout=60,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=cfg)
 
 
 def _aware(t):
     if t is None or not isinstance(t, _dt.datetime):
         return None
-    return (t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)).astimezone(_dt.timezone.utc)
+    return (t if t.tzinfo else t.replace(tzinfo=_dt.UTC)).astimezone(_dt.UTC)
 
 
 def _code(e) -> str:

@@ -12,6 +12,7 @@ instance of the backend; every case of the contract then runs against it::
 `StorageContract` needs pytest; the fault-injecting wrappers in `amber.testing.faults` do not.
 Production wrappers (such as `AppendOnlyStorage`) live in `amber.storage.wrappers`.
 """
+
 from __future__ import annotations
 
 from .faults import FailingStorage, InjectedFault

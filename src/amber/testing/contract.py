@@ -17,6 +17,7 @@ must read the time from `storage.clock`, or from a clock given to its
 constructor, and never sleep. WORM cases run only when the backend's
 `capabilities` say it has object lock or legal holds.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -35,9 +36,29 @@ from .worm import WormContract
 DAY = _dt.timedelta(days=1)
 
 INVALID_KEYS = [
-    "", "/", "/abs", "/abs/key", "trailing/", "a//b", "..", "../a", "a/..", "a/../b",
-    ".", "./a", "a/./b", ".hidden", "a/.tmp-1-abc", "with space", " lead", "trail ",
-    "a\\b", "nul\x00byte", "new\nline", "caf\u00e9", b"bytes-key",
+    "",
+    "/",
+    "/abs",
+    "/abs/key",
+    "trailing/",
+    "a//b",
+    "..",
+    "../a",
+    "a/..",
+    "a/../b",
+    ".",
+    "./a",
+    "a/./b",
+    ".hidden",
+    "a/.tmp-1-abc",
+    "with space",
+    " lead",
+    "trail ",
+    "a\\b",
+    "nul\x00byte",
+    "new\nline",
+    "caf\u00e9",
+    b"bytes-key",
 ]
 
 INVALID_PREFIXES = ["/", "/abs/", "../", "a/../", "a//", "./", ".hidden/", "with space/"]
@@ -123,8 +144,12 @@ class _BasicContract:
     @staticmethod
     def _assert_absent(storage: Storage, key: str) -> None:
         """Every way of reaching `key` says it is not there."""
-        for reach in (lambda: storage.get(key), lambda: storage.get(key, 0, 1), lambda: storage.stat(key),
-                      lambda: storage.delete(key)):
+        for reach in (
+            lambda: storage.get(key),
+            lambda: storage.get(key, 0, 1),
+            lambda: storage.stat(key),
+            lambda: storage.delete(key),
+        ):
             with pytest.raises(NotFound):
                 reach()
         assert storage.exists(key) is False
@@ -169,7 +194,7 @@ class _BasicContract:
         assert storage.stat("data/00/large").size == len(data)
         assert storage.get("data/00/large") == data
         mid = len(data) // 2
-        assert storage.get("data/00/large", mid, 1 << 20) == data[mid:mid + (1 << 20)]
+        assert storage.get("data/00/large", mid, 1 << 20) == data[mid : mid + (1 << 20)]
         assert storage.get("data/00/large", len(data) - 5, 5) == data[-5:]
 
     # -- put-if-absent ----------------------------------------------------------------
@@ -204,8 +229,7 @@ class _BasicContract:
         results = ctx.Queue()
         keys = [f"race/proc-{i}" for i in range(self.race_keys)]
         payloads = [f"process {i} ".encode() * 16384 for i in range(n)]
-        procs = [ctx.Process(target=_race_child, args=(factory, keys, payloads[i], barrier, results))
-                 for i in range(n)]
+        procs = [ctx.Process(target=_race_child, args=(factory, keys, payloads[i], barrier, results)) for i in range(n)]
         for p in procs:
             p.start()
         reports = []
@@ -227,10 +251,23 @@ class _BasicContract:
 
     # -- ranged reads ----------------------------------------------------------------
 
-    @pytest.mark.parametrize("offset,length", [
-        (0, None), (0, 1), (0, 100), (1, 99), (37, 13), (50, None), (99, 1), (99, None),
-        (100, 0), (100, None), (0, 0), (42, 0),
-    ])
+    @pytest.mark.parametrize(
+        "offset,length",
+        [
+            (0, None),
+            (0, 1),
+            (0, 100),
+            (1, 99),
+            (37, 13),
+            (50, None),
+            (99, 1),
+            (99, None),
+            (100, 0),
+            (100, None),
+            (0, 0),
+            (42, 0),
+        ],
+    )
     def test_get_range(self, storage, offset, length):
         data = bytes(range(100))
         storage.put("ranged", data)
@@ -260,16 +297,28 @@ class _BasicContract:
 
     def test_list_by_folder_prefix(self, storage):
         keys = {
-            "config": 1, "keys/k1": 2, "keys/k2": 3,
-            "data/ab/ab01": 4, "data/ab/ab02": 5, "data/abc/abc01": 6, "data/cd/cd01": 7,
-            "index/i1": 8, "snapshots/s1": 9, "snap/x": 10, "snapshotsX/y": 11,
+            "config": 1,
+            "keys/k1": 2,
+            "keys/k2": 3,
+            "data/ab/ab01": 4,
+            "data/ab/ab02": 5,
+            "data/abc/abc01": 6,
+            "data/cd/cd01": 7,
+            "index/i1": 8,
+            "snapshots/s1": 9,
+            "snap/x": 10,
+            "snapshotsX/y": 11,
         }
         for k, size in keys.items():
             storage.put(k, b"z" * size)
         assert self._keys(storage) == keys
         assert self._keys(storage, "keys/") == {"keys/k1": 2, "keys/k2": 3}
         assert self._keys(storage, "data/") == {
-            "data/ab/ab01": 4, "data/ab/ab02": 5, "data/abc/abc01": 6, "data/cd/cd01": 7}
+            "data/ab/ab01": 4,
+            "data/ab/ab02": 5,
+            "data/abc/abc01": 6,
+            "data/cd/cd01": 7,
+        }
         # "data/ab" is a string prefix of "data/abc" but not its folder
         assert self._keys(storage, "data/ab/") == {"data/ab/ab01": 4, "data/ab/ab02": 5}
         assert self._keys(storage, "data/abc/") == {"data/abc/abc01": 6}

@@ -1,4 +1,5 @@
 """Storage wrappers that misbehave on purpose, for testing what sits above storage."""
+
 from __future__ import annotations
 
 import threading

@@ -4,6 +4,7 @@ Mixed into `StorageContract`; it uses that class's fixtures (`storage`, `clock`)
 and its `advance` hook, and runs only where the backend's capabilities say it
 has object lock or legal holds.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -79,8 +80,13 @@ class WormContract:
         self._need(storage, "object_lock")
         keys = [f"race/locked-{i}" for i in range(5)]
         now = clock.now()
-        won = race_puts(storage, self.race_threads, keys, lambda i: f"client {i}".encode() * 4096,
-                        lambda i: Retention(GOVERNANCE, now + (i + 1) * DAY))
+        won = race_puts(
+            storage,
+            self.race_threads,
+            keys,
+            lambda i: f"client {i}".encode() * 4096,
+            lambda i: Retention(GOVERNANCE, now + (i + 1) * DAY),
+        )
         for key in keys:
             (w,) = won[key]
             assert storage.get(key) == f"client {w}".encode() * 4096

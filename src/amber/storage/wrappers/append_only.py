@@ -7,6 +7,7 @@ the storage (which refuses overwrites on its own: every put is
 put-if-absent), so a client given it cannot destroy what it wrote, whoever
 controls that client. Every refused call is recorded in `refused`.
 """
+
 from __future__ import annotations
 
 from ...errors import Locked
@@ -29,8 +30,9 @@ class AppendOnlyStorage(StorageWrapper):
         if bypass_governance:
             self._refuse(f"bypass governance on {key}")
         cur = self.inner.stat(key).retention
-        if cur is not None and (retention.until < cur.until
-                                or (cur.mode == COMPLIANCE and retention.mode != COMPLIANCE)):
+        if cur is not None and (
+            retention.until < cur.until or (cur.mode == COMPLIANCE and retention.mode != COMPLIANCE)
+        ):
             self._refuse(f"shorten the retention of {key}")
         return self.inner.set_retention(key, retention)
 
