@@ -8,7 +8,7 @@ import pytest
 
 from amber.backup import archiver as backup_mod
 from amber.format.pack import BLOB_DATA
-from amber.repo.chunks import SealedChunk, file_read, seal_chunk
+from amber.repo.chunks import FileRead, SealedChunk, seal_chunk
 
 from .helpers import assert_same_tree, full_tree, open_repo, restored, write
 
@@ -57,7 +57,7 @@ def test_a_chunk_sealed_elsewhere_pickles_and_reads_back(repo, repo_path):
     """What a worker process returns crosses the process boundary whole and is stored as if sealed here."""
     data = b"sealed in a worker process\n" * 500
     chunk = seal_chunk(repo.blobs.sealer, repo.keys.ids, data)
-    read = file_read([chunk.id.hex()], hashlib.sha256(data).hexdigest(), len(data), [chunk])
+    read = FileRead([chunk.id.hex()], hashlib.sha256(data).hexdigest(), len(data), [chunk])
     back = pickle.loads(pickle.dumps(read))
     assert back == read and type(back.chunks[0]) is SealedChunk
     assert chunk.id == repo.keys.blob_id(data) and chunk.raw_length == len(data)

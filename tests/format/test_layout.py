@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from amber.format import canonical, layout
-from amber.storage.base import check_key
+from amber.storage.rules import check_key
 
 hex64 = st.binary(min_size=32, max_size=32).map(bytes.hex)
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pyfastcdc
 
 from ..format.pack import BLOB_DATA
-from ..repo.chunks import FileRead, file_read
+from ..repo.chunks import FileRead
 
 READ_WHOLE = 8 << 20  # files up to this size are read in one call
 LARGE_INFLIGHT = 4  # chunks of one large file being compressed at once
@@ -109,7 +109,7 @@ class FileReader:
             os.close(fd)
         with self._mu:
             self.stats.bytes_read += size
-        return file_read(ids, sha.hexdigest(), size)
+        return FileRead(ids, sha.hexdigest(), size)
 
     # -- the walk (calling thread) ---------------------------------------------
 

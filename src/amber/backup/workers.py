@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pyfastcdc
 
 from ..crypto.aead import Sealer
-from ..repo.chunks import file_read, seal_chunk
+from ..repo.chunks import FileRead, seal_chunk
 from .reader import _read_all, split
 
 _state: tuple | None = None
@@ -76,5 +76,5 @@ def read_batch(jobs: list) -> list:
             out.append(e)
             continue
         chunks = [seal_chunk(sealer, id_key, chunk) for chunk in split(data, min_chunk, chunker)]
-        out.append(file_read([c.id.hex() for c in chunks], hashlib.sha256(data).hexdigest(), len(data), chunks))
+        out.append(FileRead([c.id.hex() for c in chunks], hashlib.sha256(data).hexdigest(), len(data), chunks))
     return out

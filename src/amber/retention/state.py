@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..clock import from_iso, to_iso
 from ..storage.base import GOVERNANCE, MODES, Retention
-from ..storage.base import fold_retention as _fold
+from ..storage.rules import fold_retention as _fold
 
 
 @dataclass(frozen=True, slots=True)

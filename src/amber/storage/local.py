@@ -25,18 +25,8 @@ import stat
 
 from ..clock import from_iso, to_iso
 from ..errors import AlreadyExists, AmberError, NotFound, StorageError
-from .base import (
-    GOVERNANCE,
-    Capabilities,
-    ObjectInfo,
-    Retention,
-    Storage,
-    check_delete,
-    check_key,
-    check_prefix,
-    check_retention_change,
-    fold_retention,
-)
+from . import rules
+from .base import GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage
 
 LOCKS = ".locks"
 
@@ -52,7 +42,7 @@ class LocalStorage(Storage):
             os.makedirs(self.root, exist_ok=True)
 
     def _path(self, key: str) -> str:
-        return os.path.join(self.root, *check_key(key).split("/"))
+        return os.path.join(self.root, *rules.check_key(key).split("/"))
 
     def put(self, key, data, *, retention=None):
         self._put(key, data)
@@ -131,7 +121,7 @@ class LocalStorage(Storage):
     # -- retention and legal hold ------------------------------------------------
 
     def _records_dir(self, key: str) -> str:
-        return os.path.join(self.root, LOCKS, *check_key(key).split("/"))
+        return os.path.join(self.root, LOCKS, *rules.check_key(key).split("/"))
 
     def _records(self, key: str) -> list[dict]:
         folder = self._records_dir(key)
@@ -164,7 +154,7 @@ class LocalStorage(Storage):
                 new = Retention(r["mode"], from_iso(r["until"]))
             except (KeyError, ValueError, TypeError, AmberError):
                 continue
-            retention = fold_retention(retention, new, bool(rec.get("bypass_governance")))
+            retention = rules.fold_retention(retention, new, bool(rec.get("bypass_governance")))
         return retention, hold
 
     def _add_record(self, key: str, rec: dict) -> None:
@@ -193,7 +183,7 @@ class LocalStorage(Storage):
 
     def set_retention(self, key, retention, *, bypass_governance=False):
         info = self.stat(key)
-        check_retention_change(key, info.retention, retention, self.clock.now(), bypass_governance)
+        rules.check_retention_change(key, info.retention, retention, self.clock.now(), bypass_governance)
         rec = {"retention": {"mode": retention.mode, "until": to_iso(retention.until)}}
         if bypass_governance and info.retention is not None and info.retention.mode == GOVERNANCE:
             rec["bypass_governance"] = True
@@ -210,7 +200,7 @@ class LocalStorage(Storage):
             raise _storage_error(e, key) from None
 
     def list(self, prefix=""):
-        base = check_prefix(prefix)[:-1] if prefix else ""
+        base = rules.check_prefix(prefix)[:-1] if prefix else ""
         start = self._path(base) if base else self.root
         stack = [(start, base)]
         while stack:
@@ -235,7 +225,7 @@ class LocalStorage(Storage):
 
     def delete(self, key, *, bypass_governance=False):
         info = self.stat(key)
-        check_delete(info, self.clock.now(), bypass_governance)
+        rules.check_delete(info, self.clock.now(), bypass_governance)
         try:
             os.unlink(self._path(key))
         except (FileNotFoundError, NotADirectoryError):

@@ -5,16 +5,8 @@ from __future__ import annotations
 import threading
 
 from ..errors import AlreadyExists, NotFound
-from .base import (
-    Capabilities,
-    ObjectInfo,
-    Retention,
-    Storage,
-    check_delete,
-    check_key,
-    check_prefix,
-    check_retention_change,
-)
+from . import rules
+from .base import Capabilities, ObjectInfo, Retention, Storage
 
 
 class MemoryStorage(Storage):
@@ -30,7 +22,7 @@ class MemoryStorage(Storage):
         self._mu = threading.Lock()
 
     def put(self, key, data, *, retention=None):
-        check_key(key)
+        rules.check_key(key)
         with self._mu:
             if key in self._objects:
                 raise AlreadyExists(key)
@@ -40,7 +32,7 @@ class MemoryStorage(Storage):
                 self._retention[key] = retention
 
     def get(self, key, offset=0, length=None):
-        check_key(key)
+        rules.check_key(key)
         with self._mu:
             data = self._objects.get(key)
         if data is None:
@@ -49,7 +41,7 @@ class MemoryStorage(Storage):
         return data[offset:end]
 
     def stat(self, key):
-        check_key(key)
+        rules.check_key(key)
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)
@@ -58,7 +50,7 @@ class MemoryStorage(Storage):
             )
 
     def list(self, prefix=""):
-        check_prefix(prefix)
+        rules.check_prefix(prefix)
         with self._mu:
             keys = sorted(k for k in self._objects if k.startswith(prefix))
         for k in keys:
@@ -68,25 +60,25 @@ class MemoryStorage(Storage):
                 continue
 
     def delete(self, key, *, bypass_governance=False):
-        check_key(key)
+        rules.check_key(key)
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)
             info = ObjectInfo(key, len(self._objects[key]), self._retention.get(key), key in self._holds)
-            check_delete(info, self.clock.now(), bypass_governance)
+            rules.check_delete(info, self.clock.now(), bypass_governance)
             del self._objects[key]
             self._retention.pop(key, None)
 
     def set_retention(self, key, retention, *, bypass_governance=False):
-        check_key(key)
+        rules.check_key(key)
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)
-            check_retention_change(key, self._retention.get(key), retention, self.clock.now(), bypass_governance)
+            rules.check_retention_change(key, self._retention.get(key), retention, self.clock.now(), bypass_governance)
             self._retention[key] = retention
 
     def set_legal_hold(self, key, on):
-        check_key(key)
+        rules.check_key(key)
         with self._mu:
             if key not in self._objects:
                 raise NotFound(key)

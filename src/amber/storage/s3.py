@@ -27,18 +27,8 @@ import hashlib
 import os
 
 from ..errors import AlreadyExists, Locked, NotFound, StorageError, Unsupported, UsageError
-from .base import (
-    COMPLIANCE,
-    GOVERNANCE,
-    Capabilities,
-    ObjectInfo,
-    Retention,
-    Storage,
-    check_delete,
-    check_key,
-    check_prefix,
-    check_retention_change,
-)
+from . import rules
+from .base import COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage
 
 _MODE_TO_S3 = {GOVERNANCE: "GOVERNANCE", COMPLIANCE: "COMPLIANCE"}
 _MODE_FROM_S3 = {v: k for k, v in _MODE_TO_S3.items()}
@@ -62,7 +52,7 @@ class S3Storage(Storage):
         return f"s3:{self.bucket}/{self.prefix}"
 
     def _key(self, key: str) -> str:
-        return self.prefix + check_key(key)
+        return self.prefix + rules.check_key(key)
 
     # -- objects ---------------------------------------------------------------------
 
@@ -148,7 +138,7 @@ class S3Storage(Storage):
         return ObjectInfo(key, int(h.get("ContentLength", 0)), retention, hold, _aware(h.get("LastModified")))
 
     def list(self, prefix=""):
-        check_prefix(prefix)
+        rules.check_prefix(prefix)
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
         try:
             for page in pages:
@@ -160,7 +150,7 @@ class S3Storage(Storage):
 
     def delete(self, key, *, bypass_governance=False):
         info = self.stat(key)
-        check_delete(info, self.clock.now(), bypass_governance)
+        rules.check_delete(info, self.clock.now(), bypass_governance)
         k = self._key(key)
         try:
             versions = self._versions(k)
@@ -187,7 +177,7 @@ class S3Storage(Storage):
 
     def set_retention(self, key, retention, *, bypass_governance=False):
         info = self.stat(key)
-        check_retention_change(key, info.retention, retention, self.clock.now(), bypass_governance)
+        rules.check_retention_change(key, info.retention, retention, self.clock.now(), bypass_governance)
         args = {
             "Bucket": self.bucket,
             "Key": self._key(key),
