@@ -29,7 +29,7 @@ from .errors import (
     WrongPassword,
 )
 from .repo.snapshots import Snapshot
-from .repository import Repository, open_repository
+from .repository import Repository, open_repository, verify_bundle
 from .version import __version__
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Repository",
     "Snapshot",
     "open_repository",
+    "verify_bundle",
     "AmberError",
     "AlreadyExists",
     "CheckpointError",

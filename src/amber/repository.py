@@ -18,14 +18,17 @@ from collections.abc import Mapping
 from typing import BinaryIO
 
 from . import browse
+from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
-from .backup.archiver import BackupResult, backup
+from .backup.archiver import BackupResult, BackupStats, backup
+from .browse import entry_json
 from .check import CheckReport, check, verify_audit_log
 from .clock import Clock, SystemClock, duration_seconds, to_iso
 from .crypto import keys as keyfile
 from .crypto.aead import Sealer
 from .crypto.keys import MasterKeys
-from .errors import AmberError, IntegrityError, RepositoryExists, RepositoryNotFound, UsageError
+from .errors import AmberError, CheckpointError, IntegrityError, RepositoryExists, RepositoryNotFound, UsageError
+from .evidence import EvidenceReport, export, verify_bundle
 from .format import layout
 from .repo import client_state
 from .repo import records as rec
@@ -179,6 +182,29 @@ class Repository:
         """The log's own proofs, and every snapshot against its event."""
         return verify_audit_log(self, external=external, remember=remember)
 
+    def latest_checkpoint(self) -> bytes:
+        """The latest signed checkpoint of the audit log, verified against this repository's key."""
+        note = self.audit.latest_checkpoint()
+        if note is None:
+            raise IntegrityError("the audit log has no checkpoint")
+        try:
+            verify_checkpoint(note, self.audit.origin, self.audit.public)
+        except CheckpointError as e:
+            raise IntegrityError(f"the latest checkpoint does not verify: {e}") from None
+        return note
+
+    def export_evidence(self, snap: Snapshot, paths: list[str], out_path: str) -> dict:
+        """Write an evidence bundle for files of a snapshot to `out_path` (whole, or not at all);
+        returns its manifest."""
+        tmp = out_path + ".tmp"
+        try:
+            manifest = export(self, snap, list(paths), tmp)
+            os.replace(tmp, out_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return manifest
+
     # -- snapshots -----------------------------------------------------------
 
     def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]:
@@ -198,6 +224,14 @@ class Repository:
 
     def find_snapshot(self, ref: str) -> Snapshot:
         return self.snapshot_store.find(ref)
+
+    def find_snapshots(self, refs) -> list[Snapshot]:
+        """Each snapshot named (by id, prefix or 'latest') once, in the order first named."""
+        out: dict[str, Snapshot] = {}
+        for ref in refs:
+            s = self.find_snapshot(ref)
+            out.setdefault(s.id, s)
+        return list(out.values())
 
     def snapshot_json(self, snap: Snapshot) -> dict:
         p = self.protection(snap)
@@ -248,6 +282,15 @@ class Repository:
 
     def protection(self, snap: Snapshot) -> Protection:
         return locks.protection(self, snap)
+
+    def retention(self, duration: str | None = None, date: str | None = None, mode: str | None = None) -> Retention:
+        """A lock for a new snapshot, as a duration from now or an end date; without a mode,
+        the repository's default mode, else governance."""
+        default = (self.config.get("default_retention") or {}).get("mode")
+        mode = mode or default or GOVERNANCE
+        if mode not in MODES:
+            raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
+        return Retention(mode, self.lock_end(duration, date))
 
     def lock_end(self, duration: str | None = None, date: str | None = None) -> _dt.datetime:
         """When a lock asked for as a duration from now, or as an end date, ends."""
@@ -362,4 +405,31 @@ def open_repository(url: str, password: str, **kw) -> Repository:
     return Repository.open(url, password, **kw)
 
 
-__all__ = ["Repository", "Snapshot", "open_repository", "select_snapshots"]
+def keep_policy(
+    last: int = 0,
+    hourly: int = 0,
+    daily: int = 0,
+    weekly: int = 0,
+    monthly: int = 0,
+    yearly: int = 0,
+    within: str | None = None,
+) -> KeepPolicy:
+    """A keep policy as restic spells it; `within` is a duration such as 30d."""
+    span = _dt.timedelta(seconds=duration_seconds(within)) if within else None
+    return KeepPolicy(last, hourly, daily, weekly, monthly, yearly, span)
+
+
+__all__ = [
+    "Repository",
+    "Snapshot",
+    "open_repository",
+    "select_snapshots",
+    "keep_policy",
+    "verify_bundle",
+    "BackupStats",
+    "RestoreStats",
+    "EvidenceReport",
+    "KeepPolicy",
+    "Retention",
+    "entry_json",
+]

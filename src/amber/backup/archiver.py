@@ -453,18 +453,10 @@ def backup(
     workers=None,
     use_cache=True,
     processes=None,
-) -> "BackupResult":
+) -> BackupResult:
     t0 = time.monotonic()
     started = repo.clock.now()
-    if stdin is None and not paths:
-        raise UsageError("nothing to back up", remedy="backup-paths")
-    norm = [] if stdin is not None else normalize_paths(paths)
-    if stdin is not None:
-        stdin_name = (stdin_name or "stdin").strip("/")
-        if not treefmt.valid_name(stdin_name):
-            raise UsageError(
-                f"{stdin_name!r} is not a valid file name for data read from standard input", remedy="stdin-name"
-            )
+    norm, stdin_name = _sources(paths, stdin, stdin_name)
     retention = _retention_for(repo, retention, started)
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
@@ -483,21 +475,16 @@ def backup(
         )
         try:
             if stdin is not None:
-                top = [arch.save_stdin(stdin, stdin_name)]
-                snap_paths = ["/" + stdin_name]
+                top, snap_paths = [arch.save_stdin(stdin, stdin_name)], ["/" + stdin_name]
             else:
-                top = _walk_roots(arch, norm)
-                snap_paths = norm
+                top, snap_paths = _walk_roots(arch, norm), norm
             root_tree, content_root = arch.save_tree(top)
             session.flush()
         finally:
             arch.close()
     doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
-    doc.update(
-        tree=root_tree,
-        content_root=content_root,
-        summary=arch.stats.summary(session.bytes_added, time.monotonic() - t0),
-    )
+    summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
+    doc.update(tree=root_tree, content_root=content_root, summary=summary)
     sid = repo.snapshot_store.save(doc, retention)
     if retention is not None:  # data reused from older snapshots must live as long as this one
         extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
@@ -505,6 +492,18 @@ def backup(
     if stdin is None:
         cache.save(norm)
     return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
+
+
+def _sources(paths, stdin, stdin_name: str | None) -> tuple[list[str], str]:
+    """The normalized paths to walk, or the name data from standard input gets."""
+    if stdin is None and not paths:
+        raise UsageError("nothing to back up", remedy="backup-paths")
+    if stdin is None:
+        return normalize_paths(paths), ""
+    name = (stdin_name or "stdin").strip("/")
+    if not treefmt.valid_name(name):
+        raise UsageError(f"{name!r} is not a valid file name for data read from standard input", remedy="stdin-name")
+    return [], name
 
 
 def _snapshot_doc(

@@ -94,16 +94,7 @@ def audit_checkpoint(session, show_key):
     r = session.open()
     if show_key:
         return Output(text=r.audit.vkey())
-    note = r.audit.latest_checkpoint()
-    if note is None:
-        raise IntegrityError("the audit log has no checkpoint")
-    from ..audit import checkpoint as cpfmt
-    from ..errors import CheckpointError
-
-    try:
-        cpfmt.verify(note, r.audit.origin, r.audit.public)
-    except CheckpointError as e:
-        raise IntegrityError(f"the latest checkpoint does not verify: {e}") from None
+    note = r.latest_checkpoint()
     sys.stdout.write(note.decode())
 
 

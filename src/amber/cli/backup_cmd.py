@@ -3,6 +3,7 @@ import sys
 import click
 
 from ..errors import PartialBackup
+from ..repository import BackupStats
 from .options import command, json_option
 from .output import Output, show_progress
 from .progress import Live, bar, human_bytes, rate
@@ -22,8 +23,6 @@ from .tuning import throughput_mode
 @json_option
 def backup(session, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin, stdin_name, as_json):
     """Back up PATHS (or standard input) into a new snapshot."""
-    from ..backup.archiver import BackupStats
-
     if use_stdin and paths:
         raise click.UsageError("--stdin takes no paths")
     if not use_stdin and not paths:
@@ -33,14 +32,7 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
     if retention_mode and not (retain or retain_until):
         raise click.UsageError("--retention-mode needs --retain or --retain-until")
     r = session.open()
-    retention = None
-    if retain or retain_until:
-        from ..storage.base import Retention
-
-        default = r.config.get("default_retention") or {}
-        retention = Retention(
-            retention_mode or default.get("mode") or "governance", r.lock_end(duration=retain, date=retain_until)
-        )
+    retention = r.retention(retain, retain_until, retention_mode) if retain or retain_until else None
     stats = BackupStats()
 
     def render():

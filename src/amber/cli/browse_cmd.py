@@ -2,7 +2,7 @@ import sys
 
 import click
 
-from .. import browse
+from ..repository import entry_json
 from .options import command, json_option
 from .output import Output
 
@@ -55,7 +55,7 @@ def snapshots(session, tags, hosts, as_json):
 def ls(session, snapshot, path, as_json):
     """List the files of a snapshot, below PATH."""
     r = session.open()
-    entries = [(p, n, browse.entry_json(p, n)) for p, n in browse.ls(r, r.find_snapshot(snapshot), path)]
+    entries = [(p, n, entry_json(p, n)) for p, n in r.ls(r.find_snapshot(snapshot), path)]
 
     def text():
         out = sys.stdout
@@ -74,7 +74,7 @@ def ls(session, snapshot, path, as_json):
 def cat(session, snapshot, path):
     """Write one file of a snapshot to standard output."""
     r = session.open()
-    browse.cat(r, r.find_snapshot(snapshot), path, sys.stdout.buffer)
+    r.cat(r.find_snapshot(snapshot), path, sys.stdout.buffer)
     sys.stdout.buffer.flush()
 
 
@@ -89,7 +89,7 @@ def diff(session, snapshot_a, snapshot_b, as_json):
     """Show what changed between two snapshots."""
     r = session.open()
     a, b = r.find_snapshot(snapshot_a), r.find_snapshot(snapshot_b)
-    changes = browse.diff(r, a, b)
+    changes = r.diff(a, b)
     lines = [f"comparing snapshot {a.short_id} to {b.short_id}:"]
     for c in changes:
         slash = "/" if c["type"] == "dir" else ""
@@ -105,7 +105,7 @@ def diff(session, snapshot_a, snapshot_b, as_json):
 def find(session, pattern, as_json):
     """Every version of every path matching PATTERN, across all snapshots."""
     r = session.open()
-    matches = browse.find(r, pattern)
+    matches = r.find(pattern)
     lines = []
     last = None
     for m in matches:

@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..errors import AmberError, UsageError
+from ..repository import Repository
 from .output import warn
 
 
@@ -42,9 +43,7 @@ class Session:
     def storage_options(self) -> dict | None:
         return {"s3_endpoint": self.s3_endpoint} if self.s3_endpoint else None
 
-    def open(self):
-        from ..repository import Repository
-
+    def open(self) -> Repository:
         repo = Repository.open(self.url(), password(), storage_options=self.storage_options())
         repo.warn = warn
         return repo

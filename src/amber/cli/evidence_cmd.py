@@ -3,6 +3,7 @@ import os
 import click
 
 from ..errors import IntegrityError
+from ..repository import verify_bundle
 from .options import command, group, json_option
 from .output import Output
 
@@ -13,17 +14,9 @@ from .output import Output
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="the bundle (.zip) to write")
 def evidence_export(session, snapshot, paths, output):
     """Write the files at PATHS of SNAPSHOT, with their proofs, to one zip file."""
-    from ..evidence import export
-
     r = session.open()
     snap = r.find_snapshot(snapshot)
-    tmp = output + ".tmp"
-    try:
-        m = export(r, snap, list(paths), tmp)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    m = r.export_evidence(snap, list(paths), output)
     return Output(
         text=[
             f"wrote {output}: {len(m['files'])} file(s) of snapshot {snap.short_id}, event "
@@ -44,8 +37,6 @@ def evidence_export(session, snapshot, paths, output):
 @json_option
 def evidence_verify(session, bundle, public_key, as_json):
     """Check a bundle offline: no repository and no password needed."""
-    from ..evidence import verify_bundle
-
     if public_key and os.path.isfile(public_key):
         with open(public_key, encoding="utf-8") as f:
             public_key = f.read().strip()

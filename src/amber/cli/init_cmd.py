@@ -1,5 +1,6 @@
 import click
 
+from ..repository import Repository
 from .common import password
 from .options import command, json_option
 from .output import Output
@@ -11,8 +12,6 @@ from .output import Output
 @json_option
 def init(session, default_retention, retention_mode, as_json):
     """Create a new repository."""
-    from ..repository import Repository
-
     if retention_mode and not default_retention:
         raise click.UsageError("--retention-mode needs --default-retention")
     retention = {"duration": default_retention, "mode": retention_mode} if default_retention else None

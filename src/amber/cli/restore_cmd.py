@@ -1,5 +1,6 @@
 import click
 
+from ..repository import RestoreStats
 from .options import command, json_option
 from .output import Output, show_progress
 from .progress import Live, bar, human_bytes, rate
@@ -14,8 +15,6 @@ from .tuning import throughput_mode
 @json_option
 def restore(session, snapshot, target, includes, verify, as_json):
     """Restore a snapshot under --target."""
-    from ..restore.restorer import RestoreStats
-
     r = session.open()
     snap = r.find_snapshot(snapshot)
     stats = RestoreStats()

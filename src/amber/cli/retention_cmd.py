@@ -1,6 +1,7 @@
 import click
 
 from ..clock import to_iso
+from ..repository import keep_policy
 from .options import command, json_option
 from .output import Output
 from .progress import human_bytes
@@ -95,13 +96,7 @@ def forget(
 ):
     """Remove snapshots by id, or all that a keep policy does not keep. Locked and held
     snapshots are never removed."""
-    import datetime as _dt
-
-    from ..clock import duration_seconds
-    from ..retention.policy import KeepPolicy
-
-    within = _dt.timedelta(seconds=duration_seconds(keep_within)) if keep_within else None
-    policy = KeepPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, within)
+    policy = keep_policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within)
     if snapshots and not policy.empty():
         raise click.UsageError("give snapshot ids or a --keep-* policy, not both")
     if not snapshots and policy.empty():
@@ -110,12 +105,9 @@ def forget(
         raise click.UsageError("--bypass-governance applies to snapshots named explicitly")
     r = session.open()
     if snapshots:
-        snaps = []
-        for ref in snapshots:
-            s = r.find_snapshot(ref)
-            if s.id not in {x.id for x in snaps}:
-                snaps.append(s)
-        res = r.forget(snaps, bypass_governance=bypass_governance, dry_run=dry_run, trust_clock=trust_clock)
+        res = r.forget(
+            r.find_snapshots(snapshots), bypass_governance=bypass_governance, dry_run=dry_run, trust_clock=trust_clock
+        )
     else:
         res = r.forget_policy(
             policy, snaps=r.snapshots(tags=tags, hosts=hosts), dry_run=dry_run, trust_clock=trust_clock
