@@ -10,6 +10,7 @@ PUBLIC = {
     "Repository",
     "Snapshot",
     "open_repository",
+    "verify_bundle",
     "AmberError",
     "AlreadyExists",
     "CheckpointError",
