@@ -21,12 +21,15 @@ import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
 
 from .audit import checkpoint as cpfmt
 from .audit import merkle
-from .clock import to_iso
+from .audit.log import AuditLog
+from .clock import Clock, to_iso
 from .errors import IntegrityError, NotFound, UsageError
 from .format import tree as treefmt
+from .repo.snapshots import Snapshot
 
 FORMAT = "amber-evidence-1"
 MAX_MEMBERS = 100_000
@@ -34,7 +37,23 @@ MAX_MEMBER = 64 << 30
 MAX_META = 64 << 20
 
 
-def export(repo, snap, paths: list[str], out_path: str) -> dict:
+class EvidenceSource(Protocol):
+    """What an export reads: the snapshot's trees and files, and the audit log that proves them."""
+
+    clock: Clock
+    audit: AuditLog
+
+    @property
+    def id(self) -> str: ...
+
+    def load_index(self, force: bool = False) -> None: ...
+
+    def load_tree(self, tree_id: str) -> list[dict]: ...
+
+    def copy_file(self, node: dict, out: BinaryIO, what: str) -> None: ...
+
+
+def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str) -> dict:
     repo.load_index()
     ev, raw_event, note, cp, proof = _log_proof(repo, snap)
     trees: dict[str, bytes] = {}
@@ -74,7 +93,7 @@ def export(repo, snap, paths: list[str], out_path: str) -> dict:
     return manifest
 
 
-def _log_proof(repo, snap):
+def _log_proof(repo: EvidenceSource, snap: Snapshot):
     """The snapshot's audit-log event (parsed and raw), the latest checkpoint (note and
     verified) and the event's inclusion proof under it."""
     entries = repo.audit.entries()
@@ -88,11 +107,13 @@ def _log_proof(repo, snap):
     note = repo.audit.latest_checkpoint()
     cp = cpfmt.verify(note, repo.audit.origin, repo.audit.public)
     if cp.size <= ev["seq"] or cp.root != merkle.root(leaves[: cp.size]):
-        raise IntegrityError("the latest checkpoint does not cover the snapshot's event; run `amber audit verify`")
+        raise IntegrityError("the latest checkpoint does not cover the snapshot's event", remedy="audit-verify")
     return ev, raw_event, note, cp, merkle.inclusion_proof(leaves[: cp.size], ev["seq"])
 
 
-def _export_file(repo, snap, z: zipfile.ZipFile, n: int, path: str, trees: dict[str, bytes]) -> dict:
+def _export_file(
+    repo: EvidenceSource, snap: Snapshot, z: zipfile.ZipFile, n: int, path: str, trees: dict[str, bytes]
+) -> dict:
     """Write the n-th file into the bundle; its manifest entry. Adds the trees on its
     path to `trees` (digest -> canonical bytes)."""
     path = "/" + path.strip("/")

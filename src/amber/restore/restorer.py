@@ -18,15 +18,28 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..errors import AmberError, IntegrityError, NotFound, RestoreFailed, StorageError
 from ..format import layout
+from ..repo.blobs import BlobStore
+from ..repo.snapshots import Snapshot
 
 MAX_SPAN = 64 << 20
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 # O_EXCL: a file is always created new, so a hard link or symlink planted in the
 # target can never make the restore write into a file outside it
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class Restorable(Protocol):
+    """What a restore reads: trees, and blobs by pack."""
+
+    blobs: BlobStore
+
+    def load_index(self, force: bool = False) -> None: ...
+
+    def load_tree(self, tree_id: str) -> list[dict]: ...
 
 
 @dataclass
@@ -68,7 +81,9 @@ def _selected(path: str, includes) -> str:
 
 
 class Restorer:
-    def __init__(self, repo, target: str, *, stats: RestoreStats | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self, repo: Restorable, target: str, *, stats: RestoreStats | None = None, workers: int | None = None
+    ) -> None:
         self.repo = repo
         self.store = repo.blobs
         self.target = os.path.abspath(target)
@@ -379,7 +394,9 @@ def _raise_if_fatal(e: OSError) -> None:
         raise StorageError(f"cannot write the restore: {e.strerror}") from None
 
 
-def restore(repo, snap, target: str, *, include=(), verify: bool = False, stats=None, workers=None) -> RestoreStats:
+def restore(
+    repo: Restorable, snap: Snapshot, target: str, *, include=(), verify: bool = False, stats=None, workers=None
+) -> RestoreStats:
     repo.load_index()
     includes = [("/" + i.strip("/")) if not i.startswith("/") else i.rstrip("/") or "/" for i in include]
     if "/" in includes:
