@@ -20,7 +20,8 @@ from typing import BinaryIO
 from . import browse
 from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
-from .backup.archiver import BackupResult, BackupStats, backup
+from .backup.archiver import BackupResult, BackupStats
+from .backup.run import backup
 from .browse import entry_json
 from .check import CheckReport, check, verify_audit_log
 from .clock import Clock, SystemClock, duration_seconds, to_iso

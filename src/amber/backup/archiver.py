@@ -12,29 +12,19 @@ import collections
 import fnmatch
 import hashlib
 import os
-import pwd
-import socket
 import stat as st_
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from ..audit.log import AuditLog, record_snapshots
-from ..clock import add_duration, to_iso
 from ..crypto.keys import MasterKeys
-from ..errors import UsageError
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..repo.blobs import WriteSession
-from ..retention.locks import extend_objects, needed_objects
-from ..retention.prune import Pruned, start_run
-from ..storage.base import Retention
-from ..version import __version__
 from .filescache import FilesCache
 from .reader import FileReader
-from .source import Names, normalize_paths, selection_tree
+from .source import Names, selection_tree
 from .workers import read_batch
 from .workers import start as start_processes
 
@@ -429,129 +419,7 @@ class Archiver:
         }
 
 
-class BackupTarget(Pruned, Protocol):
-    """What a backup writes into."""
-
-    config: dict
-    keys: MasterKeys
-    audit: AuditLog
-
-    def cache_dir(self) -> str: ...
-
-
-def backup(
-    repo: BackupTarget,
-    paths,
-    *,
-    tags=(),
-    host=None,
-    excludes=(),
-    stdin=None,
-    stdin_name=None,
-    retention=None,
-    stats=None,
-    workers=None,
-    use_cache=True,
-    processes=None,
-) -> BackupResult:
-    t0 = time.monotonic()
-    started = repo.clock.now()
-    norm, stdin_name = _sources(paths, stdin, stdin_name)
-    retention = _retention_for(repo, retention, started)
-    repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
-    run_id = start_run(repo)  # before reading the index: see retention/prune.py
-    repo.load_index(force=True)
-    cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
-    with repo.blobs.session(retention) as session:
-        arch = Archiver(
-            session,
-            repo.keys,
-            repo.config["chunker"],
-            excludes=excludes,
-            files_cache=cache,
-            stats=stats,
-            workers=workers,
-            processes=processes,
-        )
-        try:
-            if stdin is not None:
-                top, snap_paths = [arch.save_stdin(stdin, stdin_name)], ["/" + stdin_name]
-            else:
-                top, snap_paths = _walk_roots(arch, norm), norm
-            root_tree, content_root = arch.save_tree(top)
-            session.flush()
-        finally:
-            arch.close()
-    doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
-    summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
-    doc.update(tree=root_tree, content_root=content_root, summary=summary)
-    sid = repo.snapshot_store.save(doc, retention)
-    if retention is not None:  # data reused from older snapshots must live as long as this one
-        extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
-    record_snapshots(repo.audit, repo.snapshot_store, sid, retention)
-    if stdin is None:
-        cache.save(norm)
-    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
-
-
-def _sources(paths, stdin, stdin_name: str | None) -> tuple[list[str], str]:
-    """The normalized paths to walk, or the name data from standard input gets."""
-    if stdin is None and not paths:
-        raise UsageError("nothing to back up", remedy="backup-paths")
-    if stdin is None:
-        return normalize_paths(paths), ""
-    name = (stdin_name or "stdin").strip("/")
-    if not treefmt.valid_name(name):
-        raise UsageError(f"{name!r} is not a valid file name for data read from standard input", remedy="stdin-name")
-    return [], name
-
-
-def _snapshot_doc(
-    repo: BackupTarget,
-    st: BackupStats,
-    started,
-    host,
-    tags,
-    excludes,
-    paths: list[str],
-    run_id: str,
-    retention: Retention | None,
-) -> dict:
-    """The snapshot document, but for its tree, content root and summary."""
-    hostname = host or socket.gethostname()
-    parent = next((s.id for s in reversed(repo.snapshots()) if s.hostname == hostname and s.paths == paths), None)
-    return {
-        "v": 1,
-        "time": to_iso(started),
-        "hostname": hostname,
-        "username": _username(),
-        "uid": os.getuid(),
-        "gid": os.getgid(),
-        "paths": paths,
-        "tags": sorted(set(tags)),
-        "excludes": list(excludes),
-        "parent": parent,
-        "program": f"amber {__version__}",
-        "run": run_id,
-        "retention": {"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
-    }
-
-
-def _retention_for(repo: BackupTarget, retention: Retention | None, started) -> Retention | None:
-    """The lock a new snapshot gets: the one asked for, else the repository's default."""
-    if retention is None:
-        default = repo.config.get("default_retention")
-        if not default:
-            return None
-        retention = Retention(default["mode"], add_duration(started, default["duration"]))
-    if not repo.storage.capabilities.object_lock:
-        raise UsageError(f"{repo.storage.describe()} cannot enforce retention locks")
-    if retention.until <= started:
-        raise UsageError(f"the retention would end in the past ({to_iso(retention.until)})")
-    return retention
-
-
-def _walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
+def walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
     """The nodes of the snapshot's root folder: the first component of every path."""
     root_sel = selection_tree(norm)
     if "/" in norm:  # the whole filesystem: every entry of / taken whole
@@ -564,10 +432,3 @@ def _walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
         arch.node_for(path, name, os.lstat(path), items, sel)
     arch.drain(block=True)
     return arch.collect(items)
-
-
-def _username() -> str:
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return str(os.getuid())

@@ -1,3 +1,5 @@
+"""`amber audit log|verify|checkpoint`: the audit log as a user reads it."""
+
 import sys
 
 import click

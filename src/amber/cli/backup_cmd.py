@@ -1,3 +1,5 @@
+"""`amber backup`: one snapshot of paths or standard input, with progress on a terminal."""
+
 import sys
 
 import click

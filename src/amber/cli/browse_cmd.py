@@ -1,3 +1,5 @@
+"""`amber snapshots|ls|cat|diff|find`: reading what was backed up."""
+
 import sys
 
 import click

@@ -1,3 +1,5 @@
+"""`amber check`: structure always, every byte with --read-data."""
+
 import click
 
 from ..errors import IntegrityError

@@ -1,3 +1,5 @@
+"""`amber evidence export|verify`: bundles that prove files offline."""
+
 import os
 
 import click

@@ -1,3 +1,5 @@
+"""`amber init`: create a repository."""
+
 import click
 
 from ..repository import Repository

@@ -1,3 +1,5 @@
+"""`amber key list|add|remove`: the password-protected key files."""
+
 import click
 
 from .common import new_password

@@ -1,3 +1,5 @@
+"""`amber restore`: a snapshot, or parts of it, under a target folder."""
+
 import click
 
 from ..repository import RestoreStats

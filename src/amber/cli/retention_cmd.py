@@ -1,3 +1,5 @@
+"""`amber lock|hold|release|forget|prune`: protection and removal."""
+
 import click
 
 from ..clock import to_iso
