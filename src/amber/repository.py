@@ -92,10 +92,10 @@ class Repository:
         """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
         every new snapshot; its mode defaults to governance, and storage must enforce it."""
         check_new_password(password)
+        default_retention = _default_retention(default_retention)  # before anything is created
         storage = open_storage(url, create=True, options=storage_options)
         if storage.exists(layout.CONFIG) or any(True for _ in storage.list(layout.KEYS)):
             raise RepositoryExists(f"a repository already exists at {url}")
-        default_retention = _default_retention(default_retention)
         if default_retention is not None:
             check_lock = getattr(storage, "check_object_lock", None)
             if check_lock is not None:

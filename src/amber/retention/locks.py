@@ -96,9 +96,9 @@ def resolve_until(clock: Clock, for_: str | None, until: str | None) -> _dt.date
     if (for_ is None) == (until is None):
         raise UsageError("a lock needs exactly one of a duration or an end date", remedy="lock-period")
     if for_ is not None and not for_.strip():
-        raise UsageError("the lock duration is empty", remedy="lock-period")
+        raise UsageError("the lock duration is empty: give one such as 30d")
     if until is not None and not until.strip():
-        raise UsageError("the lock end date is empty", remedy="lock-period")
+        raise UsageError("the lock end date is empty: give one such as 2031-01-01")
     now = clock.now()
     t = add_duration(now, for_) if for_ is not None else parse_date(until)  # type: ignore[arg-type]
     if t <= now:
