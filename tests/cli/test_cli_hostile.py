@@ -20,6 +20,7 @@ from amber.crypto.keys import MasterKeys
 from amber.format import layout
 from amber.format.canonical import utf8_json
 from amber.repo import records as rec
+
 from cli_helpers import environment, write
 from sources import open_repo
 

@@ -22,11 +22,11 @@ class KeyRing:
         self.records = records
 
     def ids(self) -> list[str]:
-        return [layout.last(info.key) for info in self.records.storage.list(layout.KEYS)]
+        return [layout.last(info.key) for info in self.records.listing(layout.KEYS)]
 
     def keys(self) -> list[str]:
         """The storage keys of every key file (what every snapshot needs)."""
-        return [info.key for info in self.records.storage.list(layout.KEYS)]
+        return [info.key for info in self.records.listing(layout.KEYS)]
 
     def unlock(self, password: str, warn: Callable[[str], None] | None = None) -> tuple[MasterKeys, str]:
         """(master keys, key id) from the first key file the password opens.

@@ -20,7 +20,7 @@ import blake3
 
 from ..crypto import keys as keyfile
 from ..crypto.aead import KIND_CONFIG, KIND_EVENT, KIND_INDEX, KIND_PRUNE, KIND_SNAPSHOT, Sealer
-from ..errors import IntegrityError, NotFound
+from ..errors import IntegrityError, NotFound, StorageError
 from ..format import canonical, layout
 from ..format import compression as compressionfmt
 from ..format import index as indexfmt
@@ -114,12 +114,17 @@ class Records:
         plain = self._sealer().open(rtype.envelope, raw, key) if rtype.envelope is not None else raw
         return rtype.decode(plain, key)
 
+    def listing(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under `prefix`, listed whole. An object deleted beside while the backend
+        lists it (a forget or prune of another client) makes the listing start again."""
+        return listing(self.storage, prefix)
+
     def scan(
         self, rtype: RecordType[T], prefix: str, errors: list[str] | None = None
     ) -> Iterator[tuple[ObjectInfo, T]]:
         """Every readable record under `prefix`; the others go to `errors` (or are skipped).
         One that vanishes between the listing and the read (deleted beside) is simply gone."""
-        for info in self.storage.list(prefix):
+        for info in self.listing(prefix):
             try:
                 value = self.get(rtype, info.key)
             except NotFound:
@@ -134,3 +139,17 @@ class Records:
         if self.sealer is None:
             raise IntegrityError("the repository is not open: its records cannot be read")
         return self.sealer
+
+
+LIST_ATTEMPTS = 5
+
+
+def listing(storage: Storage, prefix: str) -> list[ObjectInfo]:
+    """`storage.list(prefix)` read whole, again if an object vanished while it was being listed."""
+    for attempt in range(LIST_ATTEMPTS):
+        try:
+            return list(storage.list(prefix))
+        except (FileNotFoundError, NotFound):
+            if attempt == LIST_ATTEMPTS - 1:
+                raise StorageError(f"{prefix}: objects kept vanishing while they were listed") from None
+    return []  # not reached

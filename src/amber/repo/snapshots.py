@@ -107,7 +107,7 @@ class SnapshotStore:
         no error: it is simply gone."""
         out, errors = [], []
         bad: dict[str, str] = {}
-        for info in self.records.storage.list(layout.SNAPSHOTS):
+        for info in self.records.listing(layout.SNAPSHOTS):
             sid = layout.last(info.key)
             try:
                 out.append(self.load(sid))
