@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from amber.audit import checkpoint as cpfmt
 from amber.crypto import keys as keyfile
@@ -23,9 +25,6 @@ from amber.repo import records as rec
 
 from cli_helpers import environment, write
 from sources import open_repo
-
-GOOD_SNAPSHOT_DOC = None
-
 
 def library(amber):
     """The user's repository opened through the library, in the user's environment."""
@@ -365,3 +364,66 @@ def test_malformed_lock_events_and_prune_records_are_reported_by_name(backed_up)
     for key in (layout.event(sid, bad_event), layout.prune_plan(bad_plan), layout.run_marker(bad_run)):
         assert key in res.stderr + res.out, res
     amber.run("prune")
+
+
+# -- properties: generated hostile objects met by the real commands ---------------------------------
+
+hostile_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(1 << 70), max_value=1 << 70)
+    | st.text(max_size=6)
+    | st.sampled_from(["a" * 64, "2030-01-01T00:00:00Z", "governance", "0d", "/x"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+PROPERTY = settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+
+
+@PROPERTY
+@given(
+    snapshot_changes=st.dictionaries(
+        st.sampled_from(["time", "hostname", "paths", "tags", "tree", "content_root", "retention", "summary", "v"]),
+        hostile_values,
+        min_size=1,
+        max_size=3,
+    ),
+    config_changes=st.dictionaries(
+        st.sampled_from(["chunker", "pack_size", "compression", "default_retention", "id"]), hostile_values, max_size=2
+    ),
+    key_changes=st.dictionaries(st.sampled_from(["n", "r", "p", "salt", "version"]), hostile_values, max_size=2),
+)
+def test_commands_meet_generated_hostile_objects_with_documented_codes(
+    backed_up, tmp_path, snapshot_changes, config_changes, key_changes
+):
+    amber, src, sid = backed_up
+    r = library(amber)
+    name, raw = r.records.seal(rec.SNAPSHOT, {**good_doc(amber, sid), **snapshot_changes})
+    r.storage.put(layout.snapshot(name), raw)
+    hostile_key = None
+    if key_changes:
+        doc = {**json.loads(keyfile.wrap(MasterKeys.generate(), "whatever", n=1 << 4)), **key_changes}
+        hostile_key = r.storage.put(layout.key_file("f" * 64), json.dumps(doc).encode())
+    try:
+        assert amber.run("snapshots", "--json").rc == 0
+        amber.run("restore", sid, "--target", tmp_path / "out", "--verify")
+        assert amber.run("check", expect=None).rc in (0, 20)
+        assert amber.run("audit", "verify", expect=None).rc in (0, 20)
+        assert amber.run("restore", name, "--target", tmp_path / "out2", expect=None).rc in (0, 20)
+        if config_changes:
+            config_path = amber.repo / "config"
+            kept = config_path.read_bytes()
+            overwrite(config_path, r.records.seal(rec.CONFIG, {**r.config, **config_changes})[1])
+            try:
+                assert amber.run("backup", str(src), expect=None).rc in (0, 20)
+                assert amber.run("snapshots", expect=None).rc in (0, 20)
+            finally:
+                overwrite(config_path, kept)
+    finally:
+        for key in (layout.snapshot(name), layout.key_file("f" * 64) if hostile_key is not None or key_changes else None):
+            if key is not None:
+                p = amber.repo / key
+                if p.exists():
+                    p.unlink()
