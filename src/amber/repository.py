@@ -423,6 +423,10 @@ def check_new_password(password: str) -> None:
     """Refuse an empty password for a new repository or key (as restic does)."""
     if not isinstance(password, str) or password == "":
         raise UsageError("an empty password is not allowed")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the password is not UTF-8 text") from None
 
 
 def open_repository(url: str, password: str, **kw) -> Repository:

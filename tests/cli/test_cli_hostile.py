@@ -26,6 +26,7 @@ from amber.repo import records as rec
 from cli_helpers import environment, write
 from sources import open_repo
 
+
 def library(amber):
     """The user's repository opened through the library, in the user's environment."""
     with environment(amber.env()):
@@ -422,8 +423,28 @@ def test_commands_meet_generated_hostile_objects_with_documented_codes(
             finally:
                 overwrite(config_path, kept)
     finally:
-        for key in (layout.snapshot(name), layout.key_file("f" * 64) if hostile_key is not None or key_changes else None):
+        for key in (
+            layout.snapshot(name),
+            layout.key_file("f" * 64) if hostile_key is not None or key_changes else None,
+        ):
             if key is not None:
                 p = amber.repo / key
                 if p.exists():
                     p.unlink()
+
+
+def test_audit_checkpoint_and_evidence_pass_over_junk_at_a_later_slot(backed_up, tmp_path):
+    amber, src, sid = backed_up
+    r = library(amber)
+    size = len(r.audit.entries())
+    r.storage.put(layout.log_checkpoint(size + 5), b"junk\n")
+    note = amber.run("audit", "checkpoint").stdout
+    assert f"\n{size}\n".encode() in note
+    amber.run("evidence", "export", sid[:8], str(src / "a.txt"), "-o", tmp_path / "e.zip")
+
+
+def test_a_password_that_is_not_utf8_is_a_usage_error(repo):
+    not_utf8 = os.fsdecode(b"caf\xe9")
+    r = repo.run("snapshots", env=repo.env(AMBER_PASSWORD=not_utf8), expect=2)
+    assert "UTF-8" in r.stderr
+    repo.run("key", "add", env=repo.env(AMBER_NEW_PASSWORD=not_utf8), expect=2)

@@ -76,9 +76,7 @@ def records() -> rec.Records:
 def mutated(good: dict, fields: list[str]):
     """`good` with some fields replaced by arbitrary JSON, some removed, some nested ones changed."""
     changes = st.dictionaries(st.sampled_from(fields), json_values | st.just("<remove>"), max_size=4)
-    return changes.map(
-        lambda c: {k: v for k, v in {**good, **c}.items() if v != "<remove>"},
-    )
+    return changes.map(lambda c: {k: v for k, v in {**good, **c}.items() if v != "<remove>"})
 
 
 @SETTINGS

@@ -114,8 +114,23 @@ class AuditLog:
         return cpfmt.verifier_key(self.origin, self.public)
 
     def latest_checkpoint(self) -> bytes | None:
+        """The newest stored checkpoint signed by this repository's key and stored under its own
+        size; junk or a foreign note at a later slot is passed over (`verify` reports it). When
+        none verifies, the newest as stored (its reader reports it); None for no checkpoint."""
         keys = sorted(i.key for i in self.storage.list(CHECKPOINTS))
-        return self.storage.get(keys[-1]) if keys else None
+        newest = None
+        for key in reversed(keys):
+            note = self._stored_checkpoint(key)
+            if note is None:
+                continue
+            newest = note if newest is None else newest
+            try:
+                cp = cpfmt.verify(note, self.origin, self.public)
+            except CheckpointError:
+                continue
+            if key == layout.log_checkpoint(cp.size):
+                return note
+        return newest
 
     # -- writing -----------------------------------------------------------------
 

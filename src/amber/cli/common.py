@@ -66,10 +66,18 @@ def read_password_file(path: str, what: str) -> str:
     return text.rstrip("\r\n")
 
 
+def _utf8(pw: str, what: str) -> str:
+    try:
+        pw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not UTF-8 text") from None
+    return pw
+
+
 def password(confirm: bool = False) -> str:
     pw = os.environ.get("AMBER_PASSWORD")
     if pw is not None:
-        return pw
+        return _utf8(pw, "AMBER_PASSWORD")
     path = os.environ.get("AMBER_PASSWORD_FILE")
     if path:
         return read_password_file(path, "AMBER_PASSWORD_FILE")
@@ -77,7 +85,7 @@ def password(confirm: bool = False) -> str:
         pw = getpass.getpass("enter password for repository: ")
         if confirm and getpass.getpass("enter password again: ") != pw:
             raise UsageError("the passwords do not match")
-        return pw
+        return _utf8(pw, "the password")
     raise AmberError("no password: set AMBER_PASSWORD or AMBER_PASSWORD_FILE, or run on a terminal")
 
 
@@ -87,7 +95,7 @@ def new_password(new_password_file: str | None) -> str:
     if new_password_file:
         new = read_password_file(new_password_file, "the new password file")
     elif os.environ.get("AMBER_NEW_PASSWORD") is not None:
-        new = os.environ["AMBER_NEW_PASSWORD"]
+        new = _utf8(os.environ["AMBER_NEW_PASSWORD"], "AMBER_NEW_PASSWORD")
     elif sys.stdin.isatty():
         new = getpass.getpass("enter new password: ")
         if getpass.getpass("enter new password again: ") != new:

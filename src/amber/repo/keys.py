@@ -35,6 +35,10 @@ class KeyRing:
         first (each costs at most `keyfile.MAX_SCRYPT_COST`). An invalid key file is reported
         through `warn`, naming it and why. When none opens: WrongPassword if a valid key file
         refused the password, else an IntegrityError naming the invalid ones."""
+        try:
+            password.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError("the password is not UTF-8 text") from None
         ids = self.ids()
         if not ids:
             raise IntegrityError("repository has no key files")
