@@ -255,36 +255,53 @@ def verify_audit_log(repo: Checked, external: bytes | None = None, remember: boo
     rep = repo.audit.verify(external=external, remember=remember)
     repo.snapshot_store.forget()
     stored = {s.id: s for s in repo.snapshot_store.all()}
-    snapshot_links(rep, stored, repo.snapshot_store.stored_at, repo.clock)
+    snapshot_links(rep, stored, repo.snapshot_store.stored_at, repo.clock, set(repo.snapshot_store.bad))
     rep.errors.extend(repo.snapshot_store.errors)
     return rep
 
 
 def snapshot_links(
-    rep: VerifyReport, stored: dict[str, Snapshot], stored_at: Callable[[str], _dt.datetime | None], clock: Clock
+    rep: VerifyReport,
+    stored: dict[str, Snapshot],
+    stored_at: Callable[[str], _dt.datetime | None],
+    clock: Clock,
+    unreadable: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> None:
-    """Every stored snapshot has a matching `snapshot` event; every logged one is still stored
+    """Every stored snapshot has a matching `snapshot` event and no later `forget` event; every
+    logged one is still stored (readable or not: `unreadable` ones are reported on their own)
     or was forgotten by a `forget` event."""
     entries = rep.entries
     logged: dict[str, dict] = {}
-    forgotten: set[str] = set()
+    forgotten: dict[str, dict] = {}  # snapshot id -> its forget event, when that is its last word
     for ev, _raw in entries:
-        if ev.get("type") == "snapshot" and ev.get("snapshot"):
-            logged[ev["snapshot"]] = ev
+        sid = ev.get("snapshot")
+        if not isinstance(sid, str):
+            continue
+        if ev.get("type") == "snapshot":
+            logged[sid] = ev
+            forgotten.pop(sid, None)
         elif ev.get("type") == "forget":
-            forgotten.add(ev.get("snapshot"))
+            forgotten[sid] = ev
     predates = _predates_log(entries)
     now = clock.now()
     for sid, s in stored.items():
         ev = logged.get(sid)
-        if ev is None:
-            _unlogged(rep, s, predates(s), stored_at(sid), now)
-        elif ev.get("details", {}).get("content_root") != s.content_root or ev.get("details", {}).get("tree") != s.tree:
-            rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev['seq']} in the audit log")
-    for sid, ev in logged.items():
-        if sid not in stored and sid not in forgotten:
+        if sid in forgotten:
             rep.errors.append(
-                f"snapshot {sid[:8]} (event {ev['seq']}) is gone from the repository, but the "
+                f"snapshot {sid[:8]} was forgotten (event {forgotten[sid].get('seq')} in the audit log) "
+                "but is stored again: it was put back behind the log"
+            )
+        elif ev is None:
+            _unlogged(rep, s, predates(s), stored_at(sid), now)
+        else:
+            details = ev.get("details")
+            details = details if isinstance(details, dict) else {}
+            if details.get("content_root") != s.content_root or details.get("tree") != s.tree:
+                rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev.get('seq')} in the audit log")
+    for sid, ev in logged.items():
+        if sid not in stored and sid not in forgotten and sid not in unreadable:
+            rep.errors.append(
+                f"snapshot {sid[:8]} (event {ev.get('seq')}) is gone from the repository, but the "
                 "log has no forget event for it: it was deleted behind the log"
             )
 

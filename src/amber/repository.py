@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import BinaryIO
 
 from . import browse
@@ -30,7 +30,7 @@ from .crypto.aead import Sealer
 from .crypto.keys import MasterKeys
 from .errors import AmberError, CheckpointError, IntegrityError, RepositoryExists, RepositoryNotFound, UsageError
 from .evidence import EvidenceReport, export, verify_bundle
-from .format import layout
+from .format import fields, layout
 from .repo import client_state
 from .repo import records as rec
 from .repo.blobs import BlobStore
@@ -91,10 +91,11 @@ class Repository:
     ) -> "Repository":
         """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
         every new snapshot; its mode defaults to governance, and storage must enforce it."""
+        check_new_password(password)
+        default_retention = _default_retention(default_retention)  # before anything is created
         storage = open_storage(url, create=True, options=storage_options)
         if storage.exists(layout.CONFIG) or any(True for _ in storage.list(layout.KEYS)):
             raise RepositoryExists(f"a repository already exists at {url}")
-        default_retention = _default_retention(default_retention)
         if default_retention is not None:
             check_lock = getattr(storage, "check_object_lock", None)
             if check_lock is not None:
@@ -132,21 +133,28 @@ class Repository:
 
     @classmethod
     def open(
-        cls, url: str, password: str, *, clock: Clock | None = None, storage_options: Mapping[str, str] | None = None
+        cls,
+        url: str,
+        password: str,
+        *,
+        clock: Clock | None = None,
+        storage_options: Mapping[str, str] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> "Repository":
+        """Open with a password. Invalid key files are reported through `warn`; the config is
+        checked against the format's limits (FORMAT.md §6) before anything uses it."""
         storage = open_storage(url, options=storage_options)
         if not storage.exists(layout.CONFIG):
             raise RepositoryNotFound(f"no repository at {url}", remedy="init")
         try:
-            keys, key_id = KeyRing(rec.Records(storage, None)).unlock(password)
+            keys, key_id = KeyRing(rec.Records(storage, None)).unlock(password, warn)
         except IntegrityError as e:
             raise IntegrityError(f"{url}: {e}") from None
         config = rec.Records(storage, Sealer(keys.data)).get(rec.CONFIG, layout.CONFIG, named=False)
-        if config.get("v") != FORMAT_VERSION:
-            raise IntegrityError(f"config: unsupported repository format {config.get('v')!r}")
-        if not isinstance(config.get("id"), str) or not isinstance(config.get("chunker"), dict):
-            raise IntegrityError("config: not an amber config")
-        return cls(storage, keys, config, key_id, clock)
+        repo = cls(storage, keys, config, key_id, clock)
+        if warn is not None:
+            repo.warn = warn
+        return repo
 
     def close(self) -> None:
         self.storage.close()
@@ -339,6 +347,7 @@ class Repository:
 
     def add_key(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
         """Add a key file, protected as long as the longest lock, and held if any snapshot is."""
+        check_new_password(password)
         self.audit.check_history()
         retention, held = locks.strongest_protection(self)
         kid = self.key_ring.add(self.keys, password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
@@ -391,15 +400,33 @@ class Repository:
 
 
 def _default_retention(asked: dict | None) -> dict | None:
-    if not asked or not asked.get("duration"):
+    """{"mode", "duration"} for the config, or None; an empty or zero duration is a usage error."""
+    if asked is None or asked.get("duration") is None:
         if asked and asked.get("mode"):
             raise UsageError("a default retention mode needs a default retention duration")
         return None
     mode = asked.get("mode") or GOVERNANCE
     if mode not in MODES:
         raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
-    duration_seconds(asked["duration"])  # validates
-    return {"mode": mode, "duration": asked["duration"]}
+    duration = asked["duration"]
+    if duration_seconds(duration) <= 0:  # validates, and refuses an empty duration
+        raise UsageError(f"the default retention {duration!r} is not a positive duration")
+    duration = "".join(duration.split())
+    try:
+        fields.duration(duration, "default retention", "duration")  # what a reader of the config accepts
+    except IntegrityError:
+        raise UsageError(f"the default retention {duration!r} is not a positive duration") from None
+    return {"mode": mode, "duration": duration}
+
+
+def check_new_password(password: str) -> None:
+    """Refuse an empty password for a new repository or key (as restic does)."""
+    if not isinstance(password, str) or password == "":
+        raise UsageError("an empty password is not allowed")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the password is not UTF-8 text") from None
 
 
 def open_repository(url: str, password: str, **kw) -> Repository:
@@ -416,7 +443,7 @@ def keep_policy(
     within: str | None = None,
 ) -> KeepPolicy:
     """A keep policy as restic spells it; `within` is a duration such as 30d."""
-    span = _dt.timedelta(seconds=duration_seconds(within)) if within else None
+    span = _dt.timedelta(seconds=duration_seconds(within)) if within is not None else None
     return KeepPolicy(last, hourly, daily, weekly, monthly, yearly, span)
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..clock import Clock, to_iso
+from ..clock import Clock, from_iso, to_iso
 from ..crypto.aead import KIND_LOG, Sealer
 from ..errors import AlreadyExists, AmberError, CheckpointError, IntegrityError, NotFound, ProofError
 from ..format import layout
@@ -92,11 +93,17 @@ class AuditLog:
                 ev = json.loads(raw)
                 if not isinstance(ev, dict) or ev.get("seq") != seq or utf8_json(ev) != raw:
                     raise IntegrityError(f"{key}: not the canonical event number {seq}")
-            except (IntegrityError, ValueError) as e:
+            except (IntegrityError, ValueError, RecursionError) as e:
                 if errors is None:
-                    raise IntegrityError(str(e)) from None
+                    raise IntegrityError(str(e) if isinstance(e, IntegrityError) else f"{key}: {e}") from None
                 errors.append(str(e) if isinstance(e, IntegrityError) else f"{key}: {e}")
                 return out
+            try:
+                validate_entry(ev, key)
+            except IntegrityError as e:  # authentic and in place (its leaf counts), but malformed
+                if errors is not None:
+                    errors.append(str(e))
+                ev = invalid_entry(ev, seq, str(e))
             out.append((ev, raw))
         return out
 
@@ -107,8 +114,23 @@ class AuditLog:
         return cpfmt.verifier_key(self.origin, self.public)
 
     def latest_checkpoint(self) -> bytes | None:
+        """The newest stored checkpoint signed by this repository's key and stored under its own
+        size; junk or a foreign note at a later slot is passed over (`verify` reports it). When
+        none verifies, the newest as stored (its reader reports it); None for no checkpoint."""
         keys = sorted(i.key for i in self.storage.list(CHECKPOINTS))
-        return self.storage.get(keys[-1]) if keys else None
+        newest = None
+        for key in reversed(keys):
+            note = self._stored_checkpoint(key)
+            if note is None:
+                continue
+            newest = note if newest is None else newest
+            try:
+                cp = cpfmt.verify(note, self.origin, self.public)
+            except CheckpointError:
+                continue
+            if key == layout.log_checkpoint(cp.size):
+                return note
+        return newest
 
     # -- writing -----------------------------------------------------------------
 
@@ -150,9 +172,28 @@ class AuditLog:
         try:
             self.storage.put(layout.log_checkpoint(len(leaves)), note, retention=retention)
         except AlreadyExists:
-            note = self.storage.get(layout.log_checkpoint(len(leaves)))
+            # another writer's checkpoint of the same log is as good as ours; anything else found
+            # at this slot (junk, another repository's, another history's) is never remembered:
+            # the client remembers its own signed note, and `audit verify` reports the object
+            stored = self._stored_checkpoint(layout.log_checkpoint(len(leaves)))
+            if stored is not None and self.matches(stored, cp):
+                note = stored
         self.remember(note)
         return note
+
+    def _stored_checkpoint(self, key: str) -> bytes | None:
+        try:
+            return self.storage.get(key)
+        except NotFound:
+            return None
+
+    def matches(self, note: bytes, cp: cpfmt.Checkpoint) -> bool:
+        """Whether `note` is signed by this repository's key for exactly this size and root."""
+        try:
+            got = cpfmt.verify(note, self.origin, self.public)
+        except CheckpointError:
+            return False
+        return got.origin == cp.origin and got.size == cp.size and got.root == cp.root
 
     def check_history(self) -> None:
         """Refuse (IntegrityError) a log that does not extend what this client last verified."""
@@ -247,12 +288,58 @@ class AuditLog:
             except IntegrityError as e:
                 rep.errors.append(str(e))
         if rep.ok and remember and leaves:
-            latest = layout.log_checkpoint(len(leaves))
-            try:
-                self.remember(self.storage.get(latest))
-            except NotFound:
-                pass
+            note = self._stored_checkpoint(layout.log_checkpoint(len(leaves)))
+            if note is not None and self.matches(note, cpfmt.Checkpoint(self.origin, len(leaves), rep.root)):
+                self.remember(note)
         return rep
+
+
+ENTRY_TYPE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+MAX_ENTRY_TEXT = 4096
+
+
+def validate_entry(ev: dict, what: str) -> dict:
+    """The fields every reader of a log entry relies on (docs/AUDIT-LOG.md §3): IntegrityError
+    naming the entry otherwise. `details` is free-form but must be an object."""
+    if type(ev.get("v")) is not int or ev["v"] != 1:
+        raise IntegrityError(f"{what}: not an amber log entry (v)")
+    if not isinstance(ev.get("type"), str) or not ENTRY_TYPE.fullmatch(ev["type"]):
+        raise IntegrityError(f"{what}: type is not an event type")
+    if not isinstance(ev.get("time"), str) or len(ev["time"]) > 64:
+        raise IntegrityError(f"{what}: time is not an ISO 8601 time")
+    try:
+        from_iso(ev["time"])
+    except (ValueError, OverflowError):
+        raise IntegrityError(f"{what}: time is not an ISO 8601 time") from None
+    if "snapshot" in ev and not _is_hex64(ev["snapshot"]):
+        raise IntegrityError(f"{what}: snapshot is not 64 lowercase hex characters")
+    actor = ev.get("actor", {})
+    if not isinstance(actor, dict) or any(not isinstance(v, str) or len(v) > MAX_ENTRY_TEXT for v in actor.values()):
+        raise IntegrityError(f"{what}: actor is not an object of strings")
+    if not isinstance(ev.get("details", {}), dict):
+        raise IntegrityError(f"{what}: details is not an object")
+    if ev["type"] == "snapshot":
+        d = ev.get("details", {})
+        if not _is_hex64(ev.get("snapshot")) or not _is_hex64(d.get("tree")) or not _is_hex64(d.get("content_root")):
+            raise IntegrityError(f"{what}: a snapshot event without a valid snapshot, tree and content root")
+    return ev
+
+
+def invalid_entry(ev: dict, seq: int, error: str) -> dict:
+    """What readers see of an authentic but malformed entry: its place, and what is wrong."""
+    t = ev.get("time")
+    return {
+        "v": 1,
+        "seq": seq,
+        "time": t if isinstance(t, str) else "?",
+        "type": "invalid",
+        "actor": {},
+        "details": {"error": error},
+    }
+
+
+def _is_hex64(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def record_snapshots(

@@ -29,12 +29,13 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
         raise click.UsageError("--stdin takes no paths")
     if not use_stdin and not paths:
         raise click.UsageError("give at least one path to back up (or --stdin)")
-    if retain and retain_until:
+    asked = retain is not None or retain_until is not None  # an empty value is an error, not "no lock"
+    if retain is not None and retain_until is not None:
         raise click.UsageError("give --retain or --retain-until, not both")
-    if retention_mode and not (retain or retain_until):
+    if retention_mode and not asked:
         raise click.UsageError("--retention-mode needs --retain or --retain-until")
     r = session.open()
-    retention = r.retention(retain, retain_until, retention_mode) if retain or retain_until else None
+    retention = r.retention(retain, retain_until, retention_mode) if asked else None
     stats = BackupStats()
 
     def render():

@@ -44,40 +44,64 @@ class Session:
         return {"s3_endpoint": self.s3_endpoint} if self.s3_endpoint else None
 
     def open(self) -> Repository:
-        repo = Repository.open(self.url(), password(), storage_options=self.storage_options())
-        repo.warn = warn
-        return repo
+        return Repository.open(self.url(), password(), storage_options=self.storage_options(), warn=warn)
+
+
+MAX_PASSWORD_FILE = 4096  # bytes: a password file longer than this (or one that never ends) is refused
+
+
+def read_password_file(path: str, what: str) -> str:
+    """The password in a file: UTF-8, at most 4 KiB, without its final line break."""
+    try:
+        with open(os.path.expanduser(path), "rb") as f:
+            raw = f.read(MAX_PASSWORD_FILE + 1)
+    except OSError as e:
+        raise AmberError(f"cannot read {what} {path}: {e.strerror}") from None
+    if len(raw) > MAX_PASSWORD_FILE:
+        raise UsageError(f"{what} {path} is longer than {MAX_PASSWORD_FILE} bytes: not a password file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not UTF-8 text") from None
+    return text.rstrip("\r\n")
+
+
+def _utf8(pw: str, what: str) -> str:
+    try:
+        pw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not UTF-8 text") from None
+    return pw
 
 
 def password(confirm: bool = False) -> str:
     pw = os.environ.get("AMBER_PASSWORD")
     if pw is not None:
-        return pw
+        return _utf8(pw, "AMBER_PASSWORD")
     path = os.environ.get("AMBER_PASSWORD_FILE")
     if path:
-        try:
-            with open(os.path.expanduser(path), encoding="utf-8") as f:
-                return f.read().rstrip("\r\n")
-        except OSError as e:
-            raise AmberError(f"cannot read AMBER_PASSWORD_FILE {path}: {e.strerror}") from None
+        return read_password_file(path, "AMBER_PASSWORD_FILE")
     if sys.stdin.isatty():
         pw = getpass.getpass("enter password for repository: ")
         if confirm and getpass.getpass("enter password again: ") != pw:
             raise UsageError("the passwords do not match")
-        return pw
+        return _utf8(pw, "the password")
     raise AmberError("no password: set AMBER_PASSWORD or AMBER_PASSWORD_FILE, or run on a terminal")
 
 
 def new_password(new_password_file: str | None) -> str:
-    """A new password for `key add`: a file, AMBER_NEW_PASSWORD, or typed twice on a terminal."""
+    """A new password for `key add`: a file, AMBER_NEW_PASSWORD, or typed twice on a terminal.
+    An empty one is refused (exit 2)."""
     if new_password_file:
-        with open(new_password_file, encoding="utf-8") as f:
-            return f.read().rstrip("\r\n")
-    if os.environ.get("AMBER_NEW_PASSWORD") is not None:
-        return os.environ["AMBER_NEW_PASSWORD"]
-    if sys.stdin.isatty():
+        new = read_password_file(new_password_file, "the new password file")
+    elif os.environ.get("AMBER_NEW_PASSWORD") is not None:
+        new = _utf8(os.environ["AMBER_NEW_PASSWORD"], "AMBER_NEW_PASSWORD")
+    elif sys.stdin.isatty():
         new = getpass.getpass("enter new password: ")
         if getpass.getpass("enter new password again: ") != new:
             raise click.UsageError("the passwords do not match")
-        return new
-    raise click.UsageError("give the new password with AMBER_NEW_PASSWORD or --new-password-file")
+    else:
+        raise click.UsageError("give the new password with AMBER_NEW_PASSWORD or --new-password-file")
+    if new == "":
+        raise click.UsageError("an empty password is not allowed")
+    return new

@@ -14,9 +14,10 @@ from .output import Output
 @json_option
 def init(session, default_retention, retention_mode, as_json):
     """Create a new repository."""
-    if retention_mode and not default_retention:
+    if retention_mode and default_retention is None:
         raise click.UsageError("--retention-mode needs --default-retention")
-    retention = {"duration": default_retention, "mode": retention_mode} if default_retention else None
+    # an empty value (an unset variable in a script) is refused, never read as "no retention"
+    retention = {"duration": default_retention, "mode": retention_mode} if default_retention is not None else None
     url = session.url()
     r = Repository.init(
         url, password(confirm=True), default_retention=retention, storage_options=session.storage_options()

@@ -25,7 +25,15 @@ from .aead import KIND_KEY, Sealer
 SCRYPT_N = 1 << 15
 SCRYPT_R = 8
 SCRYPT_P = 1
-MAX_SCRYPT_MEMORY = 1 << 30  # 128 * r * n * p bytes: refuse key files that ask for more
+# What amber writes costs 128 * N * r * p = 32 MiB of memory and as much work; a key file may ask
+# for at most 4 times that (MAX_SCRYPT_COST, the documented margin for a slower future default):
+# a hostile key file can never make opening a repository cost more than that per key file.
+SCRYPT_MARGIN = 4
+MAX_SCRYPT_MEMORY = 128 * SCRYPT_N * SCRYPT_R * SCRYPT_P * SCRYPT_MARGIN  # 128 MiB
+MAX_SCRYPT_COST = SCRYPT_N * SCRYPT_R * SCRYPT_P * SCRYPT_MARGIN  # N * r * p
+SALT_BYTES = (16, 64)  # amber writes 16; readers accept up to 64
+MAX_KEY_FILE = 64 << 10  # bytes of one key file a reader parses
+MAX_CHUNKER_SEED = (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +62,13 @@ class MasterKeys:
     def decode(cls, raw: bytes) -> "MasterKeys":
         try:
             d = json.loads(raw)
-            keys = cls(_unb64(d["data"]), _unb64(d["ids"]), _unb64(d["signing"]), int(d["chunker_seed"]))
-        except (ValueError, KeyError, TypeError) as e:
+            if not isinstance(d, dict):
+                raise TypeError("not an object")
+            seed = d["chunker_seed"]
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_CHUNKER_SEED:
+                raise ValueError("chunker_seed is not an integer in 0..2^63-1")
+            keys = cls(_unb64(d["data"]), _unb64(d["ids"]), _unb64(d["signing"]), seed)
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise IntegrityError(f"key material is malformed: {e}") from None
         if len(keys.data) != 32 or len(keys.ids) != 32 or len(keys.signing) != 32:
             raise IntegrityError("key material has wrong key lengths")
@@ -100,19 +113,47 @@ def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock: Clock | N
 
 
 def key_file_info(raw: bytes) -> dict:
+    """The key file's fields, every one checked (FORMAT.md §5.2) before any scrypt runs."""
+    if len(raw) > MAX_KEY_FILE:
+        raise IntegrityError(f"key file is larger than {MAX_KEY_FILE} bytes")
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise IntegrityError("key file is not valid JSON") from None
-    if not isinstance(doc, dict) or doc.get("version") != 1 or doc.get("kdf") != "scrypt":
-        raise IntegrityError("key file has an unknown version or KDF")
+    if not isinstance(doc, dict) or type(doc.get("version")) is not int or doc["version"] != 1:
+        raise IntegrityError("key file has an unknown version")
+    if doc.get("kdf") != "scrypt":
+        raise IntegrityError("key file has an unknown KDF")
     for name in ("n", "r", "p"):
-        if not isinstance(doc.get(name), int) or doc[name] < 1:
+        v = doc.get(name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise IntegrityError(f"key file has an invalid scrypt parameter {name}")
     n, r, p = doc["n"], doc["r"], doc["p"]
-    if n < 2 or n & (n - 1) or r * p > 64 or 128 * r * n * p > MAX_SCRYPT_MEMORY:
-        raise IntegrityError("key file asks for scrypt parameters out of bounds")
+    if n < 2 or n & (n - 1):
+        raise IntegrityError(f"key file asks for scrypt N={n}, which is not a power of two")
+    if r * p > 64 or n * r * p > MAX_SCRYPT_COST or 128 * r * n * p > MAX_SCRYPT_MEMORY:
+        raise IntegrityError(
+            f"key file asks for scrypt N={n}, r={r}, p={p}: more than {SCRYPT_MARGIN} times the cost amber "
+            f"writes (at most {MAX_SCRYPT_MEMORY >> 20} MiB, r*p <= 64)"
+        )
+    for name in ("salt", "data"):
+        if not isinstance(doc.get(name), str):
+            raise IntegrityError(f"key file has no {name}")
+        try:
+            value = _unb64(doc[name])
+        except ValueError:
+            raise IntegrityError(f"key file: {name} is not base64") from None
+        if name == "salt" and not SALT_BYTES[0] <= len(value) <= SALT_BYTES[1]:
+            raise IntegrityError(f"key file: the salt is not {SALT_BYTES[0]} to {SALT_BYTES[1]} bytes")
+    for name in ("created", "host", "user"):
+        if name in doc and not isinstance(doc[name], str):
+            raise IntegrityError(f"key file: {name} is not a string")
     return doc
+
+
+def cost(doc: dict) -> int:
+    """The relative work of trying a (checked) key file: N * r * p."""
+    return doc["n"] * doc["r"] * doc["p"]
 
 
 def unwrap(raw: bytes, password: str) -> MasterKeys:

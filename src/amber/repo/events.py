@@ -30,7 +30,7 @@ class EventStore:
         """snapshot id -> its readable events."""
         if self._cache is None:
             out: dict[str, list[dict]] = {}
-            for info in self.records.storage.list(layout.LOCKS):
+            for info in self.records.listing(layout.LOCKS):
                 parts = layout.event_key_parts(info.key)
                 if parts is None:
                     continue

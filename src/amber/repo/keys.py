@@ -6,6 +6,8 @@ Each `keys/<id>` wraps the same master keys under one password (FORMAT.md
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..clock import Clock
 from ..crypto import keys as keyfile
 from ..crypto.keys import MasterKeys
@@ -20,24 +22,54 @@ class KeyRing:
         self.records = records
 
     def ids(self) -> list[str]:
-        return [layout.last(info.key) for info in self.records.storage.list(layout.KEYS)]
+        return [layout.last(info.key) for info in self.records.listing(layout.KEYS)]
 
     def keys(self) -> list[str]:
         """The storage keys of every key file (what every snapshot needs)."""
-        return [info.key for info in self.records.storage.list(layout.KEYS)]
+        return [info.key for info in self.records.listing(layout.KEYS)]
 
-    def unlock(self, password: str) -> tuple[MasterKeys, str]:
-        """(master keys, key id) from the first key file the password opens."""
+    def unlock(self, password: str, warn: Callable[[str], None] | None = None) -> tuple[MasterKeys, str]:
+        """(master keys, key id) from the first key file the password opens.
+
+        Every key file is read and checked first; the well-formed ones are tried cheapest
+        first (each costs at most `keyfile.MAX_SCRYPT_COST`). An invalid key file is reported
+        through `warn`, naming it and why. When none opens: WrongPassword if a valid key file
+        refused the password, else an IntegrityError naming the invalid ones."""
+        try:
+            password.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError("the password is not UTF-8 text") from None
         ids = self.ids()
         if not ids:
             raise IntegrityError("repository has no key files")
+        valid: list[tuple[int, str, bytes]] = []
+        invalid: list[str] = []
         for kid in ids:
+            key = layout.key_file(kid)
             try:
-                raw = self.records.get(rec.KEY_FILE, layout.key_file(kid))
+                raw = self.records.get(rec.KEY_FILE, key)
+                valid.append((keyfile.cost(keyfile.key_file_info(raw)), kid, raw))
+            except NotFound:
+                continue  # removed since the listing
+            except IntegrityError as e:
+                problem = str(e) if str(e).startswith(key) else f"{key}: {e}"
+                invalid.append(problem)
+                if warn is not None:
+                    warn(f"skipping an invalid key file: {problem}")
+        refused = False
+        for _cost, kid, raw in sorted(valid):
+            try:
                 return keyfile.unwrap(raw, password), kid
-            except (WrongPassword, IntegrityError, NotFound):
-                continue
-        raise WrongPassword("wrong password or no key found")
+            except WrongPassword:
+                refused = True
+            except IntegrityError as e:
+                problem = f"{layout.key_file(kid)}: {e}"
+                invalid.append(problem)
+                if warn is not None:
+                    warn(f"skipping an invalid key file: {problem}")
+        if refused or not invalid:
+            raise WrongPassword("wrong password or no key found")
+        raise IntegrityError("no key file could be tried, every one is invalid: " + "; ".join(invalid))
 
     def describe(self, current: str) -> list[dict]:
         out = []

@@ -20,10 +20,11 @@ import blake3
 
 from ..crypto import keys as keyfile
 from ..crypto.aead import KIND_CONFIG, KIND_EVENT, KIND_INDEX, KIND_PRUNE, KIND_SNAPSHOT, Sealer
-from ..errors import IntegrityError, NotFound
+from ..errors import IntegrityError, NotFound, StorageError
 from ..format import canonical, layout
 from ..format import compression as compressionfmt
 from ..format import index as indexfmt
+from ..format import records as recordfmt
 from ..format import snapshot as snapfmt
 from ..format.pack import PackEntry
 from ..storage.base import ObjectInfo, Retention, Storage
@@ -40,13 +41,12 @@ class RecordType(Generic[T]):
     decode: Callable[[bytes, str], T]  # (plaintext, what) -> value; IntegrityError if malformed
 
 
-def _json_record(kind: str) -> Callable[[bytes, str], dict]:
-    return lambda raw, what: canonical.decode_object(raw, what, kind)
+def _json_record(kind: str, validate: Callable[[dict, str], dict]) -> Callable[[bytes, str], dict]:
+    return lambda raw, what: validate(canonical.decode_object(raw, what, kind), what)
 
 
 def _config(raw: bytes, what: str) -> dict:
-    doc = canonical.decode_object(raw, what, "an amber config")
-    return doc
+    return recordfmt.validate_config(canonical.decode_object(raw, what, "an amber config"), what)
 
 
 def _index(raw: bytes, what: str) -> list[tuple[bytes, list[PackEntry]]]:
@@ -67,8 +67,12 @@ def _key_file(raw: bytes, what: str) -> bytes:
 
 CONFIG: RecordType[dict] = RecordType("config", KIND_CONFIG, canonical.ascii_json, _config)
 SNAPSHOT: RecordType[dict] = RecordType("snapshot", KIND_SNAPSHOT, snapfmt.encode, snapfmt.decode)
-EVENT: RecordType[dict] = RecordType("event", KIND_EVENT, canonical.sorted_json, _json_record("an event"))
-PRUNE: RecordType[dict] = RecordType("prune record", KIND_PRUNE, canonical.sorted_json, _json_record("a prune record"))
+EVENT: RecordType[dict] = RecordType(
+    "event", KIND_EVENT, canonical.sorted_json, _json_record("an event", recordfmt.validate_event)
+)
+PRUNE: RecordType[dict] = RecordType(
+    "prune record", KIND_PRUNE, canonical.sorted_json, _json_record("a prune record", recordfmt.validate_prune)
+)
 INDEX: RecordType[list] = RecordType("index file", KIND_INDEX, _encode_index, _index)
 KEY_FILE: RecordType[bytes] = RecordType("key file", None, lambda raw: raw, _key_file)
 
@@ -110,18 +114,42 @@ class Records:
         plain = self._sealer().open(rtype.envelope, raw, key) if rtype.envelope is not None else raw
         return rtype.decode(plain, key)
 
+    def listing(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under `prefix`, listed whole. An object deleted beside while the backend
+        lists it (a forget or prune of another client) makes the listing start again."""
+        return listing(self.storage, prefix)
+
     def scan(
         self, rtype: RecordType[T], prefix: str, errors: list[str] | None = None
     ) -> Iterator[tuple[ObjectInfo, T]]:
-        """Every readable record under `prefix`; the others go to `errors` (or are skipped)."""
-        for info in self.storage.list(prefix):
+        """Every readable record under `prefix`; the others go to `errors` (or are skipped).
+        One that vanishes between the listing and the read (deleted beside) is simply gone."""
+        for info in self.listing(prefix):
             try:
-                yield info, self.get(rtype, info.key)
-            except (IntegrityError, NotFound) as e:
+                value = self.get(rtype, info.key)
+            except NotFound:
+                continue
+            except IntegrityError as e:
                 if errors is not None:
                     errors.append(str(e) if str(e).startswith(info.key) else f"{info.key}: {e}")
+                continue
+            yield info, value
 
     def _sealer(self) -> Sealer:
         if self.sealer is None:
             raise IntegrityError("the repository is not open: its records cannot be read")
         return self.sealer
+
+
+LIST_ATTEMPTS = 5
+
+
+def listing(storage: Storage, prefix: str) -> list[ObjectInfo]:
+    """`storage.list(prefix)` read whole, again if an object vanished while it was being listed."""
+    for attempt in range(LIST_ATTEMPTS):
+        try:
+            return list(storage.list(prefix))
+        except (FileNotFoundError, NotFound):
+            if attempt == LIST_ATTEMPTS - 1:
+                raise StorageError(f"{prefix}: objects kept vanishing while they were listed") from None
+    return []  # not reached

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..clock import from_iso, to_iso
 from ..errors import IntegrityError, NotFound, UsageError
 from ..format import layout
+from ..format import snapshot as snapfmt
 from ..storage.base import Retention
 from . import records as rec
 
@@ -33,21 +34,25 @@ class Snapshot:
 
     @classmethod
     def from_doc(cls, sid: str, doc: dict, what: str) -> "Snapshot":
+        """The snapshot of a document; every field is checked first (format/snapshot.validate)."""
+        if not isinstance(doc, dict):
+            raise IntegrityError(f"{what}: not an amber snapshot")
+        snapfmt.validate(doc, what)
         try:
             return cls(
                 id=sid,
                 time=from_iso(doc["time"]),
-                hostname=str(doc["hostname"]),
-                username=str(doc.get("username", "")),
+                hostname=doc["hostname"],
+                username=doc.get("username", ""),
                 paths=list(doc["paths"]),
                 tags=list(doc.get("tags", [])),
-                tree=str(doc["tree"]),
-                content_root=str(doc["content_root"]),
+                tree=doc["tree"],
+                content_root=doc["content_root"],
                 retention=doc.get("retention"),
                 summary=dict(doc.get("summary", {})),
                 doc=doc,
             )
-        except (TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
             raise IntegrityError(f"{what}: malformed snapshot ({e})") from None
 
     def to_json(self) -> dict:
@@ -82,6 +87,7 @@ class SnapshotStore:
         self.records = records
         self.warn = warn
         self.errors: list[str] = []  # snapshots that could not be read (check reports them)
+        self.bad: dict[str, str] = {}  # snapshot id -> why it could not be read
         self._cache: list[Snapshot] | None = None
 
     def all(self) -> list[Snapshot]:
@@ -95,13 +101,23 @@ class SnapshotStore:
         return list(self._cache)
 
     def scan(self) -> tuple[list[Snapshot], list[str]]:
-        """Read every snapshot afresh: (the readable ones, in storage order; what was wrong with the others)."""
+        """Read every snapshot afresh: (the readable ones, in storage order; what was wrong with the others).
+
+        One that vanishes between the listing and the read (a forget running beside) is
+        no error: it is simply gone."""
         out, errors = [], []
-        for info in self.records.storage.list(layout.SNAPSHOTS):
+        bad: dict[str, str] = {}
+        for info in self.records.listing(layout.SNAPSHOTS):
+            sid = layout.last(info.key)
             try:
-                out.append(self.load(layout.last(info.key)))
-            except (IntegrityError, NotFound) as e:
-                errors.append(str(e))
+                out.append(self.load(sid))
+            except NotFound:
+                continue
+            except IntegrityError as e:
+                msg = str(e) if str(e).startswith(info.key) else f"{info.key}: {e}"
+                errors.append(msg)
+                bad[sid] = msg
+        self.bad = bad
         return out, errors
 
     def load(self, sid: str) -> Snapshot:
@@ -118,7 +134,10 @@ class SnapshotStore:
         self._cache = None
 
     def find(self, ref: str) -> Snapshot:
-        """By full id, a prefix of at least 8 hex characters, or 'latest'."""
+        """By full id, a prefix of at least 8 hex characters, or 'latest'.
+
+        A stored snapshot that the reference names but that cannot be read (damaged, malformed,
+        or swapped for another snapshot's bytes) is an IntegrityError, never "no snapshot"."""
         snaps = self.all()
         if ref == "latest":
             if not snaps:
@@ -128,10 +147,13 @@ class SnapshotStore:
         if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
             raise UsageError(f"snapshot {ref!r}: give a full id, a prefix of at least 8 hex characters, or 'latest'")
         matches = [s for s in snaps if s.id.startswith(ref)]
+        bad = sorted(sid for sid in self.bad if sid.startswith(ref))
+        if len(matches) + len(bad) > 1:
+            raise UsageError(f"snapshot prefix {ref} is ambiguous")
+        if bad:
+            raise IntegrityError(f"snapshot {bad[0][:8]} cannot be read: {self.bad[bad[0]]}", remedy="check")
         if not matches:
             raise NotFound(f"no snapshot {ref}")
-        if len(matches) > 1:
-            raise UsageError(f"snapshot prefix {ref} is ambiguous")
         return matches[0]
 
     def stored_at(self, sid: str) -> _dt.datetime | None:

@@ -91,10 +91,17 @@ def extend_objects(repo: RetentionTarget, keys, retention: Retention, upgrade: b
 
 
 def resolve_until(clock: Clock, for_: str | None, until: str | None) -> _dt.datetime:
-    if bool(for_) == bool(until):
+    """When a lock given as a duration from now or as an end date ends; an empty value (an unset
+    variable in a script) is a usage error, never "no lock", and so is an end not in the future."""
+    if (for_ is None) == (until is None):
         raise UsageError("a lock needs exactly one of a duration or an end date", remedy="lock-period")
-    t = add_duration(clock.now(), for_) if for_ else parse_date(until)
-    if t <= clock.now():
+    if for_ is not None and not for_.strip():
+        raise UsageError("the lock duration is empty: give one such as 30d")
+    if until is not None and not until.strip():
+        raise UsageError("the lock end date is empty: give one such as 2031-01-01")
+    now = clock.now()
+    t = add_duration(now, for_) if for_ is not None else parse_date(until)  # type: ignore[arg-type]
+    if t <= now:
         raise UsageError(f"the lock would end in the past ({to_iso(t)})")
     return t
 

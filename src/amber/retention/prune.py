@@ -110,7 +110,7 @@ def _finished_runs(repo: Pruned) -> set:
 def _active_runs(repo: Pruned, now: _dt.datetime) -> list[str]:
     finished = _finished_runs(repo)
     active = []
-    for info in repo.storage.list(layout.RUNNING):
+    for info in repo.records.listing(layout.RUNNING):
         rid = layout.last(info.key)
         if rid in finished:
             continue
@@ -181,7 +181,7 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
     repo.load_index(force=True)  # another client may have written or pruned since this one looked
     repo.event_store.forget()
     sv = _Survey(used=repo.referenced_blobs(_fresh_snapshots(repo)))
-    for info in repo.storage.list(layout.DATA):
+    for info in repo.records.listing(layout.DATA):
         pid = layout.pack_id(info.key)
         if pid is not None:
             sv.stored[pid] = info
@@ -302,7 +302,7 @@ def _clean_index_files(repo: Pruned, rep: PruneReport) -> None:
 
 def _clean_runs(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> None:
     finished = _finished_runs(repo)
-    for info in repo.storage.list(layout.RUNNING):
+    for info in repo.records.listing(layout.RUNNING):
         rid = layout.last(info.key)
         old = info.modified is not None and now - info.modified > RUN_TIMEOUT
         if rid in finished or old:

@@ -1,0 +1,104 @@
+"""The small sealed JSON records: config (§6), lock events (§17.2), prune plans, tombstones
+and run markers (§17.4). Each `validate_*` checks every field amber reads and raises
+IntegrityError naming the object; pure, no I/O."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import IntegrityError
+from . import fields as f
+
+# -- config (FORMAT.md §6) ----------------------------------------------------------------
+
+CHUNK_MIN_RANGE = (64, 1 << 20)  # FastCDC 2020's own bounds on min, avg and max
+CHUNK_AVG_RANGE = (256, 4 << 20)
+CHUNK_MAX_RANGE = (1 << 10, 16 << 20)
+PACK_SIZE_RANGE = (64 << 10, 1 << 30)  # offsets are u32: a pack stays far below 4 GiB
+COMPRESSIONS = ("zstd",)
+CHUNKERS = ("fastcdc2020",)
+_REPO_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def validate_config(doc: dict, what: str = "config") -> dict:
+    if type(doc.get("v")) is not int or doc["v"] != 1:
+        raise IntegrityError(f"{what}: unsupported repository format {doc.get('v')!r}")
+    if not isinstance(doc.get("id"), str) or not _REPO_ID.fullmatch(doc["id"]):
+        raise f.fail(what, "id", "is not 32 lowercase hex characters")
+    if "created" in doc:
+        f.time(doc["created"], what, "created")
+    ch = doc.get("chunker")
+    if not isinstance(ch, dict):
+        raise f.fail(what, "chunker", "is not an object")
+    if ch.get("algorithm", CHUNKERS[0]) not in CHUNKERS:
+        raise f.fail(what, "chunker.algorithm", f"is not one of {', '.join(CHUNKERS)}")
+    lo = f.integer(ch.get("min"), what, "chunker.min", low=CHUNK_MIN_RANGE[0], high=CHUNK_MIN_RANGE[1])
+    avg = f.integer(ch.get("avg"), what, "chunker.avg", low=CHUNK_AVG_RANGE[0], high=CHUNK_AVG_RANGE[1])
+    hi = f.integer(ch.get("max"), what, "chunker.max", low=CHUNK_MAX_RANGE[0], high=CHUNK_MAX_RANGE[1])
+    if not lo <= avg <= hi:
+        raise f.fail(what, "chunker", "needs min <= avg <= max")
+    if "normalization" in ch:
+        f.integer(ch["normalization"], what, "chunker.normalization", high=3)
+    f.integer(doc.get("pack_size"), what, "pack_size", low=PACK_SIZE_RANGE[0], high=PACK_SIZE_RANGE[1])
+    if doc.get("compression", COMPRESSIONS[0]) not in COMPRESSIONS:
+        raise f.fail(what, "compression", f"is not one of {', '.join(COMPRESSIONS)}")
+    dr = doc.get("default_retention")
+    if dr is not None:
+        if not isinstance(dr, dict):
+            raise f.fail(what, "default_retention", "is neither null nor an object")
+        f.mode(dr.get("mode"), what, "default_retention.mode")
+        f.duration(dr.get("duration"), what, "default_retention.duration")
+    f.text(doc, "program", what, optional=True)
+    return doc
+
+
+# -- lock events (FORMAT.md §17.2) ------------------------------------------------------------
+
+EVENT_TYPES = ("lock", "hold", "release", "forget", "unlock")
+
+
+def validate_event(doc: dict, what: str) -> dict:
+    if type(doc.get("v")) is not int or doc["v"] != 1:
+        raise IntegrityError(f"{what}: not an amber event")
+    kind = doc.get("type")
+    if kind not in EVENT_TYPES:
+        raise f.fail(what, "type", f"is not one of {', '.join(EVENT_TYPES)}")
+    f.hex64(doc, "snapshot", what)
+    f.time(doc.get("time"), what, "time")
+    for name in ("host", "user", "key"):
+        f.text(doc, name, what, optional=True)
+    f.boolean(doc, "bypass_governance", what)
+    f.boolean(doc, "trust_clock", what)
+    if kind == "lock":
+        f.mode(doc.get("mode"), what, "mode")
+        f.time(doc.get("until"), what, "until")
+    elif kind == "hold":
+        f.text(doc, "reason", what, optional=True)
+    elif kind == "forget":
+        f.hex64(doc, "run", what, optional=True)
+        if "snapshot_time" in doc:
+            f.time(doc["snapshot_time"], what, "snapshot_time")
+        f.text(doc, "hostname", what, optional=True)
+        if "paths" in doc:
+            f.strings(doc["paths"], what, "paths")
+    return doc
+
+
+# -- prune plans, tombstones, run markers (FORMAT.md §17.4) -------------------------------------
+
+MAX_PACKS = 1 << 24  # packs one plan or tombstone names
+
+
+def validate_prune(doc: dict, what: str) -> dict:
+    """A run marker (under running/) or a plan or tombstone (under prune/)."""
+    if type(doc.get("v")) is not int or doc["v"] != 1:
+        raise IntegrityError(f"{what}: not an amber prune record")
+    f.time(doc.get("time"), what, "time")
+    if what.startswith("running/"):
+        if "pid" in doc:
+            f.integer(doc["pid"], what, "pid", high=(1 << 32) - 1)
+        return doc
+    packs = doc.get("packs")
+    if not isinstance(packs, list) or len(packs) > MAX_PACKS or not all(f.is_hex64(p) for p in packs):
+        raise f.fail(what, "packs", "is not a list of 64-hex pack ids")
+    return doc
