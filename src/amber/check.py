@@ -233,7 +233,8 @@ def _check_records(repo: Checked, rep: CheckReport) -> None:
         for _info, _doc in repo.records.scan(rec.PRUNE, prefix, rep.errors):
             pass
     audit = verify_audit_log(repo, remember=False)
-    rep.errors.extend(f"audit log: {e}" for e in audit.errors)
+    known = set(rep.errors)  # an unreadable snapshot is reported once, as the snapshot check found it
+    rep.errors.extend(f"audit log: {e}" for e in audit.errors if e not in known)
     rep.warnings.extend(f"audit log: {w}" for w in audit.warnings)
 
 

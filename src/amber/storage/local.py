@@ -220,7 +220,10 @@ class LocalStorage(Storage):
                 if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                     continue
                 key = f"{key_prefix}/{entry.name}" if key_prefix else entry.name
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the folder was read: it is no longer listed
                 yield ObjectInfo(key, st.st_size, modified=_mtime(st))
 
     def delete(self, key, *, bypass_governance=False):
