@@ -341,7 +341,9 @@ def _member_name_problem(info: zipfile.ZipInfo) -> str | None:
     raw = info.orig_filename
     if "\x00" in raw:
         return "has a NUL byte in its name"
-    if info.is_dir() or raw.endswith(("/", "\\")):
+    if not raw:
+        return "has an empty name"
+    if raw.endswith(("/", "\\")):
         return "is a directory"
     if raw.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", raw):
         return "has an absolute name"
