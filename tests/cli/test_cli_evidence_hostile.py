@@ -448,3 +448,15 @@ def test_the_proof_list_base64_is_checked_at_decode(world, tmp_path):
     build(bad, changed(world, {"manifest.json": lambda d: json.dumps(m).encode()}))
     r = verify(world, tmp_path, bad, "--public-key", world.vkey)
     assert "log.inclusion_proof[0]" in r.stderr, r
+
+
+def test_a_member_with_an_empty_name_is_refused(world, tmp_path):
+    """Found by fuzzing: an entry whose central-directory name is empty."""
+
+    def empty(z):
+        z.getinfo("files/1").filename = ""
+
+    bad = tmp_path / "empty.zip"
+    build(bad, genuine(world), fix=empty)
+    r = verify(world, tmp_path, bad, "--public-key", world.vkey)
+    assert "empty name" in r.stderr, r
