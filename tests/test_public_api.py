@@ -50,7 +50,9 @@ def test_every_error_has_an_exit_code_from_the_contract():
     codes = {
         getattr(amber, n).exit_code
         for n in PUBLIC
-        if n.endswith(("Error", "Found", "Exists", "Locked", "Password", "Backup", "Failed", "Unsupported", "Unverified"))
+        if n.endswith(
+            ("Error", "Found", "Exists", "Locked", "Password", "Backup", "Failed", "Unsupported", "Unverified")
+        )
     }
     assert codes <= {1, 2, 3, 10, 12, 20, 21, 30}
 
