@@ -22,6 +22,7 @@ PUBLIC = {
     "RepositoryExists",
     "RepositoryNotFound",
     "RestoreFailed",
+    "SignerUnverified",
     "StorageError",
     "Unsupported",
     "UsageError",
@@ -49,9 +50,11 @@ def test_every_error_has_an_exit_code_from_the_contract():
     codes = {
         getattr(amber, n).exit_code
         for n in PUBLIC
-        if n.endswith(("Error", "Found", "Exists", "Locked", "Password", "Backup", "Failed", "Unsupported"))
+        if n.endswith(
+            ("Error", "Found", "Exists", "Locked", "Password", "Backup", "Failed", "Unsupported", "Unverified")
+        )
     }
-    assert codes <= {1, 2, 3, 10, 12, 20, 30}
+    assert codes <= {1, 2, 3, 10, 12, 20, 21, 30}
 
 
 def test_a_repository_opens_through_the_public_api(tmp_path):

@@ -67,6 +67,13 @@ class IntegrityError(AmberError):
     exit_code = 20
 
 
+class SignerUnverified(AmberError):
+    """Evidence that is consistent, but whose signer nobody vouched for: it was checked only
+    against the key it carries itself, which anyone who made it could have put there."""
+
+    exit_code = 21
+
+
 class CheckpointError(IntegrityError, ValueError):
     """A checkpoint note or verifier key that is malformed or whose signature does not verify."""
 

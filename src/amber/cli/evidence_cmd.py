@@ -4,10 +4,10 @@ import os
 
 import click
 
-from ..errors import IntegrityError
+from ..errors import IntegrityError, SignerUnverified
 from ..repository import verify_bundle
 from .options import command, group, json_option
-from .output import Output
+from .output import Output, warn
 
 
 @command("export")
@@ -19,6 +19,8 @@ def evidence_export(session, snapshot, paths, output):
     r = session.open()
     snap = r.find_snapshot(snapshot)
     m = r.export_evidence(snap, list(paths), output)
+    for w in getattr(m, "warnings", []):
+        warn(f"{w} (run `amber audit verify`)")
     return Output(
         text=[
             f"wrote {output}: {len(m['files'])} file(s) of snapshot {snap.short_id}, event "
@@ -45,30 +47,40 @@ def evidence_verify(session, bundle, public_key, as_json):
     rep = verify_bundle(bundle, public_key)
     s = rep.manifest.get("snapshot")
     s = s if isinstance(s, dict) else {}
+    unverified = rep.ok and not rep.signer_verified
+    from_bundle = (
+        "the public key was taken from the bundle itself; pass --public-key with the repository's key "
+        "obtained independently for the proof to mean anything"
+    )
 
     def text():
         if s:
             click.echo(f"snapshot {str(s.get('id'))[:8]} of {s.get('time')} on {s.get('hostname')}")
-        for ok, what in rep.checks:
-            click.echo(f"  {'ok  ' if ok else 'FAIL'}  {what}")
-        if rep.key_from_bundle:
-            click.echo(
-                "note: the public key was taken from the bundle itself; pass --public-key with a key "
-                "obtained independently for the proof to mean anything",
-                err=True,
-            )
-        if rep.ok:
+        for i, (ok, what) in enumerate(rep.checks):
+            why = rep.problem(i)
+            click.echo(f"  {'ok  ' if ok else 'FAIL'}  {what}" + (f" ({why})" if why and not ok else ""))
+        if unverified:
+            click.echo("evidence consistent, but its signer is unverified")
+        elif rep.ok:
             click.echo("evidence verified")
+        elif rep.key_from_bundle:
+            click.echo(f"note: {from_bundle}", err=True)
 
-    failed = None
+    failed: Exception | None = None
     if not rep.ok:
         failed = IntegrityError("evidence does not verify:\n  " + "\n  ".join(rep.failures()))
+    elif unverified:
+        failed = SignerUnverified(f"evidence consistent, but its signer is unverified: {from_bundle}")
     return Output(
         {
             "ok": rep.ok,
+            "signer_verified": rep.signer_verified,
             "key_from_bundle": rep.key_from_bundle,
             "snapshot_id": s.get("id"),
-            "checks": [{"ok": ok, "check": what} for ok, what in rep.checks],
+            "checks": [
+                {"ok": ok, "check": what, **({"problem": rep.problem(i)} if rep.problem(i) else {})}
+                for i, (ok, what) in enumerate(rep.checks)
+            ],
             "snapshot": rep.manifest.get("snapshot"),
             "files": [
                 {k: f.get(k) for k in ("path", "size", "sha256", "mode", "mtime_ns")}
