@@ -285,6 +285,5 @@ FOUND = [
 
 
 @pytest.mark.parametrize(("decoder", "raw"), FOUND)
-@pytest.mark.xfail(reason="reported to the decoder's owner; passes once it is fixed", strict=False)
 def test_inputs_found_by_fuzzing(decoder, raw):
     only_amber_errors(decoder, raw)

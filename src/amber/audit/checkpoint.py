@@ -93,6 +93,8 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:
     origin, size_s, root_s = lines[0], lines[1], lines[2]
     if not origin or not (size_s.isascii() and size_s.isdigit()) or (size_s != "0" and size_s.startswith("0")):
         raise CheckpointError("checkpoint has a malformed origin or size")
+    if len(size_s) > 19:  # a tree size is a uint64 (C2SP tlog-checkpoint)
+        raise CheckpointError("checkpoint size is out of range")
     try:
         root = base64.b64decode(root_s, validate=True)
     except (binascii.Error, ValueError):
@@ -113,7 +115,10 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:
         if len(raw) != 68:
             raise CheckpointError("signature has the wrong length")
         signatures.append((parts[1], raw))
-    return Checkpoint(origin, int(size_s), root), signatures, (body + "\n").encode()
+    size = int(size_s)
+    if size >= 1 << 64:
+        raise CheckpointError("checkpoint size is out of range")
+    return Checkpoint(origin, size, root), signatures, (body + "\n").encode()
 
 
 def verify(note: bytes, name: str, public: bytes) -> Checkpoint:
