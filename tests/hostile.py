@@ -80,7 +80,7 @@ class Planter:
 
     def index_entry(self, blob_id: bytes, pack_id: bytes, **fields) -> str:
         """Store an index file listing one blob with whatever place and size it claims."""
-        e = dict(type=BLOB_DATA, comp=0, offset=0, length=100, raw_length=69) | fields
+        e = {"type": BLOB_DATA, "comp": 0, "offset": 0, "length": 100, "raw_length": 69} | fields
         entry = PackEntry(e["type"], e["comp"], e["offset"], e["length"], e["raw_length"], blob_id)
         name, raw = self.repo.records.seal(rec.INDEX, [(pack_id, [entry])])
         key = layout.index_file(name)
