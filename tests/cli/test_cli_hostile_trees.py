@@ -282,3 +282,27 @@ def test_a_tree_placed_beyond_its_pack_is_damage(repo, tmp_path):
     for args in (("ls", sid), ("find", "nothing"), ("restore", sid, "--target", tmp_path / "t")):
         r = repo.run(*args, expect=20)
         assert "tree " in r.stderr and "bytes" in r.stderr, r
+
+
+# -- restoring an untrusted snapshot as root -------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners and device nodes are restored only as root")
+def test_restore_no_owner_no_special(repo, tmp_path):
+    def build(p: Planter) -> str:
+        return p.snapshot(
+            [
+                meta("dev", "blockdev", rdev=os.makedev(7, 0)),
+                meta("pipe", "fifo"),
+                p.file("suid", b"x\n", mode=0o4755, uid=4242, gid=4242),
+            ]
+        )
+
+    sid = _plant(repo, build)
+    repo.run("restore", sid, "--target", tmp_path / "t", "--no-owner", "--no-special")
+    assert os.listdir(tmp_path / "t") == ["suid"]
+    st = os.lstat(tmp_path / "t" / "suid")
+    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o755)
+    repo.run("restore", sid, "--target", tmp_path / "u")
+    assert sorted(os.listdir(tmp_path / "u")) == ["dev", "pipe", "suid"]
+    assert os.lstat(tmp_path / "u" / "suid").st_uid == 4242
