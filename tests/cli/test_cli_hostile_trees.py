@@ -306,3 +306,22 @@ def test_restore_no_owner_no_special(repo, tmp_path):
     repo.run("restore", sid, "--target", tmp_path / "u")
     assert sorted(os.listdir(tmp_path / "u")) == ["dev", "pipe", "suid"]
     assert os.lstat(tmp_path / "u" / "suid").st_uid == 4242
+
+
+def test_reading_from_a_missing_pack_is_damage(repo, tmp_path):
+    def build(p: Planter) -> str:
+        lost = p.repo.keys.blob_id(b"lost")
+        p.index_entry(lost, b"\x42" * 32, length=35, raw_length=4)
+        tree_id = p.repo.keys.blob_id(b'{"nodes":[],"v":1}')
+        p.index_entry(tree_id, b"\x43" * 32, type=1, length=49, raw_length=18)
+        sha = "ab" * 32
+        return p.snapshot(
+            [
+                meta("d", "dir", subtree=tree_id.hex(), digest=HEX0),
+                meta("f", "file", size=4, content=[lost.hex()], sha256=sha),
+            ]
+        )
+
+    sid = _plant(repo, build)
+    assert "missing" in repo.run("cat", sid, "/f", expect=20).stderr
+    assert "missing" in repo.run("ls", sid, "/d", expect=20).stderr

@@ -342,12 +342,16 @@ class BlobStore:
         return e
 
     def read(self, blob_id: bytes) -> bytes:
+        """A blob's verified plaintext; a missing or damaged pack is an IntegrityError."""
         e = self.lookup(blob_id)  # lengths within the format's limits before anything is fetched
-        if e.type == BLOB_TREE:  # trees are read many at a time: fetch their pack once
-            body = self._tree_pack(e.pack, e.offset + e.length)
-            raw = body[e.offset : e.offset + e.length]
-        else:
-            raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
+        try:
+            if e.type == BLOB_TREE:  # trees are read many at a time: fetch their pack once
+                body = self._tree_pack(e.pack, e.offset + e.length)
+                raw = body[e.offset : e.offset + e.length]
+            else:
+                raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
+        except NotFound:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: pack {e.pack.hex()[:16]} is missing") from None
         return self.open_blob(blob_id, e, raw)
 
     def _tree_pack(self, pack_id: bytes, need: int) -> bytes:
