@@ -165,3 +165,15 @@ def test_an_index_claiming_a_huge_blob_is_refused_not_allocated(repo, repo_path,
         _restore(repo_path, sid, tmp_path / "target")
     _restore(repo_path, sid_good, tmp_path / "good")  # the other index files still serve
     assert (tmp_path / "good" / "small").read_bytes() == b"x" * 100
+
+
+def test_a_damaged_folder_is_reported_and_the_rest_restored(repo, repo_path, tmp_path):
+    p = Planter(repo)
+    bad = p.dir("bad", [meta("x", "fifo", mode=-1)])
+    sid = p.snapshot([p.file("a", b"a\n"), bad, p.dir("c", [p.file("d", b"d\n")])])
+    target = tmp_path / "target"
+    with pytest.raises(RestoreFailed, match="mode"):
+        _restore(repo_path, sid, target)
+    assert (target / "a").read_bytes() == b"a\n"
+    assert (target / "c" / "d").read_bytes() == b"d\n"
+    assert os.listdir(target / "bad") == []

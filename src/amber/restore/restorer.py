@@ -148,10 +148,12 @@ class Restorer:
                 _safe_mkdir(out)
                 self.stats.dirs += 1
                 self.dirs.append((out, node))
-                if node.get("subtree"):
-                    stack.append(
-                        (iter(self.repo.load_tree(node["subtree"])), () if verdict == "all" else includes, path, out)
-                    )
+                try:
+                    below = self.repo.load_tree(node["subtree"])
+                except IntegrityError as e:  # reported; the rest of the snapshot is still restored
+                    self.stats.errors.append(f"{out}: {e}")
+                    continue
+                stack.append((iter(below), () if verdict == "all" else includes, path, out))
             elif verdict != "all":
                 continue
             elif kind == "file":
