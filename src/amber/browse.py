@@ -44,7 +44,7 @@ def entry_json(path: str, node: dict) -> dict:
         "gid": node.get("gid"),
         "user": node.get("user"),
         "group": node.get("group"),
-        "mtime": to_iso(_dt.datetime.fromtimestamp(mt / 1e9, _dt.UTC)) if mt is not None else None,
+        "mtime": _iso_ns(mt),
         "mtime_ns": mt,
     }
     if node["type"] == "file":
@@ -52,6 +52,16 @@ def entry_json(path: str, node: dict) -> dict:
     if node["type"] == "symlink":
         out["target"] = node.get("target")
     return out
+
+
+def _iso_ns(mt) -> str | None:
+    """An mtime in nanoseconds as ISO 8601 UTC; None where there is none or it cannot be shown."""
+    if type(mt) is not int:
+        return None
+    try:
+        return to_iso(_dt.datetime.fromtimestamp(mt / 1e9, _dt.UTC))
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def permissions(node: dict) -> str:

@@ -18,16 +18,21 @@ ids = st.binary(min_size=32, max_size=32)
 
 
 @st.composite
+def blob_sizes(draw):
+    """(type, compression, stored length, raw length) within the format's limits."""
+    t = draw(st.sampled_from([BLOB_DATA, BLOB_TREE]))
+    limit = packfmt.MAX_DATA_RAW if t == BLOB_DATA else packfmt.MAX_TREE_RAW
+    raw_length = draw(st.one_of(st.integers(0, 1 << 16), st.integers(0, limit)))
+    length = draw(st.integers(packfmt.ENVELOPE_OVERHEAD, raw_length + packfmt.ENVELOPE_OVERHEAD))
+    return t, draw(st.sampled_from([0, 1])), length, raw_length
+
+
+@st.composite
 def pack_entries(draw, max_size=20):
     """Entries as a pack header describes them: offsets cumulative from 0."""
-    raw = draw(
-        st.lists(
-            st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255), st.integers(0, 1 << 24), u32, ids),
-            max_size=max_size,
-        )
-    )
+    raw = draw(st.lists(st.tuples(blob_sizes(), ids), max_size=max_size))
     out, offset = [], 0
-    for t, comp, length, raw_length, bid in raw:
+    for (t, comp, length, raw_length), bid in raw:
         out.append(PackEntry(t, comp, offset, length, raw_length, bid))
         offset += length
     return out
@@ -35,14 +40,12 @@ def pack_entries(draw, max_size=20):
 
 @st.composite
 def index_entries(draw, max_size=10):
-    """Entries as an index stores them: any u32 offsets."""
-    raw = draw(
-        st.lists(
-            st.tuples(st.sampled_from([BLOB_DATA, BLOB_TREE]), st.integers(0, 255), u32, u32, u32, ids),
-            max_size=max_size,
-        )
-    )
-    return [PackEntry(t, c, off, ln, rl, bid) for t, c, off, ln, rl, bid in raw]
+    """Entries as an index stores them: any offsets that keep the blob inside 4 GiB."""
+    out = []
+    for (t, c, ln, rl), bid in draw(st.lists(st.tuples(blob_sizes(), ids), max_size=max_size)):
+        off = draw(st.integers(0, 2**32 - ln))
+        out.append(PackEntry(t, c, off, ln, rl, bid))
+    return out
 
 
 index_docs = st.lists(st.tuples(ids, index_entries()), max_size=6)
@@ -199,3 +202,33 @@ def test_malformed_indexes_are_refused(raw):
 
 def test_empty_index_decodes_to_nothing():
     assert list(indexfmt.decode(indexfmt.encode([]))) == []
+
+
+# -- lengths beyond what the format allows are refused at decode --------------------------------
+
+IMPOSSIBLE = [
+    (BLOB_DATA, 1, 0, 2**32 - 1, 2**32 - 1),  # a 4 GiB data blob
+    (BLOB_DATA, 0, 0, 100, (8 << 20) + 1),  # a data blob larger than the chunker's largest cut
+    (BLOB_TREE, 0, 0, 100, (1 << 30) + 1),  # a tree larger than a reader accepts
+    (BLOB_DATA, 1, 0, 1000, 10),  # stored much longer than its plaintext
+    (BLOB_DATA, 0, 0, 5, 5),  # shorter than an envelope
+    (BLOB_DATA, 7, 0, 50, 50),  # unknown compression
+    (2, 0, 0, 50, 50),  # unknown type
+    (BLOB_DATA, 0, 2**32 - 40, 50, 50),  # beyond 4 GiB
+]
+
+
+@pytest.mark.parametrize("entry", IMPOSSIBLE, ids=str)
+def test_index_entries_beyond_the_format_are_refused(entry):
+    t, c, off, ln, rl = entry
+    raw = indexfmt.encode([(b"p" * 32, [PackEntry(t, c, off, ln, rl, b"b" * 32)])])
+    with pytest.raises(IntegrityError, match="index"):
+        list(indexfmt.decode(raw))
+
+
+@pytest.mark.parametrize("entry", [e for e in IMPOSSIBLE if e[2] == 0], ids=str)
+def test_pack_header_entries_beyond_the_format_are_refused(entry):
+    t, c, _off, ln, rl = entry
+    plain = packfmt.encode_header([PackEntry(t, c, 0, ln, rl, b"b" * 32)])
+    with pytest.raises(IntegrityError, match="pack"):
+        packfmt.decode_header(plain, ln, "pack x")

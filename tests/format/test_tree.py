@@ -23,6 +23,8 @@ names = st.one_of(fs_names, text_names, st.sampled_from(["a", "é", "日本語",
 
 hex64 = st.binary(min_size=32, max_size=32).map(bytes.hex)
 ints = st.integers(0, 2**63 - 1)
+u32 = st.integers(0, 2**32 - 1)
+u64 = st.integers(0, 2**64 - 1)
 
 
 @st.composite
@@ -32,13 +34,14 @@ def nodes_for(draw, name):
         "name": name,
         "type": kind,
         "mode": draw(st.integers(0, 0o7777)),
-        "uid": draw(ints),
-        "gid": draw(ints),
+        "uid": draw(u32),
+        "gid": draw(u32),
         "mtime_ns": draw(st.integers(-(2**62), 2**62)),
     }
     if kind == "file":
-        node["size"] = draw(ints)
         node["content"] = draw(st.lists(hex64, max_size=3))
+        n = len(node["content"])
+        node["size"] = draw(st.integers(n, n * treefmt.MAX_DATA_BLOB))
         node["sha256"] = draw(hex64)
     elif kind == "dir":
         node["subtree"] = draw(hex64)
@@ -46,7 +49,7 @@ def nodes_for(draw, name):
     elif kind == "symlink":
         node["target"] = os.fsdecode(draw(st.binary(min_size=1, max_size=60).filter(lambda b: b"\x00" not in b)))
     elif kind in ("chardev", "blockdev"):
-        node["rdev"] = draw(ints)
+        node["rdev"] = draw(u64)
     if draw(st.booleans()):
         node["user"] = draw(st.text(max_size=10))
     return node
@@ -81,14 +84,14 @@ def test_encoding_is_canonical(nodes, data):
 def test_any_filesystem_name_round_trips_to_the_same_bytes(raw_name):
     name = os.fsdecode(raw_name)
     assert treefmt.valid_name(name)
-    raw = treefmt.encode([{"name": name, "type": "file", "mode": 0o644, "uid": 0, "gid": 0, "mtime_ns": 0}])
+    raw = treefmt.encode([{"name": name, "type": "fifo", "mode": 0o644, "uid": 0, "gid": 0, "mtime_ns": 0}])
     (node,) = treefmt.decode(raw)
     assert os.fsencode(node["name"]) == raw_name
 
 
 def test_non_utf8_names_travel_as_surrogate_escapes():
     name = os.fsdecode(b"caf\xe9-\xff")
-    raw = treefmt.encode([{"name": name, "type": "file"}])
+    raw = treefmt.encode([{"name": name, "type": "fifo", "mode": 0o644, "uid": 0, "gid": 0, "mtime_ns": 0}])
     assert b"\\udce9" in raw and b"\\udcff" in raw
     assert os.fsencode(treefmt.decode(raw)[0]["name"]) == b"caf\xe9-\xff"
 
@@ -200,3 +203,124 @@ def test_empty_tree_round_trips():
     assert raw == b'{"nodes":[],"v":1}'
     assert treefmt.decode(raw) == []
     assert json.loads(raw) == {"nodes": [], "v": 1}
+
+
+# -- every field of every node is checked at decode --------------------------------------------
+
+HEX = "ab" * 32
+
+
+def _full(kind, **extra):
+    node = {"name": "n", "type": kind, "mode": 0o644, "uid": 1000, "gid": 1000, "mtime_ns": 1, "ctime_ns": 1}
+    node["inode"] = 7
+    node.update(
+        {
+            "file": {"size": 3, "content": [HEX], "sha256": HEX},
+            "dir": {"subtree": HEX, "digest": HEX},
+            "symlink": {"target": "../x"},
+            "chardev": {"rdev": 5},
+            "blockdev": {"rdev": 5},
+            "fifo": {},
+        }[kind]
+    )
+    node.update(extra)
+    return {k: v for k, v in node.items() if v is not _DROP}
+
+
+_DROP = "<drop this field>"
+
+BAD_FIELDS = [
+    ("dir", {"subtree": 5}),
+    ("dir", {"subtree": "zz" * 32}),
+    ("dir", {"subtree": HEX[:-1]}),
+    ("dir", {"subtree": HEX.upper()}),
+    ("dir", {"subtree": None}),
+    ("dir", {"digest": "x"}),
+    ("dir", {"subtree": _DROP}),
+    ("file", {"content": HEX}),
+    ("file", {"content": [5]}),
+    ("file", {"content": ["not hex" * 9]}),
+    ("file", {"content": [HEX, HEX + ","]}),
+    ("file", {"content": [HEX[:63] + "," + HEX[:63]], "size": 3}),
+    ("file", {"content": None}),
+    ("file", {"content": [HEX] * 4, "size": 3}),
+    ("file", {"content": [HEX], "size": (8 << 20) + 1}),
+    ("file", {"content": [], "size": 5}),
+    ("file", {"size": "3"}),
+    ("file", {"size": -1}),
+    ("file", {"size": 3.0}),
+    ("file", {"sha256": "x" * 64}),
+    ("file", {"sha256": 5}),
+    ("file", {"sha256": _DROP}),
+    ("file", {"links": 0}),
+    ("file", {"links": 2**64}),
+    ("file", {"device": -1}),
+    ("file", {"mode": "420"}),
+    ("file", {"mode": -1}),
+    ("file", {"mode": 0o10000}),
+    ("file", {"mode": True}),
+    ("file", {"mode": 420.0}),
+    ("file", {"mode": _DROP}),
+    ("fifo", {"uid": 2**40}),
+    ("fifo", {"uid": -1}),
+    ("fifo", {"gid": 2**32}),
+    ("fifo", {"mtime_ns": 10**30}),
+    ("fifo", {"mtime_ns": -(10**30)}),
+    ("fifo", {"ctime_ns": "now"}),
+    ("fifo", {"inode": -5}),
+    ("fifo", {"inode": 2**64}),
+    ("fifo", {"user": 5}),
+    ("fifo", {"group": ["root"]}),
+    ("fifo", {"user": "a\x00b"}),
+    ("symlink", {"target": 5}),
+    ("symlink", {"target": ""}),
+    ("symlink", {"target": "a\x00b"}),
+    ("symlink", {"target": "x" * 5000}),
+    ("symlink", {"target": "\ud800"}),
+    ("symlink", {"target": _DROP}),
+    ("chardev", {"rdev": -1}),
+    ("blockdev", {"rdev": 2**64}),
+    ("chardev", {"rdev": _DROP}),
+    ("fifo", {"type": "socket"}),
+    ("fifo", {"type": ["file"]}),
+    ("fifo", {"target": 5}),
+    ("fifo", {"content": [1]}),
+]
+
+
+@pytest.mark.parametrize(
+    "kind,extra", BAD_FIELDS, ids=[f"{k}-{sorted(e)[0]}-{i}" for i, (k, e) in enumerate(BAD_FIELDS)]
+)
+def test_bad_fields_are_refused_naming_the_tree_and_node(kind, extra):
+    raw = _raw([_full(kind, **extra)])
+    with pytest.raises(IntegrityError, match=r"tree 0123: node 'n'"):
+        treefmt.decode(raw, "tree 0123")
+
+
+@pytest.mark.parametrize("kind", treefmt.TYPES)
+def test_complete_nodes_of_every_type_decode(kind):
+    node = _full(kind)
+    assert treefmt.decode(_raw([node])) == [node]
+    assert treefmt.node_problem(node) is None
+
+
+def test_limits_themselves_are_accepted():
+    node = _full(
+        "file",
+        mode=0o7777,
+        uid=2**32 - 1,
+        gid=0,
+        mtime_ns=2**63 - 1,
+        ctime_ns=-(2**63),
+        inode=2**64 - 1,
+        links=2**64 - 1,
+        device=2**64 - 1,
+        content=[HEX, HEX],
+        size=2 * (8 << 20),
+    )
+    assert treefmt.decode(_raw([node])) == [node]
+
+
+def test_unknown_fields_are_kept():
+    node = _full("file", future={"x": [1, 2.5, None]}, also=10**40)
+    assert treefmt.decode(_raw([node])) == [node]

@@ -14,8 +14,10 @@ from .tuning import throughput_mode
 @click.option("-t", "--target", required=True, type=click.Path(file_okay=False), help="restore under this folder")
 @click.option("--include", "includes", multiple=True, metavar="PATH", help="restore only this path (repeatable)")
 @click.option("--verify", is_flag=True, help="re-read every restored file and check its SHA-256")
+@click.option("--no-owner", is_flag=True, help="do not restore owners (uid/gid), even as root")
+@click.option("--no-special", is_flag=True, help="skip device nodes and FIFOs, and strip setuid/setgid bits")
 @json_option
-def restore(session, snapshot, target, includes, verify, as_json):
+def restore(session, snapshot, target, includes, verify, no_owner, no_special, as_json):
     """Restore a snapshot under --target."""
     r = session.open()
     snap = r.find_snapshot(snapshot)
@@ -30,7 +32,7 @@ def restore(session, snapshot, target, includes, verify, as_json):
         )
 
     with Live(render, show_progress(as_json)), throughput_mode(switch_interval=0.001):
-        r.restore(snap, target, include=includes, verify=verify, stats=stats)
+        r.restore(snap, target, include=includes, verify=verify, stats=stats, no_owner=no_owner, no_special=no_special)
     text = (
         f"restored snapshot {snap.short_id}: {stats.files} files, {stats.dirs} dirs, "
         f"{human_bytes(stats.bytes_written)} to {target}"

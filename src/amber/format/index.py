@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Iterator
 
 from ..errors import IntegrityError
-from .pack import PackEntry
+from .pack import PackEntry, entry_problem
 
 MAGIC = b"AMBI\x01"
 _PACK = struct.Struct("<32sI")
@@ -43,7 +43,12 @@ def decode(raw: bytes, what: str = "index") -> Iterator[tuple[bytes, list[PackEn
         end = pos + n * _BLOB.size
         if end > len(raw):
             raise IntegrityError(f"{what}: truncated")
-        entries = [PackEntry(t, c, off, ln, rl, bid) for bid, t, c, off, ln, rl in _BLOB.iter_unpack(raw[pos:end])]
+        entries = []
+        for bid, t, c, off, ln, rl in _BLOB.iter_unpack(raw[pos:end]):
+            problem = entry_problem(t, c, off, ln, rl)
+            if problem is not None:
+                raise IntegrityError(f"{what}: pack {pack_id.hex()[:16]}, blob {bid.hex()[:16]}: {problem}")
+            entries.append(PackEntry(t, c, off, ln, rl, bid))
         pos = end
         yield pack_id, entries
     if pos != len(raw):

@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import IntegrityError
+from .compression import COMP_NONE, COMP_ZSTD, MAX_BLOB_RAW
 
 BLOB_DATA = 0
 BLOB_TREE = 1
@@ -22,6 +23,33 @@ BLOB_TREE = 1
 _REC = struct.Struct("<BBII32s")
 REC_LEN = _REC.size
 MAX_HEADER = 64 << 20
+
+# The format's limits on one blob (FORMAT.md §7, §18). A data blob is one chunk, at most
+# the chunker's largest cut; a tree blob at most MAX_BLOB_RAW. The stored envelope is the
+# payload plus ENVELOPE_OVERHEAD, and the payload is never longer than the plaintext
+# (zstd is kept only when it saves at least 1/32), so a stored length is at most
+# raw length + ENVELOPE_OVERHEAD. Offsets and lengths are u32: a pack stays below 4 GiB.
+ENVELOPE_OVERHEAD = 31
+MAX_DATA_RAW = 8 << 20
+MAX_TREE_RAW = MAX_BLOB_RAW
+MAX_PACK = 1 << 32
+COMPRESSIONS = (COMP_NONE, COMP_ZSTD)
+
+
+def entry_problem(t: int, comp: int, offset: int, length: int, raw_length: int) -> str | None:
+    """What makes a blob's claimed place and size impossible in this format (None if nothing)."""
+    if t not in (BLOB_DATA, BLOB_TREE):
+        return f"unknown blob type {t}"
+    if comp not in COMPRESSIONS:
+        return f"unknown compression {comp}"
+    limit = MAX_DATA_RAW if t == BLOB_DATA else MAX_TREE_RAW
+    if raw_length > limit:
+        return f"a {'data' if t == BLOB_DATA else 'tree'} blob of {raw_length} bytes (the format allows {limit})"
+    if not ENVELOPE_OVERHEAD <= length <= raw_length + ENVELOPE_OVERHEAD:
+        return f"stored length {length} impossible for {raw_length} bytes of plaintext"
+    if offset < 0 or offset + length > MAX_PACK:
+        return f"blob at {offset}+{length} beyond what a pack can hold"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +72,9 @@ def decode_header(plain: bytes, pack_body_len: int, what: str) -> list[PackEntry
     out = []
     offset = 0
     for t, comp, length, raw, blob_id in _REC.iter_unpack(plain):
-        if t not in (BLOB_DATA, BLOB_TREE):
-            raise IntegrityError(f"{what}: unknown blob type {t}")
+        problem = entry_problem(t, comp, offset, length, raw)
+        if problem is not None:
+            raise IntegrityError(f"{what}: blob {blob_id.hex()[:16]}: {problem}")
         out.append(PackEntry(t, comp, offset, length, raw, blob_id))
         offset += length
     if offset != pack_body_len:

@@ -332,18 +332,26 @@ class BlobStore:
     # -- reading -------------------------------------------------------------
 
     def lookup(self, blob_id: bytes) -> IndexEntry:
+        """The index entry of a blob, refused if its claimed place or size is impossible."""
         e = self.index.get(blob_id)
         if e is None:
             raise IntegrityError(f"blob {blob_id.hex()} is not in any index")
+        problem = packfmt.entry_problem(e.type, e.comp, e.offset, e.length, e.raw_length)
+        if problem is not None:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} in pack {e.pack.hex()[:16]}: {problem}")
         return e
 
     def read(self, blob_id: bytes) -> bytes:
-        e = self.lookup(blob_id)
-        if e.type == BLOB_TREE:  # trees are read many at a time: fetch their pack once
-            body = self._tree_pack(e.pack, e.offset + e.length)
-            raw = body[e.offset : e.offset + e.length]
-        else:
-            raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
+        """A blob's verified plaintext; a missing or damaged pack is an IntegrityError."""
+        e = self.lookup(blob_id)  # lengths within the format's limits before anything is fetched
+        try:
+            if e.type == BLOB_TREE:  # trees are read many at a time: fetch their pack once
+                body = self._tree_pack(e.pack, e.offset + e.length)
+                raw = body[e.offset : e.offset + e.length]
+            else:
+                raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
+        except NotFound:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]}: pack {e.pack.hex()[:16]} is missing") from None
         return self.open_blob(blob_id, e, raw)
 
     def _tree_pack(self, pack_id: bytes, need: int) -> bytes:
@@ -352,20 +360,27 @@ class BlobStore:
             if body is not None:
                 self._tree_packs.move_to_end(pack_id)
         if body is None or len(body) < need:
-            body = self.storage.get(layout.pack(pack_id))
+            key = layout.pack(pack_id)
+            size = self.storage.stat(key).size  # the real size, before a whole pack is fetched
+            if size < need or size > packfmt.MAX_PACK:
+                raise IntegrityError(f"pack {pack_id.hex()[:16]}: {size} bytes, the index places a blob up to {need}")
+            body = self.storage.get(key)
             with self._mu:
                 self._tree_packs[pack_id] = body
                 while len(self._tree_packs) > TREE_PACKS_CACHED:
                     self._tree_packs.popitem(last=False)
         return body
 
-    def open_blob(self, blob_id: bytes, e: IndexEntry, sealed: bytes) -> bytes:
+    def open_blob(self, blob_id: bytes, e: IndexEntry, sealed) -> bytes:
+        """A blob's plaintext from its stored bytes: length, envelope kind, bounded
+        decompression and keyed id all checked; any damage is an IntegrityError."""
         what = f"blob {blob_id.hex()[:16]} in pack {e.pack.hex()[:16]}"
         if len(sealed) != e.length:
             raise IntegrityError(f"{what}: truncated pack")
-        kind = _KIND.get(e.type)
-        if kind is None:
-            raise IntegrityError(f"{what}: unknown blob type")
+        problem = packfmt.entry_problem(e.type, e.comp, e.offset, e.length, e.raw_length)
+        if problem is not None:
+            raise IntegrityError(f"{what}: {problem}")
+        kind = _KIND[e.type]
         data = blobfmt.decompress(e.comp, self.sealer.open(kind, sealed, what), e.raw_length, what)
         if self.keys.blob_id(data) != blob_id:
             raise IntegrityError(f"{what}: content does not match its id")

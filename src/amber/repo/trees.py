@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
-from ..errors import IntegrityError
+from ..errors import IntegrityError, NotFound
 from ..format import tree as treefmt
 from .blobs import BlobStore
 
@@ -26,13 +26,23 @@ class Trees:
         self._cache: dict[bytes, list[dict]] = {}
 
     def load_tree(self, tree_id: str) -> list[dict]:
+        """A folder's validated nodes; any damage is an IntegrityError naming the tree."""
+        if not treefmt.is_hex_id(tree_id):
+            raise IntegrityError(f"tree {str(tree_id)[:70]!r}: not a tree id")
         bid = bytes.fromhex(tree_id)
         cached = self._cache.get(bid)
         if cached is not None:
             return cached
         self._ready()
-        # A blob id names plaintext, so a data blob with the same bytes is the same tree.
-        nodes = treefmt.decode(self.blobs.read(bid), f"tree {tree_id[:16]}")
+        what = f"tree {tree_id[:16]}"
+        try:
+            # A blob id names plaintext, so a data blob with the same bytes is the same tree.
+            raw = self.blobs.read(bid)
+        except IntegrityError as e:
+            raise IntegrityError(f"{what}: {e}") from None
+        except NotFound as e:
+            raise IntegrityError(f"{what}: its pack is missing ({e})") from None
+        nodes = treefmt.decode(raw, what)
         if len(self._cache) > TREES_CACHED:
             self._cache.clear()
         self._cache[bid] = nodes

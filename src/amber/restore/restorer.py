@@ -4,15 +4,23 @@ Safety against a hostile repository: every name was checked when its tree
 was decoded (no '/', '.', '..' or NUL, sorted and unique), destinations are
 built only from those names under the target, folders met on the way are
 checked with lstat (a symlink there is replaced, never followed), files are
-opened with O_NOFOLLOW, and symlinks are created last, after every file has
-been written, so no write can pass through a link the restore made.
+created new (O_CREAT | O_EXCL | O_NOFOLLOW) under a temporary name in their
+folder and renamed into place only when every blob has been written and
+verified, so a failed or interrupted restore never leaves a partial file under
+a final name (its temporaries are removed after a failure). Symlinks are
+created last, after every file has been written, so no write can pass through
+a link the restore made; hard links only ever link to a file this run wrote.
+Every entry reaches its final name by a rename, which replaces whatever was
+there without following it.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
+import secrets
 import stat as st_
 import threading
 import time
@@ -30,6 +38,9 @@ _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 # O_EXCL: a file is always created new, so a hard link or symlink planted in the
 # target can never make the restore write into a file outside it
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+TEMP_PREFIX = ".amber-restore-"  # a file being written, renamed into place when complete
+_SETID = 0o6000
 
 
 class Restorable(Protocol):
@@ -56,15 +67,17 @@ class RestoreStats:
 
 
 class _FileJob:
-    __slots__ = ("path", "node", "remaining", "fd", "lock", "failed")
+    __slots__ = ("path", "node", "remaining", "fd", "tmp", "lock", "failed", "written")
 
     def __init__(self, path: str, node: dict, blobs: int) -> None:
         self.path = path
         self.node = node
         self.remaining = blobs
-        self.fd = None
+        self.fd: int | None = None
+        self.tmp: str | None = None  # the temporary name it is written under
         self.lock = threading.Lock()
         self.failed = False
+        self.written: tuple[int, int] | None = None  # (device, inode) once renamed into place
 
 
 def _selected(path: str, includes) -> str:
@@ -82,9 +95,20 @@ def _selected(path: str, includes) -> str:
 
 class Restorer:
     def __init__(
-        self, repo: Restorable, target: str, *, stats: RestoreStats | None = None, workers: int | None = None
+        self,
+        repo: Restorable,
+        target: str,
+        *,
+        stats: RestoreStats | None = None,
+        workers: int | None = None,
+        owner: bool = True,
+        special: bool = True,
     ) -> None:
+        """`owner`: as root, give entries the uid/gid the snapshot names; `special`: make
+        device nodes and FIFOs and keep setuid/setgid bits (off: skipped and stripped)."""
         self.repo = repo
+        self.owner = owner and _IS_ROOT
+        self.special = special
         self.store = repo.blobs
         self.target = os.path.abspath(target)
         self.stats = stats or RestoreStats()
@@ -92,9 +116,11 @@ class Restorer:
         self.files: list[_FileJob] = []
         self.dirs: list[tuple[str, dict]] = []
         self.links: list[tuple[str, dict]] = []
-        self.hardlinks: list[tuple[str, str]] = []
+        self.hardlinks: list[tuple[_FileJob, str]] = []
         self.specials: list[tuple[str, dict]] = []
-        self._inodes: dict[tuple, str] = {}
+        self.skipped = 0  # special files left out (special=False)
+        self._inodes: dict[tuple, _FileJob] = {}
+        self._temps: set[str] = set()  # temporaries not yet renamed into place
         self.matched = False  # whether an include named something that exists
         self._mu = threading.Lock()
 
@@ -122,35 +148,46 @@ class Restorer:
                 _safe_mkdir(out)
                 self.stats.dirs += 1
                 self.dirs.append((out, node))
-                if node.get("subtree"):
-                    stack.append(
-                        (iter(self.repo.load_tree(node["subtree"])), () if verdict == "all" else includes, path, out)
-                    )
+                try:
+                    below = self.repo.load_tree(node["subtree"])
+                except IntegrityError as e:  # reported; the rest of the snapshot is still restored
+                    self.stats.errors.append(f"{out}: {e}")
+                    continue
+                stack.append((iter(below), () if verdict == "all" else includes, path, out))
             elif verdict != "all":
                 continue
             elif kind == "file":
                 self._plan_file(out, node)
             elif kind == "symlink":
                 self.links.append((out, node))
-            else:
+            elif self.special:
                 self.specials.append((out, node))
+            else:
+                self.skipped += 1
 
     def _plan_file(self, out: str, node: dict) -> None:
+        content = node.get("content") or []
+        job = _FileJob(out, node, len(content))
         if node.get("links", 1) > 1 and "inode" in node:
             key = (node.get("device"), node["inode"])
             first = self._inodes.get(key)
             if first is not None:
                 self.hardlinks.append((first, out))
                 return
-            self._inodes[key] = out
-        content = node.get("content") or []
+            self._inodes[key] = job
         self.stats.files += 1
         self.stats.bytes_total += node.get("size", 0)
-        self.files.append(_FileJob(out, node, len(content)))
+        self.files.append(job)
 
     # -- writing ---------------------------------------------------------------
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._cleanup()
+
+    def _run(self) -> None:
         by_pack: dict[bytes, list] = {}
         for job in self.files:
             content = job.node.get("content") or []
@@ -158,6 +195,7 @@ class Restorer:
                 self._write_whole(job, b"")
                 continue
             pos = 0
+            planned = []
             for h in content:
                 try:
                     bid = bytes.fromhex(h)
@@ -165,27 +203,48 @@ class Restorer:
                 except (ValueError, IntegrityError) as err:
                     self._fail(job, f"{err}")
                     break
-                by_pack.setdefault(e.pack, []).append((e.offset, bid, e, job, pos))
+                planned.append((e.pack, (e.offset, bid, e, job, pos)))
                 pos += e.raw_length
+            else:
+                if pos != job.node.get("size", 0):
+                    self._fail(job, f"its blobs hold {pos} bytes, the snapshot says {job.node.get('size', 0)}")
+                    continue
+                for pack, item in planned:
+                    by_pack.setdefault(pack, []).append(item)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="amber-restore") as pool:
             for fut in [pool.submit(self._restore_pack, p, items) for p, items in by_pack.items()]:
                 fut.result()
-        for job in self.files:
-            if job.fd is not None:  # a file some of whose blobs failed
-                os.close(job.fd)
-                job.fd = None
+        self._cleanup()  # the temporaries of files some of whose blobs failed
         for first, out in self.hardlinks:
-            _replace(out)
-            try:
-                os.link(first, out)
-            except OSError as e:
-                self.stats.errors.append(f"{out}: cannot hard link: {e.strerror}")
+            self._make_hardlink(first, out)
         for out, node in self.specials:
             self._make_special(out, node)
         for out, node in self.links:
             self._make_symlink(out, node)
         for out, node in reversed(self.dirs):
-            _apply_meta(out, node, None)
+            try:
+                fd = os.open(out, _DIR_FLAGS)  # the folder itself, never a link put in its place
+            except OSError:
+                continue
+            try:
+                self._apply_meta(node, fd)
+            finally:
+                os.close(fd)
+
+    def _cleanup(self) -> None:
+        """Close what is still open and remove every temporary not renamed into place."""
+        for job in self.files:
+            with job.lock:
+                fd, job.fd = job.fd, None
+            if fd is not None:
+                os.close(fd)
+        with self._mu:
+            temps, self._temps = self._temps, set()
+        for tmp in temps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
     def _restore_pack(self, pack_id: bytes, items: list) -> None:
         items.sort(key=lambda t: t[0])
@@ -233,7 +292,7 @@ class Restorer:
                 if job.failed:
                     return
                 if job.fd is None:
-                    job.fd = _open_out(job.path)
+                    job.fd = self._create(job)
                 os.pwrite(job.fd, data, pos)
                 job.remaining -= 1
                 done = job.remaining == 0
@@ -249,10 +308,17 @@ class Restorer:
 
     def _write_whole(self, job: _FileJob, data: bytes) -> None:
         try:
-            fd = _open_out(job.path)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            with job.lock:
+                if job.failed:
+                    return
+                fd = self._create(job)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                os.close(fd)
+                raise
         except OSError as e:
             self._fail(job, f"{e.strerror or e}")
             _raise_if_fatal(e)
@@ -261,12 +327,40 @@ class Restorer:
             self.stats.bytes_written += len(data)
         self._finish(job, fd)
 
+    def _temp_name(self, folder: str) -> str:
+        path = os.path.join(folder, TEMP_PREFIX + secrets.token_hex(8))
+        with self._mu:
+            self._temps.add(path)
+        return path
+
+    def _create(self, job: _FileJob) -> int:
+        """A new, empty file for the job under a temporary name in its folder."""
+        job.tmp = self._temp_name(os.path.dirname(job.path))
+        return os.open(job.tmp, _OPEN_FLAGS, 0o600)
+
     def _finish(self, job: _FileJob, fd: int) -> None:
+        """Every blob written and verified: metadata, then the rename into place."""
         try:
-            _apply_meta(job.path, job.node, fd)
+            self._apply_meta(job.node, fd)
+            st = os.fstat(fd)
         finally:
             os.close(fd)
+        tmp = job.tmp
+        assert tmp is not None
+        with job.lock:
+            if job.failed:
+                return
+            try:
+                os.rename(tmp, job.path)  # replaces a file or link at the final name, never follows it
+            except OSError as e:
+                why = "a folder is in the way" if e.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST) else None
+                job.failed = True
+                with self._mu:
+                    self.stats.errors.append(f"{job.path}: cannot put in place: {why or e.strerror}")
+                return
+            job.written = (st.st_dev, st.st_ino)
         with self._mu:
+            self._temps.discard(tmp)
             self.stats.files_done += 1
             self.stats.current = job.path
 
@@ -278,38 +372,94 @@ class Restorer:
         with self._mu:
             self.stats.errors.append(f"{job.path}: {why}")
 
-    def _make_symlink(self, out: str, node: dict) -> None:
-        _replace(out)
+    def _error(self, why: str) -> None:
+        with self._mu:
+            self.stats.errors.append(why)
+
+    def _put_in_place(self, tmp: str, out: str, what: str) -> bool:
         try:
-            os.symlink(node.get("target", ""), out)
+            os.rename(tmp, out)
         except OSError as e:
-            self.stats.errors.append(f"{out}: cannot create symlink: {e.strerror}")
+            why = "a folder is in the way" if e.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST) else e.strerror
+            self._error(f"{out}: cannot put the {what} in place: {why}")
+            return False
+        with self._mu:
+            self._temps.discard(tmp)
+        return True
+
+    def _make_hardlink(self, first: _FileJob, out: str) -> None:
+        """Link to the group's first file, only if this run wrote it and it is still that file."""
+        if first.written is None:
+            self._error(f"{out}: cannot hard link: {first.path} was not restored")
             return
-        if _IS_ROOT:
+        try:
+            st = os.lstat(first.path)
+        except OSError as e:
+            self._error(f"{out}: cannot hard link: {e.strerror}")
+            return
+        if (st.st_dev, st.st_ino) != first.written or not st_.S_ISREG(st.st_mode):
+            self._error(f"{out}: cannot hard link: {first.path} changed after it was restored")
+            return
+        tmp = self._temp_name(os.path.dirname(out))
+        try:
+            os.link(first.path, tmp, follow_symlinks=False)
+        except OSError as e:
+            self._error(f"{out}: cannot hard link: {e.strerror}")
+            return
+        self._put_in_place(tmp, out, "hard link")
+
+    def _make_symlink(self, out: str, node: dict) -> None:
+        tmp = self._temp_name(os.path.dirname(out))
+        try:
+            os.symlink(node.get("target", ""), tmp)
+        except OSError as e:
+            self._error(f"{out}: cannot create symlink: {e.strerror}")
+            return
+        if self.owner:
             try:
-                os.chown(out, node.get("uid", 0), node.get("gid", 0), follow_symlinks=False)
+                os.chown(tmp, node.get("uid", 0), node.get("gid", 0), follow_symlinks=False)
             except OSError:
                 pass
         try:
-            os.utime(out, ns=(node["mtime_ns"], node["mtime_ns"]), follow_symlinks=False)
-        except (OSError, KeyError):
+            os.utime(tmp, ns=(node["mtime_ns"], node["mtime_ns"]), follow_symlinks=False)
+        except (OSError, KeyError, OverflowError, ValueError):
             pass
+        self._put_in_place(tmp, out, "symlink")
 
     def _make_special(self, out: str, node: dict) -> None:
-        _replace(out)
+        if node["type"] != "fifo" and not _IS_ROOT:
+            self._error(f"{out}: device files are restored only as root")
+            return
+        tmp = self._temp_name(os.path.dirname(out))
         try:
             if node["type"] == "fifo":
-                os.mkfifo(out, node.get("mode", 0o600) & 0o777)
-            elif _IS_ROOT:
-                kind = st_.S_IFCHR if node["type"] == "chardev" else st_.S_IFBLK
-                os.mknod(out, kind | (node.get("mode", 0o600) & 0o777), node.get("rdev", 0))
+                os.mkfifo(tmp, 0o600)
             else:
-                self.stats.errors.append(f"{out}: device files are restored only as root")
-                return
-        except OSError as e:
-            self.stats.errors.append(f"{out}: {e.strerror}")
+                kind = st_.S_IFCHR if node["type"] == "chardev" else st_.S_IFBLK
+                os.mknod(tmp, kind | 0o600, node.get("rdev", 0))
+        except (OSError, OverflowError, ValueError) as e:
+            self._error(f"{out}: {getattr(e, 'strerror', None) or e}")
             return
-        _apply_meta(out, node, None)
+        # by name: opening a device node may have effects; this name is the node just made
+        self._apply_meta(node, tmp)
+        self._put_in_place(tmp, out, node["type"])
+
+    def _apply_meta(self, node: dict, where: int | str) -> None:
+        """Owner (as root, unless off), permission bits and mtime, through an open
+        descriptor or (for a node this run just created) its name, never following a link."""
+        mode = node.get("mode", 0o644) & 0o7777
+        if not self.special:
+            mode &= ~_SETID
+        mtime = node.get("mtime_ns")
+        follow = isinstance(where, int)
+        try:
+            if self.owner and "uid" in node:
+                os.chown(where, node["uid"], node.get("gid", 0), follow_symlinks=follow)
+            os.chmod(where, mode)  # after chown, which clears setuid/setgid
+            if mtime is not None:
+                os.utime(where, ns=(mtime, mtime), follow_symlinks=follow)
+        except (OSError, OverflowError, ValueError):
+            pass
 
     # -- verification ------------------------------------------------------------
 
@@ -342,25 +492,6 @@ class Restorer:
         return bad
 
 
-def _open_out(path: str) -> int:
-    try:
-        return os.open(path, _OPEN_FLAGS, 0o600)
-    except FileExistsError:
-        _replace(path)  # whatever was there is unlinked, never written through
-        return os.open(path, _OPEN_FLAGS, 0o600)
-
-
-def _replace(path: str) -> None:
-    """Remove whatever non-folder sits at path (a stale file or a symlink)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if st_.S_ISDIR(st.st_mode):
-        raise StorageError(f"{path}: a folder is in the way of a file")
-    os.unlink(path)
-
-
 def _safe_mkdir(path: str) -> None:
     try:
         os.mkdir(path, 0o700)
@@ -373,36 +504,34 @@ def _safe_mkdir(path: str) -> None:
         os.mkdir(path, 0o700)
 
 
-def _apply_meta(path: str, node: dict, fd: int | None) -> None:
-    mode = node.get("mode", 0o644) & 0o7777
-    mtime = node.get("mtime_ns")
-    target = fd if fd is not None else path
-    try:
-        if _IS_ROOT and "uid" in node:
-            os.chown(target, node["uid"], node.get("gid", 0))
-        os.chmod(target, mode)
-        if mtime is not None:
-            os.utime(target, ns=(mtime, mtime))
-    except OSError:
-        pass
-
-
 def _raise_if_fatal(e: OSError) -> None:
-    import errno
-
     if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         raise StorageError(f"cannot write the restore: {e.strerror}") from None
 
 
 def restore(
-    repo: Restorable, snap: Snapshot, target: str, *, include=(), verify: bool = False, stats=None, workers=None
+    repo: Restorable,
+    snap: Snapshot,
+    target: str,
+    *,
+    include=(),
+    verify: bool = False,
+    stats=None,
+    workers=None,
+    no_owner: bool = False,
+    no_special: bool = False,
 ) -> RestoreStats:
+    """Restore a snapshot (or the `include` paths) under `target`.
+
+    As root, entries get the uid and gid the snapshot names unless `no_owner`;
+    `no_special` skips device nodes and FIFOs and strips setuid/setgid bits
+    (for snapshots that are not trusted)."""
     repo.load_index()
     includes = [("/" + i.strip("/")) if not i.startswith("/") else i.rstrip("/") or "/" for i in include]
     if "/" in includes:
         includes = []
     os.makedirs(target, exist_ok=True)
-    r = Restorer(repo, target, stats=stats, workers=workers)
+    r = Restorer(repo, target, stats=stats, workers=workers, owner=not no_owner, special=not no_special)
     r.plan(snap.tree, includes)
     if includes and not r.matched:
         raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
