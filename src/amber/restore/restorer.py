@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import hashlib
+import itertools
 import os
 import secrets
 import stat as st_
@@ -120,7 +121,9 @@ class Restorer:
         self.specials: list[tuple[str, dict]] = []
         self.skipped = 0  # special files left out (special=False)
         self._inodes: dict[tuple, _FileJob] = {}
-        self._temps: set[str] = set()  # temporaries not yet renamed into place
+        self._temps: set[str] = set()  # temporaries not yet renamed into place (set.add/discard are atomic)
+        self._temp_token = secrets.token_hex(8)  # unguessable per run; O_EXCL refuses anything in the way
+        self._temp_seq = itertools.count()  # next() is atomic: no lock needed
         self.matched = False  # whether an include named something that exists
         self._mu = threading.Lock()
 
@@ -238,8 +241,7 @@ class Restorer:
                 fd, job.fd = job.fd, None
             if fd is not None:
                 os.close(fd)
-        with self._mu:
-            temps, self._temps = self._temps, set()
+        temps, self._temps = self._temps, set()
         for tmp in temps:
             try:
                 os.unlink(tmp)
@@ -323,14 +325,11 @@ class Restorer:
             self._fail(job, f"{e.strerror or e}")
             _raise_if_fatal(e)
             return
-        with self._mu:
-            self.stats.bytes_written += len(data)
-        self._finish(job, fd)
+        self._finish(job, fd, len(data))
 
     def _temp_name(self, folder: str) -> str:
-        path = os.path.join(folder, TEMP_PREFIX + secrets.token_hex(8))
-        with self._mu:
-            self._temps.add(path)
+        path = os.path.join(folder, f"{TEMP_PREFIX}{self._temp_token}-{next(self._temp_seq)}")
+        self._temps.add(path)
         return path
 
     def _create(self, job: _FileJob) -> int:
@@ -338,11 +337,12 @@ class Restorer:
         job.tmp = self._temp_name(os.path.dirname(job.path))
         return os.open(job.tmp, _OPEN_FLAGS, 0o600)
 
-    def _finish(self, job: _FileJob, fd: int) -> None:
-        """Every blob written and verified: metadata, then the rename into place."""
+    def _finish(self, job: _FileJob, fd: int, written: int = 0) -> None:
+        """Every blob written and verified: metadata, then the rename into place.
+        `written`: bytes of the last write, counted here with the file."""
         try:
             self._apply_meta(job.node, fd)
-            st = os.fstat(fd)
+            st = os.fstat(fd) if job.node.get("links", 1) > 1 else None  # only hard links need it
         finally:
             os.close(fd)
         tmp = job.tmp
@@ -358,9 +358,10 @@ class Restorer:
                 with self._mu:
                     self.stats.errors.append(f"{job.path}: cannot put in place: {why or e.strerror}")
                 return
-            job.written = (st.st_dev, st.st_ino)
+            job.written = (st.st_dev, st.st_ino) if st is not None else (0, 0)
+        self._temps.discard(tmp)
         with self._mu:
-            self._temps.discard(tmp)
+            self.stats.bytes_written += written
             self.stats.files_done += 1
             self.stats.current = job.path
 
@@ -383,8 +384,7 @@ class Restorer:
             why = "a folder is in the way" if e.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST) else e.strerror
             self._error(f"{out}: cannot put the {what} in place: {why}")
             return False
-        with self._mu:
-            self._temps.discard(tmp)
+        self._temps.discard(tmp)
         return True
 
     def _make_hardlink(self, first: _FileJob, out: str) -> None:
