@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from .clock import to_iso
-from .errors import NotFound, UsageError
+from .errors import AmberError, NotFound, UsageError
 from .repo.snapshots import Snapshot
 
 
@@ -21,7 +21,7 @@ class TreeReader(Protocol):
 
     def load_tree(self, tree_id: str) -> list[dict]: ...
 
-    def walk(self, tree_id: str, prefix: str = "") -> Iterator[tuple[str, dict]]: ...
+    def walk(self, tree_id: str, prefix: str = "", errors: list[str] | None = None) -> Iterator[tuple[str, dict]]: ...
 
     def node_at(self, snap: Snapshot, path: str) -> dict | None: ...
 
@@ -68,8 +68,11 @@ def permissions(node: dict) -> str:
     return _TYPE_CHAR.get(node["type"], "?") + st_.filemode(node.get("mode", 0))[1:]
 
 
-def ls(repo: TreeReader, snap: Snapshot, path: str = "/") -> Iterator[tuple[str, dict]]:
-    """Every node at and below `path`, parents first."""
+def ls(
+    repo: TreeReader, snap: Snapshot, path: str = "/", errors: list[str] | None = None
+) -> Iterator[tuple[str, dict]]:
+    """Every node at and below `path`, parents first; with `errors`, damaged folders are
+    named there and skipped."""
     path = "/" + path.strip("/") if path.strip("/") else "/"
     node = repo.node_at(snap, path)
     if node is None:
@@ -77,7 +80,7 @@ def ls(repo: TreeReader, snap: Snapshot, path: str = "/") -> Iterator[tuple[str,
     if path != "/":
         yield path, node
     if node["type"] == "dir":
-        yield from repo.walk(node["subtree"], "" if path == "/" else path)
+        yield from repo.walk(node["subtree"], "" if path == "/" else path, errors)
 
 
 def cat(repo: TreeReader, snap: Snapshot, path: str, out: BinaryIO) -> None:
@@ -92,12 +95,20 @@ def cat(repo: TreeReader, snap: Snapshot, path: str, out: BinaryIO) -> None:
 _META = ("mode", "uid", "gid", "mtime_ns", "target")
 
 
-def diff(repo: TreeReader, snap_a: Snapshot, snap_b: Snapshot) -> list[dict]:
-    """Changes from a to b: added, removed, modified (content), type, metadata; parents first."""
+def diff(repo: TreeReader, snap_a: Snapshot, snap_b: Snapshot, errors: list[str] | None = None) -> list[dict]:
+    """Changes from a to b: added, removed, modified (content), type, metadata; parents first.
+    With `errors`, folders that cannot be read are named there and skipped."""
     changes: list[dict] = []
     stack: list[Iterator[tuple[dict | None, tuple | None]]] = [_compare(repo, snap_a.tree, snap_b.tree, "")]
     while stack:
-        step = next(stack[-1], None)
+        try:
+            step = next(stack[-1], None)
+        except AmberError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
+            stack.pop()
+            continue
         if step is None:
             stack.pop()
             continue
@@ -150,15 +161,23 @@ def _change(kind: str, path: str, a: dict | None, b: dict | None) -> dict:
     return out
 
 
-def find(repo: TreeReader, pattern: str, snapshots=None) -> list[dict]:
-    """Every node in every snapshot whose full path or base name matches the glob."""
+def find(repo: TreeReader, pattern: str, snapshots=None, errors: list[str] | None = None) -> list[dict]:
+    """Every node in every snapshot whose full path or base name matches the glob. With
+    `errors`, a snapshot with a damaged folder is named there and the others are searched."""
     rx = re.compile(fnmatch.translate(pattern))
     base_only = "/" not in pattern and not _may_cross(pattern)
     out = []
     memo: dict[str, list] = {}  # tree id -> matches below it (base-name patterns only)
     for snap in snapshots if snapshots is not None else repo.snapshots():
         t = to_iso(snap.time)
-        for path, node in _find_in(repo, snap.tree, "", rx, base_only, memo):
+        try:
+            found = _find_in(repo, snap.tree, "", rx, base_only, memo)
+        except AmberError as e:
+            if errors is None:
+                raise
+            errors.append(f"snapshot {snap.short_id}: {e}")
+            continue
+        for path, node in found:
             e = entry_json(path, node)
             out.append({"snapshot": snap.id, "short_id": snap.short_id, "time": t, **e})
     return out

@@ -256,9 +256,9 @@ class Repository:
     def load_tree(self, tree_id: str) -> list[dict]:
         return self.trees.load_tree(tree_id)
 
-    def walk(self, tree_id: str, prefix: str = ""):
+    def walk(self, tree_id: str, prefix: str = "", errors: list[str] | None = None):
         """(path, node) for every node below the tree, depth first, parents first."""
-        return self.trees.walk(tree_id, prefix)
+        return self.trees.walk(tree_id, prefix, errors)
 
     def referenced_blobs(self, snaps) -> set[bytes]:
         """Every blob (trees and file content) the given snapshots reference."""
@@ -272,17 +272,18 @@ class Repository:
         """The node at an absolute path inside a snapshot; a synthetic node for '/'."""
         return self.trees.node_at(snap.tree, path)
 
-    def ls(self, snap: Snapshot, path: str = "/"):
-        return browse.ls(self, snap, path)
+    def ls(self, snap: Snapshot, path: str = "/", errors: list[str] | None = None):
+        """Nodes at and below `path`; with `errors`, damaged folders are named there and skipped."""
+        return browse.ls(self, snap, path, errors)
 
     def cat(self, snap: Snapshot, path: str, out: BinaryIO) -> None:
         browse.cat(self, snap, path, out)
 
-    def diff(self, a: Snapshot, b: Snapshot) -> list[dict]:
-        return browse.diff(self, a, b)
+    def diff(self, a: Snapshot, b: Snapshot, errors: list[str] | None = None) -> list[dict]:
+        return browse.diff(self, a, b, errors)
 
-    def find(self, pattern: str, snapshots=None) -> list[dict]:
-        return browse.find(self, pattern, snapshots)
+    def find(self, pattern: str, snapshots=None, errors: list[str] | None = None) -> list[dict]:
+        return browse.find(self, pattern, snapshots, errors)
 
     # -- retention -------------------------------------------------------------
 

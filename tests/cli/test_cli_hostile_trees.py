@@ -115,6 +115,33 @@ def test_ls_of_an_untouched_folder_still_works_beside_a_bad_one(repo, tmp_path):
     repo.run("ls", sid, "/b", expect=20)
 
 
+def test_ls_find_and_diff_skip_a_damaged_folder_and_serve_the_rest(repo, tmp_path):
+    """A damaged folder is named (exit 20) after everything else is listed, found or compared."""
+
+    def build(p: Planter) -> tuple[str, str]:
+        good = p.snapshot([p.dir("a", [p.file("keep.txt", b"kept\n")])], hostname="good")
+        bad = meta("bad", "fifo", mode=-1)
+        damaged = p.snapshot(
+            [p.dir("a", [p.file("keep.txt", b"kept\n")]), p.dir("b", [bad]), p.file("z.txt", b"z\n")],
+            hostname="damaged",
+        )
+        return good, damaged
+
+    good, damaged = _plant(repo, build)
+    r = repo.run("ls", damaged, "--json", expect=20)
+    assert [e["path"] for e in r.json()] == ["/a", "/a/keep.txt", "/b", "/z.txt"]
+    assert "/b" in r.stderr and "damaged" in r.stderr and "Traceback" not in r.stderr
+    r = repo.run("find", "keep.txt", "--json", expect=20)
+    found = r.json()
+    assert {m["snapshot"] for m in found} >= {good}
+    assert all(m["path"] == "/a/keep.txt" for m in found)
+    assert damaged[:8] in r.stderr
+    r = repo.run("diff", good, damaged, "--json", expect=20)
+    changes = {c["path"]: c["change"] for c in r.json()["changes"]}
+    assert changes.get("/z.txt") == "added" and changes.get("/b") == "added"
+    assert "Traceback" not in r.stderr
+
+
 # -- the property: any hostile tree -----------------------------------------------------------
 
 FIELDS = [

@@ -4,6 +4,7 @@ import sys
 
 import click
 
+from ..errors import IntegrityError
 from ..repository import entry_json
 from .options import command, json_option
 from .output import Output
@@ -57,7 +58,8 @@ def snapshots(session, tags, hosts, as_json):
 def ls(session, snapshot, path, as_json):
     """List the files of a snapshot, below PATH."""
     r = session.open()
-    entries = [(p, n, entry_json(p, n)) for p, n in r.ls(r.find_snapshot(snapshot), path)]
+    errors: list[str] = []
+    entries = [(p, n, entry_json(p, n)) for p, n in r.ls(r.find_snapshot(snapshot), path, errors)]
 
     def text():
         out = sys.stdout
@@ -67,7 +69,7 @@ def ls(session, snapshot, path, as_json):
             mtime = (e["mtime"] or "")[:19].replace("T", " ")
             out.write(f"{e['permissions']} {owner:>15} {e['size']:>12} {mtime} {p}{extra}\n")
 
-    return Output([e for _p, _n, e in entries], text)
+    return Output([e for _p, _n, e in entries], text, _damage(errors))
 
 
 @command("cat")
@@ -91,14 +93,15 @@ def diff(session, snapshot_a, snapshot_b, as_json):
     """Show what changed between two snapshots."""
     r = session.open()
     a, b = r.find_snapshot(snapshot_a), r.find_snapshot(snapshot_b)
-    changes = r.diff(a, b)
+    errors: list[str] = []
+    changes = r.diff(a, b, errors)
     lines = [f"comparing snapshot {a.short_id} to {b.short_id}:"]
     for c in changes:
         slash = "/" if c["type"] == "dir" else ""
         lines.append(f"{_SYMBOL[c['change']]}    {c['path']}{slash}")
     counts = {k: sum(1 for c in changes if c["change"] == k) for k in _SYMBOL}
     lines.append(", ".join(f"{v} {k}" for k, v in counts.items()))
-    return Output({"from": a.id, "to": b.id, "changes": changes}, lines)
+    return Output({"from": a.id, "to": b.id, "changes": changes}, lines, _damage(errors))
 
 
 @command("find")
@@ -107,7 +110,8 @@ def diff(session, snapshot_a, snapshot_b, as_json):
 def find(session, pattern, as_json):
     """Every version of every path matching PATTERN, across all snapshots."""
     r = session.open()
-    matches = r.find(pattern)
+    errors: list[str] = []
+    matches = r.find(pattern, errors=errors)
     lines = []
     last = None
     for m in matches:
@@ -117,4 +121,12 @@ def find(session, pattern, as_json):
         sha = f"  sha256:{m['sha256'][:16]}" if m.get("sha256") else ""
         lines.append(f"  {m['permissions']} {m['size']:>12} {(m['mtime'] or '')[:19]} {m['path']}{sha}")
     lines.append(f"{len(matches)} match(es) in {len({m['snapshot'] for m in matches})} snapshot(s)")
-    return Output(matches, lines)
+    return Output(matches, lines, _damage(errors))
+
+
+def _damage(errors: list[str]) -> IntegrityError | None:
+    """What was left out because it could not be read: shown after the rest, exit 20."""
+    if not errors:
+        return None
+    shown = errors[:20] + ([f"… {len(errors) - 20} more"] if len(errors) > 20 else [])
+    return IntegrityError(f"{len(errors)} damaged part(s) skipped:\n  " + "\n  ".join(shown))

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
-from ..errors import IntegrityError, NotFound
+from ..errors import AmberError, IntegrityError, NotFound
 from ..format import tree as treefmt
 from .blobs import BlobStore
 
@@ -48,9 +48,12 @@ class Trees:
         self._cache[bid] = nodes
         return nodes
 
-    def walk(self, tree_id: str, prefix: str = "") -> Iterator[tuple[str, dict]]:
-        """(path, node) for every node below the tree, depth first, parents first."""
-        stack: list[Iterator[dict]] = [iter(self.load_tree(tree_id))]
+    def walk(self, tree_id: str, prefix: str = "", errors: list[str] | None = None) -> Iterator[tuple[str, dict]]:
+        """(path, node) for every node below the tree, depth first, parents first.
+
+        A folder whose tree cannot be read raises; with `errors`, it is named
+        there and skipped, and the walk goes on with the rest."""
+        stack: list[Iterator[dict]] = [iter(self._tree_or_note(tree_id, prefix or "/", errors))]
         prefixes = [prefix]
         while stack:
             node = next(stack[-1], None)
@@ -61,8 +64,17 @@ class Trees:
             path = f"{prefixes[-1]}/{node['name']}"
             yield path, node
             if node["type"] == "dir" and node.get("subtree"):
-                stack.append(iter(self.load_tree(node["subtree"])))
+                stack.append(iter(self._tree_or_note(node["subtree"], path, errors)))
                 prefixes.append(path)
+
+    def _tree_or_note(self, tree_id: str, where: str, errors: list[str] | None) -> list[dict]:
+        if errors is None:
+            return self.load_tree(tree_id)
+        try:
+            return self.load_tree(tree_id)
+        except AmberError as e:
+            errors.append(f"{where}: {e}")
+            return []
 
     def referenced_blobs(self, roots: Iterable[str]) -> set[bytes]:
         """Every blob (trees and file content) below the given root trees."""

@@ -4,10 +4,12 @@ Safety against a hostile repository: every name was checked when its tree
 was decoded (no '/', '.', '..' or NUL, sorted and unique), destinations are
 built only from those names under the target, folders met on the way are
 checked with lstat (a symlink there is replaced, never followed), files are
-created new (O_CREAT | O_EXCL | O_NOFOLLOW) under a temporary name in their
-folder and renamed into place only when every blob has been written and
-verified, so a failed or interrupted restore never leaves a partial file under
-a final name (its temporaries are removed after a failure). Symlinks are
+created without a name (O_TMPFILE, in their folder) and linked into place
+only when every blob has been written and verified — where the file system
+cannot do that, under a temporary name (O_CREAT | O_EXCL | O_NOFOLLOW) then
+renamed — so a failed or interrupted restore never leaves a partial file under
+a final name (an unnamed file vanishes with its descriptor; temporaries are
+removed after a failure). Symlinks are
 created last, after every file has been written, so no write can pass through
 a link the restore made; hard links only ever link to a file this run wrote.
 Every entry reaches its final name by a rename, which replaces whatever was
@@ -40,6 +42,7 @@ _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 # target can never make the restore write into a file outside it
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_TMPFILE_FLAGS = getattr(os, "O_TMPFILE", 0) | os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 TEMP_PREFIX = ".amber-restore-"  # a file being written, renamed into place when complete
 _SETID = 0o6000
 
@@ -124,6 +127,8 @@ class Restorer:
         self._temps: set[str] = set()  # temporaries not yet renamed into place (set.add/discard are atomic)
         self._temp_token = secrets.token_hex(8)  # unguessable per run; O_EXCL refuses anything in the way
         self._temp_seq = itertools.count()  # next() is atomic: no lock needed
+        self._proc_fd: int | None = None  # /proc/self/fd, to give unnamed files a name (see _can_link_unnamed)
+        self._unnamed = False
         self.matched = False  # whether an include named something that exists
         self._mu = threading.Lock()
 
@@ -185,10 +190,33 @@ class Restorer:
     # -- writing ---------------------------------------------------------------
 
     def run(self) -> None:
+        self._unnamed = self._can_link_unnamed()
         try:
             self._run()
         finally:
             self._cleanup()
+
+    def _can_link_unnamed(self) -> bool:
+        """Whether files can be written unnamed (O_TMPFILE) and linked into place here: Linux,
+        /proc mounted, and a file system that supports it. Tried once, in the target."""
+        if not getattr(os, "O_TMPFILE", 0):
+            return False
+        try:
+            self._proc_fd = os.open("/proc/self/fd", _DIR_FLAGS)
+        except OSError:
+            return False
+        probe = self._temp_name(self.target)
+        try:
+            fd = os.open(self.target, _TMPFILE_FLAGS, 0o600)
+            try:
+                os.link(str(fd), probe, src_dir_fd=self._proc_fd, follow_symlinks=True)
+            finally:
+                os.close(fd)
+            os.unlink(probe)
+            self._temps.discard(probe)
+            return True
+        except OSError:
+            return False
 
     def _run(self) -> None:
         by_pack: dict[bytes, list] = {}
@@ -236,6 +264,9 @@ class Restorer:
 
     def _cleanup(self) -> None:
         """Close what is still open and remove every temporary not renamed into place."""
+        if self._proc_fd is not None:
+            os.close(self._proc_fd)
+            self._proc_fd = None
         for job in self.files:
             with job.lock:
                 fd, job.fd = job.fd, None
@@ -333,25 +364,41 @@ class Restorer:
         return path
 
     def _create(self, job: _FileJob) -> int:
-        """A new, empty file for the job under a temporary name in its folder."""
-        job.tmp = self._temp_name(os.path.dirname(job.path))
+        """A new, empty file for the job: unnamed in its folder where the file system allows
+        (linked into place by `_finish`), else under a temporary name there."""
+        folder = os.path.dirname(job.path)
+        if self._unnamed:
+            try:
+                job.tmp = None
+                return os.open(folder, _TMPFILE_FLAGS, 0o600)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+                self._unnamed = False  # this file system cannot: named temporaries from now on
+        job.tmp = self._temp_name(folder)
         return os.open(job.tmp, _OPEN_FLAGS, 0o600)
 
     def _finish(self, job: _FileJob, fd: int, written: int = 0) -> None:
         """Every blob written and verified: metadata, then the rename into place.
         `written`: bytes of the last write, counted here with the file."""
+        tmp = job.tmp
         try:
             self._apply_meta(job.node, fd)
             st = os.fstat(fd) if job.node.get("links", 1) > 1 else None  # only hard links need it
+            if tmp is None:
+                with job.lock:
+                    if job.failed:
+                        return
+                    if not self._link_in(job, fd):
+                        return
         finally:
             os.close(fd)
-        tmp = job.tmp
-        assert tmp is not None
         with job.lock:
             if job.failed:
                 return
             try:
-                os.rename(tmp, job.path)  # replaces a file or link at the final name, never follows it
+                if tmp is not None:
+                    os.rename(tmp, job.path)  # replaces a file or link at the final name, never follows it
             except OSError as e:
                 why = "a folder is in the way" if e.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST) else None
                 job.failed = True
@@ -359,11 +406,37 @@ class Restorer:
                     self.stats.errors.append(f"{job.path}: cannot put in place: {why or e.strerror}")
                 return
             job.written = (st.st_dev, st.st_ino) if st is not None else (0, 0)
-        self._temps.discard(tmp)
+        if tmp is not None:
+            self._temps.discard(tmp)
         with self._mu:
             self.stats.bytes_written += written
             self.stats.files_done += 1
             self.stats.current = job.path
+
+    def _link_in(self, job: _FileJob, fd: int) -> bool:
+        """Give an unnamed, complete file its final name. Whatever is in the way (a file or a
+        link, never followed) is removed first; a folder in the way is an error."""
+        for _attempt in range(2):
+            try:
+                # linkat(/proc/self/fd, "N", AT_FDCWD, path, AT_SYMLINK_FOLLOW): the open file itself
+                os.link(str(fd), job.path, src_dir_fd=self._proc_fd, follow_symlinks=True)
+                return True
+            except FileExistsError:
+                try:
+                    if st_.S_ISDIR(os.lstat(job.path).st_mode):
+                        break
+                    os.unlink(job.path)  # unlink never follows a link
+                except FileNotFoundError:
+                    continue
+            except OSError as e:
+                job.failed = True
+                with self._mu:
+                    self.stats.errors.append(f"{job.path}: cannot put in place: {e.strerror}")
+                return False
+        job.failed = True
+        with self._mu:
+            self.stats.errors.append(f"{job.path}: cannot put in place: a folder is in the way")
+        return False
 
     def _fail(self, job: _FileJob, why: str) -> None:
         with job.lock:
