@@ -56,3 +56,12 @@ def repo_path(tmp_path):
 def repo(repo_path, clock):
     """A new repository on local storage (library level; tests/cli has its own `repo`)."""
     return init_repo(repo_path, clock)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside every restore target, with a file an attack would overwrite."""
+    d = tmp_path / "outside"
+    d.mkdir()
+    (d / "victim").write_bytes(b"must stay\n")
+    return d

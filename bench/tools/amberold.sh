@@ -1,20 +1,12 @@
-# Adapter for a second, older amber build, to compare two versions in one run (set AMBEROLD_BIN to its executable).
+# Adapter for a second, older amber build, to compare two versions in one run
+# (set AMBEROLD_BIN to its executable). The steps are amber.sh's.
 # Contract: see tools/restic.sh.
-AMBEROLD_BIN=${AMBEROLD_BIN:-amber}
+source "$(dirname "${BASH_SOURCE[0]}")/amber.sh"
+AMBER_BIN=${AMBEROLD_BIN:-amber}
 
-amberold_version() { "$AMBEROLD_BIN" --version 2>&1 || echo "amber (no --version)"; }
-
-amberold_env() {
-  export AMBER_REPOSITORY="$REPO"
-  export AMBER_PASSWORD="$BENCH_PASSWORD"
-  export XDG_CACHE_HOME="$STATE/cache" XDG_STATE_HOME="$STATE/state" XDG_DATA_HOME="$STATE/data"
-}
-
-amberold_init() { "$AMBEROLD_BIN" init; }
-
-amberold_backup() { "$AMBEROLD_BIN" backup --tag "$1" "$CORPUS"; }
-
-# files land at DEST/$CORPUS, as with restic
-amberold_restore() { "$AMBEROLD_BIN" restore latest --target "$1"; }
-
-amberold_check() { "$AMBEROLD_BIN" check --read-data; }
+amberold_version() { amber_version; }
+amberold_env() { amber_env; }
+amberold_init() { amber_init; }
+amberold_backup() { amber_backup "$@"; }
+amberold_restore() { amber_restore "$@"; }
+amberold_check() { amber_check; }

@@ -32,14 +32,6 @@ def _plant(amber, build):
             repo.close()
 
 
-@pytest.fixture
-def outside(tmp_path):
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "victim").write_bytes(b"must stay\n")
-    return d
-
-
 def _assert_outside_untouched(outside):
     assert sorted(os.listdir(outside)) == ["victim"]
     assert (outside / "victim").read_bytes() == b"must stay\n"

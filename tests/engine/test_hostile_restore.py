@@ -15,14 +15,6 @@ from .helpers import open_repo
 IS_ROOT = os.geteuid() == 0
 
 
-@pytest.fixture
-def outside(tmp_path):
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "victim").write_bytes(b"must stay\n")
-    return d
-
-
 def _temporaries(root) -> list[str]:
     return [os.path.join(d, f) for d, dirs, files in os.walk(root) for f in files + dirs if f.startswith(TEMP_PREFIX)]
 

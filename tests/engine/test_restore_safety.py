@@ -63,14 +63,6 @@ def _snapshot(repo, top_nodes):
     return repo.load_snapshot(sid)
 
 
-@pytest.fixture
-def outside(tmp_path):
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "victim").write_bytes(b"must stay\n")
-    return d
-
-
 def _assert_untouched(tmp_path, outside, target):
     assert sorted(os.listdir(outside)) == ["victim"]
     assert (outside / "victim").read_bytes() == b"must stay\n"
