@@ -5,10 +5,12 @@ from __future__ import annotations
 import amber
 import amber.errors
 
-PUBLIC = set(  # noqa: SIM905 - one string: the names read as a sentence, not a second copy of __all__
-    "__version__ Repository Snapshot open_repository verify_bundle AmberError AlreadyExists CheckpointError "
-    "IntegrityError Locked NotFound PartialBackup ProofError RepositoryExists RepositoryNotFound RestoreFailed "
-    "SignerUnverified StorageError Unsupported UsageError WrongPassword".split()
+NAMES = """
+__version__ Repository Snapshot open_repository verify_bundle
+AmberError AlreadyExists CheckpointError IntegrityError Locked NotFound PartialBackup ProofError
+RepositoryExists RepositoryNotFound RestoreFailed SignerUnverified StorageError Unsupported UsageError WrongPassword
+"""
+PUBLIC = set(NAMES.split())
 )
 
 
