@@ -11,7 +11,6 @@ AmberError AlreadyExists CheckpointError IntegrityError Locked NotFound PartialB
 RepositoryExists RepositoryNotFound RestoreFailed SignerUnverified StorageError Unsupported UsageError WrongPassword
 """
 PUBLIC = set(NAMES.split())
-)
 
 
 def test_all_is_exactly_the_public_api():
