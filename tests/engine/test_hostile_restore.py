@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from amber.errors import IntegrityError, RestoreFailed
-from amber.restore.restorer import TEMP_PREFIX
+from amber.restore.placement import TEMP_PREFIX
 from hostile import Planter, meta
 
 from .helpers import open_repo

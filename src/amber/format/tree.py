@@ -144,47 +144,59 @@ def _plausible(n: dict) -> bool:
         return False
     kind = g("type")
     if kind == "file":
-        size, c, sha = g("size"), g("content"), g("sha256")
-        if not (
-            type(size) is int
-            and type(c) is list
-            and type(sha) is str
-            and len(sha) == 64
-            and not sha.strip(_HEX)
-            and len(c) <= size <= len(c) * MAX_DATA_BLOB
-            and "device" not in n
-            and "links" not in n
-        ):
-            return False
-        if c:
-            try:
-                joined = ",".join(c)
-            except TypeError:
-                return False
-            k = len(c) - 1
-            if len(joined) != 65 * k + 64 or joined.strip(_HEX_COMMA) or joined.count(",") != k:
-                return False
-            if k and joined[64::65] != "," * k:
-                return False
-        return "rdev" not in n and "target" not in n and "subtree" not in n and "digest" not in n
+        return _plausible_file(n)
     if kind == "dir":
-        sub, dig = g("subtree"), g("digest")
-        return (
-            type(sub) is str
-            and type(dig) is str
-            and len(sub) == 64
-            and len(dig) == 64
-            and not sub.strip(_HEX)
-            and not dig.strip(_HEX)
-            and "size" not in n
-            and "content" not in n
-            and "sha256" not in n
-            and "target" not in n
-            and "rdev" not in n
-            and "device" not in n
-            and "links" not in n
-        )
+        return _plausible_dir(n)
     return False
+
+
+def _plausible_file(n: dict) -> bool:
+    """`_plausible` for a file node: size, content ids and SHA-256 in shape, no foreign fields."""
+    g = n.get
+    size, c, sha = g("size"), g("content"), g("sha256")
+    if not (
+        type(size) is int
+        and type(c) is list
+        and type(sha) is str
+        and len(sha) == 64
+        and not sha.strip(_HEX)
+        and len(c) <= size <= len(c) * MAX_DATA_BLOB
+        and "device" not in n
+        and "links" not in n
+    ):
+        return False
+    if c:
+        try:
+            joined = ",".join(c)
+        except TypeError:
+            return False
+        k = len(c) - 1
+        if len(joined) != 65 * k + 64 or joined.strip(_HEX_COMMA) or joined.count(",") != k:
+            return False
+        if k and joined[64::65] != "," * k:
+            return False
+    return "rdev" not in n and "target" not in n and "subtree" not in n and "digest" not in n
+
+
+def _plausible_dir(n: dict) -> bool:
+    """`_plausible` for a folder node: subtree and digest in shape, no foreign fields."""
+    g = n.get
+    sub, dig = g("subtree"), g("digest")
+    return (
+        type(sub) is str
+        and type(dig) is str
+        and len(sub) == 64
+        and len(dig) == 64
+        and not sub.strip(_HEX)
+        and not dig.strip(_HEX)
+        and "size" not in n
+        and "content" not in n
+        and "sha256" not in n
+        and "target" not in n
+        and "rdev" not in n
+        and "device" not in n
+        and "links" not in n
+    )
 
 
 def node_problem(n: dict) -> str | None:

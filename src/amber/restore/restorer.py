@@ -21,30 +21,19 @@ from __future__ import annotations
 import errno
 import fnmatch
 import hashlib
-import itertools
 import os
-import secrets
 import stat as st_
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import AmberError, IntegrityError, NotFound, RestoreFailed, StorageError
 from ..format import layout
 from ..repo.blobs import BlobStore
 from ..repo.snapshots import Snapshot
+from .jobs import FileJob, RestoreStats
+from .placement import DIR_FLAGS, Placement
 
 MAX_SPAN = 64 << 20
-_IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-# O_EXCL: a file is always created new, so a hard link or symlink planted in the
-# target can never make the restore write into a file outside it
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_TMPFILE_FLAGS = getattr(os, "O_TMPFILE", 0) | os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-TEMP_PREFIX = ".amber-restore-"  # a file being written, renamed into place when complete
-_SETID = 0o6000
 
 
 class Restorable(Protocol):
@@ -55,33 +44,6 @@ class Restorable(Protocol):
     def load_index(self, force: bool = False) -> None: ...
 
     def load_tree(self, tree_id: str) -> list[dict]: ...
-
-
-@dataclass
-class RestoreStats:
-    files: int = 0
-    files_done: int = 0
-    dirs: int = 0
-    bytes_total: int = 0
-    bytes_written: int = 0
-    errors: list = field(default_factory=list)
-    verified: int = 0
-    current: str = ""
-    started: float = field(default_factory=time.monotonic)
-
-
-class _FileJob:
-    __slots__ = ("path", "node", "remaining", "fd", "tmp", "lock", "failed", "written")
-
-    def __init__(self, path: str, node: dict, blobs: int) -> None:
-        self.path = path
-        self.node = node
-        self.remaining = blobs
-        self.fd: int | None = None
-        self.tmp: str | None = None  # the temporary name it is written under
-        self.lock = threading.Lock()
-        self.failed = False
-        self.written: tuple[int, int] | None = None  # (device, inode) once renamed into place
 
 
 def _selected(path: str, includes) -> str:
@@ -97,7 +59,7 @@ def _selected(path: str, includes) -> str:
     return verdict
 
 
-class Restorer:
+class Restorer(Placement):
     def __init__(
         self,
         repo: Restorable,
@@ -110,27 +72,18 @@ class Restorer:
     ) -> None:
         """`owner`: as root, give entries the uid/gid the snapshot names; `special`: make
         device nodes and FIFOs and keep setuid/setgid bits (off: skipped and stripped)."""
+        super().__init__(os.path.abspath(target), stats or RestoreStats(), owner=owner, special=special)
         self.repo = repo
-        self.owner = owner and _IS_ROOT
-        self.special = special
         self.store = repo.blobs
-        self.target = os.path.abspath(target)
-        self.stats = stats or RestoreStats()
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
-        self.files: list[_FileJob] = []
+        self.files: list[FileJob] = []
         self.dirs: list[tuple[str, dict]] = []
         self.links: list[tuple[str, dict]] = []
-        self.hardlinks: list[tuple[_FileJob, str]] = []
+        self.hardlinks: list[tuple[FileJob, str]] = []
         self.specials: list[tuple[str, dict]] = []
         self.skipped = 0  # special files left out (special=False)
-        self._inodes: dict[tuple, _FileJob] = {}
-        self._temps: set[str] = set()  # temporaries not yet renamed into place (set.add/discard are atomic)
-        self._temp_token = secrets.token_hex(8)  # unguessable per run; O_EXCL refuses anything in the way
-        self._temp_seq = itertools.count()  # next() is atomic: no lock needed
-        self._proc_fd: int | None = None  # /proc/self/fd, to give unnamed files a name (see _can_link_unnamed)
-        self._unnamed = False
+        self._inodes: dict[tuple, FileJob] = {}
         self.matched = False  # whether an include named something that exists
-        self._mu = threading.Lock()
 
     # -- planning --------------------------------------------------------------
 
@@ -175,7 +128,7 @@ class Restorer:
 
     def _plan_file(self, out: str, node: dict) -> None:
         content = node.get("content") or []
-        job = _FileJob(out, node, len(content))
+        job = FileJob(out, node, len(content))
         if node.get("links", 1) > 1 and "inode" in node:
             key = (node.get("device"), node["inode"])
             first = self._inodes.get(key)
@@ -195,28 +148,6 @@ class Restorer:
             self._run()
         finally:
             self._cleanup()
-
-    def _can_link_unnamed(self) -> bool:
-        """Whether files can be written unnamed (O_TMPFILE) and linked into place here: Linux,
-        /proc mounted, and a file system that supports it. Tried once, in the target."""
-        if not getattr(os, "O_TMPFILE", 0):
-            return False
-        try:
-            self._proc_fd = os.open("/proc/self/fd", _DIR_FLAGS)
-        except OSError:
-            return False
-        probe = self._temp_name(self.target)
-        try:
-            fd = os.open(self.target, _TMPFILE_FLAGS, 0o600)
-            try:
-                os.link(str(fd), probe, src_dir_fd=self._proc_fd, follow_symlinks=True)
-            finally:
-                os.close(fd)
-            os.unlink(probe)
-            self._temps.discard(probe)
-            return True
-        except OSError:
-            return False
 
     def _run(self) -> None:
         by_pack: dict[bytes, list] = {}
@@ -254,7 +185,7 @@ class Restorer:
             self._make_symlink(out, node)
         for out, node in reversed(self.dirs):
             try:
-                fd = os.open(out, _DIR_FLAGS)  # the folder itself, never a link put in its place
+                fd = os.open(out, DIR_FLAGS)  # the folder itself, never a link put in its place
             except OSError:
                 continue
             try:
@@ -264,20 +195,12 @@ class Restorer:
 
     def _cleanup(self) -> None:
         """Close what is still open and remove every temporary not renamed into place."""
-        if self._proc_fd is not None:
-            os.close(self._proc_fd)
-            self._proc_fd = None
         for job in self.files:
             with job.lock:
                 fd, job.fd = job.fd, None
             if fd is not None:
                 os.close(fd)
-        temps, self._temps = self._temps, set()
-        for tmp in temps:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        self.remove_temporaries()
 
     def _restore_pack(self, pack_id: bytes, items: list) -> None:
         items.sort(key=lambda t: t[0])
@@ -316,7 +239,7 @@ class Restorer:
                     continue
                 self._write_blob(job, data, pos)
 
-    def _write_blob(self, job: _FileJob, data: bytes, pos: int) -> None:
+    def _write_blob(self, job: FileJob, data: bytes, pos: int) -> None:
         if job.remaining == 1 and pos == 0 and job.fd is None:
             self._write_whole(job, data)
             return
@@ -339,7 +262,7 @@ class Restorer:
             self._fail(job, f"{e.strerror or e}")
             _raise_if_fatal(e)
 
-    def _write_whole(self, job: _FileJob, data: bytes) -> None:
+    def _write_whole(self, job: FileJob, data: bytes) -> None:
         try:
             with job.lock:
                 if job.failed:
@@ -358,188 +281,10 @@ class Restorer:
             return
         self._finish(job, fd, len(data))
 
-    def _temp_name(self, folder: str) -> str:
-        path = os.path.join(folder, f"{TEMP_PREFIX}{self._temp_token}-{next(self._temp_seq)}")
-        self._temps.add(path)
-        return path
-
-    def _create(self, job: _FileJob) -> int:
-        """A new, empty file for the job: unnamed in its folder where the file system allows
-        (linked into place by `_finish`), else under a temporary name there."""
-        folder = os.path.dirname(job.path)
-        if self._unnamed:
-            try:
-                job.tmp = None
-                return os.open(folder, _TMPFILE_FLAGS, 0o600)
-            except OSError as e:
-                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                    raise
-                self._unnamed = False  # this file system cannot: named temporaries from now on
-        job.tmp = self._temp_name(folder)
-        return os.open(job.tmp, _OPEN_FLAGS, 0o600)
-
-    def _finish(self, job: _FileJob, fd: int, written: int = 0) -> None:
-        """Every blob written and verified: metadata, then the rename into place.
-        `written`: bytes of the last write, counted here with the file."""
-        tmp = job.tmp
-        try:
-            self._apply_meta(job.node, fd)
-            st = os.fstat(fd) if job.node.get("links", 1) > 1 else None  # only hard links need it
-            if tmp is None:
-                with job.lock:
-                    if job.failed:
-                        return
-                    if not self._link_in(job, fd):
-                        return
-        finally:
-            os.close(fd)
-        with job.lock:
-            if job.failed:
-                return
-            try:
-                if tmp is not None:
-                    os.rename(tmp, job.path)  # replaces a file or link at the final name, never follows it
-            except OSError as e:
-                why = "a folder is in the way" if e.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST) else None
-                job.failed = True
-                with self._mu:
-                    self.stats.errors.append(f"{job.path}: cannot put in place: {why or e.strerror}")
-                return
-            job.written = (st.st_dev, st.st_ino) if st is not None else (0, 0)
-        if tmp is not None:
-            self._temps.discard(tmp)
-        with self._mu:
-            self.stats.bytes_written += written
-            self.stats.files_done += 1
-            self.stats.current = job.path
-
-    def _link_in(self, job: _FileJob, fd: int) -> bool:
-        """Give an unnamed, complete file its final name. Whatever is in the way (a file or a
-        link, never followed) is removed first; a folder in the way is an error."""
-        for _attempt in range(2):
-            try:
-                # linkat(/proc/self/fd, "N", AT_FDCWD, path, AT_SYMLINK_FOLLOW): the open file itself
-                os.link(str(fd), job.path, src_dir_fd=self._proc_fd, follow_symlinks=True)
-                return True
-            except FileExistsError:
-                try:
-                    if st_.S_ISDIR(os.lstat(job.path).st_mode):
-                        break
-                    os.unlink(job.path)  # unlink never follows a link
-                except FileNotFoundError:
-                    continue
-            except OSError as e:
-                job.failed = True
-                with self._mu:
-                    self.stats.errors.append(f"{job.path}: cannot put in place: {e.strerror}")
-                return False
-        job.failed = True
-        with self._mu:
-            self.stats.errors.append(f"{job.path}: cannot put in place: a folder is in the way")
-        return False
-
-    def _fail(self, job: _FileJob, why: str) -> None:
-        with job.lock:
-            if job.failed:
-                return
-            job.failed = True
-        with self._mu:
-            self.stats.errors.append(f"{job.path}: {why}")
-
-    def _error(self, why: str) -> None:
-        with self._mu:
-            self.stats.errors.append(why)
-
-    def _put_in_place(self, tmp: str, out: str, what: str) -> bool:
-        try:
-            os.rename(tmp, out)
-        except OSError as e:
-            why = "a folder is in the way" if e.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST) else e.strerror
-            self._error(f"{out}: cannot put the {what} in place: {why}")
-            return False
-        self._temps.discard(tmp)
-        return True
-
-    def _make_hardlink(self, first: _FileJob, out: str) -> None:
-        """Link to the group's first file, only if this run wrote it and it is still that file."""
-        if first.written is None:
-            self._error(f"{out}: cannot hard link: {first.path} was not restored")
-            return
-        try:
-            st = os.lstat(first.path)
-        except OSError as e:
-            self._error(f"{out}: cannot hard link: {e.strerror}")
-            return
-        if (st.st_dev, st.st_ino) != first.written or not st_.S_ISREG(st.st_mode):
-            self._error(f"{out}: cannot hard link: {first.path} changed after it was restored")
-            return
-        tmp = self._temp_name(os.path.dirname(out))
-        try:
-            os.link(first.path, tmp, follow_symlinks=False)
-        except OSError as e:
-            self._error(f"{out}: cannot hard link: {e.strerror}")
-            return
-        self._put_in_place(tmp, out, "hard link")
-
-    def _make_symlink(self, out: str, node: dict) -> None:
-        tmp = self._temp_name(os.path.dirname(out))
-        try:
-            os.symlink(node.get("target", ""), tmp)
-        except OSError as e:
-            self._error(f"{out}: cannot create symlink: {e.strerror}")
-            return
-        if self.owner:
-            try:
-                os.chown(tmp, node.get("uid", 0), node.get("gid", 0), follow_symlinks=False)
-            except OSError:
-                pass
-        try:
-            os.utime(tmp, ns=(node["mtime_ns"], node["mtime_ns"]), follow_symlinks=False)
-        except (OSError, KeyError, OverflowError, ValueError):
-            pass
-        self._put_in_place(tmp, out, "symlink")
-
-    def _make_special(self, out: str, node: dict) -> None:
-        if node["type"] != "fifo" and not _IS_ROOT:
-            self._error(f"{out}: device files are restored only as root")
-            return
-        tmp = self._temp_name(os.path.dirname(out))
-        try:
-            if node["type"] == "fifo":
-                os.mkfifo(tmp, 0o600)
-            else:
-                kind = st_.S_IFCHR if node["type"] == "chardev" else st_.S_IFBLK
-                os.mknod(tmp, kind | 0o600, node.get("rdev", 0))
-        except (OSError, OverflowError, ValueError) as e:
-            self._error(f"{out}: {getattr(e, 'strerror', None) or e}")
-            return
-        # by name: opening a device node may have effects; this name is the node just made
-        self._apply_meta(node, tmp)
-        self._put_in_place(tmp, out, node["type"])
-
-    def _apply_meta(self, node: dict, where: int | str) -> None:
-        """Owner (as root, unless off), permission bits and mtime, through an open
-        descriptor or (for a node this run just created) its name, never following a link."""
-        mode = node.get("mode", 0o644) & 0o7777
-        if not self.special:
-            mode &= ~_SETID
-        mtime = node.get("mtime_ns")
-        follow = isinstance(where, int)
-        try:
-            if self.owner and "uid" in node:
-                os.chown(where, node["uid"], node.get("gid", 0), follow_symlinks=follow)
-            os.chmod(where, mode)  # after chown, which clears setuid/setgid
-            if mtime is not None:
-                os.utime(where, ns=(mtime, mtime), follow_symlinks=follow)
-        except (OSError, OverflowError, ValueError):
-            pass
-
-    # -- verification ------------------------------------------------------------
-
     def verify(self) -> list[str]:
         bad = []
 
-        def one(job: _FileJob):
+        def one(job: FileJob):
             if job.failed:
                 return None
             h = hashlib.sha256()
