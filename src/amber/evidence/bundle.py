@@ -6,13 +6,11 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from .errors import IntegrityError
+from ..errors import IntegrityError
 from .limits import FILE_MEMBER, FIXED_MEMBERS, MAX_MEMBERS, MAX_RATIO, METHODS, SMALL, TREE_MEMBER, ZIP_ERRORS
 
 
-@dataclass
 class Unreadable(Exception):
     """A member that is missing, too large, a bomb or damaged; the message says which."""
 

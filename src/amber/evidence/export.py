@@ -9,15 +9,15 @@ import re
 import zipfile
 from typing import Any, BinaryIO, Protocol
 
-from .audit import checkpoint as cpfmt
-from .audit import merkle
-from .audit.log import AuditLog, check_consistency
-from .clock import Clock, to_iso
-from .errors import IntegrityError, NotFound, UsageError
-from .format import layout
-from .format import tree as treefmt
+from ..audit import checkpoint as cpfmt
+from ..audit import merkle
+from ..audit.log import AuditLog, check_consistency
+from ..clock import Clock, to_iso
+from ..errors import IntegrityError, NotFound, UsageError
+from ..format import layout
+from ..format import tree as treefmt
+from ..repo.snapshots import Snapshot
 from .limits import FORMAT, MAX_CHECKPOINT_TRIES
-from .repo.snapshots import Snapshot
 
 
 class Manifest(dict):

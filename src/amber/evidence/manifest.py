@@ -5,16 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from ..clock import from_iso
+from ..format import tree as treefmt
 from .bundle import Bad
-from .clock import from_iso
-from .format import tree as treefmt
 from .limits import FORMAT, HEX64, MAX_MEMBER, MAX_MEMBERS, MAX_PATH, MAX_PROOF, MAX_TEXT, REPOSITORY_ID
 
 
-@dataclass
 def check_manifest(m: Any) -> None:
     """Raise Bad, naming the field, unless `m` is a manifest as EVIDENCE.md §3 defines it:
     every field present, of its type, within its range, and nothing else."""

@@ -9,11 +9,11 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audit import checkpoint as cpfmt
-from .audit import merkle
+from ..audit import checkpoint as cpfmt
+from ..audit import merkle
+from ..errors import CheckpointError, IntegrityError, NotFound
+from ..format import tree as treefmt
 from .bundle import Bad, Bundle, Unreadable, brief
-from .errors import CheckpointError, IntegrityError, NotFound
-from .format import tree as treefmt
 from .limits import FIXED_MEMBERS, MAX_KEY, MAX_MEMBER, MAX_META, ZIP_ERRORS
 from .manifest import check_manifest
 
