@@ -8,8 +8,10 @@ tested where it matters (tests/format/test_keys.py, and `amber init` itself).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import stat
 from pathlib import Path
 
 PAST_NS = 1_500_000_000_000_000_000  # 2017: older than the files cache's 2 s safety margin
@@ -220,3 +222,18 @@ def make_tree(root, *, non_utf8: bool = True, big: int = 9 << 20, seed: int = 0)
         "empty": str(root / "empty.txt"),
         "leaf": str(root / "nested" / "deeper" / "deepest" / "leaf.txt"),
     }
+
+
+def describe_entry(path: str) -> dict:
+    """What a restore must reproduce of one entry: type, mode, mtime, and a link's target or a
+    file's size and SHA-256."""
+    st = os.lstat(path)
+    e = {"mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns}
+    if stat.S_ISLNK(st.st_mode):
+        e.update(type="symlink", target=os.readlink(path))
+    elif stat.S_ISDIR(st.st_mode):
+        e["type"] = "dir"
+    else:
+        with open(path, "rb") as f:
+            e.update(type="file", size=st.st_size, sha256=hashlib.sha256(f.read()).hexdigest())
+    return e

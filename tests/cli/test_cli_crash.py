@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,36 @@ def test_concurrent_backups_into_one_repository(repo, tmp_path):
         target = tmp_path / f"restore-{s['id'][:8]}"
         repo.run("restore", s["id"], "--target", target, "--verify")
         assert_same_tree(s["paths"][0], restored_root(target, s["paths"][0]))
+
+
+def test_killed_restore_leaves_no_partial_file_under_a_final_name(repo, tmp_path):
+    """A restore killed at any moment: every file under its final name is whole, nothing else is left."""
+    src = tmp_path / "big"
+    src.mkdir()
+    for i in range(4):  # several blobs each, written over many pwrites
+        write(src / f"large-{i}.bin", os.urandom(24 << 20))
+    for i in range(300):
+        write(src / "small" / f"f{i:03d}.txt", os.urandom(3000 + i))
+    set_old_mtimes(src)
+    repo.backup(src)
+    want = {p.relative_to(src): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    killed_mid_way = 0
+    for delay in (0.2, 0.5, 0.9, 1.5):
+        target = tmp_path / f"restore-{delay}"
+        p = subprocess.Popen(
+            repo.cmd("restore", "latest", "--target", target),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=repo.env(),
+        )
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+        killed_mid_way += p.returncode == -signal.SIGKILL
+        root = Path(os.fsdecode(restored_root(target, src)))
+        for path in root.rglob("*") if root.exists() else ():
+            assert not path.name.startswith(".amber-restore-"), f"a temporary was left: {path}"
+            if path.is_file():
+                assert path.read_bytes() == want[path.relative_to(root)], f"{path} is partial"
+    assert killed_mid_way, "every restore ended before it could be killed"

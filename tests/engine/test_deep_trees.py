@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
@@ -12,6 +11,7 @@ import pytest
 from amber.backup import archiver as backup_mod
 
 from .helpers import PAST_NS, init_repo, open_repo, restored, write
+from sources import describe_entry
 
 DEPTH = 1500
 DEFAULT_RECURSION_LIMIT = 1000  # CPython's, which the walk and the plan must not need to raise
@@ -75,18 +75,9 @@ def _describe(root: str) -> dict:
     for folder in _folders(root):
         for name in [".", *sorted(os.listdir(folder))]:
             p = folder if name == "." else os.path.join(folder, name)
-            st = os.lstat(p)
-            if name != "." and stat.S_ISDIR(st.st_mode):
+            if name != "." and stat.S_ISDIR(os.lstat(p).st_mode):
                 continue  # described as a folder of its own
-            e = {"mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns}
-            if stat.S_ISLNK(st.st_mode):
-                e.update(type="symlink", target=os.readlink(p))
-            elif stat.S_ISDIR(st.st_mode):
-                e["type"] = "dir"
-            else:
-                with open(p, "rb") as f:
-                    e.update(type="file", size=st.st_size, sha256=hashlib.sha256(f.read()).hexdigest())
-            out[os.path.relpath(p, root)] = e
+            out[os.path.relpath(p, root)] = describe_entry(p)
     return out
 
 

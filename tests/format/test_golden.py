@@ -5,11 +5,9 @@ regenerated to make a test pass: a failure here means the on-disk format
 changed, which needs a new format version and a migration path.
 """
 
-import hashlib
 import json
 import os
 import shutil
-import stat
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,8 @@ from amber.format import pack as packfmt
 from amber.format import tree as treefmt
 from amber.format.pack import PackEntry
 from amber.repository import Repository
+
+from sources import describe_entry
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -153,16 +153,7 @@ def test_frozen_repository_restores(frozen, tmp_path, which):
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             p = os.path.join(folder, name)
-            st = os.lstat(p)
-            e = {"mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns}
-            if stat.S_ISLNK(st.st_mode):
-                e.update(type="symlink", target=os.readlink(p))
-            elif stat.S_ISDIR(st.st_mode):
-                e["type"] = "dir"
-            else:
-                with open(p, "rb") as f:
-                    e.update(type="file", sha256=hashlib.sha256(f.read()).hexdigest(), size=st.st_size)
-            got[os.fsencode(os.path.relpath(p, root)).hex()] = e
+            got[os.fsencode(os.path.relpath(p, root)).hex()] = describe_entry(p)
     assert got == want["files"]
     for group in doc["hardlinks"]:
         inodes = {os.lstat(os.path.join(root.encode(), bytes.fromhex(h))).st_ino for h in group}

@@ -24,7 +24,7 @@ def test_pack_keys_round_trip(pid):
 @given(hex64, hex64)
 def test_event_keys_round_trip(sid, eid):
     key = layout.event(sid, eid)
-    assert key.startswith(layout.snapshot_events(sid))
+    assert key.startswith(f"{layout.LOCKS}{sid}/")
     assert layout.event_key_parts(key) == (sid, eid)
     assert layout.content_name(key) == eid
 

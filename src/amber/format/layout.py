@@ -40,11 +40,6 @@ def snapshot(snapshot_id: str) -> str:
     return SNAPSHOTS + snapshot_id
 
 
-def snapshot_events(snapshot_id: str) -> str:
-    """The prefix of one snapshot's lock, hold, release and forget events."""
-    return f"{LOCKS}{snapshot_id}/"
-
-
 def event(snapshot_id: str, event_id: str) -> str:
     return f"{LOCKS}{snapshot_id}/{event_id}"
 
