@@ -70,9 +70,27 @@ def demo() -> None:
     )
 
 
+SYSTEM_TOOLS = {"faketime": "faketime"}  # command -> Debian package the tests run
+
+
+def system_tools() -> None:
+    """Install the system tools the tests need (as root, with apt-get); without them the tests
+    that need one are skipped, saying which."""
+    import shutil
+
+    missing = sorted({pkg for cmd, pkg in SYSTEM_TOOLS.items() if shutil.which(cmd) is None})
+    if not missing or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.call(["apt-get", "install", "-y", "-q", *missing], env=env) != 0:
+        subprocess.call(["apt-get", "update", "-q"], env=env)
+        subprocess.call(["apt-get", "install", "-y", "-q", *missing], env=env)
+
+
 def test() -> None:
     """Lint, check formatting, layering and the pure layers' types, then run the tests.
     Each step stops the run with its exit code (pytest's 5, no tests collected, included)."""
+    system_tools()
     install("test")
     run(os.path.join(BIN, "ruff"), "check", "src", "tests")
     run(os.path.join(BIN, "ruff"), "format", "--check", "src", "tests")
