@@ -45,6 +45,9 @@ from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage
 from .storage.base import GOVERNANCE, MODES, Retention
+from .storage.s3_policy import MAX_RETENTION_DAYS as MAX_RETENTION_DAYS
+from .storage.s3_policy import S3_ROLES as S3_ROLES
+from .storage.s3_policy import iam_policy as iam_policy
 from .version import __version__
 
 FORMAT_VERSION = 1
@@ -88,9 +91,11 @@ class Repository:
         clock: Clock | None = None,
         kdf_n: int = keyfile.SCRYPT_N,
         storage_options: Mapping[str, str] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> "Repository":
         """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
-        every new snapshot; its mode defaults to governance, and storage must enforce it."""
+        every new snapshot; its mode defaults to governance, and storage must enforce it
+        (where the bucket enforces less than that, `warn` hears why)."""
         check_new_password(password)
         default_retention = _default_retention(default_retention)  # before anything is created
         storage = open_storage(url, create=True, options=storage_options)
@@ -129,6 +134,8 @@ class Repository:
             default_retention=default_retention,
             public_key=repo.audit.vkey(),
         )
+        for message in repo.lock_posture():
+            (warn or repo.warn)(message)
         return repo
 
     @classmethod
@@ -384,8 +391,19 @@ class Repository:
             self.warn(f"the restore was not recorded in the audit log: {e}")
         return stats
 
+    def lock_posture(self) -> list[str]:
+        """Where the storage itself enforces less than this repository's settings promise
+        (an S3 bucket's default retention or policy); other backends have nothing to say."""
+        posture = getattr(self.storage, "lock_posture", None)
+        if posture is None:
+            return []
+        default = self.config.get("default_retention") or {}
+        seconds = duration_seconds(default["duration"]) if default else 0
+        return posture(seconds, default.get("mode"))
+
     def check(self, read_data: bool = False, progress=None, record: bool = True) -> CheckReport:
         rep = check(self, read_data=read_data, progress=progress)
+        rep.warnings.extend(self.lock_posture())
         if record:
             try:
                 self.log_event(

@@ -5,7 +5,7 @@ import click
 from ..repository import Repository
 from .common import password
 from .options import command, json_option
-from .output import Output
+from .output import Output, warn
 
 
 @command("init")
@@ -20,7 +20,7 @@ def init(session, default_retention, retention_mode, as_json):
     retention = {"duration": default_retention, "mode": retention_mode} if default_retention is not None else None
     url = session.url()
     r = Repository.init(
-        url, password(confirm=True), default_retention=retention, storage_options=session.storage_options()
+        url, password(confirm=True), default_retention=retention, storage_options=session.storage_options(), warn=warn
     )
     return Output(
         {"id": r.id, "repository": url, "key": r.key_id},

@@ -11,7 +11,18 @@ import click
 
 from ..errors import AmberError
 from ..version import __version__
-from . import audit_cmd, backup_cmd, browse_cmd, check_cmd, evidence_cmd, init_cmd, key_cmd, restore_cmd, retention_cmd
+from . import (
+    audit_cmd,
+    backup_cmd,
+    browse_cmd,
+    check_cmd,
+    evidence_cmd,
+    init_cmd,
+    key_cmd,
+    restore_cmd,
+    retention_cmd,
+    s3_cmd,
+)
 from .output import fail
 from .tuning import keep_freed_memory
 
@@ -74,6 +85,7 @@ COMMANDS = (
     audit_cmd.audit,
     evidence_cmd.evidence,
     key_cmd.key,
+    s3_cmd.s3,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

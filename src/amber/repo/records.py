@@ -20,7 +20,7 @@ import blake3
 
 from ..crypto import keys as keyfile
 from ..crypto.aead import KIND_CONFIG, KIND_EVENT, KIND_INDEX, KIND_PRUNE, KIND_SNAPSHOT, Sealer
-from ..errors import IntegrityError, NotFound, StorageError
+from ..errors import AmberError, IntegrityError, NotFound, StorageError
 from ..format import canonical, layout
 from ..format import compression as compressionfmt
 from ..format import index as indexfmt
@@ -109,10 +109,50 @@ class Records:
         return self.open(rtype, key, self.storage.get(key), named=named)
 
     def open(self, rtype: RecordType[T], key: str, raw: bytes, *, named: bool = True) -> T:
-        if named and blake3.blake3(raw).hexdigest() != layout.content_name(key):
-            raise IntegrityError(f"{key}: content does not match its name")
-        plain = self._sealer().open(rtype.envelope, raw, key) if rtype.envelope is not None else raw
+        """Authenticate and decode a record's stored bytes. Bytes that do not authenticate
+        (another object written over the name, or damage) are reported as such, with what
+        storage keeps of the key's earlier versions; they are never read in its place."""
+        if rtype.envelope is not None:
+            self._sealer()  # a repository that is not open yet is no damage
+        try:
+            plain = self._authenticate(rtype, key, raw, named)
+        except IntegrityError as e:
+            detail = str(e).removeprefix(f"{key}: ")
+            raise IntegrityError(
+                f"{key}: content does not authenticate — replaced or damaged ({detail})"
+                + self._earlier_versions(rtype, key, named)
+            ) from None
         return rtype.decode(plain, key)
+
+    def _authenticate(self, rtype: RecordType[T], key: str, raw: bytes, named: bool) -> bytes:
+        if named and blake3.blake3(raw).hexdigest() != layout.content_name(key):
+            raise IntegrityError(f"{key}: does not match its name")
+        return self._sealer().open(rtype.envelope, raw, key) if rtype.envelope is not None else raw
+
+    def _earlier_versions(self, rtype: RecordType[T], key: str, named: bool) -> str:
+        """What a versioned store (S3) keeps under `key` besides what a read returns: how many
+        older versions, and whether the original (the oldest) authenticates."""
+        versions = getattr(self.storage, "versions", None)
+        get_version = getattr(self.storage, "get_version", None)
+        if versions is None or get_version is None:
+            return ""
+        try:
+            stored = versions(key)
+            if len(stored) < 2:
+                return "; storage keeps no older version of it"
+            original = stored[0].version_id
+            self._authenticate(rtype, key, get_version(key, original), named)
+        except IntegrityError:
+            return (
+                f"; storage keeps {len(stored) - 1} older version(s); the original version {original} "
+                "does not authenticate either"
+            )
+        except AmberError as e:
+            return f"; its older versions could not be read ({e})"
+        return (
+            f"; storage keeps {len(stored) - 1} older version(s); the original version {original} "
+            "authenticates: a new version was written over it"
+        )
 
     def listing(self, prefix: str) -> list[ObjectInfo]:
         """Every object under `prefix`, listed whole. An object deleted beside while the backend

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import fnmatch
 import hashlib
+import json
 import os
+from dataclasses import dataclass
 
 from ..errors import AlreadyExists, Locked, NotFound, StorageError, Unsupported, UsageError
 from . import rules
@@ -32,6 +35,14 @@ from .base import COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, S
 
 _MODE_TO_S3 = {GOVERNANCE: "GOVERNANCE", COMPLIANCE: "COMPLIANCE"}
 _MODE_FROM_S3 = {v: k for k, v in _MODE_TO_S3.items()}
+DAY = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    version_id: str
+    size: int
+    modified: _dt.datetime | None
 
 
 class S3Storage(Storage):
@@ -164,6 +175,32 @@ class S3Storage(Storage):
         except Exception as e:
             raise _error(e, key) from None
 
+    def versions(self, key: str) -> list[ObjectVersion]:
+        """Every stored version of `key` (not its delete markers), oldest first.
+
+        A key amber wrote has one; more mean that someone wrote over it without
+        `If-None-Match` (a new version on a versioned bucket). Read-only: it never
+        changes what `get` returns."""
+        k = self._key(key)
+        out: list[ObjectVersion] = []
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=k)
+            for page in pages:
+                for v in page.get("Versions", []):
+                    if v["Key"] == k:
+                        out.append(ObjectVersion(str(v["VersionId"]), int(v["Size"]), _aware(v.get("LastModified"))))
+        except Exception as e:
+            raise _error(e, key) from None
+        return out[::-1]  # S3 lists the versions of a key newest first
+
+    def get_version(self, key: str, version_id: str) -> bytes:
+        """The bytes of one version of `key`, the current one or an older one."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key), VersionId=version_id)
+            return resp["Body"].read()
+        except Exception as e:
+            raise _error(e, f"{key} (version {version_id})") from None
+
     def _versions(self, k: str) -> list[str]:
         out = []
         pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=k)
@@ -224,6 +261,112 @@ class S3Storage(Storage):
                 f"(aws s3api create-bucket --bucket {self.bucket} --object-lock-enabled-for-bucket), "
                 "which also turns versioning on; see docs/S3.md"
             )
+
+    # -- how much the bucket itself enforces ------------------------------------------
+
+    def lock_posture(self, seconds: float, mode: str | None) -> list[str]:
+        """Warnings where the bucket enforces less than the repository's settings promise.
+
+        `seconds` and `mode`: the retention the repository gives every new snapshot (its
+        default or minimum retention; 0 for none) and the mode it asks for. Only what a
+        client can read for certain is judged: the bucket's default retention, and a
+        bucket policy that lets anyone at all delete, bypass governance or release holds.
+        A policy this client may not read says nothing."""
+        warnings = self._default_retention_posture(seconds, mode) if seconds > 0 else []
+        return warnings + self._policy_posture()
+
+    def _default_retention_posture(self, seconds: float, mode: str | None) -> list[str]:
+        wanted = f"{_days(seconds)} in {mode or GOVERNANCE} mode"
+        fix = "set the bucket's default retention to at least that (docs/S3.md §1)"
+        try:
+            conf = self.client.get_object_lock_configuration(Bucket=self.bucket).get("ObjectLockConfiguration", {})
+        except Exception as e:
+            if _code(e) in ("ObjectLockConfigurationNotFoundError", "NotImplemented", "404"):
+                return [
+                    f"bucket {self.bucket} has no Object Lock, but the repository locks every snapshot for {wanted}"
+                ]
+            return [f"bucket {self.bucket}: its Object Lock configuration could not be read ({_message(e)})"]
+        rule = (conf.get("Rule") or {}).get("DefaultRetention") or {}
+        if not rule:
+            return [
+                f"bucket {self.bucket} has no default retention: an object written without amber's lock "
+                f"(by a client that skips it) stays unlocked, but the repository locks every snapshot for "
+                f"{wanted}; {fix}"
+            ]
+        days = int(rule.get("Days") or 0) or 365 * int(rule.get("Years") or 0)
+        warnings = []
+        if days * DAY < seconds:
+            warnings.append(
+                f"bucket {self.bucket} retains new objects for {days} day(s) by default, shorter than the "
+                f"repository's {wanted}; {fix}"
+            )
+        if mode == COMPLIANCE and rule.get("Mode") != "COMPLIANCE":
+            warnings.append(
+                f"bucket {self.bucket}'s default retention is {str(rule.get('Mode')).lower()}, but the repository "
+                "asks for compliance: whoever holds s3:BypassGovernanceRetention can remove what the bucket locks"
+            )
+        return warnings
+
+    def _policy_posture(self) -> list[str]:
+        try:
+            text = self.client.get_bucket_policy(Bucket=self.bucket)["Policy"]
+        except Exception as e:
+            if _code(e) in ("NoSuchBucketPolicy", "AccessDenied", "403", "404", "NotImplemented", "501"):
+                return []
+            return [f"bucket {self.bucket}: its bucket policy could not be read ({_message(e)})"]
+        try:
+            statements = json.loads(text).get("Statement", [])
+        except (ValueError, AttributeError):
+            return [f"bucket {self.bucket}: its bucket policy is not a JSON policy document"]
+        sample = f"arn:aws:s3:::{self.bucket}/{self.prefix}snapshots/x"
+        warnings = []
+        for i, st in enumerate(statements if isinstance(statements, list) else [statements]):
+            granted = _public_grants(st, sample)
+            if granted:
+                warnings.append(
+                    f"bucket {self.bucket}: its policy statement {st.get('Sid') or i + 1} lets anyone "
+                    f"{', '.join(granted)} without a condition: remove it (docs/S3.md §6)"
+                )
+        return warnings
+
+
+# What no policy should let everyone do to a repository's objects.
+_DANGEROUS = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectLegalHold",
+    "s3:PutBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+)
+
+
+def _public_grants(statement, resource: str) -> list[str]:
+    """The dangerous actions an unconditional Allow to every principal grants on `resource`."""
+    if not isinstance(statement, dict) or statement.get("Effect") != "Allow" or statement.get("Condition"):
+        return []
+    principal = statement.get("Principal")
+    if isinstance(principal, dict):
+        principal = principal.get("AWS")
+    if not (principal == "*" or (isinstance(principal, list) and "*" in principal)):
+        return []
+    resources = _strings(statement.get("Resource"))
+    bucket_arn = resource.split("/", 1)[0]
+    if not any(fnmatch.fnmatchcase(r, p) for p in resources for r in (resource, bucket_arn)):
+        return []
+    actions = [a.lower() for a in _strings(statement.get("Action"))]
+    return [d for d in _DANGEROUS if any(fnmatch.fnmatchcase(d.lower(), a) for a in actions)]
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _days(seconds: float) -> str:
+    days = seconds / DAY
+    return f"{days:g} day(s)" if days >= 1 else f"{seconds:g} second(s)"
 
 
 def _client(endpoint):

@@ -1,0 +1,166 @@
+"""Objects written over a record's name are reported as replaced, never as deleted behind the log.
+
+The attacker holds write access to the storage but not the password: on a local
+repository they replace a file; on S3 they PUT without If-None-Match, which a
+versioned bucket stores as a new version in front of the original, also over a
+name whose original is locked. Then the user runs the commands they would.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from s3.helpers import S3Amber
+
+from cli_helpers import Amber, restored_root, write
+
+GARBAGE = b"\x00not an amber record, written by someone without the password\n" * 4
+DELETED_BEHIND = "deleted behind the log"
+
+
+def replaced(key: str) -> str:
+    return f"{key}: content does not authenticate — replaced or damaged"
+
+
+class Attacker:
+    """Writes over one stored name the way someone with storage access but no password would."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+
+    def write_over(self, key: str, data: bytes = GARBAGE) -> None:
+        if isinstance(self.user, S3Amber):  # no If-None-Match: a new version in front of the original
+            self.user.s3.put_object(Bucket=self.user.bucket, Key=self.user.key(key), Body=data)
+            return
+        path = self.user.repo / key
+        os.chmod(path, 0o644)
+        path.unlink()
+        path.write_bytes(data)
+
+    def keys(self, prefix: str) -> list[str]:
+        if isinstance(self.user, S3Amber):
+            return self.user.keys(prefix)
+        root = self.user.repo
+        return sorted(str(p.relative_to(root)) for p in (root / prefix).rglob("*") if p.is_file())
+
+    def original_version(self, key: str) -> str | None:
+        """The version id of the original object under `key` (S3), else None."""
+        if not isinstance(self.user, S3Amber):
+            return None
+        versions = self.user.versions(key)  # newest first, as S3 lists them
+        assert len(versions) == 2, versions
+        return versions[-1]
+
+
+@pytest.fixture(params=["local", "s3"])
+def user(request, tmp_path, in_subprocess):
+    """A user with a new repository, on local storage and on an S3 bucket with Object Lock."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_user")
+    u = Amber(tmp_path / "amber", subprocess=in_subprocess)
+    u.create()
+    return u
+
+
+@pytest.fixture
+def s3_user(tmp_path, s3_server, in_subprocess):
+    u = S3Amber(tmp_path / "amber", s3_server, s3_server.new_bucket(object_lock=True), subprocess=in_subprocess)
+    u.create()
+    return u
+
+
+@pytest.fixture
+def two_backups(user, tmp_path):
+    """Two snapshots of a changing folder; the index files each backup wrote."""
+    src = tmp_path / "src"
+    write(src / "a.txt", b"first\n")
+    write(src / "b.bin", os.urandom(70_000))
+    attacker = Attacker(user)
+    first = user.backup(src)["snapshot_id"]
+    index_first = set(attacker.keys("index/"))
+    write(src / "c.txt", os.urandom(40_000))
+    second = user.backup(src)["snapshot_id"]
+    index_second = sorted(set(attacker.keys("index/")) - index_first)
+    assert index_second, "the second backup wrote no index file"
+    return user, attacker, src, first, second, index_second[0]
+
+
+def assert_reported_as_replaced(user, attacker, key: str, r) -> None:
+    text = r.stderr + r.out
+    assert replaced(key) in text, r
+    assert DELETED_BEHIND not in text, r
+    original = attacker.original_version(key)
+    if original is not None:
+        assert f"the original version {original} authenticates: a new version was written over it" in text, r
+
+
+def test_garbage_over_a_snapshot_is_reported_as_replaced(two_backups, tmp_path):
+    user, attacker, src, first, second, _index = two_backups
+    key = f"snapshots/{second}"
+    attacker.write_over(key)
+
+    r = user.run("check", expect=20)
+    assert_reported_as_replaced(user, attacker, key, r)
+    r = user.run("audit", "verify", expect=None)
+    assert DELETED_BEHIND not in r.stderr + r.out, r
+    # the others are listed (with a warning about the replaced one) and restore
+    assert [s["id"] for s in user.json("snapshots", quiet=False)] == [first]
+    r = user.run("restore", second, "--target", tmp_path / "no", expect=20)
+    assert replaced(key) in r.stderr, r
+    target = tmp_path / "restored"
+    user.run("restore", first, "--target", target, "--verify")
+    assert sorted(os.listdir(restored_root(target, src))) == [b"a.txt", b"b.bin"]
+
+
+def test_garbage_over_an_index_file_is_reported_as_replaced(two_backups, tmp_path):
+    user, attacker, src, first, second, index = two_backups
+    attacker.write_over(index)
+
+    r = user.run("check", expect=20)
+    assert_reported_as_replaced(user, attacker, index, r)
+    assert [s["id"] for s in user.json("snapshots", quiet=False)] == [first, second]
+    target = tmp_path / "restored"
+    user.run("restore", first, "--target", target, "--verify")
+    assert sorted(os.listdir(restored_root(target, src))) == [b"a.txt", b"b.bin"]
+
+
+def test_garbage_over_a_lock_record_is_reported_as_replaced(two_backups, tmp_path):
+    user, attacker, src, first, second, _index = two_backups
+    user.run("lock", first, "--for", "2h")
+    (event,) = attacker.keys(f"locks/{first}/")
+    attacker.write_over(event)
+
+    r = user.run("check", expect=20)
+    assert_reported_as_replaced(user, attacker, event, r)
+    assert [s["id"] for s in user.json("snapshots", quiet=False)] == [first, second]
+    target = tmp_path / "restored"
+    user.run("restore", first, "--target", target, "--verify")
+    assert sorted(os.listdir(restored_root(target, src))) == [b"a.txt", b"b.bin"]
+
+
+@pytest.mark.parametrize("mode", ["governance", "compliance"])
+def test_a_new_version_over_a_locked_snapshot_names_the_original(s3_user, tmp_path, mode):
+    """Object Lock protects a version, not a name: the PUT over a locked snapshot is accepted."""
+    user = s3_user
+    src = tmp_path / "src"
+    write(src / "a.txt", b"first\n")
+    write(src / "b.bin", os.urandom(70_000))
+    first = user.backup(src)["snapshot_id"]
+    write(src / "c.txt", b"later\n")
+    locked = user.backup(src, args=("--retain", "2h", "--retention-mode", mode))["snapshot_id"]
+    key = f"snapshots/{locked}"
+    other = user.s3.get_object(Bucket=user.bucket, Key=user.key(f"snapshots/{first}"))["Body"].read()
+    Attacker(user).write_over(key, other)  # another snapshot's genuine bytes
+
+    r = user.run("check", expect=20)
+    assert_reported_as_replaced(user, Attacker(user), key, r)
+    assert [s["id"] for s in user.json("snapshots", quiet=False)] == [first]
+    target = tmp_path / "restored"
+    user.run("restore", first, "--target", target, "--verify")
+    assert sorted(os.listdir(restored_root(target, src))) == [b"a.txt", b"b.bin"]
+    # the original is still there and still locked: nothing was lost
+    versions = user.versions(key)
+    head = user.s3.head_object(Bucket=user.bucket, Key=user.key(key), VersionId=versions[-1])
+    assert head["ObjectLockMode"] == mode.upper()
