@@ -27,7 +27,14 @@ MAX_RETENTION_DAYS = 36500  # the default ceiling: 100 years, longer than any lo
 # by the bucket instead of being reported afterwards by amber.
 ADMIN_WRITTEN = ("keys/*", "config", "settings/*", "revoked/*")
 
-_BUCKET_READS = ["s3:ListBucket", "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration", "s3:GetBucketPolicy"]
+_BUCKET_READS = [
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketPolicy",
+]
+_OBJECT_READS = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold"]
 _BUCKET_CHANGES = [
     "s3:PutBucketObjectLockConfiguration",
     "s3:PutBucketVersioning",
@@ -59,13 +66,18 @@ def iam_policy(role: str, location: str, max_retention_days: int = MAX_RETENTION
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _inspect(arn: str) -> dict:
+    """Every role lists the bucket (versions too) and reads how it is configured."""
+    return {"Sid": "ListAndInspectTheBucket", "Effect": "Allow", "Action": list(_BUCKET_READS), "Resource": arn}
+
+
 def _backup(arn: str, objects: str, ceiling: int) -> list[dict]:
     return [
-        {"Sid": "ListAndInspectTheBucket", "Effect": "Allow", "Action": _BUCKET_READS, "Resource": arn},
+        _inspect(arn),
         {
             "Sid": "ReadAndExtend",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectLegalHold", "s3:PutObjectRetention"],
+            "Action": [*_OBJECT_READS, "s3:PutObjectRetention"],
             "Resource": objects + "*",
         },
         {
@@ -112,16 +124,11 @@ def _backup(arn: str, objects: str, ceiling: int) -> list[dict]:
 
 def _auditor(arn: str, objects: str, ceiling: int) -> list[dict]:
     return [
-        {
-            "Sid": "ListAndInspectTheBucket",
-            "Effect": "Allow",
-            "Action": [*_BUCKET_READS, "s3:ListBucketVersions"],
-            "Resource": arn,
-        },
+        _inspect(arn),
         {
             "Sid": "ReadObjectsTheirVersionsAndProtection",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention", "s3:GetObjectLegalHold"],
+            "Action": list(_OBJECT_READS),
             "Resource": objects + "*",
         },
     ]
@@ -129,12 +136,7 @@ def _auditor(arn: str, objects: str, ceiling: int) -> list[dict]:
 
 def _admin(arn: str, objects: str, ceiling: int) -> list[dict]:
     return [
-        {
-            "Sid": "ListAndInspectTheBucket",
-            "Effect": "Allow",
-            "Action": [*_BUCKET_READS, "s3:ListBucketVersions"],
-            "Resource": arn,
-        },
+        _inspect(arn),
         {
             "Sid": "EverythingAmberDoesToObjects",
             "Effect": "Allow",
