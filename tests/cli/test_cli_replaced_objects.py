@@ -152,15 +152,36 @@ def test_a_new_version_over_a_locked_snapshot_names_the_original(s3_user, tmp_pa
     locked = user.backup(src, args=("--retain", "2h", "--retention-mode", mode))["snapshot_id"]
     key = f"snapshots/{locked}"
     other = user.s3.get_object(Bucket=user.bucket, Key=user.key(f"snapshots/{first}"))["Body"].read()
-    Attacker(user).write_over(key, other)  # another snapshot's genuine bytes
+    Attacker(user).write_over(key)
+    Attacker(user).write_over(key, other)  # then another snapshot's genuine bytes
 
     r = user.run("check", expect=20)
-    assert_reported_as_replaced(user, Attacker(user), key, r)
+    original = user.versions(key)[-1]  # S3 lists the newest first
+    assert f"{replaced(key)} (does not match its name); storage keeps 2 older version(s); " in r.stderr, r
+    assert f"the original version {original} authenticates: a new version was written over it" in r.stderr, r
+    assert DELETED_BEHIND not in r.stderr + r.out, r
     assert [s["id"] for s in user.json("snapshots", quiet=False)] == [first]
     target = tmp_path / "restored"
     user.run("restore", first, "--target", target, "--verify")
     assert sorted(os.listdir(restored_root(target, src))) == [b"a.txt", b"b.bin"]
     # the original is still there and still locked: nothing was lost
-    versions = user.versions(key)
-    head = user.s3.head_object(Bucket=user.bucket, Key=user.key(key), VersionId=versions[-1])
+    head = user.s3.head_object(Bucket=user.bucket, Key=user.key(key), VersionId=original)
     assert head["ObjectLockMode"] == mode.upper()
+
+
+def test_what_s3_keeps_under_a_planted_name_is_said_too(s3_user):
+    """Garbage at a new name has no original; garbage over garbage has one that fails too."""
+    user, attacker = s3_user, Attacker(s3_user)
+    fresh, twice = (f"snapshots/{c * 64}" for c in "ab")
+    attacker.write_over(fresh)
+    attacker.write_over(twice)
+    attacker.write_over(twice, GARBAGE + b"again")
+    r = user.run("check", expect=20)
+    assert f"{replaced(fresh)} (does not match its name); storage keeps no older version of it" in r.stderr, r
+    first = user.versions(twice)[-1]
+    assert (
+        f"{replaced(twice)} (does not match its name); storage keeps 1 older version(s); "
+        f"the original version {first} does not authenticate either"
+    ) in r.stderr, r
+    assert DELETED_BEHIND not in r.stderr + r.out, r
+    assert user.json("snapshots", quiet=False) == []

@@ -8,6 +8,9 @@ and key files are records; so is the config, under its fixed name. Each kind
 is a `RecordType`: its envelope kind (None for key files, which protect
 themselves with the password) and its encoding, from format/. Decoders raise
 `IntegrityError` and nothing else, so one bad object never stops a reader.
+Bytes that do not authenticate are "replaced or damaged": someone wrote over
+the name, or the storage lost bits; where storage keeps older versions (S3),
+the message says whether the original underneath still authenticates.
 """
 
 from __future__ import annotations

@@ -14,7 +14,12 @@ Guarantees, mapped onto S3:
   asking (never relying on a server to refuse a shortened compliance
   period), and the bucket enforces them too;
 - delete removes every version of the key (no delete markers that leave
-  locked-looking data behind), with the bypass header only when asked.
+  locked-looking data behind), with the bypass header only when asked;
+- `get` reads the current version only; `versions` and `get_version` show
+  what a PUT without `If-None-Match` (someone else's) hid behind it, so a
+  replaced record can be reported with its original, never read in its place;
+- `lock_posture` says where the bucket enforces less than the repository's
+  settings (its default retention, a policy open to everyone).
 Retries with exponential backoff and jitter on throttling and transient
 errors come from botocore's standard retry mode.
 """
