@@ -141,21 +141,17 @@ class Records:
             return ""
         try:
             stored = versions(key)
-            if len(stored) < 2:
-                return "; storage keeps no older version of it"
-            original = stored[0].version_id
-            self._authenticate(rtype, key, get_version(key, original), named)
-        except IntegrityError:
-            return (
-                f"; storage keeps {len(stored) - 1} older version(s); the original version {original} "
-                "does not authenticate either"
-            )
+            original = get_version(key, stored[0].version_id) if len(stored) > 1 else None
         except AmberError as e:
             return f"; its older versions could not be read ({e})"
-        return (
-            f"; storage keeps {len(stored) - 1} older version(s); the original version {original} "
-            "authenticates: a new version was written over it"
-        )
+        if original is None:
+            return "; storage keeps no older version of it"
+        kept = f"; storage keeps {len(stored) - 1} older version(s); the original version {stored[0].version_id}"
+        try:
+            self._authenticate(rtype, key, original, named)
+        except IntegrityError:
+            return f"{kept} does not authenticate either"
+        return f"{kept} authenticates: a new version was written over it"
 
     def listing(self, prefix: str) -> list[ObjectInfo]:
         """Every object under `prefix`, listed whole. An object deleted beside while the backend
