@@ -171,6 +171,9 @@ class AuditLog:
         for info in sorted(infos, key=lambda i: i.key):
             slot = layout.log_slot(info.key)
             if slot is None:
+                inside = layout.log_slot(info.key[: len(ENTRIES) + layout.SEQ_DIGITS])
+                if inside is not None and info.key[len(ENTRIES) + layout.SEQ_DIGITS :].startswith("/"):
+                    scan.occupied.add(inside)  # a folder in a slot's place (local storage)
                 scan.foreign.append(
                     ForeignObject(info.key, "not an entry's name (12 digits under log/entries/)", None, info.size)
                 )
@@ -294,6 +297,7 @@ class AuditLog:
         leaves = self.leaves(scan.entries)
         self._check_remembered(leaves, remembered)
         actor = {"host": socket.gethostname(), "user": user_name(), "key": self.key_id[:16]}
+        blocked: set[int] = set()  # slots taken by something no listing shows (an empty folder)
         for _ in range(100):
             seq = len(leaves)
             ev = {
@@ -307,13 +311,16 @@ class AuditLog:
             if snapshot is not None:
                 ev["snapshot"] = snapshot
             raw = utf8_json(ev)
+            slot = scan.next_slot()
             try:
-                key = layout.log_entry(scan.next_slot())
-                self.storage.put(key, self.sealer.seal(KIND_LOG, raw), retention=lock)
+                self.storage.put(layout.log_entry(slot), self.sealer.seal(KIND_LOG, raw), retention=lock)
                 break
             except AlreadyExists:  # another writer, or junk, took this slot: read on and retry
                 scan = self._writable_scan()
                 leaves = self.leaves(scan.entries)
+                if slot not in scan.occupied:
+                    blocked.add(slot)
+                scan.occupied |= blocked
         else:
             raise AmberError("could not append to the audit log (too much contention)")
         leaves = leaves + [merkle.leaf_hash(raw)]
