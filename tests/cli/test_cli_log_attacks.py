@@ -10,17 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from amber.format import layout
+from s3.helpers import S3Amber
 
 from cli_helpers import Amber, write
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "s3"))
-from helpers import S3Amber  # noqa: E402
 
 JUNK = b"\x00planted by an attacker without the password\n"
 
