@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from amber.audit.log import CLOCK_TOLERANCE, clock_warnings
 from amber.clock import FakeClock, to_iso
 from amber.crypto.aead import KIND_LOG
-from amber.errors import AlreadyExists, IntegrityError, UsageError
+from amber.errors import AlreadyExists, IntegrityError, StorageError, UsageError
+from amber.repository import Repository
+from amber.storage.base import StorageWrapper
 from amber.format import layout
 from amber.format.canonical import utf8_json
 
@@ -261,6 +263,48 @@ def test_appends_around_any_junk_number_events_0_to_n(junk, appends):
     repo.audit.mark_foreign(None, "examined")
     rep = repo.verify_audit_log()
     assert rep.ok, rep.errors
+
+
+class Unreadable(StorageWrapper):
+    """Real storage where some objects cannot be read: on S3, an object put with an encryption
+    key amber does not hold (SSE-C), or archived; `everything` models lost read permission."""
+
+    def __init__(self, inner, keys=(), everything: bool = False) -> None:
+        super().__init__(inner)
+        self.keys, self.everything = set(keys), everything
+
+    def get(self, key, offset=0, length=None):
+        if self.everything or key in self.keys:
+            raise StorageError(f"{key}: S3 error InvalidRequest: the object was stored with a customer key")
+        return self.inner.get(key, offset, length)
+
+
+def with_storage(repo, storage) -> Repository:
+    return Repository(storage, repo.keys, repo.config, repo.key_id, repo.clock)
+
+
+def test_an_object_that_cannot_be_read_is_foreign_and_never_blocks(tmp_path):
+    repo = init_repo(tmp_path / "repo")
+    key = layout.log_entry(1)
+    repo.storage.put(key, JUNK)
+    mine = with_storage(repo, Unreadable(open_repo(tmp_path / "repo").storage, [key]))
+    note(mine, 1)
+    assert [ev["seq"] for ev in events(mine)] == [0, 1]
+    [f] = mine.audit.foreign_objects()
+    assert f.key == key and f.sha256 is None and f.problem.startswith("cannot be read")
+    assert not mine.verify_audit_log().ok
+    mine.audit.mark_foreign([key], "an object we cannot read, examined with the bucket owner's key")
+    assert mine.audit.unexplained() == []
+    assert mine.verify_audit_log().ok
+
+
+def test_a_storage_that_reads_nothing_stops_the_append_rather_than_forking(tmp_path):
+    repo = init_repo(tmp_path / "repo")
+    note(repo, 1)
+    blind = with_storage(repo, Unreadable(open_repo(tmp_path / "repo").storage, everything=True))
+    with pytest.raises(StorageError):
+        note(blind, 2)
+    assert [ev["seq"] for ev in events(repo)] == [0, 1]
 
 
 # -- event times -----------------------------------------------------------------------------

@@ -35,7 +35,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..clock import Clock, from_iso, to_iso
 from ..crypto.aead import KIND_LOG, Sealer
-from ..errors import AlreadyExists, AmberError, CheckpointError, IntegrityError, NotFound, ProofError, UsageError
+from ..errors import (
+    AlreadyExists,
+    AmberError,
+    CheckpointError,
+    IntegrityError,
+    NotFound,
+    ProofError,
+    StorageError,
+    UsageError,
+)
 from ..format import layout
 from ..format.canonical import utf8_json
 from ..repo import client_state
@@ -184,8 +193,20 @@ class AuditLog:
                 scan.foreign.append(got)
             elif got is not None:
                 valid.append((slot, info.key, *got))
+        unreadable = [f for f in scan.foreign if f.problem.startswith("cannot be read")]
+        if unreadable and not valid:  # the storage, not an object, is failing: no log to build on
+            raise StorageError(unreadable[0].problem.removeprefix("cannot be read: "))
         _order(valid, scan)
         return scan
+
+    def _read(self, key: str) -> bytes:
+        """An object's bytes, tried twice: one failed read must not make an entry look foreign
+        (an object that can never be read, such as one encrypted with a key amber does not
+        hold, stays unreadable and is foreign)."""
+        try:
+            return self.storage.get(key)
+        except StorageError:
+            return self.storage.get(key)
 
     def _open_entry(self, info: ObjectInfo) -> tuple[dict, bytes, str, int] | ForeignObject | None:
         """(event, canonical bytes, sha256 and size as stored) of a valid entry; what is wrong
@@ -194,9 +215,11 @@ class AuditLog:
         if info.size > MAX_ENTRY_BYTES:
             return ForeignObject(key, f"{info.size} bytes, larger than any entry", None, info.size)
         try:
-            data = self.storage.get(key)
+            data = self._read(key)
         except NotFound:
             return None  # deleted since it was listed
+        except StorageError as e:
+            return ForeignObject(key, f"cannot be read: {e}", None, info.size)
         digest = hashlib.sha256(data).hexdigest()
 
         def foreign(problem: str) -> ForeignObject:
@@ -229,7 +252,10 @@ class AuditLog:
             return ForeignObject(key, "not a checkpoint's name (12 digits under log/checkpoints/)", None, info.size)
         if info.size > cpfmt.MAX_NOTE:
             return ForeignObject(key, f"{info.size} bytes, larger than any checkpoint", None, info.size)
-        note = self._stored_checkpoint(key)
+        try:
+            note = self._stored_checkpoint(key)
+        except StorageError as e:
+            return ForeignObject(key, f"cannot be read: {e}", None, info.size)
         if note is None:
             return None
         digest = hashlib.sha256(note).hexdigest()
@@ -264,7 +290,7 @@ class AuditLog:
                 h.update(self.storage.get(key))
             for offset in range(0, size if size > HASH_CHUNK else 0, HASH_CHUNK):
                 h.update(self.storage.get(key, offset, min(HASH_CHUNK, size - offset)))
-        except (NotFound, UsageError):
+        except (NotFound, UsageError, StorageError):
             return None
         return h.hexdigest()
 
