@@ -19,12 +19,12 @@ from amber.audit.log import CLOCK_TOLERANCE, clock_warnings
 from amber.clock import FakeClock, to_iso
 from amber.crypto.aead import KIND_LOG
 from amber.errors import AlreadyExists, IntegrityError, StorageError, UsageError
-from amber.repository import Repository
-from amber.storage.base import StorageWrapper
 from amber.format import layout
 from amber.format.canonical import utf8_json
+from amber.repository import Repository
+from amber.storage.base import StorageWrapper
 
-from audit_helpers import PASSWORD, events, init_repo, open_repo  # noqa: F401
+from audit_helpers import events, init_repo, open_repo
 
 JUNK = b"junk planted under log/\n"
 
@@ -285,15 +285,19 @@ def with_storage(repo, storage) -> Repository:
 
 def test_an_object_that_cannot_be_read_is_foreign_and_never_blocks(tmp_path):
     repo = init_repo(tmp_path / "repo")
-    key = layout.log_entry(1)
+    key, cp = layout.log_entry(1), layout.log_checkpoint(2)
     repo.storage.put(key, JUNK)
-    mine = with_storage(repo, Unreadable(open_repo(tmp_path / "repo").storage, [key]))
+    repo.storage.put(cp, JUNK)
+    mine = with_storage(repo, Unreadable(open_repo(tmp_path / "repo").storage, [key, cp]))
     note(mine, 1)
-    assert [ev["seq"] for ev in events(mine)] == [0, 1]
-    [f] = mine.audit.foreign_objects()
-    assert f.key == key and f.sha256 is None and f.problem.startswith("cannot be read")
+    note(mine, 2)
+    assert [ev["seq"] for ev in events(mine)] == [0, 1, 2]
+    found = mine.audit.foreign_objects()
+    assert [f.key for f in found] == [cp, key]
+    assert all(f.sha256 is None and f.problem.startswith("cannot be read") for f in found)
+    assert mine.audit.latest_checkpoint() == repo.storage.get(layout.log_checkpoint(3))
     assert not mine.verify_audit_log().ok
-    mine.audit.mark_foreign([key], "an object we cannot read, examined with the bucket owner's key")
+    mine.audit.mark_foreign(None, "objects we cannot read, examined with the bucket owner's key")
     assert mine.audit.unexplained() == []
     assert mine.verify_audit_log().ok
 

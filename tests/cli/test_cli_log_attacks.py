@@ -184,6 +184,7 @@ def test_names_that_are_no_slot_under_log_are_foreign(user):
         f"{layout.log_entry(n)}/x",  # locally a folder where the next entry would go
         "log/other",
         "log/checkpoints/x",
+        "log/entries/not a storage key",  # a name amber itself can neither write nor read
     ]
     for key in keys:
         plant(user, key, JUNK)

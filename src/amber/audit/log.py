@@ -253,11 +253,11 @@ class AuditLog:
         if info.size > cpfmt.MAX_NOTE:
             return ForeignObject(key, f"{info.size} bytes, larger than any checkpoint", None, info.size)
         try:
-            note = self._stored_checkpoint(key)
+            note = self.storage.get(key, 0, cpfmt.MAX_NOTE + 1)  # a note is never longer
+        except NotFound:
+            return None
         except StorageError as e:
             return ForeignObject(key, f"cannot be read: {e}", None, info.size)
-        if note is None:
-            return None
         digest = hashlib.sha256(note).hexdigest()
         try:
             cp = cpfmt.verify(note, self.origin, self.public)
@@ -401,9 +401,10 @@ class AuditLog:
         return note
 
     def _stored_checkpoint(self, key: str) -> bytes | None:
+        """The note stored under `key`; None if there is none, or none that can be read."""
         try:
             return self.storage.get(key, 0, cpfmt.MAX_NOTE + 1)  # a note is never longer
-        except NotFound:
+        except (NotFound, StorageError):
             return None
 
     def matches(self, note: bytes, cp: cpfmt.Checkpoint) -> bool:
