@@ -245,13 +245,24 @@ def slots_of(storage) -> list[int]:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    junk=st.sets(st.integers(min_value=1, max_value=24) | st.just(10**12 - 1), max_size=10),
+    junk=st.dictionaries(
+        st.integers(min_value=1, max_value=24) | st.just(10**12 - 1),
+        st.sampled_from(["garbage", "copy", "checkpoint"]),
+        max_size=10,
+    ),
     appends=st.integers(min_value=1, max_value=8),
 )
 def test_appends_around_any_junk_number_events_0_to_n(junk, appends):
+    """Garbage, copies of the first entry, or a checkpoint note at random slots: every append
+    lands at a free slot, the events are 0..n, and all that was planted is named."""
     repo = init_repo(f"memory:{uuid.uuid4().hex}")
-    for slot in junk:
-        repo.storage.put(layout.log_entry(slot), JUNK + str(slot).encode())
+    planted = {
+        "garbage": lambda slot: JUNK + str(slot).encode(),
+        "copy": lambda slot: repo.storage.get(layout.log_entry(0)),
+        "checkpoint": lambda slot: repo.storage.get(layout.log_checkpoint(1)),
+    }
+    for slot, kind in junk.items():
+        repo.storage.put(layout.log_entry(slot), planted[kind](slot))
     for n in range(appends):
         note(repo, n)
     evs = events(repo)
