@@ -1,45 +1,67 @@
 """The audit log in storage: one write-once object per leaf, signed checkpoints.
 
-    log/entries/<seq, 12 digits>      the event's canonical JSON, sealed (kind 10)
+    log/entries/<slot, 12 digits>     the event's canonical JSON, sealed (kind 10)
     log/checkpoints/<size, 12 digits> a signed checkpoint note, plaintext
 
-The leaf of entry `seq` is SHA-256(0x00 || canonical JSON of the event), the
+The leaf of an event is SHA-256(0x00 || canonical JSON of the event), the
 plaintext, so a verifier holding only the event, a proof, a checkpoint and
-the public key can check inclusion without the password. Writers append with
-put-if-absent on the next sequence number and retry on conflict, then write
-the checkpoint for the new size. Each client remembers, under
-$XDG_STATE_HOME/amber/<repository id>/checkpoint, the last checkpoint it
-verified, and refuses a repository whose log is shorter or whose history
-differs (a rollback or a fork) with an integrity error.
+the public key can check inclusion without the password.
+
+A storage slot is not a leaf index. The leaves are the valid entries (sealed
+by this repository, canonical, well-formed) in slot order, and each carries
+its leaf index as `seq`: 0, 1, 2, ... Anything else under `log/` is a foreign
+object: reported, skipped, and never able to stop an append, since the writer
+takes the first free slot after the last valid entry (put-if-absent, retry on
+conflict) and then writes the checkpoint for the new size. An admin marks a
+foreign object as examined with a `foreign` event naming its key and hash.
+Each client remembers, under $XDG_STATE_HOME/amber/<repository id>/checkpoint,
+the last checkpoint it verified, and refuses a repository whose log is
+shorter or whose history differs (a rollback or a fork) with an integrity error.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
 import socket
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..clock import Clock, from_iso, to_iso
 from ..crypto.aead import KIND_LOG, Sealer
-from ..errors import AlreadyExists, AmberError, CheckpointError, IntegrityError, NotFound, ProofError
+from ..errors import (
+    AlreadyExists,
+    AmberError,
+    CheckpointError,
+    IntegrityError,
+    NotFound,
+    ProofError,
+    StorageError,
+    UsageError,
+)
 from ..format import layout
 from ..format.canonical import utf8_json
 from ..repo import client_state
 from ..repo.events import user_name
 from ..repo.snapshots import Snapshot, SnapshotStore
-from ..storage.base import Retention, Storage
+from ..storage.base import ObjectInfo, Retention, Storage
 from . import checkpoint as cpfmt
 from . import merkle
 
 RECOVER_AFTER = _dt.timedelta(minutes=10)  # then a snapshot without its event is recorded by others
 ENTRIES = layout.LOG_ENTRIES
 CHECKPOINTS = layout.LOG_CHECKPOINTS
+MAX_SLOT = 10**layout.SEQ_DIGITS - 1
+MAX_ENTRY_BYTES = 64 << 20  # no event is this large: a bigger object is foreign without being read
+HASH_CHUNK = 8 << 20  # a foreign object too large to read whole is hashed in pieces this size
+CLOCK_TOLERANCE = _dt.timedelta(minutes=10)  # event times may differ this much between clients
+FOREIGN_BATCH = 1000  # objects named by one `foreign` event
 
 
 @dataclass
@@ -51,10 +73,54 @@ class VerifyReport:
     checkpoints: int = 0
     remembered: int | None = None
     entries: list = field(default_factory=list, repr=False)  # (event, canonical bytes), as read
+    foreign: list = field(default_factory=list)  # ForeignObject, marked or not
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignObject:
+    """An object under `log/` that is neither a valid entry nor a checkpoint of this log:
+    junk, damage, a copy, a replaced entry. `marked_by` is the seq of the `foreign` event
+    that explained it (its key, size and bytes as they still are), else None."""
+
+    key: str
+    problem: str
+    sha256: str | None  # of its bytes; None when they could not be read
+    size: int
+    marked_by: int | None = None
+    reason: str | None = None  # the marking event's reason
+
+    def message(self) -> str:
+        return f"{self.key}: {self.problem}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Scan:
+    """One reading of `log/entries/`: the leaves, where each is stored, what is wrong with
+    the order of the valid entries, the foreign objects, and every slot taken."""
+
+    entries: list = field(default_factory=list)  # leaves: (event, canonical bytes)
+    keys: list = field(default_factory=list)  # the key of each leaf
+    homes: list = field(default_factory=list)  # the slot of each leaf
+    errors: list = field(default_factory=list)
+    foreign: list = field(default_factory=list)
+    occupied: set = field(default_factory=set)
+
+    def next_slot(self) -> int:
+        """The first free slot after the last leaf's: junk before it was skipped by its own
+        writer, junk after it is passed over, junk far beyond it changes nothing."""
+        n = self.homes[-1] + 1 if self.homes else 0
+        while n in self.occupied:
+            n += 1
+        if n > MAX_SLOT:
+            raise IntegrityError(f"the audit log has no free slot after {self.keys[-1]}")
+        return n
 
 
 class AuditLog:
@@ -81,31 +147,152 @@ class AuditLog:
     # -- reading -----------------------------------------------------------------
 
     def entries(self, errors: list | None = None) -> list[tuple[dict, bytes]]:
-        """Every entry in order as (event, canonical bytes); damage raises unless `errors` collects it."""
-        keys = sorted(i.key for i in self.storage.list(ENTRIES))
+        """The leaves in order as (event, canonical bytes). Foreign objects are skipped (see
+        `foreign_objects`); a missing or doubled event raises unless `errors` collects it."""
+        scan = self._scan(self.storage.list(ENTRIES))
+        if scan.errors and errors is None:
+            raise IntegrityError(scan.errors[0])
+        if errors is not None:
+            errors.extend(scan.errors)
+        return scan.entries
+
+    def foreign_objects(self, digest: bool = True) -> list[ForeignObject]:
+        """Every object under `log/` that is not a valid entry or checkpoint of this log, with
+        what is wrong and the mark that explains it. One listing of `log/`; every entry and
+        checkpoint is read. `digest=False` leaves unhashed the objects too large or badly
+        named to read whole, unless a mark names them."""
+        entries, checkpoints, others = _partition(self.storage.list(layout.LOG))
+        scan = self._scan(entries)
+        found = scan.foreign + others
+        for info in checkpoints:
+            got = self._classify_checkpoint(info)
+            if isinstance(got, ForeignObject):
+                found.append(got)
+        return self._explain(found, scan.entries, digest)
+
+    def unexplained(self) -> list[str]:
+        """A message for each foreign object no `foreign` event explains."""
+        return [f.message() for f in self.foreign_objects(digest=False) if f.marked_by is None]
+
+    def _scan(self, infos: Iterable[ObjectInfo]) -> _Scan:
+        scan = _Scan()
+        valid = []
+        for info in sorted(infos, key=lambda i: i.key):
+            slot = layout.log_slot(info.key)
+            if slot is None:
+                inside = layout.log_slot(info.key[: len(ENTRIES) + layout.SEQ_DIGITS])
+                if inside is not None and info.key[len(ENTRIES) + layout.SEQ_DIGITS :].startswith("/"):
+                    scan.occupied.add(inside)  # a folder in a slot's place (local storage)
+                scan.foreign.append(
+                    ForeignObject(info.key, "not an entry's name (12 digits under log/entries/)", None, info.size)
+                )
+                continue
+            scan.occupied.add(slot)
+            got = self._open_entry(info)
+            if isinstance(got, ForeignObject):
+                scan.foreign.append(got)
+            elif got is not None:
+                valid.append((slot, info.key, *got))
+        unreadable = [f for f in scan.foreign if f.problem.startswith("cannot be read")]
+        if unreadable and not valid:  # the storage, not an object, is failing: no log to build on
+            raise StorageError(unreadable[0].problem.removeprefix("cannot be read: "))
+        _order(valid, scan)
+        return scan
+
+    def _read(self, key: str) -> bytes:
+        """An object's bytes, tried twice: one failed read must not make an entry look foreign
+        (an object that can never be read, such as one encrypted with a key amber does not
+        hold, stays unreadable and is foreign)."""
+        try:
+            return self.storage.get(key)
+        except StorageError:
+            return self.storage.get(key)
+
+    def _open_entry(self, info: ObjectInfo) -> tuple[dict, bytes, str, int] | ForeignObject | None:
+        """(event, canonical bytes, sha256 and size as stored) of a valid entry; what is wrong
+        otherwise; None if it is gone."""
+        key = info.key
+        if info.size > MAX_ENTRY_BYTES:
+            return ForeignObject(key, f"{info.size} bytes, larger than any entry", None, info.size)
+        try:
+            data = self._read(key)
+        except NotFound:
+            return None  # deleted since it was listed
+        except StorageError as e:
+            return ForeignObject(key, f"cannot be read: {e}", None, info.size)
+        digest = hashlib.sha256(data).hexdigest()
+
+        def foreign(problem: str) -> ForeignObject:
+            return ForeignObject(key, problem, digest, len(data))
+
+        try:
+            raw = self.sealer.open(KIND_LOG, data, key)
+        except IntegrityError:
+            return foreign("content does not authenticate: not an entry of this repository (junk, damaged or replaced)")
+        try:
+            ev = json.loads(raw)
+        except (ValueError, RecursionError):
+            return foreign("authentic, but not JSON")
+        if not isinstance(ev, dict) or utf8_json(ev) != raw:
+            return foreign("authentic, but not a canonical event")
+        if type(ev.get("seq")) is not int or ev["seq"] < 0:
+            return foreign("authentic, but its seq is not a position in the log")
+        try:
+            validate_entry(ev, key)
+        except IntegrityError as e:
+            return foreign(f"authentic, but malformed: {str(e).removeprefix(key + ': ')}")
+        return ev, raw, digest, len(data)
+
+    def _classify_checkpoint(self, info: ObjectInfo) -> cpfmt.Checkpoint | ForeignObject | None:
+        """The checkpoint stored under `info.key` if it is one of this log's, stored under its
+        own size; what is wrong otherwise; None if it is gone."""
+        key = info.key
+        size = layout.log_slot(key, CHECKPOINTS)
+        if size is None:
+            return ForeignObject(key, "not a checkpoint's name (12 digits under log/checkpoints/)", None, info.size)
+        if info.size > cpfmt.MAX_NOTE:
+            return ForeignObject(key, f"{info.size} bytes, larger than any checkpoint", None, info.size)
+        try:
+            note = self.storage.get(key, 0, cpfmt.MAX_NOTE + 1)  # a note is never longer
+        except NotFound:
+            return None
+        except StorageError as e:
+            return ForeignObject(key, f"cannot be read: {e}", None, info.size)
+        digest = hashlib.sha256(note).hexdigest()
+        try:
+            cp = cpfmt.verify(note, self.origin, self.public)
+        except CheckpointError as e:
+            return ForeignObject(key, f"not a checkpoint of this log: {e}", digest, len(note))
+        if cp.origin != self.origin:
+            return ForeignObject(key, f"a checkpoint of another log ({cp.origin})", digest, len(note))
+        if cp.size != size:
+            return ForeignObject(key, f"a checkpoint of size {cp.size}, stored under another size", digest, len(note))
+        return cp
+
+    def _explain(self, found: list[ForeignObject], entries: list, digest: bool) -> list[ForeignObject]:
+        """`found`, each with the `foreign` event that marked it as it still is, if any."""
+        marks = foreign_marks(entries)
+        marked_keys = {k for k, _sha, _size in marks}
         out = []
-        for seq, key in enumerate(keys):
-            want = layout.log_entry(seq)
-            try:
-                if key != want:
-                    raise IntegrityError(f"{want}: missing from the log (found {key} next)")
-                raw = self.sealer.open(KIND_LOG, self.storage.get(key), key)
-                ev = json.loads(raw)
-                if not isinstance(ev, dict) or ev.get("seq") != seq or utf8_json(ev) != raw:
-                    raise IntegrityError(f"{key}: not the canonical event number {seq}")
-            except (IntegrityError, ValueError, RecursionError) as e:
-                if errors is None:
-                    raise IntegrityError(str(e) if isinstance(e, IntegrityError) else f"{key}: {e}") from None
-                errors.append(str(e) if isinstance(e, IntegrityError) else f"{key}: {e}")
-                return out
-            try:
-                validate_entry(ev, key)
-            except IntegrityError as e:  # authentic and in place (its leaf counts), but malformed
-                if errors is not None:
-                    errors.append(str(e))
-                ev = invalid_entry(ev, seq, str(e))
-            out.append((ev, raw))
+        for f in sorted(found, key=lambda f: f.key):
+            if f.sha256 is None and (digest or f.key in marked_keys):
+                f = replace(f, sha256=self._digest(f.key, f.size))
+            mark = marks.get((f.key, f.sha256, f.size))
+            out.append(f if mark is None else replace(f, marked_by=mark[0], reason=mark[1]))
         return out
+
+    def _digest(self, key: str, size: int) -> str | None:
+        """SHA-256 of an object, read in pieces; None if it cannot be read (gone, or a name
+        that is not a valid storage key)."""
+        h = hashlib.sha256()
+        try:
+            if size <= HASH_CHUNK:
+                h.update(self.storage.get(key))
+            for offset in range(0, size if size > HASH_CHUNK else 0, HASH_CHUNK):
+                h.update(self.storage.get(key, offset, min(HASH_CHUNK, size - offset)))
+        except (NotFound, UsageError, StorageError):
+            return None
+        return h.hexdigest()
 
     def leaves(self, entries) -> list[bytes]:
         return [merkle.leaf_hash(raw) for _ev, raw in entries]
@@ -115,21 +302,16 @@ class AuditLog:
 
     def latest_checkpoint(self) -> bytes | None:
         """The newest stored checkpoint signed by this repository's key and stored under its own
-        size; junk or a foreign note at a later slot is passed over (`verify` reports it). When
-        none verifies, the newest as stored (its reader reports it); None for no checkpoint."""
-        keys = sorted(i.key for i in self.storage.list(CHECKPOINTS))
+        size; foreign objects among the checkpoints are passed over (`verify` reports them).
+        When none verifies, the newest as stored (its reader reports it); None for no checkpoint."""
+        infos = sorted(self.storage.list(CHECKPOINTS), key=lambda i: i.key, reverse=True)
         newest = None
-        for key in reversed(keys):
-            note = self._stored_checkpoint(key)
-            if note is None:
-                continue
-            newest = note if newest is None else newest
-            try:
-                cp = cpfmt.verify(note, self.origin, self.public)
-            except CheckpointError:
-                continue
-            if key == layout.log_checkpoint(cp.size):
-                return note
+        for info in infos:
+            got = self._classify_checkpoint(info)
+            if isinstance(got, cpfmt.Checkpoint):
+                return self._stored_checkpoint(info.key)
+            if newest is None and isinstance(got, ForeignObject) and got.sha256 is not None:
+                newest = self._stored_checkpoint(info.key)
         return newest
 
     # -- writing -----------------------------------------------------------------
@@ -137,10 +319,11 @@ class AuditLog:
     def append(self, kind: str, snapshot: str | None = None, lock=None, **details) -> dict:
         """Append one event; `lock` (a Retention) protects the entry and its checkpoint."""
         remembered = self.remembered()  # before the log is read: another writer may extend both
-        entries = self.entries()
-        leaves = self.leaves(entries)
+        scan = self._writable_scan()
+        leaves = self.leaves(scan.entries)
         self._check_remembered(leaves, remembered)
         actor = {"host": socket.gethostname(), "user": user_name(), "key": self.key_id[:16]}
+        blocked: set[int] = set()  # slots taken by something no listing shows (an empty folder)
         for _ in range(100):
             seq = len(leaves)
             ev = {
@@ -154,17 +337,53 @@ class AuditLog:
             if snapshot is not None:
                 ev["snapshot"] = snapshot
             raw = utf8_json(ev)
+            slot = scan.next_slot()
             try:
-                self.storage.put(layout.log_entry(seq), self.sealer.seal(KIND_LOG, raw), retention=lock)
+                self.storage.put(layout.log_entry(slot), self.sealer.seal(KIND_LOG, raw), retention=lock)
                 break
-            except AlreadyExists:  # another writer took this position: read on and retry
-                entries = self.entries()
-                leaves = self.leaves(entries)
+            except AlreadyExists:  # another writer, or junk, took this slot: read on and retry
+                scan = self._writable_scan()
+                leaves = self.leaves(scan.entries)
+                if slot not in scan.occupied:
+                    blocked.add(slot)
+                scan.occupied |= blocked
         else:
             raise AmberError("could not append to the audit log (too much contention)")
         leaves = leaves + [merkle.leaf_hash(raw)]
         self.write_checkpoint(leaves, lock)
         return ev
+
+    def _writable_scan(self) -> _Scan:
+        """The log as a writer reads it: foreign objects skipped, a missing or doubled event
+        refused (an append would build on a log that is not the one others verified)."""
+        scan = self._scan(self.storage.list(ENTRIES))
+        if scan.errors:
+            raise IntegrityError(scan.errors[0], remedy="audit-verify")
+        return scan
+
+    def mark_foreign(self, keys: Iterable[str] | None, reason: str) -> list[dict]:
+        """Record that an admin examined foreign objects (`keys`, or every unexplained one when
+        None): `foreign` events naming each object's key, size and SHA-256, and the reason.
+        Returns the events appended (none when nothing is left to mark)."""
+        reason = (reason or "").strip()
+        if not reason:
+            raise UsageError("marking objects as foreign needs a reason")
+        found = {f.key: f for f in self.foreign_objects()}
+        if keys is None:
+            chosen = [f for f in found.values() if f.marked_by is None]
+        else:
+            missing = [k for k in keys if k not in found]
+            if missing:
+                raise UsageError(f"not a foreign object of the audit log: {', '.join(missing[:10])}")
+            chosen = [found[k] for k in dict.fromkeys(keys)]
+        events = []
+        for i in range(0, len(chosen), FOREIGN_BATCH):
+            objects = [
+                {"key": f.key, "sha256": f.sha256, "size": f.size, "problem": f.problem}
+                for f in chosen[i : i + FOREIGN_BATCH]
+            ]
+            events.append(self.append("foreign", None, None, objects=objects, reason=reason))
+        return events
 
     def write_checkpoint(self, leaves: list[bytes], retention=None) -> bytes:
         cp = cpfmt.Checkpoint(self.origin, len(leaves), merkle.root(leaves))
@@ -182,9 +401,10 @@ class AuditLog:
         return note
 
     def _stored_checkpoint(self, key: str) -> bytes | None:
+        """The note stored under `key`; None if there is none, or none that can be read."""
         try:
-            return self.storage.get(key)
-        except NotFound:
+            return self.storage.get(key, 0, cpfmt.MAX_NOTE + 1)  # a note is never longer
+        except (NotFound, StorageError):
             return None
 
     def matches(self, note: bytes, cp: cpfmt.Checkpoint) -> bool:
@@ -249,31 +469,32 @@ class AuditLog:
         # what can only have been written before the entries it covers is read first, so a
         # concurrent writer never makes a checkpoint look longer than the log read after it
         remembered = self.remembered()
-        cps = sorted(i.key for i in self.storage.list(CHECKPOINTS))
-        entries = self.entries(rep.errors)
+        cp_infos = sorted(self.storage.list(CHECKPOINTS), key=lambda i: i.key)
+        entry_infos, _checkpoints, others = _partition(self.storage.list(layout.LOG))
+        scan = self._scan(entry_infos)
+        rep.errors.extend(scan.errors)
+        entries = scan.entries
         leaves = self.leaves(entries)
         rep.size, rep.root = len(leaves), merkle.root(leaves)
-        for key in cps:
-            try:
-                note = self.storage.get(key)
-                cp = cpfmt.verify(note, self.origin, self.public)
-                if key != layout.log_checkpoint(cp.size):
-                    raise IntegrityError(f"names size {cp.size}")
-                check_consistency(cp, leaves, key)
-                rep.checkpoints += 1
-            except (CheckpointError, IntegrityError, NotFound) as e:
-                rep.errors.append(f"{key}: {e}" if not str(e).startswith(key) else str(e))
-        if leaves and layout.log_checkpoint(len(leaves)) not in cps:
-            rep.warnings.append(
-                f"no checkpoint for the full log of {len(leaves)} entries (a writer "
-                "stopped between its entry and its checkpoint)"
-            )
-        present = set(cps)
-        for size in range(1, len(leaves)):
-            if layout.log_checkpoint(size) not in present:  # every append writes one
-                rep.warnings.append(
-                    f"{CHECKPOINTS}{size:012d}: missing (deleted, or its writer stopped before writing it)"
-                )
+        found = scan.foreign + others
+        for info in cp_infos:
+            got = self._classify_checkpoint(info)
+            if isinstance(got, ForeignObject):
+                found.append(got)
+            elif got is not None:
+                try:
+                    check_consistency(got, leaves, info.key)
+                    rep.checkpoints += 1
+                except IntegrityError as e:
+                    rep.errors.append(str(e))
+        self._checkpoint_warnings(rep, {i.key for i in cp_infos}, len(leaves))
+        rep.foreign = self._explain(found, entries, digest=False)
+        for f in rep.foreign:
+            if f.marked_by is None:
+                rep.errors.append(f"{f.message()} (a foreign object, not marked as examined)")
+            else:
+                rep.warnings.append(f"{f.key}: known foreign object, marked by event {f.marked_by}: {f.reason}")
+        rep.warnings.extend(clock_warnings(entries, self.clock.now()))
         rep.entries = entries
         for note, what in (
             (remembered, "the checkpoint this client last verified"),
@@ -292,6 +513,119 @@ class AuditLog:
             if note is not None and self.matches(note, cpfmt.Checkpoint(self.origin, len(leaves), rep.root)):
                 self.remember(note)
         return rep
+
+    @staticmethod
+    def _checkpoint_warnings(rep: VerifyReport, present: set[str], size: int) -> None:
+        """Every append writes the checkpoint of its size: say which sizes have none stored."""
+        if size and layout.log_checkpoint(size) not in present:
+            rep.warnings.append(
+                f"no checkpoint for the full log of {size} entries (a writer "
+                "stopped between its entry and its checkpoint)"
+            )
+        for n in range(1, size):
+            if layout.log_checkpoint(n) not in present:
+                rep.warnings.append(
+                    f"{CHECKPOINTS}{n:012d}: missing (deleted, or its writer stopped before writing it)"
+                )
+
+
+def _partition(infos: Iterable[ObjectInfo]) -> tuple[list[ObjectInfo], list[ObjectInfo], list[ForeignObject]]:
+    """One listing of `log/` as (entries, checkpoints, foreign objects outside both)."""
+    entries, checkpoints, others = [], [], []
+    for info in infos:
+        if info.key.startswith(ENTRIES):
+            entries.append(info)
+        elif info.key.startswith(CHECKPOINTS):
+            checkpoints.append(info)
+        else:
+            problem = "not part of the audit log (only log/entries/ and log/checkpoints/ are)"
+            others.append(ForeignObject(info.key, problem, None, info.size))
+    return entries, checkpoints, others
+
+
+def _order(valid: list, scan: _Scan) -> None:
+    """Take the valid entries (slot, key, event, bytes, sha256 and size as stored), in slot
+    order, as the leaves 0, 1, 2...
+    A byte-for-byte copy of another entry (the envelope does not bind its key, so a copy
+    authenticates) is foreign; another event at a position already taken is a fork, and an
+    event beyond the next position means events are missing: both end the reading."""
+    later: dict[bytes, int] = {}  # entry bytes -> the last slot holding them
+    for slot, _key, _ev, raw, _digest, _size in valid:
+        later[raw] = slot
+    leaf_of: dict[bytes, str] = {}
+    for slot, key, ev, raw, digest, size in valid:
+        seq, n = ev["seq"], len(scan.entries)
+        if raw in leaf_of or (seq > n and later[raw] > slot):
+            where = leaf_of.get(raw) or layout.log_entry(later[raw])
+            scan.foreign.append(ForeignObject(key, f"a copy of event {seq}, whose entry is {where}", digest, size))
+            continue
+        if seq < n:
+            scan.errors.append(
+                f"{key} holds another event {seq} than {scan.keys[seq]}: two writers took the same "
+                "position, or the history was forked"
+            )
+            return
+        if seq > n:
+            scan.errors.append(_gap(n, seq, scan.homes[-1] if scan.homes else -1, slot, key))
+            return
+        scan.entries.append((ev, raw))
+        scan.keys.append(key)
+        scan.homes.append(slot)
+        leaf_of[raw] = key
+
+
+def _gap(n: int, seq: int, prev: int, slot: int, key: str) -> str:
+    """What is missing between the last leaf (at slot `prev`) and `key`, which holds `seq`."""
+    events = f"event {n}" if seq == n + 1 else f"events {n}-{seq - 1}"
+    between = range(prev + 1, slot)
+    if len(between) == seq - n:
+        where = layout.log_entry(between[0])
+        if len(between) > 1:
+            where += f" to {layout.log_entry(between[-1])}"
+        return f"{where}: {events} missing from the log (deleted, or replaced by bytes that are not it)"
+    return (
+        f"{events} missing from the log before {key}, which holds event {seq} "
+        "(deleted, replaced, or moved to another slot)"
+    )
+
+
+def foreign_marks(entries: list) -> dict[tuple, tuple[int, str]]:
+    """(key, sha256, size) -> (seq, reason) of the latest `foreign` event naming that object."""
+    marks: dict[tuple, tuple[int, str]] = {}
+    for ev, _raw in entries:
+        details = ev.get("details") or {}
+        if ev.get("type") != "foreign" or not isinstance(details.get("objects"), list):
+            continue
+        reason = details.get("reason") if isinstance(details.get("reason"), str) else ""
+        for o in details["objects"]:
+            if isinstance(o, dict) and isinstance(o.get("key"), str):
+                marks[(o["key"], o.get("sha256"), o.get("size"))] = (ev["seq"], reason)
+    return marks
+
+
+def clock_warnings(entries: list, now: _dt.datetime, tolerance: _dt.timedelta = CLOCK_TOLERANCE) -> list[str]:
+    """Events dated after `now`, or before the event logged just before them, by more than
+    `tolerance`: a writer's clock was wrong (or moved) when it wrote them."""
+    out = []
+    prev: tuple[int, str, _dt.datetime] | None = None
+    for ev, _raw in entries:
+        t = from_iso(ev["time"])
+        if t > now + tolerance:
+            out.append(
+                f"event {ev['seq']} ({ev['type']}) is dated {ev['time']}, after this clock's "
+                f"{to_iso(now)} by more than {_minutes(tolerance)}"
+            )
+        if prev is not None and t < prev[2] - tolerance:
+            out.append(
+                f"event {ev['seq']} ({ev['type']}) is dated {ev['time']}, before event {prev[0]} "
+                f"({prev[1]}) by more than {_minutes(tolerance)}: a writer's clock went back"
+            )
+        prev = (ev["seq"], ev["time"], t)
+    return out
+
+
+def _minutes(d: _dt.timedelta) -> str:
+    return f"{int(d.total_seconds() // 60)} minutes"
 
 
 ENTRY_TYPE = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -323,19 +657,6 @@ def validate_entry(ev: dict, what: str) -> dict:
         if not _is_hex64(ev.get("snapshot")) or not _is_hex64(d.get("tree")) or not _is_hex64(d.get("content_root")):
             raise IntegrityError(f"{what}: a snapshot event without a valid snapshot, tree and content root")
     return ev
-
-
-def invalid_entry(ev: dict, seq: int, error: str) -> dict:
-    """What readers see of an authentic but malformed entry: its place, and what is wrong."""
-    t = ev.get("time")
-    return {
-        "v": 1,
-        "seq": seq,
-        "time": t if isinstance(t, str) else "?",
-        "type": "invalid",
-        "actor": {},
-        "details": {"error": error},
-    }
 
 
 def _is_hex64(value) -> bool:

@@ -1,12 +1,14 @@
-"""`amber audit log|verify|checkpoint`: the audit log as a user reads it."""
+"""`amber audit log|verify|checkpoint|foreign`: the audit log as a user reads it."""
 
 import sys
 
 import click
 
-from ..errors import IntegrityError
+from ..errors import IntegrityError, UsageError
 from .options import command, group, json_option
 from .output import Output, warn
+
+OVERRIDES = (("trust_clock", "--trust-clock"), ("bypass_governance", "--bypass-governance"))
 
 
 def _event_line(ev: dict) -> str:
@@ -14,21 +16,36 @@ def _event_line(ev: dict) -> str:
     d = ev.get("details") or {}
     extra = ""
     if ev["type"] == "lock":
-        extra = f" {d.get('mode')} until {d.get('until')}" + (
-            " (bypassed governance)" if d.get("bypass_governance") else ""
-        )
+        extra = f" {d.get('mode')} until {d.get('until')}"
     elif ev["type"] in ("hold", "release") and d.get("reason"):
         extra = f" ({d['reason']})"
-    elif ev["type"] == "forget" and d.get("bypass_governance"):
-        extra = " (bypassed governance)"
     elif ev["type"] == "check":
         extra = " ok" if d.get("ok") else f" {d.get('errors')} error(s)"
     elif ev["type"] == "prune":
         extra = f" {len(d.get('packs_deleted') or [])} packs, {d.get('bytes_freed', 0)} bytes"
     elif ev["type"] == "snapshot" and d.get("recovered"):
         extra = " (recorded late, after an interrupted backup)"
+    elif ev["type"] == "foreign":
+        extra = f" {len(d.get('objects') or [])} object(s) marked foreign ({d.get('reason')})"
+    flags = "".join(f" [{flag}]" for name, flag in OVERRIDES if _says(d, name))
     actor = ev.get("actor") or {}
-    return f"{ev['seq']:>6}  {ev['time']}  {ev['type']:<10}{snap}{extra}  [{actor.get('user')}@{actor.get('host')}]"
+    return (
+        f"{ev['seq']:>6}  {ev['time']}  {ev['type']:<10}{snap}{extra}{flags}  [{actor.get('user')}@{actor.get('host')}]"
+    )
+
+
+def _says(details, name: str, depth: int = 0) -> bool:
+    """Whether `name` is true anywhere in an event's details (an override may be recorded per
+    snapshot inside a list): an override must never be shown only in --json."""
+    if depth > 8:
+        return False
+    if isinstance(details, dict):
+        if details.get(name) is True:
+            return True
+        details = list(details.values())
+    if isinstance(details, list):
+        return any(_says(v, name, depth + 1) for v in details)
+    return False
 
 
 @command("log")
@@ -73,7 +90,12 @@ def audit_verify(session, checkpoint_file, as_json):
 
     failed = None
     if not rep.ok:
-        failed = IntegrityError(f"{len(rep.errors)} error(s) in the audit log:\n  " + "\n  ".join(rep.errors[:100]))
+        hint = ""
+        if any(f.marked_by is None for f in rep.foreign):
+            hint = f"\n{FOREIGN_HINT}"
+        failed = IntegrityError(
+            f"{len(rep.errors)} error(s) in the audit log:\n  " + "\n  ".join(rep.errors[:100]) + hint
+        )
     return Output(
         {
             "ok": rep.ok,
@@ -83,10 +105,47 @@ def audit_verify(session, checkpoint_file, as_json):
             "remembered_size": rep.remembered,
             "errors": rep.errors,
             "warnings": rep.warnings,
+            "foreign": [f.to_json() for f in rep.foreign],
         },
         text,
         failed,
     )
+
+
+FOREIGN_HINT = (
+    "objects under log/ that amber did not write there: once examined, record them with "
+    "`amber audit foreign KEY... --reason TEXT` (or --all)"
+)
+
+
+@command("foreign")
+@click.argument("keys", nargs=-1)
+@click.option("--all", "mark_all", is_flag=True, help="mark every foreign object not marked yet")
+@click.option("--reason", help="why the objects are known to be harmless (recorded in the log)")
+@json_option
+def audit_foreign(session, keys, mark_all, reason, as_json):
+    """List the objects under log/ that are not this log's entries or checkpoints; with KEY...
+    or --all, record (an audited `foreign` event) that an admin examined them."""
+    if keys and mark_all:
+        raise UsageError("give object keys or --all, not both")
+    r = session.open()
+    if not keys and not mark_all:
+        if reason is not None:
+            raise UsageError("--reason goes with the keys to mark (or --all)")
+        found = r.audit.foreign_objects()
+        return Output([f.to_json() for f in found], [_foreign_line(f) for f in found] or ["no foreign objects"])
+    if not (reason or "").strip():
+        raise UsageError("give the reason with --reason TEXT: it is recorded in the audit log")
+    events = r.audit.mark_foreign(keys or None, reason)
+    marked = [o for ev in events for o in ev["details"]["objects"]]
+    lines = [f"marked {o['key']} as foreign (event {ev['seq']})" for ev in events for o in ev["details"]["objects"]]
+    return Output({"events": [ev["seq"] for ev in events], "marked": marked}, lines or ["nothing left to mark"])
+
+
+def _foreign_line(f) -> str:
+    state = f"marked by event {f.marked_by} ({f.reason})" if f.marked_by is not None else "not marked"
+    digest = f.sha256[:16] if f.sha256 else "unreadable"
+    return f"{f.key}  {f.size} bytes  sha256 {digest}  {state}: {f.problem}"
 
 
 @command("checkpoint")
@@ -102,6 +161,6 @@ def audit_checkpoint(session, show_key):
 
 audit = group(
     "audit",
-    "The tamper-evident audit log: list, verify, print the signed checkpoint.",
-    [audit_log, audit_verify, audit_checkpoint],
+    "The tamper-evident audit log: list, verify, print the signed checkpoint, mark foreign objects.",
+    [audit_log, audit_verify, audit_checkpoint, audit_foreign],
 )

@@ -15,6 +15,7 @@ SNAPSHOTS = "snapshots/"
 LOCKS = "locks/"
 PRUNE = "prune/"
 RUNNING = "running/"
+LOG = "log/"
 LOG_ENTRIES = "log/entries/"
 LOG_CHECKPOINTS = "log/checkpoints/"
 
@@ -62,6 +63,15 @@ def log_entry(seq: int) -> str:
 
 def log_checkpoint(size: int) -> str:
     return f"{LOG_CHECKPOINTS}{size:0{SEQ_DIGITS}d}"
+
+
+def log_slot(key: str, folder: str = LOG_ENTRIES) -> int | None:
+    """The number a well-formed `log/entries/` (or, given `folder`, `log/checkpoints/`) key
+    carries: exactly 12 ASCII digits after the folder; None for any other name."""
+    name = key[len(folder) :] if key.startswith(folder) else ""
+    if len(name) != SEQ_DIGITS or not all("0" <= c <= "9" for c in name):
+        return None
+    return int(name)
 
 
 def last(key: str) -> str:
