@@ -190,7 +190,7 @@ def log_jumps(entries, locks: list[Grant]) -> list[Logged]:
             continue
         d = _details(ev)
         seq = ev.get("seq") if isinstance(ev.get("seq"), int) else None
-        if newest is not None and t - newest > shortest and t - newest > (w := window(locks, newest)):
+        if newest is not None and t - newest > shortest + TOLERANCE and t - newest > (w := window(locks, newest)) + TOLERANCE:
             found.append((Jump(newest, t, w, seq), ev))
         start, end = _span_of(d.get("clock_jump"))
         if start is not None and end is not None and end > start:
@@ -225,7 +225,7 @@ def assess(repo: Guarded) -> Assessment:
     jumps = [lj.jump for lj in log_jumps(entries, locks) if not lj.confirmed]
     newest, seen = newest_recorded(repo, entries), remembered(repo)
     trusted = max((t for t in (newest, seen) if t is not None), default=None)
-    if trusted is not None and now - trusted > (w := window(locks, trusted)):
+    if trusted is not None and now - trusted > (w := window(locks, trusted)) + TOLERANCE:
         jumps.append(Jump(trusted, now, w))
     return Assessment(now, newest, seen, jumps)
 

@@ -203,11 +203,11 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
 
 
 def _lock_ends(repo: Pruned, sv: _Survey) -> dict:
-    """pack -> when its own retention ended (None: never locked), for every pack this prune or
-    an earlier plan would delete: what the clock guard checks."""
-    _tombs, plans = load_records(repo.records)
+    """pack -> when its own retention ended (None: never locked), for every pack this prune
+    would delete (an earlier plan's packs are in no index, so among them): what the clock
+    guard checks."""
     out = {}
-    for pid in sorted(sv.doomed.union(sv.repack, *plans.values())):
+    for pid in sorted(sv.doomed | set(sv.repack)):
         try:
             r = repo.storage.stat(layout.pack(pid)).retention
         except NotFound:
