@@ -39,8 +39,8 @@ from .repo.keys import KeyRing
 from .repo.snapshots import Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
 from .restore.restorer import RestoreStats, restore
-from .retention import forget as forgetting
 from .retention import clockguard, locks, prune
+from .retention import forget as forgetting
 from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage

@@ -36,8 +36,7 @@ def at(user, offset: str, *args, expect: int | None = 0) -> Result:
         [FAKETIME, "-f", offset, *user.cmd(*args)],
         env=user.env(),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         timeout=300,
     )
     r = Result(args, p.returncode, p.stdout, p.stderr)
@@ -86,7 +85,7 @@ def test_a_backup_made_with_a_moved_clock_records_the_jump(repo, src, tmp_path):
     old = repo.backup(src, args=("--retain", "7d"))["snapshot_id"]
     r = at(repo, "+8d", "backup", more(tmp_path, "b"))
     assert "warning:" in r.stderr and "clock jump of 8 days" in r.stderr, r
-    new = [i for i in snapshot_ids(repo, "+8d") if i != old][0]
+    new = next(i for i in snapshot_ids(repo, "+8d") if i != old)
     r = at(repo, "+8d", "forget", old, expect=30)
     assert old[:8] in r.stderr and "clock jump" in r.stderr, r
     assert old in snapshot_ids(repo, "+8d")

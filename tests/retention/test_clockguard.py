@@ -169,7 +169,7 @@ def test_a_backup_under_a_moved_clock_records_the_jump(repo, repo_path, clock, s
     new = backup(repo, changed(tmp_path, "n"), clock=clock)
     assert warnings and "clock jump of 8 days" in warnings[0], warnings
     assert new.doc["clock_jump"]["from"].startswith("2030-01-01")
-    event = [ev for ev in logged(repo, "snapshot") if ev["snapshot"] == new.id][0]
+    event = next(ev for ev in logged(repo, "snapshot") if ev["snapshot"] == new.id)
     assert event["details"]["clock_jump"] == new.doc["clock_jump"]
     with pytest.raises(Locked) as e:
         repo.forget([old])
@@ -244,7 +244,10 @@ def test_overrides_are_listed_by_check_and_marked_on_snapshots(repo, clock, src,
 
 def test_an_override_only_a_lock_record_shows_is_listed(repo, clock, src):
     snap = backup(repo, src, clock=clock, mode="governance", seconds=7 * DAY)
-    repo.event_store.write(snap.id, "lock", None, mode="governance", until="2030-01-02T00:00:00Z", bypass_governance=True)
+    # a record the log does not show (written behind it): listed on its own
+    repo.event_store.write(
+        snap.id, "lock", None, mode="governance", until="2030-01-02T00:00:00Z", bypass_governance=True
+    )
     found = [o for o in clockguard.repository_overrides(repo) if o.kind == "bypass-governance"]
     assert len(found) == 1 and found[0].event is None and found[0].record.startswith(f"locks/{snap.id}/")
     assert "not in the audit log" in found[0].describe()

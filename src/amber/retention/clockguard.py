@@ -42,6 +42,8 @@ from ..repo.snapshots import Snapshot
 TOLERANCE = _dt.timedelta(minutes=10)
 MAX_WINDOW = _dt.timedelta(days=31)
 
+Entries = list[tuple[dict, bytes]]  # the audit log's readable entries: (event, canonical bytes)
+
 
 class Recorded(Protocol):
     """What holds the record of time: snapshots, lock records, the audit log."""
@@ -117,14 +119,14 @@ def span(d: _dt.timedelta) -> str:
     return f"{s} seconds"
 
 
-def _time(value) -> _dt.datetime | None:
+def _time(value: object) -> _dt.datetime | None:
     try:
         return from_iso(value) if isinstance(value, str) else None
     except (ValueError, OverflowError):
         return None
 
 
-def _span_of(cj) -> tuple[_dt.datetime | None, _dt.datetime | None]:
+def _span_of(cj: object) -> tuple[_dt.datetime | None, _dt.datetime | None]:
     """(from, to) of a recorded `{"from": ISO, "to": ISO}`."""
     return (_time(cj.get("from")), _time(cj.get("to"))) if isinstance(cj, dict) else (None, None)
 
@@ -134,29 +136,26 @@ def _details(ev: dict) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def log_entries(repo: Recorded) -> list[tuple[dict, bytes]]:
+def log_entries(repo: Recorded) -> Entries:
     """The audit log's readable entries (damage is reported by `audit verify` and `check`)."""
     return repo.audit.entries(errors=[])
 
 
-def grants(snaps: Iterable[Snapshot], events: Mapping[str, list[dict]], entries) -> list[Grant]:
+def grants(snaps: Iterable[Snapshot], events: Mapping[str, list[dict]], entries: Entries) -> list[Grant]:
     """Every lock ever set, from the snapshots, the lock records and the audit log."""
-    out = []
+    found: list[tuple[_dt.datetime | None, _dt.datetime | None]] = []
     for s in snaps:
-        until = _time((s.retention or {}).get("until")) if isinstance(s.retention, dict) else None
-        if until is not None:
-            out.append(Grant(s.time, until))
+        if isinstance(s.retention, dict):
+            found.append((s.time, _time(s.retention.get("until"))))
     for evs in events.values():
-        for ev in evs:
-            if ev.get("type") == "lock":
-                out.append(Grant(_time(ev.get("time")), _time(ev.get("until"))))  # type: ignore[arg-type]
+        found.extend((_time(ev.get("time")), _time(ev.get("until"))) for ev in evs if ev.get("type") == "lock")
     for ev, _raw in entries:
         d = _details(ev)
         if ev.get("type") == "snapshot" and isinstance(d.get("retention"), dict):
-            out.append(Grant(_time(d.get("time")) or _time(ev.get("time")), _time(d["retention"].get("until"))))  # type: ignore[arg-type]
+            found.append((_time(d.get("time")) or _time(ev.get("time")), _time(d["retention"].get("until"))))
         elif ev.get("type") == "lock":
-            out.append(Grant(_time(ev.get("time")), _time(d.get("until"))))  # type: ignore[arg-type]
-    return [g for g in out if g.set is not None and g.until is not None and g.until > g.set]
+            found.append((_time(ev.get("time")), _time(d.get("until"))))
+    return [Grant(start, end) for start, end in found if start is not None and end is not None and end > start]
 
 
 def window(locks: list[Grant], at: _dt.datetime) -> _dt.timedelta:
@@ -176,7 +175,7 @@ class Logged:
     confirmed: bool
 
 
-def log_jumps(entries, locks: list[Grant]) -> list[Logged]:
+def log_jumps(entries: Entries, locks: list[Grant]) -> list[Logged]:
     """Every jump in the audit log: a gap between an event and the newest before it longer
     than the window then, or a `clock_jump` an event recorded. An event with `trust_clock`
     confirms every jump before it and its own."""
@@ -190,8 +189,10 @@ def log_jumps(entries, locks: list[Grant]) -> list[Logged]:
             continue
         d = _details(ev)
         seq = ev.get("seq") if isinstance(ev.get("seq"), int) else None
-        if newest is not None and t - newest > shortest + TOLERANCE and t - newest > (w := window(locks, newest)) + TOLERANCE:
-            found.append((Jump(newest, t, w, seq), ev))
+        if newest is not None and t - newest > shortest + TOLERANCE:
+            w = window(locks, newest)
+            if t - newest > w + TOLERANCE:
+                found.append((Jump(newest, t, w, seq), ev))
         start, end = _span_of(d.get("clock_jump"))
         if start is not None and end is not None and end > start:
             found.append((Jump(start, end, window(locks, start), seq), ev))
@@ -201,12 +202,12 @@ def log_jumps(entries, locks: list[Grant]) -> list[Logged]:
     return [Logged(j, ev, i < confirmed_upto) for i, (j, ev) in enumerate(found)]
 
 
-def newest_logged(entries) -> _dt.datetime | None:
+def newest_logged(entries: Entries) -> _dt.datetime | None:
     times = [t for ev, _raw in entries if (t := _time(ev.get("time"))) is not None]
     return max(times) if times else None
 
 
-def newest_recorded(repo: Recorded, entries=None) -> _dt.datetime | None:
+def newest_recorded(repo: Recorded, entries: Entries | None = None) -> _dt.datetime | None:
     """The newest time in the repository: snapshots, lock records, audit log events."""
     times = [s.time for s in repo.snapshots()]
     for evs in repo.events().values():
@@ -340,7 +341,9 @@ class Override:
                 f"{to_iso(j.start)} to {to_iso(j.end)} ({'confirmed' if self.confirmed else 'not confirmed'})"
             )
         confirming = ", ".join(f"{to_iso(j.start)} → {to_iso(j.end)}" for j in self.jumps)
-        return f"{where} {self.type} --{self.kind}{of}" + (f" (confirming clock jumps {confirming})" if confirming else "")
+        return f"{where} {self.type} --{self.kind}{of}" + (
+            f" (confirmed clock jumps {confirming})" if confirming else ""
+        )
 
     def to_json(self) -> dict:
         out: dict = {"kind": self.kind, "type": self.type, "event": self.event, "description": self.describe()}
@@ -365,7 +368,7 @@ def _confirmed(d: dict) -> tuple[Jump, ...]:
     return tuple(Jump(s, e, _dt.timedelta(0)) for s, e in found if s is not None and e is not None)
 
 
-def overrides(entries, events: Mapping[str, list[dict]], locks: list[Grant]) -> list[Override]:
+def overrides(entries: Entries, events: Mapping[str, list[dict]], locks: list[Grant]) -> list[Override]:
     """Every --bypass-governance and --trust-clock in the audit log, then those only a lock
     record shows, then every event made under a clock jump (one per event)."""
     out: list[Override] = []
