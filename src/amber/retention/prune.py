@@ -204,8 +204,8 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
 
 def _lock_ends(repo: Pruned, sv: _Survey) -> dict:
     """pack -> when its own retention ended (None: never locked), for every pack this prune
-    would delete (an earlier plan's packs are in no index, so among them): what the clock
-    guard checks."""
+    would delete (an earlier plan's packs, still unused, are doomed again by the survey):
+    what the clock guard checks."""
     out = {}
     for pid in sorted(sv.doomed | set(sv.repack)):
         try:
