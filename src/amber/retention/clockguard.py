@@ -8,8 +8,8 @@ event times, the audit log's events) or this client has seen.
 
 - A clock behind T (beyond a small tolerance) went backwards: nothing is
   deleted.
-- A clock ahead of T by more than the window W jumped forward, unwitnessed
-  by any write. W is never longer than the shortest lock active at T (and at
+- A clock ahead of T by more than the window W (plus the same tolerance)
+  jumped forward, unwitnessed by any write. W is never longer than the shortest lock active at T (and at
   most 31 days): a jump longer than that lock could expire it without anyone
   noticing. What was locked until a time inside the jump is not deleted;
   what expired before T, or was never locked, is.
@@ -307,7 +307,7 @@ def _refuse_expired_in_jump(a: Assessment, expiring: Mapping[str, _dt.datetime |
     if refusals:
         raise Locked(
             "refusing to delete what a clock moved forward would have unlocked early: "
-            + "; ".join(refusals)
+            + _listed(refusals, "; ")
             + ". Nothing was deleted; an administrator who checked the clock may confirm it",
             remedy="trust-clock",
         )
@@ -410,14 +410,19 @@ def override_warnings(repo: Recorded) -> list[str]:
     open_jumps = [o for o in found if o.kind == "clock-jump" and not o.confirmed]
     out = []
     if flags:
-        out.append(f"{len(flags)} override(s): " + ", ".join(o.describe() for o in flags))
+        out.append(f"{len(flags)} override(s): " + _listed([o.describe() for o in flags]))
     if open_jumps:
         out.append(
             f"{len(open_jumps)} unconfirmed clock jump(s): "
-            + ", ".join(o.describe() for o in open_jumps)
+            + _listed([o.describe() for o in open_jumps])
             + "; deleting anything locked until a time inside one needs --trust-clock"
         )
     return out
+
+
+def _listed(items: list[str], sep: str = ", ", most: int = 20) -> str:
+    """The first `most` items, then how many more: a message stays readable however many."""
+    return sep.join(items[:most]) + (f"{sep}… {len(items) - most} more" if len(items) > most else "")
 
 
 def snapshot_overrides(repo: Recorded) -> dict[str, list[Override]]:
