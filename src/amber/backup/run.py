@@ -109,7 +109,8 @@ def _clock_jump(repo: BackupTarget) -> clockguard.Jump | None:
     jump = clockguard.current_jump(repo)
     if jump is not None:
         repo.warn(
-            f"this backup is made under {jump.describe()}: the snapshot records it, and nothing "
+            f"this backup is made under {jump.describe()}: either that much time passed with no "
+            "write to the repository, or the clock was moved. The snapshot records it, and nothing "
             "locked until a time inside the jump is deleted until an administrator checks the "
             "clock and passes --trust-clock"
         )
