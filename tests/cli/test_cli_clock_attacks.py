@@ -131,3 +131,17 @@ def test_daily_use_with_30_day_locks_needs_no_flag(repo, src, tmp_path):
     at(repo, "+36d", "prune")
     assert first not in snapshot_ids(repo, "+36d")
     assert "override" not in at(repo, "+36d", "check").stderr
+
+
+def test_an_event_written_under_the_moved_clock_does_not_make_the_jump_trusted(repo, src, tmp_path):
+    """Writing any event with the clock moved (a check, the forget of an unlocked snapshot) moves
+    the newest record forward too; the gap it leaves in the audit log still counts as a jump."""
+    locked = repo.backup(src, args=("--retain", "7d"))["snapshot_id"]
+    unlocked = repo.backup(more(tmp_path, "u"))["snapshot_id"]
+    at(repo, "+8d", "check")
+    r = at(repo, "+8d", "forget", "--keep-last", "1", expect=30)  # keeps the newer, unlocked one
+    assert locked[:8] in r.stderr and "(event " in r.stderr, r
+    at(repo, "+8d", "forget", unlocked)  # never locked: deleted as usual
+    r = at(repo, "+8d", "forget", locked, expect=30)
+    assert locked[:8] in r.stderr and "clock jump" in r.stderr, r
+    assert snapshot_ids(repo, "+8d") == [locked]
