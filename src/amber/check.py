@@ -32,7 +32,7 @@ from .repo import records as rec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
 from .repo.snapshots import Snapshot, SnapshotStore
-from .retention import locks
+from .retention import clockguard, locks
 from .storage.base import Storage
 
 Progress = Callable[[int, int], None]
@@ -97,6 +97,7 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
     _check_trees(repo, snaps, rep, damaged_blobs)
     _check_protection(repo, snaps, rep)
     _check_records(repo, rep)
+    _check_overrides(repo, rep)
     if read_data:
         _read_packs(repo.storage, repo.blobs, stored_packs, indexed_packs, rep, damaged_blobs, progress)
     if damaged_blobs:
@@ -236,6 +237,12 @@ def _check_records(repo: Checked, rep: CheckReport) -> None:
     known = set(rep.errors)  # an unreadable snapshot is reported once, as the snapshot check found it
     rep.errors.extend(f"audit log: {e}" for e in audit.errors if e not in known)
     rep.warnings.extend(f"audit log: {w}" for w in audit.warnings)
+
+
+def _check_overrides(repo: Checked, rep: CheckReport) -> None:
+    """Overrides are loud: every --bypass-governance and --trust-clock in the audit log and the
+    lock records, and every clock jump not yet confirmed, is a warning with a count."""
+    rep.warnings.extend(clockguard.override_warnings(repo))
 
 
 def _is_hex(s) -> bool:

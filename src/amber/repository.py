@@ -39,8 +39,8 @@ from .repo.keys import KeyRing
 from .repo.snapshots import Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
 from .restore.restorer import RestoreStats, restore
+from .retention import clockguard, locks, prune
 from .retention import forget as forgetting
-from .retention import locks, prune
 from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage
@@ -249,14 +249,22 @@ class Repository:
             out.setdefault(s.id, s)
         return list(out.values())
 
-    def snapshot_json(self, snap: Snapshot) -> dict:
+    def snapshot_json(self, snap: Snapshot, overrides: dict | None = None) -> dict:
+        """`overrides`: what snapshot_overrides() returned, for listing many snapshots at once."""
         p = self.protection(snap)
         out = snap.to_json()
         out["retention"] = p.retention_json(self.clock.now())
         out["legal_hold"] = p.hold
         if p.hold:
             out["legal_hold_reason"] = p.hold_reason
+        found = (overrides if overrides is not None else self.snapshot_overrides()).get(snap.id, [])
+        out["overrides"] = [o.to_json() for o in found]
         return out
+
+    def snapshot_overrides(self) -> dict[str, list[clockguard.Override]]:
+        """snapshot id -> the overrides that touched it: a lock shortened with
+        --bypass-governance, a backup made or a lock set under a clock jump."""
+        return clockguard.snapshot_overrides(self)
 
     # -- trees ---------------------------------------------------------------
 

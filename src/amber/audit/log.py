@@ -700,6 +700,7 @@ def snapshot_details(s: Snapshot) -> dict:
         "retention": s.retention,
         "files": s.summary.get("files_total"),
         "bytes": s.summary.get("bytes_total"),
+        **({"clock_jump": s.doc["clock_jump"]} if "clock_jump" in s.doc else {}),
     }
 
 

@@ -12,6 +12,7 @@ import os
 import pwd
 import socket
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from ..audit.log import AuditLog, record_snapshots
@@ -19,6 +20,7 @@ from ..clock import add_duration, to_iso
 from ..crypto.keys import MasterKeys
 from ..errors import UsageError
 from ..format import tree as treefmt
+from ..retention import clockguard
 from ..retention.locks import extend_objects, needed_objects
 from ..retention.prune import Pruned, start_run
 from ..storage.base import Retention
@@ -34,6 +36,10 @@ class BackupTarget(Pruned, Protocol):
     config: dict
     keys: MasterKeys
     audit: AuditLog
+    warn: Callable[[str], None]
+
+    @property
+    def id(self) -> str: ...
 
     def cache_dir(self) -> str: ...
 
@@ -58,6 +64,7 @@ def backup(
     norm, stdin_name = _sources(paths, stdin, stdin_name)
     retention = _retention_for(repo, retention, started)
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
+    jump = _clock_jump(repo)
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index(force=True)
     cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
@@ -82,6 +89,8 @@ def backup(
         finally:
             arch.close()
     doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
+    if jump is not None:
+        doc["clock_jump"] = jump.to_json()
     summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
     doc.update(tree=root_tree, content_root=content_root, summary=summary)
     sid = repo.snapshot_store.save(doc, retention)
@@ -91,6 +100,21 @@ def backup(
     if stdin is None:
         cache.save(norm)
     return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
+
+
+def _clock_jump(repo: BackupTarget) -> clockguard.Jump | None:
+    """A clock moved forward further than the shortest active lock, recorded in the snapshot
+    (and so in its audit event): deleting anything locked until a time inside the jump then
+    needs --trust-clock (retention/clockguard.py)."""
+    jump = clockguard.current_jump(repo)
+    if jump is not None:
+        repo.warn(
+            f"this backup is made under {jump.describe()}: either that much time passed with no "
+            "write to the repository, or the clock was moved. The snapshot records it, and nothing "
+            "locked until a time inside the jump is deleted until an administrator checks the "
+            "clock and passes --trust-clock"
+        )
+    return jump
 
 
 def _sources(paths, stdin, stdin_name: str | None) -> tuple[list[str], str]:

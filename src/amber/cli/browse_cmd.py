@@ -22,6 +22,7 @@ def snapshots(session, tags, hosts, as_json):
     """List snapshots, oldest first."""
     r = session.open()
     snaps = r.snapshots(tags=tags, hosts=hosts)
+    overrides = r.snapshot_overrides()
 
     def table():
         from rich.console import Console
@@ -37,7 +38,7 @@ def snapshots(session, tags, hosts, as_json):
             if p.until is not None:
                 ret = f"{p.mode} until {_local_time(p.until)}" + ("" if p.locked(now) else " (expired)")
             t.add_row(
-                s.short_id,
+                s.short_id + (" !" if overrides.get(s.id) else ""),
                 _local_time(s.time),
                 s.hostname,
                 ",".join(s.tags),
@@ -47,8 +48,16 @@ def snapshots(session, tags, hosts, as_json):
             )
         Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(t)
         click.echo(f"{len(snaps)} snapshot(s)")
+        _override_notes(snaps, overrides)
 
-    return Output([r.snapshot_json(s) for s in snaps] if as_json else None, table)
+    return Output([r.snapshot_json(s, overrides) for s in snaps] if as_json else None, table)
+
+
+def _override_notes(snaps, overrides: dict) -> None:
+    """Below the table: what each snapshot marked `!` went through."""
+    for s in snaps:
+        for o in overrides.get(s.id, []):
+            click.echo(f"! {s.short_id}: {o.describe()}")
 
 
 @command("ls")

@@ -63,8 +63,8 @@ def forget_snapshots(
         raise Locked("; ".join(refusals), remedy="bypass-governance" if bypassable else None)
     res = ForgetResult(remove=[s.id for s in snaps], dry_run=dry_run)
     if not dry_run:
-        clockguard.check_before_delete(repo, trust_clock)
-        _remove(repo, snaps, events, now, bypass_governance, trust_clock)
+        clock = clockguard.check_before_delete(repo, _lock_ends(snaps, protections), trust_clock)
+        _remove(repo, snaps, events, now, bypass_governance, clock)
     return res
 
 
@@ -98,12 +98,18 @@ def forget_policy(
                 res.remove.append(s.id)
                 doomed.append(s)
     if doomed and not dry_run:
-        clockguard.check_before_delete(repo, trust_clock)
-        _remove(repo, doomed, events, now, False, trust_clock)
+        ends = _lock_ends(doomed, [protection(repo, s, events) for s in doomed])
+        _remove(repo, doomed, events, now, False, clockguard.check_before_delete(repo, ends, trust_clock))
     return res
 
 
-def _remove(repo: Forgetting, snaps, events, now, bypass: bool, trust_clock: bool = False) -> None:
+def _lock_ends(snaps: list[Snapshot], protections) -> dict:
+    """snapshot -> when its lock ended (None: never locked), for the clock guard."""
+    return {f"snapshot {s.short_id}": p.until for s, p in zip(snaps, protections, strict=True)}
+
+
+def _remove(repo: Forgetting, snaps, events, now, bypass: bool, clock: dict) -> None:
+    """Delete each snapshot and record it; `clock` is what the clock guard says to record."""
     for s in snaps:
         p = protection(repo, s, events)
         repo.snapshot_store.delete(s.id, bypass_governance=bypass and p.locked(now))
@@ -116,7 +122,7 @@ def _remove(repo: Forgetting, snaps, events, now, bypass: bool, trust_clock: boo
             hostname=s.hostname,
             paths=s.paths,
             run=s.doc.get("run"),
-            trust_clock=trust_clock,
+            **clock,
         )
         repo.log_event(
             "forget",
@@ -125,5 +131,5 @@ def _remove(repo: Forgetting, snaps, events, now, bypass: bool, trust_clock: boo
             bypass_governance=bool(bypass and p.locked(now)),
             protection=p.retention_json(),
             snapshot_time=to_iso(s.time),
-            trust_clock=trust_clock,
+            **clock,
         )

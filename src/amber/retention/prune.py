@@ -141,10 +141,9 @@ class _Survey:
 def prune(repo: Pruned, *, dry_run: bool = False, trust_clock: bool = False) -> PruneReport:
     rep = PruneReport(dry_run=dry_run)
     now = repo.clock.now()
-    if not dry_run:
-        clockguard.check_before_delete(repo, trust_clock)
     survey = _survey(repo, now, rep)
     _spare_protected(repo, survey, now, rep)
+    clock = {} if dry_run else clockguard.check_before_delete(repo, _lock_ends(repo, survey), trust_clock)
     if dry_run:
         rep.packs_planned = sorted(p.hex() for p in survey.doomed)
         rep.packs_repacked = sorted(p.hex() for p in survey.repack)
@@ -166,7 +165,7 @@ def prune(repo: Pruned, *, dry_run: bool = False, trust_clock: bool = False) -> 
             "prune",
             None,
             None,
-            trust_clock=trust_clock,
+            **clock,
             packs_deleted=rep.packs_deleted,
             bytes_freed=rep.bytes_freed,
             packs_repacked=rep.packs_repacked,
@@ -201,6 +200,20 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
         elif 1 - len(live) / len(blobs) >= REPACK_UNUSED:
             sv.repack.append(pid)
     return sv
+
+
+def _lock_ends(repo: Pruned, sv: _Survey) -> dict:
+    """pack -> when its own retention ended (None: never locked), for every pack this prune
+    would delete (an earlier plan's packs, still unused, are doomed again by the survey):
+    what the clock guard checks."""
+    out = {}
+    for pid in sorted(sv.doomed | set(sv.repack)):
+        try:
+            r = repo.storage.stat(layout.pack(pid)).retention
+        except NotFound:
+            continue
+        out[f"pack {pid.hex()[:16]}"] = r.until if r is not None else None
+    return out
 
 
 def _fresh_snapshots(repo: Pruned) -> list:
