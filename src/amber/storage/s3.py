@@ -178,7 +178,14 @@ class S3Storage(Storage):
                     args["BypassGovernanceRetention"] = True
                 self.client.delete_object(**args)
         except Exception as e:
-            raise _error(e, key) from None
+            err = _error(e, key)
+            if isinstance(err, StorageError) and _code(e) in ("AccessDenied", "403") and _protected(info):
+                # the bucket judges retention by its own clock: this one is still locked there
+                raise Locked(
+                    f"{key}: the bucket refused the deletion: its lock or hold is still active "
+                    f"by the server's clock ({_message(e)})"
+                ) from None
+            raise err from None
 
     def versions(self, key: str) -> list[ObjectVersion]:
         """Every stored version of `key` (not its delete markers), oldest first.
@@ -415,6 +422,11 @@ def _message(e) -> str:
     if isinstance(resp, dict):
         return str(resp.get("Error", {}).get("Message") or _code(e))
     return str(e)
+
+
+def _protected(info: ObjectInfo) -> bool:
+    """Whether an object carries a retention or a legal hold at all (whatever the local clock says)."""
+    return info.legal_hold or info.retention is not None
 
 
 def _error(e, key: str):
