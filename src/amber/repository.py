@@ -11,6 +11,7 @@ after the change is stored.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import hashlib
 import os
@@ -59,6 +60,7 @@ from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage
 from .storage.base import GOVERNANCE, MODES, Retention, StorageWrapper
+from .storage.local import LocalStorage
 from .storage.s3 import S3Storage
 from .version import __version__
 
@@ -430,39 +432,51 @@ class Repository:
             self.key_ring.remove(kid)
             self.log_event("key-remove", key=kid)
             return kid
-        self._revoke(kid, "key-revoke")
+        self._revoke(kid)
         return kid
 
     def change_password(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
-        """A new key file for the same master keys, then the one this session opened revoked
-        (one `key-passwd` event); returns the new key's id."""
+        """A new key file for the same master keys (`key-add`), then the one this session opened
+        revoked (`key-revoke` with `replaced_by`); returns the new key's id."""
         check_new_password(password)
         self.require_sound("change the password")
         self.audit.check_history()
         retention, held = locks.strongest_protection(self)
         kid = self.key_ring.add(self.keys, password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
+        self.log_event("key-add", key=kid, replaces=self.key_id)
         old, self.key_id = self.key_id, kid
-        self._revoke(old, "key-passwd", new=kid)
+        self._revoke(old, replaced_by=kid)
         return kid
 
-    def _revoke(self, kid: str, event: str, **details) -> None:
+    def _revoke(self, kid: str, **details) -> None:
         retention, held = locks.strongest_protection(self)
         ident, record = self.key_ring.revoke(kid, self.clock, by=self.key_id, retention=retention, held=held)
+        self.log_event("key-revoke", key=kid, identity=ident, record=record, **details)
         try:
             self.key_ring.remove(kid)
-            deleted = True
         except Locked as e:
-            deleted = False
             self.warn(f"{layout.key_file(kid)} is revoked, but stays stored until its lock ends ({e})")
-        self.log_event(event, key=kid, identity=ident, record=record, deleted=deleted, **details)
+            return
+        self.log_event("key-remove", key=kid)
 
     def revoked_problems(self, entries) -> list[str]:
-        """Revocations the log records (`key-revoke`, `key-passwd`) whose record is missing."""
+        """Revocations the log records (`key-revoke` events) whose record is missing."""
         problems = list(self.revocation_problems)
         stored = {info.key for info in self.records.listing(layout.REVOKED)}
+        try:
+            mine = identity(self.storage.get(layout.key_file(self.key_id)))
+        except (IntegrityError, NotFound):
+            mine = None
         for ev, _raw in entries:
             d = ev.get("details") or {}
-            if ev.get("type") in ("key-revoke", "key-passwd") and d.get("record") not in stored:
+            if ev.get("type") != "key-revoke":
+                continue
+            if mine is not None and d.get("identity") == mine:
+                problems.append(
+                    f"{layout.key_file(self.key_id)}: opened this session, but audit log event {ev.get('seq')} "
+                    "revoked it (its revocation record is gone)"
+                )
+            if d.get("record") not in stored:
                 problems.append(
                     f"{d.get('record')}: the revocation of keys/{str(d.get('key'))[:16]} (audit log event "
                     f"{ev.get('seq')}) is missing — deleted behind the log; the key stays revoked in the log"
@@ -489,7 +503,9 @@ class Repository:
         self.audit.check_history()
         retention, held = locks.strongest_protection(self)
         _name, raw = self.records.seal(rec.CONFIG, self.pinned_config)
-        _write_over(self.storage, layout.CONFIG, raw, retention)
+        _write_over(self.storage, layout.CONFIG, raw)
+        if retention is not None:  # as long as every snapshot needs it
+            locks.extend_objects(self, [layout.CONFIG], retention)
         if held:
             self.storage.set_legal_hold(layout.CONFIG, True)
         fixed, self.config_problems = self.config_problems, []
@@ -515,9 +531,10 @@ class Repository:
             return
         now = self.clock.now()
         if until < now + _dt.timedelta(seconds=seconds - 5):  # the end was computed a moment ago
+            least = (now + _dt.timedelta(seconds=seconds)).replace(microsecond=0)
             raise Locked(
-                f"{what} ends {to_iso(until)}, before the repository's minimum retention of "
-                f"{self.settings.min_retention} from now ({to_iso(now + _dt.timedelta(seconds=seconds))})"
+                f"{what} ends {to_iso(until.replace(microsecond=0))}, before the repository's minimum "
+                f"retention of {self.settings.min_retention} from now ({to_iso(least)})"
             )
 
     def change_settings(
@@ -676,39 +693,43 @@ class _Opener:
             raise IntegrityError(f"its master keys do not open the audit log's first entry ({e})") from None
         pin = _pin(init)
         try:
-            config, plain = self._config(sealer)
+            plain = self._plain_config(sealer)
         except IntegrityError as e:
             if pin is None:
                 raise
             why = "missing" if isinstance(e.__cause__, NotFound) else "content does not authenticate"
             opened = _Opened(pin[1], pin[1], [f"{layout.CONFIG}: {why} — replaced or damaged ({e})"])
         else:
-            opened = _Opened(config, pin[1] if pin else None)
-            if pin is not None and hashlib.sha256(plain).hexdigest() != pin[0]:
-                opened = _Opened(
-                    pin[1],
-                    pin[1],
-                    [
-                        f"{layout.CONFIG}: does not match the config pinned by the init event "
-                        "(audit log entry 0) — replaced or shadowed"
-                    ],
+            if pin is None:
+                opened = _Opened(rec.CONFIG.decode(plain, layout.CONFIG), None)
+            elif hashlib.sha256(plain).hexdigest() == pin[0]:
+                opened = _Opened(pin[1], pin[1])
+            else:
+                problem = (
+                    f"{layout.CONFIG}: does not match the config pinned by the init event "
+                    "(audit log entry 0) — replaced or shadowed"
                 )
+                opened = _Opened(pin[1], pin[1], [problem])
         self._not_revoked(keys, kid, raw, opened)
 
     def _config(self, sealer: Sealer) -> tuple[dict, bytes]:
+        plain = self._plain_config(sealer)
+        return rec.CONFIG.decode(plain, layout.CONFIG), plain
+
+    def _plain_config(self, sealer: Sealer) -> bytes:
+        """The config's plaintext, authenticated under `sealer` (IntegrityError otherwise)."""
         try:
             stored = self.storage.get(layout.CONFIG)
         except NotFound as e:
             raise IntegrityError(f"{layout.CONFIG}: missing") from e
-        plain = sealer.open(KIND_CONFIG, stored, layout.CONFIG)
-        return rec.CONFIG.decode(plain, layout.CONFIG), plain
+        return sealer.open(KIND_CONFIG, stored, layout.CONFIG)
 
     def _not_revoked(self, keys: MasterKeys, kid: str, raw: bytes, opened: _Opened, lenient: bool = False) -> None:
         ring = KeyRing(rec.Records(self.storage, Sealer(keys.data)))
         revoked = ring.revocations(opened.revocation_problems).get(identity(raw))
         if revoked is not None:
             raise WrongPassword(
-                f"the key this password opens ({layout.key_file(kid)[:21]}…) was revoked on {revoked['time']} "
+                f"the key this password opens ({layout.key_file(kid)}) was revoked on {revoked['time']} "
                 f"({revoked['record']}): the password no longer opens the repository"
             )
         if lenient:
@@ -734,26 +755,32 @@ def _pin(init: dict | None) -> tuple[str, dict] | None:
     return sha, config
 
 
-def _write_over(storage: Storage, key: str, raw: bytes, retention: Retention | None) -> None:
+def _write_over(storage: Storage, key: str, raw: bytes) -> None:
     """Store `raw` at `key` over what is there: on S3 a new version (the replaced one stays
-    below it); elsewhere the object is deleted first (refused while it is locked)."""
+    below it); locally the file's bytes are put back, its lock records kept; elsewhere the
+    object is deleted first."""
     inner = storage
     while isinstance(inner, StorageWrapper):
         inner = inner.inner
     if isinstance(inner, S3Storage):
-        args: dict = {"Bucket": inner.bucket, "Key": inner.prefix + key, "Body": raw}
-        if retention is not None:
-            args.update(ObjectLockMode=retention.mode.upper(), ObjectLockRetainUntilDate=retention.until)
         try:
-            inner.client.put_object(**args)
+            inner.client.put_object(  # no If-None-Match: a new version over the replaced one
+                Bucket=inner.bucket,
+                Key=inner.prefix + key,
+                Body=raw,
+                ContentMD5=base64.b64encode(hashlib.md5(raw).digest()).decode(),
+                ChecksumSHA256=base64.b64encode(hashlib.sha256(raw).digest()).decode(),
+            )
         except Exception as e:  # botocore raises ClientError and transport errors alike
             raise StorageError(f"{inner.describe()}{key}: {e}") from None
-        return
-    try:
-        storage.delete(key)
-    except NotFound:
-        pass
-    storage.put(key, raw, retention=retention)
+    elif isinstance(inner, LocalStorage):
+        inner.put_back(key, raw)
+    else:
+        try:
+            storage.delete(key)
+        except NotFound:
+            pass
+        storage.put(key, raw)
 
 
 def check_new_password(password: str) -> None:

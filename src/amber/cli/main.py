@@ -11,7 +11,19 @@ import click
 
 from ..errors import AmberError
 from ..version import __version__
-from . import audit_cmd, backup_cmd, browse_cmd, check_cmd, evidence_cmd, init_cmd, key_cmd, restore_cmd, retention_cmd
+from . import (
+    audit_cmd,
+    backup_cmd,
+    browse_cmd,
+    check_cmd,
+    evidence_cmd,
+    init_cmd,
+    key_cmd,
+    repair_cmd,
+    restore_cmd,
+    retention_cmd,
+    settings_cmd,
+)
 from .output import fail
 from .tuning import keep_freed_memory
 
@@ -74,6 +86,8 @@ COMMANDS = (
     audit_cmd.audit,
     evidence_cmd.evidence,
     key_cmd.key,
+    settings_cmd.settings,
+    repair_cmd.repair,
 )
 for _command in COMMANDS:
     cli.add_command(_command)
