@@ -687,7 +687,13 @@ class _Opener:
         try:
             init = AuditLog.init_event(self.storage, sealer)
         except IntegrityError as e:
-            config, _plain = self._config(sealer)  # raises unless these keys open the config
+            try:
+                config, _plain = self._config(sealer)
+            except IntegrityError:
+                raise IntegrityError(
+                    "its master keys open neither the config nor the audit log's first entry: "
+                    "the key file of another repository (planted?)"
+                ) from None
             problem = f"{e} — the config's pin cannot be read"
             self._not_revoked(keys, kid, raw, _Opened(config, None, pin_problems=[problem]), lenient=True)
             raise IntegrityError(f"its master keys do not open the audit log's first entry ({e})") from None
