@@ -44,12 +44,12 @@ from .errors import (
     WrongPassword,
 )
 from .evidence import EvidenceReport, export, verify_bundle
-from .format import canonical, fields, layout
+from .format import fields, layout
 from .repo import client_state
 from .repo import records as rec
+from .repo import settings as settingsrec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
-from .repo import settings as settingsrec
 from .repo.keys import KeyRing, identity
 from .repo.snapshots import Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
@@ -611,7 +611,6 @@ class Repository:
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")
         return rep
-
 
     def _check_keys_and_config(self, rep: CheckReport) -> None:
         """Key files, config pin, settings records and revocations, as errors of `rep`."""

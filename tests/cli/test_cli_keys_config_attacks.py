@@ -23,9 +23,9 @@ from amber.repo import records as rec
 from amber.repo import settings as settingsrec
 from amber.storage.base import COMPLIANCE, Retention
 from amber.storage.local import LocalStorage
+from s3.helpers import S3Amber
 
 from cli_helpers import Amber, environment, write
-from s3.helpers import S3Amber
 from sources import init_repo, open_repo
 
 NEW = "a new password"
@@ -335,3 +335,15 @@ def test_the_key_in_use_is_replaced_only_through_passwd(user, tmp_path):
     revoke = next(e for e in events if e["type"] == "key-revoke")
     assert revoke["details"]["key"] == current and revoke["details"]["replaced_by"]
     assert [k["current"] for k in user.json("key", "list", env=as_new)] == [True]
+
+
+def test_garbage_over_the_init_event_does_not_lock_the_repository_up(amber, tmp_path):
+    create(amber)
+    src = source(tmp_path)
+    amber.backup(src)
+    plant(amber, layout.log_entry(0), b"garbage over the first log entry\n")
+    r = amber.run("snapshots")
+    assert "log/entries/000000000000" in r.stderr and "pin cannot be read" in r.stderr, r
+    assert restored(amber, tmp_path, src) == b"precious\n"
+    r = amber.run("check", expect=20)
+    assert "log/entries/000000000000" in r.stderr, r

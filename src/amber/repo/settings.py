@@ -78,9 +78,7 @@ def stored_versions(records: rec.Records, problems: list[str]) -> dict[int, str]
     return out
 
 
-def effective(
-    records: rec.Records, config: dict, logged: Callable[[], dict[int, dict]]
-) -> tuple[Settings, list[str]]:
+def effective(records: rec.Records, config: dict, logged: Callable[[], dict[int, dict]]) -> tuple[Settings, list[str]]:
     """(the settings in force, problems). `logged` reads the audit log's `setting` events; it is
     called only when a settings record or a stray object exists (the log is then read once)."""
     problems: list[str] = []
