@@ -100,6 +100,7 @@ class Repository:
         self.revocation_problems: list[str] = []
         self.settings = settingsrec.from_config(config)
         self.settings_problems: list[str] = []
+        self._password: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -198,6 +199,7 @@ class Repository:
         if warn is not None:
             repo.warn = warn
         repo.key_problems = [p for p in problems if not p.startswith(layout.key_file(key_id) + ":")]
+        repo._password = password  # `check` tries the key files this open did not reach
         repo.config_problems, repo.pin_problems = opened.problems, opened.pin_problems
         repo.pinned_config, repo.revocation_problems = opened.pinned, opened.revocation_problems
         for problem in repo.config_problems + repo.pin_problems:
@@ -619,6 +621,9 @@ class Repository:
             self.records, self.sealed_config, lambda: settingsrec.logged_settings(entries)
         )
         rep.errors.extend(self.key_problems)
+        if self._password is not None:
+            reported = {p.split(":", 1)[0] for p in self.key_problems} | {layout.key_file(self.key_id)}
+            rep.errors.extend(self.key_ring.others_opened(self._password, self.keys, reported))
         rep.errors.extend(self.config_problems + self.pin_problems + settings_problems)
         rep.errors.extend(self.revoked_problems(entries))
         if self.pinned_config is None and not self.pin_problems:

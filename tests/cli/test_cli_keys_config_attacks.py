@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+from pathlib import Path
 
 import blake3
 import pytest
@@ -29,6 +31,7 @@ from cli_helpers import Amber, environment, write
 from sources import init_repo, open_repo
 
 NEW = "a new password"
+VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 UTC = dt.UTC
 
 
@@ -347,3 +350,23 @@ def test_garbage_over_the_init_event_does_not_lock_the_repository_up(amber, tmp_
     assert restored(amber, tmp_path, src) == b"precious\n"
     r = amber.run("check", expect=20)
     assert "log/entries/000000000000" in r.stderr, r
+
+
+def test_check_names_a_planted_key_file_an_open_never_reached(user, tmp_path):
+    create(user)
+    raw = keyfile.wrap(MasterKeys.generate(), user.password, n=1 << 12)  # dearer: tried after the real one
+    planted = layout.key_file(blake3.blake3(raw).hexdigest())
+    plant(user, planted, raw)
+    user.json("snapshots")  # opens with the real key first: nothing to say
+    r = user.run("check", expect=20)
+    assert planted in r.stderr and "other master keys" in r.stderr, r
+
+
+def test_a_repository_made_before_the_pin_opens_unpinned(amber):
+    shutil.copytree(VECTORS / "repo-v1", amber.repo)
+    frozen = Amber(amber.base, password="golden")
+    r = frozen.run("check")
+    assert "not pinned" in r.stderr, r
+    assert frozen.json("settings")["pinned"] is False
+    r = frozen.run("repair", "config", expect=20)
+    assert "pins no config" in r.stderr, r

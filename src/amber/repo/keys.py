@@ -117,6 +117,22 @@ class KeyRing:
             raise revoked or refused or WrongPassword("wrong password or no key found")
         raise IntegrityError("no key file opens this repository: " + "; ".join(invalid))
 
+    def others_opened(self, password: str, keys: MasterKeys, skip: set[str]) -> list[str]:
+        """Key files (but those in `skip`) that `password` opens but that hold other master keys
+        than `keys`: planted ones an open never reached, as it stops at the first that opens."""
+        problems = []
+        for kid in self.ids():
+            key = layout.key_file(kid)
+            if key in skip:
+                continue
+            try:
+                other = keyfile.unwrap(self.records.get(rec.KEY_FILE, key), password)
+            except (IntegrityError, NotFound, WrongPassword):
+                continue  # invalid ones were reported when opening; others are other passwords'
+            if other != keys:
+                problems.append(f"{key}: the password opens it, but it holds other master keys (planted?)")
+        return problems
+
     def describe(self, current: str, revoked: dict[str, dict] | None = None) -> list[dict]:
         """Every key file; one whose identity is in `revoked` says when it was revoked."""
         out = []
