@@ -493,8 +493,9 @@ class Repository:
             raise IntegrityError(f"refusing to {what}: " + "; ".join(self.config_problems), remedy="repair-config")
 
     def repair_config(self) -> bool:
-        """Write the config the init event pins back over a replaced one (local: the file, when it
-        is not locked; S3: a new version), with a `repair` event. False when nothing was wrong."""
+        """Write the config the init event pins back over a replaced one (local: the file's bytes,
+        its lock records kept; S3: a new version), with a `repair` event, protected as long as the
+        longest lock. False when nothing was wrong."""
         if self.pinned_config is None:
             raise IntegrityError(
                 "the init event (audit log entry 0) pins no config: there is nothing to put back"
