@@ -184,7 +184,7 @@ class Repository:
         `config_problems`, and every change is refused (`require_sound`). The config is checked
         against the format's limits (FORMAT.md §6) before anything uses it."""
         storage = open_storage(url, options=storage_options)
-        if not storage.exists(layout.CONFIG):
+        if not storage.exists(layout.CONFIG) and not storage.exists(layout.log_entry(0)):  # else: pinned
             raise RepositoryNotFound(f"no repository at {url}", remedy="init")
         opener = _Opener(storage)
         problems: list[str] = []

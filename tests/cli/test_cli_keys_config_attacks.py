@@ -370,3 +370,17 @@ def test_a_repository_made_before_the_pin_opens_unpinned(amber):
     assert frozen.json("settings")["pinned"] is False
     r = frozen.run("repair", "config", expect=20)
     assert "pins no config" in r.stderr, r
+
+
+def test_a_deleted_config_is_put_back_from_its_pin(amber, tmp_path):
+    create(amber)
+    src = source(tmp_path)
+    amber.backup(src)
+    os.chmod(amber.repo / "config", 0o644)
+    (amber.repo / "config").unlink()
+    r = amber.run("backup", src, expect=20)
+    assert "config: missing" in r.stderr, r
+    assert restored(amber, tmp_path, src) == b"precious\n"
+    amber.run("repair", "config")
+    amber.json("backup", src)
+    amber.run("check")
