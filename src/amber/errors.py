@@ -21,6 +21,7 @@ REMEDIES = frozenset(
         "retention-mode",  # the mode is governance or compliance
         "stdin-name",  # the name given to data read from standard input
         "backup-paths",  # give something to back up
+        "repair-config",  # put the config pinned by the init event back
     }
 )
 

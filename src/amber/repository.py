@@ -11,7 +11,9 @@ after the change is stored.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import hashlib
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,16 +28,29 @@ from .browse import entry_json
 from .check import CheckReport, check, verify_audit_log
 from .clock import Clock, SystemClock, duration_seconds, to_iso
 from .crypto import keys as keyfile
-from .crypto.aead import Sealer
+from .crypto.aead import KIND_CONFIG, Sealer
 from .crypto.keys import MasterKeys
-from .errors import AmberError, CheckpointError, IntegrityError, RepositoryExists, RepositoryNotFound, UsageError
+from .errors import (
+    AlreadyExists,
+    AmberError,
+    CheckpointError,
+    IntegrityError,
+    Locked,
+    NotFound,
+    RepositoryExists,
+    RepositoryNotFound,
+    StorageError,
+    UsageError,
+    WrongPassword,
+)
 from .evidence import EvidenceReport, export, verify_bundle
 from .format import fields, layout
 from .repo import client_state
 from .repo import records as rec
+from .repo import settings as settingsrec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
-from .repo.keys import KeyRing
+from .repo.keys import KeyRing, identity
 from .repo.snapshots import Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
 from .restore.restorer import RestoreStats, restore
@@ -44,7 +59,9 @@ from .retention import forget as forgetting
 from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage
-from .storage.base import GOVERNANCE, MODES, Retention
+from .storage.base import GOVERNANCE, MODES, Retention, StorageWrapper
+from .storage.local import LocalStorage
+from .storage.s3 import S3Storage
 from .storage.s3_policy import MAX_RETENTION_DAYS as MAX_RETENTION_DAYS
 from .storage.s3_policy import S3_ROLES as S3_ROLES
 from .storage.s3_policy import iam_policy as iam_policy
@@ -78,6 +95,15 @@ class Repository:
         self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id)
         self.index_errors: list[str] = []
         self._index_loaded = False
+        self.sealed_config = config  # as read (or the pinned one); `config` carries the settings in force
+        self.key_problems: list[str] = []  # key files the password unwraps that fail, invalid or revoked
+        self.config_problems: list[str] = []  # config replaced, shadowed, not matching its pin
+        self.pin_problems: list[str] = []  # the pin itself cannot be read
+        self.pinned_config: dict | None = None  # the config the init event pins, when it does
+        self.revocation_problems: list[str] = []
+        self.settings = settingsrec.from_config(config)
+        self.settings_problems: list[str] = []
+        self._password: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -88,6 +114,7 @@ class Repository:
         password: str,
         *,
         default_retention: dict | None = None,
+        min_retention: str | None = None,
         clock: Clock | None = None,
         kdf_n: int = keyfile.SCRYPT_N,
         storage_options: Mapping[str, str] | None = None,
@@ -95,13 +122,15 @@ class Repository:
     ) -> "Repository":
         """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
         every new snapshot; its mode defaults to governance, and storage must enforce it
-        (where the bucket enforces less than that, `warn` hears why)."""
+        (where the bucket enforces less than that, `warn` hears why). `min_retention`
+        (a duration) is the shortest lock amber will set (FORMAT.md §6.1)."""
         check_new_password(password)
         default_retention = _default_retention(default_retention)  # before anything is created
+        min_retention = _min_retention(min_retention, default_retention)
         storage = open_storage(url, create=True, options=storage_options)
         if storage.exists(layout.CONFIG) or any(True for _ in storage.list(layout.KEYS)):
             raise RepositoryExists(f"a repository already exists at {url}")
-        if default_retention is not None:
+        if default_retention is not None or min_retention is not None:
             check_lock = getattr(storage, "check_object_lock", None)
             if check_lock is not None:
                 check_lock()  # an S3 bucket must be versioned with Object Lock before locks are promised
@@ -123,17 +152,24 @@ class Repository:
             "default_retention": default_retention,
             "program": f"amber {__version__}",
         }
+        if min_retention is not None:
+            config["min_retention"] = min_retention
         key_id = KeyRing(rec.Records(storage, None)).add(keys, password, clock, kdf_n=kdf_n)
         rec.Records(storage, Sealer(keys.data)).put_at(rec.CONFIG, config, layout.CONFIG)
         repo = cls(storage, keys, config, key_id, clock)
+        repo.pinned_config = config
         repo.log_event(
             "init",
             repository=config["id"],
             format=FORMAT_VERSION,
             key=key_id,
             default_retention=default_retention,
+            min_retention=min_retention,
             public_key=repo.audit.vkey(),
+            config_sha256=hashlib.sha256(rec.CONFIG.encode(config)).hexdigest(),
+            config=config,
         )
+        repo.apply_settings(repo.settings)
         for message in repo.lock_posture():
             (warn or repo.warn)(message)
         return repo
@@ -148,19 +184,35 @@ class Repository:
         storage_options: Mapping[str, str] | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> "Repository":
-        """Open with a password. Invalid key files are reported through `warn`; the config is
-        checked against the format's limits (FORMAT.md §6) before anything uses it."""
+        """Open with a password. Every key file the password unwraps is tried, cheapest first,
+        until one opens the audit log's first entry and the config it pins, and is not revoked;
+        the others (and invalid ones) are reported through `warn` and kept in `key_problems`.
+        A config that does not match its pin is replaced by the pinned one for reading, named in
+        `config_problems`, and every change is refused (`require_sound`). The config is checked
+        against the format's limits (FORMAT.md §6) before anything uses it."""
         storage = open_storage(url, options=storage_options)
-        if not storage.exists(layout.CONFIG):
+        if not storage.exists(layout.CONFIG) and not storage.exists(layout.log_entry(0)):  # else: pinned
             raise RepositoryNotFound(f"no repository at {url}", remedy="init")
+        opener = _Opener(storage)
+        problems: list[str] = []
         try:
-            keys, key_id = KeyRing(rec.Records(storage, None)).unlock(password, warn)
-        except IntegrityError as e:
-            raise IntegrityError(f"{url}: {e}") from None
-        config = rec.Records(storage, Sealer(keys.data)).get(rec.CONFIG, layout.CONFIG, named=False)
-        repo = cls(storage, keys, config, key_id, clock)
+            keys, key_id = KeyRing(rec.Records(storage, None)).unlock(password, warn, opener.accept, problems)
+            opened = opener.opened[key_id]
+        except (IntegrityError, WrongPassword) as e:
+            if not opener.lenient:  # else a damaged first log entry: a key that opens the config reads
+                raise e if isinstance(e, WrongPassword) else IntegrityError(f"{url}: {e}") from None
+            keys, key_id, opened = opener.lenient[0]
+        repo = cls(storage, keys, opened.config, key_id, clock)
         if warn is not None:
             repo.warn = warn
+        repo.key_problems = [p for p in problems if not p.startswith(layout.key_file(key_id) + ":")]
+        repo._password = password  # `check` tries the key files this open did not reach
+        repo.config_problems, repo.pin_problems = opened.problems, opened.pin_problems
+        repo.pinned_config, repo.revocation_problems = opened.pinned, opened.revocation_problems
+        for problem in repo.config_problems + repo.pin_problems:
+            repo.warn(problem)
+        settings, repo.settings_problems = settingsrec.effective(repo.records, opened.config, repo._logged_settings)
+        repo.apply_settings(settings)
         return repo
 
     def close(self) -> None:
@@ -195,8 +247,10 @@ class Repository:
         return self.audit.append(kind, snapshot, lock, **details)
 
     def verify_audit_log(self, external: bytes | None = None, remember: bool = True):
-        """The log's own proofs, and every snapshot against its event."""
-        return verify_audit_log(self, external=external, remember=remember)
+        """The log's own proofs, every snapshot against its event, and the config against its pin."""
+        rep = verify_audit_log(self, external=external, remember=remember)
+        rep.errors.extend(self.config_problems + self.pin_problems)
+        return rep
 
     def latest_checkpoint(self) -> bytes:
         """The latest signed checkpoint of the audit log, verified against this repository's key."""
@@ -315,7 +369,9 @@ class Repository:
         mode = mode or default or GOVERNANCE
         if mode not in MODES:
             raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
-        return Retention(mode, self.lock_end(duration, date))
+        until = self.lock_end(duration, date)
+        self.check_minimum(until, "the backup's retention")
+        return Retention(mode, until)
 
     def lock_end(self, duration: str | None = None, date: str | None = None) -> _dt.datetime:
         """When a lock asked for as a duration from now, or as an end date, ends."""
@@ -326,6 +382,8 @@ class Repository:
     ) -> Protection:
         """Lock or extend. Without a mode: the snapshot's active mode, else the repository's
         default mode, else governance."""
+        self.require_sound("lock")
+        self.check_minimum(until, "the lock")
         if mode is None:
             cur = self.protection(snap)
             default = (self.config.get("default_retention") or {}).get("mode")
@@ -334,24 +392,29 @@ class Repository:
         return locks.lock(self, snap, mode, until, bypass_governance)
 
     def hold(self, snap: Snapshot, reason: str) -> Protection:
+        self.require_sound("hold")
         self.audit.check_history()
         return locks.hold(self, snap, reason)
 
     def release(self, snap: Snapshot) -> Protection:
+        self.require_sound("release")
         self.audit.check_history()
         return locks.release(self, snap)
 
     def forget(self, snaps, **kw) -> forgetting.ForgetResult:
+        self.require_sound("forget")
         if not kw.get("dry_run"):
             self.audit.check_history()
         return forgetting.forget_snapshots(self, snaps, **kw)
 
     def forget_policy(self, policy: KeepPolicy, **kw) -> forgetting.ForgetResult:
+        self.require_sound("forget")
         if not kw.get("dry_run"):
             self.audit.check_history()
         return forgetting.forget_policy(self, policy, **kw)
 
     def prune(self, **kw) -> prune.PruneReport:
+        self.require_sound("prune")
         if not kw.get("dry_run"):
             self.audit.check_history()
         return prune.prune(self, **kw)
@@ -359,11 +422,13 @@ class Repository:
     # -- keys ----------------------------------------------------------------
 
     def list_keys(self) -> list[dict]:
-        return self.key_ring.describe(self.key_id)
+        """Every key file; revoked ones still stored (locked) say when they were revoked."""
+        return self.key_ring.describe(self.key_id, self.key_ring.revocations())
 
     def add_key(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
         """Add a key file, protected as long as the longest lock, and held if any snapshot is."""
         check_new_password(password)
+        self.require_sound("add a key")
         self.audit.check_history()
         retention, held = locks.strongest_protection(self)
         kid = self.key_ring.add(self.keys, password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
@@ -371,17 +436,167 @@ class Repository:
         return kid
 
     def remove_key(self, ref: str) -> str:
+        """Revoke a key file (a record naming its identity, and a `key-revoke` event), then delete
+        it. A locked key file stays until its lock ends (reported through `warn`), revoked."""
         kid = self.key_ring.resolve(ref)
         if kid == self.key_id:
-            raise UsageError("refusing to remove the key this session was opened with")
+            raise UsageError("refusing to remove the key this session was opened with (`key passwd` replaces it)")
+        self.require_sound("remove a key")
         self.audit.check_history()
-        self.key_ring.remove(kid)
-        self.log_event("key-remove", key=kid)
+        try:
+            self.key_ring.records.get(rec.KEY_FILE, layout.key_file(kid))
+        except IntegrityError:  # not a key file at all: nothing to revoke, only to delete
+            self.key_ring.remove(kid)
+            self.log_event("key-remove", key=kid)
+            return kid
+        self._revoke(kid)
         return kid
+
+    def change_password(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
+        """A new key file for the same master keys (`key-add`), then the one this session opened
+        revoked (`key-revoke` with `replaced_by`); returns the new key's id."""
+        check_new_password(password)
+        self.require_sound("change the password")
+        self.audit.check_history()
+        retention, held = locks.strongest_protection(self)
+        kid = self.key_ring.add(self.keys, password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
+        self.log_event("key-add", key=kid, replaces=self.key_id)
+        old, self.key_id = self.key_id, kid
+        self._revoke(old, replaced_by=kid)
+        return kid
+
+    def _revoke(self, kid: str, **details) -> None:
+        retention, held = locks.strongest_protection(self)
+        ident, record = self.key_ring.revoke(kid, self.clock, by=self.key_id, retention=retention, held=held)
+        self.log_event("key-revoke", key=kid, identity=ident, record=record, **details)
+        try:
+            self.key_ring.remove(kid)
+        except Locked as e:
+            self.warn(f"{layout.key_file(kid)} is revoked, but stays stored until its lock ends ({e})")
+            return
+        self.log_event("key-remove", key=kid)
+
+    def revoked_problems(self, entries) -> list[str]:
+        """Revocations the log records (`key-revoke` events) whose record is missing."""
+        problems = list(self.revocation_problems)
+        stored = {info.key for info in self.records.listing(layout.REVOKED)}
+        try:
+            mine = identity(self.storage.get(layout.key_file(self.key_id)))
+        except (IntegrityError, NotFound):
+            mine = None
+        for ev, _raw in entries:
+            d = ev.get("details") or {}
+            if ev.get("type") != "key-revoke":
+                continue
+            if mine is not None and d.get("identity") == mine:
+                problems.append(
+                    f"{layout.key_file(self.key_id)}: opened this session, but audit log event {ev.get('seq')} "
+                    "revoked it (its revocation record is gone)"
+                )
+            if d.get("record") not in stored:
+                problems.append(
+                    f"{d.get('record')}: the revocation of keys/{str(d.get('key'))[:16]} (audit log event "
+                    f"{ev.get('seq')}) is missing — deleted behind the log; the key stays revoked in the log"
+                )
+        return problems
+
+    # -- config pin and settings -------------------------------------------------------
+
+    def require_sound(self, what: str) -> None:
+        """Refuse a change (IntegrityError, exit 20) while the config does not match its pin."""
+        if self.config_problems:
+            raise IntegrityError(f"refusing to {what}: " + "; ".join(self.config_problems), remedy="repair-config")
+
+    def repair_config(self) -> bool:
+        """Write the config the init event pins back over a replaced one (local: the file's bytes,
+        its lock records kept; S3: a new version), with a `repair` event, protected as long as the
+        longest lock. False when nothing was wrong."""
+        if self.pinned_config is None:
+            raise IntegrityError(
+                "the init event (audit log entry 0) pins no config: there is nothing to put back"
+                + ("; " + "; ".join(self.pin_problems) if self.pin_problems else "")
+            )
+        if not self.config_problems:
+            return False
+        self.audit.check_history()
+        retention, held = locks.strongest_protection(self)
+        _name, raw = self.records.seal(rec.CONFIG, self.pinned_config)
+        _write_over(self.storage, layout.CONFIG, raw)
+        if retention is not None:  # as long as every snapshot needs it
+            locks.extend_objects(self, [layout.CONFIG], retention)
+        if held:
+            self.storage.set_legal_hold(layout.CONFIG, True)
+        fixed, self.config_problems = self.config_problems, []
+        self.log_event("repair", what="config", problems=fixed, sha256=hashlib.sha256(raw).hexdigest())
+        return True
+
+    def _logged_settings(self) -> dict[int, dict]:
+        return settingsrec.logged_settings(self.audit.entries([]))
+
+    def apply_settings(self, settings: settingsrec.Settings) -> None:
+        """Put `settings` in force: a backup without a lock gets the default retention, else the
+        minimum (governance)."""
+        self.settings = settings
+        default = settings.default_retention
+        if default is None and settings.min_retention:
+            default = {"mode": GOVERNANCE, "duration": settings.min_retention}
+        self.config = dict(self.sealed_config, default_retention=default)
+
+    def check_minimum(self, until: _dt.datetime, what: str) -> None:
+        """Locked (exit 30) when a lock ending at `until` is shorter than the minimum retention."""
+        seconds = self.settings.min_seconds()
+        if not seconds:
+            return
+        now = self.clock.now()
+        if until < now + _dt.timedelta(seconds=seconds - 5):  # the end was computed a moment ago
+            least = (now + _dt.timedelta(seconds=seconds)).replace(microsecond=0)
+            raise Locked(
+                f"{what} ends {to_iso(until.replace(microsecond=0))}, before the repository's minimum "
+                f"retention of {self.settings.min_retention} from now ({to_iso(least)})"
+            )
+
+    def change_settings(
+        self, *, default_retention: dict | None = None, min_retention: str | None = None
+    ) -> settingsrec.Settings:
+        """Write the next settings version and its `setting` event. The minimum may only be
+        raised (Locked, exit 30); the default may not be below it (usage error)."""
+        self.require_sound("change a setting")
+        self.audit.check_history()
+        logged = self._logged_settings()
+        current, _problems = settingsrec.effective(self.records, self.sealed_config, lambda: logged)
+        default = _default_retention(default_retention) if default_retention is not None else current.default_retention
+        minimum = current.min_retention
+        if min_retention is not None:
+            minimum = _min_retention(min_retention, None)
+            if current.min_retention and duration_seconds(minimum) < current.min_seconds():
+                raise Locked(
+                    f"the minimum retention is {current.min_retention}: it can be raised, never lowered "
+                    f"(asked: {minimum})"
+                )
+        _min_retention(minimum, default)  # the default is never below the minimum
+        retention, held = locks.strongest_protection(self)
+        for _ in range(100):
+            new = settingsrec.Settings(settingsrec.next_version(self.records, logged), default, minimum)
+            raw, sha = settingsrec.seal(self.records, new)
+            try:
+                self.storage.put(layout.settings_record(new.version), raw, retention=retention)
+                break
+            except AlreadyExists:  # another writer's, or a planted one: the next version
+                logged = self._logged_settings()
+        else:
+            raise AmberError("could not write a settings record (too much contention)")
+        if held:
+            self.storage.set_legal_hold(layout.settings_record(new.version), True)
+        self.log_event("setting", sha256=sha, **new.to_json())
+        self.apply_settings(new)
+        return new
 
     # -- operations ------------------------------------------------------------
 
     def backup(self, paths, **kw) -> BackupResult:
+        self.require_sound("back up")
+        if kw.get("retention") is not None:
+            self.check_minimum(kw["retention"].until, "the backup's retention")
         return backup(self, paths, **kw)
 
     def restore(self, snap: Snapshot, target: str, **kw) -> RestoreStats:
@@ -411,6 +626,7 @@ class Repository:
 
     def check(self, read_data: bool = False, progress=None, record: bool = True) -> CheckReport:
         rep = check(self, read_data=read_data, progress=progress)
+        self._check_keys_and_config(rep)
         rep.warnings.extend(self.lock_posture())
         if record:
             try:
@@ -424,6 +640,21 @@ class Repository:
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")
         return rep
+
+    def _check_keys_and_config(self, rep: CheckReport) -> None:
+        """Key files, config pin, settings records and revocations, as errors of `rep`."""
+        entries = self.audit.entries([])
+        _settings, settings_problems = settingsrec.effective(
+            self.records, self.sealed_config, lambda: settingsrec.logged_settings(entries)
+        )
+        rep.errors.extend(self.key_problems)
+        if self._password is not None:
+            reported = {p.split(":", 1)[0] for p in self.key_problems} | {layout.key_file(self.key_id)}
+            rep.errors.extend(self.key_ring.others_opened(self._password, self.keys, reported))
+        rep.errors.extend(self.config_problems + self.pin_problems + settings_problems)
+        rep.errors.extend(self.revoked_problems(entries))
+        if self.pinned_config is None and not self.pin_problems:
+            rep.warnings.append("config: not pinned (the repository was made before the init event recorded it)")
 
 
 def _default_retention(asked: dict | None) -> dict | None:
@@ -444,6 +675,149 @@ def _default_retention(asked: dict | None) -> dict | None:
     except IntegrityError:
         raise UsageError(f"the default retention {duration!r} is not a positive duration") from None
     return {"mode": mode, "duration": duration}
+
+
+def _min_retention(asked: str | None, default: dict | None) -> str | None:
+    """The minimum retention as the config spells it, or None; the default may not be shorter."""
+    if asked is None:
+        return None
+    asked = "".join(asked.split())
+    try:
+        fields.duration(asked, "minimum retention", "duration")
+        seconds = duration_seconds(asked)
+    except (IntegrityError, UsageError):
+        raise UsageError(f"the minimum retention {asked!r} is not a positive duration such as 30d") from None
+    if default is not None and duration_seconds(default["duration"]) < seconds:
+        raise UsageError(f"the default retention {default['duration']} is shorter than the minimum retention {asked}")
+    return asked
+
+
+class _Opened:
+    """What one candidate key file opens: the config readers use, and what is wrong."""
+
+    def __init__(self, config: dict, pinned: dict | None, problems=(), pin_problems=()) -> None:
+        self.config = config
+        self.pinned = pinned
+        self.problems = list(problems)
+        self.pin_problems = list(pin_problems)
+        self.revocation_problems: list[str] = []
+
+
+class _Opener:
+    """Decides whether master keys a key file unwraps open this repository: they open the audit
+    log's first entry (the `init` event, which pins the config) and the config, or the pinned
+    config stands in for a replaced one; and the key file is not revoked."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.opened: dict[str, _Opened] = {}
+        self.lenient: list[tuple[MasterKeys, str, _Opened]] = []  # when entry 0 opens under no key
+
+    def accept(self, keys: MasterKeys, kid: str, raw: bytes) -> None:
+        sealer = Sealer(keys.data)
+        try:
+            init = AuditLog.init_event(self.storage, sealer)
+        except IntegrityError as e:
+            try:
+                config, _plain = self._config(sealer)
+            except IntegrityError:
+                raise IntegrityError(
+                    "its master keys open neither the config nor the audit log's first entry: "
+                    "the key file of another repository (planted?)"
+                ) from None
+            problem = f"{e} — the config's pin cannot be read"
+            self._not_revoked(keys, kid, raw, _Opened(config, None, pin_problems=[problem]), lenient=True)
+            raise IntegrityError(f"its master keys do not open the audit log's first entry ({e})") from None
+        pin = _pin(init)
+        try:
+            plain = self._plain_config(sealer)
+        except IntegrityError as e:
+            if pin is None:
+                raise
+            why = "missing" if isinstance(e.__cause__, NotFound) else "content does not authenticate"
+            opened = _Opened(pin[1], pin[1], [f"{layout.CONFIG}: {why} — replaced or damaged ({e})"])
+        else:
+            if pin is None:
+                opened = _Opened(rec.CONFIG.decode(plain, layout.CONFIG), None)
+            elif hashlib.sha256(plain).hexdigest() == pin[0]:
+                opened = _Opened(pin[1], pin[1])
+            else:
+                problem = (
+                    f"{layout.CONFIG}: does not match the config pinned by the init event "
+                    "(audit log entry 0) — replaced or shadowed"
+                )
+                opened = _Opened(pin[1], pin[1], [problem])
+        self._not_revoked(keys, kid, raw, opened)
+
+    def _config(self, sealer: Sealer) -> tuple[dict, bytes]:
+        plain = self._plain_config(sealer)
+        return rec.CONFIG.decode(plain, layout.CONFIG), plain
+
+    def _plain_config(self, sealer: Sealer) -> bytes:
+        """The config's plaintext, authenticated under `sealer` (IntegrityError otherwise)."""
+        try:
+            stored = self.storage.get(layout.CONFIG)
+        except NotFound as e:
+            raise IntegrityError(f"{layout.CONFIG}: missing") from e
+        return sealer.open(KIND_CONFIG, stored, layout.CONFIG)
+
+    def _not_revoked(self, keys: MasterKeys, kid: str, raw: bytes, opened: _Opened, lenient: bool = False) -> None:
+        ring = KeyRing(rec.Records(self.storage, Sealer(keys.data)))
+        revoked = ring.revocations(opened.revocation_problems).get(identity(raw))
+        if revoked is not None:
+            raise WrongPassword(
+                f"the key this password opens ({layout.key_file(kid)}) was revoked on {revoked['time']} "
+                f"({revoked['record']}): the password no longer opens the repository"
+            )
+        if lenient:
+            self.lenient.append((keys, kid, opened))
+        else:
+            self.opened[kid] = opened
+
+
+def _pin(init: dict | None) -> tuple[str, dict] | None:
+    """(SHA-256 hex, config) the init event pins, or None (an older repository: unpinned)."""
+    if init is None or init.get("type") != "init":
+        return None
+    d = init.get("details") or {}
+    sha, config = d.get("config_sha256"), d.get("config")
+    if not isinstance(sha, str) or not isinstance(config, dict):
+        return None
+    try:
+        config = rec.CONFIG.decode(rec.CONFIG.encode(config), "the config pinned by the init event")
+    except IntegrityError:
+        return None
+    if hashlib.sha256(rec.CONFIG.encode(config)).hexdigest() != sha:
+        return None
+    return sha, config
+
+
+def _write_over(storage: Storage, key: str, raw: bytes) -> None:
+    """Store `raw` at `key` over what is there: on S3 a new version (the replaced one stays
+    below it); locally the file's bytes are put back, its lock records kept; elsewhere the
+    object is deleted first."""
+    inner = storage
+    while isinstance(inner, StorageWrapper):
+        inner = inner.inner
+    if isinstance(inner, S3Storage):
+        try:
+            inner.client.put_object(  # no If-None-Match: a new version over the replaced one
+                Bucket=inner.bucket,
+                Key=inner.prefix + key,
+                Body=raw,
+                ContentMD5=base64.b64encode(hashlib.md5(raw).digest()).decode(),
+                ChecksumSHA256=base64.b64encode(hashlib.sha256(raw).digest()).decode(),
+            )
+        except Exception as e:  # botocore raises ClientError and transport errors alike
+            raise StorageError(f"{inner.describe()}{key}: {e}") from None
+    elif isinstance(inner, LocalStorage):
+        inner.put_back(key, raw)
+    else:
+        try:
+            storage.delete(key)
+        except NotFound:
+            pass
+        storage.put(key, raw)
 
 
 def check_new_password(password: str) -> None:

@@ -89,6 +89,7 @@ def test_every_change_is_one_event_in_order(repo, repo_path, src):
         ("snapshot", s1.id),
         ("snapshot", s2.id),
         ("key-add", None),
+        ("key-revoke", None),
         ("key-remove", None),
         ("lock", s1.id),
         ("hold", s2.id),
@@ -109,12 +110,12 @@ def test_every_change_is_one_event_in_order(repo, repo_path, src):
     for i, s in ((1, s1), (2, s2)):
         assert d[i]["content_root"] == s.content_root and d[i]["tree"] == s.tree
         assert d[i]["time"] == to_iso(s.time) and d[i]["paths"] == s.paths and d[i]["recovered"] is False
-    assert d[3]["key"] == kid and d[4]["key"] == kid
-    assert d[5]["mode"] == "governance" and d[5]["until"] == to_iso(until)
-    assert d[6]["reason"] == "case 42" and d[7]["reason"] == "case 42"
-    assert d[8]["snapshot_time"] == to_iso(s2.time)
-    assert d[9]["packs_deleted"] == pruned.packs_deleted and d[9]["bytes_freed"] == pruned.bytes_freed
-    assert d[10]["ok"] == chk.ok and d[10]["errors"] == len(chk.errors) and d[10]["read_data"] is False
+    assert d[3]["key"] == kid and d[4]["key"] == kid and d[5]["key"] == kid
+    assert d[6]["mode"] == "governance" and d[6]["until"] == to_iso(until)
+    assert d[7]["reason"] == "case 42" and d[8]["reason"] == "case 42"
+    assert d[9]["snapshot_time"] == to_iso(s2.time)
+    assert d[10]["packs_deleted"] == pruned.packs_deleted and d[10]["bytes_freed"] == pruned.bytes_freed
+    assert d[11]["ok"] == chk.ok and d[11]["errors"] == len(chk.errors) and d[11]["read_data"] is False
 
     # one sealed entry and one signed checkpoint per event, every checkpoint a prefix of the log
     n = len(evs)

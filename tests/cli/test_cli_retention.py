@@ -198,15 +198,16 @@ def test_prune_dry_run_deletes_nothing(repo, tmp_path):
 # -- nothing a locked snapshot needs can be deleted through amber -----------------------------
 
 
-def test_a_key_file_a_locked_snapshot_needs_cannot_be_removed(repo, src):
+def test_a_key_file_a_locked_snapshot_needs_cannot_be_removed_but_is_revoked(repo, src):
     repo.run("key", "add", env=repo.env(AMBER_NEW_PASSWORD="second password"))
     keys = repo.json("key", "list")
     other = next(k["id"] for k in keys if not k["current"])
     repo.backup(src, args=("--retain", "1h", "--retention-mode", "compliance"))
-    r = repo.run("key", "remove", other[:10], expect=30)
-    assert "retention" in r.stderr
+    r = repo.run("key", "remove", other[:10])
+    assert "retention" in r.stderr and "stays until its lock ends" in r.out
     assert {k["id"] for k in repo.json("key", "list")} == {k["id"] for k in keys}
-    repo.run("snapshots", env=repo.env(AMBER_PASSWORD="second password"))
+    r = repo.run("snapshots", env=repo.env(AMBER_PASSWORD="second password"), expect=12)
+    assert "revoked" in r.stderr
 
 
 def test_adding_a_key_to_a_locked_repository_keeps_check_clean(repo, src):

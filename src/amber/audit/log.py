@@ -294,6 +294,25 @@ class AuditLog:
             return None
         return h.hexdigest()
 
+    @staticmethod
+    def init_event(storage: Storage, sealer: Sealer) -> dict | None:
+        """The log's first entry alone (the `init` event, which pins the config), authenticated
+        under `sealer`; None when the log has no entry 0. IntegrityError when it does not open
+        or is not the canonical, well-formed event 0."""
+        key = layout.log_entry(0)
+        try:
+            stored = storage.get(key)
+        except NotFound:
+            return None
+        raw = sealer.open(KIND_LOG, stored, key)
+        try:
+            ev = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise IntegrityError(f"{key}: not valid JSON") from None
+        if not isinstance(ev, dict) or ev.get("seq") != 0 or utf8_json(ev) != raw:
+            raise IntegrityError(f"{key}: not the canonical event number 0")
+        return validate_entry(ev, key)
+
     def leaves(self, entries) -> list[bytes]:
         return [merkle.leaf_hash(raw) for _ev, raw in entries]
 

@@ -11,8 +11,9 @@ from .output import Output, warn
 @command("init")
 @click.option("--default-retention", metavar="DURATION", help="lock every new snapshot this long")
 @click.option("--retention-mode", type=click.Choice(["governance", "compliance"]), default=None)
+@click.option("--min-retention", metavar="DURATION", help="refuse any lock shorter than this (raise it later only)")
 @json_option
-def init(session, default_retention, retention_mode, as_json):
+def init(session, default_retention, retention_mode, min_retention, as_json):
     """Create a new repository."""
     if retention_mode and default_retention is None:
         raise click.UsageError("--retention-mode needs --default-retention")
@@ -20,7 +21,12 @@ def init(session, default_retention, retention_mode, as_json):
     retention = {"duration": default_retention, "mode": retention_mode} if default_retention is not None else None
     url = session.url()
     r = Repository.init(
-        url, password(confirm=True), default_retention=retention, storage_options=session.storage_options(), warn=warn
+        url,
+        password(confirm=True),
+        default_retention=retention,
+        min_retention=min_retention,
+        storage_options=session.storage_options(),
+        warn=warn,
     )
     return Output(
         {"id": r.id, "repository": url, "key": r.key_id},

@@ -1,4 +1,4 @@
-"""`amber key list|add|remove`: the password-protected key files."""
+"""`amber key list|add|remove|passwd`: the password-protected key files."""
 
 import click
 
@@ -17,6 +17,8 @@ def key_list(session, as_json):
         [
             f"{'*' if k['current'] else ' '} {k['id'][:10]}  {k.get('created', '?')}  "
             f"{k.get('user', '?')}@{k.get('host', '?')}"
+            + (f"  revoked {k['revoked']}" if k.get("revoked") else "")
+            + (f"  invalid: {k['error']}" if k.get("error") else "")
             for k in keys
         ],
     )
@@ -34,9 +36,28 @@ def key_add(session, new_password_file):
 @command("remove")
 @click.argument("key_id")
 def key_remove(session, key_id):
-    """Remove a key file (not the one in use)."""
-    kid = session.open().remove_key(key_id)
-    return Output(text=f"removed key {kid[:10]}")
+    """Revoke and remove a key file (not the one in use; `key passwd` replaces that one).
+    A locked key file stays until its lock ends, revoked."""
+    r = session.open()
+    kid = r.remove_key(key_id)
+    if kid in r.key_ring.ids():
+        return Output(text=f"revoked key {kid[:10]}; its file stays until its lock ends")
+    return Output(text=f"revoked and removed key {kid[:10]}")
 
 
-key = group("key", "List, add and remove the passwords that open the repository.", [key_list, key_add, key_remove])
+@command("passwd")
+@click.option("--new-password-file", type=click.Path(dir_okay=False), help="read the new password from a file")
+def key_passwd(session, new_password_file):
+    """Change the password in use: a new key file for the same keys, the old one revoked
+    (prompts, or AMBER_NEW_PASSWORD / --new-password-file)."""
+    r = session.open()
+    old = r.key_id
+    kid = r.change_password(new_password(new_password_file))
+    return Output(text=f"added key {kid[:10]}; revoked key {old[:10]}")
+
+
+key = group(
+    "key",
+    "List, add, remove and change the passwords that open the repository.",
+    [key_list, key_add, key_remove, key_passwd],
+)

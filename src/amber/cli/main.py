@@ -19,9 +19,11 @@ from . import (
     evidence_cmd,
     init_cmd,
     key_cmd,
+    repair_cmd,
     restore_cmd,
     retention_cmd,
     s3_cmd,
+    settings_cmd,
 )
 from .output import fail
 from .tuning import keep_freed_memory
@@ -86,6 +88,8 @@ COMMANDS = (
     evidence_cmd.evidence,
     key_cmd.key,
     s3_cmd.s3,
+    settings_cmd.settings,
+    repair_cmd.repair,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

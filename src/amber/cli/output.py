@@ -31,6 +31,7 @@ HINTS = {
     "retention-mode": "--mode and --retention-mode take governance or compliance",
     "stdin-name": "choose another with --stdin-name NAME",
     "backup-paths": "give at least one path (or --stdin)",
+    "repair-config": "run `amber repair config` to put the pinned config back",
 }
 
 

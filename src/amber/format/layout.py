@@ -18,6 +18,8 @@ RUNNING = "running/"
 LOG = "log/"
 LOG_ENTRIES = "log/entries/"
 LOG_CHECKPOINTS = "log/checkpoints/"
+SETTINGS = "settings/"
+REVOKED = "revoked/"
 
 PLAN = "plan-"
 TOMB = "tomb-"
@@ -55,6 +57,20 @@ def prune_tomb(name: str) -> str:
 
 def run_marker(name: str) -> str:
     return RUNNING + name
+
+
+def settings_record(version: int) -> str:
+    return f"{SETTINGS}{version:0{SEQ_DIGITS}d}"
+
+
+def settings_version(key: str) -> int | None:
+    """The version a `settings/` key names, or None if it is not one."""
+    name = key[len(SETTINGS) :] if key.startswith(SETTINGS) else ""
+    return int(name) if len(name) == SEQ_DIGITS and name.isascii() and name.isdigit() else None
+
+
+def revocation(name: str) -> str:
+    return REVOKED + name
 
 
 def log_entry(seq: int) -> str:

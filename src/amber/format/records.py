@@ -48,6 +48,8 @@ def validate_config(doc: dict, what: str = "config") -> dict:
             raise f.fail(what, "default_retention", "is neither null nor an object")
         f.mode(dr.get("mode"), what, "default_retention.mode")
         f.duration(dr.get("duration"), what, "default_retention.duration")
+    if doc.get("min_retention") is not None:
+        f.duration(doc["min_retention"], what, "min_retention")
     f.text(doc, "program", what, optional=True)
     return doc
 
@@ -101,4 +103,37 @@ def validate_prune(doc: dict, what: str) -> dict:
     packs = doc.get("packs")
     if not isinstance(packs, list) or len(packs) > MAX_PACKS or not all(f.is_hex64(p) for p in packs):
         raise f.fail(what, "packs", "is not a list of 64-hex pack ids")
+    return doc
+
+
+# -- settings records and key revocations (FORMAT.md §6.1, §5.3) ----------------------------------
+
+MAX_SETTINGS_VERSION = 10**12 - 1  # 12 digits in its name
+
+
+def validate_settings(doc: dict, what: str) -> dict:
+    """`settings/<version>`: the full settings from that version on."""
+    if type(doc.get("v")) is not int or doc["v"] != 1 or "revoked" in doc:
+        raise IntegrityError(f"{what}: not an amber settings record")
+    f.integer(doc.get("version"), what, "version", low=1, high=MAX_SETTINGS_VERSION)
+    dr = doc.get("default_retention")
+    if dr is not None:
+        if not isinstance(dr, dict):
+            raise f.fail(what, "default_retention", "is neither null nor an object")
+        f.mode(dr.get("mode"), what, "default_retention.mode")
+        f.duration(dr.get("duration"), what, "default_retention.duration")
+    if doc.get("min_retention") is not None:
+        f.duration(doc["min_retention"], what, "min_retention")
+    return doc
+
+
+def validate_revocation(doc: dict, what: str) -> dict:
+    """`revoked/<name>`: a key file's identity that no longer opens the repository."""
+    if type(doc.get("v")) is not int or doc["v"] != 1:
+        raise IntegrityError(f"{what}: not an amber revocation")
+    f.hex64(doc, "revoked", what)
+    f.hex64(doc, "key", what)
+    f.time(doc.get("time"), what, "time")
+    for name in ("host", "user", "by"):
+        f.text(doc, name, what, optional=True)
     return doc

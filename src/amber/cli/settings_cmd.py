@@ -1,0 +1,35 @@
+"""`amber settings`: show the repository's settings, or change them (a new versioned record)."""
+
+import click
+
+from .options import command, json_option
+from .output import Output
+
+
+def _lines(s: dict, pinned: bool | None) -> list[str]:
+    dr = s.get("default_retention")
+    return [
+        f"settings version {s['version']}" + (" (the config's own)" if s["version"] == 0 else ""),
+        f"default retention: {dr['duration']} ({dr['mode']})" if dr else "default retention: none",
+        f"minimum retention: {s['min_retention'] or 'none'}",
+        "config: pinned by the init event" if pinned else "config: not pinned (made by an earlier version)",
+    ]
+
+
+@command("settings")
+@click.option("--default-retention", metavar="DURATION", help="lock every new snapshot this long")
+@click.option("--retention-mode", type=click.Choice(["governance", "compliance"]), default=None)
+@click.option("--min-retention", metavar="DURATION", help="raise the shortest lock amber sets (never lowered)")
+@json_option
+def settings(session, default_retention, retention_mode, min_retention, as_json):
+    """Show the settings in force; with options, change them (recorded, write-once)."""
+    if retention_mode and default_retention is None:
+        raise click.UsageError("--retention-mode needs --default-retention")
+    r = session.open()
+    if default_retention is not None or min_retention is not None:
+        retention = {"duration": default_retention, "mode": retention_mode} if default_retention is not None else None
+        r.change_settings(default_retention=retention, min_retention=min_retention)
+    doc = r.settings.to_json()
+    doc["pinned"] = r.pinned_config is not None
+    doc["problems"] = r.settings_problems + r.config_problems
+    return Output(doc, _lines(doc, doc["pinned"]) + [f"problem: {p}" for p in doc["problems"]])
