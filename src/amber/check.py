@@ -32,7 +32,7 @@ from .repo import records as rec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
 from .repo.snapshots import Snapshot, SnapshotStore
-from .retention import locks
+from .retention import locks, replay
 from .storage.base import Storage
 
 Progress = Callable[[int, int], None]
@@ -258,6 +258,17 @@ def verify_audit_log(repo: Checked, external: bytes | None = None, remember: boo
     stored = {s.id: s for s in repo.snapshot_store.all()}
     snapshot_links(rep, stored, repo.snapshot_store.stored_at, repo.clock, set(repo.snapshot_store.bad))
     rep.errors.extend(repo.snapshot_store.errors)
+    repo.event_store.forget()
+    errors, warnings = replay.replay_problems(
+        rep.entries,
+        repo.events(),
+        set(stored) | set(repo.snapshot_store.bad),
+        repo.storage.stat,
+        repo.storage.capabilities,
+        repo.clock.now(),
+    )
+    rep.errors.extend(errors)
+    rep.warnings.extend(warnings)
     return rep
 
 

@@ -27,12 +27,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..audit.log import AuditLog
 from ..clock import from_iso, to_iso
 from ..errors import AmberError, Locked, NotFound
 from ..format import layout
 from ..repo import records as rec
 from ..repo.snapshots import SnapshotStore
-from . import clockguard
+from . import clockguard, preflight
 from .locks import RetentionTarget
 
 RUN_TIMEOUT = _dt.timedelta(hours=24)  # a backup running longer is presumed dead
@@ -71,6 +72,8 @@ class Pruned(RetentionTarget, Protocol):
 
     records: rec.Records
     snapshot_store: SnapshotStore
+    audit: AuditLog
+    index_errors: list[str]
 
 
 # -- records -----------------------------------------------------------------------
@@ -139,6 +142,7 @@ class _Survey:
 
 
 def prune(repo: Pruned, *, dry_run: bool = False, trust_clock: bool = False) -> PruneReport:
+    preflight.require_sound(repo, "prune")  # a dry run shows the same refusal
     rep = PruneReport(dry_run=dry_run)
     now = repo.clock.now()
     if not dry_run:
