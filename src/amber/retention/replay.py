@@ -175,9 +175,10 @@ def _records_against_log(sid: str, logged: list, recs: list[dict], since: _dt.da
             )
     for r in unmatched:
         if r.get("type") in ("release", "unlock") and not _predates(r, since):
+            kind = r.get("type")
             errors.append(
-                f"{layout.event(sid, r.get('id', '?'))}: a {r.get('type')} of snapshot {sid[:8]} that the "
-                "audit log does not show (forged, or written behind the log)"
+                f"{layout.event(sid, r.get('id', '?'))}: {'an' if kind == 'unlock' else 'a'} {kind} of snapshot "
+                f"{sid[:8]} that the audit log does not show (forged, or written behind the log)"
             )
     return errors
 
