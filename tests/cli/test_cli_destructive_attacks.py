@@ -106,6 +106,7 @@ def two_snapshots(user, tmp_path):
     state1 = tree_state(src)
     make_source(src, {"two.bin": rnd(80_000, "two"), "shared.txt": b"shared\n" * 50})
     s2 = user.backup(src)["snapshot_id"]
+    user.run("prune")  # clears the run markers: the next prune deletes at once what it finds unused
     return user, src, [s1, s2], [state1, tree_state(src)]
 
 
@@ -257,3 +258,28 @@ def test_an_honest_history_replays_clean(user, tmp_path):
     r = user.run("audit", "verify")
     assert "bypassing governance" in r.stderr
     user.run("check")
+
+
+def test_prune_keeps_the_data_of_a_locked_snapshot_deleted_behind_the_log(one_snapshot, tmp_path):
+    """The document, its lock records and (locally) every protection in storage are gone: the log
+    still says locked, so prune keeps the data, and `check` names what was deleted."""
+    user, sid, src = one_snapshot
+    state = tree_state(src)
+    user.run("lock", sid, "--for", "2d")
+    user.run("prune")  # clears the backup's run marker, which would otherwise make prune wait
+    key = layout.snapshot(sid)
+    original = get(user, key)
+    for k in [key, *keys(user, f"locks/{sid}/")]:
+        remove(user, k)
+    if not isinstance(user, S3Amber):
+        shutil.rmtree(user.repo / ".locks")
+    before = keys(user, "data/")
+    user.run("prune")
+    assert keys(user, "data/") == before, "prune deleted the data of a snapshot the log says is locked"
+    r = user.run("check", expect=20)
+    assert f"snapshot {sid[:8]} (event" in r.stderr and "deleted behind the log" in r.stderr
+
+    put(user, key, original)  # the administrator puts the document back
+    target = tmp_path / "restored"
+    user.run("restore", sid, "--target", target, "--verify")
+    assert tree_state(restored_root(target, src)) == state

@@ -33,7 +33,7 @@ from ..errors import AmberError, Locked, NotFound
 from ..format import layout
 from ..repo import records as rec
 from ..repo.snapshots import SnapshotStore
-from . import clockguard, preflight
+from . import clockguard, preflight, replay
 from .locks import RetentionTarget
 
 RUN_TIMEOUT = _dt.timedelta(hours=24)  # a backup running longer is presumed dead
@@ -207,9 +207,20 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
     return sv
 
 
+@dataclass(frozen=True)
+class _Gone:
+    """A snapshot the audit log says is locked or held, whose document is gone: its data stays."""
+
+    tree: str
+
+
 def _fresh_snapshots(repo: Pruned) -> list:
+    """The stored snapshots, read afresh, and those the log still protects but storage lost."""
     repo.snapshot_store.forget()
-    return repo.snapshots()
+    snaps: list = repo.snapshots()
+    stored = {s.id for s in snaps} | set(repo.snapshot_store.bad)
+    gone = replay.protected_but_gone(repo.audit.entries([]), stored, repo.clock.now())
+    return snaps + [_Gone(tree) for _sid, tree in sorted(gone.items())]
 
 
 def _spare_protected(repo: Pruned, sv: _Survey, now: _dt.datetime, rep: PruneReport) -> None:

@@ -38,6 +38,7 @@ class LoggedSnapshot:
     """One snapshot as the log tells it."""
 
     sid: str
+    tree: str | None = None  # from its snapshot event
     fold: state.Fold = state.EMPTY
     lock_seq: int | None = None  # the event that set the retention in force
     hold_seq: int | None = None  # the event that set the hold in force
@@ -74,6 +75,7 @@ def replay(entries: Iterable[tuple[dict, bytes]]) -> Replay:
         d = ev.get("details") if isinstance(ev.get("details"), dict) else {}
         snap = out.snapshots.setdefault(sid, LoggedSnapshot(sid))
         if kind == "snapshot":
+            snap.tree = d.get("tree")
             ret = d.get("retention")
             if isinstance(ret, dict):  # the snapshot's own lock, folded like a lock event
                 snap.apply(seq, {"type": "lock", "mode": ret.get("mode"), "until": ret.get("until")})
@@ -93,6 +95,17 @@ def log_protections(entries: Iterable[tuple[dict, bytes]]) -> dict[str, Protecti
 def log_view(repo: Logged) -> dict[str, Protection]:
     """`log_protections` of the repository's readable log entries."""
     return log_protections(repo.audit.entries([]))
+
+
+def protected_but_gone(entries: Iterable[tuple[dict, bytes]], stored: set[str], now: _dt.datetime) -> dict[str, str]:
+    """snapshot id -> root tree of every snapshot the log says is locked or held now but whose
+    document is not stored: prune keeps its data, whatever took the document away."""
+    out = {}
+    for sid, s in replay(entries).snapshots.items():
+        p = s.protection
+        if sid not in stored and s.tree is not None and (p.locked(now) or p.hold):
+            out[sid] = s.tree
+    return out
 
 
 def stricter(a: Protection, b: Protection | None) -> Protection:
@@ -119,6 +132,7 @@ def _judge_forget(out: Replay, snap: LoggedSnapshot, seq, ev: dict, d: dict) -> 
     lock = f"its {p.mode} lock until {to_iso(p.until)} (event {snap.lock_seq})"  # type: ignore[arg-type]  # locked
     if p.mode == GOVERNANCE and d.get("bypass_governance") is True:
         out.warnings.append(f"{what} before the end of {lock}, bypassing governance")
+        snap.apply(seq, {"type": "unlock", "bypass_governance": True})  # lifted, as by an unlock
     else:
         out.errors.append(f"{what} before the end of {lock}")
 
