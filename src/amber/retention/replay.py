@@ -147,10 +147,13 @@ def replay_problems(
     stat: Callable[[str], ObjectInfo],
     capabilities: Capabilities,
     now: _dt.datetime,
+    record_views: dict[str, Protection] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings): forgets against the logged locks and holds; every logged lock and hold
     against its record under `locks/`; every release record against the log; every stored
-    snapshot's storage protection against what the log gives it."""
+    snapshot's storage protection against what the log gives it — with `record_views` (what the
+    lock records say, where the caller checks storage against those itself), only for snapshots
+    the log protects more than the records."""
     rp = replay(entries)
     errors, warnings = list(rp.errors), list(rp.warnings)
     since = _log_start(entries)
@@ -158,8 +161,14 @@ def replay_problems(
         logged = rp.snapshots.get(sid, LoggedSnapshot(sid))
         errors += _records_against_log(sid, logged.events, records.get(sid, []), since)
     for sid in sorted(set(stored)):
-        if sid in rp.snapshots:
-            errors += _storage_against_log(rp.snapshots[sid], stat, capabilities, now)
+        logged = rp.snapshots.get(sid)
+        if logged is None:
+            continue
+        if record_views is not None and sid in record_views:
+            rec = record_views[sid]
+            if stricter(rec, logged.protection) == rec:
+                continue  # the records ask as much: their own check covers storage
+        errors += _storage_against_log(logged, stat, capabilities, now)
     return errors, warnings
 
 
