@@ -153,6 +153,23 @@ def test_garbage_index_file_stops_prune(two_snapshots, tmp_path):
     assert tree_state(restored_root(target, src)) == state1
 
 
+def test_garbage_in_the_log_or_over_a_lock_record_stops_prune(two_snapshots):
+    user, _src, (s1, _s2), _states = two_snapshots
+    user.run("lock", s1, "--for", "1d")
+    entry = layout.log_entry(len(keys(user, "log/entries/")))
+    record = keys(user, f"locks/{s1}/")[0]
+    put(user, record, b"planted over a lock record")
+    before = everything(user)
+    for args in (("prune",), ("prune", "--dry-run")):
+        r = user.run(*args, expect=20)
+        assert record in r.stderr, r
+    put(user, entry, b"planted in the log")
+    for args in (("prune",), ("prune", "--dry-run")):
+        r = user.run(*args, expect=20)
+        assert entry in r.stderr, r
+    assert everything(user) == before
+
+
 # -- item 4: the log checked for meaning; forget takes the stricter view -------------------------
 
 
