@@ -68,9 +68,9 @@ def replay(entries: Iterable[tuple[dict, bytes]]) -> Replay:
     """Fold every snapshot's events in log order, judging each forget by the state before it."""
     out = Replay()
     for ev, _raw in entries:
-        sid, kind = ev.get("snapshot"), ev.get("type")
-        if not isinstance(sid, str) or kind not in ("snapshot", "lock", "hold", "release", "forget"):
-            continue
+        sid, kind, at = ev.get("snapshot"), ev.get("type"), _time(ev)
+        if not isinstance(sid, str) or at is None or kind not in ("snapshot", "lock", "hold", "release", "forget"):
+            continue  # entries are validated on read: this skips only what validation let through
         seq = ev.get("seq")
         d = ev.get("details") if isinstance(ev.get("details"), dict) else {}
         snap = out.snapshots.setdefault(sid, LoggedSnapshot(sid))
@@ -80,10 +80,10 @@ def replay(entries: Iterable[tuple[dict, bytes]]) -> Replay:
             if isinstance(ret, dict):  # the snapshot's own lock, folded like a lock event
                 snap.apply(seq, {"type": "lock", "mode": ret.get("mode"), "until": ret.get("until")})
         elif kind == "forget":
-            _judge_forget(out, snap, seq, ev, d)
+            _judge_forget(out, snap, seq, at, ev, d)
         else:
             snap.apply(seq, {**d, "type": kind})
-            snap.events.append((seq, from_iso(ev["time"]), kind, d))
+            snap.events.append((seq, at, kind, d))
     return out
 
 
@@ -121,9 +121,9 @@ def stricter(a: Protection, b: Protection | None) -> Protection:
     return Protection(mode, until, held.hold, held.hold_reason)
 
 
-def _judge_forget(out: Replay, snap: LoggedSnapshot, seq, ev: dict, d: dict) -> None:
+def _judge_forget(out: Replay, snap: LoggedSnapshot, seq, at: _dt.datetime, ev: dict, d: dict) -> None:
     """A forget while held (no release logged before it), or before the end of the logged lock."""
-    p, at = snap.protection, from_iso(ev["time"])
+    p = snap.protection
     what = f"snapshot {snap.sid[:8]} was forgotten (event {seq}, {ev['time']})"
     if p.hold:
         out.errors.append(f"{what} while held (event {snap.hold_seq}) with no release logged before it")
@@ -232,7 +232,7 @@ def _nearest(recs: list[dict], at: _dt.datetime, fits: Callable[[dict], bool]) -
 def _time(rec: dict) -> _dt.datetime | None:
     try:
         return from_iso(rec["time"])
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         return None
 
 
