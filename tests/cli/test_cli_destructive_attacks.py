@@ -113,6 +113,7 @@ def two_snapshots(user, tmp_path):
 # -- item 2: prune fails safe -----------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_garbage_over_an_unlocked_snapshot_stops_prune(two_snapshots, tmp_path):
     user, src, (s1, s2), (state1, _state2) = two_snapshots
     key = layout.snapshot(s1)
@@ -200,7 +201,7 @@ def test_removed_lock_records_do_not_free_a_locked_snapshot(one_snapshot):
     doc = {s["id"]: s for s in user.snapshots()}[sid]
     assert doc["retention"]["mode"] == "governance", "snapshots no longer shows the logged lock"
     r = user.run("forget", sid, expect=30)
-    assert sid[:8] in r.stderr and "governance" in r.stderr
+    assert sid[:8] in r.stderr and "governance" in r.stderr and "as the audit log records it" in r.stderr
     assert forget_by_policy(user, src)["locked"] == [sid]
     assert sid in {s["id"] for s in user.snapshots()}
     for args in (("check",), ("audit", "verify")):
@@ -231,7 +232,7 @@ def test_a_forged_release_record_does_not_free_a_held_snapshot(one_snapshot):
     doc = {s["id"]: s for s in user.snapshots()}[sid]
     assert doc["legal_hold"] is True
     r = user.run("forget", sid, expect=30)
-    assert "legal hold" in r.stderr and sid[:8] in r.stderr
+    assert "legal hold" in r.stderr and sid[:8] in r.stderr and "as the audit log records it" in r.stderr
     assert forget_by_policy(user, src)["locked"] == [sid]
     assert sid in {s["id"] for s in user.snapshots()}
     for args in (("check",), ("audit", "verify")):

@@ -67,7 +67,11 @@ def forget_snapshots(
     events = repo.events()
     logged = replay.log_view(repo)
     protections = [strictest(repo, s, events, logged) for s in snaps]
-    refusals = [r for s, p in zip(snaps, protections, strict=True) if (r := refusal(s, p, now, bypass_governance))]
+    refusals = [
+        r + _source(repo, s, events, now, bypass_governance)
+        for s, p in zip(snaps, protections, strict=True)
+        if (r := refusal(s, p, now, bypass_governance))
+    ]
     if refusals:
         bypassable = all(p.hold is False and p.mode != COMPLIANCE for p in protections if p.locked(now) or p.hold)
         raise Locked("; ".join(refusals), remedy="bypass-governance" if bypassable else None)
@@ -76,6 +80,13 @@ def forget_snapshots(
         clockguard.check_before_delete(repo, trust_clock)
         _remove(repo, snaps, events, now, bypass_governance, trust_clock)
     return res
+
+
+def _source(repo: Forgetting, snap: Snapshot, events: dict, now, bypass: bool) -> str:
+    """Where the lock records alone would let the snapshot go: say that the log holds it."""
+    if refusal(snap, protection(repo, snap, events), now, bypass) is not None:
+        return ""
+    return " (as the audit log records it; its lock records say less)"
 
 
 def forget_policy(
