@@ -331,7 +331,7 @@ class Repository:
 
     def release(self, snap: Snapshot) -> Protection:
         self.audit.check_history()
-        return locks.release(self, snap)
+        return locks.release(self, snap, replay.log_view(self))
 
     def forget(self, snaps, **kw) -> forgetting.ForgetResult:
         if not kw.get("dry_run"):

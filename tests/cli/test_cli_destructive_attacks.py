@@ -211,6 +211,22 @@ def test_removed_lock_records_do_not_free_a_locked_snapshot(one_snapshot):
         assert f"{layout.snapshot(sid)}: storage retention none is shorter" in r.stderr
 
 
+def test_removed_hold_records_keep_the_hold_until_an_administrator_releases_it(one_snapshot):
+    user, sid, _src = one_snapshot
+    user.run("hold", sid, "--reason", "case 9")
+    for key in keys(user, f"locks/{sid}/"):
+        remove(user, key)
+        strip_local_protection(user, key)
+    assert {s["id"]: s for s in user.snapshots()}[sid]["legal_hold"] is True
+    r = user.run("forget", sid, expect=30)
+    assert "legal hold" in r.stderr and "as the audit log records it" in r.stderr
+    r = user.run("check", expect=20)
+    assert f"snapshot {sid[:8]}: the hold of event" in r.stderr
+    user.run("release", sid)  # the hold the log shows can still be lifted, and recorded
+    user.run("forget", sid)
+    assert user.snapshots() == []
+
+
 def test_a_forged_release_record_does_not_free_a_held_snapshot(one_snapshot):
     user, sid, src = one_snapshot
     user.run("hold", sid, "--reason", "case 7")
