@@ -25,8 +25,9 @@ from ..storage.base import COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo
 from . import state
 from .state import Protection
 
-# a lock, hold or release record is written just before its log event, by the same clock
-MATCH_WINDOW = _dt.timedelta(hours=1)
+# a lock, hold or release record is written before its log event, by the same clock; a lock
+# sets retention on every object the snapshot needs in between, which can take long
+MATCH_WINDOW = _dt.timedelta(days=7)
 
 
 class Logged(Protocol):
