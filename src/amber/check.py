@@ -32,7 +32,7 @@ from .repo import records as rec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
 from .repo.snapshots import Snapshot, SnapshotStore
-from .retention import clockguard, locks
+from .retention import clockguard, locks, replay
 from .storage.base import Storage
 
 Progress = Callable[[int, int], None]
@@ -233,7 +233,7 @@ def _check_records(repo: Checked, rep: CheckReport) -> None:
     for prefix in (layout.PRUNE, layout.RUNNING):
         for _info, _doc in repo.records.scan(rec.PRUNE, prefix, rep.errors):
             pass
-    audit = verify_audit_log(repo, remember=False)
+    audit = verify_audit_log(repo, remember=False, records_checked=True)
     known = set(rep.errors)  # an unreadable snapshot is reported once, as the snapshot check found it
     rep.errors.extend(f"audit log: {e}" for e in audit.errors if e not in known)
     rep.warnings.extend(f"audit log: {w}" for w in audit.warnings)
@@ -258,13 +258,30 @@ def _is_hex(s) -> bool:
 # -- the audit log against the snapshots ------------------------------------------------
 
 
-def verify_audit_log(repo: Checked, external: bytes | None = None, remember: bool = True) -> VerifyReport:
-    """The log's own proofs and checkpoints, then every snapshot against its event."""
+def verify_audit_log(
+    repo: Checked, external: bytes | None = None, remember: bool = True, records_checked: bool = False
+) -> VerifyReport:
+    """The log's own proofs and checkpoints, then every snapshot against its event, then the log's
+    replay (`retention.replay`). `records_checked`: the caller checks storage against the lock
+    records itself (`check` does), so the replay checks it only where the log says more."""
     rep = repo.audit.verify(external=external, remember=remember)
     repo.snapshot_store.forget()
     stored = {s.id: s for s in repo.snapshot_store.all()}
     snapshot_links(rep, stored, repo.snapshot_store.stored_at, repo.clock, set(repo.snapshot_store.bad))
     rep.errors.extend(repo.snapshot_store.errors)
+    repo.event_store.forget()
+    events = repo.events()
+    errors, warnings = replay.replay_problems(
+        rep.entries,
+        events,
+        set(stored) | set(repo.snapshot_store.bad),
+        repo.storage.stat,
+        repo.storage.capabilities,
+        repo.clock.now(),
+        {sid: locks.protection(repo, s, events) for sid, s in stored.items()} if records_checked else None,
+    )
+    rep.errors.extend(errors)
+    rep.warnings.extend(warnings)
     return rep
 
 

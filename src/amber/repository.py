@@ -54,7 +54,7 @@ from .repo.keys import KeyRing, identity
 from .repo.snapshots import Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
 from .restore.restorer import RestoreStats, restore
-from .retention import clockguard, locks, prune
+from .retention import clockguard, locks, preflight, prune, replay
 from .retention import forget as forgetting
 from .retention.policy import KeepPolicy
 from .retention.state import Protection
@@ -104,6 +104,7 @@ class Repository:
         self.settings = settingsrec.from_config(config)
         self.settings_problems: list[str] = []
         self._password: str | None = None
+        self._log_view: dict[str, Protection] | None = None  # replay.log_view, until the log grows
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -236,6 +237,7 @@ class Repository:
         """Forget what was read: another client may have changed the repository."""
         self.snapshot_store.forget()
         self.event_store.forget()
+        self._log_view = None
 
     def cache_dir(self) -> str:
         return client_state.cache_dir(self.id)
@@ -244,6 +246,7 @@ class Repository:
 
     def log_event(self, kind: str, snapshot: str | None = None, lock: Retention | None = None, **details) -> dict:
         """Append one event to the audit log (after the change it records is stored)."""
+        self._log_view = None
         return self.audit.append(kind, snapshot, lock, **details)
 
     def verify_audit_log(self, external: bytes | None = None, remember: bool = True):
@@ -360,7 +363,10 @@ class Repository:
         return self.event_store.all()
 
     def protection(self, snap: Snapshot) -> Protection:
-        return locks.protection(self, snap)
+        """The stricter of what the lock records and the audit log say (forget decides by it)."""
+        if self._log_view is None:
+            self._log_view = replay.log_view(self)
+        return replay.stricter(locks.protection(self, snap), self._log_view.get(snap.id))
 
     def retention(self, duration: str | None = None, date: str | None = None, mode: str | None = None) -> Retention:
         """A lock for a new snapshot, as a duration from now or an end date; without a mode,
@@ -389,7 +395,8 @@ class Repository:
             default = (self.config.get("default_retention") or {}).get("mode")
             mode = (cur.mode if cur.locked(self.clock.now()) else None) or default or GOVERNANCE
         self.audit.check_history()  # never change a rolled-back or forked repository
-        return locks.lock(self, snap, mode, until, bypass_governance)
+        locks.lock(self, snap, mode, until, bypass_governance)
+        return self.protection(snap)
 
     def hold(self, snap: Snapshot, reason: str) -> Protection:
         self.require_sound("hold")
@@ -399,7 +406,7 @@ class Repository:
     def release(self, snap: Snapshot) -> Protection:
         self.require_sound("release")
         self.audit.check_history()
-        return locks.release(self, snap)
+        return locks.release(self, snap, replay.log_view(self))
 
     def forget(self, snaps, **kw) -> forgetting.ForgetResult:
         self.require_sound("forget")
@@ -418,6 +425,10 @@ class Repository:
         if not kw.get("dry_run"):
             self.audit.check_history()
         return prune.prune(self, **kw)
+
+    def require_prunable(self) -> None:
+        """Refuse (IntegrityError) what prune would refuse: `forget --prune` asks before it forgets."""
+        preflight.require_sound(self, "prune")
 
     # -- keys ----------------------------------------------------------------
 

@@ -106,6 +106,8 @@ def forget(
     if bypass_governance and not snapshots:
         raise click.UsageError("--bypass-governance applies to snapshots named explicitly")
     r = session.open()
+    if then_prune:
+        r.require_prunable()  # before anything is forgotten, and shown by a dry run too
     if snapshots:
         res = r.forget(
             r.find_snapshots(snapshots), bypass_governance=bypass_governance, dry_run=dry_run, trust_clock=trust_clock

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..audit.log import AuditLog
 from ..clock import to_iso
 from ..errors import Locked, UsageError
 from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import COMPLIANCE
-from . import clockguard
+from . import clockguard, replay
 from .locks import RetentionTarget, protection
 from .policy import KeepPolicy, apply
+from .state import Protection
 
 
 @dataclass
@@ -36,6 +38,13 @@ class ForgetResult:
 
 class Forgetting(RetentionTarget, Protocol):
     snapshot_store: SnapshotStore
+    audit: AuditLog
+
+
+def strictest(repo: Forgetting, snap: Snapshot, events: dict, logged: dict) -> Protection:
+    """What deletion is decided by: the stricter of the lock records and the audit log (`logged`,
+    from `replay.log_view`), so removed records or a planted release never free a snapshot."""
+    return replay.stricter(protection(repo, snap, events), logged.get(snap.id))
 
 
 def refusal(snap, p, now, bypass: bool) -> str | None:
@@ -56,8 +65,13 @@ def forget_snapshots(
     """Remove the named snapshots, all or none: any protected one refuses the whole command."""
     now = repo.clock.now()
     events = repo.events()
-    protections = [protection(repo, s, events) for s in snaps]
-    refusals = [r for s, p in zip(snaps, protections, strict=True) if (r := refusal(s, p, now, bypass_governance))]
+    logged = replay.log_view(repo)
+    protections = [strictest(repo, s, events, logged) for s in snaps]
+    refusals = [
+        r + _source(repo, s, events, now, bypass_governance)
+        for s, p in zip(snaps, protections, strict=True)
+        if (r := refusal(s, p, now, bypass_governance))
+    ]
     if refusals:
         bypassable = all(p.hold is False and p.mode != COMPLIANCE for p in protections if p.locked(now) or p.hold)
         raise Locked("; ".join(refusals), remedy="bypass-governance" if bypassable else None)
@@ -68,6 +82,13 @@ def forget_snapshots(
     return res
 
 
+def _source(repo: Forgetting, snap: Snapshot, events: dict, now, bypass: bool) -> str:
+    """Where the lock records alone would let the snapshot go: say that the log holds it."""
+    if refusal(snap, protection(repo, snap, events), now, bypass) is not None:
+        return ""
+    return " (as the audit log records it; its lock records say less)"
+
+
 def forget_policy(
     repo: Forgetting, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False
 ) -> ForgetResult:
@@ -75,6 +96,7 @@ def forget_policy(
         raise UsageError("an empty keep policy would remove every snapshot", remedy="keep-rule")
     now = repo.clock.now()
     events = repo.events()
+    logged = replay.log_view(repo)
     snaps = repo.snapshots() if snaps is None else snaps
     groups: dict[tuple, list] = {}
     for s in snaps:
@@ -88,7 +110,7 @@ def forget_policy(
                 res.keep.append(s.id)
                 res.reasons[s.id] = reasons[s.id]
                 continue
-            p = protection(repo, s, events)
+            p = strictest(repo, s, events, logged)
             why = refusal(s, p, now, False)
             if why:
                 res.keep.append(s.id)
@@ -98,7 +120,7 @@ def forget_policy(
                 res.remove.append(s.id)
                 doomed.append(s)
     if doomed and not dry_run:
-        ends = _lock_ends(doomed, [protection(repo, s, events) for s in doomed])
+        ends = _lock_ends(doomed, [strictest(repo, s, events, logged) for s in doomed])
         _remove(repo, doomed, events, now, False, clockguard.check_before_delete(repo, ends, trust_clock))
     return res
 
@@ -110,8 +132,9 @@ def _lock_ends(snaps: list[Snapshot], protections) -> dict:
 
 def _remove(repo: Forgetting, snaps, events, now, bypass: bool, clock: dict) -> None:
     """Delete each snapshot and record it; `clock` is what the clock guard says to record."""
+    logged = replay.log_view(repo)
     for s in snaps:
-        p = protection(repo, s, events)
+        p = strictest(repo, s, events, logged)
         repo.snapshot_store.delete(s.id, bypass_governance=bypass and p.locked(now))
         repo.event_store.write(
             s.id,

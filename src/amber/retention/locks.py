@@ -23,6 +23,7 @@ from ..repo.events import EventStore
 from ..repo.keys import KeyRing
 from ..repo.snapshots import Snapshot
 from ..storage.base import COMPLIANCE, GOVERNANCE, MODES, Retention, Storage
+from .replay import stricter
 from .state import Protection, derive
 
 
@@ -170,14 +171,17 @@ def hold(repo: RetentionTarget, snap: Snapshot, reason: str) -> Protection:
     return protection(repo, snap)
 
 
-def release(repo: RetentionTarget, snap: Snapshot) -> Protection:
-    cur = protection(repo, snap)
+def release(repo: RetentionTarget, snap: Snapshot, logged: dict[str, Protection] | None = None) -> Protection:
+    """Lift a hold. With `logged` (`replay.log_view`), a hold the audit log shows counts too: one
+    whose records were removed can still be released, and no other snapshot's is cleared."""
+    logged = logged or {}
+    cur = stricter(protection(repo, snap), logged.get(snap.id))
     if not cur.hold:
         raise UsageError(f"snapshot {snap.short_id} is not under a legal hold")
     events = repo.events()
     still_needed: set[str] = set()
     for other in repo.snapshots():
-        if other.id != snap.id and protection(repo, other, events).hold:
+        if other.id != snap.id and stricter(protection(repo, other, events), logged.get(other.id)).hold:
             still_needed |= needed_objects(repo, other)
     # storage first: if it refuses (a client without the right), nothing says "released"
     for key in needed_objects(repo, snap) - still_needed:

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..audit.log import AuditLog
 from ..clock import from_iso, to_iso
 from ..errors import AmberError, Locked, NotFound
 from ..format import layout
 from ..repo import records as rec
 from ..repo.snapshots import SnapshotStore
-from . import clockguard
+from . import clockguard, preflight, replay
 from .locks import RetentionTarget
 
 RUN_TIMEOUT = _dt.timedelta(hours=24)  # a backup running longer is presumed dead
@@ -71,6 +73,10 @@ class Pruned(RetentionTarget, Protocol):
 
     records: rec.Records
     snapshot_store: SnapshotStore
+    audit: AuditLog
+    index_errors: list[str]
+
+    def walk(self, tree_id: str, prefix: str = "", errors: list[str] | None = None) -> Iterator[tuple[str, dict]]: ...
 
 
 # -- records -----------------------------------------------------------------------
@@ -139,6 +145,7 @@ class _Survey:
 
 
 def prune(repo: Pruned, *, dry_run: bool = False, trust_clock: bool = False) -> PruneReport:
+    preflight.require_sound(repo, "prune")  # a dry run shows the same refusal
     rep = PruneReport(dry_run=dry_run)
     now = repo.clock.now()
     survey = _survey(repo, now, rep)
@@ -179,7 +186,7 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
     """Packs no snapshot uses are doomed; packs at least REPACK_UNUSED unused are repacked."""
     repo.load_index(force=True)  # another client may have written or pruned since this one looked
     repo.event_store.forget()
-    sv = _Survey(used=repo.referenced_blobs(_fresh_snapshots(repo)))
+    sv = _Survey(used=_used_blobs(repo))
     for info in repo.records.listing(layout.DATA):
         pid = layout.pack_id(info.key)
         if pid is not None:
@@ -221,6 +228,28 @@ def _fresh_snapshots(repo: Pruned) -> list:
     return repo.snapshots()
 
 
+def _used_blobs(repo: Pruned) -> set[bytes]:
+    """What the stored snapshots use (read afresh), and whatever can still be found of those the
+    audit log says are locked or held but whose documents are gone: their data stays."""
+    snaps = _fresh_snapshots(repo)
+    used = repo.referenced_blobs(snaps)
+    stored = {s.id for s in snaps} | set(repo.snapshot_store.bad)
+    for tree in replay.protected_but_gone(repo.audit.entries([]), stored, repo.clock.now()).values():
+        used |= _reachable(repo, tree)
+    return used
+
+
+def _reachable(repo: Pruned, tree: str) -> set[bytes]:
+    """Every blob below `tree` that can still be read; a folder whose tree is lost is skipped."""
+    used = {bytes.fromhex(tree)}
+    for _path, node in repo.walk(tree, errors=[]):
+        if node["type"] == "dir" and node.get("subtree"):
+            used.add(bytes.fromhex(node["subtree"]))
+        elif node["type"] == "file":
+            used.update(bytes.fromhex(h) for h in node.get("content") or ())
+    return used
+
+
 def _spare_protected(repo: Pruned, sv: _Survey, now: _dt.datetime, rep: PruneReport) -> None:
     """Keep what storage still protects: prune waits out locks."""
     for pid in sorted(sv.doomed | set(sv.repack)):
@@ -250,7 +279,7 @@ def _carry_out(repo: Pruned, plans: dict[str, set[bytes]], now: _dt.datetime, re
     """Phase 2: tombstone and delete what each plan names and no snapshot uses now."""
     repo.load_index(force=True)  # again: a backup may have finished meanwhile, and repacks moved blobs
     index = repo.blobs.index
-    live = {index[b].pack for b in repo.referenced_blobs(_fresh_snapshots(repo)) if b in index}
+    live = {index[b].pack for b in _used_blobs(repo) if b in index}
     for key, packs in sorted(plans.items()):
         gone = sorted(p for p in packs if p not in live and not _protected(repo, layout.pack(p), now))
         if gone:

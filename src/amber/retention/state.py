@@ -62,28 +62,49 @@ def _order(ev: dict) -> tuple[_dt.datetime, str]:
     return t, str(ev.get("id", ""))
 
 
-def derive(initial: dict | None, events: list[dict]) -> Protection:
-    """Fold `initial` (the snapshot's own retention) and its events, oldest first."""
-    ret = None
+# A fold in progress: (retention as (mode, until) or None, held, the hold's reason).
+Fold = tuple[tuple[str, _dt.datetime] | None, bool, str | None]
+EMPTY: Fold = (None, False, None)
+
+
+def start(initial: dict | None) -> Fold:
+    """The fold of a snapshot's own retention (`{"mode", "until"}` or None), before any event."""
     if isinstance(initial, dict):
         try:
-            ret = fold_retention(None, initial["mode"], from_iso(initial["until"]), False)
+            return fold_retention(None, initial["mode"], from_iso(initial["until"]), False), False, None
         except (KeyError, ValueError, TypeError):
+            pass
+    return EMPTY
+
+
+def step(cur: Fold, ev: dict) -> Fold:
+    """One event folded in: the rules of the module docstring (a malformed event adds nothing)."""
+    ret, hold, reason = cur
+    kind = ev.get("type")
+    try:
+        if kind == "lock":
+            ret = fold_retention(ret, ev["mode"], from_iso(ev["until"]), bool(ev.get("bypass_governance")))
+        elif kind == "unlock" and ev.get("bypass_governance") and ret and ret[0] == GOVERNANCE:
             ret = None
-    hold, reason = False, None
-    for ev in sorted(events, key=_order):
-        kind = ev.get("type")
-        try:
-            if kind == "lock":
-                ret = fold_retention(ret, ev["mode"], from_iso(ev["until"]), bool(ev.get("bypass_governance")))
-            elif kind == "unlock" and ev.get("bypass_governance") and ret and ret[0] == GOVERNANCE:
-                ret = None
-            elif kind == "hold":
-                hold, reason = True, ev.get("reason")
-            elif kind == "release":
-                hold, reason = False, None
-        except (KeyError, ValueError, TypeError):
-            continue
+        elif kind == "hold":
+            hold, reason = True, ev.get("reason")
+        elif kind == "release":
+            hold, reason = False, None
+    except (KeyError, ValueError, TypeError):
+        return cur
+    return ret, hold, reason
+
+
+def result(f: Fold) -> Protection:
+    ret, hold, reason = f
     if ret is None:
         return Protection(hold=hold, hold_reason=reason)
     return Protection(ret[0], ret[1], hold, reason)
+
+
+def derive(initial: dict | None, events: list[dict]) -> Protection:
+    """Fold `initial` (the snapshot's own retention) and its events, oldest first."""
+    f = start(initial)
+    for ev in sorted(events, key=_order):
+        f = step(f, ev)
+    return result(f)

@@ -1,0 +1,271 @@
+"""The audit log read for meaning: each snapshot's protection as the log alone tells it.
+
+Lock records under `locks/` and the protection set in storage can be removed
+or forged by a writer with storage rights; the log is sealed, hash-chained
+and checkpointed. Replaying the log's `snapshot`, `lock`, `hold`, `release`
+and `forget` events with the fold of `state` gives what each snapshot's
+protection must be. `replay_problems` compares that with the lock records and
+storage, and with what was forgotten when; `stricter` is what forget and
+prune decide by, so removing lock records or planting a release record never
+lets them delete what the log says is locked or held.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..audit.log import AuditLog
+from ..clock import from_iso, to_iso
+from ..errors import NotFound
+from ..format import layout
+from ..storage.base import COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo
+from . import state
+from .state import Protection
+
+# a lock, hold or release record is written before its log event, by the same clock; a lock
+# sets retention on every object the snapshot needs in between, which can take long
+MATCH_WINDOW = _dt.timedelta(days=7)
+
+
+class Logged(Protocol):
+    audit: AuditLog
+
+
+@dataclass
+class LoggedSnapshot:
+    """One snapshot as the log tells it."""
+
+    sid: str
+    tree: str | None = None  # from its snapshot event
+    fold: state.Fold = state.EMPTY
+    lock_seq: int | None = None  # the event that set the retention in force
+    hold_seq: int | None = None  # the event that set the hold in force
+    events: list = field(default_factory=list)  # (seq, time, type, details) of lock, hold, release
+
+    @property
+    def protection(self) -> Protection:
+        return state.result(self.fold)
+
+    def apply(self, seq: int, ev: dict) -> None:
+        before = self.fold
+        self.fold = state.step(self.fold, ev)
+        if self.fold[0] != before[0]:
+            self.lock_seq = seq
+        if self.fold[1] and ev.get("type") == "hold":
+            self.hold_seq = seq
+
+
+@dataclass
+class Replay:
+    snapshots: dict[str, LoggedSnapshot] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def replay(entries: Iterable[tuple[dict, bytes]]) -> Replay:
+    """Fold every snapshot's events in log order, judging each forget by the state before it."""
+    out = Replay()
+    for ev, _raw in entries:
+        sid, kind, at = ev.get("snapshot"), ev.get("type"), _time(ev)
+        if not isinstance(sid, str) or at is None or kind not in ("snapshot", "lock", "hold", "release", "forget"):
+            continue  # entries are validated on read: this skips only what validation let through
+        seq = ev.get("seq")
+        d = ev.get("details") if isinstance(ev.get("details"), dict) else {}
+        snap = out.snapshots.setdefault(sid, LoggedSnapshot(sid))
+        if kind == "snapshot":
+            snap.tree = d.get("tree")
+            ret = d.get("retention")
+            if isinstance(ret, dict):  # the snapshot's own lock, folded like a lock event
+                snap.apply(seq, {"type": "lock", "mode": ret.get("mode"), "until": ret.get("until")})
+        elif kind == "forget":
+            _judge_forget(out, snap, seq, at, ev, d)
+        else:
+            snap.apply(seq, {**d, "type": kind})
+            snap.events.append((seq, at, kind, d))
+    return out
+
+
+def log_protections(entries: Iterable[tuple[dict, bytes]]) -> dict[str, Protection]:
+    """snapshot id -> its protection as the audit log alone tells it."""
+    return {sid: s.protection for sid, s in replay(entries).snapshots.items()}
+
+
+def log_view(repo: Logged) -> dict[str, Protection]:
+    """`log_protections` of the repository's readable log entries."""
+    return log_protections(repo.audit.entries([]))
+
+
+def protected_but_gone(entries: Iterable[tuple[dict, bytes]], stored: set[str], now: _dt.datetime) -> dict[str, str]:
+    """snapshot id -> root tree of every snapshot the log says is locked or held now but whose
+    document is not stored: prune keeps its data, whatever took the document away."""
+    out = {}
+    for sid, s in replay(entries).snapshots.items():
+        p = s.protection
+        if sid not in stored and s.tree is not None and (p.locked(now) or p.hold):
+            out[sid] = s.tree
+    return out
+
+
+def stricter(a: Protection, b: Protection | None) -> Protection:
+    """Locked if either is (the later end; compliance if either is), held if either is."""
+    if b is None:
+        return a
+    untils = [p.until for p in (a, b) if p.until is not None]
+    until = max(untils) if untils else None
+    mode = None
+    if until is not None:
+        mode = COMPLIANCE if COMPLIANCE in (a.mode, b.mode) else GOVERNANCE
+    held = a if a.hold else b
+    return Protection(mode, until, held.hold, held.hold_reason)
+
+
+def _judge_forget(out: Replay, snap: LoggedSnapshot, seq, at: _dt.datetime, ev: dict, d: dict) -> None:
+    """A forget while held (no release logged before it), or before the end of the logged lock."""
+    p = snap.protection
+    what = f"snapshot {snap.sid[:8]} was forgotten (event {seq}, {ev['time']})"
+    if p.hold:
+        out.errors.append(f"{what} while held (event {snap.hold_seq}) with no release logged before it")
+    if not p.locked(at):
+        return
+    lock = f"its {p.mode} lock until {to_iso(p.until)} (event {snap.lock_seq})"  # type: ignore[arg-type]  # locked
+    if p.mode == GOVERNANCE and d.get("bypass_governance") is True:
+        out.warnings.append(f"{what} before the end of {lock}, bypassing governance")
+        snap.apply(seq, {"type": "unlock", "bypass_governance": True})  # lifted, as by an unlock
+    else:
+        out.errors.append(f"{what} before the end of {lock}")
+
+
+# -- the log against the lock records and storage ----------------------------------------------
+
+
+def replay_problems(
+    entries: list[tuple[dict, bytes]],
+    records: dict[str, list[dict]],
+    stored: Iterable[str],
+    stat: Callable[[str], ObjectInfo],
+    capabilities: Capabilities,
+    now: _dt.datetime,
+    record_views: dict[str, Protection] | None = None,
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings): forgets against the logged locks and holds; every logged lock and hold
+    against its record under `locks/`; every release record against the log; every stored
+    snapshot's storage protection against what the log gives it — with `record_views` (what the
+    lock records say, where the caller checks storage against those itself), only for snapshots
+    the log protects more than the records."""
+    rp = replay(entries)
+    errors, warnings = list(rp.errors), list(rp.warnings)
+    since = _log_start(entries)
+    for sid in sorted(set(rp.snapshots) | set(records)):
+        logged = rp.snapshots.get(sid, LoggedSnapshot(sid))
+        errors += _records_against_log(sid, logged.events, records.get(sid, []), since)
+    for sid in sorted(set(stored)):
+        logged = rp.snapshots.get(sid)
+        if logged is None:
+            continue
+        if record_views is not None and sid in record_views:
+            rec = record_views[sid]
+            if stricter(rec, logged.protection) == rec:
+                continue  # the records ask as much: their own check covers storage
+        errors += _storage_against_log(logged, stat, capabilities, now)
+    return errors, warnings
+
+
+def _log_start(entries: list[tuple[dict, bytes]]) -> _dt.datetime | None:
+    """When the log began, for a log started by an upgrade (records older than it are not in it);
+    None for a log as old as the repository."""
+    if not entries or entries[0][0].get("type") == "init":
+        return None
+    try:
+        return from_iso(entries[0][0]["time"])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _records_against_log(sid: str, logged: list, recs: list[dict], since: _dt.datetime | None) -> list[str]:
+    """Each logged lock and hold has its record; each release (or unlock) record has its event."""
+    errors = []
+    unmatched = [r for r in recs if r.get("type") in ("lock", "hold", "release", "unlock")]
+    for seq, at, kind, d in logged:
+        rec = _nearest(unmatched, at, lambda r, kind=kind, d=d: _same(r, kind, d))
+        if rec is not None:
+            unmatched.remove(rec)
+        elif kind in ("lock", "hold"):
+            errors.append(
+                f"snapshot {sid[:8]}: the {kind} of event {seq} has no record under "
+                f"{layout.LOCKS}{sid}/ (removed behind the log)"
+            )
+    for r in unmatched:
+        if r.get("type") in ("release", "unlock") and not _predates(r, since):
+            kind = r.get("type")
+            errors.append(
+                f"{layout.event(sid, r.get('id', '?'))}: {'an' if kind == 'unlock' else 'a'} {kind} of snapshot "
+                f"{sid[:8]} that the audit log does not show (forged, or written behind the log)"
+            )
+    return errors
+
+
+def _same(rec: dict, kind: str, d: dict) -> bool:
+    if rec.get("type") != kind:
+        return False
+    if kind == "lock":
+        try:
+            return rec.get("mode") == d.get("mode") and from_iso(rec["until"]) == from_iso(d["until"])
+        except (KeyError, ValueError, TypeError):
+            return False
+    if kind == "hold":
+        return rec.get("reason") == d.get("reason")
+    return True
+
+
+def _nearest(recs: list[dict], at: _dt.datetime, fits: Callable[[dict], bool]) -> dict | None:
+    """The fitting record written closest to `at` (within MATCH_WINDOW)."""
+    best, gap = None, MATCH_WINDOW
+    for r in recs:
+        t = _time(r)
+        if t is not None and fits(r) and abs(t - at) <= gap:
+            best, gap = r, abs(t - at)
+    return best
+
+
+def _time(rec: dict) -> _dt.datetime | None:
+    try:
+        return from_iso(rec["time"])
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return None
+
+
+def _predates(rec: dict, since: _dt.datetime | None) -> bool:
+    t = _time(rec)
+    return since is not None and t is not None and t < since
+
+
+def _storage_against_log(
+    snap: LoggedSnapshot, stat: Callable[[str], ObjectInfo], capabilities: Capabilities, now: _dt.datetime
+) -> list[str]:
+    """The stored snapshot document is protected at least as the log says."""
+    p = snap.protection
+    locked = p.locked(now) and capabilities.object_lock
+    held = p.hold and capabilities.legal_hold
+    if not locked and not held:
+        return []
+    key = layout.snapshot(snap.sid)
+    try:
+        info = stat(key)
+    except NotFound:
+        return []  # gone: the log comparison of the snapshots reports it
+    errors = []
+    r = info.retention
+    if locked and (r is None or r.until < p.until):  # type: ignore[operator]  # locked
+        errors.append(
+            f"{key}: storage retention {to_iso(r.until) if r else 'none'} is shorter than the "
+            f"{p.mode} lock until {to_iso(p.until)} the audit log gives snapshot {snap.sid[:8]} "  # type: ignore[arg-type]  # locked
+            f"(event {snap.lock_seq})"
+        )
+    if held and not info.legal_hold:
+        errors.append(
+            f"{key}: no legal hold in storage, but the audit log holds snapshot {snap.sid[:8]} (event {snap.hold_seq})"
+        )
+    return errors
