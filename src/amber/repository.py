@@ -11,7 +11,6 @@ after the change is stored.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import hashlib
 import os
@@ -19,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import BinaryIO
 
-from . import browse
+from . import browse, trust
 from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
 from .backup.archiver import BackupResult, BackupStats
@@ -28,29 +27,26 @@ from .browse import entry_json
 from .check import CheckReport, check, verify_audit_log
 from .clock import Clock, SystemClock, duration_seconds, to_iso
 from .crypto import keys as keyfile
-from .crypto.aead import KIND_CONFIG, Sealer
+from .crypto.aead import Sealer
 from .crypto.keys import MasterKeys
 from .errors import (
-    AlreadyExists,
     AmberError,
     CheckpointError,
     IntegrityError,
     Locked,
-    NotFound,
     RepositoryExists,
     RepositoryNotFound,
-    StorageError,
     UsageError,
     WrongPassword,
 )
 from .evidence import EvidenceReport, export, verify_bundle
-from .format import fields, layout
+from .format import layout
 from .repo import client_state
 from .repo import records as rec
 from .repo import settings as settingsrec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
-from .repo.keys import KeyRing, identity
+from .repo.keys import KeyRing
 from .repo.snapshots import Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
 from .restore.restorer import RestoreStats, restore
@@ -59,9 +55,7 @@ from .retention import forget as forgetting
 from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage
-from .storage.base import GOVERNANCE, MODES, Retention, StorageWrapper
-from .storage.local import LocalStorage
-from .storage.s3 import S3Storage
+from .storage.base import GOVERNANCE, MODES, Retention
 from .storage.s3_policy import MAX_RETENTION_DAYS as MAX_RETENTION_DAYS
 from .storage.s3_policy import S3_ROLES as S3_ROLES
 from .storage.s3_policy import iam_policy as iam_policy
@@ -126,8 +120,8 @@ class Repository:
         (where the bucket enforces less than that, `warn` hears why). `min_retention`
         (a duration) is the shortest lock amber will set (FORMAT.md §6.1)."""
         check_new_password(password)
-        default_retention = _default_retention(default_retention)  # before anything is created
-        min_retention = _min_retention(min_retention, default_retention)
+        default_retention = trust.default_retention_setting(default_retention)  # before anything is created
+        min_retention = trust.min_retention_setting(min_retention, default_retention)
         storage = open_storage(url, create=True, options=storage_options)
         if storage.exists(layout.CONFIG) or any(True for _ in storage.list(layout.KEYS)):
             raise RepositoryExists(f"a repository already exists at {url}")
@@ -194,7 +188,7 @@ class Repository:
         storage = open_storage(url, options=storage_options)
         if not storage.exists(layout.CONFIG) and not storage.exists(layout.log_entry(0)):  # else: pinned
             raise RepositoryNotFound(f"no repository at {url}", remedy="init")
-        opener = _Opener(storage)
+        opener = trust.Opener(storage)
         problems: list[str] = []
         try:
             keys, key_id = KeyRing(rec.Records(storage, None)).unlock(password, warn, opener.accept, problems)
@@ -212,7 +206,9 @@ class Repository:
         repo.pinned_config, repo.revocation_problems = opened.pinned, opened.revocation_problems
         for problem in repo.config_problems + repo.pin_problems:
             repo.warn(problem)
-        settings, repo.settings_problems = settingsrec.effective(repo.records, opened.config, repo._logged_settings)
+        settings, repo.settings_problems = settingsrec.effective(
+            repo.records, opened.config, lambda: trust.logged_settings(repo)
+        )
         repo.apply_settings(settings)
         return repo
 
@@ -460,7 +456,7 @@ class Repository:
             self.key_ring.remove(kid)
             self.log_event("key-remove", key=kid)
             return kid
-        self._revoke(kid)
+        trust.revoke(self, kid)
         return kid
 
     def change_password(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
@@ -473,43 +469,8 @@ class Repository:
         kid = self.key_ring.add(self.keys, password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
         self.log_event("key-add", key=kid, replaces=self.key_id)
         old, self.key_id = self.key_id, kid
-        self._revoke(old, replaced_by=kid)
+        trust.revoke(self, old, replaced_by=kid)
         return kid
-
-    def _revoke(self, kid: str, **details) -> None:
-        retention, held = locks.strongest_protection(self)
-        ident, record = self.key_ring.revoke(kid, self.clock, by=self.key_id, retention=retention, held=held)
-        self.log_event("key-revoke", key=kid, identity=ident, record=record, **details)
-        try:
-            self.key_ring.remove(kid)
-        except Locked as e:
-            self.warn(f"{layout.key_file(kid)} is revoked, but stays stored until its lock ends ({e})")
-            return
-        self.log_event("key-remove", key=kid)
-
-    def revoked_problems(self, entries) -> list[str]:
-        """Revocations the log records (`key-revoke` events) whose record is missing."""
-        problems = list(self.revocation_problems)
-        stored = {info.key for info in self.records.listing(layout.REVOKED)}
-        try:
-            mine = identity(self.storage.get(layout.key_file(self.key_id)))
-        except (IntegrityError, NotFound):
-            mine = None
-        for ev, _raw in entries:
-            d = ev.get("details") or {}
-            if ev.get("type") != "key-revoke":
-                continue
-            if mine is not None and d.get("identity") == mine:
-                problems.append(
-                    f"{layout.key_file(self.key_id)}: opened this session, but audit log event {ev.get('seq')} "
-                    "revoked it (its revocation record is gone)"
-                )
-            if d.get("record") not in stored:
-                problems.append(
-                    f"{d.get('record')}: the revocation of keys/{str(d.get('key'))[:16]} (audit log event "
-                    f"{ev.get('seq')}) is missing — deleted behind the log; the key stays revoked in the log"
-                )
-        return problems
 
     # -- config pin and settings -------------------------------------------------------
 
@@ -519,30 +480,8 @@ class Repository:
             raise IntegrityError(f"refusing to {what}: " + "; ".join(self.config_problems), remedy="repair-config")
 
     def repair_config(self) -> bool:
-        """Write the config the init event pins back over a replaced one (local: the file's bytes,
-        its lock records kept; S3: a new version), with a `repair` event, protected as long as the
-        longest lock. False when nothing was wrong."""
-        if self.pinned_config is None:
-            raise IntegrityError(
-                "the init event (audit log entry 0) pins no config: there is nothing to put back"
-                + ("; " + "; ".join(self.pin_problems) if self.pin_problems else "")
-            )
-        if not self.config_problems:
-            return False
-        self.audit.check_history()
-        retention, held = locks.strongest_protection(self)
-        _name, raw = self.records.seal(rec.CONFIG, self.pinned_config)
-        _write_over(self.storage, layout.CONFIG, raw)
-        if retention is not None:  # as long as every snapshot needs it
-            locks.extend_objects(self, [layout.CONFIG], retention)
-        if held:
-            self.storage.set_legal_hold(layout.CONFIG, True)
-        fixed, self.config_problems = self.config_problems, []
-        self.log_event("repair", what="config", problems=fixed, sha256=hashlib.sha256(raw).hexdigest())
-        return True
-
-    def _logged_settings(self) -> dict[int, dict]:
-        return settingsrec.logged_settings(self.audit.entries([]))
+        """Put the config the init event pins back over a replaced one; False if nothing was wrong."""
+        return trust.repair_config(self)
 
     def apply_settings(self, settings: settingsrec.Settings) -> None:
         """Put `settings` in force: a backup without a lock gets the default retention, else the
@@ -566,43 +505,9 @@ class Repository:
                 f"retention of {self.settings.min_retention} from now ({to_iso(least)})"
             )
 
-    def change_settings(
-        self, *, default_retention: dict | None = None, min_retention: str | None = None
-    ) -> settingsrec.Settings:
-        """Write the next settings version and its `setting` event. The minimum may only be
-        raised (Locked, exit 30); the default may not be below it (usage error)."""
-        self.require_sound("change a setting")
-        self.audit.check_history()
-        logged = self._logged_settings()
-        current, _problems = settingsrec.effective(self.records, self.sealed_config, lambda: logged)
-        default = _default_retention(default_retention) if default_retention is not None else current.default_retention
-        minimum = current.min_retention
-        if min_retention is not None:
-            minimum = _min_retention(min_retention, None)
-            if current.min_retention and duration_seconds(minimum) < current.min_seconds():
-                raise Locked(
-                    f"the minimum retention is {current.min_retention}: it can be raised, never lowered "
-                    f"(asked: {minimum})"
-                )
-        _min_retention(minimum, default)  # the default is never below the minimum
-        retention, held = locks.strongest_protection(self)
-        for _ in range(100):
-            new = settingsrec.Settings(settingsrec.next_version(self.records, logged), default, minimum)
-            raw, sha = settingsrec.seal(self.records, new)
-            try:
-                self.storage.put(layout.settings_record(new.version), raw, retention=retention)
-                break
-            except AlreadyExists:  # another writer's, or a planted one: the next version
-                logged = self._logged_settings()
-        else:
-            raise AmberError("could not write a settings record (too much contention)")
-        if held:
-            self.storage.set_legal_hold(layout.settings_record(new.version), True)
-        self.log_event("setting", sha256=sha, **new.to_json())
-        self.apply_settings(new)
-        return new
-
-    # -- operations ------------------------------------------------------------
+    def change_settings(self, *, default_retention: dict | None = None, min_retention: str | None = None):
+        """Write the next settings version and its `setting` event (the minimum only rises)."""
+        return trust.change_settings(self, default_retention=default_retention, min_retention=min_retention)
 
     def backup(self, paths, **kw) -> BackupResult:
         self.require_sound("back up")
@@ -637,7 +542,9 @@ class Repository:
 
     def check(self, read_data: bool = False, progress=None, record: bool = True) -> CheckReport:
         rep = check(self, read_data=read_data, progress=progress)
-        self._check_keys_and_config(rep)
+        errors, warnings = trust.keys_and_config_problems(self, self._password)
+        rep.errors.extend(errors)
+        rep.warnings.extend(warnings)
         rep.warnings.extend(self.lock_posture())
         if record:
             try:
@@ -651,184 +558,6 @@ class Repository:
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")
         return rep
-
-    def _check_keys_and_config(self, rep: CheckReport) -> None:
-        """Key files, config pin, settings records and revocations, as errors of `rep`."""
-        entries = self.audit.entries([])
-        _settings, settings_problems = settingsrec.effective(
-            self.records, self.sealed_config, lambda: settingsrec.logged_settings(entries)
-        )
-        rep.errors.extend(self.key_problems)
-        if self._password is not None:
-            reported = {p.split(":", 1)[0] for p in self.key_problems} | {layout.key_file(self.key_id)}
-            rep.errors.extend(self.key_ring.others_opened(self._password, self.keys, reported))
-        rep.errors.extend(self.config_problems + self.pin_problems + settings_problems)
-        rep.errors.extend(self.revoked_problems(entries))
-        if self.pinned_config is None and not self.pin_problems:
-            rep.warnings.append("config: not pinned (the repository was made before the init event recorded it)")
-
-
-def _default_retention(asked: dict | None) -> dict | None:
-    """{"mode", "duration"} for the config, or None; an empty or zero duration is a usage error."""
-    if asked is None or asked.get("duration") is None:
-        if asked and asked.get("mode"):
-            raise UsageError("a default retention mode needs a default retention duration")
-        return None
-    mode = asked.get("mode") or GOVERNANCE
-    if mode not in MODES:
-        raise UsageError("the retention mode must be governance or compliance", remedy="retention-mode")
-    duration = asked["duration"]
-    if duration_seconds(duration) <= 0:  # validates, and refuses an empty duration
-        raise UsageError(f"the default retention {duration!r} is not a positive duration")
-    duration = "".join(duration.split())
-    try:
-        fields.duration(duration, "default retention", "duration")  # what a reader of the config accepts
-    except IntegrityError:
-        raise UsageError(f"the default retention {duration!r} is not a positive duration") from None
-    return {"mode": mode, "duration": duration}
-
-
-def _min_retention(asked: str | None, default: dict | None) -> str | None:
-    """The minimum retention as the config spells it, or None; the default may not be shorter."""
-    if asked is None:
-        return None
-    asked = "".join(asked.split())
-    try:
-        fields.duration(asked, "minimum retention", "duration")
-        seconds = duration_seconds(asked)
-    except (IntegrityError, UsageError):
-        raise UsageError(f"the minimum retention {asked!r} is not a positive duration such as 30d") from None
-    if default is not None and duration_seconds(default["duration"]) < seconds:
-        raise UsageError(f"the default retention {default['duration']} is shorter than the minimum retention {asked}")
-    return asked
-
-
-class _Opened:
-    """What one candidate key file opens: the config readers use, and what is wrong."""
-
-    def __init__(self, config: dict, pinned: dict | None, problems=(), pin_problems=()) -> None:
-        self.config = config
-        self.pinned = pinned
-        self.problems = list(problems)
-        self.pin_problems = list(pin_problems)
-        self.revocation_problems: list[str] = []
-
-
-class _Opener:
-    """Decides whether master keys a key file unwraps open this repository: they open the audit
-    log's first entry (the `init` event, which pins the config) and the config, or the pinned
-    config stands in for a replaced one; and the key file is not revoked."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self.opened: dict[str, _Opened] = {}
-        self.lenient: list[tuple[MasterKeys, str, _Opened]] = []  # when entry 0 opens under no key
-
-    def accept(self, keys: MasterKeys, kid: str, raw: bytes) -> None:
-        sealer = Sealer(keys.data)
-        try:
-            init = AuditLog.init_event(self.storage, sealer)
-        except IntegrityError as e:
-            try:
-                config, _plain = self._config(sealer)
-            except IntegrityError:
-                raise IntegrityError(
-                    "its master keys open neither the config nor the audit log's first entry: "
-                    "the key file of another repository (planted?)"
-                ) from None
-            problem = f"{e} — the config's pin cannot be read"
-            self._not_revoked(keys, kid, raw, _Opened(config, None, pin_problems=[problem]), lenient=True)
-            raise IntegrityError(f"its master keys do not open the audit log's first entry ({e})") from None
-        pin = _pin(init)
-        try:
-            plain = self._plain_config(sealer)
-        except IntegrityError as e:
-            if pin is None:
-                raise
-            why = "missing" if isinstance(e.__cause__, NotFound) else "content does not authenticate"
-            opened = _Opened(pin[1], pin[1], [f"{layout.CONFIG}: {why} — replaced or damaged ({e})"])
-        else:
-            if pin is None:
-                opened = _Opened(rec.CONFIG.decode(plain, layout.CONFIG), None)
-            elif hashlib.sha256(plain).hexdigest() == pin[0]:
-                opened = _Opened(pin[1], pin[1])
-            else:
-                problem = (
-                    f"{layout.CONFIG}: does not match the config pinned by the init event "
-                    "(audit log entry 0) — replaced or shadowed"
-                )
-                opened = _Opened(pin[1], pin[1], [problem])
-        self._not_revoked(keys, kid, raw, opened)
-
-    def _config(self, sealer: Sealer) -> tuple[dict, bytes]:
-        plain = self._plain_config(sealer)
-        return rec.CONFIG.decode(plain, layout.CONFIG), plain
-
-    def _plain_config(self, sealer: Sealer) -> bytes:
-        """The config's plaintext, authenticated under `sealer` (IntegrityError otherwise)."""
-        try:
-            stored = self.storage.get(layout.CONFIG)
-        except NotFound as e:
-            raise IntegrityError(f"{layout.CONFIG}: missing") from e
-        return sealer.open(KIND_CONFIG, stored, layout.CONFIG)
-
-    def _not_revoked(self, keys: MasterKeys, kid: str, raw: bytes, opened: _Opened, lenient: bool = False) -> None:
-        ring = KeyRing(rec.Records(self.storage, Sealer(keys.data)))
-        revoked = ring.revocations(opened.revocation_problems).get(identity(raw))
-        if revoked is not None:
-            raise WrongPassword(
-                f"the key this password opens ({layout.key_file(kid)}) was revoked on {revoked['time']} "
-                f"({revoked['record']}): the password no longer opens the repository"
-            )
-        if lenient:
-            self.lenient.append((keys, kid, opened))
-        else:
-            self.opened[kid] = opened
-
-
-def _pin(init: dict | None) -> tuple[str, dict] | None:
-    """(SHA-256 hex, config) the init event pins, or None (an older repository: unpinned)."""
-    if init is None or init.get("type") != "init":
-        return None
-    d = init.get("details") or {}
-    sha, config = d.get("config_sha256"), d.get("config")
-    if not isinstance(sha, str) or not isinstance(config, dict):
-        return None
-    try:
-        config = rec.CONFIG.decode(rec.CONFIG.encode(config), "the config pinned by the init event")
-    except IntegrityError:
-        return None
-    if hashlib.sha256(rec.CONFIG.encode(config)).hexdigest() != sha:
-        return None
-    return sha, config
-
-
-def _write_over(storage: Storage, key: str, raw: bytes) -> None:
-    """Store `raw` at `key` over what is there: on S3 a new version (the replaced one stays
-    below it); locally the file's bytes are put back, its lock records kept; elsewhere the
-    object is deleted first."""
-    inner = storage
-    while isinstance(inner, StorageWrapper):
-        inner = inner.inner
-    if isinstance(inner, S3Storage):
-        try:
-            inner.client.put_object(  # no If-None-Match: a new version over the replaced one
-                Bucket=inner.bucket,
-                Key=inner.prefix + key,
-                Body=raw,
-                ContentMD5=base64.b64encode(hashlib.md5(raw).digest()).decode(),
-                ChecksumSHA256=base64.b64encode(hashlib.sha256(raw).digest()).decode(),
-            )
-        except Exception as e:  # botocore raises ClientError and transport errors alike
-            raise StorageError(f"{inner.describe()}{key}: {e}") from None
-    elif isinstance(inner, LocalStorage):
-        inner.put_back(key, raw)
-    else:
-        try:
-            storage.delete(key)
-        except NotFound:
-            pass
-        storage.put(key, raw)
 
 
 def check_new_password(password: str) -> None:

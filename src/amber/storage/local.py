@@ -85,7 +85,7 @@ class LocalStorage(Storage):
         except OSError as e:
             raise _storage_error(e, key) from None
 
-    def put_back(self, key: str, data: bytes) -> None:
+    def put_over(self, key: str, data: bytes) -> None:
         """Replace an object's bytes atomically, keeping its retention and hold records: only for
         putting back content the repository pins elsewhere (the config its init event pins) over
         bytes written behind amber's back. Never a way to change what amber wrote."""
