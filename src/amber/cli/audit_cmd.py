@@ -27,6 +27,22 @@ def _event_line(ev: dict) -> str:
         extra = " (recorded late, after an interrupted backup)"
     elif ev["type"] == "foreign":
         extra = f" {len(d.get('objects') or [])} object(s) marked foreign ({d.get('reason')})"
+    elif ev["type"] == "setting":
+        default = d.get("default_retention") or {}
+        extra = (
+            f" version {d.get('version')}: default retention "
+            f"{(default.get('duration') + ' ' + str(default.get('mode'))) if default else 'none'}, "
+            f"minimum {d.get('min_retention') or 'none'}"
+        )
+    elif ev["type"] in ("key-add", "key-remove", "key-revoke"):
+        extra = f" {str(d.get('key'))[:10]}" + (
+            f" (replaced by {str(d['replaced_by'])[:10]})" if d.get("replaced_by") else ""
+        )
+    elif ev["type"] == "repair":
+        extra = f" {d.get('what')}"
+    jump = d.get("clock_jump")
+    if isinstance(jump, dict):
+        extra += f" (made under a clock jump from {jump.get('from')} to {jump.get('to')})"
     flags = "".join(f" [{flag}]" for name, flag in OVERRIDES if _says(d, name))
     actor = ev.get("actor") or {}
     return (
