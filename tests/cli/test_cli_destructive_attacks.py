@@ -154,6 +154,58 @@ def test_garbage_index_file_stops_prune(two_snapshots, tmp_path):
     assert tree_state(restored_root(target, src)) == state1
 
 
+def test_a_deleted_index_file_stops_prune(two_snapshots, tmp_path):
+    """Without its index file a live pack looks left over by a crash: prune must not delete it."""
+    user, src, (s1, _s2), (state1, _state2) = two_snapshots
+    index = keys(user, "index/")
+    originals = {k: get(user, k) for k in index}
+    for k in index:
+        remove(user, k)
+    before = everything(user)
+    for args in (("prune",), ("prune", "--dry-run")):
+        r = user.run(*args, expect=20)
+        assert "index" in r.stderr and "nothing was deleted" in r.stderr, r
+    assert everything(user)["data/"] == before["data/"], "a refused prune deleted a pack"
+    for k, data in originals.items():
+        put(user, k, data)
+    target = tmp_path / "restored"
+    user.run("restore", s1, "--target", target, "--verify")
+    assert tree_state(restored_root(target, src)) == state1
+
+
+def test_a_planted_tombstone_naming_live_packs_stops_prune(two_snapshots, tmp_path):
+    """A password holder seals a tombstone naming every pack: their index entries are ignored, so
+    the packs look unindexed; prune refuses instead of deleting them."""
+    user, src, (s1, _s2), (state1, _state2) = two_snapshots
+    packs = sorted(layout.last(k) for k in keys(user, "data/"))
+    with environment(user.env()):
+        repo = library(user)
+        doc = {"v": 1, "time": to_iso(repo.clock.now()), "packs": packs}
+        name, raw = repo.records.seal(rec.PRUNE, doc)
+        repo.close()
+    put(user, layout.prune_tomb(name), raw)
+    before = everything(user)
+    for args in (("prune",), ("prune", "--dry-run")):
+        r = user.run(*args, expect=20)
+        assert "index" in r.stderr and "nothing was deleted" in r.stderr, r
+    assert everything(user)["data/"] == before["data/"], "a planted tombstone made prune delete packs"
+    remove(user, layout.prune_tomb(name))
+    target = tmp_path / "restored"
+    user.run("restore", s1, "--target", target, "--verify")
+    assert tree_state(restored_root(target, src)) == state1
+
+
+def test_garbage_prune_records_stop_prune(two_snapshots):
+    user, _src, _sids, _states = two_snapshots
+    planted = [layout.prune_plan("0" * 64), layout.prune_tomb("1" * 64), layout.run_marker("2" * 64)]
+    for key in planted:
+        put(user, key, b"planted garbage")
+    before = everything(user)
+    r = user.run("prune", expect=20)
+    assert all(key in r.stderr for key in planted), r
+    assert everything(user) == before
+
+
 def test_garbage_in_the_log_or_over_a_lock_record_stops_prune(two_snapshots):
     user, _src, (s1, _s2), _states = two_snapshots
     user.run("lock", s1, "--for", "1d")

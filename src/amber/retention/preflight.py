@@ -7,7 +7,7 @@ packs left over by a crash). A writer with put rights alone could plant
 such objects to make the next routine prune destroy data. So prune (and
 `forget --prune`, and `--dry-run`, which shows the same refusal) refuses
 with an integrity error naming every snapshot document, index file, key
-file, config problem, log object and lock record that fails, and deletes
+file, config problem, log object, lock record and prune record that fails, and deletes
 nothing until they are explained.
 """
 
@@ -44,7 +44,18 @@ def refusals(repo: Preflighted) -> list[str]:
     out += [f"config problem: {e}" for e in getattr(repo, "config_problems", [])]
     out += [f"audit log: {e}" for e in _log_problems(repo.audit)]
     out += [f"lock record {e}" for e in _lock_record_problems(repo.event_store.records)]
+    out += [f"prune record {e}" for e in _prune_record_problems(repo.event_store.records)]
     return out
+
+
+def _prune_record_problems(records: rec.Records) -> list[str]:
+    """Plans, tombstones and run markers that fail: a tombstone prune cannot read would leave a
+    deleted pack's index entries standing, a plan it cannot read would never finish."""
+    errors: list[str] = []
+    for prefix in (layout.PRUNE, layout.RUNNING):
+        for _info, _doc in records.scan(rec.PRUNE, prefix, errors):
+            pass
+    return errors
 
 
 # a lock record that authenticates but has a malformed field was sealed by a password holder:

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from ..audit.log import AuditLog
 from ..clock import from_iso, to_iso
-from ..errors import AmberError, Locked, NotFound
+from ..errors import AmberError, IntegrityError, Locked, NotFound
 from ..format import layout
 from ..repo import records as rec
 from ..repo.snapshots import SnapshotStore
@@ -232,11 +232,32 @@ def _used_blobs(repo: Pruned) -> set[bytes]:
     """What the stored snapshots use (read afresh), and whatever can still be found of those the
     audit log says are locked or held but whose documents are gone: their data stays."""
     snaps = _fresh_snapshots(repo)
-    used = repo.referenced_blobs(snaps)
+    try:
+        used = repo.referenced_blobs(snaps)
+    except IntegrityError as e:
+        raise IntegrityError(
+            f"prune refused, nothing was deleted: the snapshots' trees cannot all be read ({e})", remedy="check"
+        ) from None
+    _require_indexed(repo, used)
     stored = {s.id for s in snaps} | set(repo.snapshot_store.bad)
     for tree in replay.protected_but_gone(repo.audit.entries([]), stored, repo.clock.now()).values():
         used |= _reachable(repo, tree)
     return used
+
+
+def _require_indexed(repo: Pruned, used: set[bytes]) -> None:
+    """Refuse (IntegrityError) when a stored snapshot uses a blob no index names: its pack would
+    look left over by a crash and be deleted. That happens only when an index file was deleted
+    or a tombstone planted (or the repository is damaged): never prune around it."""
+    index = repo.blobs.index
+    missing = sorted(b.hex() for b in used if b not in index)
+    if missing:
+        raise IntegrityError(
+            f"prune refused, nothing was deleted: {len(missing)} blob(s) the snapshots use are in no "
+            f"index (first: {', '.join(m[:16] for m in missing[:3])}): an index file was deleted or a "
+            "tombstone planted, and their packs would look unused",
+            remedy="check",
+        )
 
 
 def _reachable(repo: Pruned, tree: str) -> set[bytes]:
