@@ -53,7 +53,7 @@ def _prune_record_problems(records: rec.Records) -> list[str]:
     deleted pack's index entries standing, a plan it cannot read would never finish."""
     errors: list[str] = []
     for prefix in (layout.PRUNE, layout.RUNNING):
-        for _info, _doc in records.scan(rec.PRUNE, prefix, errors):
+        for _info, _doc in records.scan(_SEALED_PRUNE, prefix, errors):
             pass
     return errors
 
@@ -61,6 +61,7 @@ def _prune_record_problems(records: rec.Records) -> list[str]:
 # a lock record that authenticates but has a malformed field was sealed by a password holder:
 # readers leave it out and `check` reports it; only what fails to read or authenticate refuses
 _SEALED_EVENT = dataclasses.replace(rec.EVENT, decode=lambda raw, what: {})
+_SEALED_PRUNE = dataclasses.replace(rec.PRUNE, decode=lambda raw, what: {})  # likewise: prune skips those
 
 
 def _lock_record_problems(records: rec.Records) -> list[str]:
