@@ -88,12 +88,15 @@ class CheckReport:
 
 def check(repo: Checked, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
     rep = CheckReport()
-    repo.load_index()
+    # read in the reverse of the order a backup writes (packs, then index files, then the
+    # snapshot), so that a backup finishing meanwhile never looks like damage: every snapshot
+    # read has its index, and every pack an index names is listed
+    snaps = _snapshots(repo.snapshot_store, rep)
+    repo.load_index(force=True)
     rep.errors.extend(f"index {e}" for e in repo.index_errors)
     damaged_blobs: set[bytes] = set()
     stored_packs = _stored_packs(repo.storage, rep)
     indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, damaged_blobs)
-    snaps = _snapshots(repo.snapshot_store, rep)
     _check_trees(repo, snaps, rep, damaged_blobs)
     _check_protection(repo, snaps, rep)
     _check_records(repo, rep)

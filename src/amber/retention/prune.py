@@ -184,9 +184,10 @@ def prune(repo: Pruned, *, dry_run: bool = False, trust_clock: bool = False) -> 
 
 def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
     """Packs no snapshot uses are doomed; packs at least REPACK_UNUSED unused are repacked."""
-    repo.load_index(force=True)  # another client may have written or pruned since this one looked
     repo.event_store.forget()
-    sv = _Survey(used=_used_blobs(repo))
+    snaps = _fresh_snapshots(repo)  # before the index: a snapshot is stored after its index files
+    repo.load_index(force=True)  # another client may have written or pruned since this one looked
+    sv = _Survey(used=_used_blobs(repo, snaps))
     for info in repo.records.listing(layout.DATA):
         pid = layout.pack_id(info.key)
         if pid is not None:
@@ -228,10 +229,9 @@ def _fresh_snapshots(repo: Pruned) -> list:
     return repo.snapshots()
 
 
-def _used_blobs(repo: Pruned) -> set[bytes]:
+def _used_blobs(repo: Pruned, snaps: list) -> set[bytes]:
     """What the stored snapshots use (read afresh), and whatever can still be found of those the
     audit log says are locked or held but whose documents are gone: their data stays."""
-    snaps = _fresh_snapshots(repo)
     try:
         used = repo.referenced_blobs(snaps)
     except IntegrityError as e:
@@ -298,9 +298,10 @@ def _plan(repo: Pruned, sv: _Survey, now: _dt.datetime, rep: PruneReport) -> Non
 
 def _carry_out(repo: Pruned, plans: dict[str, set[bytes]], now: _dt.datetime, rep: PruneReport) -> None:
     """Phase 2: tombstone and delete what each plan names and no snapshot uses now."""
-    repo.load_index(force=True)  # again: a backup may have finished meanwhile, and repacks moved blobs
+    snaps = _fresh_snapshots(repo)  # again, before the index: a backup may have finished meanwhile
+    repo.load_index(force=True)  # and repacks moved blobs
     index = repo.blobs.index
-    live = {index[b].pack for b in _used_blobs(repo) if b in index}
+    live = {index[b].pack for b in _used_blobs(repo, snaps) if b in index}
     for key, packs in sorted(plans.items()):
         gone = sorted(p for p in packs if p not in live and not _protected(repo, layout.pack(p), now))
         if gone:
