@@ -25,6 +25,8 @@ def _free_port() -> int:
 
 
 class S3Server:
+    kind = "moto"
+
     def __init__(self) -> None:
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
