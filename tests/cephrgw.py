@@ -68,6 +68,10 @@ class CephRGW:
 
     # -- starting ------------------------------------------------------------------
 
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
     def start(self) -> "CephRGW":
         self.root.mkdir(parents=True, exist_ok=True)
         mon_port, rgw_port = _free_port(), _free_port()
@@ -137,7 +141,7 @@ rgw_enable_usage_log = false
         return out.stdout
 
     def _daemon(self, name: str, *cmd: str) -> None:
-        log = open(self.root / "log" / f"{name}.out", "ab")  # noqa: SIM115 - the daemon keeps it
+        log = open(self.root / "log" / f"{name}.out", "ab")
         proc = subprocess.Popen(
             [*cmd, "-c", str(self.conf), "-f"],
             stdout=log,
@@ -297,7 +301,7 @@ def release(run_dir: Path) -> None:
         users_file.write_text(str(max(users, 0)))
         if users <= 0:
             CephRGW.load(run_dir / "cluster").stop()
-            (run_dir / "cluster" / "state.json").unlink(missing_ok=True)
+            shutil.rmtree(run_dir / "cluster", ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

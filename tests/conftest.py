@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 import cephrgw
-from s3server import CREDENTIALS, S3Server
-from sources import init_repo
 
-S3_SERVERS = ("moto", "rgw")
+from s3server import CREDENTIALS, S3_SERVERS, S3Server
+from sources import init_repo
 
 
 def pytest_configure(config):
@@ -47,7 +46,9 @@ def rgw_server(request):
     share it through a folder named after the run; the last worker to finish stops it."""
     pytest.importorskip("boto3")
     if cephrgw.missing():
-        pytest.skip(f"Ceph RGW is not installed (missing {', '.join(cephrgw.missing())}; quickstart.py test installs it)")
+        pytest.skip(
+            f"Ceph RGW is not installed (missing {', '.join(cephrgw.missing())}; quickstart.py test installs it)"
+        )
     for k, v in CREDENTIALS.items():
         os.environ[k] = v
     if os.environ.get("AMBER_TEST_RGW"):  # a cluster started by `python tests/cephrgw.py start DIR`

@@ -11,6 +11,8 @@ import time
 import urllib.request
 import uuid
 
+S3_SERVERS = ("moto", "rgw")  # every S3 test runs on each: moto (AWS semantics), Ceph RGW (tests/cephrgw.py)
+
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "amber-test",
     "AWS_SECRET_ACCESS_KEY": "amber-test-secret",

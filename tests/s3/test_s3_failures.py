@@ -75,6 +75,48 @@ def test_three_concurrent_backups_into_one_bucket(s3repo, tmp_path):
     s3repo.run("audit", "verify")
 
 
+CLIENTS, ROUNDS = 4, 3
+
+
+def client_script(user, srcs) -> list[str]:
+    """One client's command line: its backups one after another, stopping at the first failure."""
+    amber = " ".join(user.cmd())
+    steps = [f"{amber} backup --json {src} > {user.base}/out-{i}.json" for i, src in enumerate(srcs)]
+    return ["sh", "-c", " && ".join(steps)]
+
+
+def test_many_clients_backing_up_at_once_lose_no_snapshot_and_no_event(s3repo, tmp_path):
+    """CLIENTS hosts, each making ROUNDS backups, all into one repository at once (on Ceph RGW the
+    server ignores If-None-Match: the first writer of each log slot must win all the same)."""
+    users, procs = [], []
+    for c in range(CLIENTS):
+        user = S3Amber(tmp_path / f"host-{c}", s3repo.server, s3repo.bucket, subprocess=True)
+        srcs = []
+        for r in range(ROUNDS):
+            src = tmp_path / f"src-{c}-{r}"
+            random_tree(src, files=3, size=40 << 10, seed=c * 10 + r, shared=b"common\n" * 5000)
+            srcs.append(src)
+        users.append(user)
+        procs.append(
+            subprocess.Popen(client_script(user, srcs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=user.env())
+        )
+    for p in procs:
+        _out, err = p.communicate(timeout=600)
+        msg = err.decode(errors="replace")
+        assert "Traceback" not in msg, msg
+        assert p.returncode == 0, f"a concurrent backup failed (exit {p.returncode}): {msg[-3000:]}"
+    snaps = s3repo.snapshots()
+    assert len(snaps) == CLIENTS * ROUNDS, [s["paths"] for s in snaps]
+    events = s3repo.json("audit", "log")
+    logged = [e["snapshot"] for e in events if e["type"] == "snapshot"]
+    assert sorted(logged) == sorted(s["id"] for s in snaps), "a snapshot event was lost or doubled"
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    s3repo.run("audit", "verify")
+    s3repo.run("check", "--read-data")
+    for user in users:  # every client's remembered checkpoint is a prefix of the final log
+        user.run("audit", "verify")
+
+
 def test_a_server_that_stops_mid_backup_fails_the_backup_cleanly(tmp_path):
     src = tmp_path / "big"
     random_tree(src, files=30, size=1 << 20, seed=7)  # 30 MiB: two packs, uploaded side by side

@@ -602,6 +602,26 @@ def _message(e) -> str:
     return str(e)
 
 
+def _clock_skew(e) -> str | None:
+    """How far this machine's clock is from the server's, by the `Date` of its refusal, when more
+    than S3's 15 minutes ("3 hours ahead of"); None otherwise or when the server sent no date."""
+    import email.utils
+    import time
+
+    resp = getattr(e, "response", None)
+    headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}) if isinstance(resp, dict) else {}
+    try:
+        server = email.utils.parsedate_to_datetime(headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+    ahead = time.time() - server
+    if abs(ahead) <= 15 * 60:
+        return None
+    span = abs(ahead)
+    text = f"{span / DAY:.1f} days" if span >= DAY else f"{span / 3600:.1f} hours"
+    return f"{text} {'ahead of' if ahead > 0 else 'behind'}"
+
+
 def _protected(info: ObjectInfo) -> bool:
     """Whether an object carries a retention or a legal hold at all (whatever the local clock says)."""
     return info.legal_hold or info.retention is not None
@@ -611,6 +631,13 @@ def _error(e, key: str):
     if isinstance(e, AmberError):
         return e  # already amber's own (a NotFound found while looking for the first writer)
     code = _code(e)
+    refused = code in ("AccessDenied", "403", "Forbidden") and "lock" not in _message(e).lower()
+    skew = _clock_skew(e) if refused or code == "RequestTimeTooSkewed" else None
+    if skew is not None:
+        return StorageError(
+            f"{key}: the S3 server refused the request: this machine's clock is {skew} "
+            "the server's, and S3 accepts a signed request only within 15 minutes of its own time"
+        )
     if code in ("NoSuchKey", "404", "NotFound"):
         return NotFound(key)
     if code == "NoSuchBucket":
