@@ -11,9 +11,10 @@ is done. Also a script, for bench/s3.sh:
 Facts this relies on (Ceph 16.2): a pool of size 1 needs `osd_pool_default_size`,
 `osd_pool_default_min_size`, `mon_allow_pool_size_one` and `osd_crush_chooseleaf_type = 0`;
 `ceph-osd --mkfs` needs `--no-mon-config` and the uuid the monitor was given; without cephx a
-daemon must talk to the monitor in crc mode (`ms_mon_client_mode`), not secure; `bluestore_block_path` must lie outside the OSD's
-data folder; memstore loses everything on restart and hangs radosgw after a kill, hence
-bluestore; the first `radosgw-admin user create` makes the gateway's pools.
+daemon must talk to the monitor in crc mode (`ms_mon_client_mode`), not secure;
+`bluestore_block_path` must lie outside the OSD's data folder; memstore loses everything on
+restart and hangs radosgw after a kill, hence bluestore; the first `radosgw-admin user create`
+makes the gateway's pools, before radosgw starts.
 """
 
 from __future__ import annotations
