@@ -39,7 +39,7 @@ from s3server import CREDENTIALS  # the gateway's user has the keys moto is give
 ACCESS_KEY = CREDENTIALS["AWS_ACCESS_KEY_ID"]
 SECRET_KEY = CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
 DAEMONS = ("radosgw", "ceph-mon", "ceph-osd")
-TOOLS = ("ceph-authtool", "monmaptool", "radosgw-admin", "ceph")
+TOOLS = ("monmaptool", "radosgw-admin", "ceph")
 OSD_SIZE = 20 << 30  # sparse: only what is written takes space
 START_TIMEOUT = 60
 
@@ -275,8 +275,10 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def acquire(run_dir: Path) -> CephRGW:
-    """The run's cluster, started by the first caller; each caller must `release` it."""
+def acquire(run_dir: Path, owner: int) -> CephRGW:
+    """The run's cluster, started by the first caller; each caller must `release` it. Should
+    the test run end without that (a worker killed), a watchdog stops the cluster once the
+    process `owner` (the test run's main process) is gone."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with _locked(run_dir / "lock"):
         users_file = run_dir / "users"
@@ -290,6 +292,13 @@ def acquire(run_dir: Path) -> CephRGW:
             except Exception as e:
                 failed.write_text(f"the Ceph RGW test cluster did not start: {e}")
                 raise
+            subprocess.Popen(
+                [sys.executable, __file__, "watch", str(run_dir), str(owner)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         users_file.write_text(str(users + 1))
         return CephRGW.load(run_dir / "cluster")
 
@@ -305,7 +314,21 @@ def release(run_dir: Path) -> None:
             shutil.rmtree(run_dir / "cluster", ignore_errors=True)
 
 
+def watch(run_dir: Path, owner: int) -> None:
+    """Wait for `owner` to end, then stop the run's cluster if it is still up, and remove the
+    run's folder."""
+    while _alive(owner):
+        time.sleep(1)
+    with _locked(run_dir / "lock"):
+        if (run_dir / "cluster" / "state.json").exists():
+            CephRGW.load(run_dir / "cluster").stop()
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[1] == "watch":
+        watch(Path(argv[2]), int(argv[3]))
+        return 0
     if len(argv) != 3 or argv[1] not in ("start", "stop"):
         print(__doc__, file=sys.stderr)
         return 2

@@ -57,8 +57,9 @@ def rgw_server(request):
     workerinput = getattr(request.config, "workerinput", None)
     run = workerinput["testrunuid"] if workerinput else uuid.uuid4().hex
     run_dir = Path(tempfile.gettempdir()) / f"amber-rgw-{run}"
+    owner = os.getppid() if workerinput else os.getpid()  # xdist's controller, or this process
     try:
-        server = cephrgw.acquire(run_dir)
+        server = cephrgw.acquire(run_dir, owner)
     except RuntimeError as e:
         pytest.fail(str(e))
     yield server
