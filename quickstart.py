@@ -3,8 +3,9 @@
 
 python3 quickstart.py          install, then back up, list, restore and check a sample
                                tree on the default local repository (no prompt)
-python3 quickstart.py test     install the test dependencies, run the linters (ruff, import
-                               layering, mypy) and the whole suite
+python3 quickstart.py test     install the test dependencies (as root also faketime and Ceph
+                               RGW, with apt-get), run the linters (ruff, import layering,
+                               mypy) and the whole suite
 """
 
 from __future__ import annotations
