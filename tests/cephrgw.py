@@ -14,7 +14,8 @@ Facts this relies on (Ceph 16.2): a pool of size 1 needs `osd_pool_default_size`
 daemon must talk to the monitor in crc mode (`ms_mon_client_mode`), not secure;
 `bluestore_block_path` must lie outside the OSD's data folder; memstore loses everything on
 restart and hangs radosgw after a kill, hence bluestore; the first `radosgw-admin user create`
-makes the gateway's pools, before radosgw starts.
+makes the gateway's pools, before radosgw starts; without `tcp_nodelay` on the beast frontend
+every small response waits some 40 ms for a delayed ACK.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ bluestore_block_create = true
 bluestore_cache_size = 67108864
 osd_memory_target = 536870912
 [client.rgw]
-rgw_frontends = beast endpoint=127.0.0.1:{rgw_port}
+rgw_frontends = beast endpoint=127.0.0.1:{rgw_port} tcp_nodelay=1
 rgw_data = {r}/rgw
 rgw_dns_name = 127.0.0.1
 rgw_enable_usage_log = false
