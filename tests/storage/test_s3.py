@@ -167,3 +167,16 @@ def test_check_notices_a_server_that_stopped_enforcing_if_none_match(s3_server):
     assert any("no longer refuses a second PUT with If-None-Match" in w for w in warnings), warnings
     assert s.first_writer_wins()
     assert S3Storage(bucket, "p", endpoint=s3_server.endpoint).first_writer_wins(), "recorded for the next"
+
+
+def test_a_name_deleted_and_written_again_is_read_anew(s3_server):
+    """A client that remembered which version of a name to read (where the first writer wins)
+    looks again once that version is gone."""
+    s = S3Storage(s3_server.new_bucket(), "p", endpoint=s3_server.endpoint)
+    s.put("running/x", b"one")
+    assert s.get("running/x") == b"one"
+    other = S3Storage(s.bucket, "p", endpoint=s3_server.endpoint)
+    other.delete("running/x")
+    other.put("running/x", b"two, again")
+    assert s.get("running/x") == b"two, again"
+    assert s.stat("running/x").size == 10

@@ -192,16 +192,15 @@ class S3Storage(Storage):
         args = {"Bucket": self.bucket, "Key": self._key(key), **kw}
         if not self.first_writer_wins():
             return call(**args)
-        for attempt in (0, 1):
-            cached = key in self._winners
-            vid = self._winners.get(key) or self._winner(key)
+        remembered = self._winners.get(key)
+        if remembered is not None:
             try:
-                return call(**args, VersionId=vid)
+                return call(**args, VersionId=remembered)
             except Exception as e:
                 self._winners.pop(key, None)
-                if not (cached and attempt == 0 and _code(e) in ("NoSuchVersion", "NoSuchKey", "404", "400")):
+                if _code(e) not in ("NoSuchVersion", "NoSuchKey", "404", "400"):
                     raise
-        raise AssertionError("unreachable")
+        return call(**args, VersionId=self._winner(key))
 
     def _winner(self, key: str) -> str:
         """The version id of the first writer of `key` (NotFound if it has no version)."""
