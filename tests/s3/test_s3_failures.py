@@ -13,7 +13,6 @@ import pytest
 
 from .helpers import LossyProxy, S3Amber
 from cli_helpers import assert_same_tree, restored_root, set_old_mtimes, write
-from s3server import S3Server
 
 
 def random_tree(root, files: int, size: int, seed: int, shared: bytes = b"") -> None:
@@ -117,11 +116,31 @@ def test_many_clients_backing_up_at_once_lose_no_snapshot_and_no_event(s3repo, t
         user.run("audit", "verify")
 
 
-def test_a_server_that_stops_mid_backup_fails_the_backup_cleanly(tmp_path):
+class Stoppable:
+    """The server as one client reaches it, through a proxy that can make it go away (the RGW
+    of the tests is shared, so it cannot be stopped itself)."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.proxy = LossyProxy(server.port, path_part=b"\0")  # loses nothing until `stop`
+        self.endpoint = self.proxy.endpoint
+        self.kind = server.kind
+
+    def new_bucket(self, object_lock: bool = True) -> str:
+        return self.server.new_bucket(object_lock)
+
+    def client(self):
+        return self.server.client()
+
+    def stop(self) -> None:
+        self.proxy.cut()
+
+
+def test_a_server_that_stops_mid_backup_fails_the_backup_cleanly(s3_server, tmp_path):
     src = tmp_path / "big"
     random_tree(src, files=30, size=1 << 20, seed=7)  # 30 MiB: two packs, uploaded side by side
     for attempt in range(3):  # the stop must land between the first pack and the snapshot
-        server = S3Server().start()
+        server = Stoppable(s3_server)
         try:
             user = S3Amber(tmp_path / f"amber-{attempt}", server, server.new_bucket(object_lock=True))
             user.init()
