@@ -3,8 +3,9 @@
 
 python3 quickstart.py          install, then back up, list, restore and check a sample
                                tree on the default local repository (no prompt)
-python3 quickstart.py test     install the test dependencies, run the linters (ruff, import
-                               layering, mypy) and the whole suite
+python3 quickstart.py test     install the test dependencies (as root also faketime and Ceph
+                               RGW, with apt-get), run the linters (ruff, import layering,
+                               mypy) and the whole suite
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def demo() -> None:
 
 
 SYSTEM_TOOLS = {"faketime": "faketime"}  # command -> Debian package the tests run
+# the Ceph RGW the S3 tests also run on (tests/cephrgw.py): about 270 MB, without recommends
+CEPH_TOOLS = {"radosgw": "radosgw", "ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd"}
 
 
 def system_tools() -> None:
@@ -78,13 +81,19 @@ def system_tools() -> None:
     that need one are skipped, saying which."""
     import shutil
 
-    missing = sorted({pkg for cmd, pkg in SYSTEM_TOOLS.items() if shutil.which(cmd) is None})
-    if not missing or os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return
+    for tools, options in ((SYSTEM_TOOLS, []), (CEPH_TOOLS, ["--no-install-recommends"])):
+        missing = sorted({pkg for cmd, pkg in tools.items() if shutil.which(cmd) is None})
+        if missing:
+            apt_install(missing, options)
+
+
+def apt_install(packages: list[str], options: list[str]) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.call(["apt-get", "install", "-y", "-q", *missing], env=env) != 0:
+    if subprocess.call(["apt-get", "install", "-y", "-q", *options, *packages], env=env) != 0:
         subprocess.call(["apt-get", "update", "-q"], env=env)
-        subprocess.call(["apt-get", "install", "-y", "-q", *missing], env=env)
+        subprocess.call(["apt-get", "install", "-y", "-q", *options, *packages], env=env)
 
 
 def test() -> None:

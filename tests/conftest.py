@@ -1,10 +1,15 @@
-"""Fixtures of the whole suite: private client state, one repository per test, the S3 server."""
+"""Fixtures of the whole suite: private client state, one repository per test, the S3 servers."""
 
 import os
+import tempfile
+import uuid
+from pathlib import Path
 
 import pytest
 
-from s3server import CREDENTIALS, S3Server
+import cephrgw
+
+from s3server import CREDENTIALS, S3_SERVERS, S3Server
 from sources import init_repo
 
 
@@ -16,8 +21,16 @@ def pytest_configure(config):
     )
 
 
+@pytest.fixture(scope="session", params=S3_SERVERS)
+def s3_server(request):
+    """Every S3 test runs twice: on moto (AWS's semantics, as documented) and on Ceph RGW (a real
+    Object Lock enforcer, which ignores `If-None-Match` on versioned buckets). `server.kind` says
+    which, for the few expectations that differ."""
+    return request.getfixturevalue(f"{request.param}_server")
+
+
 @pytest.fixture(scope="session")
-def s3_server():
+def moto_server():
     pytest.importorskip("boto3")
     pytest.importorskip("moto")
     for k, v in CREDENTIALS.items():
@@ -25,6 +38,32 @@ def s3_server():
     server = S3Server().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def rgw_server(request):
+    """A single-node Ceph RGW (tests/cephrgw.py), one for the whole run: the pytest-xdist workers
+    share it through a folder named after the run; the last worker to finish stops it."""
+    pytest.importorskip("boto3")
+    if cephrgw.missing():
+        pytest.skip(
+            f"Ceph RGW is not installed (missing {', '.join(cephrgw.missing())}; quickstart.py test installs it)"
+        )
+    for k, v in CREDENTIALS.items():
+        os.environ[k] = v
+    if os.environ.get("AMBER_TEST_RGW"):  # a cluster started by `python tests/cephrgw.py start DIR`
+        yield cephrgw.CephRGW.load(Path(os.environ["AMBER_TEST_RGW"]))
+        return
+    workerinput = getattr(request.config, "workerinput", None)
+    run = workerinput["testrunuid"] if workerinput else uuid.uuid4().hex
+    run_dir = Path(tempfile.gettempdir()) / f"amber-rgw-{run}"
+    owner = os.getppid() if workerinput else os.getpid()  # xdist's controller, or this process
+    try:
+        server = cephrgw.acquire(run_dir, owner)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield server
+    cephrgw.release(run_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,8 @@ import time
 import urllib.request
 import uuid
 
+S3_SERVERS = ("moto", "rgw")  # every S3 test runs on each: moto (AWS semantics), Ceph RGW (tests/cephrgw.py)
+
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "amber-test",
     "AWS_SECRET_ACCESS_KEY": "amber-test-secret",
@@ -25,6 +27,8 @@ def _free_port() -> int:
 
 
 class S3Server:
+    kind = "moto"
+
     def __init__(self) -> None:
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"

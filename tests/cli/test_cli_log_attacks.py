@@ -17,6 +17,7 @@ from amber.format import layout
 from s3.helpers import S3Amber
 
 from cli_helpers import Amber, write
+from s3server import S3_SERVERS
 
 JUNK = b"\x00planted by an attacker without the password\n"
 
@@ -24,13 +25,13 @@ JUNK = b"\x00planted by an attacker without the password\n"
 # -- one user per backend, and storage as an attacker reaches it --------------------------------
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", *S3_SERVERS])
 def user(request, tmp_path, amber_exe):
     """A repository with one snapshot, on local storage or on S3 (Object Lock bucket)."""
     if request.param == "local":
         u = Amber(tmp_path / "amber")
     else:
-        server = request.getfixturevalue("s3_server")
+        server = request.getfixturevalue(f"{request.param}_server")
         u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True))
     u.create()
     u.src = tmp_path / "src"
@@ -129,7 +130,11 @@ def test_a_marked_object_passes_with_a_warning_until_its_bytes_change(user):
     assert user.json("audit", "foreign")[0]["marked_by"] == mark["seq"]
     # the attacker puts other bytes there: no longer what the admin examined
     plant(user, junk, JUNK + b"more")
-    assert_named(user, [junk])
+    if isinstance(user, S3Amber) and user.server.kind == "rgw":
+        # a server that ignores If-None-Match: amber reads the first version, still the marked one
+        user.run("audit", "verify")
+    else:
+        assert_named(user, [junk])
     another_backup(user)
 
 

@@ -114,6 +114,7 @@ class LossyProxy:
         self.port = self.sock.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._closed = False
+        self._open: list = []  # every socket of every connection carried
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
@@ -122,6 +123,14 @@ class LossyProxy:
             self.sock.close()
         except OSError:
             pass
+
+    def cut(self) -> None:
+        """The server goes away for the client: no new connection, every open one reset."""
+        self._closed = True
+        _shut(self.sock)  # shutdown wakes the accept() under way; a close alone would not
+        with self._mu:
+            for sock in self._open:
+                _shut(sock)
 
     def _accept(self) -> None:
         import socket
@@ -132,11 +141,16 @@ class LossyProxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            if self._closed:
+                _shut(client)
+                return
             try:
                 server = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
                 client.close()
                 continue
+            with self._mu:
+                self._open += [client, server]
             state = {"doomed": False}
             threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
             threading.Thread(target=self._down, args=(server, client, state), daemon=True).start()

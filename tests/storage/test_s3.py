@@ -1,4 +1,5 @@
-"""The S3 backend against a real S3 API server over HTTP (moto's server mode on 127.0.0.1)."""
+"""The S3 backend against real S3 API servers over HTTP on 127.0.0.1: moto's server mode and
+Ceph RGW (fixture `s3_server`, tests/conftest.py)."""
 
 import datetime as dt
 import time
@@ -6,9 +7,9 @@ import time
 import pytest
 
 from amber.clock import FakeClock, SystemClock
-from amber.errors import Locked, NotFound, Unsupported
+from amber.errors import AlreadyExists, Locked, NotFound, Unsupported
 from amber.storage.base import Retention
-from amber.storage.s3 import S3Storage
+from amber.storage.s3 import PROBE, PROBE_BODY, S3Storage
 from amber.testing import StorageContract
 
 
@@ -110,3 +111,72 @@ def test_an_unreachable_server_is_a_storage_error(tmp_path):
     s = S3Storage("b", "", client=client)
     with pytest.raises(StorageError):
         s.get("x")
+
+
+# -- servers that ignore If-None-Match: the probe and first-writer-wins --------------------------
+
+
+def test_the_probe_finds_whether_the_server_enforces_if_none_match(s3_server):
+    s = S3Storage(s3_server.new_bucket(), "p", endpoint=s3_server.endpoint)
+    s.put("k", b"v")  # the first write probes
+    ignores = s3_server.kind == "rgw"  # Ceph RGW 16.2 on a versioned bucket; moto as AWS does
+    assert s.first_writer_wins() is ignores
+    assert len(_versions(s, PROBE).get("Versions", [])) == (2 if ignores else 1)
+    assert [i.key for i in s.list()] == ["k"], "the probe is never listed"
+    # another process judges from the probe's versions alone, without writing
+    other = S3Storage(s.bucket, "p", endpoint=s3_server.endpoint)
+    other.client.put_object = None  # a reader that may not write
+    assert other.first_writer_wins() is ignores
+    assert other.get("k") == b"v"
+
+
+def test_a_version_written_over_a_name_is_never_read_where_the_first_writer_wins(s3_server):
+    s = S3Storage(s3_server.new_bucket(), "p", endpoint=s3_server.endpoint)
+    s.put("log/entries/000000000000", b"first")
+    s.client.put_object(Bucket=s.bucket, Key="p/log/entries/000000000000", Body=b"second, longer")
+    fresh = S3Storage(s.bucket, "p", endpoint=s3_server.endpoint)  # nothing remembered
+    if s3_server.kind == "moto":  # enforced: a PUT without the header is what §8 of S3.md reports
+        assert fresh.get("log/entries/000000000000") == b"second, longer"
+        return
+    assert fresh.get("log/entries/000000000000") == b"first"
+    assert fresh.stat("log/entries/000000000000").size == 5
+    assert [(i.key, i.size) for i in fresh.list("log/")] == [("log/entries/000000000000", 5)]
+    with pytest.raises(AlreadyExists):
+        fresh.put("log/entries/000000000000", b"third")
+    assert fresh.get("log/entries/000000000000") == b"first"
+    fresh.set_legal_hold("log/entries/000000000000", True)
+    (first, _second) = _versions(s, "log/entries/000000000000")["Versions"][::-1]
+    held = s.client.get_object_legal_hold(
+        Bucket=s.bucket, Key="p/log/entries/000000000000", VersionId=first["VersionId"]
+    )
+    assert held["LegalHold"]["Status"] == "ON", "the hold went to the first writer's version"
+    fresh.set_legal_hold("log/entries/000000000000", False)
+
+
+def test_check_notices_a_server_that_stopped_enforcing_if_none_match(s3_server):
+    """A probe recorded as enforced (one version), on a server that no longer enforces."""
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key=f"p/{PROBE}", Body=PROBE_BODY)
+    s = S3Storage(bucket, "p", endpoint=s3_server.endpoint)
+    assert not s.first_writer_wins()
+    warnings = s.lock_posture(0, None)
+    if s3_server.kind == "moto":
+        assert warnings == [] and not s.first_writer_wins()
+        return
+    assert any("no longer refuses a second PUT with If-None-Match" in w for w in warnings), warnings
+    assert s.first_writer_wins()
+    assert S3Storage(bucket, "p", endpoint=s3_server.endpoint).first_writer_wins(), "recorded for the next"
+
+
+def test_a_name_deleted_and_written_again_is_read_anew(s3_server):
+    """A client that remembered which version of a name to read (where the first writer wins)
+    looks again once that version is gone."""
+    s = S3Storage(s3_server.new_bucket(), "p", endpoint=s3_server.endpoint)
+    s.put("running/x", b"one")
+    assert s.get("running/x") == b"one"
+    other = S3Storage(s.bucket, "p", endpoint=s3_server.endpoint)
+    other.delete("running/x")
+    other.put("running/x", b"two, again")
+    assert s.get("running/x") == b"two, again"
+    assert s.stat("running/x").size == 10

@@ -5,7 +5,11 @@ credentials, region and profile the standard AWS way.
 
 Guarantees, mapped onto S3:
 - put-if-absent is a conditional PUT (`If-None-Match: *`), so two clients
-  never overwrite each other; every PUT carries a SHA-256 checksum (S3
+  never overwrite each other. Where the server ignores the header (Ceph RGW
+  16.2 on versioned buckets, found by a probe: see `_probe`), the first writer
+  wins instead: after its PUT a writer lists the key's versions and, unless
+  the oldest is its own, takes the put as refused (`AlreadyExists`); every
+  read, lock and hold then goes to that oldest version. Every PUT carries a SHA-256 checksum (S3
   requires an integrity header for uploads with Object Lock) and, when the
   object is to be locked, its retention (`ObjectLockMode`,
   `ObjectLockRetainUntilDate`) on the PUT itself;
@@ -32,11 +36,22 @@ import fnmatch
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 
-from ..errors import AlreadyExists, Locked, NotFound, StorageError, Unsupported, UsageError
+from ..errors import AlreadyExists, AmberError, Locked, NotFound, StorageError, Unsupported, UsageError
 from . import rules
 from .base import COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo, Retention, Storage
+
+# Under the prefix, but never an amber key (those never start with "."): its versions record
+# whether the server refused a second PUT with `If-None-Match: *` (one version) or not (more).
+PROBE = ".conditional-write-probe"
+PROBE_BODY = b"amber: does this server refuse a second PUT with If-None-Match: *?\n"
+# (endpoint, bucket, prefix) -> whether the server enforces If-None-Match, as far as known in
+# this process; `_TENTATIVE` holds those judged from a reading only (no probe written yet).
+_ENFORCED: dict[tuple, bool] = {}
+_TENTATIVE: set[tuple] = set()
+_JUDGING = threading.Lock()
 
 _MODE_TO_S3 = {GOVERNANCE: "GOVERNANCE", COMPLIANCE: "COMPLIANCE"}
 _MODE_FROM_S3 = {v: k for k, v in _MODE_TO_S3.items()}
@@ -63,6 +78,7 @@ class S3Storage(Storage):
         self.endpoint = endpoint or os.environ.get("AMBER_S3_ENDPOINT") or None
         self.client = client or _client(self.endpoint)
         self._conditional = True
+        self._winners: dict[str, str] = {}  # key -> version id of its first writer (first-writer-wins)
 
     def describe(self) -> str:
         return f"s3:{self.bucket}/{self.prefix}"
@@ -85,16 +101,19 @@ class S3Storage(Storage):
         if retention is not None:
             args["ObjectLockMode"] = _MODE_TO_S3[retention.mode]
             args["ObjectLockRetainUntilDate"] = retention.until
+        fww = self.first_writer_wins(writing=True)
+        if fww and retention is not None and self.versions(key):
+            raise AlreadyExists(key)  # a losing version would keep its lock: look before writing
         if self._conditional:
             args["IfNoneMatch"] = "*"
-        else:
-            try:  # fallback for servers without conditional writes: racy, but never silent
+        elif not fww:
+            try:  # fallback for unversioned servers without conditional writes: racy, but never silent
                 self.stat(key)
                 raise AlreadyExists(key)
             except NotFound:
                 pass
         try:
-            self.client.put_object(**args)
+            resp = self.client.put_object(**args)
         except Exception as e:  # botocore raises ClientError and transport errors alike
             code = _code(e)
             if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
@@ -110,6 +129,8 @@ class S3Storage(Storage):
                     f"({_message(e)}); enable versioning and Object Lock (docs/S3.md)"
                 ) from None
             raise _error(e, key) from None
+        if fww:
+            self._settle(key, body, resp, discard=retention is None)
 
     def put_over(self, key: str, data: bytes) -> None:
         """Write a new version over `key` (no If-None-Match): only for putting back content the
@@ -127,10 +148,35 @@ class S3Storage(Storage):
         except Exception as e:  # botocore raises ClientError and transport errors alike
             raise _error(e, key) from None
 
-    def _is_ours(self, k: str, body: bytes) -> bool:
-        """Whether the object at `k` holds exactly `body` (sealed objects never repeat by chance)."""
+    def _settle(self, key: str, body: bytes, resp: dict, discard: bool) -> None:
+        """First-writer-wins, on a server that let this PUT through whatever was stored: the
+        oldest version of `key` is the object; if it is not this PUT's the put lost
+        (`AlreadyExists`), unless the PUT was retried and the oldest holds these very bytes (the
+        first attempt landed, its response was lost). A losing version is deleted where the
+        bucket allows (`discard`: it carries no lock of ours); where it stays, it stays unread."""
+        mine = resp.get("VersionId")
+        versions = self.versions(key)
+        if mine is None or not versions or versions[0].version_id == mine:
+            if versions:
+                self._winners[key] = versions[0].version_id
+            return  # an unversioned bucket keeps one object per key: nothing to decide
+        winner = versions[0].version_id
+        self._winners[key] = winner
+        if _retried(resp) and self._is_ours(self._key(key), body, winner):
+            return
+        if discard:
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(key), VersionId=mine)
+            except Exception:  # no right to delete, or a bucket default lock: it stays, unread
+                pass
+        raise AlreadyExists(key)
+
+    def _is_ours(self, k: str, body: bytes, version_id: str | None = None) -> bool:
+        """Whether the object at `k` (that version of it) holds exactly `body` (sealed objects
+        never repeat by chance)."""
+        extra = {"VersionId": version_id} if version_id else {}
         try:
-            h = self.client.head_object(Bucket=self.bucket, Key=k, ChecksumMode="ENABLED")
+            h = self.client.head_object(Bucket=self.bucket, Key=k, ChecksumMode="ENABLED", **extra)
         except Exception:
             return False
         sha = h.get("ChecksumSHA256")
@@ -139,26 +185,53 @@ class S3Storage(Storage):
         return h.get("ETag", "").strip('"') == hashlib.md5(body).hexdigest()
 
     def get(self, key, offset=0, length=None):
-        args = {"Bucket": self.bucket, "Key": self._key(key)}  # validates before any request
+        self._key(key)  # validates before any request
+        extra = {}
         if length is not None:
             if length == 0:
                 self.stat(key)
                 return b""
-            args["Range"] = f"bytes={offset}-{offset + length - 1}"
+            extra["Range"] = f"bytes={offset}-{offset + length - 1}"
         elif offset:
-            args["Range"] = f"bytes={offset}-"
+            extra["Range"] = f"bytes={offset}-"
         try:
-            resp = self.client.get_object(**args)
+            resp = self._on_object(key, self.client.get_object, **extra)
             return resp["Body"].read()
         except Exception as e:
             if _code(e) in ("InvalidRange", "416"):
                 return b""
             raise _error(e, key) from None
 
+    def _on_object(self, key: str, call, **kw):
+        """`call` on the object `key`: its current version, or, where the first writer wins, its
+        oldest (found once, then remembered; looked up again if it has gone since)."""
+        args = {"Bucket": self.bucket, "Key": self._key(key), **kw}
+        if not self.first_writer_wins():
+            return call(**args)
+        remembered = self._winners.get(key)
+        if remembered is not None:
+            try:
+                return call(**args, VersionId=remembered)
+            except Exception as e:
+                self._winners.pop(key, None)
+                if _code(e) not in ("NoSuchVersion", "NoSuchKey", "404", "400"):
+                    raise
+        return call(**args, VersionId=self._winner(key))
+
+    def _winner(self, key: str) -> str:
+        """The version id of the first writer of `key` (NotFound if it has no version)."""
+        versions = self.versions(key)
+        if not versions:
+            raise NotFound(key)
+        self._winners[key] = versions[0].version_id
+        return versions[0].version_id
+
     def stat(self, key):
-        k = self._key(key)
+        self._key(key)
         try:
-            h = self.client.head_object(Bucket=self.bucket, Key=k)
+            h = self._on_object(key, self.client.head_object)
+        except NotFound:
+            raise
         except Exception as e:
             raise _error(e, key) from None
         retention = None
@@ -171,19 +244,44 @@ class S3Storage(Storage):
 
     def list(self, prefix=""):
         rules.check_prefix(prefix)
+        if self.first_writer_wins():
+            yield from self._list_first_writers(prefix)
+            return
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
         try:
             for page in pages:
                 for o in page.get("Contents", []):
                     key = o["Key"][len(self.prefix) :]
-                    yield ObjectInfo(key, int(o["Size"]), modified=_aware(o.get("LastModified")))
+                    if key != PROBE:
+                        yield ObjectInfo(key, int(o["Size"]), modified=_aware(o.get("LastModified")))
         except Exception as e:
             raise _error(e, prefix or "/") from None
+
+    def _list_first_writers(self, prefix: str):
+        """The listing where the first writer wins: every key with a version, as its oldest
+        version is (S3 lists a key's versions newest first, possibly across pages)."""
+        oldest: dict[str, dict] = {}
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        try:
+            for page in pages:
+                for v in page.get("Versions", []):
+                    oldest[v["Key"][len(self.prefix) :]] = v
+        except Exception as e:
+            raise _error(e, prefix or "/") from None
+        for key in sorted(oldest):
+            if key == PROBE:
+                continue
+            v = oldest[key]
+            self._winners[key] = str(v["VersionId"])
+            yield ObjectInfo(key, int(v["Size"]), modified=_aware(v.get("LastModified")))
 
     def delete(self, key, *, bypass_governance=False):
         info = self.stat(key)
         rules.check_delete(info, self.clock.now(), bypass_governance)
         k = self._key(key)
+        self._winners.pop(key, None)
         try:
             versions = self._versions(k)
             for vid in versions or [None]:
@@ -203,13 +301,88 @@ class S3Storage(Storage):
                 ) from None
             raise err from None
 
+    # -- whether the server enforces If-None-Match ---------------------------------------
+
+    def first_writer_wins(self, writing: bool = False) -> bool:
+        """Whether puts and reads here go by first-writer-wins: the server lets a second PUT
+        with `If-None-Match: *` through. Judged once per process and repository from the probe
+        object's versions (more than one: it does); a writer with no probe to go by writes one."""
+        where = (self.endpoint, self.bucket, self.prefix)
+        if where in _ENFORCED and not (writing and where in _TENTATIVE):
+            return not _ENFORCED[where]
+        with _JUDGING:  # threads of one process wait for one judgement
+            if where not in _ENFORCED:
+                count = self._probe_versions()
+                _ENFORCED[where] = count < 2
+                if count == 0:
+                    _TENTATIVE.add(where)
+            if writing and where in _TENTATIVE:
+                enforced = self._probe()
+                _TENTATIVE.discard(where)
+                if enforced is not None and enforced != _ENFORCED[where]:
+                    _ENFORCED[where] = enforced
+                    self._winners.clear()
+            return not _ENFORCED[where]
+
+    def _probe_versions(self) -> int:
+        """How many versions the probe object has (0: none, or they cannot be listed)."""
+        try:
+            return len(self.versions(PROBE))
+        except AmberError:
+            return 0
+
+    def _probe(self) -> bool | None:
+        """Whether the server refuses a PUT with `If-None-Match: *` to an existing key: the same
+        bytes are PUT to the probe key (twice when the first PUT created it). Every PUT the
+        server lets through leaves a version, so the answer stays recorded in the bucket (a few
+        bytes, locked only by a bucket default). None when this client may not write there."""
+        body = PROBE_BODY
+        args = {
+            "Bucket": self.bucket,
+            "Key": self.prefix + PROBE,
+            "Body": body,
+            "IfNoneMatch": "*",
+            "ChecksumSHA256": base64.b64encode(hashlib.sha256(body).digest()).decode(),
+            "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+        }
+        for _ in range(2):
+            try:
+                self.client.put_object(**args)
+            except Exception as e:
+                code = _code(e)
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    return True
+                if code in ("NotImplemented", "501"):
+                    self._conditional = False
+                    return False
+                return None
+        return len(self.versions(PROBE)) < 2  # two PUTs that both passed on an unversioned bucket: racy
+
+    def recheck_conditional_writes(self) -> list[str]:
+        """Probe again (for `check`): a warning if the server has stopped enforcing
+        `If-None-Match` since this repository judged it did; from now on the first writer wins."""
+        where = (self.endpoint, self.bucket, self.prefix)
+        was = not self.first_writer_wins()
+        enforced = self._probe()
+        _TENTATIVE.discard(where)
+        if enforced is None or enforced or not was:
+            return []
+        _ENFORCED[where] = False
+        self._winners.clear()
+        return [
+            f"bucket {self.bucket}: the server no longer refuses a second PUT with If-None-Match: * "
+            "(it did when this repository was last probed): amber now decides concurrent writes by "
+            "the first stored version (docs/S3.md §4); writes made meanwhile by concurrent clients "
+            "may have lost events, which `audit verify` reports"
+        ]
+
     def versions(self, key: str) -> list[ObjectVersion]:
         """Every stored version of `key` (not its delete markers), oldest first.
 
         A key amber wrote has one; more mean that someone wrote over it without
         `If-None-Match` (a new version on a versioned bucket). Read-only: it never
         changes what `get` returns."""
-        k = self._key(key)
+        k = self.prefix + PROBE if key == PROBE else self._key(key)
         out: list[ObjectVersion] = []
         try:
             pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=k)
@@ -250,6 +423,8 @@ class S3Storage(Storage):
         }
         if bypass_governance:
             args["BypassGovernanceRetention"] = True
+        if self.first_writer_wins():
+            args["VersionId"] = self._winners.get(key) or self._winner(key)
         try:
             self.client.put_object_retention(**args)
         except Exception as e:
@@ -257,9 +432,10 @@ class S3Storage(Storage):
 
     def set_legal_hold(self, key, on):
         self.stat(key)
+        extra = {"VersionId": self._winners.get(key) or self._winner(key)} if self.first_writer_wins() else {}
         try:
             self.client.put_object_legal_hold(
-                Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
+                Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}, **extra
             )
         except Exception as e:
             if _code(e) in ("InvalidRequest", "InvalidArgument", "ObjectLockConfigurationNotFoundError"):
@@ -301,7 +477,7 @@ class S3Storage(Storage):
         bucket policy that lets anyone at all delete, bypass governance or release holds.
         A policy this client may not read says nothing."""
         warnings = self._default_retention_posture(seconds, mode) if seconds > 0 else []
-        return warnings + self._policy_posture()
+        return warnings + self._policy_posture() + self.recheck_conditional_writes()
 
     def _default_retention_posture(self, seconds: float, mode: str | None) -> list[str]:
         wanted = f"{_days(seconds)} in {mode or GOVERNANCE} mode"
@@ -429,7 +605,8 @@ def _code(e) -> str:
 
 
 def _retried(e) -> bool:
-    resp = getattr(e, "response", None)
+    """Whether botocore sent the request more than once (`e`: its error, or its response)."""
+    resp = e if isinstance(e, dict) else getattr(e, "response", None)
     return isinstance(resp, dict) and resp.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
 
 
@@ -440,13 +617,42 @@ def _message(e) -> str:
     return str(e)
 
 
+def _clock_skew(e) -> str | None:
+    """How far this machine's clock is from the server's, by the `Date` of its refusal, when more
+    than S3's 15 minutes ("3 hours ahead of"); None otherwise or when the server sent no date."""
+    import email.utils
+    import time
+
+    resp = getattr(e, "response", None)
+    headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}) if isinstance(resp, dict) else {}
+    try:
+        server = email.utils.parsedate_to_datetime(headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+    ahead = time.time() - server
+    if abs(ahead) <= 15 * 60:
+        return None
+    span = abs(ahead)
+    text = f"{span / DAY:.1f} days" if span >= DAY else f"{span / 3600:.1f} hours"
+    return f"{text} {'ahead of' if ahead > 0 else 'behind'}"
+
+
 def _protected(info: ObjectInfo) -> bool:
     """Whether an object carries a retention or a legal hold at all (whatever the local clock says)."""
     return info.legal_hold or info.retention is not None
 
 
 def _error(e, key: str):
+    if isinstance(e, AmberError):
+        return e  # already amber's own (a NotFound found while looking for the first writer)
     code = _code(e)
+    refused = code in ("AccessDenied", "403", "Forbidden") and "lock" not in _message(e).lower()
+    skew = _clock_skew(e) if refused or code == "RequestTimeTooSkewed" else None
+    if skew is not None:
+        return StorageError(
+            f"{key}: the S3 server refused the request: this machine's clock is {skew} "
+            "the server's, and S3 accepts a signed request only within 15 minutes of its own time"
+        )
     if code in ("NoSuchKey", "404", "NotFound"):
         return NotFound(key)
     if code == "NoSuchBucket":
