@@ -21,6 +21,7 @@ from amber.repo import records as rec
 from s3.helpers import S3Amber
 
 from cli_helpers import Amber, environment, make_source, restored_root, tree_state
+from s3server import S3_SERVERS
 from sources import open_repo
 
 
@@ -30,13 +31,13 @@ def rnd(n: int, seed: str) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", *S3_SERVERS])
 def user(request, tmp_path, in_subprocess) -> Amber:
     """A user of amber with a new repository on a local folder, or on an Object Lock bucket."""
     if request.param == "local":
         u: Amber = Amber(tmp_path / "amber", subprocess=in_subprocess)
     else:
-        server = request.getfixturevalue("s3_server")
+        server = request.getfixturevalue(f"{request.param}_server")
         u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True), subprocess=in_subprocess)
     u.create()
     return u
@@ -64,7 +65,7 @@ def get(user: Amber, key: str) -> bytes:
 def put(user: Amber, key: str, data: bytes) -> None:
     """Write over `key`: a replaced file locally, a new version on S3."""
     if isinstance(user, S3Amber):
-        user.s3.put_object(Bucket=user.bucket, Key=user.key(key), Body=data)
+        user.overwrite(key, data)
         return
     path = user.repo / key
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,7 @@ def put(user: Amber, key: str, data: bytes) -> None:
 def remove(user: Amber, key: str) -> None:
     """Delete as a writer can: the file locally; on S3 a delete marker (Object Lock allows it)."""
     if isinstance(user, S3Amber):
-        user.s3.delete_object(Bucket=user.bucket, Key=user.key(key))
+        user.erase(key)
     else:
         (user.repo / key).unlink()
 
@@ -269,11 +270,15 @@ def test_removed_hold_records_keep_the_hold_until_an_administrator_releases_it(o
     for key in keys(user, f"locks/{sid}/"):
         remove(user, key)
         strip_local_protection(user, key)
+    # an enforcer that keeps what is held (Ceph RGW: every version of a held record stays, and
+    # amber reads the first) makes the removal a no-op: the records themselves still hold it
+    removed = not (isinstance(user, S3Amber) and user.server.kind == "rgw")
     assert {s["id"]: s for s in user.snapshots()}[sid]["legal_hold"] is True
     r = user.run("forget", sid, expect=30)
-    assert "legal hold" in r.stderr and "as the audit log records it" in r.stderr
-    r = user.run("check", expect=20)
-    assert f"snapshot {sid[:8]}: the hold of event" in r.stderr
+    assert "legal hold" in r.stderr and ("as the audit log records it" in r.stderr or not removed), r
+    if removed:
+        r = user.run("check", expect=20)
+        assert f"snapshot {sid[:8]}: the hold of event" in r.stderr
     user.run("release", sid)  # the hold the log shows can still be lifted, and recorded
     user.run("forget", sid)
     assert user.snapshots() == []

@@ -28,6 +28,7 @@ from amber.storage.local import LocalStorage
 from s3.helpers import S3Amber
 
 from cli_helpers import Amber, environment, write
+from s3server import S3_SERVERS
 from sources import init_repo, open_repo
 
 NEW = "a new password"
@@ -35,12 +36,12 @@ VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 UTC = dt.UTC
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", *S3_SERVERS])
 def user(request, tmp_path, in_subprocess) -> Amber:
     """A user of amber with no repository yet, on a local folder or an Object Lock bucket."""
     if request.param == "local":
         return Amber(tmp_path / "amber", subprocess=in_subprocess)
-    server = request.getfixturevalue("s3_server")
+    server = request.getfixturevalue(f"{request.param}_server")
     return S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True), subprocess=in_subprocess)
 
 
@@ -59,7 +60,7 @@ def library(user: Amber, password: str | None = None):
 def plant(user: Amber, key: str, data: bytes) -> None:
     """Write `data` at `key` behind amber's back: a file replaced locally, a new version on S3."""
     if isinstance(user, S3Amber):
-        user.s3.put_object(Bucket=user.bucket, Key=user.key(key), Body=data)
+        user.overwrite(key, data)
         return
     path = user.repo / key
     path.parent.mkdir(parents=True, exist_ok=True)

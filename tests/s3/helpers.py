@@ -69,6 +69,31 @@ class S3Amber(Amber):
     def head(self, key: str) -> dict:
         return self.s3.head_object(Bucket=self.bucket, Key=self.key(key))
 
+    def overwrite(self, key: str, data: bytes) -> None:
+        """Write over `key` as an attacker does on this server: a new version where the server
+        reads the newest (AWS, moto); where first-writer-wins applies (RGW ignores If-None-Match)
+        a new version would never be read, so every version that storage lets go is deleted first."""
+        if getattr(self.server, "kind", "moto") == "rgw":
+            self.erase(key)
+        self.s3.put_object(Bucket=self.bucket, Key=self.key(key), Body=data)
+
+    def erase(self, key: str) -> None:
+        """Delete `key` as an attacker with delete rights does: on moto a delete marker (what a
+        plain delete does); on RGW every version the bucket lets go (a locked one stays)."""
+        if getattr(self.server, "kind", "moto") != "rgw":
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key(key))
+            return
+        resp = self.s3.list_object_versions(Bucket=self.bucket, Prefix=self.key(key))
+        for v in resp.get("Versions", []) + resp.get("DeleteMarkers", []):
+            if v["Key"] != self.key(key):
+                continue
+            try:
+                self.s3.delete_object(
+                    Bucket=self.bucket, Key=v["Key"], VersionId=v["VersionId"], BypassGovernanceRetention=True
+                )
+            except Exception:  # locked: the bucket refuses, as it should
+                pass
+
     def versions(self, key: str) -> list[str]:
         resp = self.s3.list_object_versions(Bucket=self.bucket, Prefix=self.key(key))
         return [v["VersionId"] for v in resp.get("Versions", []) if v["Key"] == self.key(key)]

@@ -137,6 +137,15 @@ class S3Storage(Storage):
         repository pins elsewhere (the config its init event pins) over bytes written behind
         amber's back. The replaced version stays stored below it."""
         body = bytes(data)
+        if self.first_writer_wins(writing=True):
+            # readers read the oldest version here: the replaced ones must go (a locked one stays,
+            # and then this new version is never read — the error says so on the next open)
+            for v in self.versions(key):
+                try:
+                    self.client.delete_object(Bucket=self.bucket, Key=self._key(key), VersionId=v.version_id)
+                except Exception:  # botocore raises ClientError and transport errors alike
+                    continue
+            self._winners.pop(key, None)
         try:
             self.client.put_object(
                 Bucket=self.bucket,
