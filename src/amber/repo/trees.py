@@ -14,7 +14,7 @@ from ..errors import AmberError, IntegrityError, NotFound
 from ..format import tree as treefmt
 from .blobs import BlobStore
 
-TREES_CACHED = 100_000  # decoded trees kept; the cache is emptied when it grows past this
+TREES_CACHED = 1024  # decoded trees kept (the cache is emptied when it grows past this): walks read each once
 
 
 class Trees:

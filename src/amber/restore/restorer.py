@@ -23,6 +23,7 @@ import fnmatch
 import hashlib
 import os
 import stat as st_
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -34,6 +35,7 @@ from .jobs import FileJob, RestoreStats
 from .placement import DIR_FLAGS, Placement
 
 MAX_SPAN = 64 << 20
+PLAN_FILES = 8192  # files planned, then written, at a time: memory follows this, not the snapshot
 
 
 class Restorable(Protocol):
@@ -87,11 +89,17 @@ class Restorer(Placement):
 
     # -- planning --------------------------------------------------------------
 
-    def plan(self, tree_id: str, includes=(), rel: str = "", dest: str | None = None) -> None:
+    def plan(self, tree_id: str, includes=(), rel: str = "", dest: str | None = None) -> Iterator[None]:
         """Make the folders of a tree (depth first, each before what it holds) and list
-        what to write into them. Iterative: no depth of folders meets Python's recursion limit."""
+        what to write into them. Iterative: no depth of folders meets Python's recursion limit.
+
+        Yields whenever PLAN_FILES files are listed in `files` (and once at the end):
+        the caller writes them and empties the list, so a restore holds the nodes of
+        a few thousand files at a time, never the whole snapshot's."""
         stack = [(iter(self.repo.load_tree(tree_id)), includes, rel, dest or self.target)]
         while stack:
+            if len(self.files) >= PLAN_FILES:
+                yield
             nodes, includes, rel, dest = stack[-1]
             node = next(nodes, None)
             if node is None:
@@ -125,6 +133,7 @@ class Restorer(Placement):
                 self.specials.append((out, node))
             else:
                 self.skipped += 1
+        yield
 
     def _plan_file(self, out: str, node: dict) -> None:
         content = node.get("content") or []
@@ -142,14 +151,23 @@ class Restorer(Placement):
 
     # -- writing ---------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, rounds: Iterator[None], verify: bool = False) -> None:
+        """Write what `plan` lists, round by round (`verify`: read each file back after
+        its round), then the hard links, special files and symlinks, and last the
+        folders' metadata."""
         self._unnamed = self._can_link_unnamed()
         try:
-            self._run()
+            for _ in rounds:
+                self._write_files()
+                if verify:
+                    self.stats.errors.extend(self.verify())
+                self.files = []
+            self._finish_tree()
         finally:
             self._cleanup()
 
-    def _run(self) -> None:
+    def _write_files(self) -> None:
+        """Write the files listed, pack by pack."""
         by_pack: dict[bytes, list] = {}
         for job in self.files:
             content = job.node.get("content") or []
@@ -176,7 +194,9 @@ class Restorer(Placement):
         with ThreadPoolExecutor(self.workers, thread_name_prefix="amber-restore") as pool:
             for fut in [pool.submit(self._restore_pack, p, items) for p, items in by_pack.items()]:
                 fut.result()
-        self._cleanup()  # the temporaries of files some of whose blobs failed
+        self._cleanup(last=False)  # the temporaries of files some of whose blobs failed
+
+    def _finish_tree(self) -> None:
         for first, out in self.hardlinks:
             self._make_hardlink(first, out)
         for out, node in self.specials:
@@ -193,14 +213,14 @@ class Restorer(Placement):
             finally:
                 os.close(fd)
 
-    def _cleanup(self) -> None:
+    def _cleanup(self, last: bool = True) -> None:
         """Close what is still open and remove every temporary not renamed into place."""
         for job in self.files:
             with job.lock:
                 fd, job.fd = job.fd, None
             if fd is not None:
                 os.close(fd)
-        self.remove_temporaries()
+        self.remove_temporaries(last=last)
 
     def _restore_pack(self, pack_id: bytes, items: list) -> None:
         items.sort(key=lambda t: t[0])
@@ -350,14 +370,9 @@ def restore(
         includes = []
     os.makedirs(target, exist_ok=True)
     r = Restorer(repo, target, stats=stats, workers=workers, owner=not no_owner, special=not no_special)
-    r.plan(snap.tree, includes)
+    r.run(r.plan(snap.tree, includes), verify)
     if includes and not r.matched:
         raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
-    r.run()
-    if verify:
-        bad = r.verify()
-        if bad:
-            r.stats.errors.extend(bad)
     if r.stats.errors:
         raise RestoreFailed(r.stats.errors, r.stats, verify)
     return r.stats
