@@ -21,12 +21,14 @@ import time
 import tracemalloc
 
 STEP = 1.10  # a new snapshot when the traced total grows by 10 %
-FRAMES = 25
+FRAMES = 12
 
 # (file suffix, function or "" for any) -> structure; first match along the stack, innermost first
 STRUCTURES = [
     ("repo/blobs.py", "_add_index_file", "index (loaded index files)"),
     ("repo/blobs.py", "_write_pack", "index (entries of packs written)"),
+    ("repo/blobs.py", "_append", "packs being filled (entries, sealed blobs)"),
+    ("crypto/aead.py", "", "packs being filled (entries, sealed blobs)"),
     ("repo/blobindex.py", "", "index (compact)"),
     ("backup/filescache.py", "", "files cache"),
     ("backup/archiver.py", "_finish_file", "files cache (new entries) / finished file nodes"),
@@ -43,7 +45,8 @@ STRUCTURES = [
     ("restore/placement.py", "", "restore plan"),
     ("repo/snapshots.py", "", "snapshots"),
     ("repo/records.py", "", "index (blob ids decoded from index files)"),
-    ("concurrent/futures", "", "futures and results in flight"),
+    ("concurrent/futures/", "", "futures and results in flight"),
+    ("multiprocessing/connection.py", "", "per-file records in flight (results of worker processes, sealed chunks)"),
     ("backup/", "", "backup, other"),
 ]
 

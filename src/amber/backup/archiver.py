@@ -15,7 +15,7 @@ import os
 import stat as st_
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..crypto.keys import MasterKeys
@@ -223,7 +223,8 @@ class Archiver:
         jobs = [(r.path, r.st.st_size) for r in recs]
         procs = self._process_pool(recs)
         if procs is not None:
-            fut = procs.submit(read_batch, jobs)
+            fut = Future()
+            procs.submit(read_batch, jobs).add_done_callback(lambda inner: self._store_sealed(inner, fut))
         else:
             fut = self.pool.submit(self.reader.read_files, jobs)
         fut.add_done_callback(lambda _f: self.slots.release())
@@ -246,6 +247,25 @@ class Archiver:
                 return None
         return self.procs
 
+    def _store_sealed(self, inner: Future, outer: Future) -> None:
+        """Store a worker process's sealed chunks as soon as its batch is back, then
+        complete `outer` (the future the batch's files wait on) with results that no
+        longer hold them: sealed data never waits in memory for its folder to complete.
+        A failure completes `outer` with it, and `_finish_file` raises it on the walk's thread."""
+        try:
+            results = inner.result()
+            add_sealed = self.store.add_sealed
+            for i, res in enumerate(results):
+                if isinstance(res, OSError) or not res.chunks:
+                    continue
+                for c in res.chunks:
+                    add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed)
+                results[i] = res._replace(chunks=())  # stored: () still says "from a process"
+        except BaseException as e:
+            outer.set_exception(e)
+            return
+        outer.set_result(results)
+
     def _all_indexed(self, content) -> bool:
         has = self.store.has
         try:
@@ -263,10 +283,7 @@ class Archiver:
             self.stats.files_total -= 1
             return False
         ids, sha, size = res.ids, res.sha256, res.size
-        if res.chunks is not None:  # from a worker process: its chunks come sealed
-            add_sealed = self.store.add_sealed
-            for c in res.chunks:
-                add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed)
+        if res.chunks is not None:  # from a worker process: its chunks came sealed (_store_sealed)
             self.stats.bytes_read += size
         node["content"] = ids
         node["sha256"] = sha

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _REC = struct.Struct("<32sIBBIII")  # id, pack number, type, compression, offset, length, raw length
+_PACK_NO = struct.Struct("<I")
 _W = _REC.size
 _ID = 32
 _EMPTY = -1  # a table slot never used
@@ -74,7 +75,7 @@ class BlobIndex:
             r = table[i]
             if r == _EMPTY:
                 return i, -1
-            if r >= 0 and recs[r * _W : r * _W + _ID] == bid:
+            if r >= 0 and recs.startswith(bid, r * _W):  # compares in place, no copy
                 return i, r
             i = (i + 1) & mask
 
@@ -88,10 +89,16 @@ class BlobIndex:
 
     def pack_of(self, bid: bytes) -> bytes | None:
         """The pack holding the blob (cheaper than `get` where only that is needed)."""
-        r = self._slot(bid)[1]
-        if r < 0:
-            return None
-        return self._packs[int.from_bytes(self._recs[r * _W + _ID : r * _W + _ID + 4], "little")]
+        table, recs = self._table, self._recs  # _slot inlined: this runs for every chunk a backup meets
+        mask = len(table) - 1
+        i = hash(bid) & mask
+        while True:
+            r = table[i]
+            if r == _EMPTY:
+                return None
+            if r >= 0 and recs.startswith(bid, r * _W):
+                return self._packs[_PACK_NO.unpack_from(recs, r * _W + _ID)[0]]
+            i = (i + 1) & mask
 
     def __getitem__(self, bid: bytes) -> IndexEntry:
         r = self._slot(bid)[1]
@@ -138,7 +145,7 @@ class BlobIndex:
         if r < 0:
             raise KeyError(bid)
         self._table[i] = _GONE
-        struct.pack_into("<I", self._recs, r * _W + _ID, _DEAD)
+        _PACK_NO.pack_into(self._recs, r * _W + _ID, _DEAD)
         self._live -= 1
 
     def _rehash(self, size: int) -> None:
@@ -157,10 +164,9 @@ class BlobIndex:
     # -- iteration -----------------------------------------------------------
 
     def _live_records(self) -> Iterator[int]:
-        recs = self._recs
-        dead = _DEAD.to_bytes(4, "little")
+        recs, unpack = self._recs, _PACK_NO.unpack_from
         for r in range(len(recs) // _W):
-            if recs[r * _W + _ID : r * _W + _ID + 4] != dead:
+            if unpack(recs, r * _W + _ID)[0] != _DEAD:
                 yield r
 
     def __iter__(self) -> Iterator[bytes]:
