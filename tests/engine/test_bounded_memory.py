@@ -55,3 +55,19 @@ def test_partial_restore_in_rounds(tiny_bounds, repo, repo_path, tmp_path):
     assert_same_tree(src / "keep", os.path.join(out, "keep"))
     with pytest.raises(NotFound):
         fresh.restore(snap, str(tmp_path / "r2"), include=[f"{src}/nothing"])
+
+
+def test_index_files_are_written_every_few_blobs(monkeypatch, repo, repo_path, tmp_path):
+    from amber.repo import blobs
+
+    monkeypatch.setattr(blobs, "BLOBS_PER_INDEX", 5)
+    src = tmp_path / "src"
+    for i in range(40):
+        write(src / f"f{i}", os.urandom(3000))
+    repo.blobs.pack_target = 4096  # a pack per file or two: 32 packs per index file would make 2
+    result = repo.backup([str(src)])
+    assert len(os.listdir(os.path.join(repo_path, "index"))) >= 4
+    fresh = open_repo(repo_path)
+    assert fresh.check().errors == []
+    fresh.restore(fresh.find_snapshot(result.snapshot_id), str(tmp_path / "r"))
+    assert_same_tree(src, restored(tmp_path / "r", src))

@@ -34,7 +34,8 @@ from .blobindex import BlobIndex, IndexEntry
 from .chunks import seal_chunk
 
 PACK_TARGET = 16 << 20
-PACKS_PER_INDEX = 32
+PACKS_PER_INDEX = 32  # an index file is written for at most this many packs ...
+BLOBS_PER_INDEX = 65536  # ... or blobs: their entries wait in memory until it is
 UPLOADERS = 2  # threads that write finished packs, so workers never wait on storage
 TREE_PACKS_CACHED = 4  # whole tree packs kept in memory while trees are read
 UPLOAD_QUEUE = 4  # finished packs that may wait for an uploader (bounds memory)
@@ -253,7 +254,8 @@ class BlobStore:
             self.bytes_added += len(header) + 4
             self.packs_written += 1
             self._written.append((pack_id, entries))
-            flush_index = len(self._written) >= PACKS_PER_INDEX
+            waiting = sum(len(entries) for _pack, entries in self._written)
+            flush_index = len(self._written) >= PACKS_PER_INDEX or waiting >= BLOBS_PER_INDEX
         if flush_index:
             self.write_index()
 
