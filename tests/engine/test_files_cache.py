@@ -82,3 +82,34 @@ def test_backing_up_other_paths_keeps_each_sets_cache(repo, repo_path, tmp_path)
     open_repo(repo_path).backup([b])
     again = open_repo(repo_path).backup([a])
     assert again.stats.bytes_read == 0 and again.stats.files_unmodified == again.stats.files_total
+
+
+GOLDEN = (
+    "6f000000"
+    "0200"
+    "2f64"
+    "01000000"  # block length 111; folder path "/d"; one entry
+    "0100"
+    "61"  # name "a"
+    "0300000000000000"
+    "0500000000000000"
+    "f9ffffffffffffff"
+    "0900000000000000"  # size, mtime, ctime -7, inode
+    + "22" * 32
+    + "01000000"
+    + "11" * 32  # SHA-256, one blob id
+    + "9605ed05caee113f"
+    "0000000000000000"  # table: BLAKE2b-64("/d"), offset 0
+    "7300000000000000"
+    "01000000"
+    "41464332"  # trailer: table at 115, one folder, "AFC2"
+)
+
+
+def test_layout_golden_vector(tmp_path):
+    """The byte layout documented in filescache.py and FORMAT.md §18.1, pinned."""
+    cache = FilesCache(str(tmp_path), ["/d"])
+    cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32))])
+    cache.save()
+    assert cache_name(["/d"]) == "files-9605ed05caee113f.v2"
+    assert (tmp_path / cache_name(["/d"])).read_bytes().hex() == GOLDEN
