@@ -79,35 +79,42 @@ class BlobIndex:
                 return i, r
             i = (i + 1) & mask
 
-    def _entry(self, r: int) -> IndexEntry:
-        _bid, pn, t, comp, off, length, raw = _REC.unpack_from(self._recs, r * _W)
-        return IndexEntry(self._packs[pn], t, comp, off, length, raw)
-
-    def get(self, bid: bytes, default: IndexEntry | None = None) -> IndexEntry | None:
-        r = self._slot(bid)[1]
-        return default if r < 0 else self._entry(r)
-
-    def pack_of(self, bid: bytes) -> bytes | None:
-        """The pack holding the blob (cheaper than `get` where only that is needed)."""
-        table, recs = self._table, self._recs  # _slot inlined: this runs for every chunk a backup meets
+    def _record(self, bid: bytes) -> int:
+        """The blob's record number, or -1 (`_slot` for readers, without the tuple)."""
+        table, recs = self._table, self._recs
         mask = len(table) - 1
         i = hash(bid) & mask
         while True:
             r = table[i]
             if r == _EMPTY:
-                return None
+                return -1
             if r >= 0 and recs.startswith(bid, r * _W):
-                return self._packs[_PACK_NO.unpack_from(recs, r * _W + _ID)[0]]
+                return r
             i = (i + 1) & mask
 
+    def _entry(self, r: int) -> IndexEntry:
+        _bid, pn, t, comp, off, length, raw = _REC.unpack_from(self._recs, r * _W)
+        return IndexEntry(self._packs[pn], t, comp, off, length, raw)
+
+    def get(self, bid: bytes, default: IndexEntry | None = None) -> IndexEntry | None:
+        r = self._record(bid)
+        return default if r < 0 else self._entry(r)
+
+    def pack_of(self, bid: bytes) -> bytes | None:
+        """The pack holding the blob (cheaper than `get` where only that is needed)."""
+        r = self._record(bid)
+        if r < 0:
+            return None
+        return self._packs[_PACK_NO.unpack_from(self._recs, r * _W + _ID)[0]]
+
     def __getitem__(self, bid: bytes) -> IndexEntry:
-        r = self._slot(bid)[1]
+        r = self._record(bid)
         if r < 0:
             raise KeyError(bid)
         return self._entry(r)
 
     def __contains__(self, bid: object) -> bool:
-        return isinstance(bid, bytes) and self._slot(bid)[1] >= 0
+        return isinstance(bid, bytes) and self._record(bid) >= 0
 
     def __len__(self) -> int:
         return self._live
