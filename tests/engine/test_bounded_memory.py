@@ -1,7 +1,8 @@
 """Backups and restores that hold only a bounded part of the tree still reproduce it exactly.
 
 The bounds (open folders and entries of a backup's walk, files planned per round
-of a restore) are set tiny here, so every path through the rounds is taken."""
+of a restore, the pack region a restore reads at once) are set tiny here, so every
+path through the rounds is taken."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def tiny_bounds(monkeypatch):
     monkeypatch.setattr(archiver, "MAX_OPEN_ITEMS", 3)
     monkeypatch.setattr(archiver, "MAX_OPEN_DIRS", 2)
     monkeypatch.setattr(restorer, "PLAN_FILES", 3)
+    monkeypatch.setattr(restorer, "MAX_SPAN", 1)  # every blob its own region, written in parallel
 
 
 def test_round_trip_with_tiny_bounds(tiny_bounds, repo, repo_path, tmp_path):

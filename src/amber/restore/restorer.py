@@ -34,7 +34,7 @@ from ..repo.snapshots import Snapshot
 from .jobs import FileJob, RestoreStats
 from .placement import DIR_FLAGS, Placement
 
-MAX_SPAN = 64 << 20
+MAX_SPAN = 4 << 20  # one read of a pack region: also the unit of work the restore's threads share
 PLAN_FILES = 8192  # files planned, then written, at a time: memory follows this, not the snapshot
 
 
@@ -192,7 +192,8 @@ class Restorer(Placement):
                 for pack, item in planned:
                     by_pack.setdefault(pack, []).append(item)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="amber-restore") as pool:
-            for fut in [pool.submit(self._restore_pack, p, items) for p, items in by_pack.items()]:
+            regions = [(p, group) for p, items in by_pack.items() for group in _regions(items)]
+            for fut in [pool.submit(self._restore_region, p, group) for p, group in regions]:
                 fut.result()
         self._cleanup(last=False)  # the temporaries of files some of whose blobs failed
 
@@ -222,42 +223,34 @@ class Restorer(Placement):
                 os.close(fd)
         self.remove_temporaries(last=last)
 
-    def _restore_pack(self, pack_id: bytes, items: list) -> None:
-        items.sort(key=lambda t: t[0])
-        key = layout.pack(pack_id)
-        i = 0
-        while i < len(items):
-            start = items[i][0]
-            j = i
-            while j + 1 < len(items) and items[j + 1][2].offset + items[j + 1][2].length - start <= MAX_SPAN:
-                j += 1
-            end = max(it[2].offset + it[2].length for it in items[i : j + 1])
-            group = items[i : j + 1]
-            i = j + 1
-            try:
-                region = self.store.storage.get(key, start, end - start)
-            except (NotFound, AmberError) as err:
-                for it in group:
-                    self._fail(it[3], f"pack {pack_id.hex()[:16]}: {err}")
+    def _restore_region(self, pack_id: bytes, group: list) -> None:
+        """Read one region of a pack (`_regions`) and write the blobs it holds."""
+        start = group[0][0]
+        end = max(it[2].offset + it[2].length for it in group)
+        try:
+            region = self.store.storage.get(layout.pack(pack_id), start, end - start)
+        except (NotFound, AmberError) as err:
+            for it in group:
+                self._fail(it[3], f"pack {pack_id.hex()[:16]}: {err}")
+            return
+        view = memoryview(region)
+        last_id, data = None, None
+        for offset, bid, e, job, pos in group:
+            if job.failed:
                 continue
-            view = memoryview(region)
-            last_id, data = None, None
-            for offset, bid, e, job, pos in group:
-                if job.failed:
-                    continue
-                if bid != last_id:
-                    try:
-                        data = self.store.open_blob(bid, e, view[offset - start : offset - start + e.length])
-                    except IntegrityError as err:
-                        data = None
-                        last_id = bid
-                        self._fail(job, str(err))
-                        continue
+            if bid != last_id:
+                try:
+                    data = self.store.open_blob(bid, e, view[offset - start : offset - start + e.length])
+                except IntegrityError as err:
+                    data = None
                     last_id = bid
-                elif data is None:
-                    self._fail(job, f"blob {bid.hex()[:16]} is damaged")
+                    self._fail(job, str(err))
                     continue
-                self._write_blob(job, data, pos)
+                last_id = bid
+            elif data is None:
+                self._fail(job, f"blob {bid.hex()[:16]} is damaged")
+                continue
+            self._write_blob(job, data, pos)
 
     def _write_blob(self, job: FileJob, data: bytes, pos: int) -> None:
         if job.remaining == 1 and pos == 0 and job.fd is None:
@@ -328,6 +321,22 @@ class Restorer(Placement):
                 else:
                     self.stats.verified += 1
         return bad
+
+
+def _regions(items: list) -> list[list]:
+    """A pack's planned blobs, in order, cut into regions of at most MAX_SPAN bytes (a
+    larger blob alone): each region is read once, and regions are written in parallel."""
+    items.sort(key=lambda t: t[0])
+    out: list[list] = []
+    i = 0
+    while i < len(items):
+        start = items[i][0]
+        j = i
+        while j + 1 < len(items) and items[j + 1][2].offset + items[j + 1][2].length - start <= MAX_SPAN:
+            j += 1
+        out.append(items[i : j + 1])
+        i = j + 1
+    return out
 
 
 def _safe_mkdir(path: str) -> None:
