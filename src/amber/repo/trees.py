@@ -16,7 +16,7 @@ from .blobs import BlobStore
 
 # Decoded trees kept, counted in nodes (about 1 KB each); the cache is emptied when it grows
 # past this. Walks (restore, check, prune) read each tree once: the cache serves lookups by path.
-NODES_CACHED = 20_000
+NODES_CACHED = 4096
 
 
 class Trees:
