@@ -130,8 +130,10 @@ def _indexed_packs(
     index = blobs.index
     rep.blobs = len(index)
     indexed: dict[bytes, list[bytes]] = {}
+    ends: dict[bytes, int] = {}  # pack -> where its last indexed blob ends
     for bid, e in index.items():
         indexed.setdefault(e.pack, []).append(bid)
+        ends[e.pack] = max(ends.get(e.pack, 0), e.offset + e.length)
     for pid, ids in indexed.items():
         if pid not in stored:
             rep.errors.append(f"pack {pid.hex()} is indexed but missing ({len(ids)} blobs lost)")
@@ -139,7 +141,7 @@ def _indexed_packs(
             damaged.update(ids)
     for pid, ids in indexed.items():
         size = stored.get(pid)
-        end = max(index[b].offset + index[b].length for b in ids)
+        end = ends[pid]
         if size is not None and size < end + 4:
             rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} (truncated)")
             rep.damaged_packs.append(pid.hex())

@@ -15,7 +15,7 @@ import os
 import stat as st_
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..crypto.keys import MasterKeys
@@ -32,7 +32,8 @@ BATCH_FILES = 64  # small files are read by the workers in batches ...
 BATCH_BYTES = 4 << 20  # ... of at most this many files and bytes
 PROCESS_AFTER_FILES = 2000  # small files read before a backup starts worker processes ...
 PROCESS_AFTER_BYTES = 64 << 20  # ... or bytes: below both, starting them costs more than it saves
-MAX_OPEN_DIRS = 4096  # walked folders waiting for their files before the walk waits
+MAX_OPEN_DIRS = 4096  # walked folders waiting for their files before the walk waits ...
+MAX_OPEN_ITEMS = 8192  # ... or entries of such folders: memory follows these, not the tree
 
 
 @dataclass
@@ -76,12 +77,13 @@ class BackupResult:
 
 
 class _DirTask:
-    """A walked folder whose tree is stored once its files are done."""
+    """A walked folder whose tree is stored once its files are done; `hits` are the
+    files cache entries of its files that were not read again."""
 
-    __slots__ = ("name", "st", "items", "node")
+    __slots__ = ("path", "name", "st", "items", "hits", "node")
 
-    def __init__(self, name: str, st, items: list) -> None:
-        self.name, self.st, self.items, self.node = name, st, items, None
+    def __init__(self, path: str, name: str, st, items: list, hits: list) -> None:
+        self.path, self.name, self.st, self.items, self.hits, self.node = path, name, st, items, hits, None
 
     def ready(self) -> bool:
         for it in self.items:  # noqa: SIM110 - a plain loop: this runs for every folder, many times
@@ -89,14 +91,20 @@ class _DirTask:
                 return False
         return True
 
+    def wait(self) -> None:
+        """Wait until every file of the folder is read (its batches must be submitted)."""
+        for it in self.items:
+            if type(it) is _PendingFile:
+                it.fut.exception()
+
 
 class _PendingFile:
     """A file handed to the workers; `fut.result()[i]` is its outcome."""
 
-    __slots__ = ("path", "node", "st", "fut", "i")
+    __slots__ = ("path", "name", "node", "st", "fut", "i")
 
-    def __init__(self, path: str, node: dict, st) -> None:
-        self.path, self.node, self.st, self.fut, self.i = path, node, st, None, 0
+    def __init__(self, path: str, name: str, node: dict, st) -> None:
+        self.path, self.name, self.node, self.st, self.fut, self.i = path, name, node, st, None, 0
 
 
 class Archiver:
@@ -126,6 +134,7 @@ class Archiver:
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
         self.slots = threading.BoundedSemaphore(self.workers * 16)
         self._queue: collections.deque[_DirTask] = collections.deque()
+        self._open_items = 0  # entries of the folders in _queue
         self._batch: list = []
         self._batch_bytes = 0
         self._racy_ns = time.time_ns() - 2_000_000_000
@@ -163,7 +172,8 @@ class Archiver:
             node["group"] = group
         return node
 
-    def _file_node(self, path: str, name: str, st, items: list) -> None:
+    def _file_node(self, path: str, name: str, st, items: list, cached) -> None:
+        """`cached`: (the files cache entries of the folder by name, the list its hits go to)."""
         node = self._meta(name, "file", st)
         node["size"] = st.st_size
         if st.st_nlink > 1:
@@ -171,9 +181,10 @@ class Archiver:
             node["device"] = st.st_dev
         stats = self.stats
         stats.files_total += 1
-        cached = self.cache.get(path)
-        if cached is not None:
-            size, mtime, ctime, ino, content, sha = cached
+        old, hits = cached
+        entry = old.get(name)
+        if entry is not None:
+            size, mtime, ctime, ino, content, sha = entry
             if (
                 size == st.st_size
                 and mtime == st.st_mtime_ns
@@ -185,13 +196,13 @@ class Archiver:
                 node["sha256"] = sha
                 stats.files_unmodified += 1
                 stats.bytes_total += size
-                self.cache.put(path, cached)
+                hits.append((name, entry))
                 items.append(node)
                 return
             stats.files_changed += 1
         else:
             stats.files_new += 1
-        rec = _PendingFile(path, node, st)
+        rec = _PendingFile(path, name, node, st)
         items.append(rec)
         if st.st_size > BATCH_BYTES:
             self._submit([rec])
@@ -212,7 +223,8 @@ class Archiver:
         jobs = [(r.path, r.st.st_size) for r in recs]
         procs = self._process_pool(recs)
         if procs is not None:
-            fut = procs.submit(read_batch, jobs)
+            fut = Future()
+            procs.submit(read_batch, jobs).add_done_callback(lambda inner: self._store_sealed(inner, fut))
         else:
             fut = self.pool.submit(self.reader.read_files, jobs)
         fut.add_done_callback(lambda _f: self.slots.release())
@@ -235,6 +247,25 @@ class Archiver:
                 return None
         return self.procs
 
+    def _store_sealed(self, inner: Future, outer: Future) -> None:
+        """Store a worker process's sealed chunks as soon as its batch is back, then
+        complete `outer` (the future the batch's files wait on) with results that no
+        longer hold them: sealed data never waits in memory for its folder to complete.
+        A failure completes `outer` with it, and `_finish_file` raises it on the walk's thread."""
+        try:
+            results = inner.result()
+            add_sealed = self.store.add_sealed
+            for i, res in enumerate(results):
+                if isinstance(res, OSError) or not res.chunks:
+                    continue
+                for c in res.chunks:
+                    add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed)
+                results[i] = res._replace(chunks=())  # stored: () still says "from a process"
+        except BaseException as e:
+            outer.set_exception(e)
+            return
+        outer.set_result(results)
+
     def _all_indexed(self, content) -> bool:
         has = self.store.has
         try:
@@ -242,7 +273,9 @@ class Archiver:
         except (ValueError, TypeError):
             return False
 
-    def _finish_file(self, rec: "_PendingFile") -> bool:
+    def _finish_file(self, rec: "_PendingFile", entries: list) -> bool:
+        """Complete a read file's node (False: it could not be read); its files cache
+        entry goes to `entries`."""
         path, node, st = rec.path, rec.node, rec.st
         res = rec.fut.result()[rec.i]
         if isinstance(res, OSError):
@@ -250,25 +283,22 @@ class Archiver:
             self.stats.files_total -= 1
             return False
         ids, sha, size = res.ids, res.sha256, res.size
-        if res.chunks is not None:  # from a worker process: its chunks come sealed
-            add_sealed = self.store.add_sealed
-            for c in res.chunks:
-                add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed)
+        if res.chunks is not None:  # from a worker process: its chunks came sealed (_store_sealed)
             self.stats.bytes_read += size
         node["content"] = ids
         node["sha256"] = sha
         node["size"] = size
         self.stats.bytes_total += size
         if st.st_mtime_ns < self._racy_ns and size == st.st_size:
-            self.cache.put(path, [size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha])
+            entries.append((rec.name, (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha)))
         return True
 
-    def node_for(self, path: str, name: str, st, items: list, selection=None) -> None:
+    def node_for(self, path: str, name: str, st, items: list, selection=None, cached=None) -> None:
         """Append what stands for one directory entry to `items`: a node, a pending
-        file, or a `_DirTask` for a folder."""
+        file, or a `_DirTask` for a folder. `cached`: see `_file_node`."""
         mode = st.st_mode
         if st_.S_ISREG(mode):
-            self._file_node(path, name, st, items)
+            self._file_node(path, name, st, items, cached or ({}, []))
         elif st_.S_ISDIR(mode):
             items.append(self.save_dir(path, name, st, selection))
         elif st_.S_ISLNK(mode):
@@ -307,7 +337,8 @@ class Archiver:
                 continue
             stack.pop()
             self._queue.append(task)  # post-order: after every subfolder's task
-            self.drain(block=len(self._queue) > MAX_OPEN_DIRS)
+            self._open_items += len(task.items)
+            self.drain()
             if not stack:
                 return task
             stack[-1][0].items.append(task)
@@ -319,6 +350,7 @@ class Archiver:
         self.stats.dirs += 1
         items: list = []
         later: list = []
+        cached = (self.cache.folder(path), [])
         if selection is None:
             try:
                 with os.scandir(path) as it:
@@ -339,7 +371,7 @@ class Archiver:
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, entry.name, cst, None))
                 else:
-                    self.node_for(child, entry.name, cst, items)
+                    self.node_for(child, entry.name, cst, items, cached=cached)
         else:
             for cname, csel in sorted(selection.items()):
                 child = os.path.join(path, cname)
@@ -351,35 +383,48 @@ class Archiver:
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, cname, cst, csel))
                 else:
-                    self.node_for(child, cname, cst, items)
-        return _DirTask(name, st, items), later
+                    self.node_for(child, cname, cst, items, cached=cached)
+        return _DirTask(path, name, st, items, cached[1]), later
 
     def drain(self, block: bool = False) -> None:
-        """Store the trees of finished folders, oldest first; with `block`, wait for all."""
+        """Store the trees of finished folders, oldest first; with `block`, wait for all.
+
+        Without it, wait for the oldest folders only while more than MAX_OPEN_DIRS
+        folders or MAX_OPEN_ITEMS of their entries are open, so the walk never runs
+        further ahead of the workers than that."""
         q = self._queue
         if block:
             self.flush_batch()
         while q:
             task = q[0]
-            if not block and not task.ready():
-                return
+            if not task.ready():
+                if not block and len(q) <= MAX_OPEN_DIRS and self._open_items <= MAX_OPEN_ITEMS:
+                    return
+                self.flush_batch()
+                task.wait()
+            self._open_items -= len(task.items)
             self._complete(task)
             q.popleft()
 
     def _complete(self, task: "_DirTask") -> None:
-        nodes = self.collect(task.items)
-        task.items = None
+        """Store a folder's tree as soon as its files and subfolders are done (post-order),
+        and its files cache entries."""
+        nodes, entries = self.collect(task.items)
+        self.cache.write_folder(task.path, task.hits + entries)
+        task.items = task.hits = None
         task.node = self._dir_node(task.name, task.st, nodes)
 
-    def collect(self, items: list) -> list[dict]:
-        """The finished nodes of a folder's items (subfolders must be complete)."""
-        nodes = []
+    def collect(self, items: list) -> tuple[list[dict], list]:
+        """The finished nodes of a folder's items (subfolders must be complete), and the
+        files cache entries of the files read."""
+        nodes: list[dict] = []
+        entries: list = []
         for it in items:
             if type(it) is dict:
                 nodes.append(it)
-            elif type(it) is _DirTask or self._finish_file(it):
+            elif type(it) is _DirTask or self._finish_file(it, entries):
                 nodes.append(it.node)
-        return nodes
+        return nodes, entries
 
     def _dir_node(self, name: str, st, nodes: list[dict]) -> dict:
         tree_id, digest = self.save_tree(nodes)
@@ -425,10 +470,13 @@ def walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
     if "/" in norm:  # the whole filesystem: every entry of / taken whole
         root_sel = dict.fromkeys(os.listdir("/"))
     items: list = []
+    cached = (arch.cache.folder("/"), [])
     for name, sel in sorted(root_sel.items()):
         path = "/" + name
         if sel is None and arch.excludes and arch.excluded(path, name):
             continue
-        arch.node_for(path, name, os.lstat(path), items, sel)
+        arch.node_for(path, name, os.lstat(path), items, sel, cached)
     arch.drain(block=True)
-    return arch.collect(items)
+    nodes, entries = arch.collect(items)
+    arch.cache.write_folder("/", cached[1] + entries)
+    return nodes

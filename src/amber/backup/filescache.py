@@ -4,61 +4,205 @@ A file whose size, mtime, ctime and inode match its entry, and whose blobs
 are all still indexed, is not read again: an unchanged backup costs one
 `lstat` per file. The cache is local state, never part of the repository;
 losing it only costs time.
+
+It is read one folder at a time, when the walk reaches that folder, and the
+new cache is written one folder at a time, when that folder's tree is
+stored: memory holds a small table of where each folder's entries lie and
+the entries of the folders being walked, never the whole tree. One file per
+set of backed-up paths (`files-<digest of the paths>.v2`), since a backup
+only ever looks up entries below the paths it walks. Layout (little-endian):
+
+    per folder: u32 body length | body
+        body: u16 path length | folder path | u32 entry count | entries
+        entry: u16 name length | name | u64 size | i64 mtime_ns | i64 ctime_ns |
+               u64 inode | 32-byte SHA-256 | u32 blob count | 32-byte blob ids
+    table: per folder, sorted: 8-byte BLAKE2b of the folder path | u64 offset
+    trailer: u64 table offset | u32 folder count | b"AFC2"
+
+The folder path inside the body is compared on reading, so two folders whose
+digests collide never share entries; anything unreadable counts as no entry.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
+import struct
 import tempfile
 
-import zstandard
-
-VERSION = 1
-# size, mtime_ns, ctime_ns, inode, content (hex ids), sha256
+# size, mtime_ns, ctime_ns, inode, content (hex ids), sha256 (hex)
 Entry = tuple
+
+_TRAILER = struct.Struct("<QI4s")
+_MAGIC = b"AFC2"
+_SLOT = struct.Struct("<8sQ")
+_HEAD = struct.Struct("<QqqQ32sI")
+_LEN16 = struct.Struct("<H")
+_LEN32 = struct.Struct("<I")
+OLD_NAME = "files.json.zst"  # the cache of earlier versions, one JSON document: removed on save
+
+
+def cache_name(roots: list[str]) -> str:
+    """The file name of the cache for one set of backed-up paths."""
+    digest = hashlib.blake2b("\0".join(sorted(roots)).encode("utf-8", "surrogateescape"), digest_size=8)
+    return f"files-{digest.hexdigest()}.v2"
+
+
+def _key(folder: bytes) -> bytes:
+    return hashlib.blake2b(folder, digest_size=8).digest()
 
 
 class FilesCache:
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.old: dict[str, list] = {}
-        self.new: dict[str, list] = {}
-        if path:
-            self._load()
+    """The previous run's entries, read per folder, and this run's, written per folder.
 
-    def _load(self) -> None:
+    `folder` is None for a backup without a cache (standard input, --no-cache)."""
+
+    def __init__(self, folder: str | None, roots: list[str] | None = None) -> None:
+        self.path = os.path.join(folder, cache_name(roots or [])) if folder else None
+        self._old: dict[bytes, int] = {}  # folder digest -> offset of its block
+        self._old_file = None
+        self._out = None
+        self._out_path = ""
+        self._table: list[tuple[bytes, int]] = []
+        if self.path:
+            self._open_old()
+
+    # -- reading the previous run's cache --------------------------------------
+
+    def _open_old(self) -> None:
         try:
-            with open(self.path, "rb") as f:
-                raw = zstandard.ZstdDecompressor().decompress(f.read(), max_output_size=1 << 31)
-            doc = json.loads(raw)
-            if doc.get("v") == VERSION and isinstance(doc.get("files"), dict):
-                self.old = doc["files"]
-        except (OSError, ValueError, zstandard.ZstdError):
-            self.old = {}
-
-    def get(self, path: str):
-        return self.old.get(path)
-
-    def put(self, path: str, entry: list) -> None:
-        self.new[path] = entry
-
-    def save(self, roots: list[str]) -> None:
-        """Keep new entries, and old ones outside the folders this backup walked."""
-        if not self.path:
-            return
-        prefixes = tuple(r.rstrip("/") + "/" for r in roots)
-        merged = {p: e for p, e in self.old.items() if p not in roots and not p.startswith(prefixes)}
-        merged.update(self.new)
-        raw = zstandard.ZstdCompressor(level=1).compress(
-            json.dumps({"v": VERSION, "files": merged}, separators=(",", ":")).encode()
-        )
-        folder = os.path.dirname(self.path)
-        try:
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".files-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(raw)
-            os.replace(tmp, self.path)
+            f = open(self.path, "rb")  # noqa: SIM115 - read folder by folder until close()
         except OSError:
-            pass  # a cache we cannot write only costs time next run
+            return
+        try:
+            size = f.seek(0, os.SEEK_END)
+            if size < _TRAILER.size:
+                raise ValueError("short")
+            f.seek(size - _TRAILER.size)
+            at, count, magic = _TRAILER.unpack(f.read(_TRAILER.size))
+            if magic != _MAGIC or at + count * _SLOT.size + _TRAILER.size != size:
+                raise ValueError("not a files cache")
+            f.seek(at)
+            table = f.read(count * _SLOT.size)
+            self._old = {key: off for key, off in _SLOT.iter_unpack(table) if off < at}
+            self._old_file = f
+        except (OSError, ValueError, struct.error):
+            f.close()
+
+    def folder(self, path: str) -> dict[str, Entry]:
+        """The previous run's entries of the files directly in one folder, by name."""
+        if self._old_file is None:
+            return {}
+        raw_path = os.fsencode(path)
+        off = self._old.get(_key(raw_path))
+        if off is None:
+            return {}
+        try:
+            return _decode_block(self._read_block(off), raw_path)
+        except (OSError, ValueError, struct.error, UnicodeError):
+            return {}
+
+    def _read_block(self, off: int) -> bytes:
+        f = self._old_file
+        f.seek(off)
+        (n,) = _LEN32.unpack(f.read(4))
+        body = f.read(n)
+        if len(body) != n:
+            raise ValueError("truncated")
+        return body
+
+    # -- writing this run's cache ----------------------------------------------
+
+    def write_folder(self, path: str, entries: list[tuple[str, Entry]]) -> None:
+        """Record the entries of one folder's files (as this backup found and stored them)."""
+        if not self.path or not entries:
+            return
+        try:
+            if self._out is None:
+                folder = os.path.dirname(self.path)
+                os.makedirs(folder, exist_ok=True)
+                fd, self._out_path = tempfile.mkstemp(dir=folder, prefix=".files-")
+                self._out = os.fdopen(fd, "wb")
+            raw_path = os.fsencode(path)
+            body = _encode_block(raw_path, entries)
+            self._table.append((_key(raw_path), self._out.tell()))
+            self._out.write(_LEN32.pack(len(body)))
+            self._out.write(body)
+        except (OSError, ValueError):
+            self._drop_output()  # a cache we cannot write only costs time next run
+
+    def save(self) -> None:
+        """Finish this run's cache and put it in place of the previous one."""
+        self.close_old()
+        if self._out is None:
+            return
+        try:
+            at = self._out.tell()
+            self._table.sort()
+            self._out.write(b"".join(_SLOT.pack(k, off) for k, off in self._table))
+            self._out.write(_TRAILER.pack(at, len(self._table), _MAGIC))
+            self._out.close()
+            self._out = None
+            os.replace(self._out_path, self.path)
+            _remove(os.path.join(os.path.dirname(self.path), OLD_NAME))
+        except OSError:
+            self._drop_output()
+
+    def discard(self) -> None:
+        """Forget this run's cache (the backup failed): the previous one stays."""
+        self.close_old()
+        self._drop_output()
+
+    def close_old(self) -> None:
+        if self._old_file is not None:
+            self._old_file.close()
+            self._old_file = None
+        self._old = {}
+
+    def _drop_output(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            _remove(self._out_path)
+        self._table = []
+
+
+def _encode_block(raw_path: bytes, entries: list[tuple[str, Entry]]) -> bytes:
+    parts = [_LEN16.pack(len(raw_path)), raw_path, _LEN32.pack(len(entries))]
+    for name, (size, mtime, ctime, ino, content, sha) in entries:
+        raw_name = os.fsencode(name)
+        parts.append(_LEN16.pack(len(raw_name)))
+        parts.append(raw_name)
+        parts.append(_HEAD.pack(size, mtime, ctime, ino, bytes.fromhex(sha), len(content)))
+        parts.append(bytes.fromhex("".join(content)))
+    return b"".join(parts)
+
+
+def _decode_block(body: bytes, raw_path: bytes) -> dict[str, Entry]:
+    (n,) = _LEN16.unpack_from(body, 0)
+    if body[2 : 2 + n] != raw_path:
+        return {}  # another folder whose digest collides
+    pos = 2 + n
+    (count,) = _LEN32.unpack_from(body, pos)
+    pos += 4
+    out: dict[str, Entry] = {}
+    for _ in range(count):
+        (n,) = _LEN16.unpack_from(body, pos)
+        name = os.fsdecode(body[pos + 2 : pos + 2 + n])
+        pos += 2 + n
+        size, mtime, ctime, ino, sha, blobs = _HEAD.unpack_from(body, pos)
+        pos += _HEAD.size
+        ids = body[pos : pos + 32 * blobs]
+        if len(ids) != 32 * blobs:
+            raise ValueError("truncated entry")
+        pos += 32 * blobs
+        content = [ids[i : i + 32].hex() for i in range(0, len(ids), 32)]
+        out[name] = (size, mtime, ctime, ino, content, sha.hex())
+    return out
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -44,7 +44,17 @@ class BackupTarget(Pruned, Protocol):
     def cache_dir(self) -> str: ...
 
 
-def backup(
+def backup(repo: BackupTarget, paths, **options) -> BackupResult:
+    """Back up `paths` (or standard input); see `_backup` for the options.
+
+    Snapshot documents are read through local copies (SnapshotStore.cached): a backup
+    reads the snapshots several times (its parent, the clock guard, the audit events)
+    and would otherwise fetch every one of them from storage each time."""
+    with repo.snapshot_store.cached(os.path.join(repo.cache_dir(), "snapshots")):
+        return _backup(repo, paths, **options)
+
+
+def _backup(
     repo: BackupTarget,
     paths,
     *,
@@ -67,38 +77,41 @@ def backup(
     jump = _clock_jump(repo)
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index(force=True)
-    cache = FilesCache(os.path.join(repo.cache_dir(), "files.json.zst") if use_cache and stdin is None else None)
-    with repo.blobs.session(retention) as session:
-        arch = Archiver(
-            session,
-            repo.keys,
-            repo.config["chunker"],
-            excludes=excludes,
-            files_cache=cache,
-            stats=stats,
-            workers=workers,
-            processes=processes,
-        )
-        try:
-            if stdin is not None:
-                top, snap_paths = [arch.save_stdin(stdin, stdin_name)], ["/" + stdin_name]
-            else:
-                top, snap_paths = walk_roots(arch, norm), norm
-            root_tree, content_root = arch.save_tree(top)
-            session.flush()
-        finally:
-            arch.close()
-    doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
-    if jump is not None:
-        doc["clock_jump"] = jump.to_json()
-    summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
-    doc.update(tree=root_tree, content_root=content_root, summary=summary)
-    sid = repo.snapshot_store.save(doc, retention)
-    if retention is not None:  # data reused from older snapshots must live as long as this one
-        extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
-    record_snapshots(repo.audit, repo.snapshot_store, sid, retention)
-    if stdin is None:
-        cache.save(norm)
+    cache = FilesCache(repo.cache_dir() if use_cache and stdin is None else None, norm)
+    try:
+        with repo.blobs.session(retention) as session:
+            arch = Archiver(
+                session,
+                repo.keys,
+                repo.config["chunker"],
+                excludes=excludes,
+                files_cache=cache,
+                stats=stats,
+                workers=workers,
+                processes=processes,
+            )
+            try:
+                if stdin is not None:
+                    top, snap_paths = [arch.save_stdin(stdin, stdin_name)], ["/" + stdin_name]
+                else:
+                    top, snap_paths = walk_roots(arch, norm), norm
+                root_tree, content_root = arch.save_tree(top)
+                session.flush()
+            finally:
+                arch.close()
+        doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
+        if jump is not None:
+            doc["clock_jump"] = jump.to_json()
+        summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
+        doc.update(tree=root_tree, content_root=content_root, summary=summary)
+        sid = repo.snapshot_store.save(doc, retention)
+        if retention is not None:  # data reused from older snapshots must live as long as this one
+            extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
+        record_snapshots(repo.audit, repo.snapshot_store, sid, retention)
+    except BaseException:
+        cache.discard()  # the previous run's cache stays
+        raise
+    cache.save()
     return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import blake3
 
@@ -31,24 +30,16 @@ from ..format import pack as packfmt
 from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry
 from ..storage.base import Retention, Storage
 from . import records as rec
+from .blobindex import BlobIndex, IndexEntry
 from .chunks import seal_chunk
 
 PACK_TARGET = 16 << 20
-PACKS_PER_INDEX = 32
+PACKS_PER_INDEX = 32  # an index file is written for at most this many packs ...
+BLOBS_PER_INDEX = 65536  # ... or blobs: their entries wait in memory until it is
 UPLOADERS = 2  # threads that write finished packs, so workers never wait on storage
 TREE_PACKS_CACHED = 4  # whole tree packs kept in memory while trees are read
 UPLOAD_QUEUE = 4  # finished packs that may wait for an uploader (bounds memory)
 _KIND = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}
-
-
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    pack: bytes
-    type: int
-    comp: int
-    offset: int
-    length: int
-    raw_length: int
 
 
 class _OpenPack:
@@ -99,7 +90,7 @@ class BlobStore:
         self.keys = keys
         self.sealer = Sealer(keys.data)
         self.pack_target = pack_target
-        self.index: dict[bytes, IndexEntry] = {}
+        self.index = BlobIndex()
         self.index_files: list[str] = []
         self.pack_index_files: dict[bytes, set[str]] = {}  # pack -> index files naming it
         self.tombstones: frozenset[bytes] = frozenset()  # packs prune deleted: their index entries are void
@@ -131,7 +122,9 @@ class BlobStore:
         files = [info.key for info in self.storage.list(layout.INDEX)]
         for key in files:
             try:
-                self._add_index_file(key, self.records.get(rec.INDEX, key))
+                packs = self.records.get(rec.INDEX, key)
+                self.index.reserve(sum(len(entries) for _pack, entries in packs))
+                self._add_index_file(key, packs)
             except (IntegrityError, NotFound) as e:
                 bad.append(f"{key}: {e}")
         self.index_files = files
@@ -149,32 +142,36 @@ class BlobStore:
                 continue
             doomed = self.doomed
             for e in entries:
-                known = index.get(e.id)
+                known = index.pack_of(e.id)
                 # of two copies, keep the one no prune plan is about to delete
-                if known is None or (known.pack in doomed and pack_id not in doomed):
-                    index[e.id] = IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
+                if known is None or (known in doomed and pack_id not in doomed):
+                    index.put(e.id, pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
 
     def reset_index(self) -> None:
         """Forget the loaded index (blobs written by this client and not yet indexed stay)."""
         with self._mu:
-            pending = {e.id: pack for pack, entries in self._written for e in entries}
-            keep = {b: e for b, e in self.index.items() if b in pending}
+            keep = BlobIndex()
+            for _pack, entries in self._written:
+                for e in entries:
+                    known = self.index.get(e.id)
+                    if known is not None:
+                        keep[e.id] = known
             self.index = keep
             self.index_files = []
             self.pack_index_files = {}
 
     def has(self, blob_id: bytes) -> bool:
         """Whether a writer may reuse this blob (it is indexed, in a pack not planned for deletion)."""
-        e = self.index.get(blob_id)
-        return e is not None and e.pack not in self.doomed
+        pack = self.index.pack_of(blob_id)
+        return pack is not None and pack not in self.doomed
 
     # -- writing -------------------------------------------------------------
 
     def _claim(self, blob_id: bytes) -> bool:
         """Whether this writer is the one to store the blob (it is neither known nor in flight)."""
         with self._mu:
-            known = self.index.get(blob_id)
-            if (known is not None and known.pack not in self.doomed) or blob_id in self._inflight:
+            known = self.index.pack_of(blob_id)
+            if (known is not None and known not in self.doomed) or blob_id in self._inflight:
                 return False
             self._inflight.add(blob_id)
             return True
@@ -252,12 +249,13 @@ class BlobStore:
         entries = p.entries
         with self._mu:
             for e in entries:
-                self.index[e.id] = IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
+                self.index.put(e.id, pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
                 self._inflight.discard(e.id)
             self.bytes_added += len(header) + 4
             self.packs_written += 1
             self._written.append((pack_id, entries))
-            flush_index = len(self._written) >= PACKS_PER_INDEX
+            waiting = sum(len(entries) for _pack, entries in self._written)
+            flush_index = len(self._written) >= PACKS_PER_INDEX or waiting >= BLOBS_PER_INDEX
         if flush_index:
             self.write_index()
 

@@ -1,6 +1,7 @@
 """What one client keeps about a repository on its own machine, outside the repository.
 
-    $XDG_CACHE_HOME/amber/<repository id>/files.json.zst   the files cache (a lost cache costs only time)
+    $XDG_CACHE_HOME/amber/<repository id>/files-<paths>.v2  the files cache (a lost cache costs only time)
+    $XDG_CACHE_HOME/amber/<repository id>/snapshots/       copies of snapshot documents as stored (sealed)
     $XDG_STATE_HOME/amber/<repository id>/checkpoint       the last audit-log checkpoint this client verified
     $XDG_STATE_HOME/amber/<repository id>/clock.json       the latest time this client has seen
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-from collections.abc import Callable, Iterable
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..clock import from_iso, to_iso
@@ -89,6 +92,23 @@ class SnapshotStore:
         self.errors: list[str] = []  # snapshots that could not be read (check reports them)
         self.bad: dict[str, str] = {}  # snapshot id -> why it could not be read
         self._cache: list[Snapshot] | None = None
+        self._copies: str | None = None  # folder of local copies of the stored documents, while `cached`
+
+    @contextlib.contextmanager
+    def cached(self, folder: str) -> Iterator[None]:
+        """Read snapshot documents through local copies of their stored bytes, kept in `folder`.
+
+        A snapshot document never changes (its name is the hash of its stored bytes), so
+        a backup need not fetch every one of them again each time: it keeps the sealed
+        bytes as stored (encrypted at rest) and authenticates a copy exactly as it would
+        the stored object, reading the object again when the copy fails. The listing is
+        always fresh, and copies of snapshots no longer listed are removed. Only for
+        readers that need the documents, not their state in storage: `check` reads storage."""
+        previous, self._copies = self._copies, folder
+        try:
+            yield
+        finally:
+            self._copies = previous
 
     def all(self) -> list[Snapshot]:
         """Every readable snapshot, oldest first."""
@@ -107,10 +127,11 @@ class SnapshotStore:
         no error: it is simply gone."""
         out, errors = [], []
         bad: dict[str, str] = {}
-        for info in self.records.listing(layout.SNAPSHOTS):
+        listed = self.records.listing(layout.SNAPSHOTS)
+        for info in listed:
             sid = layout.last(info.key)
             try:
-                out.append(self.load(sid))
+                out.append(self._load_copy(sid) if self._copies else self.load(sid))
             except NotFound:
                 continue
             except IntegrityError as e:
@@ -118,14 +139,45 @@ class SnapshotStore:
                 errors.append(msg)
                 bad[sid] = msg
         self.bad = bad
+        if self._copies:
+            self._remove_copies({layout.last(info.key) for info in listed})
         return out, errors
 
     def load(self, sid: str) -> Snapshot:
         key = layout.snapshot(sid)
         return Snapshot.from_doc(sid, self.records.get(rec.SNAPSHOT, key), key)
 
+    def _load_copy(self, sid: str) -> Snapshot:
+        """A snapshot read through its local copy (see `cached`)."""
+        key = layout.snapshot(sid)
+        path = os.path.join(self._copies or "", sid)
+        try:
+            with open(path, "rb") as f:
+                return Snapshot.from_doc(sid, self.records.open(rec.SNAPSHOT, key, f.read()), key)
+        except (OSError, IntegrityError):
+            pass  # no copy, or a damaged one: read the stored object
+        raw = self.records.storage.get(key)
+        snap = Snapshot.from_doc(sid, self.records.open(rec.SNAPSHOT, key, raw), key)
+        _write_copy(self._copies or "", sid, raw)
+        return snap
+
+    def _remove_copies(self, listed: set[str]) -> None:
+        try:
+            names = os.listdir(self._copies or "")
+        except OSError:
+            return
+        for name in names:
+            if name not in listed:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self._copies or "", name))
+
     def save(self, doc: dict, retention: Retention | None = None) -> str:
-        sid = self.records.put(rec.SNAPSHOT, doc, layout.snapshot, retention)
+        if self._copies:  # keep the stored bytes: the writer need not fetch them back
+            sid, raw = self.records.seal(rec.SNAPSHOT, doc)
+            self.records.storage.put(layout.snapshot(sid), raw, retention=retention)
+            _write_copy(self._copies, sid, raw)
+        else:
+            sid = self.records.put(rec.SNAPSHOT, doc, layout.snapshot, retention)
         self._cache = None
         return sid
 
@@ -165,3 +217,15 @@ class SnapshotStore:
 
     def forget(self) -> None:
         self._cache = None
+
+
+def _write_copy(folder: str, sid: str, raw: bytes) -> None:
+    """Keep a snapshot's stored bytes locally (a copy we cannot write only costs a read)."""
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".snapshot-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, os.path.join(folder, sid))
+    except OSError:
+        pass

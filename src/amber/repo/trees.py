@@ -14,7 +14,9 @@ from ..errors import AmberError, IntegrityError, NotFound
 from ..format import tree as treefmt
 from .blobs import BlobStore
 
-TREES_CACHED = 100_000  # decoded trees kept; the cache is emptied when it grows past this
+# Decoded trees kept, counted in nodes (about 1 KB each); the cache is emptied when it grows
+# past this. Walks (restore, check, prune) read each tree once: the cache serves lookups by path.
+NODES_CACHED = 4096
 
 
 class Trees:
@@ -24,6 +26,7 @@ class Trees:
         self.blobs = blobs
         self._ready = ready
         self._cache: dict[bytes, list[dict]] = {}
+        self._cached_nodes = 0
 
     def load_tree(self, tree_id: str) -> list[dict]:
         """A folder's validated nodes; any damage is an IntegrityError naming the tree."""
@@ -43,9 +46,10 @@ class Trees:
         except NotFound as e:
             raise IntegrityError(f"{what}: its pack is missing ({e})") from None
         nodes = treefmt.decode(raw, what)
-        if len(self._cache) > TREES_CACHED:
-            self._cache.clear()
+        if self._cached_nodes + len(nodes) > NODES_CACHED:
+            self.forget()
         self._cache[bid] = nodes
+        self._cached_nodes += len(nodes)
         return nodes
 
     def walk(self, tree_id: str, prefix: str = "", errors: list[str] | None = None) -> Iterator[tuple[str, dict]]:
@@ -116,3 +120,4 @@ class Trees:
 
     def forget(self) -> None:
         self._cache.clear()
+        self._cached_nodes = 0

@@ -46,9 +46,10 @@ class Placement:
         self._proc_fd: int | None = None  # /proc/self/fd, to give unnamed files a name
         self._unnamed = False
 
-    def remove_temporaries(self) -> None:
-        """Remove every temporary not renamed into place; let go of /proc/self/fd."""
-        if self._proc_fd is not None:
+    def remove_temporaries(self, *, last: bool = True) -> None:
+        """Remove every temporary not renamed into place; `last`: let go of /proc/self/fd too
+        (not between the rounds of a restore, which still link files in)."""
+        if last and self._proc_fd is not None:
             os.close(self._proc_fd)
             self._proc_fd = None
         temps, self._temps = self._temps, set()

@@ -23,6 +23,7 @@ import fnmatch
 import hashlib
 import os
 import stat as st_
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -33,7 +34,8 @@ from ..repo.snapshots import Snapshot
 from .jobs import FileJob, RestoreStats
 from .placement import DIR_FLAGS, Placement
 
-MAX_SPAN = 64 << 20
+MAX_SPAN = 4 << 20  # one read of a pack region: also the unit of work the restore's threads share
+PLAN_FILES = 8192  # files planned, then written, at a time: memory follows this, not the snapshot
 
 
 class Restorable(Protocol):
@@ -87,11 +89,17 @@ class Restorer(Placement):
 
     # -- planning --------------------------------------------------------------
 
-    def plan(self, tree_id: str, includes=(), rel: str = "", dest: str | None = None) -> None:
+    def plan(self, tree_id: str, includes=(), rel: str = "", dest: str | None = None) -> Iterator[None]:
         """Make the folders of a tree (depth first, each before what it holds) and list
-        what to write into them. Iterative: no depth of folders meets Python's recursion limit."""
+        what to write into them. Iterative: no depth of folders meets Python's recursion limit.
+
+        Yields whenever PLAN_FILES files are listed in `files` (and once at the end):
+        the caller writes them and empties the list, so a restore holds the nodes of
+        a few thousand files at a time, never the whole snapshot's."""
         stack = [(iter(self.repo.load_tree(tree_id)), includes, rel, dest or self.target)]
         while stack:
+            if len(self.files) >= PLAN_FILES:
+                yield
             nodes, includes, rel, dest = stack[-1]
             node = next(nodes, None)
             if node is None:
@@ -125,6 +133,7 @@ class Restorer(Placement):
                 self.specials.append((out, node))
             else:
                 self.skipped += 1
+        yield
 
     def _plan_file(self, out: str, node: dict) -> None:
         content = node.get("content") or []
@@ -142,14 +151,23 @@ class Restorer(Placement):
 
     # -- writing ---------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, rounds: Iterator[None], verify: bool = False) -> None:
+        """Write what `plan` lists, round by round (`verify`: read each file back after
+        its round), then the hard links, special files and symlinks, and last the
+        folders' metadata."""
         self._unnamed = self._can_link_unnamed()
         try:
-            self._run()
+            for _ in rounds:
+                self._write_files()
+                if verify:
+                    self.stats.errors.extend(self.verify())
+                self.files = []
+            self._finish_tree()
         finally:
             self._cleanup()
 
-    def _run(self) -> None:
+    def _write_files(self) -> None:
+        """Write the files listed, pack by pack."""
         by_pack: dict[bytes, list] = {}
         for job in self.files:
             content = job.node.get("content") or []
@@ -174,9 +192,12 @@ class Restorer(Placement):
                 for pack, item in planned:
                     by_pack.setdefault(pack, []).append(item)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="amber-restore") as pool:
-            for fut in [pool.submit(self._restore_pack, p, items) for p, items in by_pack.items()]:
+            regions = [(p, group) for p, items in by_pack.items() for group in _regions(items)]
+            for fut in [pool.submit(self._restore_region, p, group) for p, group in regions]:
                 fut.result()
-        self._cleanup()  # the temporaries of files some of whose blobs failed
+        self._cleanup(last=False)  # the temporaries of files some of whose blobs failed
+
+    def _finish_tree(self) -> None:
         for first, out in self.hardlinks:
             self._make_hardlink(first, out)
         for out, node in self.specials:
@@ -193,51 +214,43 @@ class Restorer(Placement):
             finally:
                 os.close(fd)
 
-    def _cleanup(self) -> None:
+    def _cleanup(self, last: bool = True) -> None:
         """Close what is still open and remove every temporary not renamed into place."""
         for job in self.files:
             with job.lock:
                 fd, job.fd = job.fd, None
             if fd is not None:
                 os.close(fd)
-        self.remove_temporaries()
+        self.remove_temporaries(last=last)
 
-    def _restore_pack(self, pack_id: bytes, items: list) -> None:
-        items.sort(key=lambda t: t[0])
-        key = layout.pack(pack_id)
-        i = 0
-        while i < len(items):
-            start = items[i][0]
-            j = i
-            while j + 1 < len(items) and items[j + 1][2].offset + items[j + 1][2].length - start <= MAX_SPAN:
-                j += 1
-            end = max(it[2].offset + it[2].length for it in items[i : j + 1])
-            group = items[i : j + 1]
-            i = j + 1
-            try:
-                region = self.store.storage.get(key, start, end - start)
-            except (NotFound, AmberError) as err:
-                for it in group:
-                    self._fail(it[3], f"pack {pack_id.hex()[:16]}: {err}")
+    def _restore_region(self, pack_id: bytes, group: list) -> None:
+        """Read one region of a pack (`_regions`) and write the blobs it holds."""
+        start = group[0][0]
+        end = max(it[2].offset + it[2].length for it in group)
+        try:
+            region = self.store.storage.get(layout.pack(pack_id), start, end - start)
+        except (NotFound, AmberError) as err:
+            for it in group:
+                self._fail(it[3], f"pack {pack_id.hex()[:16]}: {err}")
+            return
+        view = memoryview(region)
+        last_id, data = None, None
+        for offset, bid, e, job, pos in group:
+            if job.failed:
                 continue
-            view = memoryview(region)
-            last_id, data = None, None
-            for offset, bid, e, job, pos in group:
-                if job.failed:
-                    continue
-                if bid != last_id:
-                    try:
-                        data = self.store.open_blob(bid, e, view[offset - start : offset - start + e.length])
-                    except IntegrityError as err:
-                        data = None
-                        last_id = bid
-                        self._fail(job, str(err))
-                        continue
+            if bid != last_id:
+                try:
+                    data = self.store.open_blob(bid, e, view[offset - start : offset - start + e.length])
+                except IntegrityError as err:
+                    data = None
                     last_id = bid
-                elif data is None:
-                    self._fail(job, f"blob {bid.hex()[:16]} is damaged")
+                    self._fail(job, str(err))
                     continue
-                self._write_blob(job, data, pos)
+                last_id = bid
+            elif data is None:
+                self._fail(job, f"blob {bid.hex()[:16]} is damaged")
+                continue
+            self._write_blob(job, data, pos)
 
     def _write_blob(self, job: FileJob, data: bytes, pos: int) -> None:
         if job.remaining == 1 and pos == 0 and job.fd is None:
@@ -310,6 +323,22 @@ class Restorer(Placement):
         return bad
 
 
+def _regions(items: list) -> list[list]:
+    """A pack's planned blobs, in order, cut into regions of at most MAX_SPAN bytes (a
+    larger blob alone): each region is read once, and regions are written in parallel."""
+    items.sort(key=lambda t: t[0])
+    out: list[list] = []
+    i = 0
+    while i < len(items):
+        start = items[i][0]
+        j = i
+        while j + 1 < len(items) and items[j + 1][2].offset + items[j + 1][2].length - start <= MAX_SPAN:
+            j += 1
+        out.append(items[i : j + 1])
+        i = j + 1
+    return out
+
+
 def _safe_mkdir(path: str) -> None:
     try:
         os.mkdir(path, 0o700)
@@ -350,14 +379,9 @@ def restore(
         includes = []
     os.makedirs(target, exist_ok=True)
     r = Restorer(repo, target, stats=stats, workers=workers, owner=not no_owner, special=not no_special)
-    r.plan(snap.tree, includes)
+    r.run(r.plan(snap.tree, includes), verify)
     if includes and not r.matched:
         raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
-    r.run()
-    if verify:
-        bad = r.verify()
-        if bad:
-            r.stats.errors.extend(bad)
     if r.stats.errors:
         raise RestoreFailed(r.stats.errors, r.stats, verify)
     return r.stats

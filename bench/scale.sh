@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# scale.sh — amber beside restic on trees of many small files: how memory and time grow.
+#
+#   bash bench/scale.sh                       # 100k 1M 10M files, amber and restic
+#   bash bench/scale.sh 100k 300k             # the sizes given
+#   TOOLS=amber bash bench/scale.sh 100k      # one tool (quick iterations)
+#
+# Per size: a fresh journaled ext4 image (sparse, one inode per 2 KiB, loop-mounted
+# at $WORK/scale-mnt) holds the tree (make_small_files.py: N files of 1-4 KiB,
+# ~100 per folder, seeded), then per tool its repository, its cache and the
+# restore target, removed after the tool's run. Steps, each under /usr/bin/time -v:
+# init, backup1 (first), backup2 (unchanged), restore (latest, into an empty
+# folder), check ($CHECK_ARGS for both tools, default none: structure only).
+# Needs root (loop mounts). amber is $AMBER_BIN (default: this checkout's .venv,
+# else /work/main/.venv); PYTHONPATH passes through.
+# Results: results/scale-<run>.csv, and results/scale-<run>.md with per size and
+# step wall, CPU, peak RSS and the growth law fitted over the sizes:
+# peak RSS ≈ fixed MB + bytes per file.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(dirname "$HERE")
+WORK=${WORK:-/tmp/bench}
+TOOLS=${TOOLS:-"restic amber"}
+RESULTS=${RESULTS:-$HERE/results}
+CHECK_ARGS=${CHECK_ARGS:-}
+SEED=${SEED:-12}
+MNT=$WORK/scale-mnt
+IMG=$WORK/scale.img
+SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100k 1M 10M)
+if [ -z "${AMBER_BIN:-}" ]; then
+  AMBER_BIN=$TOP/.venv/bin/amber; [ -x "$AMBER_BIN" ] || AMBER_BIN=/work/main/.venv/bin/amber
+fi
+export AMBER_BIN BENCH_PASSWORD=${BENCH_PASSWORD:-bench-password-not-secret}
+RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+LOGS=$WORK/logs/scale-$RUN_ID
+CSV=$RESULTS/scale-$RUN_ID.csv
+mkdir -p "$LOGS" "$RESULTS"
+command -v restic >/dev/null || { apt-get update -qq && apt-get install -y -qq restic >/dev/null; }
+
+say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOGS/scale.log" >&2; }
+count() { awk -v s="$1" 'BEGIN { n = s + 0; u = tolower(substr(s, length(s)));
+  if (u == "k") n *= 1000; else if (u == "m") n *= 1000000; printf "%d", n }'; }
+
+down() { mountpoint -q "$MNT" && umount "$MNT"; rm -f "$IMG"; }
+up() {   # up FILES : a fresh ext4 big enough for the tree, a repository and a restore
+  local n=$1 mb
+  mb=$(( n * 40 / 1024 + 2048 ))   # ~4 KiB blocks x (tree + restore + repo) + slack
+  down
+  truncate -s "${mb}M" "$IMG" &&
+    mkfs.ext4 -q -F -i 2048 -E lazy_itable_init=0,lazy_journal_init=0 "$IMG" &&
+    mkdir -p "$MNT" && mount -o loop "$IMG" "$MNT"
+}
+
+# timed SIZE TOOL STEP CMD... : one step under /usr/bin/time -v, one CSV row
+timed() {
+  local n=$1 tool=$2 step=$3; shift 3
+  local tf="$LOGS/$n-$tool-$step.time" log="$LOGS/$n-$tool-$step.log" t0 t1 rc
+  t0=$(date +%s.%N)
+  /usr/bin/time -v -o "$tf" "$@" > "$log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  [ "$rc" = 0 ] || say "WARNING: $tool $step exited $rc (see $log)"
+  echo "$RUN_ID,$n,$tool,$step,$(echo "$t1 - $t0" | bc -l | xargs printf '%.3f'),$(awk -F': ' '
+    /User time/ {u = $2} /System time/ {s = $2} /Maximum resident set size/ {r = $2}
+    END {printf "%.2f,%.2f,%d", u, s, r}' "$tf"),$rc" >> "$CSV"
+}
+warm() { tar cf - -C "$MNT" tree | cat > /dev/null; sync; }
+
+run_tool() {   # run_tool FILES TOOL
+  local n=$1 tool=$2 base=$MNT/$2
+  mkdir -p "$base/state" "$base/restore"
+  case $tool in
+    amber) export AMBER_REPOSITORY=$base/repo AMBER_PASSWORD=$BENCH_PASSWORD \
+             XDG_CACHE_HOME=$base/state/cache XDG_STATE_HOME=$base/state/state XDG_DATA_HOME=$base/state/data
+           local cmd=("$AMBER_BIN") ;;
+    restic) export RESTIC_REPOSITORY=$base/repo RESTIC_PASSWORD=$BENCH_PASSWORD RESTIC_CACHE_DIR=$base/state/cache
+            local cmd=(restic) ;;
+  esac
+  say "$n $tool: init"
+  if [ "$tool" = restic ]; then timed "$n" "$tool" init restic init --repository-version 2
+  else timed "$n" "$tool" init "${cmd[@]}" init; fi
+  local b
+  for b in backup1 backup2; do
+    say "$n $tool: $b"; warm; timed "$n" "$tool" "$b" "${cmd[@]}" backup "$MNT/tree"
+  done
+  say "$n $tool: restore"; sync
+  timed "$n" "$tool" restore "${cmd[@]}" restore latest --target "$base/restore"
+  local got; got=$(find "$base/restore" -type f | wc -l)
+  [ "$got" = "$n" ] || say "WARNING: $tool restored $got files, not $n"
+  say "$n $tool: check"; sync
+  # shellcheck disable=SC2086
+  timed "$n" "$tool" check "${cmd[@]}" check $CHECK_ARGS
+  rm -rf "$base"
+}
+
+echo "run_id,files,tool,step,wall_s,user_s,sys_s,maxrss_kb,rc" > "$CSV"
+{
+  echo "run_id=$RUN_ID sizes=[${SIZES[*]}] tools=[$TOOLS] seed=$SEED check_args=[$CHECK_ARGS]"
+  echo "host: $(nproc) cpus, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -r), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "restic: $(restic version 2>&1 | head -n1); amber: $AMBER_BIN $("$AMBER_BIN" --version 2>&1 | head -n1)"
+} | tee "$LOGS/header.txt" >&2
+trap down EXIT
+for s in "${SIZES[@]}"; do
+  n=$(count "$s")
+  up "$n" || { say "cannot make the scratch file system"; exit 1; }
+  say "$n: building the tree"
+  python3 "$HERE/make_small_files.py" "$MNT/tree" "$n" --seed "$SEED"
+  for tool in $TOOLS; do ( run_tool "$n" "$tool" ); done
+  down
+done
+python3 "$HERE/summarize_scale.py" "$CSV" --header "$LOGS/header.txt" | tee "$RESULTS/scale-$RUN_ID.md"

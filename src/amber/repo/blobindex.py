@@ -1,0 +1,202 @@
+"""The in-memory index: blob id → where the blob is stored, in about 60 bytes per blob.
+
+A dict of Python objects costs about 300 bytes per blob (the key, the entry,
+its ints, the dict slot), which at ten million small files is gigabytes.
+Here every blob is one fixed-width record in a bytearray — the same fields
+as in an index file (FORMAT.md §9), the pack as a number into a list of
+pack ids — and lookups go through an open-addressing table of record
+numbers (an `array` of 32-bit ints, at most half full). The table is
+placed by Python's `hash()` of the id, which is keyed per process, so
+blob ids an attacker chose for a planted index file cannot be made to
+collide on purpose.
+
+Readers may look up while one writer (under the blob store's lock) adds:
+a record is appended before the table names it, a grown table is built
+whole before it replaces the old one, and a record is rewritten with one
+slice assignment, so a reader sees an entry either before or after a
+change, never half of it.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_REC = struct.Struct("<32sIBBIII")  # id, pack number, type, compression, offset, length, raw length
+_PACK_NO = struct.Struct("<I")
+_W = _REC.size
+_ID = 32
+_EMPTY = -1  # a table slot never used
+_GONE = -2  # a table slot whose blob was deleted: probing goes past it
+_DEAD = 0xFFFFFFFF  # pack number of a deleted record
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    pack: bytes
+    type: int
+    comp: int
+    offset: int
+    length: int
+    raw_length: int
+
+
+class BlobIndex:
+    """A mapping of 32-byte blob ids to `IndexEntry`, stored compactly.
+
+    Supports what the callers of a dict used: `get`, `[]`, `in`, `len`,
+    assignment, `del`, and iteration over keys, values and items (in the
+    order blobs were first added)."""
+
+    def __init__(self, expected: int = 0) -> None:
+        self._recs = bytearray()
+        self._packs: list[bytes] = []
+        self._pack_no: dict[bytes, int] = {}
+        self._table = array("i", [_EMPTY]) * _table_size(expected)
+        self._used = 0  # table slots not empty (live and deleted)
+        self._live = 0
+
+    def reserve(self, n: int) -> None:
+        """Make room for `n` more blobs at once, so loading many index files grows the table once."""
+        size = _table_size(self._used + n)
+        if size > len(self._table):
+            self._rehash(size)
+
+    # -- lookups -------------------------------------------------------------
+
+    def _slot(self, bid: bytes) -> tuple[int, int]:
+        """(table position, record number): the blob's, or the empty slot it would take and -1."""
+        table, recs = self._table, self._recs
+        mask = len(table) - 1
+        i = hash(bid) & mask
+        while True:
+            r = table[i]
+            if r == _EMPTY:
+                return i, -1
+            if r >= 0 and recs.startswith(bid, r * _W):  # compares in place, no copy
+                return i, r
+            i = (i + 1) & mask
+
+    def _record(self, bid: bytes) -> int:
+        """The blob's record number, or -1 (`_slot` for readers, without the tuple)."""
+        table, recs = self._table, self._recs
+        mask = len(table) - 1
+        i = hash(bid) & mask
+        while True:
+            r = table[i]
+            if r == _EMPTY:
+                return -1
+            if r >= 0 and recs.startswith(bid, r * _W):
+                return r
+            i = (i + 1) & mask
+
+    def _entry(self, r: int) -> IndexEntry:
+        _bid, pn, t, comp, off, length, raw = _REC.unpack_from(self._recs, r * _W)
+        return IndexEntry(self._packs[pn], t, comp, off, length, raw)
+
+    def get(self, bid: bytes, default: IndexEntry | None = None) -> IndexEntry | None:
+        r = self._record(bid)
+        return default if r < 0 else self._entry(r)
+
+    def pack_of(self, bid: bytes) -> bytes | None:
+        """The pack holding the blob (cheaper than `get` where only that is needed)."""
+        r = self._record(bid)
+        if r < 0:
+            return None
+        return self._packs[_PACK_NO.unpack_from(self._recs, r * _W + _ID)[0]]
+
+    def __getitem__(self, bid: bytes) -> IndexEntry:
+        r = self._record(bid)
+        if r < 0:
+            raise KeyError(bid)
+        return self._entry(r)
+
+    def __contains__(self, bid: object) -> bool:
+        return isinstance(bid, bytes) and self._record(bid) >= 0
+
+    def __len__(self) -> int:
+        return self._live
+
+    # -- changes -------------------------------------------------------------
+
+    def _pack_number(self, pack: bytes) -> int:
+        n = self._pack_no.get(pack)
+        if n is None:
+            n = self._pack_no[pack] = len(self._packs)
+            self._packs.append(pack)
+        return n
+
+    def __setitem__(self, bid: bytes, e: IndexEntry) -> None:
+        self.put(bid, e.pack, e.type, e.comp, e.offset, e.length, e.raw_length)
+
+    def put(self, bid: bytes, pack: bytes, t: int, comp: int, offset: int, length: int, raw_length: int) -> None:
+        """Add or replace a blob's entry (`index[bid] = IndexEntry(...)` without the object)."""
+        if len(bid) != _ID:
+            raise ValueError(f"a blob id is {_ID} bytes, not {len(bid)}")
+        rec = _REC.pack(bid, self._pack_number(pack), t, comp, offset, length, raw_length)
+        i, r = self._slot(bid)
+        if r >= 0:
+            self._recs[r * _W : (r + 1) * _W] = rec
+            return
+        self._recs += rec
+        self._table[i] = len(self._recs) // _W - 1
+        self._used += 1
+        self._live += 1
+        if self._used * 2 > len(self._table):
+            self._rehash(_table_size(self._live))
+
+    def __delitem__(self, bid: bytes) -> None:
+        i, r = self._slot(bid)
+        if r < 0:
+            raise KeyError(bid)
+        self._table[i] = _GONE
+        _PACK_NO.pack_into(self._recs, r * _W + _ID, _DEAD)
+        self._live -= 1
+
+    def _rehash(self, size: int) -> None:
+        """A new table of `size` slots naming every live record, swapped in whole."""
+        table = array("i", [_EMPTY]) * size
+        mask = size - 1
+        recs = self._recs
+        for r in self._live_records():
+            i = hash(bytes(recs[r * _W : r * _W + _ID])) & mask
+            while table[i] != _EMPTY:
+                i = (i + 1) & mask
+            table[i] = r
+        self._table = table
+        self._used = self._live
+
+    # -- iteration -----------------------------------------------------------
+
+    def _live_records(self) -> Iterator[int]:
+        recs, unpack = self._recs, _PACK_NO.unpack_from
+        for r in range(len(recs) // _W):
+            if unpack(recs, r * _W + _ID)[0] != _DEAD:
+                yield r
+
+    def __iter__(self) -> Iterator[bytes]:
+        recs = self._recs
+        for r in self._live_records():
+            yield bytes(recs[r * _W : r * _W + _ID])
+
+    def keys(self) -> Iterator[bytes]:
+        return iter(self)
+
+    def values(self) -> Iterator[IndexEntry]:
+        for r in self._live_records():
+            yield self._entry(r)
+
+    def items(self) -> Iterator[tuple[bytes, IndexEntry]]:
+        recs = self._recs
+        for r in self._live_records():
+            yield bytes(recs[r * _W : r * _W + _ID]), self._entry(r)
+
+
+def _table_size(n: int) -> int:
+    """A power of two at least twice `n` (and at least 8)."""
+    size = 8
+    while size < 2 * n + 2:
+        size *= 2
+    return size

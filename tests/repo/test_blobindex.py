@@ -1,0 +1,90 @@
+"""The compact index behaves as the dict it replaces: lookups, replacement, deletion, iteration."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amber.repo.blobindex import BlobIndex, IndexEntry
+
+
+def bid(n: int) -> bytes:
+    return hashlib.sha256(str(n).encode()).digest()
+
+
+def entry(n: int, pack: int = 0) -> IndexEntry:
+    return IndexEntry(bid(10**6 + pack), n % 2, n % 3, n * 7, n + 1, 2**32 - 1 - n)
+
+
+def test_lookups_after_many_additions_and_growth():
+    index = BlobIndex()
+    for n in range(5000):
+        index[bid(n)] = entry(n, n // 100)
+    assert len(index) == 5000
+    for n in range(5000):
+        assert index[bid(n)] == entry(n, n // 100)
+        assert bid(n) in index
+        assert index.pack_of(bid(n)) == bid(10**6 + n // 100)
+    assert bid(5000) not in index
+    assert index.get(bid(5000)) is None
+    assert index.pack_of(bid(5000)) is None
+    with pytest.raises(KeyError):
+        index[bid(5000)]
+
+
+def test_replace_keeps_one_entry():
+    index = BlobIndex()
+    index[bid(1)] = entry(1, 0)
+    index[bid(1)] = entry(1, 9)
+    assert len(index) == 1
+    assert index[bid(1)].pack == bid(10**6 + 9)
+    assert list(index.items()) == [(bid(1), entry(1, 9))]
+
+
+def test_delete_then_add_again():
+    index = BlobIndex()
+    for n in range(100):
+        index[bid(n)] = entry(n)
+    for n in range(0, 100, 2):
+        del index[bid(n)]
+    assert len(index) == 50
+    assert all(bid(n) not in index for n in range(0, 100, 2))
+    assert all(index[bid(n)] == entry(n) for n in range(1, 100, 2))  # probing goes past deleted slots
+    assert sorted(index) == sorted(bid(n) for n in range(1, 100, 2))
+    with pytest.raises(KeyError):
+        del index[bid(0)]
+    index[bid(0)] = entry(0, 3)
+    assert index[bid(0)] == entry(0, 3)
+    for n in range(100, 300):  # growth rebuilds the table from the live records only
+        index[bid(n)] = entry(n)
+    assert len(index) == 251 == len(list(index.values()))
+
+
+def test_reserve_and_wrong_ids():
+    index = BlobIndex()
+    index.reserve(10_000)
+    index[bid(1)] = entry(1)
+    assert index[bid(1)] == entry(1)
+    assert "not bytes" not in index
+    with pytest.raises(ValueError):
+        index[b"short"] = entry(1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.booleans(), st.integers(0, 3)), max_size=200))
+def test_matches_a_dict(ops):
+    index, model = BlobIndex(), {}
+    for n, delete, pack in ops:
+        if delete:
+            if bid(n) in model:
+                del model[bid(n)]
+                del index[bid(n)]
+        else:
+            model[bid(n)] = index_entry = entry(n, pack)
+            index[bid(n)] = index_entry
+    assert len(index) == len(model)
+    assert dict(index.items()) == model
+    assert all(index.get(k) == v for k, v in model.items())
