@@ -10,7 +10,6 @@ local folder and on S3 (moto's server, Object Lock bucket).
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from amber.clock import to_iso
 from amber.format import layout
 from amber.repo import records as rec
-from s3.helpers import S3Amber
+from s3.helpers import S3Amber, write_behind
 
 from cli_helpers import Amber, environment, make_source, restored_root, tree_state
 from s3server import S3_SERVERS
@@ -62,17 +61,7 @@ def get(user: Amber, key: str) -> bytes:
     return (user.repo / key).read_bytes()
 
 
-def put(user: Amber, key: str, data: bytes) -> None:
-    """Write over `key`: a replaced file locally, a new version on S3."""
-    if isinstance(user, S3Amber):
-        user.overwrite(key, data)
-        return
-    path = user.repo / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        os.chmod(path, 0o644)
-        path.unlink()
-    path.write_bytes(data)
+put = write_behind  # a replaced file locally, an overwrite on S3
 
 
 def remove(user: Amber, key: str) -> None:

@@ -25,7 +25,7 @@ from amber.repo import records as rec
 from amber.repo import settings as settingsrec
 from amber.storage.base import COMPLIANCE, Retention
 from amber.storage.local import LocalStorage
-from s3.helpers import S3Amber
+from s3.helpers import S3Amber, write_behind
 
 from cli_helpers import Amber, environment, write
 from s3server import S3_SERVERS
@@ -57,17 +57,7 @@ def library(user: Amber, password: str | None = None):
         return open_repo(user.url, password=password or user.password)
 
 
-def plant(user: Amber, key: str, data: bytes) -> None:
-    """Write `data` at `key` behind amber's back: a file replaced locally, a new version on S3."""
-    if isinstance(user, S3Amber):
-        user.overwrite(key, data)
-        return
-    path = user.repo / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        os.chmod(path, 0o644)
-        path.unlink()
-    path.write_bytes(data)
+plant = write_behind  # a file replaced locally, an overwrite on S3
 
 
 def lock_planted(user: Amber, key: str, days: int = 2) -> None:

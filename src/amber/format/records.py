@@ -42,14 +42,7 @@ def validate_config(doc: dict, what: str = "config") -> dict:
     f.integer(doc.get("pack_size"), what, "pack_size", low=PACK_SIZE_RANGE[0], high=PACK_SIZE_RANGE[1])
     if doc.get("compression", COMPRESSIONS[0]) not in COMPRESSIONS:
         raise f.fail(what, "compression", f"is not one of {', '.join(COMPRESSIONS)}")
-    dr = doc.get("default_retention")
-    if dr is not None:
-        if not isinstance(dr, dict):
-            raise f.fail(what, "default_retention", "is neither null nor an object")
-        f.mode(dr.get("mode"), what, "default_retention.mode")
-        f.duration(dr.get("duration"), what, "default_retention.duration")
-    if doc.get("min_retention") is not None:
-        f.duration(doc["min_retention"], what, "min_retention")
+    _retention_settings(doc, what)
     f.text(doc, "program", what, optional=True)
     return doc
 
@@ -116,14 +109,7 @@ def validate_settings(doc: dict, what: str) -> dict:
     if type(doc.get("v")) is not int or doc["v"] != 1 or "revoked" in doc:
         raise IntegrityError(f"{what}: not an amber settings record")
     f.integer(doc.get("version"), what, "version", low=1, high=MAX_SETTINGS_VERSION)
-    dr = doc.get("default_retention")
-    if dr is not None:
-        if not isinstance(dr, dict):
-            raise f.fail(what, "default_retention", "is neither null nor an object")
-        f.mode(dr.get("mode"), what, "default_retention.mode")
-        f.duration(dr.get("duration"), what, "default_retention.duration")
-    if doc.get("min_retention") is not None:
-        f.duration(doc["min_retention"], what, "min_retention")
+    _retention_settings(doc, what)
     return doc
 
 
@@ -137,3 +123,16 @@ def validate_revocation(doc: dict, what: str) -> dict:
     for name in ("host", "user", "by"):
         f.text(doc, name, what, optional=True)
     return doc
+
+
+def _retention_settings(doc: dict, what: str) -> None:
+    """`default_retention` (null or {"mode", "duration"}) and `min_retention` (null or a
+    duration): the settings the config holds first and settings records later."""
+    dr = doc.get("default_retention")
+    if dr is not None:
+        if not isinstance(dr, dict):
+            raise f.fail(what, "default_retention", "is neither null nor an object")
+        f.mode(dr.get("mode"), what, "default_retention.mode")
+        f.duration(dr.get("duration"), what, "default_retention.duration")
+    if doc.get("min_retention") is not None:
+        f.duration(doc["min_retention"], what, "min_retention")
