@@ -72,3 +72,72 @@ def test_a_chunk_sealed_elsewhere_pickles_and_reads_back(repo, repo_path):
     r = open_repo(repo_path)
     r.load_index()
     assert r.blobs.read(c.id) == data
+
+
+# -- restore: files of one blob written by worker processes ---------------------------------
+
+
+@pytest.fixture
+def restore_processes_at_once(monkeypatch):
+    from amber.restore import restorer as restorer_mod
+
+    monkeypatch.setattr(restorer_mod, "PROCESS_AFTER_FILES", 0)
+
+
+def _blob_entry(repo, snap, path):
+    node = repo.node_at(snap, path)
+    repo.load_index()
+    bid = bytes.fromhex(node["content"][0])
+    return bid, repo.blobs.lookup(bid)
+
+
+def test_worker_processes_restore_the_same_tree_as_threads(repo, repo_path, tmp_path, restore_processes_at_once):
+    src = os.path.join(tmp_path, "src")
+    full_tree(src)  # hard links, symlinks, modes, mtimes, odd names, files of many blobs
+    for i in range(300):
+        write(os.path.join(src, "many", f"f{i}.txt"), f"small file {i}\n".encode() * (i + 1))
+    snap = repo.find_snapshot(repo.backup([src]).snapshot_id)
+    r = open_repo(repo_path)
+    stats = r.restore(snap, str(tmp_path / "procs"), verify=True, processes=True)
+    assert stats.errors == [] and stats.files_done == stats.files and stats.verified == stats.files
+    assert_same_tree(src, restored(tmp_path / "procs", src))
+    open_repo(repo_path).restore(snap, str(tmp_path / "threads"), processes=False)
+    assert_same_tree(restored(tmp_path / "threads", src), restored(tmp_path / "procs", src))
+    leftovers = [n for _d, _s, names in os.walk(tmp_path / "procs") for n in names if n.startswith(".amber-restore-")]
+    assert leftovers == []
+
+
+def test_a_damaged_blob_restored_by_a_worker_names_its_file_and_the_rest_is_restored(
+    repo, repo_path, tmp_path, restore_processes_at_once
+):
+    from amber.errors import RestoreFailed
+
+    src = os.path.join(tmp_path, "src")
+    for i in range(50):
+        write(os.path.join(src, f"f{i:02d}.txt"), f"file {i} ".encode() * (100 + i))
+    snap = repo.find_snapshot(repo.backup([src]).snapshot_id)
+    victim = os.path.join(src, "f17.txt")
+    _bid, entry = _blob_entry(open_repo(repo_path), snap, victim)
+    pack = os.path.join(repo_path, "packs", entry.pack.hex()[:2], entry.pack.hex())
+    if not os.path.exists(pack):
+        pack = next(
+            os.path.join(d, n) for d, _s, names in os.walk(repo_path) for n in names if n == entry.pack.hex()
+        )
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as f:
+        f.seek(entry.offset + entry.length // 2)
+        b = f.read(1)
+        f.seek(entry.offset + entry.length // 2)
+        f.write(bytes([b[0] ^ 0x01]))
+    out = tmp_path / "out"
+    with pytest.raises(RestoreFailed) as exc:
+        open_repo(repo_path).restore(snap, str(out), processes=True)
+    errors = exc.value.stats.errors
+    assert len(errors) == 1 and "f17.txt" in errors[0] and "authentication failed" in errors[0]
+    got = restored(out, src)
+    assert not os.path.exists(os.path.join(got, "f17.txt"))  # never a partial or wrong file under its name
+    for i in range(50):
+        if i != 17:
+            with open(os.path.join(got, f"f{i:02d}.txt"), "rb") as f:
+                assert f.read() == f"file {i} ".encode() * (100 + i)
+    assert [n for n in os.listdir(got) if n.startswith(".amber-restore-")] == []

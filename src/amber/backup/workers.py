@@ -11,7 +11,6 @@ packs them. Large files stay on the threads (reader.py), which stream them.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -19,46 +18,21 @@ import pyfastcdc
 
 from ..crypto.aead import Sealer
 from ..repo.chunks import FileRead, seal_chunk
+from ..repo.processes import start_pool
 from .reader import _read_all, split
 
 _state: tuple | None = None
 
 
 def start(keys, chunker_config: dict, workers: int) -> ProcessPoolExecutor:
-    args = (
-        keys.data,
-        keys.ids,
-        chunker_config["avg"],
-        chunker_config["min"],
-        chunker_config["max"],
-        keys.chunker_seed,
-        os.getpid(),
-    )
-    return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=args
-    )
+    args = (keys.data, keys.ids, chunker_config["avg"], chunker_config["min"], chunker_config["max"], keys.chunker_seed)
+    return start_pool(workers, _init, args)
 
 
-def _init(data_key: bytes, id_key: bytes, avg: int, mn: int, mx: int, seed: int, parent: int) -> None:
+def _init(data_key: bytes, id_key: bytes, avg: int, mn: int, mx: int, seed: int) -> None:
     global _state
-    _die_with(parent)
     chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
     _state = (Sealer(data_key), id_key, mn, chunker)
-
-
-def _die_with(parent: int) -> None:
-    """A worker must not outlive a backup that was killed: ask the kernel to kill it then."""
-    try:
-        import ctypes
-        import ctypes.util
-        import signal
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the worker ends when it finds its task queue closed
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
 
 
 def read_batch(jobs: list) -> list:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import blake3
 
 from ..crypto.aead import KIND_DATA, Sealer
+from ..errors import IntegrityError
 from ..format import compression as blobfmt
 
 
@@ -44,3 +45,13 @@ def seal_chunk(sealer: Sealer, id_key: bytes, data, kind: int = KIND_DATA, blob_
         blob_id = blake3.blake3(data, key=id_key).digest()
     comp, payload = blobfmt.compress(data)
     return SealedChunk(blob_id, comp, len(data), sealer.seal(kind, payload))
+
+
+def open_chunk(sealer: Sealer, id_key: bytes, blob_id: bytes, kind: int, comp: int, raw_length: int, sealed, what: str):
+    """A blob's plaintext from its sealed bytes: envelope kind, bounded decompression and
+    keyed id all checked, the same way in this process and in a restore's worker
+    processes; any damage is an IntegrityError naming `what`."""
+    data = blobfmt.decompress(comp, sealer.open(kind, sealed, what), raw_length, what)
+    if blake3.blake3(data, key=id_key).digest() != blob_id:
+        raise IntegrityError(f"{what}: content does not match its id")
+    return data

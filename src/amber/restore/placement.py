@@ -19,6 +19,7 @@ import secrets
 import stat as st_
 import threading
 
+from ..errors import StorageError
 from .jobs import FileJob, RestoreStats
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -135,6 +136,27 @@ class Placement:
             self.stats.bytes_written += written
             self.stats.files_done += 1
             self.stats.current = job.path
+
+    def write_whole(self, job: FileJob, data) -> None:
+        """Write a file of one blob (or none) at once, and put it in place; a full disk
+        raises StorageError, any other failure is the file's error."""
+        try:
+            with job.lock:
+                if job.failed:
+                    return
+                fd = self._create(job)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                os.close(fd)
+                raise
+        except OSError as e:
+            self._fail(job, f"{e.strerror or e}")
+            raise_if_fatal(e)
+            return
+        self._finish(job, fd, len(data))
 
     def _link_in(self, job: FileJob, fd: int) -> bool:
         """Give an unnamed, complete file its final name. Whatever is in the way (a file or a
@@ -258,3 +280,8 @@ class Placement:
             pass
 
     # -- verification ------------------------------------------------------------
+
+
+def raise_if_fatal(e: OSError) -> None:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        raise StorageError(f"cannot write the restore: {e.strerror}") from None

@@ -18,24 +18,26 @@ there without following it.
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import hashlib
 import os
 import stat as st_
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Protocol
 
 from ..errors import AmberError, IntegrityError, NotFound, RestoreFailed, StorageError
 from ..format import layout
-from ..repo.blobs import BlobStore
+from ..repo.blobs import ENVELOPE_KINDS, BlobStore
 from ..repo.snapshots import Snapshot
 from .jobs import FileJob, RestoreStats
-from .placement import DIR_FLAGS, Placement
+from .placement import DIR_FLAGS, Placement, raise_if_fatal
+from .workers import start as start_workers
+from .workers import write_region
 
 MAX_SPAN = 4 << 20  # one read of a pack region: also the unit of work the restore's threads share
 PLAN_FILES = 8192  # files planned, then written, at a time: memory follows this, not the snapshot
+PROCESS_AFTER_FILES = 1000  # one-blob files in a round before worker processes repay starting them
 
 
 class Restorable(Protocol):
@@ -71,9 +73,12 @@ class Restorer(Placement):
         workers: int | None = None,
         owner: bool = True,
         special: bool = True,
+        processes: bool | None = None,
     ) -> None:
         """`owner`: as root, give entries the uid/gid the snapshot names; `special`: make
-        device nodes and FIFOs and keep setuid/setgid bits (off: skipped and stripped)."""
+        device nodes and FIFOs and keep setuid/setgid bits (off: skipped and stripped);
+        `processes`: write files of one blob in worker processes (workers.py) when a
+        round has enough of them (None: where there is more than one core)."""
         super().__init__(os.path.abspath(target), stats or RestoreStats(), owner=owner, special=special)
         self.repo = repo
         self.store = repo.blobs
@@ -86,6 +91,8 @@ class Restorer(Placement):
         self.skipped = 0  # special files left out (special=False)
         self._inodes: dict[tuple, FileJob] = {}
         self.matched = False  # whether an include named something that exists
+        self.processes = processes if processes is not None else (os.cpu_count() or 1) > 1
+        self.procs: ProcessPoolExecutor | None = None
 
     # -- planning --------------------------------------------------------------
 
@@ -164,15 +171,18 @@ class Restorer(Placement):
                 self.files = []
             self._finish_tree()
         finally:
+            if self.procs is not None:
+                self.procs.shutdown(wait=True, cancel_futures=True)
             self._cleanup()
 
     def _write_files(self) -> None:
         """Write the files listed, pack by pack."""
         by_pack: dict[bytes, list] = {}
+        self._start_processes()
         for job in self.files:
             content = job.node.get("content") or []
             if not content:
-                self._write_whole(job, b"")
+                self.write_whole(job, b"")
                 continue
             pos = 0
             planned = []
@@ -196,6 +206,20 @@ class Restorer(Placement):
             for fut in [pool.submit(self._restore_region, p, group) for p, group in regions]:
                 fut.result()
         self._cleanup(last=False)  # the temporaries of files some of whose blobs failed
+
+    def _start_processes(self) -> None:
+        """Start the worker processes once a round has enough files of one blob to repay them."""
+        if self.procs is not None or not self.processes:
+            return
+        if sum(1 for job in self.files if len(job.node.get("content") or ()) == 1) < PROCESS_AFTER_FILES:
+            return
+        keys = self.store.keys
+        try:
+            self.procs = start_workers(
+                keys.data, keys.ids, self.target, owner=self.owner, special=self.special, workers=self.workers
+            )
+        except (OSError, ValueError):
+            self.processes = False  # no processes here (a sandbox, a frozen binary): threads do it
 
     def _finish_tree(self) -> None:
         for first, out in self.hardlinks:
@@ -233,6 +257,8 @@ class Restorer(Placement):
             for it in group:
                 self._fail(it[3], f"pack {pack_id.hex()[:16]}: {err}")
             return
+        if self.procs is not None:
+            group = self._write_in_process(pack_id, start, region, group)
         view = memoryview(region)
         last_id, data = None, None
         for offset, bid, e, job, pos in group:
@@ -252,9 +278,36 @@ class Restorer(Placement):
                 continue
             self._write_blob(job, data, pos)
 
+    def _write_in_process(self, pack_id: bytes, start: int, region: bytes, group: list) -> list:
+        """Have a worker process write the region's files of one blob; returns the rest."""
+        mine, rest = [], []
+        for it in group:
+            offset, bid, e, job, _pos = it
+            if len(job.node.get("content") or ()) == 1 and not job.failed:
+                kind = ENVELOPE_KINDS[e.type]
+                mine.append((job, (offset - start, e.length, bid, kind, e.comp, e.raw_length, job.path, job.node)))
+            else:
+                rest.append(it)
+        if not mine:
+            return rest
+        assert self.procs is not None
+        results, errors, written, fatal = self.procs.submit(
+            write_region, region, pack_id.hex(), [item for _job, item in mine]
+        ).result()
+        for (job, _item), (failed, where) in zip(mine, results, strict=True):
+            job.failed, job.written = failed, where
+        with self._mu:
+            self.stats.errors.extend(errors)
+            self.stats.bytes_written += written
+            self.stats.files_done += sum(1 for failed, _where in results if not failed)
+            self.stats.current = mine[-1][0].path
+        if fatal is not None:
+            raise StorageError(fatal)
+        return rest
+
     def _write_blob(self, job: FileJob, data: bytes, pos: int) -> None:
         if job.remaining == 1 and pos == 0 and job.fd is None:
-            self._write_whole(job, data)
+            self.write_whole(job, data)
             return
         try:
             with job.lock:
@@ -273,26 +326,7 @@ class Restorer(Placement):
                 self._finish(job, fd)
         except OSError as e:
             self._fail(job, f"{e.strerror or e}")
-            _raise_if_fatal(e)
-
-    def _write_whole(self, job: FileJob, data: bytes) -> None:
-        try:
-            with job.lock:
-                if job.failed:
-                    return
-                fd = self._create(job)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            except BaseException:
-                os.close(fd)
-                raise
-        except OSError as e:
-            self._fail(job, f"{e.strerror or e}")
-            _raise_if_fatal(e)
-            return
-        self._finish(job, fd, len(data))
+            raise_if_fatal(e)
 
     def verify(self) -> list[str]:
         bad = []
@@ -351,11 +385,6 @@ def _safe_mkdir(path: str) -> None:
         os.mkdir(path, 0o700)
 
 
-def _raise_if_fatal(e: OSError) -> None:
-    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-        raise StorageError(f"cannot write the restore: {e.strerror}") from None
-
-
 def restore(
     repo: Restorable,
     snap: Snapshot,
@@ -367,6 +396,7 @@ def restore(
     workers=None,
     no_owner: bool = False,
     no_special: bool = False,
+    processes: bool | None = None,
 ) -> RestoreStats:
     """Restore a snapshot (or the `include` paths) under `target`.
 
@@ -378,7 +408,9 @@ def restore(
     if "/" in includes:
         includes = []
     os.makedirs(target, exist_ok=True)
-    r = Restorer(repo, target, stats=stats, workers=workers, owner=not no_owner, special=not no_special)
+    r = Restorer(
+        repo, target, stats=stats, workers=workers, owner=not no_owner, special=not no_special, processes=processes
+    )
     r.run(r.plan(snap.tree, includes), verify)
     if includes and not r.matched:
         raise NotFound(f"nothing in snapshot {snap.short_id} matches {', '.join(include)}")
