@@ -22,10 +22,10 @@ from ..crypto.keys import MasterKeys
 from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..repo.blobs import WriteSession
+from ..repo.chunks import FileRead
 from .filescache import FilesCache
 from .reader import FileReader
 from .source import Names, selection_tree
-from .workers import read_batch
 from .workers import start as start_processes
 
 BATCH_FILES = 64  # small files are read by the workers in batches ...
@@ -141,12 +141,14 @@ class Archiver:
         self.reader = FileReader(session, keys, chunker, self.stats, self.workers)
         self.processes = processes if processes is not None else (os.cpu_count() or 1) > 1
         self.procs = None
+        self._closing = False
         self._small_files = self._small_bytes = 0
 
     def close(self) -> None:
+        self._closing = True  # results still coming back from the workers are not stored
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.procs is not None:
-            self.procs.shutdown(wait=True, cancel_futures=True)
+            self.procs.shutdown()
         self.reader.close()
 
     # -- per-file work (worker threads) ----------------------------------------
@@ -224,7 +226,7 @@ class Archiver:
         procs = self._process_pool(recs)
         if procs is not None:
             fut = Future()
-            procs.submit(read_batch, jobs).add_done_callback(lambda inner: self._store_sealed(inner, fut))
+            procs.submit(jobs).add_done_callback(lambda inner: self._store_sealed(inner, fut))
         else:
             fut = self.pool.submit(self.reader.read_files, jobs)
         fut.add_done_callback(lambda _f: self.slots.release())
@@ -253,14 +255,17 @@ class Archiver:
         longer hold them: sealed data never waits in memory for its folder to complete.
         A failure completes `outer` with it, and `_finish_file` raises it on the walk's thread."""
         try:
+            if self._closing:
+                raise RuntimeError("the backup ended before this batch was stored")
             results = inner.result()
             add_sealed = self.store.add_sealed
-            for i, res in enumerate(results):
-                if isinstance(res, OSError) or not res.chunks:
+            for i, (ids, sha, size, chunks) in enumerate(results):
+                if ids is None:  # (None, errno, strerror, None): the file could not be read
+                    results[i] = OSError(sha, size)
                     continue
-                for c in res.chunks:
-                    add_sealed(BLOB_DATA, c.id, c.comp, c.raw_length, c.sealed)
-                results[i] = res._replace(chunks=())  # stored: () still says "from a process"
+                for bid, comp, raw_length, sealed in chunks:
+                    add_sealed(BLOB_DATA, bid, comp, raw_length, sealed)
+                results[i] = FileRead(ids, sha, size, ())  # stored: () still says "from a process"
         except BaseException as e:
             outer.set_exception(e)
             return

@@ -2,31 +2,31 @@
 
 Python runs one thread at a time; reading, hashing, compressing and sealing
 tens of thousands of small files costs more Python per byte than a thread
-pool can spread over the cores. A process pool does that work beside the
-walk and returns, per file, its blob ids, SHA-256, size and every chunk
-already compressed and sealed; the calling process only deduplicates and
-packs them. Large files stay on the threads (reader.py), which stream them.
+pool can spread over the cores. A pool of processes (repo/processes.py) does
+that work beside the walk and returns, per file, its blob ids, SHA-256, size
+and every chunk already compressed and sealed, as plain tuples; the calling
+process only deduplicates and packs them. Large files stay on the threads
+(reader.py), which stream them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import pyfastcdc
 
 from ..crypto.aead import Sealer
-from ..repo.chunks import FileRead, seal_chunk
-from ..repo.processes import start_pool
+from ..repo.chunks import seal_chunk
+from ..repo.processes import PipePool
 from .reader import _read_all, split
 
 _state: tuple | None = None
 
 
-def start(keys, chunker_config: dict, workers: int) -> ProcessPoolExecutor:
+def start(keys, chunker_config: dict, workers: int) -> PipePool:
     args = (keys.data, keys.ids, chunker_config["avg"], chunker_config["min"], chunker_config["max"], keys.chunker_seed)
-    return start_pool(workers, _init, args)
+    return PipePool(workers, _init, args, read_batch)
 
 
 def _init(data_key: bytes, id_key: bytes, avg: int, mn: int, mx: int, seed: int) -> None:
@@ -36,7 +36,8 @@ def _init(data_key: bytes, id_key: bytes, avg: int, mn: int, mx: int, seed: int)
 
 
 def read_batch(jobs: list) -> list:
-    """Per file: a FileRead with its chunks sealed (picklable), or the OSError."""
+    """Per (path, size): (hex blob ids, hex SHA-256, size, [(id, compression, raw
+    length, sealed bytes) per chunk]), or (None, errno, strerror, None) if it could not be read."""
     sealer, id_key, min_chunk, chunker = _state
     out: list = []
     for path, size in jobs:
@@ -47,8 +48,8 @@ def read_batch(jobs: list) -> list:
             finally:
                 os.close(fd)
         except OSError as e:
-            out.append(e)
+            out.append((None, e.errno, e.strerror, None))
             continue
-        chunks = [seal_chunk(sealer, id_key, chunk) for chunk in split(data, min_chunk, chunker)]
-        out.append(FileRead([c.id.hex() for c in chunks], hashlib.sha256(data).hexdigest(), len(data), chunks))
+        chunks = [tuple(seal_chunk(sealer, id_key, chunk)) for chunk in split(data, min_chunk, chunker)]
+        out.append(([c[0].hex() for c in chunks], hashlib.sha256(data).hexdigest(), len(data), chunks))
     return out

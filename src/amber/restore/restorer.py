@@ -23,17 +23,17 @@ import hashlib
 import os
 import stat as st_
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from ..errors import AmberError, IntegrityError, NotFound, RestoreFailed, StorageError
 from ..format import layout
 from ..repo.blobs import ENVELOPE_KINDS, BlobStore
+from ..repo.processes import PipePool
 from ..repo.snapshots import Snapshot
 from .jobs import FileJob, RestoreStats
 from .placement import DIR_FLAGS, Placement, raise_if_fatal
 from .workers import start as start_workers
-from .workers import write_region
 
 MAX_SPAN = 4 << 20  # one read of a pack region: also the unit of work the restore's threads share
 PLAN_FILES = 8192  # files planned, then written, at a time: memory follows this, not the snapshot
@@ -91,8 +91,9 @@ class Restorer(Placement):
         self.skipped = 0  # special files left out (special=False)
         self._inodes: dict[tuple, FileJob] = {}
         self.matched = False  # whether an include named something that exists
+        self._writing: list[FileJob] = []  # the round being written
         self.processes = processes if processes is not None else (os.cpu_count() or 1) > 1
-        self.procs: ProcessPoolExecutor | None = None
+        self.procs: PipePool | None = None
 
     # -- planning --------------------------------------------------------------
 
@@ -161,25 +162,40 @@ class Restorer(Placement):
     def run(self, rounds: Iterator[None], verify: bool = False) -> None:
         """Write what `plan` lists, round by round (`verify`: read each file back after
         its round), then the hard links, special files and symlinks, and last the
-        folders' metadata."""
+        folders' metadata.
+
+        A round is written on a thread of its own while the next is planned (planning
+        is the calling thread's work: reading and decoding trees, looking up blobs),
+        so at most two rounds' files are held at once."""
         self._unnamed = self._can_link_unnamed()
         try:
-            for _ in rounds:
-                self._write_files()
-                if verify:
-                    self.stats.errors.extend(self.verify())
-                self.files = []
+            with ThreadPoolExecutor(1, thread_name_prefix="amber-restore-round") as rounder:
+                writing = None
+                for _ in rounds:
+                    files, self.files = self.files, []
+                    if writing is not None:
+                        writing.result()
+                    writing = rounder.submit(self._write_round, files, verify)
+                if writing is not None:
+                    writing.result()
             self._finish_tree()
         finally:
             if self.procs is not None:
-                self.procs.shutdown(wait=True, cancel_futures=True)
+                self.procs.shutdown()
             self._cleanup()
 
-    def _write_files(self) -> None:
+    def _write_round(self, files: list[FileJob], verify: bool) -> None:
+        self._writing = files
+        self._write_files(files)
+        if verify:
+            self.stats.errors.extend(self.verify(files))
+        self._writing = []
+
+    def _write_files(self, files: list[FileJob]) -> None:
         """Write the files listed, pack by pack."""
         by_pack: dict[bytes, list] = {}
-        self._start_processes()
-        for job in self.files:
+        self._start_processes(files)
+        for job in files:
             content = job.node.get("content") or []
             if not content:
                 self.write_whole(job, b"")
@@ -201,17 +217,19 @@ class Restorer(Placement):
                     continue
                 for pack, item in planned:
                     by_pack.setdefault(pack, []).append(item)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="amber-restore") as pool:
+        # with worker processes, twice as many threads: each process has a region waiting
+        threads = self.workers * (2 if self.procs is not None else 1)
+        with ThreadPoolExecutor(threads, thread_name_prefix="amber-restore") as pool:
             regions = [(p, group) for p, items in by_pack.items() for group in _regions(items)]
             for fut in [pool.submit(self._restore_region, p, group) for p, group in regions]:
                 fut.result()
         self._cleanup(last=False)  # the temporaries of files some of whose blobs failed
 
-    def _start_processes(self) -> None:
+    def _start_processes(self, files: list[FileJob]) -> None:
         """Start the worker processes once a round has enough files of one blob to repay them."""
         if self.procs is not None or not self.processes:
             return
-        if sum(1 for job in self.files if len(job.node.get("content") or ()) == 1) < PROCESS_AFTER_FILES:
+        if sum(1 for job in files if len(job.node.get("content") or ()) == 1) < PROCESS_AFTER_FILES:
             return
         keys = self.store.keys
         try:
@@ -240,7 +258,7 @@ class Restorer(Placement):
 
     def _cleanup(self, last: bool = True) -> None:
         """Close what is still open and remove every temporary not renamed into place."""
-        for job in self.files:
+        for job in (*self.files, *self._writing):
             with job.lock:
                 fd, job.fd = job.fd, None
             if fd is not None:
@@ -291,9 +309,8 @@ class Restorer(Placement):
         if not mine:
             return rest
         assert self.procs is not None
-        results, errors, written, fatal = self.procs.submit(
-            write_region, region, pack_id.hex(), [item for _job, item in mine]
-        ).result()
+        batch = (bytes(region), pack_id.hex(), [item for _job, item in mine])
+        results, errors, written, fatal = self.procs.submit(batch).result()
         for (job, _item), (failed, where) in zip(mine, results, strict=True):
             job.failed, job.written = failed, where
         with self._mu:
@@ -328,7 +345,7 @@ class Restorer(Placement):
             self._fail(job, f"{e.strerror or e}")
             raise_if_fatal(e)
 
-    def verify(self) -> list[str]:
+    def verify(self, files: list[FileJob]) -> list[str]:
         bad = []
 
         def one(job: FileJob):
@@ -349,7 +366,7 @@ class Restorer(Placement):
             return None
 
         with ThreadPoolExecutor(self.workers) as pool:
-            for res in pool.map(one, self.files):
+            for res in pool.map(one, files):
                 if res:
                     bad.append(res)
                 else:

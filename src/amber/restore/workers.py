@@ -16,22 +16,19 @@ and (for hard links) its device and inode, the errors, and the bytes written.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-
 from ..crypto.aead import Sealer
 from ..errors import IntegrityError, StorageError
 from ..repo.chunks import open_chunk
-from ..repo.processes import start_pool
+from ..repo.processes import PipePool
 from .jobs import FileJob, RestoreStats
 from .placement import Placement
 
 _state: tuple[Sealer, bytes, Placement] | None = None
 
 
-def start(
-    data_key: bytes, id_key: bytes, target: str, *, owner: bool, special: bool, workers: int
-) -> ProcessPoolExecutor:
-    return start_pool(workers, _init, (data_key, id_key, target, owner, special))
+def start(data_key: bytes, id_key: bytes, target: str, *, owner: bool, special: bool, workers: int) -> PipePool:
+    """Batches: (region, pack id in hex, items), see `write_region`."""
+    return PipePool(workers, _init, (data_key, id_key, target, owner, special), _write_batch)
 
 
 def _init(data_key: bytes, id_key: bytes, target: str, owner: bool, special: bool) -> None:
@@ -39,6 +36,10 @@ def _init(data_key: bytes, id_key: bytes, target: str, owner: bool, special: boo
     place = Placement(target, RestoreStats(), owner=owner, special=special)
     place._unnamed = place._can_link_unnamed()
     _state = (Sealer(data_key), id_key, place)
+
+
+def _write_batch(batch: tuple) -> tuple:
+    return write_region(*batch)
 
 
 def write_region(region: bytes, pack_hex: str, items: list[tuple]) -> tuple[list, list[str], int, str | None]:
