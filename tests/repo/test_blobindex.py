@@ -88,3 +88,26 @@ def test_matches_a_dict(ops):
     assert len(index) == len(model)
     assert dict(index.items()) == model
     assert all(index.get(k) == v for k, v in model.items())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.lists(st.integers(0, 80), max_size=40), st.booleans()), max_size=12))
+def test_a_whole_pack_at_once_matches_a_dict(ops):
+    """put_pack is put for each entry: replacing, adding after deletions, growing the table."""
+    from amber.format.pack import PackEntry
+
+    index, model = BlobIndex(), {}
+    for pack, ns, delete_first in ops:
+        if delete_first and model:
+            victim = next(iter(model))
+            del model[victim]
+            del index[victim]
+        pack_id = bid(10**6 + pack)
+        entries = [PackEntry(n % 2, n % 3, n * 7, n + 1, n + 5, bid(n)) for n in ns]
+        index.put_pack(pack_id, entries)
+        for e in entries:
+            model[e.id] = IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
+    assert len(index) == len(model)
+    assert dict(index.items()) == model
+    with pytest.raises(ValueError):
+        index.put_pack(bid(1), [PackEntry(0, 0, 0, 1, 1, b"short")])

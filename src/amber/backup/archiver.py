@@ -80,15 +80,22 @@ class _DirTask:
     """A walked folder whose tree is stored once its files are done; `hits` are the
     files cache entries of its files that were not read again."""
 
-    __slots__ = ("path", "name", "st", "items", "hits", "node")
+    __slots__ = ("path", "name", "st", "items", "hits", "node", "_seen")
 
     def __init__(self, path: str, name: str, st, items: list, hits: list) -> None:
         self.path, self.name, self.st, self.items, self.hits, self.node = path, name, st, items, hits, None
+        self._seen = 0  # items before this one are done: `ready` runs often, and never looks at them again
 
     def ready(self) -> bool:
-        for it in self.items:  # noqa: SIM110 - a plain loop: this runs for every folder, many times
+        items, i = self.items, self._seen
+        n = len(items)
+        while i < n:
+            it = items[i]
             if type(it) is _PendingFile and (it.fut is None or not it.fut.done()):
+                self._seen = i
                 return False
+            i += 1
+        self._seen = i
         return True
 
     def wait(self) -> None:

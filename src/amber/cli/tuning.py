@@ -5,7 +5,10 @@ over. glibc serves those with mmap and returns them on free, so each new
 buffer costs fresh page faults; on virtual machines with free-page reporting
 that is several microseconds per 4 KiB page. Raising the mmap and trim
 thresholds makes glibc reuse the same memory. Peak RSS still follows the
-pipeline bounds, not the size of the backup.
+pipeline bounds, not the size of the backup — provided few arenas keep those
+buffers: by default glibc gives threads up to eight arenas per core, each
+keeping its own high-water mark of freed buffers (on the bench corpus a
+backup's peak RSS was 282 MB with them and 202 MB with two).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+ARENAS = 2  # malloc arenas shared by all threads (glibc's default: eight per core)
 
 
 def keep_freed_memory() -> bool:
@@ -28,6 +33,7 @@ def keep_freed_memory() -> bool:
         return False  # not glibc: nothing to tune
     ok = mallopt(M_MMAP_THRESHOLD, 64 << 20) == 1
     ok = mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1 and ok
+    ok = mallopt(M_ARENA_MAX, ARENAS) == 1 and ok
     return ok
 
 

@@ -147,6 +147,34 @@ class BlobIndex:
         if self._used * 2 > len(self._table):
             self._rehash(_table_size(self._live))
 
+    def put_pack(self, pack: bytes, entries) -> None:
+        """`put` for every entry of one pack (objects with id, type, comp, offset, length
+        and raw_length, as format/pack.PackEntry): what a writer does after each pack,
+        in one loop with the table grown once."""
+        pn = self._pack_number(pack)
+        if (self._used + len(entries)) * 2 > len(self._table):
+            self._rehash(_table_size(self._live + len(entries)))
+        table, recs, pack_rec = self._table, self._recs, _REC.pack
+        mask = len(table) - 1
+        for e in entries:
+            bid = e.id
+            if len(bid) != _ID:
+                raise ValueError(f"a blob id is {_ID} bytes, not {len(bid)}")
+            rec = pack_rec(bid, pn, e.type, e.comp, e.offset, e.length, e.raw_length)
+            i = hash(bid) & mask
+            while True:
+                r = table[i]
+                if r == _EMPTY:
+                    recs += rec  # the record first, then the slot that names it (readers may look)
+                    table[i] = len(recs) // _W - 1
+                    self._used += 1
+                    self._live += 1
+                    break
+                if r >= 0 and recs.startswith(bid, r * _W):
+                    recs[r * _W : (r + 1) * _W] = rec
+                    break
+                i = (i + 1) & mask
+
     def __delitem__(self, bid: bytes) -> None:
         i, r = self._slot(bid)
         if r < 0:

@@ -248,9 +248,8 @@ class BlobStore:
         del data
         entries = p.entries
         with self._mu:
-            for e in entries:
-                self.index.put(e.id, pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
-                self._inflight.discard(e.id)
+            self.index.put_pack(pack_id, entries)
+            self._inflight.difference_update([e.id for e in entries])
             self.bytes_added += len(header) + 4
             self.packs_written += 1
             self._written.append((pack_id, entries))
