@@ -120,9 +120,7 @@ def test_a_damaged_blob_restored_by_a_worker_names_its_file_and_the_rest_is_rest
     _bid, entry = _blob_entry(open_repo(repo_path), snap, victim)
     pack = os.path.join(repo_path, "packs", entry.pack.hex()[:2], entry.pack.hex())
     if not os.path.exists(pack):
-        pack = next(
-            os.path.join(d, n) for d, _s, names in os.walk(repo_path) for n in names if n == entry.pack.hex()
-        )
+        pack = next(os.path.join(d, n) for d, _s, names in os.walk(repo_path) for n in names if n == entry.pack.hex())
     os.chmod(pack, 0o644)
     with open(pack, "r+b") as f:
         f.seek(entry.offset + entry.length // 2)
