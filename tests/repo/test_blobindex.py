@@ -111,3 +111,26 @@ def test_a_whole_pack_at_once_matches_a_dict(ops):
     assert dict(index.items()) == model
     with pytest.raises(ValueError):
         index.put_pack(bid(1), [PackEntry(0, 0, 0, 1, 1, b"short")])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.lists(st.integers(0, 30), max_size=20)), max_size=10),
+    st.sets(st.integers(0, 4), max_size=3),
+)
+def test_loading_index_files_keeps_the_copy_no_prune_will_delete(files, doomed_packs):
+    """put_pack with `doomed` is what loading did blob by blob: a blob already indexed keeps
+    its entry unless that entry's pack is doomed and the new one is not."""
+    from amber.format.pack import PackEntry
+
+    doomed = frozenset(bid(10**6 + p) for p in doomed_packs)
+    index, model = BlobIndex(), {}
+    for pack, ns in files:
+        pack_id = bid(10**6 + pack)
+        entries = [PackEntry(n % 2, n % 3, n * 7 + pack, n + 1, n + 5, bid(n)) for n in ns]
+        index.put_pack(pack_id, entries, doomed=doomed)
+        for e in entries:
+            known = model.get(e.id)
+            if known is None or (known.pack in doomed and pack_id not in doomed):
+                model[e.id] = IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
+    assert dict(index.items()) == model

@@ -12,7 +12,7 @@ order (offsets are cumulative from 0):
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import IntegrityError
 from .compression import COMP_NONE, COMP_ZSTD, MAX_BLOB_RAW
@@ -52,8 +52,10 @@ def entry_problem(t: int, comp: int, offset: int, length: int, raw_length: int) 
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class PackEntry:
+class PackEntry(NamedTuple):
+    """One blob's place in a pack. A named tuple: millions are made when index files
+    are read, and a tuple is made several times faster than a frozen dataclass."""
+
     type: int
     comp: int
     offset: int

@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _REC = struct.Struct("<32sIBBIII")  # id, pack number, type, compression, offset, length, raw length
 _PACK_NO = struct.Struct("<I")
@@ -33,8 +33,9 @@ _GONE = -2  # a table slot whose blob was deleted: probing goes past it
 _DEAD = 0xFFFFFFFF  # pack number of a deleted record
 
 
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
+class IndexEntry(NamedTuple):
+    """Where a blob is stored. A named tuple: one is made per lookup."""
+
     pack: bytes
     type: int
     comp: int
@@ -147,11 +148,18 @@ class BlobIndex:
         if self._used * 2 > len(self._table):
             self._rehash(_table_size(self._live))
 
-    def put_pack(self, pack: bytes, entries) -> None:
+    def put_pack(self, pack: bytes, entries, doomed: frozenset | None = None) -> None:
         """`put` for every entry of one pack (objects with id, type, comp, offset, length
-        and raw_length, as format/pack.PackEntry): what a writer does after each pack,
-        in one loop with the table grown once."""
+        and raw_length, as format/pack.PackEntry), in one loop with the table grown once:
+        what a writer does after each pack, and loading does per index file.
+
+        With `doomed` (packs a prune plan is about to delete), a blob already indexed
+        keeps its entry unless that entry's pack is doomed and this one is not: of two
+        copies, the one that will stay."""
         pn = self._pack_number(pack)
+        keep_known = doomed is not None
+        keep_known_always = keep_known and pack in doomed  # type: ignore[operator]
+        doomed_numbers = {self._pack_no[p] for p in doomed or () if p in self._pack_no}
         if (self._used + len(entries)) * 2 > len(self._table):
             self._rehash(_table_size(self._live + len(entries)))
         table, recs, pack_rec = self._table, self._recs, _REC.pack
@@ -171,6 +179,10 @@ class BlobIndex:
                     self._live += 1
                     break
                 if r >= 0 and recs.startswith(bid, r * _W):
+                    if keep_known and (
+                        keep_known_always or _PACK_NO.unpack_from(recs, r * _W + _ID)[0] not in doomed_numbers
+                    ):
+                        break
                     recs[r * _W : (r + 1) * _W] = rec
                     break
                 i = (i + 1) & mask

@@ -140,12 +140,8 @@ class BlobStore:
             self.pack_index_files.setdefault(pack_id, set()).add(key)
             if pack_id in self.tombstones:
                 continue
-            doomed = self.doomed
-            for e in entries:
-                known = index.pack_of(e.id)
-                # of two copies, keep the one no prune plan is about to delete
-                if known is None or (known in doomed and pack_id not in doomed):
-                    index.put(e.id, pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
+            # of two copies, keep the one no prune plan is about to delete
+            index.put_pack(pack_id, entries, doomed=self.doomed)
 
     def reset_index(self) -> None:
         """Forget the loaded index (blobs written by this client and not yet indexed stay)."""
