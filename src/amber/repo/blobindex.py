@@ -5,7 +5,7 @@ its ints, the dict slot), which at ten million small files is gigabytes.
 Here every blob is one fixed-width record in a bytearray — the same fields
 as in an index file (FORMAT.md §9), the pack as a number into a list of
 pack ids — and lookups go through an open-addressing table of record
-numbers (an `array` of 32-bit ints, at most half full). The table is
+numbers (an `array` of 32-bit ints, at most two thirds full). The table is
 placed by Python's `hash()` of the id, which is keyed per process, so
 blob ids an attacker chose for a planted index file cannot be made to
 collide on purpose.
@@ -145,7 +145,7 @@ class BlobIndex:
         self._table[i] = len(self._recs) // _W - 1
         self._used += 1
         self._live += 1
-        if self._used * 2 > len(self._table):
+        if self._used * 3 > len(self._table) * 2:
             self._rehash(_table_size(self._live))
 
     def put_pack(self, pack: bytes, entries, doomed: frozenset | None = None) -> None:
@@ -160,7 +160,7 @@ class BlobIndex:
         keep_known = doomed is not None
         keep_known_always = keep_known and pack in doomed  # type: ignore[operator]
         doomed_numbers = {self._pack_no[p] for p in doomed or () if p in self._pack_no}
-        if (self._used + len(entries)) * 2 > len(self._table):
+        if (self._used + len(entries)) * 3 > len(self._table) * 2:
             self._rehash(_table_size(self._live + len(entries)))
         table, recs, pack_rec = self._table, self._recs, _REC.pack
         mask = len(table) - 1
@@ -235,8 +235,10 @@ class BlobIndex:
 
 
 def _table_size(n: int) -> int:
-    """A power of two at least twice `n` (and at least 8)."""
+    """A power of two at least 1.5 × `n` (and at least 8): at most two thirds full, where
+    linear probing finds a blob it holds in at most two probes on average (4 bytes per
+    slot: 67 MB at ten million blobs, against 134 MB when kept at most half full)."""
     size = 8
-    while size < 2 * n + 2:
+    while size * 2 < 3 * n + 2:
         size *= 2
     return size
