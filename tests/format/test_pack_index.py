@@ -1,5 +1,6 @@
 """Pack headers and index files: round trips, and damage that must be refused cleanly."""
 
+import re
 import struct
 
 import pytest
@@ -232,3 +233,25 @@ def test_pack_header_entries_beyond_the_format_are_refused(entry):
     plain = packfmt.encode_header([PackEntry(t, c, 0, ln, rl, b"b" * 32)])
     with pytest.raises(IntegrityError, match="pack"):
         packfmt.decode_header(plain, ln, "pack x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    t=st.integers(0, 255),
+    c=st.integers(0, 255),
+    off=st.integers(0, 2**32 - 1),
+    ln=st.integers(0, 2**32 - 1) | st.integers(0, 200),
+    rl=st.integers(0, 2**32 - 1) | st.integers(0, 200),
+)
+def test_index_decoding_accepts_exactly_the_entries_entry_problem_accepts(t, c, off, ln, rl):
+    """The index decoder's inlined checks are entry_problem's, for any field values."""
+    from amber.errors import IntegrityError
+    from amber.format.pack import entry_problem
+
+    raw = indexfmt.encode([(b"p" * 32, [PackEntry(t, c, off, ln, rl, b"b" * 32)])])
+    problem = entry_problem(t, c, off, ln, rl)
+    if problem is None:
+        assert list(indexfmt.decode(raw)) == [(b"p" * 32, [PackEntry(t, c, off, ln, rl, b"b" * 32)])]
+    else:
+        with pytest.raises(IntegrityError, match=re.escape(problem)):
+            list(indexfmt.decode(raw))

@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 _REC = struct.Struct("<32sIBBIII")  # id, pack number, type, compression, offset, length, raw length
 _PACK_NO = struct.Struct("<I")
+_ID_PACK = struct.Struct("<32sI14x")  # the id and pack number of a record
 _W = _REC.size
 _ID = 32
 _EMPTY = -1  # a table slot never used
@@ -199,9 +200,11 @@ class BlobIndex:
         """A new table of `size` slots naming every live record, swapped in whole."""
         table = array("i", [_EMPTY]) * size
         mask = size - 1
-        recs = self._recs
-        for r in self._live_records():
-            i = hash(bytes(recs[r * _W : r * _W + _ID])) & mask
+        # ids and pack numbers unpacked in C, record by record (the writer alone resizes `_recs`)
+        for r, (bid, pn) in enumerate(_ID_PACK.iter_unpack(self._recs)):
+            if pn == _DEAD:
+                continue
+            i = hash(bid) & mask
             while table[i] != _EMPTY:
                 i = (i + 1) & mask
             table[i] = r
