@@ -170,3 +170,62 @@ def test_killed_restore_leaves_no_partial_file_under_a_final_name(repo, tmp_path
             if path.is_file():
                 assert path.read_bytes() == want[path.relative_to(root)], f"{path} is partial"
     assert killed_mid_way, "every restore ended before it could be killed"
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.add(int(entry))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_worker_processes_end_with_a_killed_command_and_leave_nothing_partial(repo, tmp_path, command):
+    """Enough small files for worker processes: kill the command once they run; they end too,
+    and a restore leaves no partial file under a final name."""
+    src = tmp_path / "many"
+    for i in range(3000):
+        write(src / f"d{i % 30:02d}" / f"f{i:04d}.txt", os.urandom(2000 + i))
+    set_old_mtimes(src)
+    if command == "restore":
+        repo.backup(src)
+        argv = repo.cmd("restore", "latest", "--target", tmp_path / "out")
+    else:
+        argv = repo.cmd("backup", src)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo.env())
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while p.poll() is None and len(workers) < 2 and time.monotonic() < deadline:
+            workers |= _children(p.pid)
+            time.sleep(0.005)
+        p.send_signal(signal.SIGKILL)
+    finally:
+        p.communicate(timeout=60)
+    if p.returncode != -signal.SIGKILL or not workers:
+        pytest.skip(f"the {command} ended before its worker processes could be seen (exit {p.returncode})")
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "a worker process outlived the killed command"
+    if command == "restore":
+        root = Path(os.fsdecode(restored_root(tmp_path / "out", src)))
+        for path in root.rglob("*") if root.exists() else ():
+            assert not path.name.startswith(".amber-restore-"), f"a temporary was left: {path}"
+            if path.is_file():
+                assert path.read_bytes() == (src / path.relative_to(root)).read_bytes(), f"{path} is partial"
