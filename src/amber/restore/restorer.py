@@ -37,7 +37,7 @@ from .workers import start as start_workers
 
 MAX_SPAN = 4 << 20  # one read of a pack region: also the unit of work the restore's threads share
 PLAN_FILES = 8192  # files planned, then written, at a time: memory follows this, not the snapshot
-PROCESS_AFTER_FILES = 1000  # one-blob files in a round before worker processes repay starting them
+PROCESS_AFTER_FILES = 1000  # one-blob files planned before worker processes repay starting them
 
 
 class Restorable(Protocol):
@@ -92,6 +92,7 @@ class Restorer(Placement):
         self._inodes: dict[tuple, FileJob] = {}
         self.matched = False  # whether an include named something that exists
         self._writing: list[FileJob] = []  # the round being written
+        self._one_blob = 0  # files of one blob planned so far
         self.processes = processes if processes is not None else (os.cpu_count() or 1) > 1
         self.procs: PipePool | None = None
 
@@ -156,6 +157,10 @@ class Restorer(Placement):
         self.stats.files += 1
         self.stats.bytes_total += node.get("size", 0)
         self.files.append(job)
+        if len(content) == 1:
+            self._one_blob += 1
+            if self._one_blob >= PROCESS_AFTER_FILES and self.procs is None and self.processes:
+                self._start_processes()  # now, so they start up while the plan goes on
 
     # -- writing ---------------------------------------------------------------
 
@@ -194,7 +199,6 @@ class Restorer(Placement):
     def _write_files(self, files: list[FileJob]) -> None:
         """Write the files listed, pack by pack."""
         by_pack: dict[bytes, list] = {}
-        self._start_processes(files)
         for job in files:
             content = job.node.get("content") or []
             if not content:
@@ -225,11 +229,9 @@ class Restorer(Placement):
                 fut.result()
         self._cleanup(last=False)  # the temporaries of files some of whose blobs failed
 
-    def _start_processes(self, files: list[FileJob]) -> None:
-        """Start the worker processes once a round has enough files of one blob to repay them."""
+    def _start_processes(self) -> None:
+        """Start the worker processes (once the plan has listed enough files of one blob)."""
         if self.procs is not None or not self.processes:
-            return
-        if sum(1 for job in files if len(job.node.get("content") or ()) == 1) < PROCESS_AFTER_FILES:
             return
         keys = self.store.keys
         try:
