@@ -52,6 +52,7 @@ class PipePool:
         self._pending: list[collections.deque[Future]] = []
         self._send_locks: list[threading.Lock] = []
         self._closed = False
+        self._dead: set[int] = set()  # workers whose pipe has closed
         try:
             for _ in range(workers):
                 ours, theirs = ctx.Pipe(duplex=True)
@@ -78,7 +79,10 @@ class PipePool:
         gets the handler's result (or WorkerFailed)."""
         if self._closed:
             raise WorkerFailed("the worker processes were shut down")
-        i = min(range(len(self._conns)), key=lambda k: len(self._pending[k]))
+        live = [k for k in range(len(self._conns)) if k not in self._dead]
+        if not live:
+            raise WorkerFailed("every worker process has ended")
+        i = min(live, key=lambda k: len(self._pending[k]))
         fut: Future = Future()
         data = marshal.dumps(batch)
         with self._send_locks[i]:  # a worker answers in order: its queue and its pipe agree
@@ -104,6 +108,7 @@ class PipePool:
                     data = conn.recv_bytes()
                 except (EOFError, OSError):
                     del live[i]
+                    self._dead.add(i)
                     self._fail_pending(i, "a worker process ended unexpectedly")
                     continue
                 fut = self._pending[i].popleft()
