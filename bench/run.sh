@@ -31,6 +31,12 @@ case " $TOOLS " in *" borg "*)
   export PATH="$WORK/venv/bin:$PATH" ;;
 esac
 [ -x "$AMBER_BIN" ] || python3 "$TOP/quickstart.py" --install-only
+# An installed amber runs compiled modules; where PYTHONDONTWRITEBYTECODE is set a source
+# checkout would compile them again in every command. Compile them once, as a wheel does.
+AMBER_PY=$(dirname "$AMBER_BIN")/python; [ -x "$AMBER_PY" ] || AMBER_PY=python3
+for d in "$TOP/src" ${PYTHONPATH//:/ }; do
+  [ -d "$d/amber" ] && "$AMBER_PY" -m compileall -q "$d/amber" >/dev/null 2>&1 || true
+done
 if [ ! -f "$WORK/corpus.manifest" ] || [ ! -d "$WORK/corpus" ]; then
   bash "$HERE/make_corpus.sh" "$WORK/corpus"
 fi

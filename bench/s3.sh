@@ -18,6 +18,12 @@ TOP=$(dirname "$HERE")
 WORK=${WORK:-/tmp/bench}
 CORPUS=${CORPUS:-$WORK/corpus}
 AMBER=${AMBER_BIN:-$TOP/.venv/bin/amber}
+# An installed amber runs compiled modules; where PYTHONDONTWRITEBYTECODE is set a source
+# checkout would compile them again in every command. Compile them once, as a wheel does.
+AMBER_PY=$(dirname "$AMBER")/python; [ -x "$AMBER_PY" ] || AMBER_PY=python3
+for d in "$TOP/src" ${PYTHONPATH//:/ }; do
+  [ -d "$d/amber" ] && "$AMBER_PY" -m compileall -q "$d/amber" >/dev/null 2>&1 || true
+done
 PY=$(dirname "$AMBER")/python
 RESULTS=${RESULTS:-$HERE/results}
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)

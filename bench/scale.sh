@@ -31,6 +31,12 @@ if [ -z "${AMBER_BIN:-}" ]; then
   AMBER_BIN=$TOP/.venv/bin/amber; [ -x "$AMBER_BIN" ] || AMBER_BIN=/work/main/.venv/bin/amber
 fi
 export AMBER_BIN BENCH_PASSWORD=${BENCH_PASSWORD:-bench-password-not-secret}
+# An installed amber runs compiled modules; where PYTHONDONTWRITEBYTECODE is set a source
+# checkout would compile them again in every command. Compile them once, as a wheel does.
+AMBER_PY=$(dirname "$AMBER_BIN")/python; [ -x "$AMBER_PY" ] || AMBER_PY=python3
+for d in "$TOP/src" ${PYTHONPATH//:/ }; do
+  [ -d "$d/amber" ] && "$AMBER_PY" -m compileall -q "$d/amber" >/dev/null 2>&1 || true
+done
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 LOGS=$WORK/logs/scale-$RUN_ID
 CSV=$RESULTS/scale-$RUN_ID.csv
