@@ -134,3 +134,18 @@ def test_loading_index_files_keeps_the_copy_no_prune_will_delete(files, doomed_p
             if known is None or (known.pack in doomed and pack_id not in doomed):
                 model[e.id] = IndexEntry(pack_id, e.type, e.comp, e.offset, e.length, e.raw_length)
     assert dict(index.items()) == model
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.integers(0, 60), max_size=40), st.lists(st.integers(0, 80), max_size=6), st.sets(st.integers(0, 60)))
+def test_has_all_hex_is_every_id_in_the_index(present, asked, deleted):
+    index = BlobIndex()
+    for n in present:
+        index[bid(n)] = entry(n)
+    for n in deleted & present:
+        del index[bid(n)]
+    live = present - deleted
+    assert index.has_all_hex([bid(n).hex() for n in asked]) == all(n in live for n in asked)
+    assert not index.has_all_hex(["ab"])  # not a blob id
+    with pytest.raises(ValueError):
+        index.has_all_hex(["not hex"])

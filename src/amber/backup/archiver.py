@@ -279,9 +279,8 @@ class Archiver:
         outer.set_result(results)
 
     def _all_indexed(self, content) -> bool:
-        has = self.store.has
         try:
-            return all(has(bytes.fromhex(h)) for h in content)
+            return self.store.has_all_hex(content)
         except (ValueError, TypeError):
             return False
 

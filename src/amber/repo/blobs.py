@@ -64,6 +64,7 @@ class WriteSession:
         self.added_before = store.bytes_added
         # the store's own methods, bound once: these run per chunk and per file
         self.has = store.has
+        self.has_all_hex = store.has_all_hex
         self.add = store.add
         self.add_sealed = store.add_sealed
         self.flush = store.flush
@@ -160,6 +161,12 @@ class BlobStore:
         """Whether a writer may reuse this blob (it is indexed, in a pack not planned for deletion)."""
         pack = self.index.pack_of(blob_id)
         return pack is not None and pack not in self.doomed
+
+    def has_all_hex(self, hex_ids) -> bool:
+        """`has` for every id of a file's content, given in hex (ValueError if one is not hex)."""
+        if self.doomed:
+            return all(self.has(bytes.fromhex(h)) for h in hex_ids)
+        return self.index.has_all_hex(hex_ids)
 
     # -- writing -------------------------------------------------------------
 
