@@ -21,7 +21,7 @@ AMBER=${AMBER_BIN:-$TOP/.venv/bin/amber}
 # An installed amber runs compiled modules; where PYTHONDONTWRITEBYTECODE is set a source
 # checkout would compile them again in every command. Compile them once, as a wheel does.
 AMBER_PY=$(dirname "$AMBER")/python; [ -x "$AMBER_PY" ] || AMBER_PY=python3
-for d in "$TOP/src" ${PYTHONPATH//:/ }; do
+for d in "$TOP/src" ${PYTHONPATH:+${PYTHONPATH//:/ }}; do
   [ -d "$d/amber" ] && "$AMBER_PY" -m compileall -q "$d/amber" >/dev/null 2>&1 || true
 done
 PY=$(dirname "$AMBER")/python
