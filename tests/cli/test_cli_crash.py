@@ -186,6 +186,14 @@ def _children(pid: int) -> set[int]:
     return kids
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -229,3 +237,48 @@ def test_worker_processes_end_with_a_killed_command_and_leave_nothing_partial(re
             assert not path.name.startswith(".amber-restore-"), f"a temporary was left: {path}"
             if path.is_file():
                 assert path.read_bytes() == (src / path.relative_to(root)).read_bytes(), f"{path} is partial"
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_a_killed_worker_process_stops_the_command_with_a_message(repo, tmp_path, command):
+    """A worker killed under a running command (the out-of-memory killer, an operator):
+    never a traceback or a hang; the command either fails naming it or completes whole,
+    and the repository is still sound."""
+    src = tmp_path / "many"
+    for i in range(6000):
+        write(src / f"d{i % 60:02d}" / f"f{i:04d}.txt", os.urandom(2000 + i))
+    set_old_mtimes(src)
+    if command == "restore":
+        repo.backup(src)
+        argv = repo.cmd("restore", "latest", "--target", tmp_path / "out")
+    else:
+        argv = repo.cmd("backup", src)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo.env())
+    victim = None
+    deadline = time.monotonic() + 60
+    try:
+        while p.poll() is None and victim is None and time.monotonic() < deadline:
+            workers = [k for k in _children(p.pid) if b"spawn_main" in _cmdline(k)]  # not the resource tracker
+            victim = min(workers) if len(workers) >= 2 else None
+            time.sleep(0.005)
+        if victim is not None:
+            os.kill(victim, signal.SIGKILL)
+    finally:
+        _out, raw_err = p.communicate(timeout=120)
+    err = raw_err.decode(errors="replace")
+    if victim is None:
+        pytest.skip(f"the {command} ended before its workers could be seen (exit {p.returncode})")
+    assert "Traceback" not in err
+    # the worker had batches: they fail, and so does the command, saying why; it had none:
+    # the other worker does the rest and the command succeeds whole
+    assert p.returncode in (0, 1), err
+    if p.returncode == 1:
+        assert "worker process ended unexpectedly" in err
+    elif command == "restore":
+        assert_same_tree(src, restored_root(tmp_path / "out", src))
+    else:
+        target = tmp_path / "check-out"
+        repo.run("restore", "latest", "--target", target, "--verify")
+        assert_same_tree(src, restored_root(target, src))
+    r = repo.run("check", "--read-data")
+    assert "Traceback" not in r.stderr

@@ -29,12 +29,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 
+from ..errors import AmberError
+
 WATCH_INTERVAL = 0.5  # seconds between a worker's checks that its parent is alive
 _STOP = b""  # the message that ends a worker
 
 
-class WorkerFailed(RuntimeError):
-    """A worker process died, or raised something other than the batch's own results."""
+class WorkerFailed(AmberError):
+    """A worker process died (killed, out of memory), or its handler raised: the command
+    stops with this message rather than a traceback."""
 
 
 class PipePool:
@@ -109,7 +112,7 @@ class PipePool:
                 except (EOFError, OSError):
                     del live[i]
                     self._dead.add(i)
-                    self._fail_pending(i, "a worker process ended unexpectedly")
+                    self._fail_pending(i, "a worker process ended unexpectedly (killed, or out of memory?)")
                     continue
                 fut = self._pending[i].popleft()
                 ok, value = marshal.loads(data)

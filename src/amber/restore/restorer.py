@@ -77,8 +77,8 @@ class Restorer(Placement):
     ) -> None:
         """`owner`: as root, give entries the uid/gid the snapshot names; `special`: make
         device nodes and FIFOs and keep setuid/setgid bits (off: skipped and stripped);
-        `processes`: write files of one blob in worker processes (workers.py) when a
-        round has enough of them (None: where there is more than one core)."""
+        `processes`: write files of one blob in worker processes (workers.py) once the
+        plan has listed enough of them (None: where there is more than one core)."""
         super().__init__(os.path.abspath(target), stats or RestoreStats(), owner=owner, special=special)
         self.repo = repo
         self.store = repo.blobs
