@@ -75,6 +75,13 @@ def _private_client_state(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def legacy_log(monkeypatch):
+    """Repositories made in the test keep the audit log in the layout before tiles
+    (`log/entries/<slot>`), as amber versions before tiles wrote it: the tests of that layout."""
+    monkeypatch.setenv("AMBER_LOG_LAYOUT", "entries")
+
+
+@pytest.fixture
 def in_subprocess(request) -> bool:
     """Whether this test's `amber` commands run as real processes (marked `subprocess`)."""
     return request.node.get_closest_marker("subprocess") is not None

@@ -35,6 +35,8 @@ from audit_helpers import (
     write,
 )
 
+pytestmark = pytest.mark.usefixtures("legacy_log")  # the layout before tiles (tests/audit/test_tiles.py: tiles)
+
 DAY = dt.timedelta(days=1)
 
 
