@@ -54,6 +54,7 @@ from . import checkpoint as cpfmt
 from . import merkle
 from . import tiles as tl
 from .entry import parse_entry, validate_entry
+from . import summary as summ
 from . import tiledverify
 from .tiled import Head, TiledStore
 
@@ -65,6 +66,7 @@ MAX_ENTRY_BYTES = 64 << 20  # no event is this large: a bigger object is foreign
 HASH_CHUNK = 8 << 20  # a foreign object too large to read whole is hashed in pieces this size
 CLOCK_TOLERANCE = _dt.timedelta(minutes=10)  # event times may differ this much between clients
 FOREIGN_BATCH = 1000  # objects named by one `foreign` event
+FIRST_WIDTHS = (1, 2, 4, 8, 16, 32, 64, 128, tl.WIDTH)  # the bundle blocks that can hold event 0
 LAYOUT_ENV = "AMBER_LOG_LAYOUT"  # "entries": start new logs, and keep old ones, in the layout before tiles
 
 
@@ -162,9 +164,7 @@ class AuditLog:
         if self._tiled:
             return True
         store = self.store()
-        if store.bundle(tl.Place(None, 0, 0, tl.WIDTH)) is not None or any(
-            store.bundle(tl.bundle_of(w)) is not None for w in store._partial_widths(0)
-        ):
+        if any(store.bundle(tl.Place(None, 0, 0, width)) is not None for width in FIRST_WIDTHS):
             self._tiled = True
             return True
         if any(True for _ in self.storage.list(ENTRIES)):
@@ -355,7 +355,7 @@ class AuditLog:
         """Event 0 of a tiled log, from the first bundle block that holds it (`000.p/1`, or the
         block an upgrade wrote); None when there is none, IntegrityError when one is junk."""
         store = TiledStore(storage, sealer)
-        for width in (1, 2, 4, 8, 16, 32, 64, 128, tl.WIDTH):
+        for width in FIRST_WIDTHS:
             place = tl.Place(None, 0, 0, width)
             got = store.bundle(place)
             if got is not None:
@@ -501,6 +501,42 @@ class AuditLog:
         """Raise unless the tiled log at `head` extends the checkpoint `cp`: an RFC 9162
         consistency proof from O(log n) tiles."""
         consistent(cp, head.size, head.root, lambda: store.consistency(cp.size, head.size), what)
+
+    def summary(self) -> summ.Summary:
+        """The fold of every event a backup needs (audit/summary.py). A tiled log reads only the
+        entries added since this client's kept summary, after a consistency proof shows the log
+        still extends it; the layout before tiles reads every entry."""
+        if not self.tiled():
+            out = summ.Summary()
+            for ev, _raw in self.entries(errors=[]):
+                out.add(ev)
+            return out
+        path = os.path.join(client_state.cache_dir(self.repository_id), "log-summary.json")
+        kept = summ.load(path)
+        store = self.store()
+        head = self.head(store, kept.size if kept is not None else 0)
+        if kept is None or not self._extends(store, head, kept.size, kept.root):
+            kept = summ.Summary()
+        try:
+            raws = store.entries(kept.size, head.size, head.size)
+            for i, raw in enumerate(raws, kept.size):
+                kept.add(parse_entry(raw, i, f"{store.entry_key(i, head.size)} (event {i})"))
+        except IntegrityError:
+            return kept  # damage is `audit verify`'s to report; this fold is not kept
+        kept.size, kept.root = head.size, head.root
+        summ.save(path, kept)
+        return kept
+
+    def _extends(self, store: TiledStore, head: Head, size: int, root: bytes) -> bool:
+        try:
+            consistent(cpfmt.Checkpoint(self.origin, size, root), head.size, head.root, lambda: store.consistency(size, head.size), "")
+            return True
+        except (IntegrityError, ValueError):
+            return False
+
+    def logged_snapshots(self) -> set[str]:
+        """Every snapshot id a `snapshot` event names."""
+        return self.summary().snapshots
 
     def _tiled_entries(self, errors: list | None) -> list[tuple[dict, bytes]]:
         store = self.store()
@@ -908,7 +944,7 @@ def record_snapshots(
 ) -> list[dict]:
     """Append a `snapshot` event for every stored snapshot the log does not name yet:
     the one just written, and any a crash kept from being recorded (marked recovered)."""
-    logged = {ev.get("snapshot") for ev, _raw in log.entries() if ev.get("type") == "snapshot"}
+    logged = log.logged_snapshots()
     snapshots.forget()
     out = []
     now = log.clock.now()

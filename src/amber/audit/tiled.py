@@ -63,7 +63,9 @@ class TiledStore:
         self.sealer = sealer
         self.problems = Problems()
         self.reads = 0
-        self._blocks: dict[str, tuple[list[bytes], list[bytes]] | None] = {}
+        self._blocks: dict[str, tuple[list[bytes], list[bytes]]] = {}  # bundle blocks read or written
+        self._tiles: dict[str, list[bytes]] = {}  # tile blocks verified or written
+        self.frontiers: dict[int, list[bytes]] = {}  # tree size -> its compact range, as read
 
     # -- raw objects ------------------------------------------------------------------------
 
@@ -146,6 +148,7 @@ class TiledStore:
                 size += width
                 break
         if size == 0:
+            self.frontiers[0] = []
             return Head(0, [])
         place = t.bundle_of(size)
         got = self.bundle(place)
@@ -156,6 +159,7 @@ class TiledStore:
         frontier = got[0]
         if [len(h) for h in frontier] != [t.HASH] * len(t.frontier_sizes(size)):
             raise IntegrityError(f"{self.bundle_key(place)}: its frontier does not fit a tree of {size} entries")
+        self.frontiers[size] = frontier
         return Head(size, frontier, self.bundle_key(place))
 
     def _partial_widths(self, index: int) -> list[int]:
@@ -196,43 +200,81 @@ class TiledStore:
 
     # -- hash tiles -------------------------------------------------------------------------
 
-    def hashes(self, level: int, count: int, lo: int, hi: int, strict: bool = False) -> list[bytes]:
-        """Level `level`'s hashes at positions [lo, hi), the level standing at `count` hashes.
-        Each comes from the stored block that holds it; a block that is missing or does not open
-        is rebuilt from the level below (and reported when `strict`)."""
+    def hashes(self, level: int, size: int, lo: int, hi: int, strict: bool = False) -> list[bytes]:
+        """Level `level`'s hashes at positions [lo, hi) of the tree of `size` leaves, whose
+        frontier this store has read (`head`, `claim`). Each block is verified before it is
+        used — its root against the frontier (a block of a partial tile) or the level above (a
+        full tile) — and one that is missing, junk or wrong is passed over for its alternates,
+        else rebuilt from the level below; `strict` reports a missing one."""
+        count = t.level_count(size, level)
         out: list[bytes] = []
         pos = lo
         while pos < hi:
             place = t.containing(level, count, pos)
             base = place.index * t.WIDTH
-            block = self.tile(place, strict)
+            block = self.tile(place, size, strict)
             end = min(hi, base + place.width)
             out.extend(block[pos - base - place.start : end - base - place.start])
             pos = end
         return out
 
-    def tile(self, place: t.Place, strict: bool = False) -> list[bytes]:
+    def tile(self, place: t.Place, size: int, strict: bool = False) -> list[bytes]:
         key = place.key()
-        cached = self._blocks.get(key)
-        if cached is not None:
-            return cached[1]
-        data = self._get(key)
-        block = None
-        if data is not None:
-            try:
-                block = self.open_tile(place, data)
-            except IntegrityError as e:
-                self.problems.foreign[key] = _problem(e, key)
+        if key in self._tiles:
+            return self._tiles[key]
+        want = self._expected(place, size, strict)
+        block = self._load(place, want, strict)
         if block is None:
-            if strict and data is None:
-                self.problems.error(f"{key}: tile missing from the log (deleted, or its writer stopped)")
-            block = self._rebuild(place, strict)
-        self._blocks[key] = ([], block)
+            block = self._rebuild(place, size)
+            if merkle.root(block) != want:
+                raise IntegrityError(f"{key}: the entries below it do not give the hash the log names for it")
+        self._tiles[key] = block
         return block
 
-    def _rebuild(self, place: t.Place, strict: bool) -> list[bytes]:
+    def _load(self, place: t.Place, want: bytes | None, strict: bool = False) -> list[bytes] | None:
+        """The first block stored under `place`'s names whose root is `want` (any authentic
+        one when `want` is None); None when there is none."""
+        for alt in range(t.ALTERNATES):
+            p = t.Place(place.level, place.index, place.start, place.width, alt)
+            key = p.key()
+            data = self._get(key)
+            if data is None:
+                if alt == 0 and strict:
+                    self.problems.error(f"{key}: tile missing from the log (deleted, or its writer stopped)")
+                return None
+            try:
+                got = self.open_tile(p, data)
+            except IntegrityError as e:
+                self.problems.foreign[key] = _problem(e, key)
+                continue
+            if want is None or merkle.root(got) == want:
+                return got
+            self.problems.error(f"{key}: its hashes do not match its entries")
+        return None
+
+    def _expected(self, place: t.Place, size: int, strict: bool) -> bytes:
+        """The root a block of the tree of `size` must have: a hash of the level above for a
+        full tile, an element of the frontier for a block of a partial tile."""
+        if place.full:
+            return self.hashes(place.level + 1, size, place.index, place.index + 1, strict)[0]  # type: ignore[operator]
+        frontier = self.frontiers.get(size)
+        if frontier is None:  # the frontier stored with the tree's last entry
+            got = self.bundle(t.bundle_of(size))
+            if got is None:
+                raise IntegrityError(f"{t.bundle_of(size).key()}: missing (the last entry of a tree of {size} entries)")
+            frontier = self.frontiers[size] = got[0]
+        span = t.WIDTH**place.level  # type: ignore[operator]
+        start, width = (place.index * t.WIDTH + place.start) * span, (place.width - place.start) * span
+        pos = 0
+        for h, w in zip(frontier, t.frontier_sizes(size)):
+            if (pos, w) == (start, width):
+                return h
+            pos += w
+        raise ValueError(f"{place.key()} is no block of the tree of {size} entries")
+
+    def _rebuild(self, place: t.Place, size: int) -> list[bytes]:
         """A tile block computed from the level below: leaf hashes of the bundle block, or the
-        roots of the full tiles one level down."""
+        roots of the full tiles one level down (the caller checks the result)."""
         base = place.index * t.WIDTH
         if place.level == 0:
             got = self.bundle(t.Place(None, place.index, place.start, place.width))
@@ -242,7 +284,9 @@ class TiledStore:
         below = place.level - 1  # type: ignore[operator]
         out = []
         for i in range(base + place.start, base + place.width):
-            out.append(merkle.root(self.tile(t.Place(below, i, 0, t.WIDTH), strict)))
+            lower = t.Place(below, i, 0, t.WIDTH)
+            block = self._tiles.get(lower.key()) or self._load(lower, None) or self._rebuild(lower, size)
+            out.append(merkle.root(block))
         return out
 
     def perfect(self, size: int, lo: int, width: int, strict: bool = False) -> bytes:
@@ -250,8 +294,7 @@ class TiledStore:
         k = width.bit_length() - 1
         level = min(k // t.HEIGHT, t.MAX_LEVEL)
         shift = t.HEIGHT * level
-        hs = self.hashes(level, t.level_count(size, level), lo >> shift, (lo + width) >> shift, strict)
-        return merkle.root(hs)
+        return merkle.root(self.hashes(level, size, lo >> shift, (lo + width) >> shift, strict))
 
     def mth(self, size: int, strict: bool = False) -> Callable[[int, int], bytes]:
         """`mth(lo, hi)`: the RFC 6962 hash of leaves [lo, hi) of a tree of `size`, from tiles."""
@@ -292,6 +335,7 @@ class TiledStore:
                     self.problems.foreign[p.key()] = _problem(e, p.key())
                 continue  # junk holds this name: the next one
             self._blocks[place.key()] = (frontier, [*older, raw])
+            self.frontiers[size] = frontier
             return Head(size, frontier, p.key())
         raise IntegrityError(
             f"{place.key()}: junk holds this name and all {t.ALTERNATES - 1} alternates; nothing "
@@ -314,15 +358,27 @@ class TiledStore:
             count = t.level_count(size, level)
             place = t.tile_block(level, count)
             base = place.index * t.WIDTH
-            prev = self.hashes(level, count - 1, base + place.start, count - 1) if count - 1 > base + place.start else []
+            prev = self.hashes(level, size - 1, base + place.start, count - 1) if count - 1 > base + place.start else []
             block = [*prev, merkle.root(block)]  # the full tile just written, one level down
 
     def _put_tile(self, place: t.Place, block: list[bytes], retention: Retention | None) -> None:
-        self._blocks[place.key()] = ([], block)
-        try:
-            self.storage.put(place.key(), self.sealer.seal(KIND_LOG_TILE, t.encode_tile(place, block)), retention=retention)
-        except AlreadyExists:
-            pass
+        """Put a tile block under its name, or, when another block holds it, check that one:
+        the same hashes (another writer's) are as good; anything else is passed over for the
+        next alternate name, which readers reach because they verify before trusting."""
+        self._tiles[place.key()] = block
+        sealed = self.sealer.seal(KIND_LOG_TILE, t.encode_tile(place, block))
+        for alt in range(t.ALTERNATES):
+            p = t.Place(place.level, place.index, place.start, place.width, alt)
+            try:
+                self.storage.put(p.key(), sealed, retention=retention)
+                return
+            except AlreadyExists:
+                data = self._get(p.key())
+                try:
+                    if data is None or self.open_tile(p, data) == block:
+                        return
+                except IntegrityError:
+                    pass
 
     def append(self, head: Head, raw: bytes, retention: Retention | None) -> Head | None:
         """Claim the next place, then write its tiles; None if another writer was first."""

@@ -111,7 +111,7 @@ def _compare_tiles(store: TiledStore, n: int, m: int, leaves: list[bytes], found
     level = 0
     while True:
         count = t.level_count(n, level)
-        stored = store.hashes(level, count, lo, count, strict=True)
+        stored = store.hashes(level, n, lo, count, strict=True)
         for pos, (want, got) in enumerate(zip(below, stored), lo):
             if want != got:
                 found.errors.append(f"{t.containing(level, count, pos).key()}: its hashes do not match its entries")
@@ -122,7 +122,7 @@ def _compare_tiles(store: TiledStore, n: int, m: int, leaves: list[bytes], found
         if up <= lo:
             return
         below = [
-            merkle.root(store.hashes(level - 1, count, k * t.WIDTH, (k + 1) * t.WIDTH, strict=True))
+            merkle.root(store.hashes(level - 1, n, k * t.WIDTH, (k + 1) * t.WIDTH, strict=True))
             for k in range(lo, up)
         ]
 
