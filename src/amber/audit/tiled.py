@@ -128,7 +128,8 @@ class TiledStore:
     def head(self, hint: int = 0) -> Head:
         """The log's size and compact range, found from `hint` (a size the log reached: this
         client's remembered checkpoint) with O(log(size - hint)) reads: full bundles by
-        doubling and halving, then one listing of the last bundle's partial blocks."""
+        doubling and halving, then one listing of the last bundle's partial blocks (or, when
+        nothing came after the hint, one probe of the next place)."""
         full = hint // t.WIDTH
         if self.bundle(t.Place(None, full, 0, t.WIDTH)) is not None:
             step, lo = 1, full
@@ -143,10 +144,13 @@ class TiledStore:
                     hi = mid
             full = hi
         size = full * t.WIDTH
-        for width in self._partial_widths(full):
-            if self.bundle(t.bundle_of(size + width)) is not None:
-                size += width
-                break
+        if size < hint and self._ends_at(hint):
+            size = hint  # the common case, nothing appended since the hint: no listing needed
+        else:
+            for width in self._partial_widths(full):
+                if self.bundle(t.bundle_of(size + width)) is not None:
+                    size += width
+                    break
         if size == 0:
             self.frontiers[0] = []
             return Head(0, [])
@@ -161,6 +165,12 @@ class TiledStore:
             raise IntegrityError(f"{self.bundle_key(place)}: its frontier does not fit a tree of {size} entries")
         self.frontiers[size] = frontier
         return Head(size, frontier, self.bundle_key(place))
+
+    def _ends_at(self, size: int) -> bool:
+        """Whether the tree of `size` is stored and nothing claims the next place (one probe of
+        its name; junk there, or anything unusual, makes the caller list instead)."""
+        self.reads += 1
+        return not self.storage.exists(t.bundle_of(size + 1).key()) and self.bundle(t.bundle_of(size)) is not None
 
     def _partial_widths(self, index: int) -> list[int]:
         """The widths of the partial bundle blocks stored for bundle `index`, largest first."""
