@@ -137,11 +137,7 @@ def test_names_that_are_not_ours_parse_to_nothing_or_to_themselves(junk):
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    width=st.integers(1, 256),
-    index=st.integers(0, 2**40),
-    data=st.data(),
-)
+@given(width=st.integers(1, 256), index=st.integers(0, 2**40), data=st.data())
 def test_tile_and_bundle_blocks_round_trip(width, index, data):
     start = t.block_start(width) if width < t.WIDTH else 0
     hashes = [data.draw(st.binary(min_size=32, max_size=32)) for _ in range(width - start)]

@@ -58,9 +58,7 @@ def remove(u, key: str) -> None:
 def snapshot_of_log(u) -> dict[str, bytes]:
     """Every object under log/ and its bytes."""
     if isinstance(u, S3Amber):
-        return {
-            k: u.s3.get_object(Bucket=u.bucket, Key=u.key(k))["Body"].read() for k in u.keys("log/")
-        }
+        return {k: u.s3.get_object(Bucket=u.bucket, Key=u.key(k))["Body"].read() for k in u.keys("log/")}
     root = u.repo
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
@@ -126,7 +124,11 @@ def test_an_authentic_tile_that_does_not_match_its_entries_a_missing_tile_and_a_
     r2 = user.run("audit", "verify", "--full", expect=20)
     assert full in r2.stderr and "do not match its entries" in r2.stderr, r2
     beyond = t.tile_block(0, n + 40)
-    plant(user, beyond.key(), r.audit.sealer.seal(KIND_LOG_TILE, t.encode_tile(beyond, wrong[: beyond.width - beyond.start])))
+    plant(
+        user,
+        beyond.key(),
+        r.audit.sealer.seal(KIND_LOG_TILE, t.encode_tile(beyond, wrong[: beyond.width - beyond.start])),
+    )
     another_backup(user)
     assert_named(user, [full, beyond.key()])
     assert [e["type"] for e in user.json("audit", "log")[n:]] == ["snapshot", "check"]

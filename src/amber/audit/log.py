@@ -51,11 +51,10 @@ from ..repo.events import user_name
 from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import ObjectInfo, Retention, Storage
 from . import checkpoint as cpfmt
-from . import merkle
+from . import merkle, tiledverify
+from . import summary as summ
 from . import tiles as tl
 from .entry import parse_entry, validate_entry
-from . import summary as summ
-from . import tiledverify
 from .tiled import Head, TiledStore
 
 RECOVER_AFTER = _dt.timedelta(minutes=10)  # then a snapshot without its event is recorded by others
@@ -404,7 +403,14 @@ class AuditLog:
         actor = {"host": socket.gethostname(), "user": user_name(), "key": self.key_id[:16]}
 
         def event(seq: int) -> dict:
-            ev = {"v": 1, "seq": seq, "time": to_iso(self.clock.now()), "type": kind, "actor": actor, "details": details}
+            ev = {
+                "v": 1,
+                "seq": seq,
+                "time": to_iso(self.clock.now()),
+                "type": kind,
+                "actor": actor,
+                "details": details,
+            }
             if snapshot is not None:
                 ev["snapshot"] = snapshot
             return ev
@@ -529,7 +535,13 @@ class AuditLog:
 
     def _extends(self, store: TiledStore, head: Head, size: int, root: bytes) -> bool:
         try:
-            consistent(cpfmt.Checkpoint(self.origin, size, root), head.size, head.root, lambda: store.consistency(size, head.size), "")
+            consistent(
+                cpfmt.Checkpoint(self.origin, size, root),
+                head.size,
+                head.root,
+                lambda: store.consistency(size, head.size),
+                "",
+            )
             return True
         except (IntegrityError, ValueError):
             return False
@@ -775,7 +787,7 @@ class AuditLog:
         else:
             rep.checkpoints += self._head_checkpoint(head, rep)
         entries = found.entries if whole else []
-        if events and not whole or (found.foreign and not whole):
+        if (events and not whole) or (found.foreign and not whole):
             entries = self._tiled_entries(rep.errors if events else [])
         rep.foreign = self._explain(found.foreign, entries, digest=False)
         for f in rep.foreign:

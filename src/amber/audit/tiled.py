@@ -202,7 +202,9 @@ class TiledStore:
                 place = t.Place(None, place.index, place.start, place.width)
             got = self.bundle(place)
             if got is None:
-                raise IntegrityError(f"{place.key()}: missing from the log (events {base + place.start}-{base + place.width - 1})")
+                raise IntegrityError(
+                    f"{place.key()}: missing from the log (events {base + place.start}-{base + place.width - 1})"
+                )
             end = min(hi, base + place.width)
             out.extend(got[1][pos - base - place.start : end - base - place.start])
             pos = end
@@ -276,7 +278,7 @@ class TiledStore:
         span = t.WIDTH**place.level  # type: ignore[operator]
         start, width = (place.index * t.WIDTH + place.start) * span, (place.width - place.start) * span
         pos = 0
-        for h, w in zip(frontier, t.frontier_sizes(size)):
+        for h, w in zip(frontier, t.frontier_sizes(size), strict=False):
             if (pos, w) == (start, width):
                 return h
             pos += w

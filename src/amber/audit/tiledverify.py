@@ -90,7 +90,9 @@ def since(log: Log, store: TiledStore, head: Head, cp: cpfmt.Checkpoint) -> Foun
             return found
         fr = frontier[0]
         if t.frontier_root(fr) != cp.root:
-            found.errors.append(f"{store.bundle_key(t.bundle_of(m))}: does not give the root of the checkpoint of size {m}")
+            found.errors.append(
+                f"{store.bundle_key(t.bundle_of(m))}: does not give the root of the checkpoint of size {m}"
+            )
             return found
         leaves = [merkle.leaf_hash(r) for r in raws]
         for i, leaf in enumerate(leaves, m):
@@ -112,7 +114,7 @@ def _compare_tiles(store: TiledStore, n: int, m: int, leaves: list[bytes], found
     while True:
         count = t.level_count(n, level)
         stored = store.hashes(level, n, lo, count, strict=True)
-        for pos, (want, got) in enumerate(zip(below, stored), lo):
+        for pos, (want, got) in enumerate(zip(below, stored, strict=False), lo):
             if want != got:
                 found.errors.append(f"{t.containing(level, count, pos).key()}: its hashes do not match its entries")
                 break
@@ -122,8 +124,7 @@ def _compare_tiles(store: TiledStore, n: int, m: int, leaves: list[bytes], found
         if up <= lo:
             return
         below = [
-            merkle.root(store.hashes(level - 1, n, k * t.WIDTH, (k + 1) * t.WIDTH, strict=True))
-            for k in range(lo, up)
+            merkle.root(store.hashes(level - 1, n, k * t.WIDTH, (k + 1) * t.WIDTH, strict=True)) for k in range(lo, up)
         ]
 
 
@@ -239,7 +240,8 @@ def _check_checkpoints(log: Log, cps: list[ObjectInfo], roots: dict[int, bytes],
             )
         elif got.size and roots.get(got.size) not in (None, got.root):
             found.errors.append(
-                f"{info.key} (size {got.size}) is not a prefix of the log now found: its history was rewritten or forked"
+                f"{info.key} (size {got.size}) is not a prefix of the log now found: "
+                "its history was rewritten or forked"
             )
         else:
             found.checkpoints += 1
@@ -266,4 +268,3 @@ def _problems(log: Log, store: TiledStore, found: Found) -> None:
         if key not in known:
             found.foreign.append(log.foreign(key, problem, 0))
     found.errors.extend(e for e in store.problems.errors if e not in found.errors)
-
