@@ -149,6 +149,7 @@ class AuditLog:
         self.signing = signing
         self.public = cpfmt.public_bytes(self.signing)
         self._tiled = False  # once tiles are found they stay: a tiled log never goes back
+        self._events: tuple[int, bytes, list] | None = None  # (size, root, events) as last read
 
     # -- which layout --------------------------------------------------------------
 
@@ -551,18 +552,28 @@ class AuditLog:
         return self.summary().snapshots
 
     def _tiled_entries(self, errors: list | None) -> list[tuple[dict, bytes]]:
+        """Every event of the tiled log. Within one process the events read last time are kept
+        with their size and root: a command that replays the log several times (forget: the
+        protection, the clock guard, the overrides) reads it once, then only the head, a
+        consistency proof and what was appended since."""
         store = self.store()
+        kept = self._events
         out: list[tuple[dict, bytes]] = []
         try:
-            head = store.head(0)
-            raws = store.entries(0, head.size, head.size)
-            for i, raw in enumerate(raws):
+            head = self.head(store, kept[0] if kept else 0)
+            if kept is None or not self._extends(store, head, kept[0], kept[1]):
+                kept = (0, b"", [])
+            out = list(kept[2])
+            raws = store.entries(kept[0], head.size, head.size)
+            for i, raw in enumerate(raws, kept[0]):
                 out.append((parse_entry(raw, i, f"{store.entry_key(i, head.size)} (event {i})"), raw))
         except IntegrityError as e:
             if errors is None:
                 raise
             errors.append(str(e))
-        return out
+            return out
+        self._events = (head.size, head.root, out)
+        return list(out)
 
     def _writable_scan(self) -> _Scan:
         """The log as a writer reads it: foreign objects skipped, a missing or doubled event
