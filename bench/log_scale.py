@@ -214,10 +214,44 @@ def small_tree(root: Path) -> Path:
     return src
 
 
+def s3_requests(events: int, back: int) -> None:
+    """Requests per append and per verify on S3 (moto's server on loopback, tests/s3server.py):
+    every storage call is one request, a listing one per 1,000 keys."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from s3server import CREDENTIALS, S3Server
+
+    server = S3Server().start()
+    try:
+        os.environ.update(CREDENTIALS)
+        os.environ["AMBER_S3_ENDPOINT"] = server.endpoint
+        url = f"s3:{server.new_bucket()}/repo"
+        Repository.init(url, PASSWORD, kdf_n=KDF_N)
+        t0 = time.perf_counter()
+        grow(url, events)
+        build = time.perf_counter() - t0
+        mean_r, max_r, _cpu = appends(url)
+        repo, counter = counted(url)
+        remember_back(repo, back)
+        assert repo.audit.verify(remember=False).ok
+        since = counter.count
+        repo, counter = counted(url)
+        assert repo.audit.verify(full=True, remember=False).ok
+        full = counter.count
+        print(f"\nS3 (moto on loopback), {events:,} events (built in {build:.0f} s):\n")
+        print(
+            f"| requests per append: mean / max | `verify` from a checkpoint {back:,} events back | `verify --full` |"
+        )
+        print("|---|---|---|")
+        print(f"| {mean_r:.1f} / {max_r} | {since} | {full:,} |", flush=True)
+    finally:
+        server.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, nargs="+", default=[1000, 100_000])
+    ap.add_argument("--events", type=int, nargs="*", default=[1000, 100_000])
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--s3", type=int, default=0, help="also count requests on S3 (moto) with a log of this many events")
     a = ap.parse_args()
     base = Path(a.dir or tempfile.mkdtemp(prefix="logbench-"))
     os.environ["XDG_STATE_HOME"] = str(base / "state")
@@ -227,10 +261,12 @@ def main() -> None:
     Repository.init(empty, PASSWORD, kdf_n=KDF_N)
     empty_backup = cli_backup(empty, src, base / "home-empty")
     empty_lib = library_backup(empty, src)
-    print("| events | build (s) | append: requests mean / max | append CPU (ms) | inclusion proof (ms / requests) "
-          "| verify from 1,000 back (s / requests) | `audit verify` work from 1,000 back (s) "
-          "| full verify (s, events/s) | `amber backup` unchanged (s): this log / empty log "
-          "| library backup unchanged (s): this log / empty log |")
+    print(
+        "| events | build (s) | append: requests mean / max | append CPU (ms) | inclusion proof (ms / requests) "
+        "| verify from 1,000 back (s / requests) | `audit verify` work from 1,000 back (s) "
+        "| full verify (s, events/s) | `amber backup` unchanged (s): this log / empty log "
+        "| library backup unchanged (s): this log / empty log |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in a.events:
         path = str(base / f"log-{n}")
@@ -249,6 +285,8 @@ def main() -> None:
             flush=True,
         )
         shutil.rmtree(path, ignore_errors=True)
+    if a.s3:
+        s3_requests(a.s3, min(1000, a.s3 // 2))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from amber.audit import merkle
 from amber.audit import tiles as t
 from amber.crypto.aead import KIND_LOG_BUNDLE, KIND_LOG_TILE
-from amber.errors import IntegrityError
+from amber.errors import IntegrityError, UsageError
 from amber.format import layout
 from amber.storage.base import StorageWrapper
 
@@ -375,3 +375,15 @@ def test_a_backup_reads_the_log_only_for_its_checks_and_append(repo, repo_path, 
     backup(reader, src)
     bundles = [k for k in counter.reads if k.startswith(t.ENTRIES)]
     assert len(counter.reads) < 60 and "log/tile/entries/000" not in bundles, counter.reads
+
+
+def test_proofs_a_witness_asks_for(repo):
+    grow(repo, 299)
+    leaves = repo.audit.leaves(repo.audit.entries())
+    for m, n in ((1, 300), (100, 257), (256, 300), (300, 300)):
+        proof = repo.audit.consistency_proof(m, n)
+        merkle.verify_consistency(m, n, merkle.root(leaves[:m]), merkle.root(leaves[:n]), proof)
+    for i, n in ((0, 1), (5, 256), (299, 300)):
+        merkle.verify_inclusion(leaves[i], i, n, repo.audit.inclusion_proof(i, n), merkle.root(leaves[:n]))
+    with pytest.raises(UsageError):
+        repo.audit.consistency_proof(10, 301)

@@ -467,6 +467,21 @@ class AuditLog:
         self.appended(new, store)
         return ev
 
+    def consistency_proof(self, m: int, n: int) -> list[bytes]:
+        """The RFC 9162 proof that the tree of `m` events is a prefix of the tree of `n`
+        (0 < m <= n <= the log's size), from O(log n) tiles: what a witness asks for."""
+        store = self.store()
+        if not 0 < m <= n <= self.head(store, n).size:
+            raise UsageError(f"no consistency proof from {m} to {n} events in this log")
+        return store.consistency(m, n)
+
+    def inclusion_proof(self, index: int, n: int) -> list[bytes]:
+        """The RFC 9162 proof that event `index` is in the tree of `n` events, from tiles."""
+        store = self.store()
+        if not 0 <= index < n <= self.head(store, n).size:
+            raise UsageError(f"no inclusion proof of event {index} in a tree of {n} events in this log")
+        return store.inclusion(index, n)
+
     def appended(self, head: Head, store: TiledStore) -> None:
         """Called after each append with the new head (a witness takes the checkpoint from
         here, and asks `store.consistency(m, n)` for its proofs). Nothing by default."""

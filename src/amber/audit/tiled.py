@@ -202,9 +202,9 @@ class TiledStore:
                 place = t.Place(None, place.index, place.start, place.width)
             got = self.bundle(place)
             if got is None:
-                raise IntegrityError(
-                    f"{place.key()}: missing from the log (events {base + place.start}-{base + place.width - 1})"
-                )
+                what = self.problems.foreign.get(place.key(), "missing from the log (deleted)")
+                events = f"events {base + place.start}-{base + place.width - 1}"
+                raise IntegrityError(f"{place.key()}: {what}: {events} cannot be read")
             end = min(hi, base + place.width)
             out.extend(got[1][pos - base - place.start : end - base - place.start])
             pos = end
