@@ -387,3 +387,16 @@ def test_proofs_a_witness_asks_for(repo):
         merkle.verify_inclusion(leaves[i], i, n, repo.audit.inclusion_proof(i, n), merkle.root(leaves[:n]))
     with pytest.raises(UsageError):
         repo.audit.consistency_proof(10, 301)
+
+
+def test_a_bundle_replaced_by_junk_is_named_and_nothing_is_built_on_it(repo, repo_path):
+    grow(repo, 299)
+    key = t.Place(None, 0, 0, t.WIDTH).key()
+    path = Path(repo_path, key)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"junk in place of a bundle\n")
+    reader = open_repo(repo_path)
+    with pytest.raises(IntegrityError, match=key):
+        reader.audit.entries()
+    rep = reader.audit.verify(full=True)
+    assert any(key in e for e in rep.errors), rep.errors
