@@ -40,7 +40,7 @@ def validate_entry(ev: dict, what: str) -> dict:
     return ev
 
 
-def _is_hex64(value) -> bool:
+def _is_hex64(value: object) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 

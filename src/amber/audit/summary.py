@@ -31,7 +31,7 @@ def _time(value: object) -> _dt.datetime | None:
 
 def event_grant(ev: dict) -> tuple[_dt.datetime, _dt.datetime] | None:
     """(set, until) of the lock an event records: a `snapshot` event's retention, or a `lock`."""
-    d = ev.get("details") if isinstance(ev.get("details"), dict) else {}
+    d: dict = ev["details"] if isinstance(ev.get("details"), dict) else {}
     start = until = None
     if ev.get("type") == "snapshot" and isinstance(d.get("retention"), dict):
         start, until = _time(d.get("time")) or _time(ev.get("time")), _time(d["retention"].get("until"))

@@ -46,7 +46,7 @@ class Log(Protocol):
 
     def foreign(self, key: str, problem: str, size: int) -> Foreign: ...
 
-    def classify_checkpoint(self, info: ObjectInfo): ...
+    def classify_checkpoint(self, info: ObjectInfo) -> cpfmt.Checkpoint | Foreign | None: ...
 
     def legacy_leaves(self, infos: list[ObjectInfo]) -> tuple[list[bytes], list, list[str]]: ...
 
@@ -180,7 +180,16 @@ def _roots(leaves: list[bytes], sizes: set[int]) -> dict[int, bytes]:
     return out
 
 
-def _check_object(log: Log, store: TiledStore, info: ObjectInfo, raws, levels, roots, n: int, found: Found) -> None:
+def _check_object(
+    log: Log,
+    store: TiledStore,
+    info: ObjectInfo,
+    raws: list[bytes],
+    levels: list[list[bytes]],
+    roots: dict[int, bytes],
+    n: int,
+    found: Found,
+) -> None:
     """One object under `log/tile/` against what the log says its name must hold."""
     place = t.parse_key(info.key)
     if place is None:
