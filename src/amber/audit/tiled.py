@@ -144,6 +144,7 @@ class TiledStore:
                     hi = mid
             full = hi
         size = full * t.WIDTH
+        self._refuse_replaced(full)
         if size < hint and self._ends_at(hint):
             size = hint  # the common case, nothing appended since the hint: no listing needed
         else:
@@ -165,6 +166,19 @@ class TiledStore:
             raise IntegrityError(f"{self.bundle_key(place)}: its frontier does not fit a tree of {size} entries")
         self.frontiers[size] = frontier
         return Head(size, frontier, self.bundle_key(place))
+
+    def _refuse_replaced(self, full: int) -> None:
+        """Junk under the name of full bundle `full`, where the log goes on after it, is a block
+        replaced (or deleted and planted over): the log cannot be read past it. Junk with
+        nothing valid after it is a planted next place, which appends pass over."""
+        key = t.Place(None, full, 0, t.WIDTH).key()
+        if key not in self.problems.foreign:
+            return
+        after = self.bundle(t.Place(None, full + 1, 0, t.WIDTH)) is not None or any(
+            self.bundle(t.bundle_of((full + 1) * t.WIDTH + w)) is not None for w in self._partial_widths(full + 1)
+        )
+        if after:
+            raise IntegrityError(f"{key}: {self.problems.foreign[key]}; the log goes on after it, so it was replaced")
 
     def _ends_at(self, size: int) -> bool:
         """Whether the tree of `size` is stored and nothing claims the next place (one probe of
