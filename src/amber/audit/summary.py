@@ -1,7 +1,8 @@
 """What a backup needs from every event of the audit log, kept by the client between runs.
 
 A backup records every stored snapshot the log does not name yet, and compares
-the clock with the newest time and the locks the log records. Reading every
+the clock with the newest time and the locks the log records; every open of a
+repository with settings records compares them with their `setting` events. Reading every
 event for that would make a backup cost O(events). So each client keeps
 
     $XDG_CACHE_HOME/amber/<repository id>/log-summary.json
@@ -20,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..clock import from_iso, to_iso
+from ..repo.settings import logged_settings
 
 
 def _time(value: object) -> _dt.datetime | None:
@@ -51,10 +53,13 @@ class Summary:
     snapshots: set[str] = field(default_factory=set)  # ids named by `snapshot` events
     newest: _dt.datetime | None = None  # the latest event time
     grants: list[tuple[_dt.datetime, _dt.datetime]] = field(default_factory=list)  # locks not ended by `newest`
+    settings: dict[int, dict] = field(default_factory=dict)  # version -> the `setting` event that recorded it
 
     def add(self, ev: dict) -> None:
         if ev.get("type") == "snapshot" and isinstance(ev.get("snapshot"), str):
             self.snapshots.add(ev["snapshot"])
+        for version, event in logged_settings([(ev, b"")]).items():
+            self.settings.setdefault(version, event)
         t = _time(ev.get("time"))
         if t is not None and (self.newest is None or t > self.newest):
             self.newest = t
@@ -71,6 +76,7 @@ class Summary:
             "snapshots": sorted(self.snapshots),
             "newest": to_iso(self.newest) if self.newest else None,
             "grants": [[to_iso(a), to_iso(b)] for a, b in self.grants],
+            "settings": {str(v): ev for v, ev in self.settings.items()},
         }
 
     @classmethod
@@ -82,6 +88,7 @@ class Summary:
             set(doc["snapshots"]),
             from_iso(newest) if newest else None,
             [(from_iso(a), from_iso(b)) for a, b in doc["grants"]],
+            {int(v): ev for v, ev in doc["settings"].items()},
         )
 
 
