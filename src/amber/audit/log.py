@@ -1,22 +1,31 @@
-"""The audit log in storage: one write-once object per leaf, signed checkpoints.
+"""The audit log in storage, in either of its layouts, and signed checkpoints.
 
-    log/entries/<slot, 12 digits>     the event's canonical JSON, sealed (kind 10)
-    log/checkpoints/<size, 12 digits> a signed checkpoint note, plaintext
+    log/tile/…                        a new repository's log: entry bundles and hash tiles
+                                      (tiled.py, tiles.py; docs/AUDIT-LOG.md §2.2)
+    log/entries/<slot, 12 digits>     the layout before tiles: one sealed event (kind 10) per object
+    log/checkpoints/<size, 12 digits> a signed checkpoint note, plaintext (both layouts)
 
 The leaf of an event is SHA-256(0x00 || canonical JSON of the event), the
 plaintext, so a verifier holding only the event, a proof, a checkpoint and
 the public key can check inclusion without the password.
 
-A storage slot is not a leaf index. The leaves are the valid entries (sealed
-by this repository, canonical, well-formed) in slot order, and each carries
-its leaf index as `seq`: 0, 1, 2, ... Anything else under `log/` is a foreign
-object: reported, skipped, and never able to stop an append, since the writer
-takes the first free slot after the last valid entry (put-if-absent, retry on
-conflict) and then writes the checkpoint for the new size. An admin marks a
-foreign object as examined with a `foreign` event naming its key and hash.
-Each client remembers, under $XDG_STATE_HOME/amber/<repository id>/checkpoint,
-the last checkpoint it verified, and refuses a repository whose log is
-shorter or whose history differs (a rollback or a fork) with an integrity error.
+`AuditLog` tells the layouts apart (`tiled`), appends (a tiled log: O(log n)
+reads, put-if-absent on the next bundle block, retry; the layout before tiles is
+upgraded by adding tiles at its first append), checks a client's remembered
+checkpoint with a consistency proof, and verifies — a tiled log from the
+remembered checkpoint (tiledverify.since) or all of it (tiledverify.everything).
+
+In the layout before tiles a storage slot is not a leaf index. The leaves are
+the valid entries (sealed by this repository, canonical, well-formed) in slot
+order, and each carries its leaf index as `seq`: 0, 1, 2, ... Anything else
+under `log/` is a foreign object: reported, skipped, and never able to stop an
+append, since the writer takes the first free slot after the last valid entry
+(put-if-absent, retry on conflict) and then writes the checkpoint for the new
+size. An admin marks a foreign object as examined with a `foreign` event naming
+its key and hash. Each client remembers, under
+$XDG_STATE_HOME/amber/<repository id>/checkpoint, the last checkpoint it
+verified, and refuses a repository whose log is shorter or whose history
+differs (a rollback or a fork) with an integrity error.
 """
 
 from __future__ import annotations

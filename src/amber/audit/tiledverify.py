@@ -57,11 +57,9 @@ class Found:
 
     head: Head
     entries: list = field(default_factory=list)  # (event, canonical bytes) of what was read
-    first: int = 0  # the position of entries[0]
     errors: list[str] = field(default_factory=list)
     foreign: list = field(default_factory=list)
     checkpoints: int = 0
-    checkpoint_keys: set[str] = field(default_factory=set)
 
 
 def read_events(store: TiledStore, lo: int, size: int, found: Found) -> list[bytes]:
@@ -78,7 +76,7 @@ def read_events(store: TiledStore, lo: int, size: int, found: Found) -> list[byt
 
 def since(log: Log, store: TiledStore, head: Head, cp: cpfmt.Checkpoint) -> Found:
     """Verify what was added after the checkpoint `cp` (already checked to be a prefix)."""
-    found = Found(head, first=cp.size)
+    found = Found(head)
     n, m = head.size, cp.size
     try:
         raws = read_events(store, m, n, found)
@@ -241,7 +239,6 @@ def _check_checkpoints(log: Log, cps: list[ObjectInfo], roots: dict[int, bytes],
         if not isinstance(got, cpfmt.Checkpoint):
             found.foreign.append(got)
             continue
-        found.checkpoint_keys.add(info.key)
         if got.size > n:
             found.errors.append(
                 f"{info.key} covers {got.size} entries, but the log now has only {n}: "
