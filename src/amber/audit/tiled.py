@@ -155,17 +155,23 @@ class TiledStore:
         if size == 0:
             self.frontiers[0] = []
             return Head(0, [])
+        frontier = self.frontier(size)
+        return Head(size, frontier, self.bundle_key(t.bundle_of(size)))
+
+    def frontier(self, size: int) -> list[bytes]:
+        """The compact range of the tree of `size` (>= 1) entries, stored with its last entry;
+        IntegrityError naming the block when it is missing or does not fit that size."""
+        if size in self.frontiers:
+            return self.frontiers[size]
         place = t.bundle_of(size)
         got = self.bundle(place)
         if got is None:
-            raise IntegrityError(
-                f"{place.key()}: the log's last bundle block is missing (deleted, or replaced by bytes that are not it)"
-            )
-        frontier = got[0]
-        if [len(h) for h in frontier] != [t.HASH] * len(t.frontier_sizes(size)):
+            what = self.problems.foreign.get(place.key(), "missing (deleted)")
+            raise IntegrityError(f"{place.key()}: {what}: the last entry of a tree of {size} entries cannot be read")
+        if len(got[0]) != len(t.frontier_sizes(size)):
             raise IntegrityError(f"{self.bundle_key(place)}: its frontier does not fit a tree of {size} entries")
-        self.frontiers[size] = frontier
-        return Head(size, frontier, self.bundle_key(place))
+        self.frontiers[size] = got[0]
+        return got[0]
 
     def _refuse_replaced(self, full: int) -> None:
         """Junk under the name of full bundle `full`, where the log goes on after it, is a block
@@ -283,20 +289,15 @@ class TiledStore:
         full tile, an element of the frontier for a block of a partial tile."""
         if place.full:
             return self.hashes(place.level + 1, size, place.index, place.index + 1, strict)[0]  # type: ignore[operator]
-        frontier = self.frontiers.get(size)
-        if frontier is None:  # the frontier stored with the tree's last entry
-            got = self.bundle(t.bundle_of(size))
-            if got is None:
-                raise IntegrityError(f"{t.bundle_of(size).key()}: missing (the last entry of a tree of {size} entries)")
-            frontier = self.frontiers[size] = got[0]
+        frontier = self.frontier(size)
         span = t.WIDTH**place.level  # type: ignore[operator]
         start, width = (place.index * t.WIDTH + place.start) * span, (place.width - place.start) * span
         pos = 0
-        for h, w in zip(frontier, t.frontier_sizes(size), strict=False):
+        for h, w in zip(frontier, t.frontier_sizes(size), strict=True):
             if (pos, w) == (start, width):
                 return h
             pos += w
-        raise ValueError(f"{place.key()} is no block of the tree of {size} entries")
+        raise IntegrityError(f"{place.key()}: no block of the tree of {size} entries")
 
     def _rebuild(self, place: t.Place, size: int) -> list[bytes]:
         """A tile block computed from the level below: leaf hashes of the bundle block, or the

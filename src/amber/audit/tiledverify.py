@@ -82,11 +82,7 @@ def since(log: Log, store: TiledStore, head: Head, cp: cpfmt.Checkpoint) -> Foun
         raws = read_events(store, m, n, found)
         if found.errors:
             return found
-        frontier = store.bundle(t.bundle_of(m))
-        if frontier is None:
-            found.errors.append(f"{t.bundle_of(m).key()}: missing (the last entry of the checkpoint of size {m})")
-            return found
-        fr = frontier[0]
+        fr = store.frontier(m)
         if t.frontier_root(fr) != cp.root:
             found.errors.append(
                 f"{store.bundle_key(t.bundle_of(m))}: does not give the root of the checkpoint of size {m}"
