@@ -45,7 +45,10 @@ TILE = layout.LOG_TILE
 ENTRIES = layout.LOG_TILE + "entries/"
 _HEADER = struct.Struct(">BQHH")
 _LEN = struct.Struct(">I")
-_GROUP = re.compile(r"x\d{3}")
+_KEY = re.compile(
+    re.escape(TILE)
+    + rf"(entries|[0-{MAX_LEVEL}])/((?:x\d{{3}}/)*)(\d{{3}})(?:\.p/([1-9]\d{{0,2}}))?(?:\.([1-{ALTERNATES - 1}]))?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,44 +101,24 @@ def object_key(level: int | None, index: int, width: int, alt: int = 0) -> str:
 
 
 def parse_key(key: str) -> Place | None:
-    """The place a key names, or None if it is no tile or bundle name amber writes."""
-    if not key.startswith(TILE):
+    """The place a key names, or None if it is no tile or bundle name amber writes (one
+    spelling per place: no leading zero groups, no zero-padded width or alternate)."""
+    m = _KEY.fullmatch(key)
+    if m is None:
         return None
-    rest = key[len(TILE) :]
-    head, _, rest = rest.partition("/")
-    if head == "entries":
-        level = None
-    elif head.isdigit() and len(head) == 1 and int(head) <= MAX_LEVEL:
-        level = int(head)
-    else:
+    head, groups, last, width_s, alt_s = m.groups()
+    if groups and groups.startswith("x000/"):
         return None
-    parts = rest.split("/")
-    alt = 0
-    if len(parts) >= 2 and parts[-2].endswith(".p"):
-        parts[-2] = parts[-2][:-2]
-        width_s, _, alt_s = parts.pop().partition(".")
-        if not _decimal(width_s) or not 1 <= int(width_s) < WIDTH:
-            return None
-        width = int(width_s)
-    else:
-        last, _, alt_s = parts[-1].partition(".")
-        parts[-1] = last
-        width = WIDTH
-    if alt_s:
-        if not _decimal(alt_s) or not 1 <= int(alt_s) < ALTERNATES:
-            return None
-        alt = int(alt_s)
-    if not parts or not all(_GROUP.fullmatch(p) for p in parts[:-1]):
-        return None
-    if len(parts[-1]) != 3 or not parts[-1].isdigit() or (len(parts) > 1 and parts[0] == "x000"):
-        return None
-    index = int("".join(p.lstrip("x") for p in parts))
-    place = Place(level, index, block_start(width) if width < WIDTH else 0, width, alt)
-    return place if place.key() == key else None
+    width = int(width_s) if width_s else WIDTH
+    if width >= WIDTH:
+        return None if width_s else _place(head, groups, last, WIDTH, alt_s)
+    return _place(head, groups, last, width, alt_s)
 
 
-def _decimal(s: str) -> bool:
-    return s.isascii() and s.isdigit() and (s == "0" or not s.startswith("0"))
+def _place(head: str, groups: str | None, last: str, width: int, alt_s: str | None) -> Place:
+    index = int((groups or "").replace("x", "").replace("/", "") + last)
+    level = None if head == "entries" else int(head)
+    return Place(level, index, block_start(width) if width < WIDTH else 0, width, int(alt_s or 0))
 
 
 # -- sizes and the objects a size needs --------------------------------------------------------
