@@ -636,7 +636,7 @@ class AuditLog:
 
     def write_checkpoint_at(self, size: int, root: bytes, retention=None) -> bytes:
         cp = cpfmt.Checkpoint(self.origin, size, root)
-        note = cpfmt.sign(cp, self.origin, self.signing)
+        note = self.note(size, root)
         try:
             self.storage.put(layout.log_checkpoint(size), note, retention=retention)
         except AlreadyExists:
@@ -720,6 +720,10 @@ class AuditLog:
 
     def foreign(self, key: str, problem: str, size: int) -> ForeignObject:
         return ForeignObject(key, problem, None, size)
+
+    def note(self, size: int, root: bytes) -> bytes:
+        """The checkpoint this log's key signs for `size` and `root` (deterministic: Ed25519)."""
+        return cpfmt.sign(cpfmt.Checkpoint(self.origin, size, root), self.origin, self.signing)
 
     def classify_checkpoint(self, info: ObjectInfo):
         return self._classify_checkpoint(info)
