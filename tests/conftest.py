@@ -19,6 +19,9 @@ def pytest_configure(config):
         "subprocess: runs the real `amber` executable in child processes (entry point, signals, "
         "terminals, process isolation); other command-line tests run it in-process",
     )
+    config.addinivalue_line(
+        "markers", "entries_only: a test of the audit log's layout before tiles (log/entries/<slot>)"
+    )
 
 
 @pytest.fixture(scope="session", params=S3_SERVERS)
@@ -72,6 +75,23 @@ def _private_client_state(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("client")
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(base / "cache"))
+
+
+@pytest.fixture
+def legacy_log(monkeypatch):
+    """Repositories made in the test keep the audit log in the layout before tiles
+    (`log/entries/<slot>`), as amber versions before tiles wrote it: the tests of that layout."""
+    monkeypatch.setenv("AMBER_LOG_LAYOUT", "entries")
+
+
+@pytest.fixture(params=["entries", "tiles"])
+def each_log_layout(request, monkeypatch) -> str:
+    """Run a test on both audit-log layouts; one marked `entries_only` on the layout before tiles."""
+    if request.param == "entries":
+        monkeypatch.setenv("AMBER_LOG_LAYOUT", "entries")
+    elif request.node.get_closest_marker("entries_only"):
+        pytest.skip("a test of the layout before tiles")
+    return request.param
 
 
 @pytest.fixture

@@ -238,7 +238,7 @@ def _check_records(repo: Checked, rep: CheckReport) -> None:
     for prefix in (layout.PRUNE, layout.RUNNING):
         for _info, _doc in repo.records.scan(rec.PRUNE, prefix, rep.errors):
             pass
-    audit = verify_audit_log(repo, remember=False, records_checked=True)
+    audit = verify_audit_log(repo, remember=False, records_checked=True, full=True)
     known = set(rep.errors)  # an unreadable snapshot is reported once, as the snapshot check found it
     rep.errors.extend(f"audit log: {e}" for e in audit.errors if e not in known)
     rep.warnings.extend(f"audit log: {w}" for w in audit.warnings)
@@ -264,12 +264,17 @@ def _is_hex(s) -> bool:
 
 
 def verify_audit_log(
-    repo: Checked, external: bytes | None = None, remember: bool = True, records_checked: bool = False
+    repo: Checked,
+    external: bytes | None = None,
+    remember: bool = True,
+    records_checked: bool = False,
+    full: bool = False,
 ) -> VerifyReport:
-    """The log's own proofs and checkpoints, then every snapshot against its event, then the log's
-    replay (`retention.replay`). `records_checked`: the caller checks storage against the lock
-    records itself (`check` does), so the replay checks it only where the log says more."""
-    rep = repo.audit.verify(external=external, remember=remember)
+    """The log's own proofs and checkpoints (from the remembered checkpoint, or all of them when
+    `full`), then every snapshot against its event, then the log's replay (`retention.replay`),
+    both over every event, read once. `records_checked`: the caller checks storage against the
+    lock records itself (`check` does), so the replay checks it only where the log says more."""
+    rep = repo.audit.verify(external=external, remember=remember, full=full, events=True)
     repo.snapshot_store.forget()
     stored = {s.id: s for s in repo.snapshot_store.all()}
     snapshot_links(rep, stored, repo.snapshot_store.stored_at, repo.clock, set(repo.snapshot_store.bad))

@@ -186,7 +186,7 @@ class Repository:
         `config_problems`, and every change is refused (`require_sound`). The config is checked
         against the format's limits (FORMAT.md §6) before anything uses it."""
         storage = open_storage(url, options=storage_options)
-        if not storage.exists(layout.CONFIG) and not storage.exists(layout.log_entry(0)):  # else: pinned
+        if not storage.exists(layout.CONFIG) and not AuditLog.present(storage):  # else: pinned
             raise RepositoryNotFound(f"no repository at {url}", remedy="init")
         opener = trust.Opener(storage)
         problems: list[str] = []
@@ -245,9 +245,10 @@ class Repository:
         self._log_view = None
         return self.audit.append(kind, snapshot, lock, **details)
 
-    def verify_audit_log(self, external: bytes | None = None, remember: bool = True):
-        """The log's own proofs, every snapshot against its event, and the config against its pin."""
-        rep = verify_audit_log(self, external=external, remember=remember)
+    def verify_audit_log(self, external: bytes | None = None, remember: bool = True, full: bool = False):
+        """The log's own proofs (from the remembered checkpoint; every object when `full`), every
+        snapshot against its event, and the config against its pin."""
+        rep = verify_audit_log(self, external=external, remember=remember, full=full)
         rep.errors.extend(self.config_problems + self.pin_problems)
         return rep
 

@@ -55,8 +55,9 @@ class Trusted(locks.RetentionTarget, Protocol):
 
 
 def logged_settings(repo: Trusted) -> dict[int, dict]:
-    """version -> the `setting` event that recorded it."""
-    return settingsrec.logged_settings(repo.audit.entries([]))
+    """version -> the `setting` event that recorded it (through the client's summary of the
+    log: only the events added since its last use are read)."""
+    return dict(repo.audit.summary().settings)
 
 
 def default_retention_setting(asked: dict | None) -> dict | None:

@@ -128,7 +128,7 @@ class AnotherWriterMeanwhile(StorageWrapper):
         return out
 
 
-def test_an_append_that_races_another_writer_of_the_same_client_lands(repo, repo_path):
+def test_an_append_that_races_another_writer_of_the_same_client_lands(legacy_log, repo, repo_path):
     opened = open_repo(repo_path)
     mine = Repository(
         AnotherWriterMeanwhile(opened.storage, open_repo(repo_path)),

@@ -35,6 +35,8 @@ from audit_helpers import (
     write,
 )
 
+pytestmark = pytest.mark.usefixtures("each_log_layout")  # tests/audit/test_tiles.py: what only tiles have
+
 DAY = dt.timedelta(days=1)
 
 
@@ -68,6 +70,7 @@ def busy(repo, repo_path, src):
 # -- one event per change ---------------------------------------------------------------
 
 
+@pytest.mark.entries_only
 def test_every_change_is_one_event_in_order(repo, repo_path, src):
     s1 = backup(repo, src)
     write(src / "only-in-s2.bin", rand(200_000, "s2"))
@@ -130,6 +133,7 @@ def test_every_change_is_one_event_in_order(repo, repo_path, src):
     assert rep.size == n and rep.checkpoints == n and rep.warnings == []
 
 
+@pytest.mark.entries_only
 def test_entries_are_sealed_but_leaves_hash_the_canonical_plaintext(busy):
     repo = busy["repo"]
     for seq, (ev, raw) in enumerate(repo.audit.entries()):
@@ -164,6 +168,7 @@ def test_a_snapshot_whose_event_disagrees_with_it_is_reported(busy):
 # -- damage, deletion ---------------------------------------------------------------------
 
 
+@pytest.mark.entries_only
 def test_every_log_object_with_a_flipped_byte_is_named(busy):
     repo, path = busy["repo"], busy["path"]
     files = log_files(path)
@@ -188,6 +193,7 @@ def test_every_log_object_with_a_flipped_byte_is_named(busy):
     assert rep.ok, rep.errors
 
 
+@pytest.mark.entries_only
 def test_a_deleted_entry_is_reported(busy):
     repo, path = busy["repo"], busy["path"]
     os.unlink(path / "log" / "entries" / f"{1:012d}")
@@ -195,6 +201,7 @@ def test_a_deleted_entry_is_reported(busy):
     assert any(f"{ENTRIES}{1:012d}" in e and "missing" in e for e in rep.errors), rep.errors
 
 
+@pytest.mark.entries_only
 def test_a_deleted_last_entry_is_reported(busy):
     repo, path = busy["repo"], busy["path"]
     os.unlink(path / "log" / "entries" / f"{3:012d}")
@@ -203,6 +210,7 @@ def test_a_deleted_last_entry_is_reported(busy):
     assert any("covers 4 entries" in e and "rolled back or its log truncated" in e for e in rep.errors), rep.errors
 
 
+@pytest.mark.entries_only
 @pytest.mark.parametrize("which", [2, 4], ids=["middle", "latest"])
 def test_a_deleted_checkpoint_is_reported(busy, which):
     """Each append writes the checkpoint of its own size, so a missing one was deleted (or its
@@ -214,6 +222,7 @@ def test_a_deleted_checkpoint_is_reported(busy, which):
     assert any(f"{CHECKPOINTS}{which:012d}" in m or ("checkpoint" in m and f" {which} " in m) for m in msgs), msgs
 
 
+@pytest.mark.entries_only
 def test_an_entry_moved_to_another_position_is_reported(busy):
     path = busy["path"]
     a, b = path / "log" / "entries" / f"{1:012d}", path / "log" / "entries" / f"{2:012d}"
@@ -280,6 +289,7 @@ def rewrite_history(path, keep: int, new_events: int, tmp_path, monkeypatch) -> 
         assert attacker.verify_audit_log().ok
 
 
+@pytest.mark.entries_only
 @pytest.mark.parametrize("new_events", [1, 3], ids=["same-size", "longer"])
 def test_a_rewritten_history_is_reported_as_a_fork(busy, tmp_path, monkeypatch, new_events):
     path, src = busy["path"], busy["src"]
@@ -426,6 +436,7 @@ def test_a_forgotten_snapshot_is_not_reported(busy):
 # -- what protects log objects -------------------------------------------------------------
 
 
+@pytest.mark.entries_only
 def test_log_objects_of_a_locked_snapshot_carry_its_retention(busy):
     repo = busy["repo"]
     evs = events(repo)
@@ -440,6 +451,7 @@ def test_log_objects_of_a_locked_snapshot_carry_its_retention(busy):
         assert not os.stat(f).st_mode & 0o222
 
 
+@pytest.mark.entries_only
 def test_a_log_object_is_never_overwritten(busy):
     from amber.errors import AlreadyExists
 

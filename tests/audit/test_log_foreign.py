@@ -26,6 +26,8 @@ from amber.storage.base import StorageWrapper
 
 from audit_helpers import events, init_repo, open_repo
 
+pytestmark = pytest.mark.usefixtures("legacy_log")  # the layout before tiles (tests/audit/test_tiles.py: tiles)
+
 JUNK = b"junk planted under log/\n"
 
 

@@ -92,7 +92,8 @@ class Amber:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("AMBER_", "XDG_")) and k not in ("PYTHONIOENCODING", "PYTHONUTF8")
+            if (not k.startswith(("AMBER_", "XDG_")) or k == "AMBER_LOG_LAYOUT")  # the `legacy_log` fixture's
+            and k not in ("PYTHONIOENCODING", "PYTHONUTF8")
         }
         env.update(
             {

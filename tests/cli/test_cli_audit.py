@@ -115,7 +115,7 @@ def test_audit_log_after_init_only(repo):
     assert [(e["seq"], e["type"]) for e in evs] == [(0, "init")] and "snapshot" not in evs[0]
 
 
-def test_audit_verify_passes_then_names_a_flipped_entry_or_checkpoint(logged):
+def test_audit_verify_passes_then_names_a_flipped_entry_or_checkpoint(legacy_log, logged):
     repo = logged
     r = repo.run("audit", "verify")
     assert "no errors" in r.out and r.stderr == ""

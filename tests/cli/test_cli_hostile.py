@@ -315,7 +315,7 @@ def test_an_empty_keep_within_is_a_usage_error(backed_up):
 
 
 @pytest.mark.parametrize("junk", ["bytes", "foreign"])
-def test_junk_at_the_next_checkpoint_slot_is_never_remembered(backed_up, tmp_path, junk):
+def test_junk_at_the_next_checkpoint_slot_is_never_remembered(legacy_log, backed_up, tmp_path, junk):
     amber, src, _sid = backed_up
     r = library(amber)
     size = len(r.audit.entries())
@@ -339,7 +339,7 @@ def test_junk_at_the_next_checkpoint_slot_is_never_remembered(backed_up, tmp_pat
 # -- 10. malformed log entries, lock events and prune records ---------------------------------------
 
 
-def test_a_malformed_log_entry_is_reported_by_name_and_writes_go_on(backed_up):
+def test_a_malformed_log_entry_is_reported_by_name_and_writes_go_on(legacy_log, backed_up):
     """An authentic but malformed entry is no event: it is a foreign object, named by verify,
     skipped by `audit log` and by the next append, which takes the next slot."""
     amber, src, _sid = backed_up

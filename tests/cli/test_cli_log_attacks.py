@@ -19,6 +19,8 @@ from s3.helpers import S3Amber
 from cli_helpers import Amber, write
 from s3server import S3_SERVERS
 
+pytestmark = pytest.mark.usefixtures("legacy_log")  # the layout before tiles (test_cli_tiles.py: tiles)
+
 JUNK = b"\x00planted by an attacker without the password\n"
 
 

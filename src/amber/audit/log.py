@@ -1,22 +1,31 @@
-"""The audit log in storage: one write-once object per leaf, signed checkpoints.
+"""The audit log in storage, in either of its layouts, and signed checkpoints.
 
-    log/entries/<slot, 12 digits>     the event's canonical JSON, sealed (kind 10)
-    log/checkpoints/<size, 12 digits> a signed checkpoint note, plaintext
+    log/tile/…                        a new repository's log: entry bundles and hash tiles
+                                      (tiled.py, tiles.py; docs/AUDIT-LOG.md §2.2)
+    log/entries/<slot, 12 digits>     the layout before tiles: one sealed event (kind 10) per object
+    log/checkpoints/<size, 12 digits> a signed checkpoint note, plaintext (both layouts)
 
 The leaf of an event is SHA-256(0x00 || canonical JSON of the event), the
 plaintext, so a verifier holding only the event, a proof, a checkpoint and
 the public key can check inclusion without the password.
 
-A storage slot is not a leaf index. The leaves are the valid entries (sealed
-by this repository, canonical, well-formed) in slot order, and each carries
-its leaf index as `seq`: 0, 1, 2, ... Anything else under `log/` is a foreign
-object: reported, skipped, and never able to stop an append, since the writer
-takes the first free slot after the last valid entry (put-if-absent, retry on
-conflict) and then writes the checkpoint for the new size. An admin marks a
-foreign object as examined with a `foreign` event naming its key and hash.
-Each client remembers, under $XDG_STATE_HOME/amber/<repository id>/checkpoint,
-the last checkpoint it verified, and refuses a repository whose log is
-shorter or whose history differs (a rollback or a fork) with an integrity error.
+`AuditLog` tells the layouts apart (`tiled`), appends (a tiled log: O(log n)
+reads, put-if-absent on the next bundle block, retry; the layout before tiles is
+upgraded by adding tiles at its first append), checks a client's remembered
+checkpoint with a consistency proof, and verifies — a tiled log from the
+remembered checkpoint (tiledverify.since) or all of it (tiledverify.everything).
+
+In the layout before tiles a storage slot is not a leaf index. The leaves are
+the valid entries (sealed by this repository, canonical, well-formed) in slot
+order, and each carries its leaf index as `seq`: 0, 1, 2, ... Anything else
+under `log/` is a foreign object: reported, skipped, and never able to stop an
+append, since the writer takes the first free slot after the last valid entry
+(put-if-absent, retry on conflict) and then writes the checkpoint for the new
+size. An admin marks a foreign object as examined with a `foreign` event naming
+its key and hash. Each client remembers, under
+$XDG_STATE_HOME/amber/<repository id>/checkpoint, the last checkpoint it
+verified, and refuses a repository whose log is shorter or whose history
+differs (a rollback or a fork) with an integrity error.
 """
 
 from __future__ import annotations
@@ -25,7 +34,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import re
 import socket
 import threading
 from collections.abc import Iterable
@@ -52,7 +60,11 @@ from ..repo.events import user_name
 from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import ObjectInfo, Retention, Storage
 from . import checkpoint as cpfmt
-from . import merkle
+from . import merkle, tiledverify
+from . import summary as summ
+from . import tiles as tl
+from .entry import parse_entry, validate_entry
+from .tiled import Head, TiledStore
 
 RECOVER_AFTER = _dt.timedelta(minutes=10)  # then a snapshot without its event is recorded by others
 ENTRIES = layout.LOG_ENTRIES
@@ -62,6 +74,8 @@ MAX_ENTRY_BYTES = 64 << 20  # no event is this large: a bigger object is foreign
 HASH_CHUNK = 8 << 20  # a foreign object too large to read whole is hashed in pieces this size
 CLOCK_TOLERANCE = _dt.timedelta(minutes=10)  # event times may differ this much between clients
 FOREIGN_BATCH = 1000  # objects named by one `foreign` event
+FIRST_WIDTHS = (1, 2, 4, 8, 16, 32, 64, 128, tl.WIDTH)  # the bundle blocks that can hold event 0
+LAYOUT_ENV = "AMBER_LOG_LAYOUT"  # "entries": start new logs, and keep old ones, in the layout before tiles
 
 
 @dataclass
@@ -143,12 +157,40 @@ class AuditLog:
         self.origin = f"amber/{repository_id}"
         self.signing = signing
         self.public = cpfmt.public_bytes(self.signing)
+        self._tiled = False  # once tiles are found they stay: a tiled log never goes back
+        self._events: tuple[int, bytes, list] | None = None  # (size, root, events) as last read
+
+    # -- which layout --------------------------------------------------------------
+
+    def store(self) -> TiledStore:
+        """A reader and writer of the tiled log, for one operation (it caches what it read)."""
+        return TiledStore(self.storage, self.sealer)
+
+    def tiled(self) -> bool:
+        """Whether this log is stored as tiles (docs/AUDIT-LOG.md §2.2): a valid block of
+        bundle 0 exists. Else it is the layout before tiles if anything is stored under
+        `log/entries/`, and an empty log takes tiles unless AMBER_LOG_LAYOUT=entries."""
+        if self._tiled:
+            return True
+        store = self.store()
+        if any(store.bundle(tl.Place(None, 0, 0, width)) is not None for width in FIRST_WIDTHS):
+            self._tiled = True
+            return True
+        if any(True for _ in self.storage.list(ENTRIES)):
+            return False
+        return not self.keeps_entries()
+
+    @staticmethod
+    def keeps_entries() -> bool:
+        return os.environ.get(LAYOUT_ENV, "") == "entries"
 
     # -- reading -----------------------------------------------------------------
 
     def entries(self, errors: list | None = None) -> list[tuple[dict, bytes]]:
         """The leaves in order as (event, canonical bytes). Foreign objects are skipped (see
         `foreign_objects`); a missing or doubled event raises unless `errors` collects it."""
+        if self.tiled():
+            return self._tiled_entries(errors)
         scan = self._scan(self.storage.list(ENTRIES))
         if scan.errors and errors is None:
             raise IntegrityError(scan.errors[0])
@@ -161,6 +203,10 @@ class AuditLog:
         what is wrong and the mark that explains it. One listing of `log/`; every entry and
         checkpoint is read. `digest=False` leaves unhashed the objects too large or badly
         named to read whole, unless a mark names them."""
+        if self.tiled():
+            store = self.store()
+            found = self._everything(store, self.head(store)).foreign
+            return self._explain(found, self._tiled_entries([]), digest)
         entries, checkpoints, others = _partition(self.storage.list(layout.LOG))
         scan = self._scan(entries)
         found = scan.foreign + others
@@ -303,7 +349,7 @@ class AuditLog:
         try:
             stored = storage.get(key)
         except NotFound:
-            return None
+            return AuditLog._first_tiled(storage, sealer)
         raw = sealer.open(KIND_LOG, stored, key)
         try:
             ev = json.loads(raw)
@@ -312,6 +358,27 @@ class AuditLog:
         if not isinstance(ev, dict) or ev.get("seq") != 0 or utf8_json(ev) != raw:
             raise IntegrityError(f"{key}: not the canonical event number 0")
         return validate_entry(ev, key)
+
+    @staticmethod
+    def _first_tiled(storage: Storage, sealer: Sealer) -> dict | None:
+        """Event 0 of a tiled log, from the first bundle block that holds it (`000.p/1`, or the
+        block an upgrade wrote); None when there is none, IntegrityError when one is junk."""
+        store = TiledStore(storage, sealer)
+        for width in FIRST_WIDTHS:
+            place = tl.Place(None, 0, 0, width)
+            got = store.bundle(place)
+            if got is not None:
+                return parse_entry(got[1][0], 0, f"{store.bundle_key(place)} (event 0)")
+        if store.problems.foreign:
+            key, problem = next(iter(store.problems.foreign.items()))
+            raise IntegrityError(f"{key}: {problem}")
+        return None
+
+    @staticmethod
+    def present(storage: Storage) -> bool:
+        """Whether a log has begun here, in either layout (the names its first event takes)."""
+        first = (layout.log_entry(0), tl.bundle_of(1).key(), tl.Place(None, 0, 0, tl.WIDTH).key())
+        return any(storage.exists(key) for key in first)
 
     def leaves(self, entries) -> list[bytes]:
         return [merkle.leaf_hash(raw) for _ev, raw in entries]
@@ -323,6 +390,12 @@ class AuditLog:
         """The newest stored checkpoint signed by this repository's key and stored under its own
         size; foreign objects among the checkpoints are passed over (`verify` reports them).
         When none verifies, the newest as stored (its reader reports it); None for no checkpoint."""
+        if self.tiled():
+            size = self.store().head(0).size
+            for n in range(size, max(0, size - 16), -1):
+                info = ObjectInfo(layout.log_checkpoint(n), 0)
+                if isinstance(self._classify_checkpoint(info), cpfmt.Checkpoint):
+                    return self._stored_checkpoint(info.key)
         infos = sorted(self.storage.list(CHECKPOINTS), key=lambda i: i.key, reverse=True)
         newest = None
         for info in infos:
@@ -337,14 +410,9 @@ class AuditLog:
 
     def append(self, kind: str, snapshot: str | None = None, lock=None, **details) -> dict:
         """Append one event; `lock` (a Retention) protects the entry and its checkpoint."""
-        remembered = self.remembered()  # before the log is read: another writer may extend both
-        scan = self._writable_scan()
-        leaves = self.leaves(scan.entries)
-        self._check_remembered(leaves, remembered)
         actor = {"host": socket.gethostname(), "user": user_name(), "key": self.key_id[:16]}
-        blocked: set[int] = set()  # slots taken by something no listing shows (an empty folder)
-        for _ in range(100):
-            seq = len(leaves)
+
+        def event(seq: int) -> dict:
             ev = {
                 "v": 1,
                 "seq": seq,
@@ -355,6 +423,17 @@ class AuditLog:
             }
             if snapshot is not None:
                 ev["snapshot"] = snapshot
+            return ev
+
+        if self.tiled() or not self.keeps_entries():
+            return self._append_tiled(event, lock)
+        remembered = self.remembered()  # before the log is read: another writer may extend both
+        scan = self._writable_scan()
+        leaves = self.leaves(scan.entries)
+        self._check_remembered(leaves, remembered)
+        blocked: set[int] = set()  # slots taken by something no listing shows (an empty folder)
+        for _ in range(100):
+            ev = event(len(leaves))
             raw = utf8_json(ev)
             slot = scan.next_slot()
             try:
@@ -371,6 +450,154 @@ class AuditLog:
         leaves = leaves + [merkle.leaf_hash(raw)]
         self.write_checkpoint(leaves, lock)
         return ev
+
+    def _append_tiled(self, event, lock: Retention | None) -> dict:
+        """Append to the tiled log (§7): check the history from the remembered checkpoint, claim
+        the next bundle place (put-if-absent; retry one further when another writer took it),
+        write the tiles and the checkpoint, remember it. A log in the layout before tiles is
+        upgraded first, by adding its bundles and tiles."""
+        remembered = self.remembered()  # before the log is read: another writer may extend both
+        store = self.store()
+        if not self.tiled():
+            self._upgrade(store, remembered)
+        head = self._tiled_history(store, remembered)
+        for _ in range(100):
+            ev = event(head.size)
+            new = store.append(head, utf8_json(ev), lock)
+            if new is not None:
+                break
+            known = cpfmt.Checkpoint(self.origin, head.size, head.root)
+            store = self.store()
+            head = self.head(store, head.size + 1)
+            self._consistent(store, head, known, "the log this append read a moment ago")
+        else:
+            raise AmberError("could not append to the audit log (too much contention)")
+        self.write_checkpoint_at(new.size, new.root, lock)
+        self.appended(new, store)
+        return ev
+
+    def consistency_proof(self, m: int, n: int) -> list[bytes]:
+        """The RFC 9162 proof that the tree of `m` events is a prefix of the tree of `n`
+        (0 < m <= n <= the log's size), from O(log n) tiles: what a witness asks for."""
+        store = self.store()
+        if not 0 < m <= n <= self.head(store, n).size:
+            raise UsageError(f"no consistency proof from {m} to {n} events in this log")
+        return store.consistency(m, n)
+
+    def inclusion_proof(self, index: int, n: int) -> list[bytes]:
+        """The RFC 9162 proof that event `index` is in the tree of `n` events, from tiles."""
+        store = self.store()
+        if not 0 <= index < n <= self.head(store, n).size:
+            raise UsageError(f"no inclusion proof of event {index} in a tree of {n} events in this log")
+        return store.inclusion(index, n)
+
+    def appended(self, head: Head, store: TiledStore) -> None:
+        """Called after each append with the new head (a witness takes the checkpoint from
+        here, and asks `store.consistency(m, n)` for its proofs). Nothing by default."""
+
+    def _upgrade(self, store: TiledStore, remembered: bytes | None) -> None:
+        """Store a log of the layout before tiles as bundles and tiles too (only adding
+        objects); its entries stay where they are and `verify --full` compares them."""
+        scan = self._writable_scan()
+        self._check_remembered(self.leaves(scan.entries), remembered)
+        store.write_all([raw for _ev, raw in scan.entries])
+        self._tiled = True
+
+    def head(self, store: TiledStore, hint: int = 0) -> Head:
+        """The tiled log's head, searched from `hint`; from the start if that fails (a log
+        rolled back below the hint)."""
+        try:
+            return store.head(hint)
+        except IntegrityError:
+            if hint == 0:
+                raise
+            return store.head(0)
+
+    def _tiled_history(self, store: TiledStore, remembered: bytes | None) -> Head:
+        """The head, refused (IntegrityError) unless it extends the remembered checkpoint."""
+        what = "the checkpoint this client last verified"
+        cp = self._verified(remembered, what) if remembered is not None else None
+        head = self.head(store, cp.size if cp is not None else 0)
+        if cp is not None:
+            self._consistent(store, head, cp, what)
+        return head
+
+    def _verified(self, note: bytes, what: str) -> cpfmt.Checkpoint:
+        try:
+            return cpfmt.verify(note, self.origin, self.public)
+        except CheckpointError as e:
+            raise IntegrityError(f"{what}: {e}") from None
+
+    def _consistent(self, store: TiledStore, head: Head, cp: cpfmt.Checkpoint, what: str) -> None:
+        """Raise unless the tiled log at `head` extends the checkpoint `cp`: an RFC 9162
+        consistency proof from O(log n) tiles."""
+        consistent(cp, head.size, head.root, lambda: store.consistency(cp.size, head.size), what)
+
+    def summary(self) -> summ.Summary:
+        """The fold of every event a backup needs (audit/summary.py). A tiled log reads only the
+        entries added since this client's kept summary, after a consistency proof shows the log
+        still extends it; the layout before tiles reads every entry."""
+        if not self.tiled():
+            out = summ.Summary()
+            for ev, _raw in self.entries(errors=[]):
+                out.add(ev)
+            return out
+        path = os.path.join(client_state.cache_dir(self.repository_id), "log-summary.json")
+        kept = summ.load(path)
+        store = self.store()
+        head = self.head(store, kept.size if kept is not None else 0)
+        if kept is None or not self._extends(store, head, kept.size, kept.root):
+            kept = summ.Summary()
+        try:
+            raws = store.entries(kept.size, head.size, head.size)
+            for i, raw in enumerate(raws, kept.size):
+                kept.add(parse_entry(raw, i, f"{store.entry_key(i, head.size)} (event {i})"))
+        except IntegrityError:
+            return kept  # damage is `audit verify`'s to report; this fold is not kept
+        kept.size, kept.root = head.size, head.root
+        summ.save(path, kept)
+        return kept
+
+    def _extends(self, store: TiledStore, head: Head, size: int, root: bytes) -> bool:
+        try:
+            consistent(
+                cpfmt.Checkpoint(self.origin, size, root),
+                head.size,
+                head.root,
+                lambda: store.consistency(size, head.size),
+                "",
+            )
+            return True
+        except (IntegrityError, ValueError):
+            return False
+
+    def logged_snapshots(self) -> set[str]:
+        """Every snapshot id a `snapshot` event names."""
+        return self.summary().snapshots
+
+    def _tiled_entries(self, errors: list | None) -> list[tuple[dict, bytes]]:
+        """Every event of the tiled log. Within one process the events read last time are kept
+        with their size and root: a command that replays the log several times (forget: the
+        protection, the clock guard, the overrides) reads it once, then only the head, a
+        consistency proof and what was appended since."""
+        store = self.store()
+        kept = self._events
+        out: list[tuple[dict, bytes]] = []
+        try:
+            head = self.head(store, kept[0] if kept else 0)
+            if kept is None or not self._extends(store, head, kept[0], kept[1]):
+                kept = (0, b"", [])
+            out = list(kept[2])
+            raws = store.entries(kept[0], head.size, head.size)
+            for i, raw in enumerate(raws, kept[0]):
+                out.append((parse_entry(raw, i, f"{store.entry_key(i, head.size)} (event {i})"), raw))
+        except IntegrityError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
+            return out
+        self._events = (head.size, head.root, out)
+        return list(out)
 
     def _writable_scan(self) -> _Scan:
         """The log as a writer reads it: foreign objects skipped, a missing or doubled event
@@ -405,15 +632,18 @@ class AuditLog:
         return events
 
     def write_checkpoint(self, leaves: list[bytes], retention=None) -> bytes:
-        cp = cpfmt.Checkpoint(self.origin, len(leaves), merkle.root(leaves))
-        note = cpfmt.sign(cp, self.origin, self.signing)
+        return self.write_checkpoint_at(len(leaves), merkle.root(leaves), retention)
+
+    def write_checkpoint_at(self, size: int, root: bytes, retention=None) -> bytes:
+        cp = cpfmt.Checkpoint(self.origin, size, root)
+        note = self.note(size, root)
         try:
-            self.storage.put(layout.log_checkpoint(len(leaves)), note, retention=retention)
+            self.storage.put(layout.log_checkpoint(size), note, retention=retention)
         except AlreadyExists:
             # another writer's checkpoint of the same log is as good as ours; anything else found
             # at this slot (junk, another repository's, another history's) is never remembered:
             # the client remembers its own signed note, and `audit verify` reports the object
-            stored = self._stored_checkpoint(layout.log_checkpoint(len(leaves)))
+            stored = self._stored_checkpoint(layout.log_checkpoint(size))
             if stored is not None and self.matches(stored, cp):
                 note = stored
         self.remember(note)
@@ -437,6 +667,9 @@ class AuditLog:
     def check_history(self) -> None:
         """Refuse (IntegrityError) a log that does not extend what this client last verified."""
         remembered = self.remembered()
+        if self.tiled():
+            self._tiled_history(self.store(), remembered)
+            return
         self._check_remembered(self.leaves(self.entries()), remembered)
 
     # -- the client's memory ---------------------------------------------------------
@@ -483,7 +716,40 @@ class AuditLog:
 
     # -- verification ------------------------------------------------------------------
 
-    def verify(self, external: bytes | None = None, remember: bool = True) -> VerifyReport:
+    # -- the parts tiled verification uses (tiledverify.Log) -------------------------------
+
+    def foreign(self, key: str, problem: str, size: int) -> ForeignObject:
+        return ForeignObject(key, problem, None, size)
+
+    def note(self, size: int, root: bytes) -> bytes:
+        """The checkpoint this log's key signs for `size` and `root` (deterministic: Ed25519)."""
+        return cpfmt.sign(cpfmt.Checkpoint(self.origin, size, root), self.origin, self.signing)
+
+    def classify_checkpoint(self, info: ObjectInfo):
+        return self._classify_checkpoint(info)
+
+    def legacy_leaves(self, infos: list[ObjectInfo]) -> tuple[list[bytes], list, list[str]]:
+        """(leaves, foreign objects, errors) of the entries under `log/entries/` (an upgraded log)."""
+        scan = self._scan(infos)
+        return self.leaves(scan.entries), scan.foreign, scan.errors
+
+    def _everything(self, store: TiledStore, head: Head) -> tiledverify.Found:
+        listing = list(self.storage.list(layout.LOG))
+        legacy = [i for i in listing if i.key.startswith(ENTRIES)]
+        others = [i for i in listing if not i.key.startswith(ENTRIES)]
+        return tiledverify.everything(self, store, head, legacy, others)
+
+    # -- verification ------------------------------------------------------------------
+
+    def verify(
+        self, external: bytes | None = None, remember: bool = True, full: bool = False, events: bool = False
+    ) -> VerifyReport:
+        """Check the log (§11). A tiled log is verified from this client's remembered
+        checkpoint — a consistency proof and the entries added since — unless `full` (or
+        nothing is remembered): then every object under `log/` is read. `events` fills
+        `report.entries` with every event, for the checks of their meaning (`check.py`)."""
+        if self.tiled():
+            return self._verify_tiled(external, remember, full, events)
         rep = VerifyReport()
         # what can only have been written before the entries it covers is read first, so a
         # concurrent writer never makes a checkpoint look longer than the log read after it
@@ -532,6 +798,83 @@ class AuditLog:
             if note is not None and self.matches(note, cpfmt.Checkpoint(self.origin, len(leaves), rep.root)):
                 self.remember(note)
         return rep
+
+    def _verify_tiled(self, external: bytes | None, remember: bool, full: bool, events: bool) -> VerifyReport:
+        rep = VerifyReport()
+        remembered = self.remembered()  # first: a writer may extend the log and this file meanwhile
+        store = self.store()
+        what = "the checkpoint this client last verified"
+        cp = None
+        if remembered is not None:
+            try:
+                cp = self._verified(remembered, what)
+            except IntegrityError as e:
+                rep.errors.append(str(e))
+        try:
+            head = self.head(store, cp.size if cp is not None and not full else 0)
+        except IntegrityError as e:
+            rep.errors.append(str(e))
+            return rep
+        rep.size, rep.root = head.size, head.root
+        whole = full or cp is None or cp.size == 0 or cp.size > head.size
+        found = self._everything(store, head) if whole else tiledverify.since(self, store, head, cp)
+        rep.errors.extend(found.errors)
+        rep.checkpoints = found.checkpoints
+        if whole:
+            present = {i.key for i in self.storage.list(CHECKPOINTS)}
+            self._checkpoint_warnings(rep, present, head.size)
+        else:
+            rep.checkpoints += self._head_checkpoint(head, rep)
+        entries = found.entries if whole else []
+        if (events and not whole) or (found.foreign and not whole):
+            entries = self._tiled_entries(rep.errors if events else [])
+        rep.foreign = self._explain(found.foreign, entries, digest=False)
+        for f in rep.foreign:
+            if f.marked_by is None:
+                rep.errors.append(f"{f.message()} (a foreign object, not marked as examined)")
+            else:
+                rep.warnings.append(f"{f.key}: known foreign object, marked by event {f.marked_by}: {f.reason}")
+        rep.warnings.extend(clock_warnings(found.entries, self.clock.now()))
+        rep.entries = entries if events else []
+        for note, label in ((remembered, what), (external, "the given checkpoint")):
+            if note is None:
+                continue
+            try:
+                given = self._verified(note, label)
+                self._consistent(store, head, given, label)
+                if note is remembered:
+                    rep.remembered = given.size
+            except IntegrityError as e:
+                if str(e) not in rep.errors:
+                    rep.errors.append(str(e))
+        if rep.ok and remember and head.size:
+            note = self._stored_checkpoint(layout.log_checkpoint(head.size))
+            if note is not None and self.matches(note, cpfmt.Checkpoint(self.origin, head.size, head.root)):
+                self.remember(note)
+        return rep
+
+    def _head_checkpoint(self, head: Head, rep: VerifyReport) -> int:
+        """Check the stored checkpoint of the head's size: 1 if it is this log's, else 0 with a
+        warning (missing) or an error (another root, or not a checkpoint of this log)."""
+        if head.size == 0:
+            return 0
+        key = layout.log_checkpoint(head.size)
+        got = self._classify_checkpoint(ObjectInfo(key, 0))
+        if got is None:
+            rep.warnings.append(
+                f"no checkpoint for the full log of {head.size} entries (a writer "
+                "stopped between its entry and its checkpoint)"
+            )
+            return 0
+        if isinstance(got, ForeignObject):
+            rep.errors.append(f"{got.message()} (a foreign object, not marked as examined)")
+            return 0
+        if got.root != head.root:
+            rep.errors.append(
+                f"{key} (size {got.size}) is not a prefix of the log now found: its history was rewritten or forked"
+            )
+            return 0
+        return 1
 
     @staticmethod
     def _checkpoint_warnings(rep: VerifyReport, present: set[str], size: int) -> None:
@@ -647,47 +990,12 @@ def _minutes(d: _dt.timedelta) -> str:
     return f"{int(d.total_seconds() // 60)} minutes"
 
 
-ENTRY_TYPE = re.compile(r"[a-z][a-z0-9-]{0,31}")
-MAX_ENTRY_TEXT = 4096
-
-
-def validate_entry(ev: dict, what: str) -> dict:
-    """The fields every reader of a log entry relies on (docs/AUDIT-LOG.md §3): IntegrityError
-    naming the entry otherwise. `details` is free-form but must be an object."""
-    if type(ev.get("v")) is not int or ev["v"] != 1:
-        raise IntegrityError(f"{what}: not an amber log entry (v)")
-    if not isinstance(ev.get("type"), str) or not ENTRY_TYPE.fullmatch(ev["type"]):
-        raise IntegrityError(f"{what}: type is not an event type")
-    if not isinstance(ev.get("time"), str) or len(ev["time"]) > 64:
-        raise IntegrityError(f"{what}: time is not an ISO 8601 time")
-    try:
-        from_iso(ev["time"])
-    except (ValueError, OverflowError):
-        raise IntegrityError(f"{what}: time is not an ISO 8601 time") from None
-    if "snapshot" in ev and not _is_hex64(ev["snapshot"]):
-        raise IntegrityError(f"{what}: snapshot is not 64 lowercase hex characters")
-    actor = ev.get("actor", {})
-    if not isinstance(actor, dict) or any(not isinstance(v, str) or len(v) > MAX_ENTRY_TEXT for v in actor.values()):
-        raise IntegrityError(f"{what}: actor is not an object of strings")
-    if not isinstance(ev.get("details", {}), dict):
-        raise IntegrityError(f"{what}: details is not an object")
-    if ev["type"] == "snapshot":
-        d = ev.get("details", {})
-        if not _is_hex64(ev.get("snapshot")) or not _is_hex64(d.get("tree")) or not _is_hex64(d.get("content_root")):
-            raise IntegrityError(f"{what}: a snapshot event without a valid snapshot, tree and content root")
-    return ev
-
-
-def _is_hex64(value) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
 def record_snapshots(
     log: AuditLog, snapshots: SnapshotStore, sid: str, retention: Retention | None = None
 ) -> list[dict]:
     """Append a `snapshot` event for every stored snapshot the log does not name yet:
     the one just written, and any a crash kept from being recorded (marked recovered)."""
-    logged = {ev.get("snapshot") for ev, _raw in log.entries() if ev.get("type") == "snapshot"}
+    logged = log.logged_snapshots()
     snapshots.forget()
     out = []
     now = log.clock.now()
@@ -725,7 +1033,12 @@ def snapshot_details(s: Snapshot) -> dict:
 
 def check_consistency(cp: cpfmt.Checkpoint, leaves: list[bytes], what: str) -> None:
     """Raise unless the log `leaves` extends the tree the checkpoint describes."""
-    n = len(leaves)
+    consistent(cp, len(leaves), merkle.root(leaves), lambda: merkle.consistency_proof(leaves, cp.size), what)
+
+
+def consistent(cp: cpfmt.Checkpoint, n: int, root: bytes, proof, what: str) -> None:
+    """Raise unless a log of `n` leaves with `root` extends the checkpoint; `proof()` gives
+    the consistency proof from its size (asked for only when it is needed)."""
     if cp.size > n:
         raise IntegrityError(
             f"{what} covers {cp.size} entries, but the log now has only {n}: "
@@ -734,8 +1047,7 @@ def check_consistency(cp: cpfmt.Checkpoint, leaves: list[bytes], what: str) -> N
     if cp.size == 0:
         return
     try:
-        proof = merkle.consistency_proof(leaves, cp.size)
-        merkle.verify_consistency(cp.size, n, cp.root, merkle.root(leaves), proof)
+        merkle.verify_consistency(cp.size, n, cp.root, root, proof() if cp.size < n else [])
     except ProofError:
         raise IntegrityError(
             f"{what} (size {cp.size}) is not a prefix of the log now found: its history was rewritten or forked"

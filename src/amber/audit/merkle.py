@@ -9,6 +9,7 @@ The verifiers follow RFC 9162 sections 2.1.3.2 and 2.1.4.2 step by step.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from ..errors import ProofError
 
@@ -50,33 +51,51 @@ def root(leaves: list[bytes]) -> bytes:
 
 def inclusion_proof(leaves: list[bytes], index: int) -> list[bytes]:
     """PATH(m, D[n]) of RFC 6962 2.1.1, over leaf hashes."""
-    n = len(leaves)
-    if not 0 <= index < n:
-        raise ValueError("leaf index out of range")
-    if n == 1:
-        return []
-    k = _split(n)
-    if index < k:
-        return inclusion_proof(leaves[:k], index) + [root(leaves[k:])]
-    return inclusion_proof(leaves[k:], index - k) + [root(leaves[:k])]
+    return inclusion_path(lambda lo, hi: root(leaves[lo:hi]), len(leaves), index)
 
 
 def consistency_proof(leaves: list[bytes], m: int) -> list[bytes]:
     """PROOF(m, D[n]) of RFC 6962 2.1.2, over leaf hashes."""
-    n = len(leaves)
+    return consistency_path(lambda lo, hi: root(leaves[lo:hi]), len(leaves), m)
+
+
+def inclusion_path(mth: Callable[[int, int], bytes], n: int, index: int) -> list[bytes]:
+    """PATH(index, D[n]) given `mth(lo, hi)`, the hash of leaves [lo, hi): the proof asks it
+    only for subtrees RFC 6962 splits off, so a tiled log answers from O(log n) tiles."""
+    if not 0 <= index < n:
+        raise ValueError("leaf index out of range")
+    out: list[bytes] = []
+    lo, hi = 0, n
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            out.append(mth(lo + k, hi))
+            hi = lo + k
+        else:
+            out.append(mth(lo, lo + k))
+            lo += k
+    return out[::-1]
+
+
+def consistency_path(mth: Callable[[int, int], bytes], n: int, m: int) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 6962 2.1.2 given `mth(lo, hi)` (see `inclusion_path`)."""
     if not 0 < m <= n:
         raise ValueError("consistency proof needs 0 < m <= n")
-    return _subproof(leaves, m, True)
-
-
-def _subproof(leaves: list[bytes], m: int, complete: bool) -> list[bytes]:
-    n = len(leaves)
-    if m == n:
-        return [] if complete else [root(leaves)]
-    k = _split(n)
-    if m <= k:
-        return _subproof(leaves[:k], m, complete) + [root(leaves[k:])]
-    return _subproof(leaves[k:], m - k, False) + [root(leaves[:k])]
+    out: list[bytes] = []
+    lo, hi, complete = 0, n, True
+    while m != hi - lo:
+        k = _split(hi - lo)
+        if m <= k:
+            out.append(mth(lo + k, hi))
+            hi = lo + k
+        else:
+            out.append(mth(lo, lo + k))
+            m -= k
+            lo += k
+            complete = False
+    if not complete:
+        out.append(mth(lo, hi))
+    return out[::-1]
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes], root_hash: bytes) -> None:

@@ -79,16 +79,22 @@ def audit_log(session, as_json):
     type=click.Path(dir_okay=False, exists=True),
     help="also check consistency with a checkpoint kept outside the repository",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="re-read every object of the log instead of verifying from the last checkpoint this client saw",
+)
 @json_option
-def audit_verify(session, checkpoint_file, as_json):
-    """Recompute the log, check every checkpoint and every event's link to the repository,
-    and its consistency with the last checkpoint this client saw."""
+def audit_verify(session, checkpoint_file, full, as_json):
+    """Verify the log from the last checkpoint this client saw (a consistency proof and the new
+    entries; with --full every object of the log), every event's link to the repository, and
+    consistency with a checkpoint kept elsewhere."""
     r = session.open()
     external = None
     if checkpoint_file:
         with open(checkpoint_file, "rb") as f:
             external = f.read(1 << 16)
-    rep = r.verify_audit_log(external)
+    rep = r.verify_audit_log(external, full=full)
 
     def text():
         for w in rep.warnings:

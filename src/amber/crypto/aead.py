@@ -33,6 +33,8 @@ KIND_KEY = 7
 KIND_EVENT = 8  # retention and legal-hold events of a snapshot
 KIND_PRUNE = 9  # prune plans and tombstones
 KIND_LOG = 10  # audit log entries
+KIND_LOG_BUNDLE = 11  # the tiled audit log's entry bundles
+KIND_LOG_TILE = 12  # the tiled audit log's hash tiles
 
 HEADER_LEN = 3
 NONCE_LEN = 12
@@ -50,6 +52,8 @@ _KIND_NAMES = {
     KIND_EVENT: "event",
     KIND_PRUNE: "prune record",
     KIND_LOG: "log entry",
+    KIND_LOG_BUNDLE: "log entry bundle",
+    KIND_LOG_TILE: "log tile",
 }
 
 

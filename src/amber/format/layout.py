@@ -18,6 +18,7 @@ RUNNING = "running/"
 LOG = "log/"
 LOG_ENTRIES = "log/entries/"
 LOG_CHECKPOINTS = "log/checkpoints/"
+LOG_TILE = "log/tile/"  # the tiled log (docs/AUDIT-LOG.md §2.2); names in audit/tiles.py
 SETTINGS = "settings/"
 REVOKED = "revoked/"
 

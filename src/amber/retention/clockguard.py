@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..audit.log import AuditLog
+from ..audit.summary import event_grant
 from ..clock import Clock, from_iso, to_iso
 from ..errors import Locked
 from ..repo import client_state
@@ -149,12 +150,7 @@ def grants(snaps: Iterable[Snapshot], events: Mapping[str, list[dict]], entries:
             found.append((s.time, _time(s.retention.get("until"))))
     for evs in events.values():
         found.extend((_time(ev.get("time")), _time(ev.get("until"))) for ev in evs if ev.get("type") == "lock")
-    for ev, _raw in entries:
-        d = _details(ev)
-        if ev.get("type") == "snapshot" and isinstance(d.get("retention"), dict):
-            found.append((_time(d.get("time")) or _time(ev.get("time")), _time(d["retention"].get("until"))))
-        elif ev.get("type") == "lock":
-            found.append((_time(ev.get("time")), _time(d.get("until"))))
+    found.extend(g for ev, _raw in entries if (g := event_grant(ev)) is not None)
     return [Grant(start, end) for start, end in found if start is not None and end is not None and end > start]
 
 
@@ -233,8 +229,17 @@ def assess(repo: Guarded) -> Assessment:
 
 def current_jump(repo: Guarded) -> Jump | None:
     """The jump from the trusted time to now, if it is longer than the window (for a backup to
-    record what it was made under)."""
-    return next((j for j in assess(repo).jumps if j.seq is None), None)
+    record what it was made under). The log is read through this client's summary of it
+    (audit/summary.py): only the events added since its last use."""
+    now = repo.clock.now()
+    logged = repo.audit.summary()
+    locks = grants(repo.snapshots(), repo.events(), []) + [Grant(a, b) for a, b in logged.grants]
+    newest = max((t for t in (newest_recorded(repo, []), logged.newest) if t is not None), default=None)
+    seen = remembered(repo)
+    trusted = max((t for t in (newest, seen) if t is not None), default=None)
+    if trusted is not None and now - trusted > (w := window(locks, trusted)) + TOLERANCE:
+        return Jump(trusted, now, w)
+    return None
 
 
 # -- this client's memory ------------------------------------------------------------

@@ -76,7 +76,7 @@ def _log_problems(log: AuditLog) -> list[str]:
     unexplained = getattr(log, "unexplained", None)
     if unexplained is not None:
         return list(unexplained())
-    return list(log.verify(remember=False).errors)
+    return list(log.verify(remember=False, full=True).errors)
 
 
 def require_sound(repo: Preflighted, what: str) -> None:
