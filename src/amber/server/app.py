@@ -2,8 +2,8 @@
 
 Every request but `/healthz`, `/metrics` and `/server-key` carries
 `Authorization: Bearer TOKEN`; the token names one repository and a role
-(tokens.py). Errors are JSON `{"error": CODE, "message": TEXT}` with the code
-also in the `X-Amber-Error` header (so a HEAD answer carries it too):
+(tokens.py). Errors are JSON `{"error": CODE, "message": TEXT}`, also in the
+`X-Amber-Error` and `X-Amber-Message` headers (so a HEAD answer carries them too):
 
     400 bad-request   401 bad-token   403 forbidden   404 not-found / no-repository
     408 timeout       409 exists      411 length-required   413 too-large
@@ -176,9 +176,8 @@ class Server:
 
     def _error(self, e: Refused) -> Response:
         self.metrics.refusals.labels(e.code).inc()
-        return JSONResponse(
-            {"error": e.code, "message": e.message}, status_code=e.status, headers={"X-Amber-Error": e.code}
-        )
+        headers = {"X-Amber-Error": e.code, "X-Amber-Message": e.message.encode("ascii", "backslashreplace").decode()}
+        return JSONResponse({"error": e.code, "message": e.message}, status_code=e.status, headers=headers)
 
 
 def _key(request: Request) -> str:

@@ -134,11 +134,7 @@ class RestStorage(Storage):
 
     def _refusal(self, resp, what: str) -> AmberError:
         code = resp.headers.get("x-amber-error", "")
-        try:
-            message = str(resp.json().get("message") or "")
-        except (ValueError, AttributeError):
-            message = ""
-        message = message or f"HTTP {resp.status_code}"
+        message = resp.headers.get("x-amber-message") or f"HTTP {resp.status_code}"
         status = resp.status_code
         if status == 401:
             return TokenRefused(f"{self.base}: the server refused the token ({message}); set AMBER_TOKEN or AMBER_TOKEN_FILE")
