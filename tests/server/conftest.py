@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from serverproc import ServeProcess, make_certificates, release_immutable  # noqa: E402
+from serverproc import ServeProcess, make_certificates, release_immutable
 
 
 @pytest.fixture(scope="session")

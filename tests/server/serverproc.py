@@ -57,9 +57,7 @@ def make_certificates(folder: Path) -> dict[str, Path]:
         .not_valid_before(now - dt.timedelta(days=400))
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -78,9 +76,7 @@ def make_certificates(folder: Path) -> dict[str, Path]:
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     paths = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server-key.pem"}
@@ -148,12 +144,20 @@ class ServeProcess:
 
     def start(self) -> ServeProcess:
         cmd = [
-            AMBER, "serve", "--root", str(self.root), "--listen", f"127.0.0.1:{self.port}",
-            "--tls-cert", str(self.certs["cert"]), "--tls-key", str(self.certs["key"]), *self.extra,
+            AMBER,
+            "serve",
+            "--root",
+            str(self.root),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--tls-cert",
+            str(self.certs["cert"]),
+            "--tls-key",
+            str(self.certs["key"]),
+            *self.extra,
         ]
         self.proc = subprocess.Popen(
-            cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "ab"),
+            cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab")
         )
         self.wait_ready()
         return self
@@ -202,9 +206,7 @@ class ServeProcess:
     # -- the operator's commands --------------------------------------------------------
 
     def amber(self, *args, expect: int | None = 0) -> subprocess.CompletedProcess:
-        p = subprocess.run(
-            [AMBER, *map(str, args)], env=clean_env(), capture_output=True, text=True, timeout=120
-        )
+        p = subprocess.run([AMBER, *map(str, args)], env=clean_env(), capture_output=True, text=True, timeout=120)
         assert "Traceback" not in p.stderr, p.stderr
         if expect is not None:
             assert p.returncode == expect, f"exit {p.returncode}:\n{p.stderr}\n{p.stdout}"

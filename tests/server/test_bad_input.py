@@ -21,9 +21,7 @@ from amber.storage.rest import RestStorage
 @pytest.fixture
 def limited(tmp_path, certs):
     """A server with a 1 MiB object limit and a 1 s stall timeout."""
-    server = ServeProcess(
-        tmp_path / "root", certs, extra=["--max-object-size", "1M", "--io-timeout", "1"]
-    ).start()
+    server = ServeProcess(tmp_path / "root", certs, extra=["--max-object-size", "1M", "--io-timeout", "1"]).start()
     yield server
     server.stop()
     release_immutable(server.root)
@@ -40,7 +38,9 @@ def admin(limited):
 
 def _tls(server) -> ssl.SSLSocket:
     ctx = ssl.create_default_context(cafile=str(server.certs["ca"]))
-    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=30), server_hostname="127.0.0.1")
+    return ctx.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=30), server_hostname="127.0.0.1"
+    )
 
 
 def _raw(server, head: bytes, body: bytes = b"", *, close_after: bool = False) -> tuple[int, bytes]:
@@ -65,8 +65,12 @@ def _raw(server, head: bytes, body: bytes = b"", *, close_after: bool = False) -
 
 def _request(server, token: str, method: str, path: bytes, extra: bytes = b"", body: bytes = b"", **kw):
     head = (
-        method.encode() + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-        + token.encode() + extra
+        method.encode()
+        + b" "
+        + path
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + token.encode()
+        + extra
     )
     return _raw(server, head, body, **kw)
 
@@ -123,7 +127,11 @@ def test_the_client_refuses_bad_names_before_sending(admin):
 
 def test_a_body_over_the_limit_is_refused(limited, admin):
     status, answer = _request(
-        limited, admin.token, "PUT", b"/office/objects/big", b"\r\nContent-Length: 2097152\r\nX-Amber-SHA256: " + b"0" * 64
+        limited,
+        admin.token,
+        "PUT",
+        b"/office/objects/big",
+        b"\r\nContent-Length: 2097152\r\nX-Amber-SHA256: " + b"0" * 64,
     )
     assert status == 413 and b"limit of 1048576 bytes" in answer
     with pytest.raises(StorageError) as e:
@@ -133,8 +141,9 @@ def test_a_body_over_the_limit_is_refused(limited, admin):
 
 
 def test_an_upload_without_length_or_checksum_is_refused(limited, admin):
-    status, answer = _request(limited, admin.token, "PUT", b"/office/objects/k", b"\r\nTransfer-Encoding: chunked",
-                              b"3\r\nabc\r\n0\r\n\r\n")
+    status, answer = _request(
+        limited, admin.token, "PUT", b"/office/objects/k", b"\r\nTransfer-Encoding: chunked", b"3\r\nabc\r\n0\r\n\r\n"
+    )
     assert status == 411, answer
     status, answer = _request(limited, admin.token, "PUT", b"/office/objects/k", b"\r\nContent-Length: 3", b"abc")
     assert status == 400 and b"X-Amber-SHA256" in answer
@@ -144,7 +153,12 @@ def test_a_wrong_checksum_stores_nothing(limited, admin):
     body = os.urandom(50_000)
     sha = hashlib.sha256(b"something else").hexdigest().encode()
     status, answer = _request(
-        limited, admin.token, "PUT", b"/office/objects/data/00/x", b"\r\nContent-Length: 50000\r\nX-Amber-SHA256: " + sha, body
+        limited,
+        admin.token,
+        "PUT",
+        b"/office/objects/data/00/x",
+        b"\r\nContent-Length: 50000\r\nX-Amber-SHA256: " + sha,
+        body,
     )
     assert status == 422 and b"checksum" in answer
     assert not admin.exists("data/00/x")
@@ -167,8 +181,12 @@ def test_a_stalled_upload_is_cut_off(limited, admin):
     sha = hashlib.sha256(b"x" * 1000).hexdigest().encode()
     with _tls(limited) as s:
         s.sendall(
-            b"PUT /office/objects/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin.token.encode()
-            + b"\r\nContent-Length: 1000\r\nX-Amber-SHA256: " + sha + b"\r\n\r\n" + b"x" * 100
+            b"PUT /office/objects/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + admin.token.encode()
+            + b"\r\nContent-Length: 1000\r\nX-Amber-SHA256: "
+            + sha
+            + b"\r\n\r\n"
+            + b"x" * 100
         )
         answer = s.recv(65536)  # the server answers after its 1 s timeout, without the rest
     assert answer.startswith(b"HTTP/1.1 408") and b"stalled" in answer
@@ -176,7 +194,9 @@ def test_a_stalled_upload_is_cut_off(limited, admin):
     assert not admin.exists("slow")
 
 
-@pytest.mark.parametrize("header", [b"bytes=5-2", b"bytes=abc", b"bytes=-5", b"items=0-1", b"bytes=0-1,3-4", b"bytes=100-"])
+@pytest.mark.parametrize(
+    "header", [b"bytes=5-2", b"bytes=abc", b"bytes=-5", b"items=0-1", b"bytes=0-1,3-4", b"bytes=100-"]
+)
 def test_malformed_ranges(limited, admin, header):
     status, answer = _request(limited, admin.token, "GET", b"/office/objects/config", b"\r\nRange: " + header)
     assert status == 416 and b"range" in answer.lower()

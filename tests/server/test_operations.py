@@ -73,7 +73,9 @@ def test_locks_are_judged_by_the_servers_clock_and_files_made_immutable(timed, t
 def test_metrics_count_requests_bytes_refusals_and_locks(serve):
     admin = _storage(serve)
     backup = _storage(serve, "backup", create=False)
-    admin.put("data/00/a", b"a" * 1000, retention=Retention("governance", dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
+    admin.put(
+        "data/00/a", b"a" * 1000, retention=Retention("governance", dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    )
     admin.set_legal_hold("data/00/a", True)
     try:
         backup.delete("data/00/a")
@@ -92,9 +94,17 @@ def test_metrics_count_requests_bytes_refusals_and_locks(serve):
 
 def test_plain_http_only_on_loopback(tmp_path):
     r = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "amber"), "serve", "--root", str(tmp_path / "r"),
-         "--listen", "0.0.0.0:0"],
-        capture_output=True, text=True, timeout=60,
+        [
+            os.path.join(os.path.dirname(sys.executable), "amber"),
+            "serve",
+            "--root",
+            str(tmp_path / "r"),
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2 and "not a loopback address" in r.stderr and "--tls-cert" in r.stderr
 
@@ -108,7 +118,9 @@ def test_a_server_killed_and_restarted_mid_backup(serve, tmp_path):
     journal = serve.root / ".amber-server" / "journal.jsonl"
     before = len(journal.read_text().splitlines())
     proc = subprocess.Popen(
-        user.cmd("backup", src, "--retain", "1d", "--json"), env=user.env(), stdout=subprocess.PIPE,
+        user.cmd("backup", src, "--retain", "1d", "--json"),
+        env=user.env(),
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
@@ -140,12 +152,14 @@ def test_eight_clients_back_up_into_one_repository_at_once(serve, tmp_path):
         users.append((user, src))
         procs.append(
             subprocess.Popen(
-                user.cmd("backup", src, "--retain", "1d", "--json"), env=user.env(),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                user.cmd("backup", src, "--retain", "1d", "--json"),
+                env=user.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
         )
     results = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, results, strict=True):
+    for p, (_out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err.decode()
     ids = {json.loads(out)["snapshot_id"] for out, _ in results}
     assert len(ids) == 8

@@ -24,8 +24,11 @@ needs_faketime = pytest.mark.skipif(not os.path.exists(FAKETIME), reason="faketi
 def at(user, offset: str, *args, expect: int | None = 0) -> Result:
     """`amber ARGS` with the client's clock moved by OFFSET (faketime)."""
     p = subprocess.run(
-        [FAKETIME, "-f", offset, *user.cmd(*args)], env=user.env(), stdin=subprocess.DEVNULL,
-        capture_output=True, timeout=300,
+        [FAKETIME, "-f", offset, *user.cmd(*args)],
+        env=user.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=300,
     )
     r = Result(args, p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in r.stderr, r
@@ -81,11 +84,7 @@ def _assert_restores(victim, tmp_path, sid, name):
 def test_amber_commands_with_a_backup_token_are_refused(victim, serve, tmp_path):
     client, locked, governed = victim["client"], victim["locked"], victim["governed"]
     before = _stored(serve)
-    for args in (
-        ("forget", locked),
-        ("forget", governed, "--bypass-governance"),
-        ("release", governed),
-    ):
+    for args in (("forget", locked), ("forget", governed, "--bypass-governance"), ("release", governed)):
         r = client.run(*args, expect=None)
         assert r.rc in (13, 30), r
         assert "not allowed" in r.stderr or "under" in r.stderr or "refused" in r.stderr, r

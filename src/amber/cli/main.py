@@ -64,7 +64,9 @@ class AmberGroup(click.Group):
 )
 @click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)")
 @click.option(
-    "--cacert", metavar="FILE", help="certificate authority of a rest: server's TLS certificate (default: $AMBER_CACERT)"
+    "--cacert",
+    metavar="FILE",
+    help="certificate authority of a rest: server's TLS certificate (default: $AMBER_CACERT)",
 )
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context

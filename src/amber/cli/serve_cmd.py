@@ -27,12 +27,19 @@ def _size(text: str) -> int:
 @click.group("serve", invoke_without_command=True)
 @click.option("--root", metavar="DIR", type=click.Path(file_okay=False), help="the folder of the repositories")
 @click.option("--listen", metavar="HOST:PORT", default="127.0.0.1:8443", show_default=True)
-@click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False, exists=True), help="certificate chain (PEM)")
+@click.option(
+    "--tls-cert", metavar="FILE", type=click.Path(dir_okay=False, exists=True), help="certificate chain (PEM)"
+)
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False, exists=True), help="its private key (PEM)")
 @click.option("--insecure-http", is_flag=True, help="plain HTTP on an address that is not loopback")
 @click.option("--max-object-size", default="4G", show_default=True, help="the largest object accepted")
-@click.option("--io-timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-              help="seconds a client may stall while sending a body")
+@click.option(
+    "--io-timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="seconds a client may stall while sending a body",
+)
 @click.pass_context
 def serve(ctx, root, listen, tls_cert, tls_key, insecure_http, max_object_size, io_timeout):
     """Serve the repositories under --root to rest:https://HOST:PORT/NAME clients."""

@@ -85,8 +85,9 @@ def _refusal(e: AmberError) -> Refused:
 class Server:
     """One server root: its repositories, tokens, key, journal and metrics."""
 
-    def __init__(self, root: str, limits: Limits | None = None, clock: Clock | None = None,
-                 immutable: bool | None = None) -> None:
+    def __init__(
+        self, root: str, limits: Limits | None = None, clock: Clock | None = None, immutable: bool | None = None
+    ) -> None:
         self.paths = ServerPaths(root)
         self.paths.ensure()
         self.clock = clock or SystemClock()
@@ -103,7 +104,7 @@ class Server:
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer "):
             raise Refused(401, "bad-token", "no token: send Authorization: Bearer TOKEN")
-        token = self.tokens.authenticate(header[len("Bearer "):].strip(), self.clock.now())
+        token = self.tokens.authenticate(header[len("Bearer ") :].strip(), self.clock.now())
         if token is None:
             raise Refused(401, "bad-token", "the token is wrong, revoked or expired")
         if token.repo != repo:
@@ -122,8 +123,13 @@ class Server:
         client = request.client
         return await to_thread.run_sync(
             lambda: self.journal.append(
-                op, repo=token.repo, key=key, token=token.id, role=token.role,
-                remote=client.host if client else "", **details,
+                op,
+                repo=token.repo,
+                key=key,
+                token=token.id,
+                role=token.role,
+                remote=client.host if client else "",
+                **details,
             )
         )
 
@@ -138,7 +144,9 @@ class Server:
             Route("/{repo}", self._wrap("create", h.create), methods=["POST"]),
             Route(
                 "/{repo}/objects/{key:path}",
-                self._by_method(GET=("get", h.get), HEAD=("stat", h.stat), PUT=("put", h.put), DELETE=("delete", h.delete)),
+                self._by_method(
+                    GET=("get", h.get), HEAD=("stat", h.stat), PUT=("put", h.put), DELETE=("delete", h.delete)
+                ),
                 methods=["GET", "HEAD", "PUT", "DELETE"],
             ),
             Route("/{repo}/list", self._wrap("list", h.list), methods=["GET"]),
@@ -201,7 +209,8 @@ def info_json(info: ObjectInfo) -> dict[str, Any]:
     return {
         "key": info.key,
         "size": info.size,
-        "retention": None if info.retention is None
+        "retention": None
+        if info.retention is None
         else {"mode": info.retention.mode, "until": to_iso(info.retention.until)},
         "legal_hold": info.legal_hold,
         "modified": to_iso(info.modified) if info.modified else None,
@@ -360,7 +369,12 @@ class Handlers:
         self._count_protection(store, retention is not None, "retention")
         self.s.metrics.bytes_in.inc(length)
         rec = await self.s.record(
-            request, token, "put", key, size=length, sha256=sha,
+            request,
+            token,
+            "put",
+            key,
+            size=length,
+            sha256=sha,
             **({"retention": {"mode": retention.mode, "until": to_iso(retention.until)}} if retention else {}),
         )
         return JSONResponse({"key": key, "size": info.size, "received": rec["time"]}, status_code=201)
@@ -371,8 +385,11 @@ class Handlers:
             raise Refused(411, "length-required", "an upload needs a Content-Length")
         length = int(raw)
         if length > self.s.limits.max_object:
-            raise Refused(413, "too-large", f"{length} bytes is over this server's limit of "
-                                            f"{self.s.limits.max_object} bytes per object")
+            raise Refused(
+                413,
+                "too-large",
+                f"{length} bytes is over this server's limit of {self.s.limits.max_object} bytes per object",
+            )
         sha = request.headers.get("x-amber-sha256", "").lower()
         if not re.fullmatch(r"[0-9a-f]{64}", sha):
             raise Refused(400, "bad-request", "an upload needs X-Amber-SHA256: the hex SHA-256 of its body")
@@ -456,7 +473,12 @@ class Handlers:
         info = await to_thread.run_sync(store.set_retention, key, r, bypass)
         self._count_protection(store, True, "retention")
         await self.s.record(
-            request, token, "retention", key, mode=r.mode, until=to_iso(r.until),
+            request,
+            token,
+            "retention",
+            key,
+            mode=r.mode,
+            until=to_iso(r.until),
             **({"bypass_governance": True} if bypass else {}),
         )
         return JSONResponse(info_json(info))
@@ -490,7 +512,7 @@ def _absorb(fd: int, h: Any, data: bytes) -> None:
     h.update(data)
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _discard(path: str) -> None:
@@ -560,4 +582,3 @@ def _journal_lines(journal: Journal, repo: str) -> Iterator[bytes]:
                 yield raw if raw.endswith(b"\n") else raw + b"\n"
         except (ValueError, AttributeError):
             continue
-

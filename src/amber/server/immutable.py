@@ -21,7 +21,21 @@ import os
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
 FS_IMMUTABLE_FL = 0x00000010
+CAP_LINUX_IMMUTABLE = 9
 _UNSUPPORTED = (errno.ENOTTY, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENOSYS)
+
+
+def has_capability() -> bool:
+    """Whether this process holds CAP_LINUX_IMMUTABLE (root does, and so does a service given
+    it with AmbientCapabilities): only then is the attribute tried at all."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_LINUX_IMMUTABLE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def set_immutable(path: str, on: bool) -> bool:
@@ -60,4 +74,3 @@ def is_immutable(path: str) -> bool:
         return False
     finally:
         os.close(fd)
-

@@ -51,8 +51,17 @@ class Journal:
         self.clock = clock or SystemClock()
         self._lock = threading.Lock()
 
-    def append(self, op: str, *, repo: str = "", key: str = "", token: str = "", role: str = "",
-               remote: str = "", **details: Any) -> dict[str, Any]:
+    def append(
+        self,
+        op: str,
+        *,
+        repo: str = "",
+        key: str = "",
+        token: str = "",
+        role: str = "",
+        remote: str = "",
+        **details: Any,
+    ) -> dict[str, Any]:
         """Add one signed record (fsynced before it returns) and return it."""
         with self._lock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -61,10 +70,19 @@ class Journal:
                 last = self._last(fd)
                 if last is not None and last.get("torn"):
                     os.ftruncate(fd, last["end"])
-                    last = self._write(fd, self._record(last["prev_record"], "journal-repair",
-                                                        dropped_bytes=last["dropped"]))
-                rec = self._record(last, op, repo=repo, key=key, token=token, role=role, remote=remote,
-                                   **({"details": details} if details else {}))
+                    last = self._write(
+                        fd, self._record(last["prev_record"], "journal-repair", dropped_bytes=last["dropped"])
+                    )
+                rec = self._record(
+                    last,
+                    op,
+                    repo=repo,
+                    key=key,
+                    token=token,
+                    role=role,
+                    remote=remote,
+                    **({"details": details} if details else {}),
+                )
                 return self._write(fd, rec)
             finally:
                 os.close(fd)
@@ -116,12 +134,10 @@ class Journal:
     def records(self) -> Iterator[tuple[int, bytes]]:
         """(line number, raw line) of every line, as stored."""
         try:
-            f = open(self.path, "rb")
+            with open(self.path, "rb") as f:
+                yield from enumerate(f, 1)
         except FileNotFoundError:
             return
-        with f:
-            for n, raw in enumerate(f, 1):
-                yield n, raw
 
 
 def verify_journal(journal: Journal, repo: str | None = None) -> list[dict[str, Any]]:
@@ -129,8 +145,7 @@ def verify_journal(journal: Journal, repo: str | None = None) -> list[dict[str, 
     with the server's key; `IntegrityError` names the first bad record."""
     out = []
     prev = GENESIS
-    expected_seq = 0
-    for line_no, raw in journal.records():
+    for expected_seq, (line_no, raw) in enumerate(journal.records()):
         where = f"server journal {journal.path}, line {line_no}"
         try:
             rec = json.loads(raw)
@@ -152,7 +167,6 @@ def verify_journal(journal: Journal, repo: str | None = None) -> list[dict[str, 
         if not verify(journal.key.public, sig, bytes.fromhex(rec["hash"])):
             raise IntegrityError(f"{where}: its signature does not verify with the server key")
         prev = rec["hash"]
-        expected_seq += 1
         if repo is None or rec.get("repo") == repo:
             out.append(rec)
     return out

@@ -15,7 +15,9 @@ class Metrics:
         self.bytes_out = Counter("amber_sent_bytes", "object bytes sent", registry=self.registry)
         self.refusals = Counter("amber_refusals", "requests refused, by reason", ["reason"], registry=self.registry)
         self.locks = Counter(
-            "amber_lock_changes", "retentions set or extended, holds placed and released", ["kind"],
+            "amber_lock_changes",
+            "retentions set or extended, holds placed and released",
+            ["kind"],
             registry=self.registry,
         )
         self.immutable = Gauge(

@@ -25,7 +25,7 @@ from ..errors import Locked, NotFound
 from ..storage import rules
 from ..storage.base import ObjectInfo, Retention
 from ..storage.local import LocalStorage
-from .immutable import set_immutable
+from .immutable import has_capability, set_immutable
 from .state import ServerPaths
 
 log = logging.getLogger("amber.server")
@@ -119,7 +119,8 @@ class RepoStore:
             if not works:
                 log.warning(
                     "repository %s: the immutable attribute cannot be set here (no CAP_LINUX_IMMUTABLE, "
-                    "or the file system lacks it); locks are enforced by the server alone", self.name
+                    "or the file system lacks it); locks are enforced by the server alone",
+                    self.name,
                 )
 
 
@@ -136,7 +137,7 @@ class Repositories:
     def __init__(self, paths: ServerPaths, clock: Clock | None = None, immutable: bool | None = None) -> None:
         self.paths = paths
         self.clock = clock or SystemClock()
-        self.immutable = (os.geteuid() == 0) if immutable is None else immutable
+        self.immutable = has_capability() if immutable is None else immutable
         self._open: dict[str, RepoStore] = {}
         self._lock = threading.Lock()
 

@@ -33,7 +33,14 @@ from ..errors import AmberError, NotFound, UsageError
 from .state import ServerPaths, check_repo_name
 
 READ, ADD, LOCK, HOLD, RELEASE, DELETE, BYPASS, CREATE = (
-    "read", "add", "lock", "hold", "release", "delete", "bypass", "create"
+    "read",
+    "add",
+    "lock",
+    "hold",
+    "release",
+    "delete",
+    "bypass",
+    "create",
 )
 ROLES: dict[str, frozenset[str]] = {
     "auditor": frozenset({READ}),
@@ -79,7 +86,7 @@ class TokenStore:
 
     def authenticate(self, presented: str, now: _dt.datetime) -> Token | None:
         """The live token `presented` is, or None (unknown, wrong, revoked or expired)."""
-        tid = presented[len(PREFIX):].split("_", 1)[0] if presented.startswith(PREFIX) else ""
+        tid = presented[len(PREFIX) :].split("_", 1)[0] if presented.startswith(PREFIX) else ""
         token = self._current().get(tid)
         ok = hmac.compare_digest(token_hash(presented), token.hash if token else _DUMMY)
         if not ok or token is None or token.revoked:

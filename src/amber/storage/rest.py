@@ -121,7 +121,9 @@ class RestStorage(Storage):
                 continue
             except httpx.TransportError as e:
                 if delay is None or method == "POST":
-                    raise StorageError(f"{what}: the connection to {self.base} failed ({type(e).__name__}: {e})") from None
+                    raise StorageError(
+                        f"{what}: the connection to {self.base} failed ({type(e).__name__}: {e})"
+                    ) from None
                 time.sleep(delay)
                 resent = True
                 continue
@@ -137,7 +139,9 @@ class RestStorage(Storage):
         message = resp.headers.get("x-amber-message") or f"HTTP {resp.status_code}"
         status = resp.status_code
         if status == 401:
-            return TokenRefused(f"{self.base}: the server refused the token ({message}); set AMBER_TOKEN or AMBER_TOKEN_FILE")
+            return TokenRefused(
+                f"{self.base}: the server refused the token ({message}); set AMBER_TOKEN or AMBER_TOKEN_FILE"
+            )
         if status == 403:
             return NotAllowed(f"{what}: not allowed by the server: {message}")
         if status == 404 and code == "no-repository":
