@@ -223,3 +223,12 @@ def test_overwrite_is_refused_and_the_object_kept(admin):
     with pytest.raises(AlreadyExists):
         admin.put("config", b"replaced")
     assert admin.get("config") == b"precious"
+
+
+def test_stalled_request_headers_are_cut_off(limited, admin):
+    with _tls(limited) as s:
+        s.sendall(b"GET /office/objects/config HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthor")
+        assert s.recv(65536) == b""  # closed after the 1 s timeout, no request was ever made
+    with _tls(limited) as s:
+        assert s.recv(65536) == b""  # a connection that never sends a request is closed the same way
+    assert admin.get("config") == b"precious"  # and the server serves the next client

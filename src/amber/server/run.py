@@ -29,6 +29,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _header_timeout_protocol(seconds: float):
+    """uvicorn's h11 protocol, closing a connection whose request headers do not arrive within
+    `seconds` (uvicorn times out only idle keep-alive connections, so a client sending half a
+    request line would hold its connection forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _header_timer = None
+
+        def data_received(self, data: bytes) -> None:
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and self._header_timer is None:
+                self._header_timer = self.loop.call_later(seconds, self._headers_late, self.cycle)
+            super().data_received(data)
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(seconds, self._headers_late, None)
+
+        def _headers_late(self, cycle_then) -> None:
+            self._header_timer = None
+            if self.cycle is cycle_then and not self.transport.is_closing():
+                self.transport.close()  # no new request began: the headers never came
+
+    return HeaderTimeoutProtocol
+
+
 def serve(
     root: str,
     listen: str = DEFAULT_LISTEN,
@@ -68,5 +95,6 @@ def serve(
         timeout_keep_alive=30,
         timeout_graceful_shutdown=3,
         server_header=False,
+        http=_header_timeout_protocol(server.limits.io_timeout),
     )
     uvicorn.Server(config).run()
