@@ -4,12 +4,12 @@ a clear amber error); the server keeps running, writes nothing outside its root 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import ssl
 import time
 
+import blake3
 import httpx
 import pytest
 from serverproc import ServeProcess, release_immutable
@@ -109,8 +109,8 @@ def _incoming_empty(server, repo="office", wait=15.0) -> bool:
 def test_bad_names_are_refused(limited, admin, path):
     token = admin.token
     body = b"planted"
-    sha = hashlib.sha256(body).hexdigest().encode()
-    status, answer = _request(limited, token, "PUT", path, b"\r\nContent-Length: 7\r\nX-Amber-SHA256: " + sha, body)
+    sha = blake3.blake3(body).hexdigest().encode()
+    status, answer = _request(limited, token, "PUT", path, b"\r\nContent-Length: 7\r\nX-Amber-BLAKE3: " + sha, body)
     assert status in (400, 404), answer
     status, answer = _request(limited, token, "GET", path)
     assert status in (400, 404), answer
@@ -131,7 +131,7 @@ def test_a_body_over_the_limit_is_refused(limited, admin):
         admin.token,
         "PUT",
         b"/office/objects/big",
-        b"\r\nContent-Length: 2097152\r\nX-Amber-SHA256: " + b"0" * 64,
+        b"\r\nContent-Length: 2097152\r\nX-Amber-BLAKE3: " + b"0" * 64,
     )
     assert status == 413 and b"limit of 1048576 bytes" in answer
     with pytest.raises(StorageError) as e:
@@ -146,18 +146,18 @@ def test_an_upload_without_length_or_checksum_is_refused(limited, admin):
     )
     assert status == 411, answer
     status, answer = _request(limited, admin.token, "PUT", b"/office/objects/k", b"\r\nContent-Length: 3", b"abc")
-    assert status == 400 and b"X-Amber-SHA256" in answer
+    assert status == 400 and b"X-Amber-BLAKE3" in answer
 
 
 def test_a_wrong_checksum_stores_nothing(limited, admin):
     body = os.urandom(50_000)
-    sha = hashlib.sha256(b"something else").hexdigest().encode()
+    sha = blake3.blake3(b"something else").hexdigest().encode()
     status, answer = _request(
         limited,
         admin.token,
         "PUT",
         b"/office/objects/data/00/x",
-        b"\r\nContent-Length: 50000\r\nX-Amber-SHA256: " + sha,
+        b"\r\nContent-Length: 50000\r\nX-Amber-BLAKE3: " + sha,
         body,
     )
     assert status == 422 and b"checksum" in answer
@@ -167,8 +167,8 @@ def test_a_wrong_checksum_stores_nothing(limited, admin):
 
 def test_a_truncated_upload_leaves_no_object(limited, admin):
     body = os.urandom(10_000)
-    sha = hashlib.sha256(body + b"rest").hexdigest().encode()
-    head = b"\r\nContent-Length: 200000\r\nX-Amber-SHA256: " + sha
+    sha = blake3.blake3(body + b"rest").hexdigest().encode()
+    head = b"\r\nContent-Length: 200000\r\nX-Amber-BLAKE3: " + sha
     _request(limited, admin.token, "PUT", b"/office/objects/data/00/cut", head, body, close_after=True)
     assert _incoming_empty(limited)
     assert not admin.exists("data/00/cut")
@@ -178,12 +178,12 @@ def test_a_truncated_upload_leaves_no_object(limited, admin):
 
 
 def test_a_stalled_upload_is_cut_off(limited, admin):
-    sha = hashlib.sha256(b"x" * 1000).hexdigest().encode()
+    sha = blake3.blake3(b"x" * 1000).hexdigest().encode()
     with _tls(limited) as s:
         s.sendall(
             b"PUT /office/objects/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
             + admin.token.encode()
-            + b"\r\nContent-Length: 1000\r\nX-Amber-SHA256: "
+            + b"\r\nContent-Length: 1000\r\nX-Amber-BLAKE3: "
             + sha
             + b"\r\n\r\n"
             + b"x" * 100

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 
+import blake3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -51,7 +51,7 @@ def test_every_change_is_journaled_with_who_and_where(serve, busy):
     ]
     put = doc["records"][2]
     assert put["token"] == admin["id"] and put["role"] == "admin" and put["remote"] == "127.0.0.1"
-    assert put["details"]["sha256"] == hashlib.sha256(b"c").hexdigest() and put["details"]["size"] == 1
+    assert put["details"]["blake3"] == blake3.blake3(b"c").hexdigest() and put["details"]["size"] == 1
     assert doc["records"][0]["details"]["token_id"] == admin["id"]
     assert doc["server_key"] == (serve.root / ".amber-server" / "key.pub").read_text().strip()
     text = _journal(serve).stdout

@@ -5,11 +5,11 @@ restores, byte for byte."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import ssl
 import subprocess
 
+import blake3
 import httpx
 import pytest
 from rest_helpers import RestAmber
@@ -109,7 +109,7 @@ def test_raw_requests_with_a_stolen_backup_token_are_refused(victim, serve, tmp_
         r = h.delete(f"/objects/{key}", params={"bypass-governance": "1"})
         assert r.status_code == 403
         body = b"encrypted by ransomware"
-        r = h.put(f"/objects/{key}", content=body, headers={"X-Amber-SHA256": hashlib.sha256(body).hexdigest()})
+        r = h.put(f"/objects/{key}", content=body, headers={"X-Amber-BLAKE3": blake3.blake3(body).hexdigest()})
         assert (r.status_code, r.json()["error"]) == (409, "exists")
         info = h.head(f"/objects/{key}").headers
         until = info["x-amber-retention-until"]
@@ -127,7 +127,7 @@ def test_raw_requests_with_a_stolen_backup_token_are_refused(victim, serve, tmp_
         # planting new objects is what a backup token may do: they change nothing stored
         junk = os.urandom(4096)
         planted = "snapshots/" + "ab" * 32
-        r = h.put(f"/objects/{planted}", content=junk, headers={"X-Amber-SHA256": hashlib.sha256(junk).hexdigest()})
+        r = h.put(f"/objects/{planted}", content=junk, headers={"X-Amber-BLAKE3": blake3.blake3(junk).hexdigest()})
         assert r.status_code == 201
     after = _stored(serve)
     assert {k: v for k, v in after.items() if k != planted} == before

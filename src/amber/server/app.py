@@ -12,7 +12,6 @@ Every request but `/healthz`, `/metrics` and `/server-key` carries
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import blake3
 from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -353,7 +353,7 @@ class Handlers:
         token = self.s.authorize(request, repo, roles.ADD)
         key = _key(request)
         store = self.s.store(repo)
-        length, sha = self._upload_headers(request)
+        length, digest = self._upload_headers(request)
         retention = None
         if "x-amber-retention-mode" in request.headers:
             if not token.may(roles.LOCK):
@@ -364,7 +364,7 @@ class Handlers:
         if await to_thread.run_sync(os.path.lexists, store.path(key)):
             await self._drain(request, length)
             raise Refused(409, "exists", f"{key} exists: objects are never overwritten")
-        tmp = await self._receive(request, store, length, sha)
+        tmp = await self._receive(request, store, length, digest)
         info = await to_thread.run_sync(store.commit, key, tmp, retention)
         self._count_protection(store, retention is not None, "retention")
         self.s.metrics.bytes_in.inc(length)
@@ -374,7 +374,7 @@ class Handlers:
             "put",
             key,
             size=length,
-            sha256=sha,
+            blake3=digest,
             **({"retention": {"mode": retention.mode, "until": to_iso(retention.until)}} if retention else {}),
         )
         return JSONResponse({"key": key, "size": info.size, "received": rec["time"]}, status_code=201)
@@ -390,10 +390,10 @@ class Handlers:
                 "too-large",
                 f"{length} bytes is over this server's limit of {self.s.limits.max_object} bytes per object",
             )
-        sha = request.headers.get("x-amber-sha256", "").lower()
-        if not re.fullmatch(r"[0-9a-f]{64}", sha):
-            raise Refused(400, "bad-request", "an upload needs X-Amber-SHA256: the hex SHA-256 of its body")
-        return length, sha
+        digest = request.headers.get("x-amber-blake3", "").lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise Refused(400, "bad-request", "an upload needs X-Amber-BLAKE3: the hex BLAKE3 hash of its body")
+        return length, digest
 
     async def _chunks(self, request: Request):
         """The body's chunks, each awaited at most `io_timeout` seconds (a stalled client is cut off)."""
@@ -415,11 +415,11 @@ class Handlers:
             if got > length:
                 break
 
-    async def _receive(self, request: Request, store: RepoStore, length: int, sha: str) -> str:
-        """The whole body in a fsynced temporary file, checked against its length and SHA-256;
-        nothing is left behind when it is not."""
+    async def _receive(self, request: Request, store: RepoStore, length: int, digest: str) -> str:
+        """The whole body in a fsynced temporary file, checked against its length and BLAKE3
+        hash; nothing is left behind when it is not."""
         fd, tmp = await to_thread.run_sync(store.new_upload)
-        h = hashlib.sha256()
+        h = blake3.blake3()
         got = 0
         buf = bytearray()
         try:
@@ -439,8 +439,8 @@ class Handlers:
                 await to_thread.run_sync(os.fsync, fd)
             finally:
                 os.close(fd)
-            if h.hexdigest() != sha:
-                raise Refused(422, "checksum", f"the body's SHA-256 is {h.hexdigest()}, not {sha} as sent")
+            if h.hexdigest() != digest:
+                raise Refused(422, "checksum", f"the body's BLAKE3 hash is {h.hexdigest()}, not {digest} as sent")
         except BaseException:
             _discard(tmp)
             raise

@@ -8,7 +8,7 @@ comes from AMBER_TOKEN or the file named by AMBER_TOKEN_FILE and is sent as
 `Authorization: Bearer`.
 
 Guarantees, mapped onto the server's API:
-- `put` sends the body with its Content-Length and SHA-256; the server stores it
+- `put` sends the body with its Content-Length and BLAKE3 hash; the server stores it
   only when both match, and never over an existing key (409 → `AlreadyExists`).
   When a connection breaks after the body was sent, the put is tried again, and
   a 409 then counts as success only if the stored bytes are these bytes.
@@ -23,12 +23,13 @@ Answers map onto amber's errors: 401 → `TokenRefused` (exit 12), 403 →
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 import urllib.parse
 from collections.abc import Iterator
+
+import blake3
 
 from ..clock import from_iso, to_iso
 from ..errors import (
@@ -82,15 +83,14 @@ class RestStorage(Storage):
     @property
     def http(self):
         if self._http is None:
+            import ssl
+
             import httpx
 
-            verify: object = True
-            if self.cacert:
-                if not os.path.isfile(self.cacert):
-                    raise UsageError(f"--cacert / AMBER_CACERT {self.cacert}: no such file")
-                import ssl
-
-                verify = ssl.create_default_context(cafile=self.cacert)
+            if self.cacert and not os.path.isfile(self.cacert):
+                raise UsageError(f"--cacert / AMBER_CACERT {self.cacert}: no such file")
+            # the system's certificate authorities, or only the one given
+            verify = ssl.create_default_context(cafile=self.cacert or None)
             self._http = httpx.Client(
                 base_url=self.base,
                 verify=verify,
@@ -166,7 +166,7 @@ class RestStorage(Storage):
     def put(self, key, data, *, retention=None):
         path = self._path("objects", key)
         body = bytes(data)
-        headers = {"X-Amber-SHA256": hashlib.sha256(body).hexdigest()}
+        headers = {"X-Amber-BLAKE3": blake3.blake3(body).hexdigest()}
         if retention is not None:
             headers["X-Amber-Retention-Mode"] = retention.mode
             headers["X-Amber-Retention-Until"] = to_iso(retention.until)
