@@ -16,7 +16,7 @@ import pytest
 from rest_helpers import RestAmber
 from serverproc import LIBFAKETIME, ServeProcess, release_immutable
 
-from amber.errors import Locked
+from amber.errors import Locked, TokenRefused
 from amber.server.immutable import is_immutable, set_immutable
 from amber.storage.base import Retention
 from amber.storage.rest import RestStorage
@@ -165,3 +165,28 @@ def test_eight_clients_back_up_into_one_repository_at_once(serve, tmp_path):
     assert len(ids) == 8
     assert {s["id"] for s in admin.snapshots()} == ids
     admin.run("check", "--read-data")
+
+
+def test_an_expired_token_is_refused_by_the_servers_clock(timed):
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    token = timed.token("office", "admin", "--expires", until)
+    storage = RestStorage(f"{timed.base}/office", token=token["token"], cacert=str(timed.certs["ca"]), create=True)
+    storage.put("config", b"c")
+    timed.move_clock(2 * 86400)
+    with pytest.raises(TokenRefused):
+        storage.get("config")
+    r = timed.amber(
+        "serve",
+        "token",
+        "add",
+        "--root",
+        timed.root,
+        "--repo",
+        "office",
+        "--role",
+        "backup",
+        "--expires",
+        "2001-01-01",
+        expect=2,
+    )
+    assert "not in the future" in r.stderr

@@ -71,7 +71,8 @@ class Journal:
                 if last is not None and last.get("torn"):
                     os.ftruncate(fd, last["end"])
                     last = self._write(
-                        fd, self._record(last["prev_record"], "journal-repair", dropped_bytes=last["dropped"])
+                        fd,
+                        self._record(last["prev_record"], "journal-repair", details={"dropped_bytes": last["dropped"]}),
                     )
                 rec = self._record(
                     last,
