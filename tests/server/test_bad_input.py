@@ -4,6 +4,7 @@ a clear amber error); the server keeps running, writes nothing outside its root 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import ssl
@@ -232,3 +233,17 @@ def test_stalled_request_headers_are_cut_off(limited, admin):
     with _tls(limited) as s:
         assert s.recv(65536) == b""  # a connection that never sends a request is closed the same way
     assert admin.get("config") == b"precious"  # and the server serves the next client
+
+
+def test_a_lock_beyond_the_servers_ceiling_is_refused(limited, admin):
+    from amber.errors import NotAllowed
+    from amber.storage.base import Retention
+
+    far = Retention("compliance", admin.clock.now() + dt.timedelta(days=365 * 11))
+    with pytest.raises(NotAllowed) as e:
+        admin.put("data/00/pinned", b"junk", retention=far)
+    assert "longest of 3653 days" in str(e.value)
+    assert not admin.exists("data/00/pinned")
+    with pytest.raises(NotAllowed):
+        admin.set_retention("config", far)
+    assert admin.stat("config").retention is None

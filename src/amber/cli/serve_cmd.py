@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ..clock import parse_date
+from ..clock import duration_seconds, parse_date
 from ..errors import UsageError
 from .options import json_option
 from .output import Output, render
@@ -40,8 +40,9 @@ def _size(text: str) -> int:
     show_default=True,
     help="seconds a client may stall while sending a body",
 )
+@click.option("--max-retention", default="10y", show_default=True, help="the longest lock a client may set")
 @click.pass_context
-def serve(ctx, root, listen, tls_cert, tls_key, insecure_http, max_object_size, io_timeout):
+def serve(ctx, root, listen, tls_cert, tls_key, insecure_http, max_object_size, io_timeout, max_retention):
     """Serve the repositories under --root to rest:https://HOST:PORT/NAME clients."""
     if ctx.invoked_subcommand is not None:
         return
@@ -50,7 +51,8 @@ def serve(ctx, root, listen, tls_cert, tls_key, insecure_http, max_object_size, 
     from ..server.app import Limits
     from ..server.run import serve as run
 
-    run(root, listen, tls_cert, tls_key, insecure_http, Limits(_size(max_object_size), io_timeout))
+    limits = Limits(_size(max_object_size), io_timeout, duration_seconds(max_retention))
+    run(root, listen, tls_cert, tls_key, insecure_http, limits)
 
 
 @serve.group("token")

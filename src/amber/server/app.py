@@ -52,6 +52,7 @@ _RANGE_RE = re.compile(r"^bytes=(\d{1,19})-(\d{0,19})$")
 class Limits:
     max_object: int = 1 << 30  # bytes of one object
     io_timeout: float = 60.0  # seconds a request body may stall
+    max_retention: float = 10 * 365 * 86400  # seconds from the server's now a lock may reach
 
 
 class Refused(Exception):
@@ -361,6 +362,7 @@ class Handlers:
             retention = _retention(
                 request.headers.get("x-amber-retention-mode"), request.headers.get("x-amber-retention-until")
             )
+            self._within_ceiling(retention)
         if await to_thread.run_sync(os.path.lexists, store.path(key)):
             await self._drain(request, length)
             raise Refused(409, "exists", f"{key} exists: objects are never overwritten")
@@ -378,6 +380,18 @@ class Handlers:
             **({"retention": {"mode": retention.mode, "until": to_iso(retention.until)}} if retention else {}),
         )
         return JSONResponse({"key": key, "size": info.size, "received": rec["time"]}, status_code=201)
+
+    def _within_ceiling(self, retention: Retention) -> None:
+        """A lock reaching further than `--max-retention` is refused: a stolen token could
+        otherwise pin junk on the server's disk for a century."""
+        longest = self.s.limits.max_retention
+        if (retention.until - self.s.clock.now()).total_seconds() > longest:
+            raise Refused(
+                403,
+                "forbidden",
+                f"a retention until {to_iso(retention.until)} reaches beyond this server's "
+                f"longest of {longest / 86400:g} days (amber serve --max-retention)",
+            )
 
     def _upload_headers(self, request: Request) -> tuple[int, str]:
         raw = request.headers.get("content-length")
@@ -466,6 +480,7 @@ class Handlers:
         key = _key(request)
         doc = await _json_body(request)
         r = _retention(doc.get("mode"), doc.get("until"))
+        self._within_ceiling(r)
         bypass = doc.get("bypass_governance") is True
         if bypass:
             self.s.authorize(request, repo, roles.BYPASS)
