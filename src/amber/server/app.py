@@ -12,6 +12,7 @@ Every request but `/healthz`, `/metrics` and `/server-key` carries
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -46,6 +47,7 @@ MAX_KEY = 1024  # bytes of a key, and 255 of each segment: longer names are refu
 BUFFER = 1 << 20  # upload bytes gathered before they are hashed and written off the event loop
 SMALL = 1 << 20  # objects up to this size are answered in one piece, larger ones streamed
 _RANGE_RE = re.compile(r"^bytes=(\d{1,19})-(\d{0,19})$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,9 @@ class Server:
                 response = self._error(_refusal(e))
             except ClientDisconnect:
                 response = self._error(Refused(400, "truncated", "the client went away before the body ended"))
+            except OSError as e:  # the server's own disk: said, never a traceback to the client
+                status = 507 if e.errno == errno.ENOSPC else 500
+                response = self._error(Refused(status, "storage", f"the server's storage failed: {e.strerror or e}"))
             self.metrics.requests.labels(request.method, name, str(response.status_code)).inc()
             return response
 
@@ -185,7 +190,8 @@ class Server:
 
     def _error(self, e: Refused) -> Response:
         self.metrics.refusals.labels(e.code).inc()
-        headers = {"X-Amber-Error": e.code, "X-Amber-Message": e.message.encode("ascii", "backslashreplace").decode()}
+        printable = _CONTROL_RE.sub(" ", e.message.encode("ascii", "backslashreplace").decode())
+        headers = {"X-Amber-Error": e.code, "X-Amber-Message": printable}
         return JSONResponse({"error": e.code, "message": e.message}, status_code=e.status, headers=headers)
 
 
