@@ -8,9 +8,11 @@ server sees them at its next request.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from typing import Any
 
 from ..clock import SystemClock
+from ..errors import NotFound
 from .journal import Journal, verify_journal
 from .key import ServerKey
 from .state import ServerPaths
@@ -48,5 +50,8 @@ def list_tokens(root: str) -> list[Token]:
 def journal_records(root: str, repo: str | None = None) -> tuple[list[dict[str, Any]], str]:
     """Every record (of `repo`) after verifying the whole journal, and the key that signed it;
     `IntegrityError` names the first bad record."""
-    journal = _journal(ServerPaths(root))
+    paths = ServerPaths(root)
+    if not os.path.exists(paths.key):
+        raise NotFound(f"{paths.root} holds no amber server state (no {paths.key})")
+    journal = _journal(paths)
     return verify_journal(journal, repo), journal.key.public_text()

@@ -66,7 +66,7 @@ class RepoStore:
         return self.objects.stat(key)
 
     def path(self, key: str) -> str:
-        return self.objects._path(key)
+        return self.objects.path(key)
 
     def stat(self, key: str) -> ObjectInfo:
         return self.objects.stat(key)

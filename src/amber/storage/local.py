@@ -46,6 +46,10 @@ class LocalStorage(Storage):
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *rules.check_key(key).split("/"))
 
+    def path(self, key: str) -> str:
+        """The file that holds `key` (a server streams it from there)."""
+        return self._path(key)
+
     def put(self, key, data, *, retention=None):
         if os.path.lexists(self._path(key)):
             raise AlreadyExists(key)

@@ -13,8 +13,9 @@ Guarantees, mapped onto the server's API:
   When a connection breaks after the body was sent, the put is tried again, and
   a 409 then counts as success only if the stored bytes are these bytes.
 - Retention and holds are judged by the server's clock, never this machine's.
-- Connection failures are retried with backoff for about half a minute, so a
-  server restart does not fail a backup; answers are never retried.
+- Connection failures are retried with backoff for about half a minute once
+  the server has answered (so a server restart does not fail a backup), for
+  about two seconds before that; answers are never retried.
 
 Answers map onto amber's errors: 401 → `TokenRefused` (exit 12), 403 →
 `NotAllowed` (exit 13), 423 → `Locked` (exit 30), 404 → `NotFound` (or
@@ -47,7 +48,10 @@ from ..errors import (
 from . import rules
 from .base import Capabilities, ObjectInfo, Retention, Storage
 
-RETRY_DELAYS = (0.2, 0.5, 1, 2, 3, 5, 5, 5, 5, 5)  # seconds between attempts when the server cannot be reached
+# seconds between attempts when the server cannot be reached: a server that answered before is
+# given half a minute to come back (a restart); one never reached is reported soon
+RETRY_DELAYS = (0.2, 0.5, 1, 2, 3, 5, 5, 5, 5, 5)
+FIRST_DELAYS = (0.2, 0.5, 1)
 MAX_TOKEN_FILE = 4096
 
 
@@ -72,6 +76,7 @@ class RestStorage(Storage):
         if clock is not None:
             self.clock = clock
         self._http = None
+        self._reached = False  # whether the server has answered this client yet
         if create:
             self._call("POST", f"/{self.name}", what=self.name)
 
@@ -106,7 +111,7 @@ class RestStorage(Storage):
         import httpx
 
         resent = False  # whether a request may have reached the server before this one
-        for delay in (*RETRY_DELAYS, None):
+        for delay in (*(RETRY_DELAYS if self._reached else FIRST_DELAYS), None):
             try:
                 resp = self.http.request(method, path, **kw)
             except httpx.ConnectError as e:
@@ -127,6 +132,7 @@ class RestStorage(Storage):
                 time.sleep(delay)
                 resent = True
                 continue
+            self._reached = True
             if resp.status_code in ok:
                 return resp
             err = self._refusal(resp, what)
