@@ -190,3 +190,24 @@ def test_an_expired_token_is_refused_by_the_servers_clock(timed):
         expect=2,
     )
     assert "not in the future" in r.stderr
+
+
+def _peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_the_servers_memory_does_not_grow_with_object_size(serve):
+    admin = _storage(serve)
+    admin.put("warmup", os.urandom(4 << 20))
+    admin.get("warmup")
+    before = _peak_rss_mib(serve.proc.pid)
+    big = os.urandom(160 << 20)
+    admin.put("data/00/big", big)
+    assert admin.get("data/00/big") == big
+    assert admin.get("data/00/big", 100 << 20, 50 << 20) == big[100 << 20 : 150 << 20]
+    grown = _peak_rss_mib(serve.proc.pid) - before
+    assert grown < 40, f"the server's peak memory grew by {grown:.0f} MiB for a 160 MiB object"
