@@ -181,8 +181,14 @@ class ServeProcess:
 
     def move_clock(self, seconds: float) -> None:
         """Move the server's clock (libfaketime re-reads the file at every call)."""
-        self.offset += seconds
-        self.clock_file.write_text(f"{self.offset:+.3f}\n")
+        self.set_offset(self.offset + seconds)
+
+    def set_offset(self, seconds: float) -> None:
+        """Set the server's clock to the real time plus `seconds`."""
+        self.offset = seconds
+        tmp = self.clock_file.with_suffix(".tmp")
+        tmp.write_text(f"{self.offset:+.3f}\n")
+        tmp.replace(self.clock_file)  # never a half-written offset
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

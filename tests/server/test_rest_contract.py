@@ -36,8 +36,10 @@ class TestRestStorage(StorageContract):
         return FakeClock(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=server.offset))
 
     def advance(self, clock, seconds):
+        """Move the test's clock, and set the server's to the same time (not merely by the same
+        amount: the real time that passed since would be added to it)."""
         super().advance(clock, seconds)
-        self.server.move_clock(seconds)
+        self.server.set_offset((clock.now() - dt.datetime.now(dt.UTC)).total_seconds())
 
     def make_storage(self, tmp_path, clock):
         name = f"repo{next(_names)}"
