@@ -113,11 +113,14 @@ def clean_env() -> dict:
 class ServeProcess:
     """`amber serve --root ROOT` on 127.0.0.1 with TLS; `stop`, `kill`, `start` again."""
 
-    def __init__(self, root: Path, certs: dict[str, Path], *, fake_clock: bool = False, extra=()) -> None:
+    def __init__(
+        self, root: Path, certs: dict[str, Path], *, fake_clock: bool = False, extra=(), tls: bool = True
+    ) -> None:
         self.root = Path(root)
         self.certs = certs
         self.port = free_port()
-        self.base = f"https://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.extra = list(extra)
         self.fake_clock = fake_clock and LIBFAKETIME is not None
         self.clock_file = self.root.parent / f"faketime-{self.port}"
@@ -143,19 +146,8 @@ class ServeProcess:
         return env
 
     def start(self) -> ServeProcess:
-        cmd = [
-            AMBER,
-            "serve",
-            "--root",
-            str(self.root),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--tls-cert",
-            str(self.certs["cert"]),
-            "--tls-key",
-            str(self.certs["key"]),
-            *self.extra,
-        ]
+        tls = ["--tls-cert", str(self.certs["cert"]), "--tls-key", str(self.certs["key"])] if self.tls else []
+        cmd = [AMBER, "serve", "--root", str(self.root), "--listen", f"127.0.0.1:{self.port}", *tls, *self.extra]
         self.proc = subprocess.Popen(
             cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab")
         )

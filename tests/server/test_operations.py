@@ -211,3 +211,14 @@ def test_the_servers_memory_does_not_grow_with_object_size(serve):
     assert admin.get("data/00/big", 100 << 20, 50 << 20) == big[100 << 20 : 150 << 20]
     grown = _peak_rss_mib(serve.proc.pid) - before
     assert grown < 40, f"the server's peak memory grew by {grown:.0f} MiB for a 160 MiB object"
+
+
+def test_plain_http_on_loopback(tmp_path, certs):
+    server = ServeProcess(tmp_path / "root", certs, tls=False).start()
+    try:
+        token = server.token("office", "admin")["token"]
+        storage = RestStorage(f"{server.base}/office", token=token, create=True)
+        storage.put("config", b"c")
+        assert storage.get("config") == b"c"
+    finally:
+        server.stop()
