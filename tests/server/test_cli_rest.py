@@ -104,3 +104,9 @@ def test_token_list_never_shows_a_token(serve, tokens):
     stored = (serve.root / ".amber-server" / "tokens.json").read_text()
     for secret in tokens.values():
         assert secret not in stored
+
+
+def test_a_token_that_cannot_be_one_is_usage(tmp_path, serve, tokens):
+    _user(tmp_path, serve, tokens["admin"]).run("init")
+    r = _user(tmp_path, serve, "t\u00f6ken with spaces").run("snapshots", expect=2)
+    assert "printable ASCII" in r.stderr

@@ -4,10 +4,9 @@ The server owns the storage, the clock and the lock state; this client asks and
 reports what the server answered (docs/SERVER.md). HTTP/1.1 with keep-alive over
 one connection pool per client (urllib3: it reads large bodies through the
 standard library's buffered socket reader, 1.6 times httpx's rate over TLS
-here), TLS verified against the system's
-certificate authorities or a private one (`--cacert` / AMBER_CACERT). The token
-comes from AMBER_TOKEN or the file named by AMBER_TOKEN_FILE and is sent as
-`Authorization: Bearer`.
+here), TLS verified against the system's certificate authorities or a private
+one (`--cacert` / AMBER_CACERT). The token comes from AMBER_TOKEN or the file
+named by AMBER_TOKEN_FILE and is sent as `Authorization: Bearer`.
 
 Guarantees, mapped onto the server's API:
 - `put` sends the body with its Content-Length and BLAKE3 hash; the server stores it
@@ -74,6 +73,8 @@ class RestStorage(Storage):
         self.url = url
         self.base, self.name = _split(url)
         self.token = token if token is not None else _token_from_env()
+        if self.token and not (self.token.isascii() and self.token.isprintable() and " " not in self.token):
+            raise UsageError("the token (AMBER_TOKEN or AMBER_TOKEN_FILE) is not a token: printable ASCII only")
         self.cacert = cacert or os.environ.get("AMBER_CACERT") or None
         self.timeout = timeout
         if clock is not None:
