@@ -124,6 +124,13 @@ def test_raw_requests_with_a_stolen_backup_token_are_refused(victim, serve, tmp_
         assert (r.status_code, r.json()["error"]) == (403, "forbidden")  # release
         r = h.post(serve.base + "/office")
         assert (r.status_code, r.json()["error"]) == (403, "forbidden")  # create
+        for admin_written in ("keys/" + "cd" * 32, "settings/00000009", "revoked/" + "ef" * 32, "config"):
+            junk = b"planted"
+            r = h.put(
+                f"/objects/{admin_written}", content=junk, headers={"X-Amber-BLAKE3": blake3.blake3(junk).hexdigest()}
+            )
+            assert (r.status_code, r.json()["error"]) == (403, "forbidden"), admin_written
+            assert "key file, the config, a setting or a revocation" in r.json()["message"]
         # planting new objects is what a backup token may do: they change nothing stored
         junk = os.urandom(4096)
         planted = "snapshots/" + "ab" * 32

@@ -113,7 +113,8 @@ class Server:
         if token.repo != repo:
             raise Refused(403, "forbidden", f"token {token.id} is for repository {token.repo!r}, not {repo!r}")
         if not token.may(right):
-            raise Refused(403, "forbidden", f"token {token.id} has the {token.role} role, which may not {right}")
+            what = "write a key file, the config, a setting or a revocation" if right == roles.CONFIGURE else right
+            raise Refused(403, "forbidden", f"token {token.id} has the {token.role} role, which may not {what}")
         return token
 
     def store(self, repo: str) -> RepoStore:
@@ -357,8 +358,8 @@ class Handlers:
 
     async def put(self, request: Request) -> Response:
         repo = _repo(request)
-        token = self.s.authorize(request, repo, roles.ADD)
         key = _key(request)
+        token = self.s.authorize(request, repo, roles.right_to_put(key))
         store = self.s.store(repo)
         length, digest = self._upload_headers(request)
         retention = None

@@ -10,7 +10,8 @@ running server at its next request.
 Roles:
 - `auditor`: read and list.
 - `backup`: also add new objects (put-if-absent), lock new objects and extend
-  locks, place holds. Never delete, overwrite, shorten, downgrade, release or bypass.
+  locks, place holds. Never delete, overwrite, shorten, downgrade, release or
+  bypass, and never write a key file, the config, a setting or a revocation.
 - `admin`: also create the repository, delete objects whose lock has expired and
   that are not held, release holds, bypass governance. The storage rules still
   refuse every delete or overwrite of a locked or held object.
@@ -32,7 +33,7 @@ from ..clock import from_iso, to_iso
 from ..errors import AmberError, NotFound, UsageError
 from .state import ServerPaths, check_repo_name
 
-READ, ADD, LOCK, HOLD, RELEASE, DELETE, BYPASS, CREATE = (
+READ, ADD, LOCK, HOLD, RELEASE, DELETE, BYPASS, CREATE, CONFIGURE = (
     "read",
     "add",
     "lock",
@@ -41,12 +42,22 @@ READ, ADD, LOCK, HOLD, RELEASE, DELETE, BYPASS, CREATE = (
     "delete",
     "bypass",
     "create",
+    "configure",
 )
 ROLES: dict[str, frozenset[str]] = {
     "auditor": frozenset({READ}),
     "backup": frozenset({READ, ADD, LOCK, HOLD}),
-    "admin": frozenset({READ, ADD, LOCK, HOLD, RELEASE, DELETE, BYPASS, CREATE}),
+    "admin": frozenset({READ, ADD, LOCK, HOLD, RELEASE, DELETE, BYPASS, CREATE, CONFIGURE}),
 }
+# Objects only an admin writes (as the S3 backup policy refuses them, docs/S3.md §6): a key
+# file, the config, a setting or a revocation planted with a backup token is refused outright.
+ADMIN_WRITTEN = ("config", "keys/", "settings/", "revoked/")
+
+
+def right_to_put(key: str) -> str:
+    return CONFIGURE if key == "config" or key.startswith(ADMIN_WRITTEN[1:]) else ADD
+
+
 PREFIX = "amber_"
 _DUMMY = hashlib.sha256(b"no such token").hexdigest()
 
