@@ -12,6 +12,7 @@ Every request but `/healthz`, `/metrics` and `/server-key` carries
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -438,11 +439,14 @@ class Handlers:
 
     async def _receive(self, request: Request, store: RepoStore, length: int, digest: str) -> str:
         """The whole body in a fsynced temporary file, checked against its length and BLAKE3
-        hash; nothing is left behind when it is not."""
+        hash; nothing is left behind when it is not. Each MiB is hashed and written on a worker
+        thread while the next one arrives."""
         fd, tmp = await to_thread.run_sync(store.new_upload)
         h = blake3.blake3()
         got = 0
         buf = bytearray()
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future | None = None  # the MiB being hashed and written
         try:
             try:
                 async for chunk in self._chunks(request):
@@ -451,14 +455,21 @@ class Handlers:
                         raise Refused(400, "bad-request", "the body is longer than its Content-Length")
                     buf += chunk
                     if len(buf) >= BUFFER:
-                        await to_thread.run_sync(_absorb, fd, h, bytes(buf))
+                        if pending is not None:
+                            await pending
+                        pending = loop.run_in_executor(None, _absorb, fd, h, bytes(buf))
                         buf.clear()
+                if pending is not None:
+                    await pending
+                    pending = None
                 if buf:
                     await to_thread.run_sync(_absorb, fd, h, bytes(buf))
                 if got < length:
                     raise Refused(400, "truncated", f"the body ended after {got} of {length} bytes")
                 await to_thread.run_sync(os.fsync, fd)
             finally:
+                if pending is not None:  # never close the file under a write still running
+                    await asyncio.gather(pending, return_exceptions=True)
                 os.close(fd)
             if h.hexdigest() != digest:
                 raise Refused(422, "checksum", f"the body's BLAKE3 hash is {h.hexdigest()}, not {digest} as sent")
