@@ -113,3 +113,13 @@ def test_an_auditor_reads_the_journal_remotely(serve, busy):
         key.verify(base64.b64decode(r["sig"]), bytes.fromhex(r["hash"]))
     serve.token("branch", "admin")  # another repository's records are not shown
     assert all(r["repo"] == "office" for r in storage.journal())
+
+
+def test_the_journal_of_one_repository(serve, busy):
+    other = serve.token("branch", "admin")
+    RestStorage(f"{serve.base}/branch", token=other["token"], cacert=str(serve.certs["ca"]), create=True).put("x", b"x")
+    doc = json.loads(_journal(serve, "--repo", "branch", "--json").stdout)
+    assert [r["op"] for r in doc["records"]] == ["token-add", "create-repository", "put"]
+    assert {r["repo"] for r in json.loads(_journal(serve, "--json").stdout)["records"]} == {"office", "branch"}
+    r = _journal(serve, "--repo", "branch")
+    assert "journal verified" in r.stderr and r.stdout.count("\n") == 3
