@@ -114,12 +114,13 @@ class ServeProcess:
     """`amber serve --root ROOT` on 127.0.0.1 with TLS; `stop`, `kill`, `start` again."""
 
     def __init__(
-        self, root: Path, certs: dict[str, Path], *, fake_clock: bool = False, extra=(), tls: bool = True
+        self, root: Path, certs: dict[str, Path], *, fake_clock: bool = False, extra=(), tls: bool = True, prefix=()
     ) -> None:
         self.root = Path(root)
         self.certs = certs
         self.port = free_port()
         self.tls = tls
+        self.prefix = list(prefix)  # a command the server is started through (setpriv ...)
         self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.extra = list(extra)
         self.fake_clock = fake_clock and LIBFAKETIME is not None
@@ -147,7 +148,17 @@ class ServeProcess:
 
     def start(self) -> ServeProcess:
         tls = ["--tls-cert", str(self.certs["cert"]), "--tls-key", str(self.certs["key"])] if self.tls else []
-        cmd = [AMBER, "serve", "--root", str(self.root), "--listen", f"127.0.0.1:{self.port}", *tls, *self.extra]
+        cmd = [
+            *self.prefix,
+            AMBER,
+            "serve",
+            "--root",
+            str(self.root),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            *tls,
+            *self.extra,
+        ]
         self.proc = subprocess.Popen(
             cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab")
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -222,3 +223,34 @@ def test_plain_http_on_loopback(tmp_path, certs):
         assert storage.get("config") == b"c"
     finally:
         server.stop()
+
+
+@pytest.mark.subprocess
+def test_a_server_without_the_immutable_capability_is_reported(tmp_path, certs):
+    """`amber init` and `check` say so when the server cannot set the immutable attribute (here:
+    started without CAP_LINUX_IMMUTABLE in its bounding set)."""
+    if not shutil.which("setpriv") or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to start a server without the capability")
+    server = ServeProcess(tmp_path / "root", certs, prefix=["setpriv", "--bounding-set", "-linux_immutable"]).start()
+    try:
+        token = server.token("office", "admin")["token"]
+        admin = RestAmber(tmp_path / "admin", server, "office", token, subprocess=True)
+        r = admin.run("init")
+        assert "does not set the immutable attribute" in r.stderr and "CAP_LINUX_IMMUTABLE" in r.stderr
+        r = admin.run("check")
+        assert "does not set the immutable attribute" in r.stderr
+    finally:
+        server.stop()
+
+
+def test_a_server_with_the_capability_reports_nothing(serve, tmp_path):
+    if os.geteuid() != 0 or not _immutable_here(tmp_path):
+        pytest.skip("the immutable attribute cannot be set here")
+    storage = _storage(serve)
+    assert storage.lock_posture(0, None) == []
+    storage.put("k", b"x", retention=Retention("governance", dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
+    trust = ssl.create_default_context(cafile=str(serve.certs["ca"]))
+    status = httpx.get(
+        f"{serve.base}/office/status", verify=trust, headers={"Authorization": f"Bearer {storage.token}"}
+    )
+    assert status.json()["immutable"] == "on"

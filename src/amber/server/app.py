@@ -158,6 +158,7 @@ class Server:
             Route("/{repo}/retention/{key:path}", self._wrap("retention", h.retention), methods=["PUT"]),
             Route("/{repo}/hold/{key:path}", self._wrap("hold", h.hold), methods=["PUT"]),
             Route("/{repo}/journal", self._wrap("journal", h.journal), methods=["GET"]),
+            Route("/{repo}/status", self._wrap("status", h.status), methods=["GET"]),
         ]
         return Starlette(routes=routes)
 
@@ -309,6 +310,21 @@ class Handlers:
         except UsageError as e:
             raise Refused(400, "bad-request", str(e)) from None
         return StreamingResponse(_listing(store, prefix), media_type="application/x-ndjson")
+
+    async def status(self, request: Request) -> Response:
+        """What a client may want to know about how the server protects this repository."""
+        repo = _repo(request)
+        self.s.authorize(request, repo, roles.READ)
+        store = self.s.store(repo)
+        return JSONResponse(
+            {
+                "repo": repo,
+                "time": to_iso(self.s.clock.now()),
+                "immutable": store.immutable_state(),
+                "server_key": self.s.key.public_text(),
+                "max_retention_days": self.s.limits.max_retention / 86400,
+            }
+        )
 
     async def journal(self, request: Request) -> Response:
         repo = _repo(request)

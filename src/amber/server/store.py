@@ -101,6 +101,13 @@ class RepoStore:
             self._protect(key)
         return self.objects.stat(key)
 
+    def immutable_state(self) -> str:
+        """`on` (set on every locked object), `untried` (nothing locked here since the start),
+        `unsupported` (the file system refused it) or `off` (no CAP_LINUX_IMMUTABLE)."""
+        if not self.immutable:
+            return "off"
+        return {None: "untried", True: "on", False: "unsupported"}[self.immutable_works]
+
     def _check_future(self, key: str, retention: Retention) -> None:
         now = self.clock.now()
         if retention.until <= now:

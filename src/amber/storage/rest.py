@@ -257,6 +257,26 @@ class RestStorage(Storage):
         """The server's public key, `ed25519:BASE64`."""
         return str(self._call("GET", "/server-key", what="the server key").json()["public_key"])
 
+    def lock_posture(self, seconds: float, mode: str | None) -> list[str]:
+        """Warnings where the server protects locked objects less than it could: the immutable
+        attribute is off (no CAP_LINUX_IMMUTABLE) or the file system refused it. Its API refuses
+        every change to a locked object either way; the attribute also stops root on the server."""
+        try:
+            state = self._call("GET", f"/{self.name}/status", what="the server's status").json().get("immutable")
+        except (AmberError, ValueError):
+            return []  # an older server, or none reachable: the posture is advice, not a check
+        if state == "off":
+            return [
+                f"{self.describe()}: the server does not set the immutable attribute on locked objects (it lacks "
+                "CAP_LINUX_IMMUTABLE): only its API protects them, not the file system (docs/SERVER.md §4)"
+            ]
+        if state == "unsupported":
+            return [
+                f"{self.describe()}: the server's file system refuses the immutable attribute: only the server's "
+                "API protects locked objects (docs/SERVER.md §4)"
+            ]
+        return []
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
