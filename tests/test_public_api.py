@@ -7,8 +7,9 @@ import amber.errors
 
 NAMES = """
 __version__ Repository Snapshot open_repository verify_bundle
-AmberError AlreadyExists CheckpointError IntegrityError Locked NotFound PartialBackup ProofError
-RepositoryExists RepositoryNotFound RestoreFailed SignerUnverified StorageError Unsupported UsageError WrongPassword
+AmberError AlreadyExists CheckpointError IntegrityError Locked NotAllowed NotFound PartialBackup ProofError
+RepositoryExists RepositoryNotFound RestoreFailed SignerUnverified StorageError TokenRefused Unsupported UsageError
+WrongPassword
 """
 PUBLIC = set(NAMES.split())
 

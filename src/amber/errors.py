@@ -62,6 +62,16 @@ class WrongPassword(AmberError):
     exit_code = 12
 
 
+class TokenRefused(WrongPassword):
+    """A repository server did not accept the token: wrong, revoked or expired (HTTP 401)."""
+
+
+class NotAllowed(AmberError):
+    """The key or token lacks the right: a backup token asked to delete (HTTP 403)."""
+
+    exit_code = 13
+
+
 class IntegrityError(AmberError):
     """Stored bytes failed authentication, a hash or a structural check."""
 

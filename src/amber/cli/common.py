@@ -20,7 +20,8 @@ def default_repository() -> str:
 
 class Session:
     """The repository a command was pointed at: --repo/--s3-endpoint given before or after
-    the command name, else the environment, else the default repository (announced once)."""
+    the command name (--cacert before it), else the environment, else the default repository
+    (announced once)."""
 
     def __init__(self, ctx: click.Context) -> None:
         self.root = ctx.find_root()
@@ -29,6 +30,7 @@ class Session:
         obj = self.root.obj
         self.repo = ctx.params.get("repo") or obj.get("repo")
         self.s3_endpoint = ctx.params.get("s3_endpoint") or obj.get("s3_endpoint")
+        self.cacert = obj.get("cacert")
 
     def url(self) -> str:
         url = self.repo or os.environ.get("AMBER_REPOSITORY")
@@ -41,7 +43,8 @@ class Session:
         return url
 
     def storage_options(self) -> dict | None:
-        return {"s3_endpoint": self.s3_endpoint} if self.s3_endpoint else None
+        options = {"s3_endpoint": self.s3_endpoint, "cacert": self.cacert}
+        return {k: v for k, v in options.items() if v} or None
 
     def open(self) -> Repository:
         return Repository.open(self.url(), password(), storage_options=self.storage_options(), warn=warn)

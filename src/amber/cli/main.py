@@ -23,6 +23,7 @@ from . import (
     restore_cmd,
     retention_cmd,
     s3_cmd,
+    serve_cmd,
     settings_cmd,
 )
 from .output import fail
@@ -62,11 +63,16 @@ class AmberGroup(click.Group):
     "-r", "--repo", metavar="URL", help="repository (default: $AMBER_REPOSITORY, else the default local repository)"
 )
 @click.option("--s3-endpoint", metavar="URL", help="S3 endpoint for s3: repositories (default: $AMBER_S3_ENDPOINT)")
+@click.option(
+    "--cacert",
+    metavar="FILE",
+    help="certificate authority of a rest: server's TLS certificate (default: $AMBER_CACERT)",
+)
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context
-def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None) -> None:
+def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None, cacert: str | None) -> None:
     """amber: immutable, deduplicated, encrypted backups."""
-    ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint}
+    ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint, "cacert": cacert}
 
 
 COMMANDS = (
@@ -90,6 +96,7 @@ COMMANDS = (
     s3_cmd.s3,
     settings_cmd.settings,
     repair_cmd.repair,
+    serve_cmd.serve,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

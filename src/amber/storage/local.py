@@ -6,7 +6,8 @@ between processes. Stored files are made read-only. Names beginning with `.`
 are amber's own (temporaries, lock records) and never listed.
 
 Retention and legal holds live in write-once records under
-`.locks/<key>/<seq>`, each a small JSON document with the object's whole
+`.locks/<key>/<seq>` (or under `records_root`, where a server keeps them out of
+the repository's folder), each a small JSON document with the object's whole
 protection state. Records are added with put-if-absent and never changed.
 The state is the fold of all records in order, and the fold itself enforces
 the rules, so a record written by hand cannot shorten a compliance period:
@@ -34,8 +35,9 @@ LOCKS = ".locks"
 class LocalStorage(Storage):
     capabilities = Capabilities(object_lock=True, legal_hold=True, conditional_put=True)
 
-    def __init__(self, root: str, *, create: bool = False, clock=None) -> None:
+    def __init__(self, root: str, *, create: bool = False, clock=None, records_root: str | None = None) -> None:
         self.root = os.path.abspath(os.path.expanduser(root))
+        self.records_root = records_root or os.path.join(self.root, LOCKS)
         if clock is not None:
             self.clock = clock
         if create:
@@ -44,44 +46,55 @@ class LocalStorage(Storage):
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *rules.check_key(key).split("/"))
 
-    def put(self, key, data, *, retention=None):
-        self._put(key, data)
-        if retention is not None:
-            # only the writer that created the object sets its first retention; a crash in
-            # between leaves an object no snapshot references yet (the snapshot is written last)
-            try:
-                self._add_record(key, {"retention": {"mode": retention.mode, "until": to_iso(retention.until)}})
-            except OSError as e:
-                raise _storage_error(e, key) from None
+    def path(self, key: str) -> str:
+        """The file that holds `key` (a server streams it from there)."""
+        return self._path(key)
 
-    def _put(self, key, data):
-        path = self._path(key)
-        folder = os.path.dirname(path)
-        if os.path.lexists(path):
+    def put(self, key, data, *, retention=None):
+        if os.path.lexists(self._path(key)):
             raise AlreadyExists(key)
+        folder = os.path.dirname(self._path(key))
         try:
             os.makedirs(folder, exist_ok=True)
             tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except OSError as e:
+            raise _storage_error(e, key) from None
+        try:
             try:
-                try:
-                    view = memoryview(data)
-                    while view:
-                        n = os.write(fd, view)
-                        view = view[n:]
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    raise AlreadyExists(key) from None
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
             finally:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
+                os.close(fd)
+        except OSError as e:
+            _unlink_quietly(tmp)
+            raise _storage_error(e, key) from None
+        self.put_file(key, tmp, retention=retention)
+
+    def put_file(self, key: str, tmp: str, *, retention: Retention | None = None) -> None:
+        """Store the complete, fsynced file `tmp` under `key` unless the key exists, then remove
+        `tmp` either way. `tmp` must be on the repository's filesystem (a hard link is made):
+        `link` fails if the name exists, so put-if-absent holds between processes, and a reader
+        never sees a partial object."""
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        try:
+            try:
+                os.makedirs(folder, exist_ok=True)
+                os.chmod(tmp, 0o444)
+                os.link(tmp, path)
+            except FileExistsError:
+                raise AlreadyExists(key) from None
+            finally:
+                _unlink_quietly(tmp)
             _fsync_dir(folder)
+            if retention is not None:
+                # only the writer that created the object sets its first retention; a crash in
+                # between leaves an object no snapshot references yet (the snapshot is written last)
+                self._add_record(key, {"retention": {"mode": retention.mode, "until": to_iso(retention.until)}})
         except OSError as e:
             raise _storage_error(e, key) from None
 
@@ -142,7 +155,7 @@ class LocalStorage(Storage):
     # -- retention and legal hold ------------------------------------------------
 
     def _records_dir(self, key: str) -> str:
-        return os.path.join(self.root, LOCKS, *rules.check_key(key).split("/"))
+        return os.path.join(self.records_root, *rules.check_key(key).split("/"))
 
     def _records(self, key: str) -> list[dict]:
         folder = self._records_dir(key)
@@ -274,6 +287,13 @@ class LocalStorage(Storage):
 
 def _mtime(st) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _fsync_dir(folder: str) -> None:

@@ -1,7 +1,8 @@
-"""Backends by URL scheme: `/path` or `local:/path`, `memory:`, `s3:BUCKET/PREFIX`.
+"""Backends by URL scheme: `/path` or `local:/path`, `memory:`, `s3:BUCKET/PREFIX`,
+`rest:https://HOST:PORT/NAME`.
 
 An opener gets the rest of the URL, whether to create the repository's
-folder, and the options the caller passed (`s3_endpoint` for S3). Backends
+folder, and the options the caller passed (`s3_endpoint` for S3, `cacert` for rest). Backends
 are imported when first opened, so a local repository never loads boto3.
 """
 
@@ -55,6 +56,13 @@ def _s3(rest: str, create: bool, options: Mapping[str, str]) -> Storage:
     return S3Storage(bucket, prefix, endpoint=options.get("s3_endpoint"))
 
 
+def _rest(rest: str, create: bool, options: Mapping[str, str]) -> Storage:
+    from .rest import RestStorage
+
+    return RestStorage(rest, create=create, cacert=options.get("cacert"))
+
+
 register("local", _local)
 register("s3", _s3)
 register("memory", _memory)
+register("rest", _rest)
