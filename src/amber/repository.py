@@ -21,6 +21,9 @@ from typing import BinaryIO
 from . import browse, trust
 from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
+from .audit.witness import fetch_server_key as witness_server_key
+from .audit.witness import parse_server_key
+from .audit.witness import target as witness_target
 from .backup.archiver import BackupResult, BackupStats
 from .backup.run import backup
 from .browse import entry_json
@@ -87,6 +90,7 @@ class Repository:
         self.event_store = EventStore(self.records, self.clock, lambda: self.key_id[:16])
         self.key_ring = KeyRing(self.records)
         self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id)
+        self.audit.warn = lambda message: self.warn(message)
         self.index_errors: list[str] = []
         self._index_loaded = False
         self.sealed_config = config  # as read (or the pinned one); `config` carries the settings in force
@@ -198,6 +202,7 @@ class Repository:
                 raise e if isinstance(e, WrongPassword) else IntegrityError(f"{url}: {e}") from None
             keys, key_id, opened = opener.lenient[0]
         repo = cls(storage, keys, opened.config, key_id, clock)
+        repo.audit.cacert = (storage_options or {}).get("cacert") or None
         if warn is not None:
             repo.warn = warn
         repo.key_problems = [p for p in problems if not p.startswith(layout.key_file(key_id) + ":")]
@@ -251,6 +256,24 @@ class Repository:
         rep = verify_audit_log(self, external=external, remember=remember, full=full)
         rep.errors.extend(self.config_problems + self.pin_problems)
         return rep
+
+    def add_witness(self, name: str, url: str, server_key: str | None = None, s3_endpoint: str | None = None) -> dict:
+        """Record a witness of the audit log (docs/AUDIT-LOG.md §Witnesses). An `amber serve`
+        witness's key is pinned now: the one given, else the one the server shows (first use)."""
+        self.require_sound("add a witness")
+        if url.startswith("rest:"):
+            server_key = server_key or witness_server_key(url, self.audit.cacert)
+            parse_server_key(server_key)
+        return self.audit.add_witness(name, url, server_key=server_key, s3_endpoint=s3_endpoint)
+
+    def witness_list(self) -> list[dict]:
+        return [dict(doc, name=name) for name, doc in sorted(self.audit.witness_config().items())]
+
+    def reset_trust(self, reason: str) -> tuple[dict, list[str]]:
+        """Accept this repository's log as it is now after a restore from an older copy: a
+        recorded `trust-reset` event naming the witness checkpoints it abandons."""
+        self.require_sound("reset the trust in the audit log")
+        return self.audit.reset_trust(reason)
 
     def latest_checkpoint(self) -> bytes:
         """The latest signed checkpoint of the audit log, verified against this repository's key."""

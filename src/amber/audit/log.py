@@ -63,6 +63,7 @@ from . import checkpoint as cpfmt
 from . import merkle, tiledverify
 from . import summary as summ
 from . import tiles as tl
+from . import witness as wit
 from .entry import parse_entry, validate_entry
 from .tiled import Head, TiledStore
 
@@ -75,6 +76,7 @@ HASH_CHUNK = 8 << 20  # a foreign object too large to read whole is hashed in pi
 CLOCK_TOLERANCE = _dt.timedelta(minutes=10)  # event times may differ this much between clients
 FOREIGN_BATCH = 1000  # objects named by one `foreign` event
 FIRST_WIDTHS = (1, 2, 4, 8, 16, 32, 64, 128, tl.WIDTH)  # the bundle blocks that can hold event 0
+MAX_ABANDONED = 10_000  # witness checkpoints one `trust-reset` may give up
 LAYOUT_ENV = "AMBER_LOG_LAYOUT"  # "entries": start new logs, and keep old ones, in the layout before tiles
 
 
@@ -88,6 +90,7 @@ class VerifyReport:
     remembered: int | None = None
     entries: list = field(default_factory=list, repr=False)  # (event, canonical bytes), as read
     foreign: list = field(default_factory=list)  # ForeignObject, marked or not
+    witnesses: list = field(default_factory=list)  # per witness: name, url, newest size, ok
 
     @property
     def ok(self) -> bool:
@@ -159,6 +162,9 @@ class AuditLog:
         self.public = cpfmt.public_bytes(self.signing)
         self._tiled = False  # once tiles are found they stay: a tiled log never goes back
         self._events: tuple[int, bytes, list] | None = None  # (size, root, events) as last read
+        self.warn = lambda message: None  # hears a witness that could not be reached
+        self.cacert: str | None = None  # the private CA of a rest: witness, if any
+        self._resetting = False
 
     # -- which layout --------------------------------------------------------------
 
@@ -492,8 +498,147 @@ class AuditLog:
         return store.inclusion(index, n)
 
     def appended(self, head: Head, store: TiledStore) -> None:
-        """Called after each append with the new head (a witness takes the checkpoint from
-        here, and asks `store.consistency(m, n)` for its proofs). Nothing by default."""
+        """Publish the new checkpoint to every witness. One that cannot be reached or refuses
+        is a warning: the change is stored and recorded; `audit verify` reports the gap."""
+        if self._resetting:
+            return  # a `trust-reset` gives its witnesses a reset instead
+        cp = cpfmt.Checkpoint(self.origin, head.size, head.root)
+        note = self.note(head.size, head.root)
+        for w in self.witnesses(warn=True):
+            try:
+                w.publish(note, cp, lambda m: store.consistency(m, head.size))
+            except (AmberError, OSError, KeyError) as e:
+                self.warn(f"witness {w.name}: the checkpoint of {head.size} events was not published: {e}")
+
+    # -- witnesses (witness.py) ---------------------------------------------------------
+
+    def witness_config(self) -> dict[str, dict]:
+        """Every witness the log names, and those this client remembers (a rolled-back log may
+        have lost their events); the log's are mirrored into the client state."""
+        logged = self.summary().witnesses if self.tiled() else {}
+        wit.mirror(self.repository_id, logged)
+        return {**wit.mirrored(self.repository_id), **logged}
+
+    def witnesses(self, warn: bool = False) -> list[wit.Witness]:
+        out = []
+        for name, doc in sorted(self.witness_config().items()):
+            try:
+                out.append(wit.open_witness(doc, self.repository_id, self.cacert))
+            except (AmberError, KeyError) as e:
+                if warn:
+                    self.warn(f"witness {name}: cannot be opened: {e}")
+        return out
+
+    def add_witness(self, name: str, url: str, **details) -> dict:
+        """Record a witness (a `witness` event, mirrored in the client state); the checkpoint
+        of that event is its first."""
+        if not self.tiled():
+            raise UsageError("witnesses need the tiled audit log (append once without AMBER_LOG_LAYOUT=entries)")
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise UsageError(f"invalid witness name {name!r}: letters, digits, '-' and '_'")
+        if name in self.witness_config():
+            raise UsageError(f"there is a witness named {name} already")
+        doc = {"name": name, "url": url, **{k: v for k, v in details.items() if v}}
+        wit.open_witness(doc, self.repository_id, self.cacert)  # refuse what cannot be opened
+        wit.mirror(self.repository_id, {name: doc})
+        return self.append(wit.EVENT, None, None, **doc)
+
+    def compare_witnesses(self, rep: VerifyReport, store: TiledStore, head: Head) -> list[dict]:
+        """Check each witness's newest checkpoint against the log at `head`: signed by this
+        log's key, and a prefix of it (a consistency proof from tiles). A log shorter than it
+        is a rollback, one that does not contain it a fork: both are errors naming the witness
+        and the checkpoint. A witness that cannot be reached is a warning."""
+        abandoned = self.summary().abandoned
+        out = []
+        for w in self.witnesses():
+            status: dict = {"name": w.name, "url": w.url, "size": None, "ok": True}
+            out.append(status)
+            before = len(rep.errors)
+            try:
+                held = w.newest({obj for name, obj in abandoned if name == w.name})
+            except (AmberError, OSError) as e:
+                rep.warnings.append(f"witness {w.name} ({w.url}) cannot be reached: {e}")
+                status.update(ok=None)
+                continue
+            rep.errors.extend(held.errors)
+            for key, note in held.notes:
+                what = f"witness {w.name}: {key}"
+                try:
+                    cp = cpfmt.verify(note, self.origin, self.public)
+                except CheckpointError as e:
+                    rep.errors.append(f"{what}: not a checkpoint of this log ({self.origin}): {e}")
+                    continue
+                status["size"] = cp.size
+                try:
+                    self._consistent(store, head, cp, what)
+                except IntegrityError as e:
+                    rep.errors.append(str(e))
+            if w.rest and len(rep.errors) == before and (status["size"] or 0) < head.size:
+                rep.errors.append(
+                    f"witness {w.name}: the log's change to {head.size} events lacks a cosignature "
+                    f"(the server cosigned {status['size'] or 0} events last)"
+                )
+            status["ok"] = len(rep.errors) == before
+        return out
+
+    def reset_trust(self, reason: str) -> tuple[dict, list[str]]:
+        """After a restore from an older copy: record a `trust-reset` event naming every witness
+        checkpoint this log does not extend, forget the client's remembered checkpoint, and
+        give each witness the checkpoint that follows the event (an `amber serve` then cosigns
+        from it). Returns the event and the witnesses that could not be told."""
+        reason = (reason or "").strip()
+        if not reason:
+            raise UsageError("give the reason with --reason TEXT: it is recorded in the audit log")
+        store = self.store()
+        head = self.head(store)
+        given_up = {(name, obj) for name, obj in self.summary().abandoned}
+        abandoned = []
+        witnesses = self.witnesses()
+        for w in witnesses:
+            abandoned += self._abandoned(w, store, head, {obj for name, obj in given_up if name == w.name})
+        self._forget_remembered()
+        self._resetting = True
+        try:
+            ev = self.append(wit.RESET, None, None, reason=reason, abandoned=abandoned, size=head.size)
+        finally:
+            self._resetting = False
+        store = self.store()
+        new = self.head(store, head.size + 1)
+        cp = cpfmt.Checkpoint(self.origin, new.size, new.root)
+        failed = []
+        for w in witnesses:
+            try:
+                w.reset(self.note(new.size, new.root), cp)
+            except (AmberError, OSError) as e:
+                failed.append(f"witness {w.name}: {e}")
+        return ev, failed
+
+    def _abandoned(self, w: wit.Witness, store: TiledStore, head: Head, skip: set[str]) -> list[dict]:
+        """The checkpoints of witness `w` this log does not extend, newest first, down to the
+        first it does (a witness keeps one history: below that all are prefixes)."""
+        out: list[dict] = []
+        for _ in range(MAX_ABANDONED):
+            notes = w.newest(skip | {a["object"] for a in out}).notes
+            bad = [(key, note) for key, note in notes if not self._extends_note(store, head, note)]
+            if not bad:
+                return out
+            out += [{"witness": w.name, "object": key, "checkpoint": note.decode(errors="replace")} for key, note in bad]
+            if w.rest:
+                return out
+        raise UsageError(f"witness {w.name} holds more than {MAX_ABANDONED} checkpoints this log does not extend")
+
+    def _extends_note(self, store: TiledStore, head: Head, note: bytes) -> bool:
+        try:
+            cp = cpfmt.verify(note, self.origin, self.public)
+        except CheckpointError:
+            return False
+        return self._extends(store, head, cp.size, cp.root)
+
+    def _forget_remembered(self) -> None:
+        try:
+            os.remove(self.state_path())
+        except OSError:
+            pass
 
     def _upgrade(self, store: TiledStore, remembered: bytes | None) -> None:
         """Store a log of the layout before tiles as bundles and tiles too (only adding
@@ -819,6 +964,7 @@ class AuditLog:
         whole = full or cp is None or cp.size == 0 or cp.size > head.size
         found = self._everything(store, head) if whole else tiledverify.since(self, store, head, cp)
         rep.errors.extend(found.errors)
+        rep.witnesses = self.compare_witnesses(rep, store, head)
         rep.checkpoints = found.checkpoints
         if whole:
             present = {i.key for i in self.storage.list(CHECKPOINTS)}

@@ -54,12 +54,15 @@ class Summary:
     newest: _dt.datetime | None = None  # the latest event time
     grants: list[tuple[_dt.datetime, _dt.datetime]] = field(default_factory=list)  # locks not ended by `newest`
     settings: dict[int, dict] = field(default_factory=dict)  # version -> the `setting` event that recorded it
+    witnesses: dict[str, dict] = field(default_factory=dict)  # name -> the details of its `witness` event
+    abandoned: list[list[str]] = field(default_factory=list)  # [witness, object] a `trust-reset` gave up
 
     def add(self, ev: dict) -> None:
         if ev.get("type") == "snapshot" and isinstance(ev.get("snapshot"), str):
             self.snapshots.add(ev["snapshot"])
         for version, event in logged_settings([(ev, b"")]).items():
             self.settings.setdefault(version, event)
+        self._witness(ev)
         t = _time(ev.get("time"))
         if t is not None and (self.newest is None or t > self.newest):
             self.newest = t
@@ -67,6 +70,19 @@ class Summary:
         grant = event_grant(ev)
         if grant is not None and (self.newest is None or grant[1] > self.newest):
             self.grants.append(grant)
+
+    def _witness(self, ev: dict) -> None:
+        """Fold a `witness` event (the witness configuration) or a `trust-reset` (the witness
+        checkpoints it abandons)."""
+        d = ev.get("details")
+        if not isinstance(d, dict):
+            return
+        if ev.get("type") == "witness" and isinstance(d.get("name"), str) and isinstance(d.get("url"), str):
+            self.witnesses[d["name"]] = d
+        elif ev.get("type") == "trust-reset" and isinstance(d.get("abandoned"), list):
+            for a in d["abandoned"]:
+                if isinstance(a, dict) and isinstance(a.get("witness"), str) and isinstance(a.get("object"), str):
+                    self.abandoned.append([a["witness"], a["object"]])
 
     def to_json(self) -> dict:
         return {
@@ -77,6 +93,8 @@ class Summary:
             "newest": to_iso(self.newest) if self.newest else None,
             "grants": [[to_iso(a), to_iso(b)] for a, b in self.grants],
             "settings": {str(v): ev for v, ev in self.settings.items()},
+            "witnesses": self.witnesses,
+            "abandoned": self.abandoned,
         }
 
     @classmethod
@@ -89,6 +107,8 @@ class Summary:
             from_iso(newest) if newest else None,
             [(from_iso(a), from_iso(b)) for a, b in doc["grants"]],
             {int(v): ev for v, ev in doc["settings"].items()},
+            dict(doc.get("witnesses") or {}),
+            [list(a) for a in doc.get("abandoned") or []],
         )
 
 

@@ -5,6 +5,7 @@ import sys
 import click
 
 from ..errors import IntegrityError, UsageError
+from ..repository import witness_target
 from .options import command, group, json_option
 from .output import Output, warn
 
@@ -107,6 +108,9 @@ def audit_verify(session, checkpoint_file, full, as_json):
                 else ""
             )
         )
+        for w in rep.witnesses:
+            state = {True: "consistent", False: "NOT consistent", None: "not reached"}[w["ok"]]
+            click.echo(f"witness {w['name']}: newest checkpoint {w['size']} events, {state}")
         if rep.ok:
             click.echo("no errors were found")
 
@@ -128,6 +132,7 @@ def audit_verify(session, checkpoint_file, full, as_json):
             "errors": rep.errors,
             "warnings": rep.warnings,
             "foreign": [f.to_json() for f in rep.foreign],
+            "witnesses": rep.witnesses,
         },
         text,
         failed,
@@ -181,8 +186,60 @@ def audit_checkpoint(session, show_key):
     sys.stdout.write(note.decode())
 
 
+@command("add")
+@click.argument("name")
+@click.option("--dir", "directory", metavar="PATH", help="a folder outside the repository (another disk, a mount)")
+@click.option("--s3", metavar="BUCKET[/PREFIX]", help="an S3 bucket (its endpoint: --s3-endpoint or AMBER_S3_ENDPOINT)")
+@click.option("--url", metavar="rest:https://HOST:PORT/NAME", help="an `amber serve` that cosigns each checkpoint")
+@click.option(
+    "--server-key",
+    envvar="AMBER_SERVER_KEY",
+    metavar="ed25519:BASE64",
+    help="the server's key to pin (default: the one it shows now, trusted on first use)",
+)
+@json_option
+def witness_add(session, name, directory, s3, url, server_key, as_json):
+    """Record a witness: every new checkpoint of the audit log is kept there too."""
+    r = session.open()
+    ev = r.add_witness(name, witness_target(directory, s3, url), server_key, session.s3_endpoint if s3 else None)
+    d = ev["details"]
+    return Output(d, [f"witness {name} added (event {ev['seq']}): {d['url']}"])
+
+
+@command("list")
+@json_option
+def witness_list(session, as_json):
+    """The witnesses the audit log names and those this client remembers."""
+    found = session.open().witness_list()
+    lines = [f"{w['name']}  {w['url']}" + (f"  key {w['server_key']}" if w.get("server_key") else "") for w in found]
+    return Output(found, lines or ["no witnesses"])
+
+
+witness = group(
+    "witness", "Places outside the repository that keep every checkpoint of the audit log.", [witness_add, witness_list]
+)
+
+
+@command("trust")
+@click.option("--reset", is_flag=True, required=True, help="accept the log as it is now (after a restore)")
+@click.option("--reason", help="why (recorded in the audit log)")
+@json_option
+def audit_trust(session, reset, reason, as_json):
+    """After restoring a repository from an older copy: record a `trust-reset` event naming
+    the witness checkpoints it abandons, and make the witnesses accept the history from here."""
+    if not (reason or "").strip():
+        raise UsageError("give the reason with --reason TEXT: it is recorded in the audit log")
+    ev, failed = session.open().reset_trust(reason)
+    for f in failed:
+        warn(f"{f} (run `amber audit trust --reset` again once it can be reached)")
+    abandoned = ev["details"]["abandoned"]
+    lines = [f"trust reset recorded (event {ev['seq']}): {len(abandoned)} witness checkpoint(s) abandoned"]
+    lines += [f"  abandoned {a['witness']}: {a['object']}" for a in abandoned]
+    return Output({"event": ev["seq"], "abandoned": abandoned, "failed": failed}, lines)
+
+
 audit = group(
     "audit",
-    "The tamper-evident audit log: list, verify, print the signed checkpoint, mark foreign objects.",
-    [audit_log, audit_verify, audit_checkpoint, audit_foreign],
+    "The tamper-evident audit log: list, verify, print the signed checkpoint, mark foreign objects, witnesses.",
+    [audit_log, audit_verify, audit_checkpoint, audit_foreign, witness, audit_trust],
 )

@@ -153,6 +153,11 @@ class RestStorage(Storage):
             raise err
         raise AssertionError("unreachable")
 
+    def call(self, method: str, path: str, *, what: str, ok=(200,), **kw) -> _Answer:
+        """One request to this server outside the object API (the witness endpoints): the
+        answer when its status is in `ok`, else the amber error for the refusal."""
+        return self._call(method, path, what=what, ok=ok, **kw)
+
     def _refusal(self, resp, what: str) -> AmberError:
         code = resp.headers.get("x-amber-error", "")
         message = resp.headers.get("x-amber-message") or f"HTTP {resp.status_code}"
