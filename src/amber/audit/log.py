@@ -504,7 +504,7 @@ class AuditLog:
             return  # a `trust-reset` gives its witnesses a reset instead
         cp = cpfmt.Checkpoint(self.origin, head.size, head.root)
         note = self.note(head.size, head.root)
-        for w in self.witnesses(warn=True):
+        for w in self.witnesses(self.warn):
             try:
                 w.publish(note, cp, lambda m: store.consistency(m, head.size))
             except (AmberError, OSError, KeyError) as e:
@@ -519,14 +519,14 @@ class AuditLog:
         wit.mirror(self.repository_id, logged)
         return {**wit.mirrored(self.repository_id), **logged}
 
-    def witnesses(self, warn: bool = False) -> list[wit.Witness]:
+    def witnesses(self, report) -> list[wit.Witness]:
+        """Every configured witness that can be opened; `report(message)` hears the others."""
         out = []
         for name, doc in sorted(self.witness_config().items()):
             try:
                 out.append(wit.open_witness(doc, self.repository_id, self.cacert))
-            except (AmberError, KeyError) as e:
-                if warn:
-                    self.warn(f"witness {name}: cannot be opened: {e}")
+            except (AmberError, KeyError, OSError) as e:
+                report(f"witness {name} ({doc.get('url')}) cannot be reached: {e}")
         return out
 
     def add_witness(self, name: str, url: str, **details) -> dict:
@@ -550,7 +550,7 @@ class AuditLog:
         and the checkpoint. A witness that cannot be reached is a warning."""
         abandoned = self.summary().abandoned
         out = []
-        for w in self.witnesses():
+        for w in self.witnesses(rep.warnings.append):
             status: dict = {"name": w.name, "url": w.url, "size": None, "ok": True}
             out.append(status)
             before = len(rep.errors)
@@ -592,8 +592,9 @@ class AuditLog:
         store = self.store()
         head = self.head(store)
         given_up = {(name, obj) for name, obj in self.summary().abandoned}
-        abandoned = []
-        witnesses = self.witnesses()
+        abandoned: list[dict] = []
+        failed: list[str] = []
+        witnesses = self.witnesses(failed.append)
         for w in witnesses:
             abandoned += self._abandoned(w, store, head, {obj for name, obj in given_up if name == w.name})
         self._forget_remembered()
@@ -605,7 +606,6 @@ class AuditLog:
         store = self.store()
         new = self.head(store, head.size + 1)
         cp = cpfmt.Checkpoint(self.origin, new.size, new.root)
-        failed = []
         for w in witnesses:
             try:
                 w.reset(self.note(new.size, new.root), cp)
