@@ -146,6 +146,12 @@ def cosignature_key_hash(name: str, public: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public).digest()[:4]
 
 
+def server_witness_name(public: bytes) -> str:
+    """The name an `amber serve` key cosigns under: derived from the key, so a pinned key
+    alone is enough to verify its cosignatures."""
+    return "amber-serve-" + hashlib.sha256(public).hexdigest()[:16]
+
+
 def cosigned_message(cp: Checkpoint, timestamp: int) -> bytes:
     """What a witness signs: `cosignature/v1`, `time <seconds since the epoch>`, the checkpoint body."""
     return f"cosignature/v1\ntime {timestamp}\n".encode() + cp.body()

@@ -524,7 +524,7 @@ class AuditLog:
         out = []
         for name, doc in sorted(self.witness_config().items()):
             try:
-                out.append(wit.open_witness(doc, self.repository_id, self.cacert))
+                out.append(wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert))
             except (AmberError, KeyError, OSError) as e:
                 report(f"witness {name} ({doc.get('url')}) cannot be reached: {e}")
         return out
@@ -539,7 +539,7 @@ class AuditLog:
         if name in self.witness_config():
             raise UsageError(f"there is a witness named {name} already")
         doc = {"name": name, "url": url, **{k: v for k, v in details.items() if v}}
-        wit.open_witness(doc, self.repository_id, self.cacert)  # refuse what cannot be opened
+        wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert)  # refuse what cannot be opened
         wit.mirror(self.repository_id, {name: doc})
         return self.append(wit.EVENT, None, None, **doc)
 

@@ -22,7 +22,6 @@ a restore from an older copy abandons; they are no longer compared.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -42,12 +41,6 @@ SERVER_CHECKPOINT = "the server's cosigned checkpoint"
 MAX_LISTED = 1_000_000  # names a witness listing may hold before it is refused
 
 Proof = Callable[[int], list[bytes]]  # the consistency proof from size m to the new checkpoint
-
-
-def server_witness_name(public: bytes) -> str:
-    """The name an `amber serve` key cosigns under: derived from the key, so a pinned key
-    alone is enough to verify its cosignatures."""
-    return "amber-serve-" + hashlib.sha256(public).hexdigest()[:16]
 
 
 def parse_server_key(text: str) -> bytes:
@@ -137,7 +130,9 @@ class StorageWitness:
 class RestWitness:
     """An `amber serve` that cosigns each checkpoint after checking it extends the last one."""
 
-    def __init__(self, name: str, url: str, server_key: bytes, state_dir: str, cacert: str | None) -> None:
+    def __init__(
+        self, name: str, url: str, server_key: bytes, state_dir: str, cacert: str | None, log_key: str
+    ) -> None:
         from ..storage.rest import RestStorage
 
         self.name = name
@@ -145,8 +140,9 @@ class RestWitness:
         self.rest = True
         self.client = RestStorage(url.removeprefix("rest:"), cacert=cacert)
         self.key = server_key
-        self.signer = server_witness_name(server_key)
+        self.signer = cpfmt.server_witness_name(server_key)
         self.state_dir = state_dir
+        self.headers = {"X-Amber-Log-Key": log_key}
 
     def _path(self, what: str) -> str:
         return f"/{self.client.name}/witness/{what}"
@@ -159,19 +155,22 @@ class RestWitness:
             lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in (proof(old) if 0 < old < cp.size else [])]
             body = ("\n".join(lines) + "\n\n").encode() + note
             ans = self.client.call(
-                "POST", self._path("add-checkpoint"), what=f"witness {self.name}", ok=(200, 409), content=body
+                "POST", self._path("add-checkpoint"), what=f"witness {self.name}", ok=(200, 409), content=body, headers=self.headers
             )
             if ans.status_code == 200:
                 return self._keep(note + ans.content, cp)
             size = ans.headers.get("x-amber-witness-size")
             if ans.headers.get("x-amber-error") != "witness-size" or size is None or not size.isdigit():
-                raise IntegrityError(f"witness {self.name} refused the checkpoint of {cp.size} events: {ans.text}")
+                why = ans.headers.get("x-amber-message") or ans.text
+                raise IntegrityError(f"witness {self.name} refused the checkpoint of {cp.size} events: {why}")
             old = int(size)
         raise IntegrityError(f"witness {self.name}: the server's size kept changing")
 
     def reset(self, note: bytes, cp: cpfmt.Checkpoint) -> None:
         """Make the server cosign the history after a `trust-reset` (an admin token's right)."""
-        ans = self.client.call("POST", self._path("reset"), what=f"witness {self.name}", content=note)
+        ans = self.client.call(
+            "POST", self._path("reset"), what=f"witness {self.name}", content=note, headers=self.headers
+        )
         self._keep(note + ans.content, cp)
 
     def _keep(self, cosigned: bytes, cp: cpfmt.Checkpoint) -> None:
@@ -208,13 +207,14 @@ class RestWitness:
 Witness = StorageWitness | RestWitness
 
 
-def open_witness(doc: dict, repository_id: str, cacert: str | None = None) -> Witness:
-    """The witness a `witness` event's details describe."""
+def open_witness(doc: dict, repository_id: str, log_key: str, cacert: str | None = None) -> Witness:
+    """The witness a `witness` event's details describe (`log_key`: the log's verifier key,
+    which an `amber serve` pins on first use)."""
     name, url = doc["name"], doc["url"]
     if url.startswith("rest:"):
         key = parse_server_key(str(doc.get("server_key") or ""))
         state = client_state.state_file(repository_id, os.path.join("witness", name))
-        return RestWitness(name, url, key, state, cacert)
+        return RestWitness(name, url, key, state, cacert, log_key)
     options = {"s3_endpoint": doc["s3_endpoint"]} if doc.get("s3_endpoint") else {}
     return StorageWitness(name, url, open_storage(url, create=url.startswith("local:"), options=options))
 

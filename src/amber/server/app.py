@@ -43,6 +43,7 @@ from .metrics import Metrics
 from .state import ServerPaths, check_repo_name
 from .store import Repositories, RepoStore
 from .tokens import Token, TokenStore
+from .witness import WitnessBook, WitnessRefused
 
 MAX_KEY = 1024  # bytes of a key, and 255 of each segment: longer names are refused
 BUFFER = 1 << 20  # upload bytes gathered before they are hashed and written off the event loop
@@ -61,11 +62,12 @@ class Limits:
 class Refused(Exception):
     """An HTTP error answer: status, code and the message the client shows."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 _AMBER_ERRORS: list[tuple[type[AmberError], int, str]] = [
@@ -101,6 +103,7 @@ class Server:
         self.tokens = TokenStore(self.paths)
         self.repos = Repositories(self.paths, self.clock, immutable)
         self.metrics = Metrics()
+        self.witness = WitnessBook(self.paths, self.key, lambda: self.clock.now().timestamp())
 
     # -- what every request goes through ---------------------------------------------------
 
@@ -159,6 +162,9 @@ class Server:
             Route("/{repo}/hold/{key:path}", self._wrap("hold", h.hold), methods=["PUT"]),
             Route("/{repo}/journal", self._wrap("journal", h.journal), methods=["GET"]),
             Route("/{repo}/status", self._wrap("status", h.status), methods=["GET"]),
+            Route("/{repo}/witness/add-checkpoint", self._wrap("cosign", h.cosign), methods=["POST"]),
+            Route("/{repo}/witness/reset", self._wrap("witness-reset", h.witness_reset), methods=["POST"]),
+            Route("/{repo}/witness/checkpoint", self._wrap("witness-checkpoint", h.witnessed), methods=["GET"]),
         ]
         return Starlette(routes=routes)
 
@@ -194,7 +200,7 @@ class Server:
     def _error(self, e: Refused) -> Response:
         self.metrics.refusals.labels(e.code).inc()
         printable = _CONTROL_RE.sub(" ", e.message.encode("ascii", "backslashreplace").decode())
-        headers = {"X-Amber-Error": e.code, "X-Amber-Message": printable}
+        headers = {"X-Amber-Error": e.code, "X-Amber-Message": printable, **e.headers}
         return JSONResponse({"error": e.code, "message": e.message}, status_code=e.status, headers=headers)
 
 
@@ -266,6 +272,18 @@ async def _json_body(request: Request, limit: int = 4096) -> dict:
     return doc
 
 
+async def _body(request: Request, limit: int) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, "too-large", f"this request's body is at most {limit} bytes")
+    return body
+
+
+WITNESS_BODY = 64 << 10
+
+
 def _retention(mode: Any, until: Any) -> Retention:
     if not isinstance(mode, str) or not isinstance(until, str):
         raise Refused(400, "bad-request", "a retention needs a mode and an until date")
@@ -334,6 +352,44 @@ class Handlers:
             media_type="application/x-ndjson",
             headers={"X-Amber-Server-Key": self.s.key.public_text()},
         )
+
+    # -- the witness (witness.py) -----------------------------------------------------------
+
+    async def cosign(self, request: Request) -> Response:
+        """Cosign a checkpoint that extends the last one cosigned for this repository."""
+        repo = _repo(request)
+        token = self.s.authorize(request, repo, roles.ADD)
+        body = await _body(request, WITNESS_BODY)
+        key = request.headers.get("x-amber-log-key")
+        return await self._cosigned(request, token, "cosign", lambda: self.s.witness.add(repo, body, key))
+
+    async def witness_reset(self, request: Request) -> Response:
+        """Cosign a checkpoint whatever came before: the history after `audit trust --reset`."""
+        repo = _repo(request)
+        token = self.s.authorize(request, repo, roles.BYPASS)
+        body = await _body(request, WITNESS_BODY)
+        key = request.headers.get("x-amber-log-key")
+        return await self._cosigned(request, token, "witness-reset", lambda: self.s.witness.reset(repo, body, key))
+
+    async def _cosigned(self, request: Request, token: Token, op: str, work) -> Response:
+        try:
+            done = await to_thread.run_sync(work)
+        except WitnessRefused as e:
+            await self.s.record(request, token, "cosign-refused", reason=e.code, message=e.message)
+            extra = {"X-Amber-Witness-Size": str(e.size)} if e.size is not None else None
+            raise Refused(e.status, e.code, e.message, extra) from None
+        size = done.note.split(b"\n")[1].decode()
+        await self.s.record(request, token, op, size=int(size), old_size=done.old_size)
+        return Response(done.line, media_type="text/x.tlog.cosignature")
+
+    async def witnessed(self, request: Request) -> Response:
+        """The last checkpoint cosigned for this repository, with its cosignature."""
+        repo = _repo(request)
+        self.s.authorize(request, repo, roles.READ)
+        note = await to_thread.run_sync(self.s.witness.latest, repo)
+        if note is None:
+            raise Refused(404, "not-found", "this server has cosigned no checkpoint of this repository")
+        return Response(note, media_type="text/plain; charset=utf-8")
 
     # -- objects ---------------------------------------------------------------------------
 
