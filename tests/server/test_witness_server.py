@@ -11,11 +11,11 @@ import shutil
 import subprocess
 
 import pytest
-
 from rest_helpers import RestAmber  # noqa: F401  (puts the CLI helpers on the path)
 from serverproc import AMBER, clean_env
 
 from amber.audit import checkpoint as cpfmt
+
 from cli_helpers import Amber, write
 
 pytestmark = pytest.mark.subprocess

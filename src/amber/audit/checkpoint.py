@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -157,7 +158,7 @@ def cosigned_message(cp: Checkpoint, timestamp: int) -> bytes:
     return f"cosignature/v1\ntime {timestamp}\n".encode() + cp.body()
 
 
-def cosignature_line(cp: Checkpoint, name: str, public: bytes, sign, timestamp: int) -> str:
+def cosignature_line(cp: Checkpoint, name: str, public: bytes, sign: Callable[[bytes], bytes], timestamp: int) -> str:
     """A note signature line `— <name> <base64(key ID || uint64 time || Ed25519 signature)>`;
     `sign(message)` is the witness's Ed25519 signing function."""
     sig = cosignature_key_hash(name, public) + timestamp.to_bytes(8, "big") + sign(cosigned_message(cp, timestamp))

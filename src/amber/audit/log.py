@@ -622,7 +622,9 @@ class AuditLog:
             bad = [(key, note) for key, note in notes if not self._extends_note(store, head, note)]
             if not bad:
                 return out
-            out += [{"witness": w.name, "object": key, "checkpoint": note.decode(errors="replace")} for key, note in bad]
+            out += [
+                {"witness": w.name, "object": key, "checkpoint": note.decode(errors="replace")} for key, note in bad
+            ]
             if w.rest:
                 return out
         raise UsageError(f"witness {w.name} holds more than {MAX_ABANDONED} checkpoints this log does not extend")

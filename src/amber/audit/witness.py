@@ -155,7 +155,12 @@ class RestWitness:
             lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in (proof(old) if 0 < old < cp.size else [])]
             body = ("\n".join(lines) + "\n\n").encode() + note
             ans = self.client.call(
-                "POST", self._path("add-checkpoint"), what=f"witness {self.name}", ok=(200, 409), content=body, headers=self.headers
+                "POST",
+                self._path("add-checkpoint"),
+                what=f"witness {self.name}",
+                ok=(200, 409),
+                content=body,
+                headers=self.headers,
             )
             if ans.status_code == 200:
                 return self._keep(note + ans.content, cp)
