@@ -23,6 +23,7 @@ from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
 from .audit.witness import fetch_server_key as witness_server_key
 from .audit.witness import parse_server_key
+from .audit.witness import target as witness_target
 from .backup.archiver import BackupResult, BackupStats
 from .backup.run import backup
 from .browse import entry_json
@@ -624,4 +625,5 @@ __all__ = [
     "KeepPolicy",
     "Retention",
     "entry_json",
+    "witness_target",
 ]
