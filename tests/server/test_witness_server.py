@@ -129,3 +129,18 @@ def test_change_without_cosignature_is_reported(user):
     assert "lacks a cosignature" in r.stderr
     grow(u, 1)  # the next change is cosigned with a proof from the server's last
     assert u.json("audit", "verify")["ok"]
+
+
+def test_evidence_bundle_carries_the_cosignature(user, serve, tmp_path):
+    u = user
+    write(u.src / "e.txt", b"evidence\n")
+    sid = u.backup(u.src)["snapshot_id"]
+    out = tmp_path / "evidence.zip"
+    u.run("evidence", "export", sid[:8], str(u.src / "e.txt"), "-o", out)
+    server_key = (serve.root / ".amber-server" / "key.pub").read_text().strip()
+    log_key = u.run("audit", "checkpoint", "--public-key").out.strip()
+    doc = u.json("evidence", "verify", out, "--public-key", log_key, "--witness-key", server_key)
+    assert doc["ok"], doc
+    other = "ed25519:" + base64.b64encode(b"\x01" * 32).decode()
+    r = u.run("evidence", "verify", out, "--public-key", log_key, "--witness-key", other, expect=20)
+    assert "cosigned by the witness key" in r.out + r.stderr

@@ -529,6 +529,15 @@ class AuditLog:
                 report(f"witness {name} ({doc.get('url')}) cannot be reached: {e}")
         return out
 
+    def with_cosignatures(self, note: bytes, cp: cpfmt.Checkpoint) -> bytes:
+        """`note` with the cosignature line of each `amber serve` witness this client kept for
+        exactly this checkpoint (for evidence bundles)."""
+        for w in self.witnesses(lambda message: None):
+            line = w.cosignature(cp) if isinstance(w, wit.RestWitness) else None
+            if line is not None and line.encode() not in note:
+                note += line.encode()
+        return note
+
     def add_witness(self, name: str, url: str, **details) -> dict:
         """Record a witness (a `witness` event, mirrored in the client state); the checkpoint
         of that event is its first."""

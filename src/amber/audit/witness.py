@@ -197,6 +197,17 @@ class RestWitness:
         except (OSError, CheckpointError):
             return 0
 
+    def cosignature(self, cp: cpfmt.Checkpoint) -> str | None:
+        """The cosignature line this client kept for exactly `cp`, checked; None if it has none."""
+        try:
+            with open(os.path.join(self.state_dir, f"{cp.size:012d}"), "rb") as f:
+                note = f.read(cpfmt.MAX_NOTE)
+            if cpfmt.verify_cosignature(note, self.signer, self.key)[0] != cp:
+                return None
+        except (OSError, CheckpointError):
+            return None
+        return next(line + "\n" for line in note.decode().splitlines() if line.startswith(f"{cpfmt.DASH} {self.signer} "))
+
     def newest(self, abandoned: set[str]) -> Held:
         """The checkpoint the server cosigned last, its cosignature checked against the pinned key."""
         ans = self.client.call("GET", self._path("checkpoint"), what=f"witness {self.name}", ok=(200, 404))

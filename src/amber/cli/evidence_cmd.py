@@ -38,13 +38,20 @@ def evidence_export(session, snapshot, paths, output):
     metavar="KEY",
     help="the log's verifier key (or a file holding it), obtained independently of the bundle",
 )
+@click.option(
+    "--witness-key",
+    "witness_keys",
+    multiple=True,
+    metavar="ed25519:BASE64",
+    help="require the checkpoint to be cosigned by this `amber serve` witness key (repeatable)",
+)
 @json_option
-def evidence_verify(session, bundle, public_key, as_json):
+def evidence_verify(session, bundle, public_key, witness_keys, as_json):
     """Check a bundle offline: no repository and no password needed."""
     if public_key and os.path.isfile(public_key):
         with open(public_key, encoding="utf-8") as f:
             public_key = f.read().strip()
-    rep = verify_bundle(bundle, public_key)
+    rep = verify_bundle(bundle, public_key, tuple(witness_keys))
     s = rep.manifest.get("snapshot")
     s = s if isinstance(s, dict) else {}
     unverified = rep.ok and not rep.signer_verified

@@ -49,6 +49,7 @@ class EvidenceSource(Protocol):
 def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str) -> Manifest:
     repo.load_index()
     ev, raw_event, note, cp, proof, warnings = _log_proof(repo, snap)
+    note = repo.audit.with_cosignatures(note, cp)  # witnesses' cosignatures travel with it
     trees: dict[str, bytes] = {}
     files = []
     with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:

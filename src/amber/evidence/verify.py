@@ -11,7 +11,8 @@ from typing import Any
 
 from ..audit import checkpoint as cpfmt
 from ..audit import merkle
-from ..errors import CheckpointError, IntegrityError, NotFound
+from ..audit.witness import parse_server_key
+from ..errors import CheckpointError, IntegrityError, NotFound, UsageError
 from ..format import tree as treefmt
 from .bundle import Bad, Bundle, Unreadable, brief
 from .limits import FIXED_MEMBERS, MAX_KEY, MAX_MEMBER, MAX_META, ZIP_ERRORS
@@ -52,9 +53,10 @@ class EvidenceReport:
         ]
 
 
-def verify_bundle(path: str, public_key: str | None = None) -> EvidenceReport:
+def verify_bundle(path: str, public_key: str | None = None, witness_keys: tuple[str, ...] = ()) -> EvidenceReport:
     """Check a bundle offline against `public_key` (else the key it carries, which the report
-    says). Raises IntegrityError for a file that is not a well-formed bundle zip; reports every
+    says), and that its checkpoint is cosigned by each `amber serve` witness key given
+    (`ed25519:<base64>`, AUDIT-LOG.md §14). Raises IntegrityError for a file that is not a well-formed bundle zip; reports every
     other failure as a failed check."""
     rep = EvidenceReport()
     try:
@@ -74,6 +76,8 @@ def verify_bundle(path: str, public_key: str | None = None) -> EvidenceReport:
         if key is None:
             return rep
         cp = _verify_checkpoint(bundle, rep, key, log)
+        for witness_key in witness_keys:
+            _verify_cosignature(bundle, rep, witness_key, cp)
         _verify_event(bundle, rep, snap, log, cp)
         trees: dict[str, dict | str] = {}
         for f in files:
@@ -185,6 +189,19 @@ def _verify_checkpoint(bundle: Bundle, rep: EvidenceReport, key, log: dict):
     )
     rep.signer_verified = ok and names_log and not rep.key_from_bundle
     return cp
+
+
+def _verify_cosignature(bundle: Bundle, rep: EvidenceReport, witness_key: str, cp) -> None:
+    """checkpoint.txt carries a valid cosignature/v1 of `cp` by the witness with this key."""
+    what = f"checkpoint.txt: cosigned by the witness key {witness_key}"
+    try:
+        public = parse_server_key(witness_key)
+        note = bundle.read("checkpoint.txt", cpfmt.MAX_NOTE)
+        got, _time = cpfmt.verify_cosignature(note, cpfmt.server_witness_name(public), public)
+    except (UsageError, CheckpointError, Unreadable) as e:
+        rep.add(False, what, str(e))
+        return
+    rep.add(cp is not None and got == cp, what, "the cosignature is of another checkpoint")
 
 
 def _verify_event(bundle: Bundle, rep: EvidenceReport, snap: dict, log: dict, cp) -> None:
