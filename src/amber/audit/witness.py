@@ -206,7 +206,8 @@ class RestWitness:
                 return None
         except (OSError, CheckpointError):
             return None
-        return next(line + "\n" for line in note.decode().splitlines() if line.startswith(f"{cpfmt.DASH} {self.signer} "))
+        mine = f"{cpfmt.DASH} {self.signer} "
+        return next(line + "\n" for line in note.decode().splitlines() if line.startswith(mine))
 
     def newest(self, abandoned: set[str]) -> Held:
         """The checkpoint the server cosigned last, its cosignature checked against the pinned key."""

@@ -56,8 +56,8 @@ class EvidenceReport:
 def verify_bundle(path: str, public_key: str | None = None, witness_keys: tuple[str, ...] = ()) -> EvidenceReport:
     """Check a bundle offline against `public_key` (else the key it carries, which the report
     says), and that its checkpoint is cosigned by each `amber serve` witness key given
-    (`ed25519:<base64>`, AUDIT-LOG.md §14). Raises IntegrityError for a file that is not a well-formed bundle zip; reports every
-    other failure as a failed check."""
+    (`ed25519:<base64>`, AUDIT-LOG.md §14). Raises IntegrityError for a file that is not a
+    well-formed bundle zip; reports every other failure as a failed check."""
     rep = EvidenceReport()
     try:
         z = zipfile.ZipFile(path)
