@@ -194,3 +194,22 @@ def test_s3_witness_rollback(request, tmp_path, amber_exe, server_name):
     u.s3.put_object(Bucket=wbucket, Key="witness/checkpoints/000000000099-" + "ab" * 32, Body=b"x\n1\n\n")
     r = u.run("audit", "verify", expect=20)
     assert "witness s3w" in r.stderr and "000000000099-" in r.stderr
+
+
+def test_witness_list_from_the_log_after_client_state_is_lost(witnessed):
+    u = witnessed
+    forget_client(u)
+    (w,) = u.json("audit", "witness", "list")
+    assert w["name"] == "w1" and w["url"] == f"local:{u.wdir}"
+    grow(u, 1)  # the witness still gets every change
+    assert u.json("audit", "verify")["witnesses"][0]["ok"]
+
+
+def test_witness_add_usage_errors(user, tmp_path):
+    u = user
+    u.run("audit", "witness", "add", "w", expect=2)
+    u.run("audit", "witness", "add", "w", "--dir", tmp_path / "a", "--s3", "b/c", expect=2)
+    u.run("audit", "witness", "add", "w", "--url", "https://example.invalid/x", expect=2)
+    u.run("audit", "witness", "add", "bad/name", "--dir", tmp_path / "a", expect=2)
+    u.run("audit", "trust", "--reset", expect=2)
+    assert u.json("audit", "witness", "list") == []

@@ -539,8 +539,8 @@ class AuditLog:
         return note
 
     def add_witness(self, name: str, url: str, **details) -> dict:
-        """Record a witness (a `witness` event, mirrored in the client state); the checkpoint
-        of that event is its first."""
+        """Record a witness (a `witness` event, then mirrored in the client state); the
+        checkpoint of that event is its first."""
         if not self.tiled():
             raise UsageError("witnesses need the tiled audit log (append once without AMBER_LOG_LAYOUT=entries)")
         if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -549,8 +549,7 @@ class AuditLog:
             raise UsageError(f"there is a witness named {name} already")
         doc = {"name": name, "url": url, **{k: v for k, v in details.items() if v}}
         wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert)  # refuse what cannot be opened
-        wit.mirror(self.repository_id, {name: doc})
-        return self.append(wit.EVENT, None, None, **doc)
+        return self.append(wit.EVENT, None, None, **doc)  # `appended` mirrors it and publishes to it
 
     def compare_witnesses(self, rep: VerifyReport, store: TiledStore, head: Head) -> list[dict]:
         """Check each witness's newest checkpoint against the log at `head`: signed by this
