@@ -41,6 +41,10 @@ def _event_line(ev: dict) -> str:
         )
     elif ev["type"] == "repair":
         extra = f" {d.get('what')}"
+    elif ev["type"] == "witness":
+        extra = f" {d.get('name')} {d.get('url')}"
+    elif ev["type"] == "trust-reset":
+        extra = f" {len(d.get('abandoned') or [])} witness checkpoint(s) abandoned ({d.get('reason')})"
     jump = d.get("clock_jump")
     if isinstance(jump, dict):
         extra += f" (made under a clock jump from {jump.get('from')} to {jump.get('to')})"

@@ -5,6 +5,8 @@
     $XDG_CACHE_HOME/amber/<repository id>/log-summary.json what a backup needs from every audit event (audit/summary.py)
     $XDG_STATE_HOME/amber/<repository id>/checkpoint       the last audit-log checkpoint this client verified
     $XDG_STATE_HOME/amber/<repository id>/clock.json       the latest time this client has seen
+    $XDG_STATE_HOME/amber/<repository id>/witnesses.json   the witnesses of the audit log it knows (audit/witness.py)
+    $XDG_STATE_HOME/amber/<repository id>/witness/<name>/  the checkpoints an `amber serve` witness cosigned
 
 State is what a client must not lose to detect a rollback or a moved clock.
 """
