@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 import pytest
-from rest_helpers import RestAmber  # noqa: F401  (puts the CLI helpers on the path)
+from rest_helpers import RestAmber
 from serverproc import AMBER, clean_env
 
 from amber.audit import checkpoint as cpfmt
@@ -144,3 +144,17 @@ def test_evidence_bundle_carries_the_cosignature(user, serve, tmp_path):
     other = "ed25519:" + base64.b64encode(b"\x01" * 32).decode()
     r = u.run("evidence", "verify", out, "--public-key", log_key, "--witness-key", other, expect=20)
     assert "cosigned by the witness key" in r.out + r.stderr
+
+
+def test_a_repository_on_the_server_is_cosigned_by_it(tmp_path, serve):
+    admin = RestAmber(tmp_path / "user", serve, "office", serve.token("office", "admin")["token"], subprocess=True)
+    admin.run("init")
+    backup = RestAmber(tmp_path / "user", serve, "office", serve.token("office", "backup")["token"], subprocess=True)
+    src = tmp_path / "src"
+    write(src / "a.txt", b"alpha\n")
+    backup.backup(src)
+    auditor = RestAmber(tmp_path / "user", serve, "office", serve.token("office", "auditor")["token"], subprocess=True)
+    doc = auditor.json("audit", "verify")
+    (w,) = doc["witnesses"]
+    assert doc["ok"] and w["name"] == "serving-server" and w["size"] == doc["size"]
+    assert any(rec.get("op") == "cosign" and rec.get("repo") == "office" for rec in journal(serve))

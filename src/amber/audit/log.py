@@ -517,7 +517,22 @@ class AuditLog:
         have lost their events); the log's are mirrored into the client state."""
         logged = self.summary().witnesses if self.tiled() else {}
         wit.mirror(self.repository_id, logged)
-        return {**wit.mirrored(self.repository_id), **logged}
+        found = {**wit.mirrored(self.repository_id), **logged}
+        return {**self._serving_witness(found), **found}
+
+    def _serving_witness(self, found: dict[str, dict]) -> dict[str, dict]:
+        """A repository on `amber serve` has that server as a witness too (SERVER.md §10), its
+        key pinned on first use in the client's mirror; nothing when one is configured already."""
+        url = wit.serving_url(self.storage)
+        if url is None or not self.tiled() or any(doc.get("url") == url for doc in found.values()):
+            return {}
+        try:
+            doc = {"name": wit.SERVING, "url": url, "server_key": wit.fetch_server_key(url, self.cacert)}
+        except AmberError as e:
+            self.warn(f"the key of the server at {url} could not be read to pin it: {e}")
+            return {}
+        wit.mirror(self.repository_id, {wit.SERVING: doc})
+        return {wit.SERVING: doc}
 
     def witnesses(self, report) -> list[wit.Witness]:
         """Every configured witness that can be opened; `report(message)` hears the others."""

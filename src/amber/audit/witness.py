@@ -38,6 +38,7 @@ RESET = "trust-reset"
 CHECKPOINTS = "checkpoints/"
 RESETS = "resets/"
 SERVER_CHECKPOINT = "the server's cosigned checkpoint"
+SERVING = "serving-server"  # the implicit witness of a repository stored on `amber serve`
 MAX_LISTED = 1_000_000  # names a witness listing may hold before it is refused
 
 Proof = Callable[[int], list[bytes]]  # the consistency proof from size m to the new checkpoint
@@ -53,6 +54,15 @@ def parse_server_key(text: str) -> bytes:
     if kind != "ed25519" or len(raw) != 32:
         raise UsageError(f"{text!r} is not a server key (ed25519:<base64 of 32 bytes>)")
     return raw
+
+
+def serving_url(storage: Storage) -> str | None:
+    """`rest:URL` when `storage` is an `amber serve` repository, else None."""
+    from ..storage.rest import RestStorage
+
+    while not isinstance(storage, RestStorage) and hasattr(storage, "inner"):
+        storage = storage.inner
+    return storage.describe() if isinstance(storage, RestStorage) else None
 
 
 def fetch_server_key(url: str, cacert: str | None) -> str:
