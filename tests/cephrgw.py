@@ -110,6 +110,9 @@ osd_pool_default_pg_num = 8
 osd_pool_default_pgp_num = 8
 mon_allow_pool_size_one = true
 mon_warn_on_pool_no_redundancy = false
+# a test machine's disk may be nearly full: the monitor must start anyway (its default stops at 5 %)
+mon_data_avail_crit = 1
+mon_data_avail_warn = 2
 osd_crush_chooseleaf_type = 0
 mon_max_pg_per_osd = 1000
 ms_bind_ipv6 = false

@@ -246,7 +246,7 @@ def test_concurrent_clients_of_one_user_never_see_a_false_rollback(s3repo):
     s3repo.run("audit", "verify")
 
 
-@pytest.mark.parametrize("lost", ["/snapshots/", "/index/", "/log/entries/"])
+@pytest.mark.parametrize("lost", ["/snapshots/", "/index/", "/log/tile/entries/"])
 def test_a_lost_response_does_not_fail_or_repeat_the_backup(s3repo, tmp_path, lost):
     """The server stores an object but its answer is lost on the way back; the client's retry
     finds the object there (412). That object is the client's own: the backup goes on."""

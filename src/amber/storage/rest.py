@@ -127,10 +127,16 @@ class RestStorage(Storage):
             try:
                 resp = self.http.urlopen(method, url, body=body, headers=headers, redirect=False, retries=False)
             except SSLError as e:
-                raise StorageError(
-                    f"{self.base}: the server's TLS certificate is not trusted ({e}); give its certificate "
-                    "authority with --cacert FILE or AMBER_CACERT"
-                ) from None
+                if _untrusted(e):
+                    raise StorageError(
+                        f"{self.base}: the server's TLS certificate is not trusted ({e}); give its certificate "
+                        "authority with --cacert FILE or AMBER_CACERT"
+                    ) from None
+                # a handshake cut short (a server restarting): as unreachable, tried again
+                if delay is None:
+                    raise StorageError(f"{what}: TLS with the amber server at {self.base} failed ({e})") from None
+                time.sleep(delay)
+                continue
             except (NewConnectionError, ConnectTimeoutError) as e:
                 if delay is None:
                     raise StorageError(f"{what}: cannot reach the amber server at {self.base} ({e})") from None
@@ -355,3 +361,17 @@ def _token_from_env() -> str | None:
     if len(raw) > MAX_TOKEN_FILE:
         raise UsageError(f"AMBER_TOKEN_FILE {path} is longer than {MAX_TOKEN_FILE} bytes: not a token file")
     return raw.decode("utf-8", "replace").strip()
+
+
+def _untrusted(e: BaseException) -> bool:
+    """Whether a TLS failure is the server's certificate not verifying (not a cut connection)."""
+    import ssl
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__ or next((a for a in cur.args if isinstance(a, BaseException)), None)
+    return False
