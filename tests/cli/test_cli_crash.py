@@ -202,13 +202,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("command", ["backup", "restore"])
-def test_worker_processes_end_with_a_killed_command_and_leave_nothing_partial(repo, tmp_path, command):
-    """Enough small files for worker processes: kill the command once they run; they end too,
-    and a restore leaves no partial file under a final name."""
+def _start_on_small_files(repo, tmp_path, command: str, files: int):
+    """Enough small files for worker processes (backed up first for a restore); the command
+    started on them in a real process, restoring into tmp_path/out."""
     src = tmp_path / "many"
-    for i in range(3000):
-        write(src / f"d{i % 30:02d}" / f"f{i:04d}.txt", os.urandom(2000 + i))
+    for i in range(files):
+        write(src / f"d{i % (files // 100):02d}" / f"f{i:04d}.txt", os.urandom(2000 + i))
     set_old_mtimes(src)
     if command == "restore":
         repo.backup(src)
@@ -216,6 +215,14 @@ def test_worker_processes_end_with_a_killed_command_and_leave_nothing_partial(re
     else:
         argv = repo.cmd("backup", src)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo.env())
+    return src, p
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_worker_processes_end_with_a_killed_command_and_leave_nothing_partial(repo, tmp_path, command):
+    """Enough small files for worker processes: kill the command once they run; they end too,
+    and a restore leaves no partial file under a final name."""
+    src, p = _start_on_small_files(repo, tmp_path, command, 3000)
     workers: set[int] = set()
     deadline = time.monotonic() + 60
     try:
@@ -244,16 +251,7 @@ def test_a_killed_worker_process_stops_the_command_with_a_message(repo, tmp_path
     """A worker killed under a running command (the out-of-memory killer, an operator):
     never a traceback or a hang; the command either fails naming it or completes whole,
     and the repository is still sound."""
-    src = tmp_path / "many"
-    for i in range(6000):
-        write(src / f"d{i % 60:02d}" / f"f{i:04d}.txt", os.urandom(2000 + i))
-    set_old_mtimes(src)
-    if command == "restore":
-        repo.backup(src)
-        argv = repo.cmd("restore", "latest", "--target", tmp_path / "out")
-    else:
-        argv = repo.cmd("backup", src)
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo.env())
+    src, p = _start_on_small_files(repo, tmp_path, command, 6000)
     victim = None
     deadline = time.monotonic() + 60
     try:
