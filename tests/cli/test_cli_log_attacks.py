@@ -14,9 +14,9 @@ import subprocess
 import pytest
 
 from amber.format import layout
-from s3.helpers import S3Amber
+from s3.helpers import S3Amber, attacked_user, write_behind
 
-from cli_helpers import Amber, write
+from cli_helpers import write
 from s3server import S3_SERVERS
 
 pytestmark = pytest.mark.usefixtures("legacy_log")  # the layout before tiles (test_cli_tiles.py: tiles)
@@ -30,29 +30,10 @@ JUNK = b"\x00planted by an attacker without the password\n"
 @pytest.fixture(params=["local", *S3_SERVERS])
 def user(request, tmp_path, amber_exe):
     """A repository with one snapshot, on local storage or on S3 (Object Lock bucket)."""
-    if request.param == "local":
-        u = Amber(tmp_path / "amber")
-    else:
-        server = request.getfixturevalue(f"{request.param}_server")
-        u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True))
-    u.create()
-    u.src = tmp_path / "src"
-    write(u.src / "a.txt", b"alpha\n")
-    u.sid = u.backup(u.src)["snapshot_id"]
-    return u
+    return attacked_user(request, tmp_path)
 
 
-def plant(u, key: str, data: bytes) -> None:
-    """Write (or overwrite) an object the way an attacker would: not through amber."""
-    if isinstance(u, S3Amber):
-        u.s3.put_object(Bucket=u.bucket, Key=u.key(key), Body=data)
-        return
-    path = u.repo / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        os.chmod(path, 0o644)
-        path.unlink()
-    path.write_bytes(data)
+plant = write_behind  # an object written the way an attacker would: not through amber
 
 
 def stored(u, key: str) -> bytes:

@@ -14,9 +14,9 @@ from amber.audit import merkle
 from amber.audit import tiles as t
 from amber.crypto.aead import KIND_LOG_TILE
 from amber.repository import Repository
-from s3.helpers import S3Amber
+from s3.helpers import S3Amber, attacked_user, write_behind
 
-from cli_helpers import Amber, environment, write
+from cli_helpers import environment, write
 from s3server import S3_SERVERS
 
 JUNK = b"\x00planted by an attacker without the password\n"
@@ -25,26 +25,10 @@ JUNK = b"\x00planted by an attacker without the password\n"
 @pytest.fixture(params=["local", *S3_SERVERS])
 def user(request, tmp_path, amber_exe):
     """A repository with one snapshot, on local storage or on S3 (Object Lock bucket)."""
-    if request.param == "local":
-        u = Amber(tmp_path / "amber")
-    else:
-        server = request.getfixturevalue(f"{request.param}_server")
-        u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True))
-    u.create()
-    u.src = tmp_path / "src"
-    write(u.src / "a.txt", b"alpha\n")
-    u.sid = u.backup(u.src)["snapshot_id"]
-    return u
+    return attacked_user(request, tmp_path)
 
 
-def plant(u, key: str, data: bytes) -> None:
-    """Write an object the way an attacker would: not through amber."""
-    if isinstance(u, S3Amber):
-        u.s3.put_object(Bucket=u.bucket, Key=u.key(key), Body=data)
-        return
-    path = u.repo / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+plant = write_behind  # an object written the way an attacker would: not through amber
 
 
 def remove(u, key: str) -> None:

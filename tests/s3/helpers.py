@@ -240,3 +240,20 @@ def write_behind(user, key: str, data: bytes) -> None:
         os.chmod(path, 0o644)
         path.unlink()
     path.write_bytes(data)
+
+
+def attacked_user(request, tmp_path):
+    """The user of the attack suites: a repository with one snapshot (`sid` of `src`), on
+    local storage or on S3 in an Object Lock bucket (`request.param`: "local" or a server kind)."""
+    from cli_helpers import write
+
+    if request.param == "local":
+        u = Amber(tmp_path / "amber")
+    else:
+        server = request.getfixturevalue(f"{request.param}_server")
+        u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True))
+    u.create()
+    u.src = tmp_path / "src"
+    write(u.src / "a.txt", b"alpha\n")
+    u.sid = u.backup(u.src)["snapshot_id"]
+    return u
