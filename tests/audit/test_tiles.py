@@ -400,3 +400,58 @@ def test_a_bundle_replaced_by_junk_is_named_and_nothing_is_built_on_it(repo, rep
         reader.audit.entries()
     rep = reader.audit.verify(full=True)
     assert any(key in e for e in rep.errors), rep.errors
+
+
+class Meanwhile(StorageWrapper):
+    """Runs `then` once, at the first listing of the whole log: another client's work landing
+    after the head a verify read, just before (`before`) or just after that listing."""
+
+    def __init__(self, inner, then, before: bool) -> None:
+        super().__init__(inner)
+        self.then, self.before = then, before
+
+    def list(self, prefix=""):
+        then = self.then if prefix == layout.LOG else None
+        if then is not None:
+            self.then = None
+        if then is not None and self.before:
+            then()
+        out = list(self.inner.list(prefix))
+        if then is not None and not self.before:
+            then()
+        return out
+
+
+def verify_meanwhile(repo_path, then, before: bool):
+    repo = open_repo(repo_path)
+    repo.audit.storage = Meanwhile(repo.audit.storage, then, before)
+    return repo.audit.verify(full=True)
+
+
+def test_a_full_verify_met_by_an_append_in_flight_settles(repo, repo_path):
+    grow(repo, 20)
+    rep = verify_meanwhile(repo_path, lambda: grow(open_repo(repo_path), 3), before=True)
+    assert rep.ok, rep.errors
+    assert rep.size >= 21  # its head, read again once the listing showed more than the one it had
+
+
+def test_a_full_verify_waits_for_tiles_an_appender_writes_after_its_bundle(repo, repo_path):
+    grow(repo, 20)  # the log holds 21 entries: its level-0 tile is block [16, 21) of tile 0
+    key = t.Place(0, 0, 16, 21).key()
+    path = Path(repo_path, key)
+    data = path.read_bytes()
+    os.chmod(path, 0o644)
+    path.unlink()  # the appender has claimed its bundle block, its tile is not written yet
+    rep = verify_meanwhile(repo_path, lambda: plant(repo_path, key, data), before=False)
+    assert rep.ok, rep.errors
+    # the writer that stopped there: the tile stays missing, and the verify says so
+    os.unlink(path)
+    rep = verify_meanwhile(repo_path, lambda: None, before=False)
+    assert any(key in e and "missing" in e for e in rep.errors), rep.errors
+
+
+def test_a_planted_object_beyond_the_head_is_still_named_after_a_second_look(repo, repo_path):
+    grow(repo, 9)
+    place = t.Place(None, 0, 8, 12)
+    rep = verify_meanwhile(repo_path, lambda: plant(repo_path, place.key(), b"junk beyond the head"), before=True)
+    assert any(place.key() in e for e in rep.errors), rep.errors

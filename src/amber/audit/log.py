@@ -36,6 +36,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -884,8 +885,6 @@ class AuditLog:
         check_consistency(cp, leaves, what)
         return cp.size
 
-    # -- verification ------------------------------------------------------------------
-
     # -- the parts tiled verification uses (tiledverify.Log) -------------------------------
 
     def foreign(self, key: str, problem: str, size: int) -> ForeignObject:
@@ -910,6 +909,34 @@ class AuditLog:
         return tiledverify.everything(self, store, head, legacy, others)
 
     # -- verification ------------------------------------------------------------------
+
+    def _settled(
+        self, store: TiledStore, head: Head, cp: cpfmt.Checkpoint | None
+    ) -> tuple[TiledStore, Head, tiledverify.Found]:
+        """The whole log verified (`cp` None) or what came after `cp`, read again (at most
+        twice more) while what was found beyond the head or missing at its edge is explained
+        by appends running meanwhile: an appender claims its bundle block first and writes
+        the tiles after it, so a reader can meet a head whose tiles are not there yet, or
+        tiles of entries that came after the head it read."""
+
+        def run(store: TiledStore, head: Head) -> tiledverify.Found:
+            return self._everything(store, head) if cp is None else tiledverify.since(self, store, head, cp)
+
+        found = run(store, head)
+        for attempt in range(2):
+            if not (found.beyond or found.missing):
+                break
+            time.sleep(0.2 * (attempt + 1))
+            fresh = self.store()
+            try:
+                later = self.head(fresh, head.size)
+            except IntegrityError:
+                break
+            if later.size == head.size and not any(self.storage.exists(k) for k in found.missing):
+                break  # nothing moved: what was found stands
+            store, head = fresh, later
+            found = run(store, head)
+        return store, head, found
 
     def verify(
         self, external: bytes | None = None, remember: bool = True, full: bool = False, events: bool = False
@@ -987,7 +1014,7 @@ class AuditLog:
             return rep
         rep.size, rep.root = head.size, head.root
         whole = full or cp is None or cp.size == 0 or cp.size > head.size
-        found = self._everything(store, head) if whole else tiledverify.since(self, store, head, cp)
+        store, head, found = self._settled(store, head, None if whole else cp)
         rep.errors.extend(found.errors)
         rep.witnesses = self.compare_witnesses(rep, store, head)
         rep.checkpoints = found.checkpoints

@@ -48,6 +48,7 @@ class Problems:
 
     foreign: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # keys of tiles found missing
 
     def error(self, message: str) -> None:
         if message not in self.errors:
@@ -273,6 +274,7 @@ class TiledStore:
             if data is None:
                 if alt == 0 and strict:
                     self.problems.error(f"{key}: tile missing from the log (deleted, or its writer stopped)")
+                    self.problems.missing.append(key)
                 return None
             try:
                 got = self.open_tile(p, data)

@@ -62,6 +62,9 @@ class Found:
     errors: list[str] = field(default_factory=list)
     foreign: list = field(default_factory=list)
     checkpoints: int = 0
+    # what appends running meanwhile may explain: objects beyond the head, tiles missing
+    beyond: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
 def read_events(store: TiledStore, lo: int, size: int, found: Found) -> list[bytes]:
@@ -199,6 +202,7 @@ def _check_object(
     if beyond:
         what = f"beyond the log of {n} entries: planted, or written after this verify read the head"
         found.foreign.append(log.foreign(info.key, what, info.size))
+        found.beyond.append(info.key)
         return
     data = store._get(info.key)
     if data is None:
@@ -227,6 +231,7 @@ def _missing_tiles(levels: list[list[bytes]], present: set[str], found: Found) -
         for place in want:
             if place.key() not in present:
                 found.errors.append(f"{place.key()}: tile missing from the log (deleted, or its writer stopped)")
+                found.missing.append(place.key())
 
 
 def _check_checkpoints(
@@ -283,3 +288,4 @@ def _problems(log: Log, store: TiledStore, found: Found) -> None:
         if key not in known:
             found.foreign.append(log.foreign(key, problem, 0))
     found.errors.extend(e for e in store.problems.errors if e not in found.errors)
+    found.missing.extend(k for k in store.problems.missing if k not in found.missing)
