@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import blake3
-
 from .audit.log import RECOVER_AFTER, AuditLog, VerifyReport
 from .clock import Clock, from_iso
-from .errors import AmberError, IntegrityError
+from .errors import AmberError
 from .format import layout
 from .format import tree as treefmt
+from .repo import packcheck
 from .repo import records as rec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
+from .repo.processes import PipePool
 from .repo.snapshots import Snapshot, SnapshotStore
 from .retention import clockguard, locks, replay
 from .storage.base import Storage
@@ -97,12 +96,19 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
     damaged_blobs: set[bytes] = set()
     stored_packs = _stored_packs(repo.storage, rep)
     indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, damaged_blobs)
-    _check_trees(repo, snaps, rep, damaged_blobs)
-    _check_protection(repo, snaps, rep)
-    _check_records(repo, rep)
-    _check_overrides(repo, rep)
-    if read_data:
-        _read_packs(repo.storage, repo.blobs, stored_packs, indexed_packs, rep, damaged_blobs, progress)
+    # every pack is read (decrypting, decompressing and hashing: native code, without the GIL)
+    # while this thread checks the trees, the protection and the log (Python)
+    reading = _PackReader(repo.storage, repo.blobs, stored_packs, indexed_packs) if read_data else None
+    try:
+        _check_trees(repo, snaps, rep, damaged_blobs)
+        _check_protection(repo, snaps, rep)
+        _check_records(repo, rep)
+        _check_overrides(repo, rep)
+        if reading is not None:
+            reading.report(rep, damaged_blobs, progress)
+    finally:
+        if reading is not None:
+            reading.close()
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)
     return rep
@@ -125,27 +131,30 @@ def _stored_packs(storage: Storage, rep: CheckReport) -> dict[bytes, int]:
 
 def _indexed_packs(
     blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, damaged: set[bytes]
-) -> dict[bytes, list[bytes]]:
-    """Packs the index names: missing or truncated ones are damage; unindexed ones a warning."""
+) -> dict[bytes, list[tuple]]:
+    """Packs the index names, each with its blobs as (id, type, compression, offset, length,
+    raw length): missing or truncated ones are damage; unindexed ones a warning."""
     index = blobs.index
     rep.blobs = len(index)
-    indexed: dict[bytes, list[bytes]] = {}
+    indexed: dict[bytes, list[tuple]] = {}
     ends: dict[bytes, int] = {}  # pack -> where its last indexed blob ends
     for bid, e in index.items():
-        indexed.setdefault(e.pack, []).append(bid)
-        ends[e.pack] = max(ends.get(e.pack, 0), e.offset + e.length)
-    for pid, ids in indexed.items():
+        pack, end = e.pack, e.offset + e.length
+        indexed.setdefault(pack, []).append((bid, e.type, e.comp, e.offset, e.length, e.raw_length))
+        if end > ends.get(pack, 0):
+            ends[pack] = end
+    for pid, blobs_in in indexed.items():
         if pid not in stored:
-            rep.errors.append(f"pack {pid.hex()} is indexed but missing ({len(ids)} blobs lost)")
+            rep.errors.append(f"pack {pid.hex()} is indexed but missing ({len(blobs_in)} blobs lost)")
             rep.damaged_packs.append(pid.hex())
-            damaged.update(ids)
-    for pid, ids in indexed.items():
+            damaged.update(b[0] for b in blobs_in)
+    for pid, blobs_in in indexed.items():
         size = stored.get(pid)
         end = ends[pid]
         if size is not None and size < end + 4:
             rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} (truncated)")
             rep.damaged_packs.append(pid.hex())
-            damaged.update(b for b in ids if index[b].offset + index[b].length > size)
+            damaged.update(b[0] for b in blobs_in if b[3] + b[4] > size)
     for pid in stored:
         if pid not in indexed:
             rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; prune removes it)")
@@ -179,6 +188,7 @@ def _tree_digest(
     all its subfolders are: only then is its own digest computed and compared
     with what its parent's node says."""
     index = repo.blobs.index
+    has_all = index.has_all_hex
     stack: list[tuple[str, str, list[dict] | None]] = [(root, "", None)]
     while stack:
         tree_id, where, nodes = stack.pop()
@@ -206,10 +216,12 @@ def _tree_digest(
                 elif sub not in digests:
                     stack.append((sub, path, None))
             elif n["type"] == "file":
-                for h in n.get("content") or []:
-                    if not _is_hex(h) or bytes.fromhex(h) not in index:
-                        rep.errors.append(f"{path}: blob {str(h)[:16]} is not indexed")
-                        break
+                content = n.get("content")  # 64 hex digits each: the tree decoded
+                if content and not has_all(content):
+                    for h in content:
+                        if bytes.fromhex(h) not in index:
+                            rep.errors.append(f"{path}: blob {h[:16]} is not indexed")
+                            break
     return digests.get(root)
 
 
@@ -377,62 +389,58 @@ def _unlogged(
 # -- every byte ----------------------------------------------------------------------
 
 
-def _read_packs(
-    storage: Storage,
-    blobs: BlobStore,
-    stored_packs: dict[bytes, int],
-    indexed_packs: dict[bytes, list[bytes]],
-    rep: CheckReport,
-    damaged_blobs: set[bytes],
-    progress: Progress | None,
-) -> None:
-    mu = threading.Lock()
-    total = len(stored_packs)
-    with ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2))) as pool:
-        results = pool.map(lambda pid: _read_pack(storage, blobs, pid, indexed_packs.get(pid, ())), list(stored_packs))
-        for key, problems, bad, n in results:
-            with mu:
-                rep.packs_read += 1
-                rep.bytes_read += n
-                if problems:
-                    rep.damaged_packs.append(layout.last(key))
-                    shown = problems[:5] + ([f"… {len(problems) - 5} more"] if len(problems) > 5 else [])
-                    rep.errors.extend(f"{key}: {p}" for p in shown)
-                    damaged_blobs.update(bad)
-                if progress:
-                    progress(rep.packs_read, total)
+class _PackReader:
+    """Reads every stored pack whole on threads, from the moment it is made, and checks each
+    (repo/packcheck.py) in worker processes when the packs are large enough to repay them,
+    else on those threads; `report` then adds what was found to the check's report, pack
+    by pack in listing order."""
 
+    def __init__(
+        self, storage: Storage, blobs: BlobStore, stored: dict[bytes, int], indexed: dict[bytes, list[tuple]]
+    ) -> None:
+        self.storage, self.sealer, self.id_key = storage, blobs.sealer, blobs.keys.ids
+        self.indexed = indexed
+        self.total = len(stored)
+        workers = max(2, min(4, os.cpu_count() or 2))
+        self.procs: PipePool | None = None
+        if (os.cpu_count() or 1) > 1 and sum(stored.values()) >= packcheck.PROCESS_AFTER_BYTES:
+            try:
+                self.procs = packcheck.start(blobs.keys.data, blobs.keys.ids, workers)
+            except (OSError, ValueError):
+                self.procs = None  # no processes here (a sandbox, a frozen binary): threads do it
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="amber-check")
+        self.results = self.pool.map(self._read, list(stored))
 
-def _read_pack(
-    storage: Storage, blobs: BlobStore, pid: bytes, indexed: list[bytes] | tuple
-) -> tuple[str, list[str], set[bytes], int]:
-    """(key, problems, damaged blobs, bytes read) for one pack read whole."""
-    key = layout.pack(pid)
-    problems: list[str] = []
-    bad: set[bytes] = set()
-    try:
-        data = storage.get(key)
-    except AmberError as e:
-        return key, [f"cannot read: {e}"], set(indexed), 0
-    if blake3.blake3(data).digest() != pid:
-        problems.append("content does not match its name (bytes changed or truncated)")
-    header = None
-    try:
-        header = blobs.read_pack_header(pid, data)
-    except IntegrityError as e:
-        problems.append(f"header: {e}")
-    entries = {e.id: e for e in header} if header is not None else {}
-    for bid in indexed:
-        ie = blobs.index[bid]
-        h = entries.get(bid)
-        if header is not None and (h is None or h.offset != ie.offset or h.length != ie.length):
-            problems.append(f"blob {bid.hex()[:16]} is indexed here but not in the pack header")
+    def _read(self, pid: bytes) -> tuple[str, list[str], list[bytes], int]:
+        """(key, problems, damaged blobs, bytes read) for one pack read whole."""
+        key = layout.pack(pid)
+        indexed = self.indexed.get(pid, [])
         try:
-            blobs.open_blob(bid, ie, data[ie.offset : ie.offset + ie.length])
-        except IntegrityError as e:
-            bad.add(bid)
-            problems.append(str(e))
-    return key, problems, bad, len(data)
+            data = self.storage.get(key)
+        except AmberError as e:
+            return key, [f"cannot read: {e}"], [b[0] for b in indexed], 0
+        if self.procs is not None:
+            problems, bad = self.procs.submit((pid, data, indexed)).result()
+        else:
+            problems, bad = packcheck.verify_pack(self.sealer, self.id_key, pid, data, indexed)
+        return key, problems, bad, len(data)
+
+    def report(self, rep: CheckReport, damaged_blobs: set[bytes], progress: Progress | None) -> None:
+        for key, problems, bad, n in self.results:
+            rep.packs_read += 1
+            rep.bytes_read += n
+            if problems:
+                rep.damaged_packs.append(layout.last(key))
+                shown = problems[:5] + ([f"… {len(problems) - 5} more"] if len(problems) > 5 else [])
+                rep.errors.extend(f"{key}: {p}" for p in shown)
+                damaged_blobs.update(bad)
+            if progress:
+                progress(rep.packs_read, self.total)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.procs is not None:
+            self.procs.shutdown()
 
 
 def _trace(repo: Checked, snaps: list[Snapshot], damaged: set[bytes], rep: CheckReport) -> None:

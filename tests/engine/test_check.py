@@ -6,6 +6,7 @@ import pytest
 
 from amber.errors import RestoreFailed
 from amber.format.layout import pack as pack_key
+from amber.repo import packcheck
 
 from .helpers import open_repo, small_tree, write
 
@@ -16,6 +17,13 @@ def backed_up(repo, repo_path, tmp_path):
     result = repo.backup([src])
     r = open_repo(repo_path)
     return r, r.find_snapshot(result.snapshot_id), src
+
+
+@pytest.fixture(params=["threads", "processes"])
+def checkers(request, monkeypatch):
+    """Packs checked on threads, or in worker processes (spawned, as for a large repository)."""
+    monkeypatch.setattr(packcheck, "PROCESS_AFTER_BYTES", 0 if request.param == "processes" else 1 << 60)
+    return request.param
 
 
 def _blob_of(repo, snap, path):
@@ -37,7 +45,7 @@ def test_a_clean_repository_checks_ok(backed_up):
     assert report.snapshots == 1 and report.trees > 1 and report.packs >= 2
 
 
-def test_a_clean_repository_checks_ok_reading_all_data(backed_up):
+def test_a_clean_repository_checks_ok_reading_all_data(backed_up, checkers):
     repo, _, _ = backed_up
     report = repo.check(read_data=True)
     assert report.ok, report.errors
@@ -51,7 +59,7 @@ def test_an_empty_repository_checks_ok(repo):
 
 
 @pytest.mark.parametrize("where", ["start", "middle", "end"])
-def test_a_flipped_byte_in_a_pack_is_found_and_traced(backed_up, repo_path, where):
+def test_a_flipped_byte_in_a_pack_is_found_and_traced(backed_up, repo_path, where, checkers):
     repo, snap, src = backed_up
     victim = os.path.join(src, "unique.bin")
     bid, entry = _blob_of(repo, snap, victim)
@@ -123,7 +131,7 @@ def test_a_deleted_tree_pack_is_found(backed_up, repo_path):
     assert any(tree_pack.hex() in e for e in report.errors)
 
 
-def test_a_truncated_pack_is_found(backed_up, repo_path):
+def test_a_truncated_pack_is_found(backed_up, repo_path, checkers):
     repo, snap, src = backed_up
     _, entry = _blob_of(repo, snap, os.path.join(src, "unique.bin"))
     path = _pack_file(repo_path, entry.pack)

@@ -272,6 +272,8 @@ def valid_name(name: str) -> bool:
     """A single path component, in the one form a file system name decodes to."""
     if not name or name in (".", "..") or "/" in name or "\x00" in name:
         return False
+    if name.isascii():
+        return True  # ASCII is UTF-8 as it is: nothing to round-trip
     try:  # lone surrogates only as surrogateescape makes them, for bytes that are not UTF-8
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape") == name
     except UnicodeError:

@@ -370,9 +370,3 @@ class BlobStore:
             raise IntegrityError(f"{what}: truncated pack")
         # a known type: entries are checked when decoded (format/pack.entry_problem)
         return open_chunk(self.sealer, self.keys.ids, blob_id, _KIND[e.type], e.comp, e.raw_length, sealed, what)
-
-    def read_pack_header(self, pack_id: bytes, data: bytes) -> list[PackEntry]:
-        what = f"pack {pack_id.hex()}"
-        n = packfmt.split_trailer(data[-4:], len(data), what)
-        header = self.sealer.open(KIND_PACK_HEADER, data[len(data) - 4 - n : len(data) - 4], what + " header")
-        return packfmt.decode_header(header, len(data) - 4 - n, what)

@@ -1,0 +1,80 @@
+"""Reading packs whole and checking every blob in them: `check --read-data`.
+
+Checking a pack is per-byte work (hashing, decrypting, decompressing, hashing
+again) with some Python per blob; the structure check that runs beside it is
+all Python. Sharing one interpreter lock, the two took turns. Packs large
+enough to repay it are therefore checked in a pool of spawned processes
+(repo/processes.py) holding only the data and id keys: the calling process
+reads each pack from storage on a thread and hands its bytes over, with the
+index's entries for it, and gets back what is wrong. Where processes cannot
+start, or the packs are few and small, threads do the same work.
+"""
+
+from __future__ import annotations
+
+import blake3
+
+from ..crypto.aead import KIND_PACK_HEADER, Sealer
+from ..errors import IntegrityError
+from ..format import pack as packfmt
+from ..format.pack import PackEntry
+from .blobs import ENVELOPE_KINDS
+from .chunks import open_chunk
+from .processes import PipePool
+
+PROCESS_AFTER_BYTES = 64 << 20  # stored packs below this many bytes are checked on threads
+
+_state: tuple[Sealer, bytes] | None = None
+
+
+def read_header(sealer: Sealer, pack_id: bytes, data) -> list[PackEntry]:
+    """The entries of a whole pack's sealed header; IntegrityError if it is damaged."""
+    what = f"pack {pack_id.hex()}"
+    n = packfmt.split_trailer(data[-4:], len(data), what)
+    header = sealer.open(KIND_PACK_HEADER, data[len(data) - 4 - n : len(data) - 4], what + " header")
+    return packfmt.decode_header(header, len(data) - 4 - n, what)
+
+
+def verify_pack(sealer: Sealer, id_key: bytes, pack_id: bytes, data: bytes, indexed: list) -> tuple[list[str], list]:
+    """(problems, ids of damaged blobs) of one pack read whole. `indexed`: per blob the
+    index places in it, (id, type, compression, offset, length, raw length)."""
+    problems: list[str] = []
+    bad: list[bytes] = []
+    if blake3.blake3(data).digest() != pack_id:
+        problems.append("content does not match its name (bytes changed or truncated)")
+    header = None
+    try:
+        header = read_header(sealer, pack_id, data)
+    except IntegrityError as e:
+        problems.append(f"header: {e}")
+    entries = {e.id: e for e in header} if header is not None else {}
+    view = memoryview(data)  # each blob opened where it lies, not copied out first
+    short = pack_id.hex()[:16]
+    for bid, typ, comp, offset, length, raw_length in indexed:
+        h = entries.get(bid)
+        if header is not None and (h is None or h.offset != offset or h.length != length):
+            problems.append(f"blob {bid.hex()[:16]} is indexed here but not in the pack header")
+        what = f"blob {bid.hex()[:16]} in pack {short}"
+        try:
+            if offset + length > len(data):
+                raise IntegrityError(f"{what}: truncated pack")
+            open_chunk(sealer, id_key, bid, ENVELOPE_KINDS[typ], comp, raw_length, view[offset : offset + length], what)
+        except IntegrityError as e:
+            bad.append(bid)
+            problems.append(str(e))
+    return problems, bad
+
+
+def start(data_key: bytes, id_key: bytes, workers: int) -> PipePool:
+    """Batches: (pack id, its bytes, its indexed blobs), see `verify_pack`."""
+    return PipePool(workers, _init, (data_key, id_key), _check_batch)
+
+
+def _init(data_key: bytes, id_key: bytes) -> None:
+    global _state
+    _state = (Sealer(data_key), id_key)
+
+
+def _check_batch(batch: tuple) -> tuple:
+    sealer, id_key = _state  # type: ignore[misc]
+    return verify_pack(sealer, id_key, *batch)
