@@ -34,6 +34,8 @@ from .repo.snapshots import Snapshot, SnapshotStore
 from .retention import clockguard, locks, replay
 from .storage.base import Storage
 
+MEANING_FILE = "log-meaning.json"  # the fold of every event this client keeps (replay.Meaning)
+
 Progress = Callable[[int, int], None]
 
 
@@ -284,17 +286,26 @@ def verify_audit_log(
 ) -> VerifyReport:
     """The log's own proofs and checkpoints (from the remembered checkpoint, or all of them when
     `full`), then every snapshot against its event, then the log's replay (`retention.replay`),
-    both over every event, read once. `records_checked`: the caller checks storage against the
-    lock records itself (`check` does), so the replay checks it only where the log says more."""
-    rep = repo.audit.verify(external=external, remember=remember, full=full, events=True)
+    from the fold of every event (`replay.Meaning`): with `full`, of the events the verification
+    read; else the fold this client keeps, brought up to date with the events added since
+    (`AuditLog.kept_fold`), so that verifying from a recent checkpoint costs what was added
+    since, not the log's length. `records_checked`: the caller checks storage against the lock
+    records itself (`check` does), so the replay checks it only where the log says more."""
+    rep = repo.audit.verify(external=external, remember=remember, full=full, events=full)
+    if full:
+        meaning = replay.Meaning()
+        for ev, _raw in rep.entries:
+            meaning.add(ev)
+    else:
+        meaning = repo.audit.kept_fold(MEANING_FILE, replay.Meaning, replay.load_meaning, replay.save_meaning)
     repo.snapshot_store.forget()
     stored = {s.id: s for s in repo.snapshot_store.all()}
-    snapshot_links(rep, stored, repo.snapshot_store.stored_at, repo.clock, set(repo.snapshot_store.bad))
+    snapshot_links(rep, meaning, stored, repo.snapshot_store.stored_at, repo.clock, set(repo.snapshot_store.bad))
     rep.errors.extend(repo.snapshot_store.errors)
     repo.event_store.forget()
     events = repo.events()
     errors, warnings = replay.replay_problems(
-        rep.entries,
+        meaning,
         events,
         set(stored) | set(repo.snapshot_store.bad),
         repo.storage.stat,
@@ -309,6 +320,7 @@ def verify_audit_log(
 
 def snapshot_links(
     rep: VerifyReport,
+    meaning: replay.Meaning,
     stored: dict[str, Snapshot],
     stored_at: Callable[[str], _dt.datetime | None],
     clock: Clock,
@@ -317,34 +329,20 @@ def snapshot_links(
     """Every stored snapshot has a matching `snapshot` event and no later `forget` event; every
     logged one is still stored (readable or not: `unreadable` ones are reported on their own)
     or was forgotten by a `forget` event."""
-    entries = rep.entries
-    logged: dict[str, dict] = {}
-    forgotten: dict[str, dict] = {}  # snapshot id -> its forget event, when that is its last word
-    for ev, _raw in entries:
-        sid = ev.get("snapshot")
-        if not isinstance(sid, str):
-            continue
-        if ev.get("type") == "snapshot":
-            logged[sid] = ev
-            forgotten.pop(sid, None)
-        elif ev.get("type") == "forget":
-            forgotten[sid] = ev
-    predates = _predates_log(entries)
+    logged, forgotten = meaning.logged, meaning.forgotten
+    predates = _predates_log(meaning.first)
     now = clock.now()
     for sid, s in stored.items():
         ev = logged.get(sid)
         if sid in forgotten:
             rep.errors.append(
-                f"snapshot {sid[:8]} was forgotten (event {forgotten[sid].get('seq')} in the audit log) "
+                f"snapshot {sid[:8]} was forgotten (event {forgotten[sid]} in the audit log) "
                 "but is stored again: it was put back behind the log"
             )
         elif ev is None:
             _unlogged(rep, s, predates(s), stored_at(sid), now)
-        else:
-            details = ev.get("details")
-            details = details if isinstance(details, dict) else {}
-            if details.get("content_root") != s.content_root or details.get("tree") != s.tree:
-                rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev.get('seq')} in the audit log")
+        elif ev.get("content_root") != s.content_root or ev.get("tree") != s.tree:
+            rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev.get('seq')} in the audit log")
     for sid, ev in logged.items():
         if sid not in stored and sid not in forgotten and sid not in unreadable:
             rep.errors.append(
@@ -353,21 +351,22 @@ def snapshot_links(
             )
 
 
-def _predates_log(entries: list) -> Callable[[Snapshot], bool]:
-    """Whether a snapshot may have been made before the log began.
+def _predates_log(first: dict | None) -> Callable[[Snapshot], bool]:
+    """Whether a snapshot may have been made before the log began (`first`: the type and
+    time of its first event).
 
     A log that begins with `init` is as old as the repository: nothing can
     predate it; one that begins later was started by an upgrade, and older
     snapshots were made without a log."""
-    if not entries:
+    if first is None:
         return lambda s: True
-    if entries[0][0].get("type") == "init":
+    if first.get("type") == "init":
         return lambda s: False
     try:
-        first = from_iso(entries[0][0]["time"])
+        start = from_iso(first["time"])
     except (KeyError, ValueError, TypeError, AttributeError):
         return lambda s: True
-    return lambda s: s.time < first
+    return lambda s: s.time < start
 
 
 def _unlogged(

@@ -4,10 +4,21 @@ storage and forgets disagree with it (pure: entries, records and a stat function
 from __future__ import annotations
 
 import datetime as dt
+import json
+
+import pytest
 
 from amber.clock import to_iso
 from amber.errors import NotFound
-from amber.retention.replay import log_protections, replay, replay_problems, stricter
+from amber.retention.replay import (
+    Meaning,
+    load_meaning,
+    log_protections,
+    replay,
+    replay_problems,
+    save_meaning,
+    stricter,
+)
 from amber.retention.state import Protection
 from amber.storage.base import Capabilities, ObjectInfo, Retention
 
@@ -59,8 +70,24 @@ def stat_of(objects: dict):
     return stat
 
 
+def folded(entries) -> Meaning:
+    m = Meaning()
+    for ev, _raw in entries:
+        m.add(ev)
+    return m
+
+
 def problems(log: Log, records=None, objects=None, stored=(SID,), now_h: float = 1):
-    return replay_problems(log.entries, records or {}, stored, stat_of(objects or {}), LOCKING, at(now_h))
+    """`replay_problems` of the log folded whole, checked equal to the same log folded in two
+    runs with the fold kept in JSON between them after every event (as a client keeps it)."""
+    whole = replay_problems(folded(log.entries), records or {}, stored, stat_of(objects or {}), LOCKING, at(now_h))
+    for cut in range(len(log.entries) + 1):
+        m = Meaning.from_json(json.loads(json.dumps(folded(log.entries[:cut]).to_json())))
+        for ev, _raw in log.entries[cut:]:
+            m.add(ev)
+        again = replay_problems(m, records or {}, stored, stat_of(objects or {}), LOCKING, at(now_h))
+        assert again == whole, f"kept after {cut} events"
+    return whole
 
 
 def protected_doc(until_h: float | None, mode: str = G, hold: bool = False) -> dict:
@@ -202,3 +229,28 @@ def test_storage_shorter_than_the_logged_lock_is_an_error():
     assert problems(log, objects=protected_doc(48, C)) == ([], [])
     assert problems(log, objects=protected_doc(None), now_h=49) == ([], [])  # expired
     assert problems(log, objects={}) == ([], [])  # gone: the snapshot comparison reports that
+
+
+def test_the_kept_fold_survives_its_file_and_a_damaged_file_is_no_fold(tmp_path):
+    log = Log()
+    log.snapshot(0.5, retention=(C, 48))
+    log.lock(1, G, 72, sid=OTHER)
+    log.add("hold", 2, reason="case 7")
+    m = folded(log.entries)
+    m.size, m.root = len(log.entries), b"\x01" * 32
+    path = str(tmp_path / "log-meaning.json")
+    save_meaning(path, m)
+    back = load_meaning(path)
+    assert back is not None and back.to_json() == m.to_json()
+    assert back.replayed.snapshots[SID].protection == m.replayed.snapshots[SID].protection
+    for junk in (b"", b"{}", b'{"v": 1}', b"[1, 2]", b'{"v": 1, "size": "x"}', b"\xff\xfe"):
+        with open(path, "wb") as f:
+            f.write(junk)
+        assert load_meaning(path) is None
+
+
+@pytest.mark.parametrize("first", ["init", "snapshot"])
+def test_the_fold_knows_when_the_log_began(first):
+    m = Meaning()
+    m.add({"v": 1, "seq": 0, "time": to_iso(at(5)), "type": first, "snapshot": SID, "details": {}})
+    assert m.log_start() == (None if first == "init" else at(5))

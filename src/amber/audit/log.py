@@ -37,8 +37,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -79,6 +80,18 @@ FOREIGN_BATCH = 1000  # objects named by one `foreign` event
 FIRST_WIDTHS = (1, 2, 4, 8, 16, 32, 64, 128, tl.WIDTH)  # the bundle blocks that can hold event 0
 MAX_ABANDONED = 10_000  # witness checkpoints one `trust-reset` may give up
 LAYOUT_ENV = "AMBER_LOG_LAYOUT"  # "entries": start new logs, and keep old ones, in the layout before tiles
+
+
+class EventFold(Protocol):
+    """A fold of the log's events that a client keeps between runs (`AuditLog.kept_fold`)."""
+
+    size: int
+    root: bytes
+
+    def add(self, ev: dict) -> None: ...
+
+
+F = TypeVar("F", bound=EventFold)
 
 
 @dataclass
@@ -708,25 +721,35 @@ class AuditLog:
         """The fold of every event a backup needs (audit/summary.py). A tiled log reads only the
         entries added since this client's kept summary, after a consistency proof shows the log
         still extends it; the layout before tiles reads every entry."""
+        return self.kept_fold("log-summary.json", summ.Summary, summ.load, summ.save)
+
+    def kept_fold(
+        self, name: str, new: Callable[[], F], load: Callable[[str], F | None], save: Callable[[str, F], None]
+    ) -> F:
+        """A fold of every event (an object with `size`, `root` and `add(event)`), kept by this
+        client in `name` under its cache folder. A tiled log reads only the entries added since
+        the kept fold, after a consistency proof shows the log still extends its root (else it
+        starts over); the layout before tiles reads every entry. A fold that meets damage is
+        returned as far as it got and not kept: damage is `audit verify`'s to report."""
         if not self.tiled():
-            out = summ.Summary()
+            out = new()
             for ev, _raw in self.entries(errors=[]):
                 out.add(ev)
             return out
-        path = os.path.join(client_state.cache_dir(self.repository_id), "log-summary.json")
-        kept = summ.load(path)
+        path = os.path.join(client_state.cache_dir(self.repository_id), name)
+        kept = load(path)
         store = self.store()
         head = self.head(store, kept.size if kept is not None else 0)
         if kept is None or not self._extends(store, head, kept.size, kept.root):
-            kept = summ.Summary()
+            kept = new()
         try:
             raws = store.entries(kept.size, head.size, head.size)
             for i, raw in enumerate(raws, kept.size):
                 kept.add(parse_entry(raw, i, f"{store.entry_key(i, head.size)} (event {i})"))
         except IntegrityError:
-            return kept  # damage is `audit verify`'s to report; this fold is not kept
+            return kept
         kept.size, kept.root = head.size, head.root
-        summ.save(path, kept)
+        save(path, kept)
         return kept
 
     def _extends(self, store: TiledStore, head: Head, size: int, root: bytes) -> bool:

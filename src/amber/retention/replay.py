@@ -13,6 +13,8 @@ lets them delete what the log says is locked or held.
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -64,28 +66,145 @@ class Replay:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-
-def replay(entries: Iterable[tuple[dict, bytes]]) -> Replay:
-    """Fold every snapshot's events in log order, judging each forget by the state before it."""
-    out = Replay()
-    for ev, _raw in entries:
+    def add(self, ev: dict) -> None:
+        """One event folded in, in log order; each forget judged by the state before it."""
         sid, kind, at = ev.get("snapshot"), ev.get("type"), _time(ev)
         if not isinstance(sid, str) or at is None or kind not in ("snapshot", "lock", "hold", "release", "forget"):
-            continue  # entries are validated on read: this skips only what validation let through
+            return  # entries are validated on read: this skips only what validation let through
         seq = ev.get("seq")
         d = ev.get("details") if isinstance(ev.get("details"), dict) else {}
-        snap = out.snapshots.setdefault(sid, LoggedSnapshot(sid))
+        snap = self.snapshots.setdefault(sid, LoggedSnapshot(sid))
         if kind == "snapshot":
             snap.tree = d.get("tree")
             ret = d.get("retention")
             if isinstance(ret, dict):  # the snapshot's own lock, folded like a lock event
                 snap.apply(seq, {"type": "lock", "mode": ret.get("mode"), "until": ret.get("until")})
         elif kind == "forget":
-            _judge_forget(out, snap, seq, at, ev, d)
+            _judge_forget(self, snap, seq, at, ev, d)
         else:
             snap.apply(seq, {**d, "type": kind})
             snap.events.append((seq, at, kind, d))
+
+
+def replay(entries: Iterable[tuple[dict, bytes]]) -> Replay:
+    """Fold every snapshot's events in log order, judging each forget by the state before it."""
+    out = Replay()
+    for ev, _raw in entries:
+        out.add(ev)
     return out
+
+
+@dataclass
+class Meaning:
+    """What the checks of the log's meaning need from every event, folded: the first event
+    (does the log begin with the repository?), each snapshot's last `snapshot` and `forget`
+    events, and the replay. The fold of events [0, size) of the log whose root is `root`;
+    a client keeps it between runs (`AuditLog.kept_fold`), so `audit verify` from a
+    remembered checkpoint reads only the events added since."""
+
+    size: int = 0
+    root: bytes = b""
+    first: dict | None = None  # {"type", "time"} of event 0
+    logged: dict[str, dict] = field(default_factory=dict)  # sid -> {"seq", "content_root", "tree"}
+    forgotten: dict[str, int | None] = field(default_factory=dict)  # sid -> seq of its forget, its last word
+    replayed: Replay = field(default_factory=Replay)
+
+    def add(self, ev: dict) -> None:
+        if self.first is None:
+            self.first = {"type": ev.get("type"), "time": ev.get("time")}
+        sid = ev.get("snapshot")
+        if isinstance(sid, str):
+            if ev.get("type") == "snapshot":
+                d = ev.get("details") if isinstance(ev.get("details"), dict) else {}
+                self.logged[sid] = {"seq": ev.get("seq"), "content_root": d.get("content_root"), "tree": d.get("tree")}
+                self.forgotten.pop(sid, None)
+            elif ev.get("type") == "forget":
+                self.forgotten[sid] = ev.get("seq")
+        self.replayed.add(ev)
+
+    def log_start(self) -> _dt.datetime | None:
+        """When the log began, for a log started by an upgrade (records older than it are not
+        in it); None for a log as old as the repository."""
+        if self.first is None or self.first.get("type") == "init":
+            return None
+        try:
+            return from_iso(self.first["time"])
+        except (KeyError, ValueError, TypeError):
+            return None
+
+    def to_json(self) -> dict:
+        return {
+            "v": 1,
+            "size": self.size,
+            "root": self.root.hex(),
+            "first": self.first,
+            "logged": self.logged,
+            "forgotten": self.forgotten,
+            "snapshots": [_snapshot_json(s) for s in self.replayed.snapshots.values()],
+            "errors": self.replayed.errors,
+            "warnings": self.replayed.warnings,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Meaning:
+        rp = Replay(
+            {str(s["sid"]): _snapshot_from_json(s) for s in doc["snapshots"]},
+            [str(e) for e in doc["errors"]],
+            [str(w) for w in doc["warnings"]],
+        )
+        first = doc["first"]
+        return cls(
+            int(doc["size"]),
+            bytes.fromhex(doc["root"]),
+            dict(first) if first is not None else None,
+            {str(k): dict(v) for k, v in doc["logged"].items()},
+            {str(k): v for k, v in doc["forgotten"].items()},
+            rp,
+        )
+
+
+def _snapshot_json(s: LoggedSnapshot) -> dict:
+    ret, hold, reason = s.fold
+    return {
+        "sid": s.sid,
+        "tree": s.tree,
+        "fold": [[ret[0], to_iso(ret[1])] if ret else None, hold, reason],
+        "lock_seq": s.lock_seq,
+        "hold_seq": s.hold_seq,
+        "events": [[seq, to_iso(at), kind, d] for seq, at, kind, d in s.events],
+    }
+
+
+def _snapshot_from_json(doc: dict) -> LoggedSnapshot:
+    ret, hold, reason = doc["fold"]
+    fold: state.Fold = ((str(ret[0]), from_iso(ret[1])) if ret else None, bool(hold), reason)
+    events = [(seq, from_iso(at), str(kind), dict(d)) for seq, at, kind, d in doc["events"]]
+    return LoggedSnapshot(str(doc["sid"]), doc["tree"], fold, doc["lock_seq"], doc["hold_seq"], events)
+
+
+def load_meaning(path: str) -> Meaning | None:
+    """The fold kept at `path`; None if there is none or it cannot be read (then it is rebuilt)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        return Meaning.from_json(doc) if doc.get("v") == 1 else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None
+
+
+def save_meaning(path: str, m: Meaning) -> None:
+    """Replace the file atomically; a client that cannot write it reads more next time."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(m.to_json(), f)
+        os.replace(tmp, path)
+    except (OSError, ValueError, TypeError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def log_protections(entries: Iterable[tuple[dict, bytes]]) -> dict[str, Protection]:
@@ -142,7 +261,7 @@ def _judge_forget(out: Replay, snap: LoggedSnapshot, seq, at: _dt.datetime, ev: 
 
 
 def replay_problems(
-    entries: list[tuple[dict, bytes]],
+    meaning: Meaning,
     records: dict[str, list[dict]],
     stored: Iterable[str],
     stat: Callable[[str], ObjectInfo],
@@ -155,9 +274,9 @@ def replay_problems(
     snapshot's storage protection against what the log gives it — with `record_views` (what the
     lock records say, where the caller checks storage against those itself), only for snapshots
     the log protects more than the records."""
-    rp = replay(entries)
+    rp = meaning.replayed
     errors, warnings = list(rp.errors), list(rp.warnings)
-    since = _log_start(entries)
+    since = meaning.log_start()
     for sid in sorted(set(rp.snapshots) | set(records)):
         logged = rp.snapshots.get(sid, LoggedSnapshot(sid))
         errors += _records_against_log(sid, logged.events, records.get(sid, []), since)
@@ -171,17 +290,6 @@ def replay_problems(
                 continue  # the records ask as much: their own check covers storage
         errors += _storage_against_log(logged, stat, capabilities, now)
     return errors, warnings
-
-
-def _log_start(entries: list[tuple[dict, bytes]]) -> _dt.datetime | None:
-    """When the log began, for a log started by an upgrade (records older than it are not in it);
-    None for a log as old as the repository."""
-    if not entries or entries[0][0].get("type") == "init":
-        return None
-    try:
-        return from_iso(entries[0][0]["time"])
-    except (KeyError, ValueError, TypeError):
-        return None
 
 
 def _records_against_log(sid: str, logged: list, recs: list[dict], since: _dt.datetime | None) -> list[str]:
