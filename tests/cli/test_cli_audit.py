@@ -332,3 +332,30 @@ def test_evidence_verify_of_a_checkpoint_with_non_ascii_text(world, tmp_path):
     env, where = offline(world, tmp_path)
     r = world.run("evidence", "verify", bad, "--public-key", world.vkey, env=env, cwd=where, expect=20)
     assert "checkpoint.txt" in r.stderr, r
+
+
+def meaning_file(repo) -> list:
+    return list(repo.cache.glob("amber/*/log-meaning.json"))
+
+
+def test_verify_from_the_kept_fold_still_names_a_snapshot_deleted_behind_the_log(logged):
+    """`audit verify` keeps the fold of every event it checked (log-meaning.json) and, next time,
+    reads only what was added since: a snapshot document deleted behind the log is named all
+    the same, and so it is when the kept fold is junk (rebuilt from every event)."""
+    logged.run("audit", "verify")
+    (kept,) = meaning_file(logged)
+    before = json.loads(kept.read_text())
+    assert before["size"] == 3 and set(before["logged"]) == {logged.s1, logged.s2}
+    write(logged.src / "third.txt", b"third\n")
+    s3 = logged.backup(logged.src)["snapshot_id"]
+    logged.run("audit", "verify")
+    after = json.loads(kept.read_text())
+    assert after["size"] == 4 and set(after["logged"]) == {logged.s1, logged.s2, s3}
+    victim = logged.repo / "snapshots" / logged.s1
+    os.chmod(victim, 0o644)
+    victim.unlink()
+    for junk in (None, b"{not json", b'{"v": 1, "size": 4, "root": "00", "logged": {}}'):
+        if junk is not None:
+            kept.write_bytes(junk)
+        r = logged.run("audit", "verify", expect=20)
+        assert f"snapshot {logged.s1[:8]} (event" in r.stderr and "deleted behind the log" in r.stderr, r
