@@ -16,7 +16,8 @@ Then, on that repository:
   from tiles and verifies it; wall time and requests;
 - `AuditLog.verify()` from a remembered checkpoint 1,000 events old (the log's
   integrity: consistency proof and the new entries), and `Repository.verify_audit_log()`
-  (what `amber audit verify` runs: that, then the checks of every event's meaning);
+  (what `amber audit verify` runs: that, then the checks of every event's meaning, from the
+  fold of every event the client kept when it verified 1,000 events ago, and with none kept);
 - full verify (`AuditLog.verify(full=True)`, every object under log/): events/s;
 - `amber backup` of an unchanged small tree (the CLI, median of 3) on this repository and
   on one with an empty log; and the same backup in-process (median of 5), which leaves
@@ -37,10 +38,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from amber.audit import merkle
+from amber.audit import merkle, tiles
+from amber.audit.entry import parse_entry
+from amber.check import MEANING_FILE
 from amber.format import layout
 from amber.format.canonical import utf8_json
+from amber.repo import client_state
 from amber.repository import Repository
+from amber.retention.replay import Meaning, save_meaning
 from amber.storage.base import StorageWrapper
 
 PASSWORD = "bench password 1234"
@@ -146,21 +151,41 @@ def remember_back(repo: Repository, back: int) -> int:
     return size
 
 
-def verify_since(path: str, back: int = 1000) -> tuple[float, int, float]:
+def keep_fold_back(repo: Repository, size: int) -> None:
+    """Make the client's kept fold of every event (check.MEANING_FILE) the one of the first
+    `size` events: what it kept when it last ran `audit verify`, at that size."""
+    store = repo.audit.store()
+    head = store.head()
+    m = Meaning()
+    for i, raw in enumerate(store.entries(0, size, head.size)):
+        m.add(parse_entry(raw, i, f"event {i}"))
+    m.size, m.root = size, tiles.frontier_root(store.frontier(size))
+    save_meaning(os.path.join(client_state.cache_dir(repo.audit.repository_id), MEANING_FILE), m)
+
+
+def verify_since(path: str, back: int = 1000) -> tuple[float, int, float, float]:
     """(s, requests) of AuditLog.verify from a checkpoint `back` events old, and the s of
-    Repository.verify_audit_log (the command's work) from there."""
+    Repository.verify_audit_log (the command's work: the log, then the events' meaning) from
+    there, with the fold the client kept `back` events ago and with none (every event read)."""
     repo, counter = counted(path)
-    remember_back(repo, back)
+    size = remember_back(repo, back)
     t0 = time.perf_counter()
     rep = repo.audit.verify(remember=False)
     took = time.perf_counter() - t0
     assert rep.ok, rep.errors[:3]
     reads = counter.count
+    keep_fold_back(repo, size)
     t0 = time.perf_counter()
     rep = repo.verify_audit_log(remember=False)
     command = time.perf_counter() - t0
     assert rep.ok, rep.errors[:3]
-    return took, reads, command
+    os.unlink(os.path.join(client_state.cache_dir(repo.audit.repository_id), MEANING_FILE))
+    remember_back(repo, back)
+    t0 = time.perf_counter()
+    rep = repo.verify_audit_log(remember=False)
+    cold = time.perf_counter() - t0
+    assert rep.ok, rep.errors[:3]
+    return took, reads, command, cold
 
 
 def full_verify(path: str) -> tuple[float, float]:
@@ -252,6 +277,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, nargs="*", default=[1000, 100_000])
     ap.add_argument("--dir", default=None)
     ap.add_argument("--full-max", type=int, default=10**6, help="run the full verify only up to this many events")
+    ap.add_argument("--keep", action="store_true", help="keep each log built (in --dir), and grow a kept one on")
     ap.add_argument("--s3", type=int, default=0, help="also count requests on S3 (moto) with a log of this many events")
     a = ap.parse_args()
     base = Path(a.dir or tempfile.mkdtemp(prefix="logbench-"))
@@ -264,28 +290,30 @@ def main() -> None:
     empty_lib = library_backup(empty, src)
     print(
         "| events | build (s) | append: requests mean / max | append CPU (ms) | inclusion proof (ms / requests) "
-        "| verify from 1,000 back (s / requests) | `audit verify` work from 1,000 back (s) "
+        "| verify from 1,000 back (s / requests) | `audit verify` work from 1,000 back (s): kept fold / none "
         "| full verify (s, events/s) | `amber backup` unchanged (s): this log / empty log "
         "| library backup unchanged (s): this log / empty log |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n in a.events:
         path = str(base / f"log-{n}")
-        Repository.init(path, PASSWORD, kdf_n=KDF_N)
-        build = grow(path, n)
+        if not (a.keep and os.path.isdir(path)):
+            Repository.init(path, PASSWORD, kdf_n=KDF_N)
+        build = grow(path, n)  # from where a kept log stopped
         mean_r, max_r, cpu = appends(path)
         proof_ms, proof_r = inclusion(path)
-        since_s, since_r, command_s = verify_since(path)
+        since_s, since_r, command_s, cold_s = verify_since(path)
         full_s, rate = full_verify(path) if n <= a.full_max else (float("nan"), float("nan"))
         backup_s = cli_backup(path, src, base / f"home-{n}")
         lib_s = library_backup(path, src)
         print(
             f"| {n:,} | {build:.0f} | {mean_r:.1f} / {max_r} | {cpu:.1f} | {proof_ms:.1f} / {proof_r} "
-            f"| {since_s:.2f} / {since_r} | {command_s:.1f} | {full_s:.1f}, {rate:,.0f} "
+            f"| {since_s:.2f} / {since_r} | {command_s:.2f} / {cold_s:.1f} | {full_s:.1f}, {rate:,.0f} "
             f"| {backup_s:.2f} / {empty_backup:.2f} | {lib_s:.3f} / {empty_lib:.3f} |",
             flush=True,
         )
-        shutil.rmtree(path, ignore_errors=True)
+        if not a.keep:
+            shutil.rmtree(path, ignore_errors=True)
     if a.s3:
         s3_requests(a.s3, min(1000, a.s3 // 2))
 
