@@ -18,10 +18,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..clock import from_iso, to_iso
 from ..repo.settings import logged_settings
+
+T = TypeVar("T")
 
 
 def _time(value: object) -> _dt.datetime | None:
@@ -114,21 +118,34 @@ class Summary:
 
 def load(path: str) -> Summary | None:
     """The summary kept at `path`; None if there is none or it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-        return Summary.from_json(doc) if doc.get("v") == 1 else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    return load_kept(path, Summary.from_json)
 
 
 def save(path: str, summary: Summary) -> None:
+    save_kept(path, summary.to_json())
+
+
+def load_kept(path: str, from_json: Callable[[dict], T]) -> T | None:
+    """A fold a client keeps as JSON (`v`: 1); None if there is none or it cannot be read
+    (the caller then folds every event again)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        return from_json(doc) if doc.get("v") == 1 else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None
+
+
+def save_kept(path: str, doc: dict) -> None:
     """Replace the file atomically; a client that cannot write it reads more next time."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(summary.to_json(), f)
+            json.dump(doc, f)
         os.replace(tmp, path)
-    except OSError:
-        pass
+    except (OSError, ValueError, TypeError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

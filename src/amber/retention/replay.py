@@ -13,13 +13,12 @@ lets them delete what the log says is locked or held.
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..audit.log import AuditLog
+from ..audit.summary import load_kept, save_kept
 from ..clock import from_iso, to_iso
 from ..errors import NotFound
 from ..format import layout
@@ -184,27 +183,11 @@ def _snapshot_from_json(doc: dict) -> LoggedSnapshot:
 
 def load_meaning(path: str) -> Meaning | None:
     """The fold kept at `path`; None if there is none or it cannot be read (then it is rebuilt)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-        return Meaning.from_json(doc) if doc.get("v") == 1 else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
-        return None
+    return load_kept(path, Meaning.from_json)
 
 
 def save_meaning(path: str, m: Meaning) -> None:
-    """Replace the file atomically; a client that cannot write it reads more next time."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(m.to_json(), f)
-        os.replace(tmp, path)
-    except (OSError, ValueError, TypeError):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    save_kept(path, m.to_json())
 
 
 def log_protections(entries: Iterable[tuple[dict, bytes]]) -> dict[str, Protection]:
