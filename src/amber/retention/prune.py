@@ -205,8 +205,8 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
         live = [b for b in blobs if b in sv.used]
         if not live:
             sv.doomed.add(pid)
-        elif 1 - len(live) / len(blobs) >= REPACK_UNUSED:
-            sv.repack.append(pid)
+        elif 1 - len(live) / len(blobs) >= REPACK_UNUSED and not any(repo.blobs.is_damaged(b, pid) for b in live):
+            sv.repack.append(pid)  # never a pack whose damaged copy is the only one: it cannot be read
     return sv
 
 
