@@ -41,7 +41,13 @@ def test_a_damage_record_round_trips(time, found_by, host, pairs):
 
 
 @FAST
-@given(st.recursive(st.none() | st.integers() | st.text(max_size=5), lambda c: st.lists(c) | st.dictionaries(st.text(max_size=8), c), max_leaves=15))
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c) | st.dictionaries(st.text(max_size=8), c),
+        max_leaves=15,
+    )
+)
 def test_a_junk_damage_record_is_an_integrity_error(value):
     doc = {"v": 1, "time": "2026-01-01T00:00:00Z", "found_by": "x", "damaged": value}
     try:

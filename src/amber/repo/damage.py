@@ -113,7 +113,12 @@ def classify(
     pairs = {**recorded, **found}
     for (blob, pack), why in sorted(pairs.items()):
         where = index.pack_of(blob)
-        if (blob, pack) not in found and read is not None and pack in read and (where == pack or pack in spares.get(blob, ())):
+        if (
+            (blob, pack) not in found
+            and read is not None
+            and pack in read
+            and (where == pack or pack in spares.get(blob, ()))
+        ):
             verdict.refuted.append((blob, pack, why))
             continue
         bad.setdefault(blob, set()).add(pack)

@@ -42,8 +42,9 @@ def verify_pack(
     read whole. `indexed`: per blob the index places in it, (id, type, compression, offset,
     length, raw length). Blobs its header lists that the index places elsewhere (another copy
     is preferred, repo/damage.py) are checked too: those that read correctly are the spare
-    copies. A damaged header makes every indexed blob of the pack count as damaged: without
-    it the pack cannot be indexed again, so those blobs are stored again by the next backup."""
+    copies. A damaged header makes every indexed blob of the pack count as damaged, and so
+    does an index entry the header contradicts: either way the pack cannot be indexed again
+    from its header, so those blobs are stored again by the next backup."""
     problems: list[str] = []
     bad: list[tuple[bytes, str]] = []
     if blake3.blake3(data).digest() != pack_id:
@@ -58,17 +59,16 @@ def verify_pack(
     short = pack_id.hex()[:16]
     for bid, typ, comp, offset, length, raw_length in indexed:
         h = entries.pop(bid, None)
-        if header is not None and (h is None or h.offset != offset or h.length != length):
-            problems.append(f"blob {bid.hex()[:16]} is indexed here but not in the pack header")
-        why = _open(sealer, id_key, view, f"blob {bid.hex()[:16]} in pack {short}", bid, typ, comp, offset, length, raw_length)
+        why = _open(sealer, id_key, view, short, (bid, typ, comp, offset, length, raw_length))
         if why is None and header is None:
             why = f"blob {bid.hex()[:16]} in pack {short}: the pack's header is damaged"
+        elif why is None and (h is None or h.offset != offset or h.length != length):
+            why = f"blob {bid.hex()[:16]} is indexed here but not in the pack header"
         if why is not None:
             bad.append((bid, why))
     spares = []
     for e in entries.values():
-        what = f"blob {e.id.hex()[:16]} in pack {short}"
-        why = _open(sealer, id_key, view, what, e.id, e.type, e.comp, e.offset, e.length, e.raw_length)
+        why = _open(sealer, id_key, view, short, (e.id, e.type, e.comp, e.offset, e.length, e.raw_length))
         if why is None:
             spares.append(e.id)
         else:
@@ -76,8 +76,11 @@ def verify_pack(
     return problems, bad, spares
 
 
-def _open(sealer: Sealer, id_key: bytes, view, what: str, bid: bytes, typ, comp, offset, length, raw_length) -> str | None:
-    """What is wrong with one blob where it lies in a pack read whole, or None."""
+def _open(sealer: Sealer, id_key: bytes, view, pack: str, blob: tuple) -> str | None:
+    """What is wrong with one blob, (id, type, compression, offset, length, raw length), where
+    it lies in a pack read whole (`view`; `pack` is its short id), or None."""
+    bid, typ, comp, offset, length, raw_length = blob
+    what = f"blob {bid.hex()[:16]} in pack {pack}"
     try:
         if offset + length > len(view):
             raise IntegrityError(f"{what}: truncated pack")

@@ -276,7 +276,8 @@ class Restorer(Placement):
         except (NotFound, AmberError) as err:
             for it in group:
                 if isinstance(err, NotFound):  # a pack the index names is gone: damage
-                    self.store.note_damage(it[1], pack_id, f"blob {it[1].hex()[:16]}: pack {pack_id.hex()[:16]} is missing")
+                    missing = f"blob {it[1].hex()[:16]}: pack {pack_id.hex()[:16]} is missing"
+                    self.store.note_damage(it[1], pack_id, missing)
                 self._fail(it[3], f"pack {pack_id.hex()[:16]}: {err}")
             return
         if self.procs is not None:
