@@ -217,3 +217,23 @@ def test_a_repository_that_refuses_the_record_warns_and_keeps_the_result(damaged
     assert "could not be recorded" in r.stderr, r
     assert "Traceback" not in r.stderr
     blocker.unlink()
+
+
+def test_a_healed_blob_keeps_the_lock_and_hold_of_the_snapshots_that_use_it(repo, tmp_path):
+    src = tmp_path / "src"
+    data = os.urandom(256 << 10)
+    write(src / "victim.bin", data)
+    sid = repo.backup(src, args=("--retain", "60d"))["snapshot_id"]
+    repo.run("hold", sid, "--reason", "litigation")
+    (pack,) = [p for p in packs(repo.repo) if p.stat().st_size > 200 << 10]
+    flip_bit(pack, pack.stat().st_size // 2, 6)
+    repo.run("check", "--read-data", expect=20)
+
+    # the healing backup is locked for a day only: its new pack must still carry 60 days and the hold
+    assert repo.backup(src, args=("--retain", "1d"))["bytes_added"] > 200 << 10
+    doc = repo.json("check", "--read-data", quiet=False)
+    assert doc["ok"] and doc["damage_healed"], doc
+    assert not any("protection" in w and "shorter" in w for w in doc["warnings"]), doc
+    target = tmp_path / "restored"
+    repo.run("restore", sid, "--target", target, "--verify")
+    assert (target / str(src / "victim.bin").lstrip("/")).read_bytes() == data

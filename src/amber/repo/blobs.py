@@ -99,6 +99,8 @@ class BlobStore:
         # blob -> packs whose copy of it is damaged (repo/damage.py): never dedup against, read others first
         self.damaged: dict[bytes, frozenset[bytes]] = {}
         self.found_damage: dict[tuple[bytes, bytes], str] = {}  # found by this client, not yet recorded
+        self.heals: dict[bytes, set[bytes]] = {}  # pack written -> damaged packs whose blobs it stores again
+        self._healing: dict[bytes, frozenset[bytes]] = {}  # blob claimed -> its damaged copies' packs
         self._session: WriteSession | None = None
         self._mu = threading.Lock()
         self._inflight: set[bytes] = set()
@@ -185,6 +187,13 @@ class BlobStore:
         packs = self.damaged.get(blob_id)
         return packs is not None and pack in packs
 
+    def take_heals(self) -> dict[bytes, set[bytes]]:
+        """The packs written since the last call that store blobs again whose copies were
+        damaged, each with the damaged packs (see `retention.locks.carry_protection`)."""
+        with self._mu:
+            heals, self.heals = self.heals, {}
+        return heals
+
     def note_damage(self, blob_id: bytes, pack: bytes, problem: str) -> None:
         """A reader found this copy damaged: never deduplicate against it, read another copy
         first, and have the command record it (repo/damage.py)."""
@@ -200,6 +209,9 @@ class BlobStore:
             if self.has(blob_id) or blob_id in self._inflight:
                 return False
             self._inflight.add(blob_id)
+            damaged = self.damaged.get(blob_id) if self.damaged else None
+            if damaged is not None and self.index.pack_of(blob_id) is not None:
+                self._healing[blob_id] = damaged  # stored again: the new pack inherits their protection
             return True
 
     def add(self, blob_type: int, blob_id: bytes, data) -> int:
@@ -270,12 +282,18 @@ class BlobStore:
             with self._mu:  # these blobs were never stored: a retry must store them again
                 for e in p.entries:
                     self._inflight.discard(e.id)
+                    self._healing.pop(e.id, None)
             raise
         del data
         entries = p.entries
         with self._mu:
             self.index.put_pack(pack_id, entries)
             self._inflight.difference_update([e.id for e in entries])
+            if self._healing:
+                for e in entries:
+                    damaged = self._healing.pop(e.id, None)
+                    if damaged is not None:
+                        self.heals.setdefault(pack_id, set()).update(damaged)
             self.bytes_added += len(header) + 4
             self.packs_written += 1
             self._written.append((pack_id, entries))
@@ -304,6 +322,7 @@ class BlobStore:
             self._uploads = []
             self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
             self._inflight.clear()
+            self._healing.clear()
             # _written stays: packs stored before a failure still get their index file
 
     def wait_uploads(self) -> None:
