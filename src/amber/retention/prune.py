@@ -344,7 +344,11 @@ def _repack(repo: Pruned, session, pid: bytes, live: list[bytes]) -> None:
     data = repo.storage.get(layout.pack(pid))
     for bid in live:
         e = blobs.index[bid]
-        plain = blobs.open_blob(bid, e, data[e.offset : e.offset + e.length])
+        try:
+            plain = blobs.open_blob(bid, e, data[e.offset : e.offset + e.length])
+        except IntegrityError as err:
+            blobs.note_damage(bid, pid, str(err))  # recorded when the command ends: a backup heals it
+            raise
         del blobs.index[bid]  # so add() stores it again, in a new pack
         session.add(e.type, bid, plain)
 
