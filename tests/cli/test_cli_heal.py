@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import PASSWORD, environment, flip_bit, packs, write
+from cli_helpers import PASSWORD, environment, flip_bit, packs, truncate, write
 
 pytestmark = pytest.mark.subprocess
 
@@ -126,6 +126,29 @@ def test_a_deleted_pack_heals_too(damaged, tmp_path):
     assert repo.backup(repo.src)["bytes_added"] > 200 << 10
     doc = repo.json("check", "--read-data", quiet=False)
     assert doc["ok"] and not doc["damage_unhealed"], doc
+    _restore_matches(repo, repo.sid, tmp_path / "restored")
+
+
+def test_a_damaged_pack_header_heals_by_storing_its_blobs_again(damaged, tmp_path):
+    repo = damaged
+    flip_bit(repo.data_pack, repo.data_pack.stat().st_size - 20)  # inside the sealed header
+    doc = repo.json("check", "--read-data", expect=20, quiet=False)
+    assert {d["pack"] for d in doc["damage_unhealed"]} == {repo.data_pack.name}, doc
+    _restore_matches(repo, repo.sid, tmp_path / "still-readable")  # the blobs themselves are intact
+    assert repo.backup(repo.src)["bytes_added"] > 200 << 10
+    doc = repo.json("check", "--read-data", quiet=False)
+    assert doc["ok"] and doc["damage_healed"] and not doc["damage_unhealed"], doc
+    _restore_matches(repo, repo.sid, tmp_path / "restored")
+
+
+def test_a_truncated_pack_heals_too(damaged, tmp_path):
+    repo = damaged
+    truncate(repo.data_pack, repo.data_pack.stat().st_size // 3)
+    r = repo.run("check", "--read-data", expect=20)
+    assert repo.victim in r.stderr, r
+    assert repo.backup(repo.src)["bytes_added"] > 200 << 10
+    doc = repo.json("check", "--read-data", quiet=False)
+    assert doc["ok"] and doc["damage_healed"] and not doc["damage_unhealed"], doc
     _restore_matches(repo, repo.sid, tmp_path / "restored")
 
 
