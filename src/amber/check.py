@@ -108,7 +108,7 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
     rep.errors.extend(f"index {e}" for e in repo.index_errors)
     rep.errors.extend(repo.damage.problems)
     damaged_blobs: set[bytes] = set()
-    found = _Found()
+    found = damagerec.Found()
     stored_packs = _stored_packs(repo.storage, rep)
     indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, found)
     # every pack is read (decrypting, decompressing and hashing: native code, without the GIL)
@@ -145,21 +145,8 @@ def _stored_packs(storage: Storage, rep: CheckReport) -> dict[bytes, int]:
     return stored
 
 
-@dataclass
-class _Found:
-    """What this check found wrong with packs: each pack's problems (as messages), and the
-    spare copies `check --read-data` read correctly (blob -> packs). Damaged blob copies
-    go to the blob store (`note_damage`), which the command then records."""
-
-    problems: dict[bytes, list[str]] = field(default_factory=dict)
-    spares: dict[bytes, set[bytes]] = field(default_factory=dict)
-
-    def pack(self, pid: bytes, problem: str) -> None:
-        self.problems.setdefault(pid, []).append(problem)
-
-
 def _indexed_packs(
-    blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, found: _Found
+    blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, found: damagerec.Found
 ) -> dict[bytes, list[tuple]]:
     """Packs the index names, each with its blobs as (id, type, compression, offset, length,
     raw length): missing or truncated ones are damage; unindexed ones a warning."""
@@ -458,13 +445,13 @@ class _PackReader:
             problems, bad, spares = packcheck.verify_pack(self.sealer, self.id_key, pid, data, indexed)
         return pid, problems, bad, spares, len(data)
 
-    def report(self, rep: CheckReport, found: _Found, progress: Progress | None) -> None:
+    def report(self, rep: CheckReport, found: damagerec.Found, progress: Progress | None) -> None:
         for pid, problems, bad, spares, n in self.results:
             rep.packs_read += 1
             rep.bytes_read += n
             key = layout.pack(pid)
             for p in problems:
-                found.pack(pid, f"{key}: {p}")
+                found.pack(pid, f"{key}: {p}", read=n > 0)
             for bid, why in bad:
                 found.pack(pid, f"{key}: {why}")
                 self.blobs.note_damage(bid, pid, why)
@@ -480,40 +467,17 @@ class _PackReader:
 
 
 def _report_damage(
-    repo: Checked, found: _Found, read: set[bytes] | None, rep: CheckReport, damaged_blobs: set[bytes]
+    repo: Checked, found: damagerec.Found, read: set[bytes] | None, rep: CheckReport, damaged_blobs: set[bytes]
 ) -> None:
-    """Sort every damaged blob copy, recorded or found now (repo/damage.py), and report it:
-    a pack with damage not healed is an error with every problem found in it; healed damage
-    is a warning naming the good copy. A pack's problems that no damaged blob copy explains
-    (a changed byte nowhere a blob is) stay errors."""
-    verdict = damagerec.classify(repo.blobs.index, repo.damage.notes, dict(repo.blobs.found_damage), found.spares, read)
-    unhealed = verdict.unhealed_packs()
-    explained = unhealed | {p for _b, p, _c, _w in verdict.healed}
-    for pid, problems in found.problems.items():
-        if pid in unhealed or pid not in explained:
-            shown = problems[:5] + ([f"… {len(problems) - 5} more"] if len(problems) > 5 else [])
-            rep.errors.extend(shown)
-            rep.damaged_packs.append(pid.hex())
-    for blob, pid, why in verdict.unhealed:
-        rep.damage_unhealed.append({"blob": blob.hex(), "pack": pid.hex(), "problem": why})
-        damaged_blobs.add(blob)
-        if pid not in found.problems:  # known from a damage record only
-            rep.errors.append(
-                f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({why}), not healed yet: "
-                "the next backup of a file using it stores it again"
-            )
-            rep.damaged_packs.append(pid.hex())
-    for blob, pid, copy, why in verdict.healed:
-        rep.damage_healed.append({"blob": blob.hex(), "pack": pid.hex(), "copy": copy.hex(), "problem": why})
-        rep.warnings.append(
-            f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({why}); healed: "
-            f"a good copy is in pack {copy.hex()[:16]}"
-        )
-    for blob, pid, why in verdict.refuted:
-        rep.warnings.append(
-            f"blob {blob.hex()[:16]} in pack {pid.hex()} is recorded damaged ({why}) but reads correctly: "
-            "a backup stores another copy of it, nothing is lost"
-        )
+    """Every damaged blob copy, recorded or found now, sorted out (repo/damage.py): damage not
+    healed is an error, traced to its files; healed damage a warning naming the good copy."""
+    out = damagerec.report(repo.blobs.index, repo.damage.notes, dict(repo.blobs.found_damage), found, read)
+    rep.errors.extend(out.errors)
+    rep.warnings.extend(out.warnings)
+    rep.damaged_packs.extend(out.damaged_packs)
+    rep.damage_healed.extend(out.healed)
+    rep.damage_unhealed.extend(out.unhealed)
+    damaged_blobs.update(out.unhealed_blobs)
 
 
 def _trace(repo: Checked, snaps: list[Snapshot], damaged: set[bytes], rep: CheckReport) -> None:

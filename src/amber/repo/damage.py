@@ -85,6 +85,73 @@ def record(
 
 
 @dataclass
+class Found:
+    """What a check found wrong with packs: each pack's problems (as messages), and the spare
+    copies `check --read-data` read correctly (blob -> packs). Damaged blob copies go to the
+    blob store (`note_damage`), which the command then records."""
+
+    problems: dict[bytes, list[str]] = field(default_factory=dict)
+    spares: dict[bytes, set[bytes]] = field(default_factory=dict)
+    unread: set[bytes] = field(default_factory=set)  # packs that could not be read: never explained
+
+    def pack(self, pid: bytes, problem: str, *, read: bool = True) -> None:
+        self.problems.setdefault(pid, []).append(problem)
+        if not read:
+            self.unread.add(pid)
+
+
+@dataclass
+class Report:
+    """What `check` says about damage: errors, warnings, the packs with damage not healed, the
+    `check --json` lists, and the blobs not healed (traced to their files)."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    damaged_packs: list[str] = field(default_factory=list)
+    healed: list[dict] = field(default_factory=list)  # {"blob", "pack", "copy", "problem"}
+    unhealed: list[dict] = field(default_factory=list)  # {"blob", "pack", "problem"}
+    unhealed_blobs: set[bytes] = field(default_factory=set)
+
+
+def report(
+    index: BlobIndex, recorded: dict[Pair, str], found_pairs: dict[Pair, str], found: Found, read: set[bytes] | None
+) -> Report:
+    """A pack with damage not healed is an error with every problem found in it; healed damage
+    is a warning naming the good copy. A pack's problems that no damaged blob copy explains
+    (bytes changed where no blob lies) stay errors. See `classify` for the arguments."""
+    verdict = classify(index, recorded, found_pairs, found.spares, read)
+    out = Report()
+    unhealed = verdict.unhealed_packs()
+    explained = unhealed | {p for _b, p, _c, _w in verdict.healed}
+    for pid, problems in found.problems.items():
+        if pid in unhealed or pid not in explained or pid in found.unread:
+            out.errors.extend(problems[:5] + ([f"… {len(problems) - 5} more"] if len(problems) > 5 else []))
+            out.damaged_packs.append(pid.hex())
+    for blob, pid, why in verdict.unhealed:
+        out.unhealed.append({"blob": blob.hex(), "pack": pid.hex(), "problem": why})
+        out.unhealed_blobs.add(blob)
+        if pid not in found.problems:  # known from a damage record, or from a tree read
+            out.errors.append(
+                f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({why}), not healed yet: "
+                "the next backup of a file using it stores it again"
+            )
+            if pid.hex() not in out.damaged_packs:
+                out.damaged_packs.append(pid.hex())
+    for blob, pid, copy, why in verdict.healed:
+        out.healed.append({"blob": blob.hex(), "pack": pid.hex(), "copy": copy.hex(), "problem": why})
+        out.warnings.append(
+            f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({why}); healed: "
+            f"a good copy is in pack {copy.hex()[:16]}"
+        )
+    for blob, pid, why in verdict.refuted:
+        out.warnings.append(
+            f"blob {blob.hex()[:16]} in pack {pid.hex()} is recorded damaged ({why}) but reads correctly: "
+            "a backup stores another copy of it, nothing is lost"
+        )
+    return out
+
+
+@dataclass
 class Verdict:
     """Every damaged copy known, sorted out: healed (a good copy exists elsewhere), not
     healed, or refuted (recorded, but `check --read-data` read that copy correctly)."""
