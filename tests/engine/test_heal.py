@@ -138,3 +138,49 @@ def test_restore_worker_processes_report_damage(backed_up, repo_path, tmp_path, 
     fresh.restore(fresh.find_snapshot(snap.id), str(tmp_path / "again"), verify=True)
     with open(os.path.join(tmp_path / "again", src.lstrip("/"), "unique.bin"), "rb") as f:
         assert f.read() == open(os.path.join(src, "unique.bin"), "rb").read()
+
+
+def _index_of(**where: bytes) -> tuple[BlobIndex, dict[str, bytes]]:
+    """An index placing each named blob (a 32-byte id made from its name) in the given pack."""
+    index, ids = BlobIndex(), {}
+    for name, pack in where.items():
+        ids[name] = name.encode().ljust(32, b".")
+        index.put_pack(pack, [_entry(ids[name])])
+    return index, ids
+
+
+def test_check_sorts_damage_into_healed_unhealed_and_refuted():
+    bad_pack, good_pack, other = b"A" * 32, b"B" * 32, b"C" * 32
+    index, ids = _index_of(healed=good_pack, lost=bad_pack, fine=other)
+    recorded = {(ids["healed"], bad_pack): "rot", (ids["lost"], bad_pack): "rot", (ids["fine"], other): "made up"}
+    found = damage.Found()
+    found.pack(bad_pack, "pack A: content does not match its name")
+    # this check read `lost` in its pack and found it damaged (again); `fine` it read correctly
+    again = {(ids["lost"], bad_pack): "tag mismatch"}
+    out = damage.report(index, recorded, again, found, read={bad_pack, good_pack, other})
+    assert [(d["blob"], d["pack"]) for d in out.unhealed] == [(ids["lost"].hex(), bad_pack.hex())]
+    assert [(d["blob"], d["copy"]) for d in out.healed] == [(ids["healed"].hex(), good_pack.hex())]
+    assert out.damaged_packs == [bad_pack.hex()] and out.unhealed_blobs == {ids["lost"]}
+    assert any("reads correctly" in w for w in out.warnings)  # the record naming a good copy
+    assert any("content does not match" in e for e in out.errors)
+
+
+def test_a_pack_whose_damage_is_all_healed_passes_unless_it_could_not_be_read():
+    bad_pack, good_pack = b"A" * 32, b"B" * 32
+    index, ids = _index_of(blob=good_pack)
+    recorded = {(ids["blob"], bad_pack): "rot"}
+    found = damage.Found()
+    found.pack(bad_pack, "content does not match its name")
+    out = damage.report(index, recorded, {}, found, read={bad_pack, good_pack})
+    assert out.errors == [] and out.healed and out.damaged_packs == []
+    found = damage.Found()
+    found.pack(bad_pack, "cannot read: connection reset", read=False)
+    out = damage.report(index, recorded, {}, found, read={bad_pack, good_pack})
+    assert out.errors == ["cannot read: connection reset"] and out.damaged_packs == [bad_pack.hex()]
+
+
+def test_without_read_data_a_recorded_copy_is_never_refuted():
+    pack = b"A" * 32
+    index, ids = _index_of(blob=pack)
+    out = damage.report(index, {(ids["blob"], pack): "rot"}, {}, damage.Found(), read=None)
+    assert out.unhealed and out.errors and not out.warnings
