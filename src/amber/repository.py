@@ -601,6 +601,9 @@ class Repository:
                     ok=rep.ok,
                     errors=len(rep.errors),
                     damaged_packs=rep.damaged_packs[:100],
+                    damage_recorded=rep.damage_recorded,
+                    damage_healed=len(rep.damage_healed),
+                    damage_unhealed=len(rep.damage_unhealed),
                 )
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")

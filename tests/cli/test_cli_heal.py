@@ -69,6 +69,9 @@ def test_a_flipped_byte_is_recorded_then_healed_by_the_next_backup(damaged, tmp_
     r = repo.run("check", "--read-data")
     assert "healed" in r.stderr and repo.data_pack.name in r.stderr, r
     repo.run("check")
+    checks = [e["details"] for e in repo.json("audit", "log") if e["type"] == "check"]
+    assert checks[0]["damage_recorded"] >= 1 and checks[0]["damage_unhealed"] >= 1
+    assert checks[-1]["damage_healed"] >= 1 and checks[-1]["damage_unhealed"] == 0 and checks[-1]["ok"]
 
     # the old snapshot reads the good copy
     _restore_matches(repo, repo.sid, tmp_path / "restored-old")
