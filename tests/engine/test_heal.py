@@ -10,13 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from amber.crypto.aead import Sealer
 from amber.errors import IntegrityError, RestoreFailed
 from amber.format import damage as damagefmt
 from amber.format import layout
 from amber.format.pack import BLOB_DATA, PackEntry
 from amber.repo import damage, packcheck
 from amber.repo.blobindex import BlobIndex
+from amber.repo.records import Records
 from amber.restore import restorer
+from amber.storage.memory import MemoryStorage
 
 from .helpers import open_repo, small_tree
 
@@ -54,6 +57,18 @@ def test_a_junk_damage_record_is_an_integrity_error(value):
         damagefmt.validate(doc, "damage/x")
     except IntegrityError as e:
         assert "damage/x" in str(e)
+
+
+@FAST
+@given(found_by=TEXT, pairs=st.lists(st.tuples(HEX, HEX, TEXT), min_size=1, max_size=5))
+def test_a_sealed_damage_record_round_trips_and_is_found_by_its_name(found_by, pairs):
+    records = Records(MemoryStorage(), Sealer(b"k" * 32))
+    doc = damagefmt.document("2026-12-02T00:00:00Z", found_by, "host", pairs)
+    name = records.put(damage.DAMAGE, doc, layout.damage_record)
+    assert records.get(damage.DAMAGE, layout.damage_record(name)) == doc
+    loaded = damage.load(records)
+    assert loaded.problems == []
+    assert set(loaded.notes) == {(bytes.fromhex(b), bytes.fromhex(p)) for b, p, _w in pairs}
 
 
 def test_a_sealed_record_round_trips_through_storage(repo):
