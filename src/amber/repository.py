@@ -242,7 +242,9 @@ class Repository:
         """Write what this client found damaged since the last record (repo/damage.py) as a
         damage record; returns how many blob copies it names. A storage that refuses the
         write is reported through `warn`: the command's own result stands."""
-        found = {p: why for p, why in self.blobs.found_damage.items() if p not in self.damage.notes}
+        for pair in [p for p in self.blobs.found_damage if p in self.damage.notes]:
+            del self.blobs.found_damage[pair]  # recorded already
+        found = dict(self.blobs.found_damage)
         if not found:
             return 0
         written = damage.record(
