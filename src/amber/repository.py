@@ -251,7 +251,7 @@ class Repository:
             self.records, found, found_by, to_iso(self.clock.now()), socket.gethostname(), self.warn
         )
         for pair in written:
-            self.damage.notes.setdefault(pair, f"found by {found_by}: {found[pair]}")
+            self.damage.notes.setdefault(pair, f"{found[pair]}; found by {found_by}")
             self.blobs.found_damage.pop(pair, None)
         return len(written)
 

@@ -58,7 +58,7 @@ def load(records: Records) -> Recorded:
         by = f"found by {doc['found_by']} at {doc['time']}"
         for pair, entry in zip(damagefmt.pairs(doc), doc["damaged"], strict=True):
             why = entry.get("problem")
-            out.notes.setdefault(pair, f"{by}: {why}" if why else by)
+            out.notes.setdefault(pair, f"{_reason(why, pair[0])}; {by}" if why else by)
     return out
 
 
@@ -132,7 +132,7 @@ def report(
         out.unhealed_blobs.add(blob)
         if pid not in found.problems:  # known from a damage record, or from a tree read
             out.errors.append(
-                f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({why}), not healed yet: "
+                f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({_reason(why, blob)}), not healed yet: "
                 "the next backup of a file using it stores it again"
             )
             if pid.hex() not in out.damaged_packs:
@@ -140,13 +140,13 @@ def report(
     for blob, pid, copy, why in verdict.healed:
         out.healed.append({"blob": blob.hex(), "pack": pid.hex(), "copy": copy.hex(), "problem": why})
         out.warnings.append(
-            f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({why}); healed: "
+            f"blob {blob.hex()[:16]} in pack {pid.hex()}: damaged ({_reason(why, blob)}); healed: "
             f"a good copy is in pack {copy.hex()[:16]}"
         )
     for blob, pid, why in verdict.refuted:
         out.warnings.append(
-            f"blob {blob.hex()[:16]} in pack {pid.hex()} is recorded damaged ({why}) but reads correctly: "
-            "a backup stores another copy of it, nothing is lost"
+            f"blob {blob.hex()[:16]} in pack {pid.hex()} is recorded damaged ({_reason(why, blob)}) but reads "
+            "correctly: a backup stores another copy of it, nothing is lost"
         )
     return out
 
@@ -204,3 +204,9 @@ def _good_copy(indexed: bytes | None, spares: set[bytes], bad: set[bytes]) -> by
     if indexed is not None and indexed not in bad:
         return indexed
     return next((s for s in sorted(spares) if s not in bad), None)
+
+
+def _reason(why: str, blob: bytes) -> str:
+    """A problem without the "blob … in pack …: " its message starts with (the line names both)."""
+    head = f"blob {blob.hex()[:16]}"
+    return why.split(": ", 1)[1] if why.startswith(head) and ": " in why else why
