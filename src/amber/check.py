@@ -470,8 +470,11 @@ def _report_damage(
     repo: Checked, found: damagerec.Found, read: set[bytes] | None, rep: CheckReport, damaged_blobs: set[bytes]
 ) -> None:
     """Every damaged blob copy, recorded or found now, sorted out (repo/damage.py): damage not
-    healed is an error, traced to its files; healed damage a warning naming the good copy."""
-    out = damagerec.report(repo.blobs.index, repo.damage.notes, dict(repo.blobs.found_damage), found, read)
+    healed is an error, traced to its files; healed damage a warning naming the good copy.
+    Copies in packs prune has deleted since (tombstoned) are history, not damage."""
+    gone = repo.blobs.tombstones
+    recorded = {pair: why for pair, why in repo.damage.notes.items() if pair[1] not in gone}
+    out = damagerec.report(repo.blobs.index, recorded, dict(repo.blobs.found_damage), found, read)
     rep.errors.extend(out.errors)
     rep.warnings.extend(out.warnings)
     rep.damaged_packs.extend(out.damaged_packs)

@@ -80,10 +80,15 @@ def test_a_flipped_byte_is_recorded_then_healed_by_the_next_backup(damaged, tmp_
     # a third backup stores nothing again: healed stays healed
     assert repo.backup(repo.src)["bytes_added"] < 64 << 10
 
-    # prune keeps the good copy: nothing the user backed up is lost
-    repo.run("prune")
+    # prune keeps the good copy and moves the damaged pack's good blobs out: the damaged pack goes,
+    # and nothing the user backed up is lost
+    pruned = repo.json("prune")
+    assert repo.data_pack.name in pruned["packs_repacked"] and repo.data_pack.name in pruned["packs_deleted"]
+    assert not repo.data_pack.exists()
     _restore_matches(repo, repo.sid, tmp_path / "restored-after-prune")
-    assert repo.json("check", "--read-data", quiet=False)["ok"]
+    doc = repo.json("check", "--read-data", quiet=False)
+    assert doc["ok"] and doc["damage_healed"] == [] and doc["damage_unhealed"] == [], doc
+    assert repo.backup(repo.src)["bytes_added"] < 64 << 10
 
 
 def test_a_restore_that_meets_damage_records_it_and_the_backup_heals_it(damaged, tmp_path):
