@@ -213,6 +213,9 @@ def test_unsealed_junk_under_damage_is_reported_and_stops_nothing(damaged, tmp_p
     assert "damage/" + "ab" * 32 in r.stderr and "damage/not-a-record" in r.stderr, r
     repo.backup(repo.src)
     _restore_matches(repo, repo.sid, tmp_path / "restored")
+    # prune decides which copy of a blob is live by the damage records: it fails safe
+    r = repo.run("prune", expect=20)
+    assert "damage/not-a-record" in r.stderr and "nothing was deleted" in r.stderr, r
 
 
 def test_a_record_naming_a_healthy_blob_costs_one_more_copy_and_nothing_else(damaged, tmp_path):
