@@ -18,7 +18,8 @@ pytestmark = pytest.mark.subprocess
 
 @pytest.fixture
 def damaged(repo, tmp_path):
-    """A snapshot of a small tree whose data pack has one flipped bit inside `victim`'s blob."""
+    """A snapshot of a small tree: `data_pack` holds the blobs of `victim` and `other.txt`,
+    `tree_pack` its folder listings. Each test damages them its own way."""
     src = tmp_path / "src"
     victim_data = os.urandom(256 << 10)
     write(src / "d" / "victim.bin", victim_data)
