@@ -150,6 +150,24 @@ def test_a_damaged_pack_header_heals_by_storing_its_blobs_again(damaged, tmp_pat
     _restore_matches(repo, repo.sid, tmp_path / "restored")
 
 
+def test_a_deleted_tree_pack_heals_what_a_backup_can_store_again(damaged, tmp_path):
+    """Folder listings that are the same today are stored again; those of folders that changed
+    since (the snapshot's parents, such as /tmp) cannot be, and stay reported, never hidden."""
+    repo = damaged
+    os.remove(repo.tree_pack)
+    doc = repo.json("check", expect=20, quiet=False)
+    lost = {d["blob"] for d in doc["damage_unhealed"]}
+    assert repo.backup(repo.src)["bytes_added"] > 0
+    doc = repo.json("check", "--read-data", expect=None, quiet=False)
+    healed = {d["blob"] for d in doc["damage_healed"]}
+    still = {d["blob"] for d in doc["damage_unhealed"]}
+    assert healed and healed | still == lost and not healed & still
+    assert bool(still) == (not doc["ok"])
+    target = tmp_path / "latest"
+    repo.run("restore", "latest", "--target", target, "--verify")
+    assert (target / repo.victim.lstrip("/")).read_bytes() == repo.victim_data
+
+
 def test_a_truncated_pack_heals_too(damaged, tmp_path):
     repo = damaged
     truncate(repo.data_pack, repo.data_pack.stat().st_size // 3)
