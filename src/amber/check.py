@@ -9,6 +9,11 @@ every snapshot matches its event. With read_data: every pack is read whole,
 its name checked against its hash, its header and every blob authenticated,
 decompressed and checked against its id. Damage is reported by pack, then
 traced to the snapshots and files it affects.
+
+Damage heals by adding (repo/damage.py): every damaged blob copy found is
+recorded, and the next backup stores those blobs again. A damaged copy of a
+blob that has a good copy in another pack is healed: a warning naming both,
+not an error. Damage not yet healed stays an error.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from .clock import Clock, from_iso
 from .errors import AmberError
 from .format import layout
 from .format import tree as treefmt
+from .repo import damage as damagerec
 from .repo import packcheck
 from .repo import records as rec
 from .repo.blobs import BlobStore
@@ -48,6 +54,7 @@ class Checked(locks.RetentionTarget, Protocol):
     event_store: EventStore
     audit: AuditLog
     index_errors: list[str]
+    damage: damagerec.Recorded
 
     def load_tree(self, tree_id: str) -> list[dict]: ...
 
@@ -66,6 +73,9 @@ class CheckReport:
     blobs: int = 0
     damaged_packs: list = field(default_factory=list)
     affected: list = field(default_factory=list)  # "snapshot path" lines
+    damage_healed: list = field(default_factory=list)  # {"blob", "pack", "copy", "problem"}
+    damage_unhealed: list = field(default_factory=list)  # {"blob", "pack", "problem"}
+    damage_recorded: int = 0  # damaged blob copies this check recorded
 
     @property
     def ok(self) -> bool:
@@ -84,6 +94,9 @@ class CheckReport:
             "blobs": self.blobs,
             "damaged_packs": self.damaged_packs,
             "affected": self.affected,
+            "damage_healed": self.damage_healed,
+            "damage_unhealed": self.damage_unhealed,
+            "damage_recorded": self.damage_recorded,
         }
 
 
@@ -95,9 +108,11 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
     snaps = _snapshots(repo.snapshot_store, rep)
     repo.load_index(force=True)
     rep.errors.extend(f"index {e}" for e in repo.index_errors)
+    rep.errors.extend(repo.damage.problems)
     damaged_blobs: set[bytes] = set()
+    found = damagerec.Found()
     stored_packs = _stored_packs(repo.storage, rep)
-    indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, damaged_blobs)
+    indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, found)
     # every pack is read (decrypting, decompressing and hashing: native code, without the GIL)
     # while this thread checks the trees, the protection and the log (Python)
     reading = _PackReader(repo.storage, repo.blobs, stored_packs, indexed_packs) if read_data else None
@@ -107,10 +122,11 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
         _check_records(repo, rep)
         _check_overrides(repo, rep)
         if reading is not None:
-            reading.report(rep, damaged_blobs, progress)
+            reading.report(rep, found, progress)
     finally:
         if reading is not None:
             reading.close()
+    _report_damage(repo, found, set(stored_packs) if read_data else None, rep, damaged_blobs)
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)
     return rep
@@ -132,7 +148,7 @@ def _stored_packs(storage: Storage, rep: CheckReport) -> dict[bytes, int]:
 
 
 def _indexed_packs(
-    blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, damaged: set[bytes]
+    blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, found: damagerec.Found
 ) -> dict[bytes, list[tuple]]:
     """Packs the index names, each with its blobs as (id, type, compression, offset, length,
     raw length): missing or truncated ones are damage; unindexed ones a warning."""
@@ -147,18 +163,19 @@ def _indexed_packs(
             ends[pack] = end
     for pid, blobs_in in indexed.items():
         if pid not in stored:
-            rep.errors.append(f"pack {pid.hex()} is indexed but missing ({len(blobs_in)} blobs lost)")
-            rep.damaged_packs.append(pid.hex())
-            damaged.update(b[0] for b in blobs_in)
+            found.pack(pid, f"pack {pid.hex()} is indexed but missing ({len(blobs_in)} blobs lost)")
+            for b in blobs_in:
+                blobs.note_damage(b[0], pid, f"blob {b[0].hex()[:16]}: pack {pid.hex()[:16]} is missing")
     for pid, blobs_in in indexed.items():
         size = stored.get(pid)
         end = ends[pid]
         if size is not None and size < end + 4:
-            rep.errors.append(f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} (truncated)")
-            rep.damaged_packs.append(pid.hex())
-            damaged.update(b[0] for b in blobs_in if b[3] + b[4] > size)
+            found.pack(pid, f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} (truncated)")
+            for b in blobs_in:
+                if b[3] + b[4] > size:
+                    blobs.note_damage(b[0], pid, f"blob {b[0].hex()[:16]} in pack {pid.hex()[:16]}: truncated pack")
     for pid in stored:
-        if pid not in indexed:
+        if pid not in indexed and pid not in blobs.pack_index_files:
             rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; prune removes it)")
     return indexed
 
@@ -398,6 +415,7 @@ class _PackReader:
         self, storage: Storage, blobs: BlobStore, stored: dict[bytes, int], indexed: dict[bytes, list[tuple]]
     ) -> None:
         self.storage, self.sealer, self.id_key = storage, blobs.sealer, blobs.keys.ids
+        self.blobs = blobs
         self.indexed = indexed
         self.total = len(stored)
         workers = max(2, min(4, os.cpu_count() or 2))
@@ -410,29 +428,34 @@ class _PackReader:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="amber-check")
         self.results = self.pool.map(self._read, list(stored))
 
-    def _read(self, pid: bytes) -> tuple[str, list[str], list[bytes], int]:
-        """(key, problems, damaged blobs, bytes read) for one pack read whole."""
+    def _read(self, pid: bytes) -> tuple[bytes, list[str], list[tuple[bytes, str]], list[bytes], int]:
+        """(pack, its problems, damaged blobs, spare copies, bytes read) for one pack read whole
+        (`packcheck.verify_pack`). A pack that cannot be read is reported, but its blobs are not
+        recorded damaged: a storage error may pass."""
         key = layout.pack(pid)
         indexed = self.indexed.get(pid, [])
         try:
             data = self.storage.get(key)
         except AmberError as e:
-            return key, [f"cannot read: {e}"], [b[0] for b in indexed], 0
+            return pid, [f"cannot read: {e}"], [], [], 0
         if self.procs is not None:
-            problems, bad = self.procs.submit((pid, data, indexed)).result()
+            problems, bad, spares = self.procs.submit((pid, data, indexed)).result()
         else:
-            problems, bad = packcheck.verify_pack(self.sealer, self.id_key, pid, data, indexed)
-        return key, problems, bad, len(data)
+            problems, bad, spares = packcheck.verify_pack(self.sealer, self.id_key, pid, data, indexed)
+        return pid, problems, bad, spares, len(data)
 
-    def report(self, rep: CheckReport, damaged_blobs: set[bytes], progress: Progress | None) -> None:
-        for key, problems, bad, n in self.results:
+    def report(self, rep: CheckReport, found: damagerec.Found, progress: Progress | None) -> None:
+        for pid, problems, bad, spares, n in self.results:
             rep.packs_read += 1
             rep.bytes_read += n
-            if problems:
-                rep.damaged_packs.append(layout.last(key))
-                shown = problems[:5] + ([f"… {len(problems) - 5} more"] if len(problems) > 5 else [])
-                rep.errors.extend(f"{key}: {p}" for p in shown)
-                damaged_blobs.update(bad)
+            key = layout.pack(pid)
+            for p in problems:
+                found.pack(pid, f"{key}: {p}", read=n > 0)
+            for bid, why in bad:
+                found.pack(pid, f"{key}: {why}")
+                self.blobs.note_damage(bid, pid, why)
+            for bid in spares:
+                found.spares.setdefault(bid, set()).add(pid)
             if progress:
                 progress(rep.packs_read, self.total)
 
@@ -440,6 +463,23 @@ class _PackReader:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.procs is not None:
             self.procs.shutdown()
+
+
+def _report_damage(
+    repo: Checked, found: damagerec.Found, read: set[bytes] | None, rep: CheckReport, damaged_blobs: set[bytes]
+) -> None:
+    """Every damaged blob copy, recorded or found now, sorted out (repo/damage.py): damage not
+    healed is an error, traced to its files; healed damage a warning naming the good copy.
+    Copies in packs prune has deleted since (tombstoned) are history, not damage."""
+    gone = repo.blobs.tombstones
+    recorded = {pair: why for pair, why in repo.damage.notes.items() if pair[1] not in gone}
+    out = damagerec.report(repo.blobs.index, recorded, dict(repo.blobs.found_damage), found, read)
+    rep.errors.extend(out.errors)
+    rep.warnings.extend(out.warnings)
+    rep.damaged_packs.extend(out.damaged_packs)
+    rep.damage_healed.extend(out.healed)
+    rep.damage_unhealed.extend(out.unhealed)
+    damaged_blobs.update(out.unhealed_blobs)
 
 
 def _trace(repo: Checked, snaps: list[Snapshot], damaged: set[bytes], rep: CheckReport) -> None:

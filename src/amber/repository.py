@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import socket
 import uuid
 from collections.abc import Callable, Mapping
 from typing import BinaryIO
@@ -44,7 +45,7 @@ from .errors import (
 )
 from .evidence import EvidenceReport, export, verify_bundle
 from .format import layout
-from .repo import client_state
+from .repo import client_state, damage
 from .repo import records as rec
 from .repo import settings as settingsrec
 from .repo.blobs import BlobStore
@@ -92,6 +93,7 @@ class Repository:
         self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id)
         self.audit.warn = lambda message: self.warn(message)
         self.index_errors: list[str] = []
+        self.damage = damage.Recorded()  # the damage records, read with the index
         self._index_loaded = False
         self.sealed_config = config  # as read (or the pinned one); `config` carries the settings in force
         self.key_problems: list[str] = []  # key files the password unwraps that fail, invalid or revoked
@@ -231,8 +233,27 @@ class Repository:
             self._index_loaded = False
         if not self._index_loaded:
             tombs, plans = prune.load_records(self.records)
-            self.index_errors = self.blobs.load_index(tombs, set().union(*plans.values()) if plans else set())
+            self.damage = damage.load(self.records)
+            doomed = set().union(*plans.values()) if plans else set()
+            self.index_errors = self.blobs.load_index(tombs, doomed, self.damage.by_blob())
             self._index_loaded = True
+
+    def record_damage(self, found_by: str) -> int:
+        """Write what this client found damaged since the last record (repo/damage.py) as a
+        damage record; returns how many blob copies it names. A storage that refuses the
+        write is reported through `warn`: the command's own result stands."""
+        for pair in [p for p in self.blobs.found_damage if p in self.damage.notes]:
+            del self.blobs.found_damage[pair]  # recorded already
+        found = dict(self.blobs.found_damage)
+        if not found:
+            return 0
+        written = damage.record(
+            self.records, found, found_by, to_iso(self.clock.now()), socket.gethostname(), self.warn
+        )
+        for pair in written:
+            self.damage.notes.setdefault(pair, f"{found[pair]}; found by {found_by}")
+            self.blobs.found_damage.pop(pair, None)
+        return len(written)
 
     def refresh(self) -> None:
         """Forget what was read: another client may have changed the repository."""
@@ -540,7 +561,10 @@ class Repository:
         return backup(self, paths, **kw)
 
     def restore(self, snap: Snapshot, target: str, **kw) -> RestoreStats:
-        stats = restore(self, snap, target, **kw)
+        try:
+            stats = restore(self, snap, target, **kw)
+        finally:
+            self.record_damage("restore")  # the next backup then stores those blobs again
         try:  # a read-only client can restore without recording it
             self.log_event(
                 "restore",
@@ -566,6 +590,7 @@ class Repository:
 
     def check(self, read_data: bool = False, progress=None, record: bool = True) -> CheckReport:
         rep = check(self, read_data=read_data, progress=progress)
+        rep.damage_recorded = self.record_damage("check --read-data" if read_data else "check")
         errors, warnings = trust.keys_and_config_problems(self, self._password)
         rep.errors.extend(errors)
         rep.warnings.extend(warnings)
@@ -578,6 +603,9 @@ class Repository:
                     ok=rep.ok,
                     errors=len(rep.errors),
                     damaged_packs=rep.damaged_packs[:100],
+                    damage_recorded=rep.damage_recorded,
+                    damage_healed=len(rep.damage_healed),
+                    damage_unhealed=len(rep.damage_unhealed),
                 )
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")

@@ -21,7 +21,7 @@ from ..crypto.keys import MasterKeys
 from ..errors import UsageError
 from ..format import tree as treefmt
 from ..retention import clockguard
-from ..retention.locks import extend_objects, needed_objects
+from ..retention.locks import carry_protection, extend_objects, needed_objects
 from ..retention.prune import Pruned, start_run
 from ..storage.base import Retention
 from ..version import __version__
@@ -107,6 +107,8 @@ def _backup(
         sid = repo.snapshot_store.save(doc, retention)
         if retention is not None:  # data reused from older snapshots must live as long as this one
             extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
+        for problem in carry_protection(repo, repo.blobs.take_heals()):  # older snapshots read healed blobs
+            repo.warn(problem)
         record_snapshots(repo.audit, repo.snapshot_store, sid, retention)
     except BaseException:
         cache.discard()  # the previous run's cache stays

@@ -31,6 +31,7 @@ class Session:
         self.repo = ctx.params.get("repo") or obj.get("repo")
         self.s3_endpoint = ctx.params.get("s3_endpoint") or obj.get("s3_endpoint")
         self.cacert = obj.get("cacert")
+        self.opened: Repository | None = None
 
     def url(self) -> str:
         url = self.repo or os.environ.get("AMBER_REPOSITORY")
@@ -47,7 +48,13 @@ class Session:
         return {k: v for k, v in options.items() if v} or None
 
     def open(self) -> Repository:
-        return Repository.open(self.url(), password(), storage_options=self.storage_options(), warn=warn)
+        self.opened = Repository.open(self.url(), password(), storage_options=self.storage_options(), warn=warn)
+        return self.opened
+
+    def close(self, command: str) -> None:
+        """Record the damage the command's reads found (repo/damage.py), whatever its outcome."""
+        if self.opened is not None:
+            self.opened.record_damage(command)
 
 
 MAX_PASSWORD_FILE = 4096  # bytes: a password file longer than this (or one that never ends) is refused

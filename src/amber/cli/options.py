@@ -31,7 +31,12 @@ def command(name: str | None = None, **kw):
     def deco(fn):
         @functools.wraps(fn)
         def run(ctx: click.Context, repo=None, s3_endpoint=None, **params):
-            render(fn(Session(ctx), **params), params.get("as_json", False))
+            session = Session(ctx)
+            try:
+                out = fn(session, **params)
+            finally:
+                session.close(ctx.command_path.partition(" ")[2] or ctx.info_name or "amber")
+            render(out, params.get("as_json", False))
 
         return click.command(name, **kw)(click.pass_context(repo_option(s3_endpoint_option(run))))
 

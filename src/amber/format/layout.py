@@ -21,6 +21,7 @@ LOG_CHECKPOINTS = "log/checkpoints/"
 LOG_TILE = "log/tile/"  # the tiled log (docs/AUDIT-LOG.md §2.2); names in audit/tiles.py
 SETTINGS = "settings/"
 REVOKED = "revoked/"
+DAMAGE = "damage/"
 
 PLAN = "plan-"
 TOMB = "tomb-"
@@ -72,6 +73,10 @@ def settings_version(key: str) -> int | None:
 
 def revocation(name: str) -> str:
     return REVOKED + name
+
+
+def damage_record(name: str) -> str:
+    return DAMAGE + name
 
 
 def log_entry(seq: int) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping
 from typing import NamedTuple
 
 _REC = struct.Struct("<32sIBBIII")  # id, pack number, type, compression, offset, length, raw length
@@ -168,18 +168,24 @@ class BlobIndex:
         if self._used * 3 > len(self._table) * 2:
             self._rehash(_table_size(self._live))
 
-    def put_pack(self, pack: bytes, entries, doomed: frozenset | None = None) -> None:
+    def put_pack(
+        self, pack: bytes, entries, doomed: frozenset | None = None, damaged: Mapping[bytes, Container] | None = None
+    ) -> None:
         """`put` for every entry of one pack (objects with id, type, comp, offset, length
         and raw_length, as format/pack.PackEntry), in one loop with the table grown once:
         what a writer does after each pack, and loading does per index file.
 
         With `doomed` (packs a prune plan is about to delete), a blob already indexed
         keeps its entry unless that entry's pack is doomed and this one is not: of two
-        copies, the one that will stay."""
+        copies, the one that will stay. `damaged` (blob id -> packs whose copy of it was
+        found damaged, FORMAT.md §8.1) is weighed the same way: of two copies, the one not
+        found damaged. Both are looked at only when a blob is met a second time."""
         pn = self._pack_number(pack)
-        keep_known = doomed is not None
-        keep_known_always = keep_known and pack in doomed  # type: ignore[operator]
-        doomed_numbers = {self._pack_no[p] for p in doomed or () if p in self._pack_no}
+        keep_known = doomed is not None or bool(damaged)
+        doomed = doomed or frozenset()
+        keep_known_always = pack in doomed
+        doomed_numbers = {self._pack_no[p] for p in doomed if p in self._pack_no}
+        damaged = damaged or {}
         if (self._used + len(entries)) * 3 > len(self._table) * 2:
             self._rehash(_table_size(self._live + len(entries)))
         table, recs, pack_rec = self._table, self._recs, _REC.pack
@@ -199,13 +205,20 @@ class BlobIndex:
                     self._live += 1
                     break
                 if r >= 0 and recs.startswith(bid, r * _W):
-                    if keep_known and (
-                        keep_known_always or _PACK_NO.unpack_from(recs, r * _W + _ID)[0] not in doomed_numbers
-                    ):
+                    if keep_known and not self._better(bid, r, pack, keep_known_always, doomed_numbers, damaged):
                         break
                     recs[r * _W : (r + 1) * _W] = rec
                     break
                 i = (i + 1) & mask
+
+    def _better(self, bid: bytes, r: int, pack: bytes, doomed: bool, doomed_numbers: set, damaged: Mapping) -> bool:
+        """Whether a new copy of a blob in `pack` (itself doomed or not) should replace record `r`:
+        only when the known copy is doomed or damaged and the new one is neither."""
+        bad = damaged.get(bid, ())
+        if doomed or pack in bad:
+            return False
+        known = _PACK_NO.unpack_from(self._recs, r * _W + _ID)[0]
+        return known in doomed_numbers or self._packs[known] in bad
 
     def __delitem__(self, bid: bytes) -> None:
         i, r = self._slot(bid)

@@ -96,6 +96,11 @@ class BlobStore:
         self.pack_index_files: dict[bytes, set[str]] = {}  # pack -> index files naming it
         self.tombstones: frozenset[bytes] = frozenset()  # packs prune deleted: their index entries are void
         self.doomed: frozenset[bytes] = frozenset()  # packs a prune plan will delete: never dedup against
+        # blob -> packs whose copy of it is damaged (repo/damage.py): never dedup against, read others first
+        self.damaged: dict[bytes, frozenset[bytes]] = {}
+        self.found_damage: dict[tuple[bytes, bytes], str] = {}  # found by this client, not yet recorded
+        self.heals: dict[bytes, set[bytes]] = {}  # pack written -> damaged packs whose blobs it stores again
+        self._healing: dict[bytes, frozenset[bytes]] = {}  # blob claimed -> its damaged copies' packs
         self._session: WriteSession | None = None
         self._mu = threading.Lock()
         self._inflight: set[bytes] = set()
@@ -113,12 +118,16 @@ class BlobStore:
 
     # -- index ---------------------------------------------------------------
 
-    def load_index(self, tombstones=frozenset(), doomed=frozenset()) -> list[str]:
+    def load_index(self, tombstones=frozenset(), doomed=frozenset(), damaged=None) -> list[str]:
         """Read every index file; returns the ones that could not be read.
 
         Entries of `tombstones` (packs prune deleted) are void; blobs in `doomed`
-        packs (a prune plan will delete them) are never deduplicated against."""
+        packs (a prune plan will delete them) are never deduplicated against, nor
+        copies recorded `damaged` (blob id -> packs), nor those this client found damaged."""
         self.tombstones, self.doomed = frozenset(tombstones), frozenset(doomed)
+        self.damaged = dict(damaged or {})
+        for blob, pack in self.found_damage:
+            self.damaged[blob] = self.damaged.get(blob, frozenset()) | {pack}
         bad = []
         files = [info.key for info in self.storage.list(layout.INDEX)]
         for key in files:
@@ -141,8 +150,8 @@ class BlobStore:
             self.pack_index_files.setdefault(pack_id, set()).add(key)
             if pack_id in self.tombstones:
                 continue
-            # of two copies, keep the one no prune plan is about to delete
-            index.put_pack(pack_id, entries, doomed=self.doomed)
+            # of two copies, keep the one no prune plan is about to delete and not found damaged
+            index.put_pack(pack_id, entries, doomed=self.doomed, damaged=self.damaged)
 
     def reset_index(self) -> None:
         """Forget the loaded index (blobs written by this client and not yet indexed stay)."""
@@ -158,25 +167,51 @@ class BlobStore:
             self.pack_index_files = {}
 
     def has(self, blob_id: bytes) -> bool:
-        """Whether a writer may reuse this blob (it is indexed, in a pack not planned for deletion)."""
+        """Whether a writer may reuse this blob (it is indexed, in a pack not planned for
+        deletion, and that copy was not found damaged: else the writer stores it again)."""
         pack = self.index.pack_of(blob_id)
-        return pack is not None and pack not in self.doomed
+        return pack is not None and pack not in self.doomed and not self.is_damaged(blob_id, pack)
 
     def has_all_hex(self, hex_ids) -> bool:
-        """`has` for every id of a file's content, given in hex (ValueError if one is not hex)."""
+        """`has` for every id of a file's content, given in hex (ValueError if one is not hex).
+        A file the files cache would skip is read again when one of its blobs is damaged."""
         if self.doomed:
             return all(self.has(bytes.fromhex(h)) for h in hex_ids)
-        return self.index.has_all_hex(hex_ids)
+        if not self.index.has_all_hex(hex_ids):
+            return False
+        damaged = self.damaged
+        return not damaged or not any(bytes.fromhex(h) in damaged and not self.has(bytes.fromhex(h)) for h in hex_ids)
+
+    def is_damaged(self, blob_id: bytes, pack: bytes) -> bool:
+        """Whether this copy of the blob was found damaged (recorded, or by this client)."""
+        packs = self.damaged.get(blob_id)
+        return packs is not None and pack in packs
+
+    def take_heals(self) -> dict[bytes, set[bytes]]:
+        """The packs written since the last call that store blobs again whose copies were
+        damaged, each with the damaged packs (see `retention.locks.carry_protection`)."""
+        with self._mu:
+            heals, self.heals = self.heals, {}
+        return heals
+
+    def note_damage(self, blob_id: bytes, pack: bytes, problem: str) -> None:
+        """A reader found this copy damaged: never deduplicate against it, read another copy
+        first, and have the command record it (repo/damage.py)."""
+        with self._mu:
+            self.found_damage.setdefault((blob_id, pack), problem)
+            self.damaged[blob_id] = self.damaged.get(blob_id, frozenset()) | {pack}
 
     # -- writing -------------------------------------------------------------
 
     def _claim(self, blob_id: bytes) -> bool:
         """Whether this writer is the one to store the blob (it is neither known nor in flight)."""
         with self._mu:
-            known = self.index.pack_of(blob_id)
-            if (known is not None and known not in self.doomed) or blob_id in self._inflight:
+            if self.has(blob_id) or blob_id in self._inflight:
                 return False
             self._inflight.add(blob_id)
+            damaged = self.damaged.get(blob_id) if self.damaged else None
+            if damaged is not None and self.index.pack_of(blob_id) is not None:
+                self._healing[blob_id] = damaged  # stored again: the new pack inherits their protection
             return True
 
     def add(self, blob_type: int, blob_id: bytes, data) -> int:
@@ -247,12 +282,18 @@ class BlobStore:
             with self._mu:  # these blobs were never stored: a retry must store them again
                 for e in p.entries:
                     self._inflight.discard(e.id)
+                    self._healing.pop(e.id, None)
             raise
         del data
         entries = p.entries
         with self._mu:
             self.index.put_pack(pack_id, entries)
             self._inflight.difference_update([e.id for e in entries])
+            if self._healing:
+                for e in entries:
+                    damaged = self._healing.pop(e.id, None)
+                    if damaged is not None:
+                        self.heals.setdefault(pack_id, set()).update(damaged)
             self.bytes_added += len(header) + 4
             self.packs_written += 1
             self._written.append((pack_id, entries))
@@ -281,6 +322,7 @@ class BlobStore:
             self._uploads = []
             self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
             self._inflight.clear()
+            self._healing.clear()
             # _written stays: packs stored before a failure still get their index file
 
     def wait_uploads(self) -> None:
@@ -341,9 +383,14 @@ class BlobStore:
                 raw = body[e.offset : e.offset + e.length]
             else:
                 raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
+            return self.open_blob(blob_id, e, raw)
         except NotFound:
-            raise IntegrityError(f"blob {blob_id.hex()[:16]}: pack {e.pack.hex()[:16]} is missing") from None
-        return self.open_blob(blob_id, e, raw)
+            problem = f"blob {blob_id.hex()[:16]}: pack {e.pack.hex()[:16]} is missing"
+            self.note_damage(blob_id, e.pack, problem)
+            raise IntegrityError(problem) from None
+        except IntegrityError as err:
+            self.note_damage(blob_id, e.pack, str(err))
+            raise
 
     def _tree_pack(self, pack_id: bytes, need: int) -> bytes:
         with self._mu:

@@ -35,11 +35,18 @@ def read_header(sealer: Sealer, pack_id: bytes, data) -> list[PackEntry]:
     return packfmt.decode_header(header, len(data) - 4 - n, what)
 
 
-def verify_pack(sealer: Sealer, id_key: bytes, pack_id: bytes, data: bytes, indexed: list) -> tuple[list[str], list]:
-    """(problems, ids of damaged blobs) of one pack read whole. `indexed`: per blob the
-    index places in it, (id, type, compression, offset, length, raw length)."""
+def verify_pack(
+    sealer: Sealer, id_key: bytes, pack_id: bytes, data: bytes, indexed: list
+) -> tuple[list[str], list[tuple[bytes, str]], list[bytes]]:
+    """(problems of the pack itself, damaged blobs as (id, problem), spare copies) of one pack
+    read whole. `indexed`: per blob the index places in it, (id, type, compression, offset,
+    length, raw length). Blobs its header lists that the index places elsewhere (another copy
+    is preferred, repo/damage.py) are checked too: those that read correctly are the spare
+    copies. A damaged header makes every indexed blob of the pack count as damaged, and so
+    does an index entry the header contradicts: either way the pack cannot be indexed again
+    from its header, so those blobs are stored again by the next backup."""
     problems: list[str] = []
-    bad: list[bytes] = []
+    bad: list[tuple[bytes, str]] = []
     if blake3.blake3(data).digest() != pack_id:
         problems.append("content does not match its name (bytes changed or truncated)")
     header = None
@@ -51,18 +58,36 @@ def verify_pack(sealer: Sealer, id_key: bytes, pack_id: bytes, data: bytes, inde
     view = memoryview(data)  # each blob opened where it lies, not copied out first
     short = pack_id.hex()[:16]
     for bid, typ, comp, offset, length, raw_length in indexed:
-        h = entries.get(bid)
-        if header is not None and (h is None or h.offset != offset or h.length != length):
-            problems.append(f"blob {bid.hex()[:16]} is indexed here but not in the pack header")
-        what = f"blob {bid.hex()[:16]} in pack {short}"
-        try:
-            if offset + length > len(data):
-                raise IntegrityError(f"{what}: truncated pack")
-            open_chunk(sealer, id_key, bid, ENVELOPE_KINDS[typ], comp, raw_length, view[offset : offset + length], what)
-        except IntegrityError as e:
-            bad.append(bid)
-            problems.append(str(e))
-    return problems, bad
+        h = entries.pop(bid, None)
+        why = _open(sealer, id_key, view, short, (bid, typ, comp, offset, length, raw_length))
+        if why is None and header is None:
+            why = f"blob {bid.hex()[:16]} in pack {short}: the pack's header is damaged"
+        elif why is None and (h is None or h.offset != offset or h.length != length):
+            why = f"blob {bid.hex()[:16]} is indexed here but not in the pack header"
+        if why is not None:
+            bad.append((bid, why))
+    spares = []
+    for e in entries.values():
+        why = _open(sealer, id_key, view, short, (e.id, e.type, e.comp, e.offset, e.length, e.raw_length))
+        if why is None:
+            spares.append(e.id)
+        else:
+            bad.append((e.id, why))
+    return problems, bad, spares
+
+
+def _open(sealer: Sealer, id_key: bytes, view, pack: str, blob: tuple) -> str | None:
+    """What is wrong with one blob, (id, type, compression, offset, length, raw length), where
+    it lies in a pack read whole (`view`; `pack` is its short id), or None."""
+    bid, typ, comp, offset, length, raw_length = blob
+    what = f"blob {bid.hex()[:16]} in pack {pack}"
+    try:
+        if offset + length > len(view):
+            raise IntegrityError(f"{what}: truncated pack")
+        open_chunk(sealer, id_key, bid, ENVELOPE_KINDS[typ], comp, raw_length, view[offset : offset + length], what)
+    except IntegrityError as e:
+        return str(e)
+    return None
 
 
 def start(data_key: bytes, id_key: bytes, workers: int) -> PipePool:

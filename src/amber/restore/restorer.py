@@ -275,6 +275,9 @@ class Restorer(Placement):
             region = self.store.storage.get(layout.pack(pack_id), start, end - start)
         except (NotFound, AmberError) as err:
             for it in group:
+                if isinstance(err, NotFound):  # a pack the index names is gone: damage
+                    missing = f"blob {it[1].hex()[:16]}: pack {pack_id.hex()[:16]} is missing"
+                    self.store.note_damage(it[1], pack_id, missing)
                 self._fail(it[3], f"pack {pack_id.hex()[:16]}: {err}")
             return
         if self.procs is not None:
@@ -290,6 +293,7 @@ class Restorer(Placement):
                 except IntegrityError as err:
                     data = None
                     last_id = bid
+                    self.store.note_damage(bid, pack_id, str(err))  # recorded when the restore ends
                     self._fail(job, str(err))
                     continue
                 last_id = bid
@@ -312,7 +316,9 @@ class Restorer(Placement):
             return rest
         assert self.procs is not None
         batch = (bytes(region), pack_id.hex(), [item for _job, item in mine])
-        results, errors, written, fatal = self.procs.submit(batch).result()
+        results, errors, written, fatal, damaged = self.procs.submit(batch).result()
+        for bid, why in damaged:
+            self.store.note_damage(bid, pack_id, why)
         for (job, _item), (failed, where) in zip(mine, results, strict=True):
             job.failed, job.written = failed, where
         with self._mu:

@@ -42,18 +42,22 @@ def _write_batch(batch: tuple) -> tuple:
     return write_region(*batch)
 
 
-def write_region(region: bytes, pack_hex: str, items: list[tuple]) -> tuple[list, list[str], int, str | None]:
+def write_region(
+    region: bytes, pack_hex: str, items: list[tuple]
+) -> tuple[list, list[str], int, str | None, list[tuple[bytes, str]]]:
     """Write the one-blob files whose blobs lie in `region` (a pack's bytes from some offset).
 
     `items`: (start in region, sealed length, blob id, envelope kind, compression, raw
     length, path, node), sorted by start. Returns per item (failed, (device, inode) or
-    None), the errors, the bytes written, and the message of an error that must stop
-    the restore (a full disk) or None; items after such an error are not written."""
+    None), the errors, the bytes written, the message of an error that must stop the
+    restore (a full disk) or None (items after such an error are not written), and the
+    blobs found damaged as (id, problem), for the calling process to record."""
     sealer, id_key, place = _state  # type: ignore[misc]
     view = memoryview(region)
     results: list = []
     last_id, data = None, None
     fatal = None
+    damaged: list[tuple[bytes, str]] = []
     for start, length, bid, kind, comp, raw_length, path, node in items:
         job = FileJob(path, node, 1)
         if fatal is not None:
@@ -69,6 +73,7 @@ def write_region(region: bytes, pack_hex: str, items: list[tuple]) -> tuple[list
                     raise IntegrityError(f"{what}: truncated pack")
                 data = open_chunk(sealer, id_key, bid, kind, comp, raw_length, sealed, what)
             except IntegrityError as e:
+                damaged.append((bid, str(e)))
                 place._fail(job, str(e))
         if data is None and not job.failed:
             place._fail(job, f"blob {bid.hex()[:16]} is damaged")
@@ -83,4 +88,4 @@ def write_region(region: bytes, pack_hex: str, items: list[tuple]) -> tuple[list
     written, stats.bytes_written = stats.bytes_written, 0
     stats.files_done = 0
     place.remove_temporaries(last=False)  # of files that failed after their temporary was made
-    return results, errors, written, fatal
+    return results, errors, written, fatal, damaged

@@ -16,7 +16,7 @@ import datetime as _dt
 from typing import Protocol
 
 from ..clock import Clock, add_duration, parse_date, to_iso
-from ..errors import IntegrityError, Locked, NotFound, UsageError
+from ..errors import AmberError, IntegrityError, Locked, NotFound, UsageError
 from ..format import layout
 from ..repo.blobs import BlobStore
 from ..repo.events import EventStore
@@ -89,6 +89,35 @@ def extend_objects(repo: RetentionTarget, keys, retention: Retention, upgrade: b
         repo.storage.set_retention(key, Retention(mode, until), bypass_governance=converting and upgrade)
         changed += 1
     return changed
+
+
+def carry_protection(repo: RetentionTarget, heals: dict[bytes, set[bytes]]) -> list[str]:
+    """A blob stored again because its copies were damaged (repo/damage.py) is now read from
+    its new pack by every snapshot that needed the damaged ones: the new pack and its index
+    files get the strongest retention and the legal hold of those packs, whose protection
+    covers every locked or held snapshot that uses them. Returns what could not be done
+    (a damaged pack that is gone tells nothing; a backup token may not place a legal hold)."""
+    problems = []
+    now = repo.clock.now()
+    for new, olds in sorted(heals.items()):
+        keys = {layout.pack(new), *repo.blobs.pack_index_files.get(new, ())}
+        for old in sorted(olds):
+            try:
+                info = repo.storage.stat(layout.pack(old))
+            except NotFound:
+                continue
+            try:
+                if info.retention is not None and info.retention.active(now):
+                    extend_objects(repo, keys, info.retention)
+                if info.legal_hold and repo.storage.capabilities.legal_hold:
+                    for key in sorted(keys):
+                        repo.storage.set_legal_hold(key, True)
+            except AmberError as e:
+                problems.append(
+                    f"pack {new.hex()[:16]} (blobs stored again for the damaged pack {old.hex()[:16]}) could "
+                    f"not be given that pack's protection: {e}"
+                )
+    return problems
 
 
 def resolve_until(clock: Clock, for_: str | None, until: str | None) -> _dt.datetime:

@@ -7,8 +7,8 @@ packs left over by a crash). A writer with put rights alone could plant
 such objects to make the next routine prune destroy data. So prune (and
 `forget --prune`, and `--dry-run`, which shows the same refusal) refuses
 with an integrity error naming every snapshot document, index file, key
-file, config problem, log object, lock record and prune record that fails, and deletes
-nothing until they are explained.
+file, config problem, log object, lock record, prune record and damage record that
+fails, and deletes nothing until they are explained.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Protocol
 from ..audit.log import AuditLog
 from ..errors import IntegrityError
 from ..format import layout
+from ..repo import damage
 from ..repo import records as rec
 from ..repo.events import EventStore
 from ..repo.snapshots import SnapshotStore
@@ -45,7 +46,17 @@ def refusals(repo: Preflighted) -> list[str]:
     out += [f"audit log: {e}" for e in _log_problems(repo.audit)]
     out += [f"lock record {e}" for e in _lock_record_problems(repo.event_store.records)]
     out += [f"prune record {e}" for e in _prune_record_problems(repo.event_store.records)]
+    out += [f"damage record {e}" for e in _damage_record_problems(repo.event_store.records)]
     return out
+
+
+def _damage_record_problems(records: rec.Records) -> list[str]:
+    """Damage records that fail: the index keeps the copy no record calls damaged, so without
+    a record it may keep a damaged copy and take the pack of the good one for unused."""
+    errors: list[str] = []
+    for _info, _doc in records.scan(_SEALED_DAMAGE, layout.DAMAGE, errors):
+        pass
+    return errors
 
 
 def _prune_record_problems(records: rec.Records) -> list[str]:
@@ -62,6 +73,7 @@ def _prune_record_problems(records: rec.Records) -> list[str]:
 # readers leave it out and `check` reports it; only what fails to read or authenticate refuses
 _SEALED_EVENT = dataclasses.replace(rec.EVENT, decode=lambda raw, what: {})
 _SEALED_PRUNE = dataclasses.replace(rec.PRUNE, decode=lambda raw, what: {})  # likewise: prune skips those
+_SEALED_DAMAGE = dataclasses.replace(damage.DAMAGE, decode=lambda raw, what: {})
 
 
 def _lock_record_problems(records: rec.Records) -> list[str]:

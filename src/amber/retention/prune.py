@@ -196,6 +196,7 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
     for bid, e in repo.blobs.index.items():
         sv.by_pack.setdefault(e.pack, []).append(bid)
     running = bool(_active_runs(repo, now))
+    damaged = {p for packs in repo.blobs.damaged.values() for p in packs}
     for pid, info in sv.stored.items():
         blobs = sv.by_pack.get(pid)
         if not blobs:  # in no index: left by an interrupted backup (or one still writing)
@@ -205,9 +206,18 @@ def _survey(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> _Survey:
         live = [b for b in blobs if b in sv.used]
         if not live:
             sv.doomed.add(pid)
-        elif 1 - len(live) / len(blobs) >= REPACK_UNUSED:
+        elif _repackable(repo, pid, live, len(blobs), pid in damaged):
             sv.repack.append(pid)
     return sv
+
+
+def _repackable(repo: Pruned, pid: bytes, live: list[bytes], indexed: int, damaged: bool) -> bool:
+    """Repack a pack REPACK_UNUSED unused, or holding a damaged blob copy (repo/damage.py): its
+    good blobs move to a new pack and the damaged one goes, once its locks allow. Never a pack
+    whose damaged copy of a live blob is the only one: that copy cannot be read."""
+    if not damaged and 1 - len(live) / indexed < REPACK_UNUSED:
+        return False
+    return not any(repo.blobs.is_damaged(b, pid) for b in live)
 
 
 def _lock_ends(repo: Pruned, sv: _Survey) -> dict:
@@ -344,7 +354,11 @@ def _repack(repo: Pruned, session, pid: bytes, live: list[bytes]) -> None:
     data = repo.storage.get(layout.pack(pid))
     for bid in live:
         e = blobs.index[bid]
-        plain = blobs.open_blob(bid, e, data[e.offset : e.offset + e.length])
+        try:
+            plain = blobs.open_blob(bid, e, data[e.offset : e.offset + e.length])
+        except IntegrityError as err:
+            blobs.note_damage(bid, pid, str(err))  # recorded when the command ends: a backup heals it
+            raise
         del blobs.index[bid]  # so add() stores it again, in a new pack
         session.add(e.type, bid, plain)
 
