@@ -38,7 +38,9 @@ class Pki:
     chain: Path  # the TSA's certificate, then the CA's: what `--tsa-cert` takes
 
 
-def make_pki(folder: Path, name: str = "amber test") -> Pki:
+def make_pki(folder: Path, name: str = "amber test", *, self_signed: bool = False) -> Pki:
+    """A test CA and a TSA certificate it issued; `self_signed`: a TSA certificate that is its
+    own root (a private TSA), and no CA."""
     folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -58,9 +60,12 @@ def make_pki(folder: Path, name: str = "amber test") -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
     tsa_key = ec.generate_private_key(ec.SECP256R1())
+    tsa_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} TSA")])
+    if self_signed:
+        ca_key, ca_name = tsa_key, tsa_name
     tsa = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} TSA")]))
+        .subject_name(tsa_name)
         .issuer_name(ca_name)
         .public_key(tsa_key.public_key())
         .serial_number(x509.random_serial_number())
@@ -75,9 +80,11 @@ def make_pki(folder: Path, name: str = "amber test") -> Pki:
     )
     pem = serialization.Encoding.PEM
     pki = Pki(folder, folder / "ca.pem", folder / "tsa.pem", folder / "tsa.key", folder / "chain.pem")
+    if self_signed:
+        ca = tsa
     pki.ca.write_bytes(ca.public_bytes(pem))
     pki.tsa.write_bytes(tsa.public_bytes(pem))
-    pki.chain.write_bytes(tsa.public_bytes(pem) + ca.public_bytes(pem))
+    pki.chain.write_bytes(tsa.public_bytes(pem) + (b"" if self_signed else ca.public_bytes(pem)))
     pki.key.write_bytes(tsa_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return pki
 
@@ -91,7 +98,6 @@ dir = {dir}
 serial = $dir/serial
 crypto_device = builtin
 signer_cert = $dir/tsa.pem
-certs = $dir/ca.pem
 signer_key = $dir/tsa.key
 signer_digest = sha256
 default_policy = 1.2.3.4.1

@@ -84,14 +84,35 @@ def authority(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def private_authority(tmp_path_factory):
+    """A TSA whose certificate is its own root (it sends all there is to pin)."""
+    if OPENSSL is None:
+        pytest.skip("needs the openssl command")
+    pki = make_pki(tmp_path_factory.mktemp("private") / "pki", "private", self_signed=True)
+    server = TsaServer(pki)
+    yield server, tsa.load_chain(pki.chain.read_bytes(), "chain")
+    server.stop()
+
+
 NOTE = b"amber/0123\n1\nAAAA\n\n\xe2\x80\x94 amber/0123 signature\n"
 
 
 @needs_openssl
-def test_a_token_is_pinned_on_first_use_and_checked(authority):
-    server, chain, other = authority
+def test_a_self_signed_tsa_is_pinned_on_first_use(private_authority):
+    server, chain = private_authority
     token, pinned = tsa.stamp(server.url, NOTE, None, None, "test")
-    assert [c.subject for c in pinned] == [c.subject for c in chain]  # the TSA's, then its CA (sent by the TSA)
+    assert pinned == chain
+    assert tsa.check(token, NOTE, pinned, "token").signer == "CN=private TSA"
+
+
+@needs_openssl
+def test_a_token_is_checked_against_the_chain_given(authority):
+    server, chain, other = authority
+    with pytest.raises(UsageError, match="--tsa-cert"):  # it sends its certificate, not its CA's
+        tsa.stamp(server.url, NOTE, None, None, "test")
+    token, pinned = tsa.stamp(server.url, NOTE, chain, None, "test")
+    assert pinned == chain
     got = tsa.check(token, NOTE, chain, "token")
     assert got.signer == "CN=amber test TSA" and got.gen_time.endswith("Z")
     assert tsa.inspect(token, NOTE, "token") == got
@@ -103,11 +124,10 @@ def test_a_token_is_pinned_on_first_use_and_checked(authority):
         tsa.stamp(server.url, NOTE, other, None, "test")
 
 
-@needs_openssl
-def test_the_tsa_certificate_alone_is_enough_when_the_tsa_sends_its_issuer(authority):
-    server, chain, _other = authority
-    token, _ = tsa.stamp(server.url, NOTE, chain[:1], None, "test")
-    assert tsa.check(token, NOTE, chain[:1], "token").signer == "CN=amber test TSA"
+def test_a_chain_without_its_root_is_a_usage_error(tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    with pytest.raises(UsageError, match="no root certificate"):
+        tsa.load_chain(pki.tsa.read_bytes(), "--tsa-cert")
 
 
 @needs_openssl
@@ -146,7 +166,8 @@ _TOKENS: dict = {}
 
 def _token(server) -> bytes:
     if server.url not in _TOKENS:
-        _TOKENS[server.url] = tsa.stamp(server.url, NOTE, None, None, "test")[0]
+        chain = tsa.load_chain(server.pki.chain.read_bytes(), "chain")
+        _TOKENS[server.url] = tsa.stamp(server.url, NOTE, chain, None, "test")[0]
     return _TOKENS[server.url]
 
 

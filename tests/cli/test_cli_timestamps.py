@@ -51,9 +51,9 @@ def user(tmp_path, amber_exe, in_subprocess) -> Amber:
 
 
 @pytest.fixture
-def stamped(user, tsa) -> Amber:
-    """A repository whose TSA witness `tsa1` was pinned on first use (the certificates it sent)."""
-    user.run("audit", "witness", "add", "tsa1", "--tsa", tsa.url)
+def stamped(user, tsa, pki) -> Amber:
+    """A repository whose TSA witness `tsa1` has its certificate and CA pinned (`--tsa-cert`)."""
+    user.run("audit", "witness", "add", "tsa1", "--tsa", tsa.url, "--tsa-cert", pki.chain)
     return user
 
 
@@ -120,9 +120,31 @@ def test_every_change_is_timestamped_and_verify_checks_it(stamped, pki):
     assert p.returncode == 0 and b"Verification: OK" in p.stdout, p
 
 
-def test_evidence_carries_the_token_and_verifies_offline(user, tsa, pki, other_pki, tmp_path):
+def test_a_self_signed_tsa_is_pinned_on_first_use(user, tmp_path):
+    """A TSA that sends all there is to pin (its certificate is its own root): no --tsa-cert needed."""
     u = user
-    u.run("audit", "witness", "add", "tsa1", "--tsa", tsa.url, "--tsa-cert", pki.chain)
+    private = TsaServer(make_pki(tmp_path / "private", "private", self_signed=True))
+    try:
+        u.run("audit", "witness", "add", "tsa1", "--tsa", private.url)
+        grow(u)
+        size = head(u)
+        assert size in tokens(u)
+        pinned = u.json("audit", "witness", "list")[0]["tsa_cert"]
+        assert pinned.encode() == private.pki.chain.read_bytes()
+        doc = u.json("audit", "verify", "--full")
+        assert doc["ok"] and all(t["ok"] for t in doc["timestamps"])
+    finally:
+        private.stop()
+
+
+def test_a_tsa_that_does_not_send_its_issuers_needs_tsa_cert(user, tsa):
+    r = user.run("audit", "witness", "add", "tsa1", "--tsa", tsa.url, expect=2)
+    assert "--tsa-cert" in r.stderr and "CN=amber test TSA" in r.stderr
+    assert user.json("audit", "witness", "list") == []
+
+
+def test_evidence_carries_the_token_and_verifies_offline(stamped, tsa, pki, other_pki, tmp_path):
+    u = stamped
     sid = grow(u)
     bundle = tmp_path / "evidence.zip"
     u.run("evidence", "export", sid, u.src / "f0.txt", "-o", bundle)
@@ -180,7 +202,8 @@ def test_a_stored_token_for_other_data_is_named(stamped, tsa):
     plant(older, token_for(tsa.url, b"not a checkpoint of this log\n"))
     r = u.run("audit", "verify", "--full", expect=20)
     assert str(older.relative_to(u.repo)) in r.stderr and "other data" in r.stderr, r
-    u.run("check", expect=20)
+    u.run("check", expect=20)  # which records a `check` event, timestamped too
+    size = head(u)
     # the newest token replaced by a genuine token of an older checkpoint: the plain verify names it
     newest = token_path(u, size)
     plant(newest, token_path(u, size - 2).read_bytes())
@@ -260,5 +283,7 @@ def test_adding_a_tsa_checks_what_is_given(user, tsa, pki, other_pki, tmp_path):
     junk = tmp_path / "junk.pem"
     junk.write_bytes(b"not a certificate\n")
     u.run("audit", "witness", "add", "t1", "--tsa", tsa.url, "--tsa-cert", junk, expect=2)
+    r = u.run("audit", "witness", "add", "t1", "--tsa", tsa.url, "--tsa-cert", pki.tsa, expect=2)
+    assert "no root certificate" in r.stderr
     u.run("audit", "witness", "add", "t1", "--tsa", tsa.url, "--tsa-cert", pki.chain)
     assert [w["name"] for w in u.json("audit", "witness", "list")] == ["t1"]

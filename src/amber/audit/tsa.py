@@ -17,8 +17,11 @@ Requests are built and answers parsed and verified by `rfc3161-client`
     critical)
 
 The pinned chain (`Chain`) is the TSA's certificate first, then the certificates
-that issued it; a chain without a self-signed root uses the TSA certificate as
-its anchor. Nothing here touches the repository (timestamps.py does).
+that issued it, up to a self-signed root (the library trusts only the chain it is
+given, not certificates the token carries). On first use it is what the TSA sends,
+which holds a root only when its certificate is self-signed or it sends its
+issuers; otherwise `--tsa-cert` must give them. Nothing here touches the
+repository (timestamps.py does).
 """
 
 from __future__ import annotations
@@ -64,9 +67,16 @@ def load_chain(pem: bytes | str, what: str) -> Chain:
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise UsageError(f"{what}: not PEM certificates (the TSA's certificate first, then its issuers)") from None
+        certs = []
+    if not certs:
+        raise UsageError(f"{what}: not PEM certificates (the TSA's certificate first, then its issuers)")
     if len(certs) > MAX_CHAIN:
         raise UsageError(f"{what}: more than {MAX_CHAIN} certificates")
+    if not any(_self_signed(c) for c in certs):
+        raise UsageError(
+            f"{what}: no root certificate: give the TSA's certificate, then the certificates that issued it up to "
+            "a self-signed root"
+        )
     return certs
 
 
@@ -122,13 +132,20 @@ def inspect(token: bytes, note: bytes, what: str) -> Stamp:
 
 
 def embedded_chain(resp, what: str) -> Chain:
-    """The certificates a TSA sent in its token, the one that signed it first."""
+    """The certificates a TSA sent in its token, the one that signed it first, if they reach a
+    root; UsageError asking for `--tsa-cert` otherwise."""
     signer = _signer(resp)
     if signer is None:
         raise UsageError(
             f"{what}: the TSA sent no certificate that signed the token; give its certificate with --tsa-cert FILE"
         )
-    return [signer] + [c for c in _certificates(resp) if c != signer]
+    chain = [signer] + [c for c in _certificates(resp) if c != signer]
+    if not any(_self_signed(c) for c in chain):
+        raise UsageError(
+            f"{what}: the TSA sent its certificate ({signer.subject.rfc4514_string()}) without the certificates "
+            "that issued it: give them with --tsa-cert FILE (its certificate, then its issuers up to the root)"
+        )
+    return chain
 
 
 def post(url: str, body: bytes, cacert: str | None, what: str) -> bytes:
@@ -177,14 +194,14 @@ def _decode(data: bytes, what: str):
         raise NotAToken(f"{what}: {len(data)} bytes, larger than any timestamp token")
     try:
         resp = decode_timestamp_response(bytes(data))
-    except Exception as e:
-        raise NotAToken(f"{what}: not an RFC 3161 timestamp response ({type(e).__name__})") from None
+    except Exception as e:  # the Rust parser's errors on hostile bytes have no common class
+        raise NotAToken(f"{what}: not an RFC 3161 timestamp response ({_brief(e)})") from None
     if resp.status != PKIStatus.GRANTED:
         raise IntegrityError(f"{what}: the TSA did not grant this timestamp (status {resp.status})")
     try:
         resp.tst_info  # noqa: B018 - a granted answer must carry a token; reading it parses it
-    except Exception as e:
-        raise NotAToken(f"{what}: granted, but it holds no readable token ({type(e).__name__})") from None
+    except Exception as e:  # as above
+        raise NotAToken(f"{what}: granted, but it holds no readable token ({_brief(e)})") from None
     return resp
 
 
@@ -200,7 +217,7 @@ def _verify(resp, note: bytes, chain: Chain, what: str, nonce: int | None) -> No
 
     _imprint(resp, note, what)
     leaf = chain[0]
-    roots = [c for c in chain if c.subject == c.issuer] or [leaf]
+    roots = [c for c in chain if _self_signed(c)]
     builder = VerifierBuilder(tsa_certificate=leaf, roots=roots, intermediates=[c for c in chain if c not in roots])
     if nonce is not None:
         builder = builder.nonce(nonce)
@@ -211,6 +228,10 @@ def _verify(resp, note: bytes, chain: Chain, what: str, nonce: int | None) -> No
             f"{what}: not signed by the TSA certificate {leaf.subject.rfc4514_string()} "
             f"(SHA-256 {fingerprint(chain)[:16]}…): {e}"
         ) from None
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    return cert.subject == cert.issuer
 
 
 def _certificates(resp) -> Chain:
@@ -240,6 +261,11 @@ def _signer(resp) -> x509.Certificate | None:
         (c for c in _certificates(resp) if c.issuer == infos[0].issuer and c.serial_number == infos[0].serial_number),
         None,
     )
+
+
+def _brief(e: Exception) -> str:
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def _stamp(resp, signer: x509.Certificate | None) -> Stamp:
