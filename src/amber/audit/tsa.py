@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -45,6 +46,9 @@ READ_TIMEOUT = 30.0
 SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 
 Chain = list[x509.Certificate]
+
+if TYPE_CHECKING:
+    from rfc3161_client import TimeStampResponse
 
 
 class NotAToken(IntegrityError):
@@ -131,7 +135,7 @@ def inspect(token: bytes, note: bytes, what: str) -> Stamp:
     return _stamp(resp, _signer(resp))
 
 
-def embedded_chain(resp, what: str) -> Chain:
+def embedded_chain(resp: TimeStampResponse, what: str) -> Chain:
     """The certificates a TSA sent in its token, the one that signed it first, if they reach a
     root; UsageError asking for `--tsa-cert` otherwise."""
     signer = _signer(resp)
@@ -155,7 +159,7 @@ def post(url: str, body: bytes, cacert: str | None, what: str) -> bytes:
     import urllib3
     from urllib3.exceptions import HTTPError
 
-    extra = {}
+    extra: dict[str, Any] = {}
     if url.startswith("https:"):
         extra["ssl_context"] = ssl.create_default_context(cafile=cacert or None)
     http = urllib3.PoolManager(
@@ -186,7 +190,7 @@ def post(url: str, body: bytes, cacert: str | None, what: str) -> bytes:
 # -- the checks --------------------------------------------------------------------------
 
 
-def _decode(data: bytes, what: str):
+def _decode(data: bytes, what: str) -> TimeStampResponse:
     """The parsed TimeStampResp, its status granted; NotAToken for bytes that are not one."""
     from rfc3161_client import PKIStatus, decode_timestamp_response
 
@@ -205,13 +209,13 @@ def _decode(data: bytes, what: str):
     return resp
 
 
-def _imprint(resp, note: bytes, what: str) -> None:
+def _imprint(resp: TimeStampResponse, note: bytes, what: str) -> None:
     imprint = resp.tst_info.message_imprint
     if imprint.hash_algorithm != SHA256_OID or imprint.message != hashlib.sha256(note).digest():
         raise IntegrityError(f"{what}: a timestamp of other data, not of this checkpoint")
 
 
-def _verify(resp, note: bytes, chain: Chain, what: str, nonce: int | None) -> None:
+def _verify(resp: TimeStampResponse, note: bytes, chain: Chain, what: str, nonce: int | None) -> None:
     """The imprint, then the signature and the certificate: `chain[0]` must be the signer."""
     from rfc3161_client import VerificationError, VerifierBuilder
 
@@ -234,7 +238,7 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return cert.subject == cert.issuer
 
 
-def _certificates(resp) -> Chain:
+def _certificates(resp: TimeStampResponse) -> Chain:
     """The certificates a token carries (none when its certificate set does not parse)."""
     try:
         ders = sorted(resp.signed_data.certificates)
@@ -249,7 +253,7 @@ def _certificates(resp) -> Chain:
     return out
 
 
-def _signer(resp) -> x509.Certificate | None:
+def _signer(resp: TimeStampResponse) -> x509.Certificate | None:
     """The embedded certificate the token's SignerInfo names (issuer and serial), if any."""
     try:
         infos = list(resp.signed_data.signer_infos)
@@ -268,7 +272,7 @@ def _brief(e: Exception) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-def _stamp(resp, signer: x509.Certificate | None) -> Stamp:
+def _stamp(resp: TimeStampResponse, signer: x509.Certificate | None) -> Stamp:
     when = resp.tst_info.gen_time
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.UTC)
