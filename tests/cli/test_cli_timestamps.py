@@ -8,6 +8,7 @@ of the right checkpoint from another TSA, junk under `log/timestamps/`."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import zipfile
 
@@ -287,3 +288,20 @@ def test_adding_a_tsa_checks_what_is_given(user, tsa, pki, other_pki, tmp_path):
     assert "no root certificate" in r.stderr
     u.run("audit", "witness", "add", "t1", "--tsa", tsa.url, "--tsa-cert", pki.chain)
     assert [w["name"] for w in u.json("audit", "witness", "list")] == ["t1"]
+
+
+def test_the_checkpoint_after_a_trust_reset_is_timestamped(stamped, tmp_path):
+    u = stamped
+    old = tmp_path / "old-copy"
+    shutil.copytree(u.repo, old)
+    grow(u, 2)
+    shutil.rmtree(u.repo)
+    shutil.copytree(old, u.repo)  # restored from an older copy, on purpose
+    for d in (u.state, u.cache):
+        shutil.rmtree(d)
+        d.mkdir()
+    u.run("audit", "trust", "--reset", "--reason", "restored from the tape")
+    size = head(u)
+    assert size in tokens(u)
+    doc = u.json("audit", "verify", "--full", quiet=False)
+    assert doc["ok"] and all(t["ok"] for t in doc["timestamps"]), doc
