@@ -207,7 +207,8 @@ def audit_checkpoint(session, show_key):
 @click.option(
     "--tsa-cert",
     type=click.Path(dir_okay=False, exists=True),
-    help="the TSA's certificate to pin, then its issuers (PEM; default: the ones it sends now, trusted on first use)",
+    help="the TSA's certificate to pin, then its issuers up to the root (PEM; default: the ones it sends now, "
+    "trusted on first use, when they reach a root)",
 )
 @click.option(
     "--server-key",
@@ -235,17 +236,16 @@ def witness_add(session, name, directory, s3, url, tsa_url, tsa_cert, server_key
 def witness_list(session, as_json):
     """The witnesses the audit log names and those this client remembers."""
     found = session.open().witness_list()
-    lines = [
-        f"{w['name']}  {w['url']}"
-        + (f"  key {w['server_key']}" if w.get("server_key") else "")
-        + (
-            f"  certificate pinned ({w['tsa_cert'].count('BEGIN CERTIFICATE')} in its chain)"
-            if w.get("tsa_cert")
-            else ""
-        )
-        for w in found
-    ]
-    return Output(found, lines or ["no witnesses"])
+    return Output(found, [_witness_line(w) for w in found] or ["no witnesses"])
+
+
+def _witness_line(w: dict) -> str:
+    line = f"{w['name']}  {w['url']}"
+    if w.get("server_key"):
+        line += f"  key {w['server_key']}"
+    if w.get("tsa_cert"):
+        line += f"  certificate pinned ({w['tsa_cert'].count('BEGIN CERTIFICATE')} in its chain)"
+    return line
 
 
 witness = group(
