@@ -10,7 +10,9 @@ certificate with extendedKeyUsage timeStamping, critical (RFC 3161 §2.3).
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -36,6 +38,7 @@ class Pki:
     tsa: Path  # the TSA's certificate
     key: Path  # the TSA's private key
     chain: Path  # the TSA's certificate, then the CA's: what `--tsa-cert` takes
+    ca_key: object = None  # the CA's private key (to issue a TLS certificate for the server)
 
 
 def make_pki(folder: Path, name: str = "amber test", *, self_signed: bool = False) -> Pki:
@@ -82,6 +85,7 @@ def make_pki(folder: Path, name: str = "amber test", *, self_signed: bool = Fals
     pki = Pki(folder, folder / "ca.pem", folder / "tsa.pem", folder / "tsa.key", folder / "chain.pem")
     if self_signed:
         ca = tsa
+    pki.ca_key = ca_key
     pki.ca.write_bytes(ca.public_bytes(pem))
     pki.tsa.write_bytes(tsa.public_bytes(pem))
     pki.chain.write_bytes(tsa.public_bytes(pem) + (b"" if self_signed else ca.public_bytes(pem)))
@@ -115,7 +119,7 @@ class TsaServer:
     """OpenSSL's TSA over HTTP on 127.0.0.1, in a thread of the test process. `replay`: answer
     every request with these bytes instead (an old token replayed)."""
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, *, tls: bool = False) -> None:
         assert OPENSSL, "openssl is not installed"
         self.pki = pki
         self.config = pki.folder / "tsa.cnf"
@@ -148,7 +152,11 @@ class TsaServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tsa"
+        scheme = "http"
+        if tls:
+            scheme = "https"
+            self.httpd.socket = _tls_context(pki).wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}/tsa"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -183,6 +191,32 @@ class TsaServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(10)
+
+
+def _tls_context(pki: Pki) -> ssl.SSLContext:
+    """A server certificate for 127.0.0.1 issued by the test CA (give `pki.ca` as --cacert)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(pki.ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (pki.folder / "tls.pem").write_bytes(cert.public_bytes(pem))
+    (pki.folder / "tls.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.folder / "tls.pem", pki.folder / "tls.key")
+    return ctx
 
 
 def token_for(url: str, data: bytes) -> bytes:

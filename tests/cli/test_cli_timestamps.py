@@ -305,3 +305,21 @@ def test_the_checkpoint_after_a_trust_reset_is_timestamped(stamped, tmp_path):
     assert size in tokens(u)
     doc = u.json("audit", "verify", "--full", quiet=False)
     assert doc["ok"] and all(t["ok"] for t in doc["timestamps"]), doc
+
+
+def test_a_tsa_over_https_with_a_private_ca(user, pki, tmp_path):
+    """HTTPS to the TSA trusts the system's authorities, or the one given with AMBER_CACERT / --cacert."""
+    u = user
+    server = TsaServer(pki, tls=True)
+    try:
+        r = u.run("audit", "witness", "add", "tsa1", "--tsa", server.url, "--tsa-cert", pki.chain, expect=None)
+        assert r.rc != 0 and "--cacert" in r.stderr, r
+        env = u.env(AMBER_CACERT=pki.ca)
+        u.run("--cacert", pki.ca, "audit", "witness", "add", "tsa1", "--tsa", server.url, "--tsa-cert", pki.chain)
+        write(u.src / "b.txt", b"beta\n")
+        r = u.run("backup", u.src, env=env)
+        assert "tsa1" not in r.stderr, r
+        size = u.json("audit", "verify", env=env)["size"]
+        assert size in tokens(u)
+    finally:
+        server.stop()

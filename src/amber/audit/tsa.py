@@ -153,15 +153,17 @@ def embedded_chain(resp: TimeStampResponse, what: str) -> Chain:
 
 
 def post(url: str, body: bytes, cacert: str | None, what: str) -> bytes:
-    """POST a TimeStampReq; the body of a 200 answer (at most MAX_TOKEN bytes)."""
+    """POST a TimeStampReq; the body of a 200 answer (at most MAX_TOKEN bytes). HTTPS trusts the
+    system's certificate authorities, or only `cacert` (--cacert, else AMBER_CACERT) as `rest:` does."""
+    import os
     import ssl
 
     import urllib3
-    from urllib3.exceptions import HTTPError
+    from urllib3.exceptions import HTTPError, SSLError
 
     extra: dict[str, Any] = {}
     if url.startswith("https:"):
-        extra["ssl_context"] = ssl.create_default_context(cafile=cacert or None)
+        extra["ssl_context"] = ssl.create_default_context(cafile=cacert or os.environ.get("AMBER_CACERT") or None)
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT), retries=False, **extra
     )
@@ -177,6 +179,11 @@ def post(url: str, body: bytes, cacert: str | None, what: str) -> bytes:
         data = resp.read(MAX_TOKEN + 1)
         resp.release_conn()
     except HTTPError as e:
+        if isinstance(e, SSLError) or isinstance(getattr(e, "reason", None), SSLError):
+            raise StorageError(
+                f"{what}: TLS with the TSA at {url} failed ({e}); if its certificate is not trusted, give its "
+                "certificate authority with --cacert FILE or AMBER_CACERT"
+            ) from None
         raise StorageError(f"{what}: cannot reach the TSA at {url} ({type(e).__name__}: {e})") from None
     finally:
         http.clear()
