@@ -14,9 +14,11 @@ import zipfile
 
 import pytest
 
+from s3.helpers import S3Amber
 from tsaserver import OPENSSL, TsaServer, make_pki, token_for
 
 from cli_helpers import Amber, write
+from s3server import S3_SERVERS
 
 pytestmark = [
     pytest.mark.subprocess,
@@ -323,3 +325,28 @@ def test_a_tsa_over_https_with_a_private_ca(user, pki, tmp_path):
         assert size in tokens(u)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("server_name", S3_SERVERS)
+def test_tokens_in_an_s3_repository(request, tmp_path, amber_exe, server_name, pki, tsa):
+    """On S3 the tokens are objects beside the checkpoints; what an attacker puts there with
+    boto3 (junk, a genuine token of other data under a free name) is named."""
+    server = request.getfixturevalue(f"{server_name}_server")
+    u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True), subprocess=True)
+    u.create()
+    u.src = tmp_path / "src"
+    write(u.src / "a.txt", b"alpha\n")
+    u.backup(u.src)
+    u.run("audit", "witness", "add", "tsa1", "--tsa", tsa.url, "--tsa-cert", pki.chain)
+    grow(u)
+    size = head(u)
+    u.s3.head_object(Bucket=u.bucket, Key=u.key(f"log/timestamps/tsa1/{size:012d}"))
+    doc = u.json("audit", "verify", "--full")
+    assert doc["ok"] and any(t["size"] == size and t["ok"] for t in doc["timestamps"]), doc
+    junk = u.key("log/timestamps/tsa1/junk")
+    other = u.key("log/timestamps/tsa1/000000000001")  # no token there: the TSA came later
+    u.s3.put_object(Bucket=u.bucket, Key=junk, Body=b"junk")
+    u.s3.put_object(Bucket=u.bucket, Key=other, Body=token_for(tsa.url, b"another document\n"))
+    r = u.run("audit", "verify", "--full", expect=20)
+    assert "log/timestamps/tsa1/junk" in r.stderr and "foreign" in r.stderr, r
+    assert "log/timestamps/tsa1/000000000001" in r.stderr and "other data" in r.stderr, r
