@@ -25,6 +25,7 @@ from .audit.log import AuditLog
 from .audit.witness import fetch_server_key as witness_server_key
 from .audit.witness import parse_server_key
 from .audit.witness import target as witness_target
+from .audit.witness import tsa_chain as witness_tsa_chain
 from .backup.archiver import BackupResult, BackupStats
 from .backup.run import backup
 from .browse import entry_json
@@ -278,14 +279,28 @@ class Repository:
         rep.errors.extend(self.config_problems + self.pin_problems)
         return rep
 
-    def add_witness(self, name: str, url: str, server_key: str | None = None, s3_endpoint: str | None = None) -> dict:
+    def add_witness(
+        self,
+        name: str,
+        url: str,
+        server_key: str | None = None,
+        s3_endpoint: str | None = None,
+        tsa_cert: bytes | None = None,
+    ) -> dict:
         """Record a witness of the audit log (docs/AUDIT-LOG.md §Witnesses). An `amber serve`
-        witness's key is pinned now: the one given, else the one the server shows (first use)."""
+        witness's key is pinned now: the one given, else the one the server shows (first use);
+        so is a time-stamping authority's certificate chain (`tsa_cert`: PEM), which a token it
+        makes now must verify under."""
         self.require_sound("add a witness")
         if url.startswith("rest:"):
             server_key = server_key or witness_server_key(url, self.audit.cacert)
             parse_server_key(server_key)
-        return self.audit.add_witness(name, url, server_key=server_key, s3_endpoint=s3_endpoint)
+        pinned = None
+        if url.startswith("tsa:"):
+            pinned = witness_tsa_chain(url, tsa_cert, f"amber TSA probe {self.id}\n".encode(), self.audit.cacert)
+        elif tsa_cert is not None:
+            raise UsageError("--tsa-cert goes with --tsa URL")
+        return self.audit.add_witness(name, url, server_key=server_key, s3_endpoint=s3_endpoint, tsa_cert=pinned)
 
     def witness_list(self) -> list[dict]:
         return [dict(doc, name=name) for name, doc in sorted(self.audit.witness_config().items())]

@@ -122,6 +122,19 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:
     return Checkpoint(origin, size, root), signatures, (body + "\n").encode()
 
 
+def signed_by(note: bytes, name: str) -> bytes | None:
+    """The note as `name` signed it: its body and `name`'s signature line alone, without the
+    lines other signers (witnesses' cosignatures) added after it; None if `name` has none.
+    For a note `sign` made, this is that note byte for byte (what a TSA witness timestamped)."""
+    try:
+        text = note.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    body, sep, sigs = text.partition("\n\n")
+    own = next((line for line in sigs.split("\n") if line.startswith(f"{DASH} {name} ")), None)
+    return f"{body}\n\n{own}\n".encode() if sep and own is not None else None
+
+
 def verify(note: bytes, name: str, public: bytes) -> Checkpoint:
     """The checkpoint, if `note` carries a valid signature by (name, public)."""
     cp, sigs, body = parse(note)

@@ -65,6 +65,7 @@ from . import checkpoint as cpfmt
 from . import merkle, tiledverify
 from . import summary as summ
 from . import tiles as tl
+from . import timestamps as stamps
 from . import witness as wit
 from .entry import parse_entry, validate_entry
 from .tiled import Head, TiledStore
@@ -105,6 +106,7 @@ class VerifyReport:
     entries: list = field(default_factory=list, repr=False)  # (event, canonical bytes), as read
     foreign: list = field(default_factory=list)  # ForeignObject, marked or not
     witnesses: list = field(default_factory=list)  # per witness: name, url, newest size, ok
+    timestamps: list = field(default_factory=list)  # per RFC 3161 token checked: tsa, size, gen_time, ok
 
     @property
     def ok(self) -> bool:
@@ -553,7 +555,7 @@ class AuditLog:
         out = []
         for name, doc in sorted(self.witness_config().items()):
             try:
-                out.append(wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert))
+                out.append(wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert, self.storage))
             except (AmberError, KeyError, OSError) as e:
                 report(f"witness {name} ({doc.get('url')}) cannot be reached: {e}")
         return out
@@ -572,12 +574,13 @@ class AuditLog:
         checkpoint of that event is its first."""
         if not self.tiled():
             raise UsageError("witnesses need the tiled audit log (append once without AMBER_LOG_LAYOUT=entries)")
-        if not name or not name.replace("-", "").replace("_", "").isalnum():
+        if not name or not name.isascii() or not name.replace("-", "").replace("_", "").isalnum():
             raise UsageError(f"invalid witness name {name!r}: letters, digits, '-' and '_'")
         if name in self.witness_config():
             raise UsageError(f"there is a witness named {name} already")
         doc = {"name": name, "url": url, **{k: v for k, v in details.items() if v}}
-        wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert)  # refuse what cannot be opened
+        # refuse what cannot be opened
+        wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert, self.storage)
         return self.append(wit.EVENT, None, None, **doc)  # `appended` mirrors it and publishes to it
 
     def compare_witnesses(self, rep: VerifyReport, store: TiledStore, head: Head) -> list[dict]:
@@ -588,6 +591,8 @@ class AuditLog:
         abandoned = self.summary().abandoned
         out = []
         for w in self.witnesses(rep.warnings.append):
+            if isinstance(w, wit.TsaWitness):
+                continue  # its tokens are checked with the log's objects (timestamps.py)
             status: dict = {"name": w.name, "url": w.url, "size": None, "ok": True}
             out.append(status)
             before = len(rep.errors)
@@ -928,8 +933,21 @@ class AuditLog:
     def _everything(self, store: TiledStore, head: Head) -> tiledverify.Found:
         listing = list(self.storage.list(layout.LOG))
         legacy = [i for i in listing if i.key.startswith(ENTRIES)]
-        others = [i for i in listing if not i.key.startswith(ENTRIES)]
-        return tiledverify.everything(self, store, head, legacy, others)
+        tokens = [i for i in listing if i.key.startswith(stamps.PREFIX)]
+        others = [i for i in listing if not i.key.startswith((ENTRIES, stamps.PREFIX))]
+        found = tiledverify.everything(self, store, head, legacy, others)
+        self._timestamps(store, head, found, None, tokens)
+        return found
+
+    def _timestamps(self, store: TiledStore, head: Head, found: tiledverify.Found, lo: int | None, tokens=()) -> None:
+        """Check the TSA witnesses' tokens (timestamps.py): those `tokens` listed (all of them),
+        or, given `lo`, those of the checkpoints after size `lo` and the head's."""
+        pinned, problems = stamps.chains(self.witness_config())
+        found.errors.extend(problems)
+        if lo is None:
+            stamps.listed(self, store, head, list(tokens), pinned, found)
+        else:
+            stamps.since(self, store, head, lo, pinned, found)
 
     # -- verification ------------------------------------------------------------------
 
@@ -1038,8 +1056,12 @@ class AuditLog:
         rep.size, rep.root = head.size, head.root
         whole = full or cp is None or cp.size == 0 or cp.size > head.size
         store, head, found = self._settled(store, head, None if whole else cp)
+        if not whole:
+            self._timestamps(store, head, found, cp.size if cp is not None else 0)
         rep.errors.extend(found.errors)
+        rep.warnings.extend(found.warnings)
         rep.witnesses = self.compare_witnesses(rep, store, head)
+        rep.timestamps = found.timestamps
         rep.checkpoints = found.checkpoints
         if whole:
             present = {i.key for i in self.storage.list(CHECKPOINTS)}

@@ -65,6 +65,8 @@ class Found:
     # what appends running meanwhile may explain: objects beyond the head, tiles missing
     beyond: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    timestamps: list[dict] = field(default_factory=list)  # each RFC 3161 token checked (timestamps.py)
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_events(store: TiledStore, lo: int, size: int, found: Found) -> list[bytes]:
@@ -129,7 +131,7 @@ def _compare_tiles(store: TiledStore, n: int, m: int, leaves: list[bytes], found
 
 def everything(log: Log, store: TiledStore, head: Head, legacy: list[ObjectInfo], others: list[ObjectInfo]) -> Found:
     """Verify the whole tiled log and classify every object under `log/` (`others`: every
-    listed object outside `log/entries/`)."""
+    listed object outside `log/entries/` and `log/timestamps/`, which timestamps.py checks)."""
     found = Found(head)
     n = head.size
     try:
@@ -162,7 +164,9 @@ def everything(log: Log, store: TiledStore, head: Head, legacy: list[ObjectInfo]
     _check_legacy(log, legacy, leaves, found)
     for info in others:
         if not info.key.startswith((layout.LOG_CHECKPOINTS, t.TILE)):
-            problem = "not part of the audit log (only log/tile/, log/checkpoints/ and log/entries/ are)"
+            problem = (
+                "not part of the audit log (only log/tile/, log/checkpoints/, log/timestamps/ and log/entries/ are)"
+            )
             found.foreign.append(log.foreign(info.key, problem, info.size))
     _problems(log, store, found)
     return found

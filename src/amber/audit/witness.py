@@ -13,6 +13,8 @@ After every append the new checkpoint goes to every witness:
     rest:https://HOST:PORT/NAME    POST /NAME/witness/add-checkpoint: the server checks a
                                    consistency proof from the last checkpoint it cosigned and
                                    answers a C2SP cosignature/v1 line (docs/SERVER.md)
+    tsa:http(s)://HOST/PATH        an RFC 3161 time-stamping authority: the note is timestamped
+                                   and the token kept in the repository (timestamps.py, tsa.py)
 
 `audit verify` compares the log with each witness's newest checkpoint (log.py
 `AuditLog.compare_witnesses`). A `trust-reset` event lists the witness checkpoints
@@ -32,6 +34,7 @@ from ..repo import client_state
 from ..storage.base import Storage
 from ..storage.registry import open_storage
 from . import checkpoint as cpfmt
+from . import timestamps, tsa
 
 EVENT = "witness"
 RESET = "trust-reset"
@@ -231,13 +234,53 @@ class RestWitness:
         return Held([(SERVER_CHECKPOINT, ans.content)], [])
 
 
-Witness = StorageWitness | RestWitness
+class TsaWitness:
+    """A time-stamping authority: it keeps nothing itself; each checkpoint note it timestamps
+    (RFC 3161) is checked against its pinned certificate and kept in the repository."""
+
+    def __init__(self, name: str, url: str, chain: tsa.Chain, storage: Storage, cacert: str | None) -> None:
+        self.name = name
+        self.url = url
+        self.rest = False
+        self.chain = chain
+        self.storage = storage
+        self.cacert = cacert
+
+    def publish(self, note: bytes, cp: cpfmt.Checkpoint, proof: Proof | None = None) -> None:
+        token, _chain = tsa.stamp(self.url.removeprefix("tsa:"), note, self.chain, self.cacert, f"TSA {self.name}")
+        timestamps.keep(self.storage, self.name, cp.size, token, note, self.chain)
+
+    def reset(self, note: bytes, cp: cpfmt.Checkpoint) -> None:
+        """The checkpoint that follows a `trust-reset` is timestamped like any other."""
+        self.publish(note, cp)
+
+    def newest(self, abandoned: set[str]) -> Held:
+        return Held([], [])  # no checkpoint of its own to compare: its tokens are checked in the log
 
 
-def open_witness(doc: dict, repository_id: str, log_key: str, cacert: str | None = None) -> Witness:
+Witness = StorageWitness | RestWitness | TsaWitness
+
+
+def tsa_chain(url: str, given: bytes | None, probe: bytes, cacert: str | None) -> str:
+    """The certificate chain to pin for the TSA at `tsa:URL` (PEM): the one `given`, which a
+    token of `probe` from it must verify under, else the one it sends (trust on first use)."""
+    chain = tsa.load_chain(given, "--tsa-cert") if given is not None else None
+    _token, chain = tsa.stamp(url.removeprefix("tsa:"), probe, chain, cacert, "--tsa")
+    return tsa.chain_pem(chain)
+
+
+def open_witness(
+    doc: dict, repository_id: str, log_key: str, cacert: str | None = None, storage: Storage | None = None
+) -> Witness:
     """The witness a `witness` event's details describe (`log_key`: the log's verifier key,
-    which an `amber serve` pins on first use)."""
+    which an `amber serve` pins on first use; `storage`: the repository's, where a TSA's
+    tokens are kept)."""
     name, url = doc["name"], doc["url"]
+    if timestamps.is_tsa(doc):
+        if storage is None:
+            raise UsageError(f"TSA witness {name}: its tokens need the repository's storage")
+        chain = tsa.load_chain(str(doc.get("tsa_cert") or ""), f"TSA witness {name}: its pinned certificate")
+        return TsaWitness(name, url, chain, storage, cacert)
     if url.startswith("rest:"):
         key = parse_server_key(str(doc.get("server_key") or ""))
         state = client_state.state_file(repository_id, os.path.join("witness", name))
@@ -246,11 +289,17 @@ def open_witness(doc: dict, repository_id: str, log_key: str, cacert: str | None
     return StorageWitness(name, url, open_storage(url, create=url.startswith("local:"), options=options))
 
 
-def target(directory: str | None, s3: str | None, url: str | None) -> str:
-    """The witness URL of `--dir`, `--s3` or `--url` (exactly one)."""
-    given = [v for v in (directory, s3, url) if v]
+def target(directory: str | None, s3: str | None, url: str | None, tsa_url: str | None = None) -> str:
+    """The witness URL of `--dir`, `--s3`, `--url` or `--tsa` (exactly one)."""
+    given = [v for v in (directory, s3, url, tsa_url) if v]
     if len(given) != 1:
-        raise UsageError("give exactly one of --dir PATH, --s3 BUCKET[/PREFIX] or --url rest:https://HOST:PORT/NAME")
+        raise UsageError(
+            "give exactly one of --dir PATH, --s3 BUCKET[/PREFIX], --url rest:https://HOST:PORT/NAME or --tsa URL"
+        )
+    if tsa_url:
+        if not tsa_url.startswith(("https://", "http://")):
+            raise UsageError(f"--tsa {tsa_url}: a time-stamping authority's URL is https://HOST[:PORT]/PATH")
+        return "tsa:" + tsa_url
     if directory:
         return "local:" + os.path.abspath(os.path.expanduser(directory))
     if s3:

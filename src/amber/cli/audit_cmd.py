@@ -115,6 +115,11 @@ def audit_verify(session, checkpoint_file, full, as_json):
         for w in rep.witnesses:
             state = {True: "consistent", False: "NOT consistent", None: "not reached"}[w["ok"]]
             click.echo(f"witness {w['name']}: newest checkpoint {w['size']} events, {state}")
+        for t in rep.timestamps[-20:]:
+            state = {True: "verified", False: "DOES NOT VERIFY", None: "not checked"}[t["ok"]]
+            click.echo(f"timestamp {t['tsa']}: checkpoint of {t['size']} events at {t['gen_time']}, {state}")
+        if len(rep.timestamps) > 20:
+            click.echo(f"  ({len(rep.timestamps)} timestamps checked; --json lists every one)")
         if rep.ok:
             click.echo("no errors were found")
 
@@ -137,6 +142,7 @@ def audit_verify(session, checkpoint_file, full, as_json):
             "warnings": rep.warnings,
             "foreign": [f.to_json() for f in rep.foreign],
             "witnesses": rep.witnesses,
+            "timestamps": rep.timestamps,
         },
         text,
         failed,
@@ -196,16 +202,31 @@ def audit_checkpoint(session, show_key):
 @click.option("--s3", metavar="BUCKET[/PREFIX]", help="an S3 bucket (its endpoint: --s3-endpoint or AMBER_S3_ENDPOINT)")
 @click.option("--url", metavar="rest:https://HOST:PORT/NAME", help="an `amber serve` that cosigns each checkpoint")
 @click.option(
+    "--tsa", "tsa_url", metavar="URL", help="an RFC 3161 time-stamping authority that timestamps each checkpoint"
+)
+@click.option(
+    "--tsa-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    help="the TSA's certificate to pin, then its issuers up to the root (PEM; default: the ones it sends now, "
+    "trusted on first use, when they reach a root)",
+)
+@click.option(
     "--server-key",
     envvar="AMBER_SERVER_KEY",
     metavar="ed25519:BASE64",
     help="the server's key to pin (default: the one it shows now, trusted on first use)",
 )
 @json_option
-def witness_add(session, name, directory, s3, url, server_key, as_json):
-    """Record a witness: every new checkpoint of the audit log is kept there too."""
+def witness_add(session, name, directory, s3, url, tsa_url, tsa_cert, server_key, as_json):
+    """Record a witness: every new checkpoint of the audit log is kept there too (or, for a
+    time-stamping authority, timestamped, the token kept in the repository)."""
+    target = witness_target(directory, s3, url, tsa_url)
+    pem = None
+    if tsa_cert:
+        with open(tsa_cert, "rb") as f:
+            pem = f.read(1 << 20)
     r = session.open()
-    ev = r.add_witness(name, witness_target(directory, s3, url), server_key, session.s3_endpoint if s3 else None)
+    ev = r.add_witness(name, target, server_key, session.s3_endpoint if s3 else None, pem)
     d = ev["details"]
     return Output(d, [f"witness {name} added (event {ev['seq']}): {d['url']}"])
 
@@ -215,8 +236,16 @@ def witness_add(session, name, directory, s3, url, server_key, as_json):
 def witness_list(session, as_json):
     """The witnesses the audit log names and those this client remembers."""
     found = session.open().witness_list()
-    lines = [f"{w['name']}  {w['url']}" + (f"  key {w['server_key']}" if w.get("server_key") else "") for w in found]
-    return Output(found, lines or ["no witnesses"])
+    return Output(found, [_witness_line(w) for w in found] or ["no witnesses"])
+
+
+def _witness_line(w: dict) -> str:
+    line = f"{w['name']}  {w['url']}"
+    if w.get("server_key"):
+        line += f"  key {w['server_key']}"
+    if w.get("tsa_cert"):
+        line += f"  certificate pinned ({w['tsa_cert'].count('BEGIN CERTIFICATE')} in its chain)"
+    return line
 
 
 witness = group(

@@ -45,13 +45,25 @@ def evidence_export(session, snapshot, paths, output):
     metavar="ed25519:BASE64",
     help="require the checkpoint to be cosigned by this `amber serve` witness key (repeatable)",
 )
+@click.option(
+    "--tsa-cert",
+    "tsa_certs",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="require RFC 3161 timestamps of the checkpoint signed by this TSA certificate (PEM, then its issuers; "
+    "repeatable)",
+)
 @json_option
-def evidence_verify(session, bundle, public_key, witness_keys, as_json):
+def evidence_verify(session, bundle, public_key, witness_keys, tsa_certs, as_json):
     """Check a bundle offline: no repository and no password needed."""
     if public_key and os.path.isfile(public_key):
         with open(public_key, encoding="utf-8") as f:
             public_key = f.read().strip()
-    rep = verify_bundle(bundle, public_key, tuple(witness_keys))
+    pems = []
+    for path in tsa_certs:
+        with open(path, "rb") as f:
+            pems.append(f.read(1 << 20))
+    rep = verify_bundle(bundle, public_key, tuple(witness_keys), tuple(pems))
     s = rep.manifest.get("snapshot")
     s = s if isinstance(s, dict) else {}
     unverified = rep.ok and not rep.signer_verified
@@ -66,6 +78,12 @@ def evidence_verify(session, bundle, public_key, witness_keys, as_json):
         for i, (ok, what) in enumerate(rep.checks):
             why = rep.problem(i)
             click.echo(f"  {'ok  ' if ok else 'FAIL'}  {what}" + (f" ({why})" if why and not ok else ""))
+        if any(not t["verified"] for t in rep.timestamps):
+            click.echo(
+                "note: the timestamps were not checked against a trusted TSA certificate; "
+                "pass --tsa-cert FILE with the TSA's certificate obtained independently",
+                err=True,
+            )
         if unverified:
             click.echo("evidence consistent, but its signer is unverified")
         elif rep.ok:
@@ -89,6 +107,7 @@ def evidence_verify(session, bundle, public_key, witness_keys, as_json):
                 for i, (ok, what) in enumerate(rep.checks)
             ],
             "snapshot": rep.manifest.get("snapshot"),
+            "timestamps": rep.timestamps,
             "files": [
                 {k: f.get(k) for k in ("path", "size", "sha256", "mode", "mtime_ns")}
                 for f in rep.manifest.get("files", [])

@@ -9,6 +9,7 @@ A bundle is a zip file:
     event.json           the snapshot's audit-log event, as its exact canonical bytes
     checkpoint.txt       a signed checkpoint of the log that includes the event
     public-key.txt       the log's Ed25519 verifier key
+    timestamps/<tsa>.tsr an RFC 3161 timestamp of the checkpoint by each TSA witness, if any
 
 `verify_bundle` trusts nothing in the bundle but the public key given to it
 (falling back to the bundle's own key, which it says it did).

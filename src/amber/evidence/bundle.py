@@ -8,7 +8,17 @@ import zipfile
 from collections.abc import Iterator
 
 from ..errors import IntegrityError
-from .limits import FILE_MEMBER, FIXED_MEMBERS, MAX_MEMBERS, MAX_RATIO, METHODS, SMALL, TREE_MEMBER, ZIP_ERRORS
+from .limits import (
+    FILE_MEMBER,
+    FIXED_MEMBERS,
+    MAX_MEMBERS,
+    MAX_RATIO,
+    METHODS,
+    SMALL,
+    TIMESTAMP_MEMBER,
+    TREE_MEMBER,
+    ZIP_ERRORS,
+)
 
 
 class Unreadable(Exception):
@@ -96,7 +106,7 @@ def _member_name_problem(info: zipfile.ZipInfo) -> str | None:
         return "has a backslash in its name"
     if any(part in ("", ".", "..") for part in raw.split("/")):
         return "has an empty, '.' or '..' component"
-    if raw in FIXED_MEMBERS or FILE_MEMBER.fullmatch(raw) or TREE_MEMBER.fullmatch(raw):
+    if raw in FIXED_MEMBERS or any(m.fullmatch(raw) for m in (FILE_MEMBER, TREE_MEMBER, TIMESTAMP_MEMBER)):
         return None
     return "is not a member an evidence bundle has"
 

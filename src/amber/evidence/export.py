@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, Protocol
 
 from ..audit import checkpoint as cpfmt
 from ..audit import merkle
+from ..audit import timestamps as stamps
 from ..audit.log import AuditLog, check_consistency
 from ..clock import Clock, to_iso
 from ..errors import IntegrityError, NotFound, UsageError
@@ -49,6 +50,7 @@ class EvidenceSource(Protocol):
 def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str) -> Manifest:
     repo.load_index()
     ev, raw_event, note, cp, proof, warnings = _log_proof(repo, snap)
+    tokens, missing = stamps.for_checkpoint(repo.audit.storage, repo.audit.witness_config(), note, cp.size)
     note = repo.audit.with_cosignatures(note, cp)  # witnesses' cosignatures travel with it
     trees: dict[str, bytes] = {}
     files = []
@@ -80,9 +82,11 @@ def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str
                 },
             }
         )
-        manifest.warnings.extend(warnings)
+        manifest.warnings.extend(warnings + missing)
         for digest, raw in trees.items():
             z.writestr(f"trees/{digest}.json", raw)
+        for name, token in tokens:
+            z.writestr(f"timestamps/{name}.tsr", token)
         z.writestr("event.json", raw_event)
         z.writestr("checkpoint.txt", note)
         z.writestr("public-key.txt", repo.audit.vkey() + "\n")

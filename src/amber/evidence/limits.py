@@ -20,6 +20,7 @@ MAX_CHECKPOINT_TRIES = 1000  # stored checkpoints tried, newest first, by an exp
 FIXED_MEMBERS = ("manifest.json", "event.json", "checkpoint.txt", "public-key.txt")
 FILE_MEMBER = re.compile(r"files/(?:0|[1-9][0-9]{0,5})")
 TREE_MEMBER = re.compile(r"trees/[0-9a-f]{64}\.json")
+TIMESTAMP_MEMBER = re.compile(r"timestamps/[A-Za-z0-9_-]{1,100}\.tsr")  # a TSA witness's token of checkpoint.txt
 HEX64 = re.compile(r"[0-9a-f]{64}")
 REPOSITORY_ID = re.compile(r"[0-9a-f]{32}")
 MAX_PROOF = 64  # an inclusion proof in a tree of fewer than 2**64 leaves

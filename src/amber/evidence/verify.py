@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..audit import checkpoint as cpfmt
-from ..audit import merkle
+from ..audit import merkle, tsa
 from ..audit.witness import parse_server_key
 from ..errors import CheckpointError, IntegrityError, NotFound, UsageError
 from ..format import tree as treefmt
 from .bundle import Bad, Bundle, Unreadable, brief
-from .limits import FIXED_MEMBERS, MAX_KEY, MAX_MEMBER, MAX_META, ZIP_ERRORS
+from .limits import FIXED_MEMBERS, MAX_KEY, MAX_MEMBER, MAX_META, TIMESTAMP_MEMBER, ZIP_ERRORS
 from .manifest import check_manifest
 
 
@@ -31,6 +31,7 @@ class EvidenceReport:
     signer_verified: bool = False
     manifest: dict = field(default_factory=dict)
     problems: dict = field(default_factory=dict)  # index in `checks` -> why that check failed
+    timestamps: list = field(default_factory=list)  # each token: member, gen_time, signer, verified
 
     @property
     def ok(self) -> bool:
@@ -53,11 +54,16 @@ class EvidenceReport:
         ]
 
 
-def verify_bundle(path: str, public_key: str | None = None, witness_keys: tuple[str, ...] = ()) -> EvidenceReport:
+def verify_bundle(
+    path: str, public_key: str | None = None, witness_keys: tuple[str, ...] = (), tsa_certs: tuple[bytes, ...] = ()
+) -> EvidenceReport:
     """Check a bundle offline against `public_key` (else the key it carries, which the report
-    says), and that its checkpoint is cosigned by each `amber serve` witness key given
-    (`ed25519:<base64>`, AUDIT-LOG.md §14). Raises IntegrityError for a file that is not a
-    well-formed bundle zip; reports every other failure as a failed check."""
+    says), that its checkpoint is cosigned by each `amber serve` witness key given
+    (`ed25519:<base64>`, AUDIT-LOG.md §14), and that its RFC 3161 timestamps are of that
+    checkpoint and signed by one of the TSA certificates given (PEM, each the TSA's own first;
+    §14.6). Raises IntegrityError for a file that is not a well-formed bundle zip, UsageError
+    for a certificate that is not PEM; reports every other failure as a failed check."""
+    chains = [tsa.load_chain(pem, "--tsa-cert") for pem in tsa_certs]
     rep = EvidenceReport()
     try:
         z = zipfile.ZipFile(path)
@@ -78,6 +84,7 @@ def verify_bundle(path: str, public_key: str | None = None, witness_keys: tuple[
         cp = _verify_checkpoint(bundle, rep, key, log)
         for witness_key in witness_keys:
             _verify_cosignature(bundle, rep, witness_key, cp)
+        _verify_timestamps(bundle, rep, key[0] if cp is not None else None, chains)
         _verify_event(bundle, rep, snap, log, cp)
         trees: dict[str, dict | str] = {}
         for f in files:
@@ -130,6 +137,7 @@ def _verify_members(bundle: Bundle, rep: EvidenceReport, files: list[dict]) -> N
     """The bundle holds only the members the manifest accounts for."""
     listed = set(FIXED_MEMBERS) | {f["member"] for f in files}
     listed |= {f"trees/{d}.json" for f in files for d in f["merkle_path"]}
+    listed |= {name for name in bundle.infos if TIMESTAMP_MEMBER.fullmatch(name)}
     extra = sorted(set(bundle.infos) - listed)
     more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
     rep.add(not extra, "members: only those the manifest lists", "unlisted: " + ", ".join(extra[:10]) + more)
@@ -202,6 +210,58 @@ def _verify_cosignature(bundle: Bundle, rep: EvidenceReport, witness_key: str, c
         rep.add(False, what, str(e))
         return
     rep.add(cp is not None and got == cp, what, "the cosignature is of another checkpoint")
+
+
+def _verify_timestamps(bundle: Bundle, rep: EvidenceReport, signer: str | None, chains: list[tsa.Chain]) -> None:
+    """Each `timestamps/<TSA>.tsr` is an RFC 3161 token of the log's own signed note in
+    checkpoint.txt (`signer`: its key name; None when it did not verify), signed by one of the
+    TSA `chains` given; without any, the report says what the tokens claim and that no
+    trusted certificate was checked. Given certificates and no token is a failure."""
+    members = sorted(name for name in bundle.infos if TIMESTAMP_MEMBER.fullmatch(name))
+    if chains and not members:
+        rep.add(False, "timestamps/: an RFC 3161 timestamp of checkpoint.txt", "the bundle carries none")
+    note = _signed_note(bundle, signer) if signer is not None else None
+    for member in members:
+        what = f"{member}: an RFC 3161 timestamp of checkpoint.txt"
+        try:
+            token = bundle.read(member, tsa.MAX_TOKEN)
+        except Unreadable as e:
+            rep.add(False, what, str(e))
+            continue
+        if note is None:
+            rep.add(False, what, "checkpoint.txt does not verify")
+            continue
+        problems = []
+        for chain in chains:
+            try:
+                stamp = tsa.check(token, note, chain, member)
+                break
+            except IntegrityError as e:
+                problems.append(str(e).removeprefix(f"{member}: "))
+        else:
+            if chains:
+                rep.add(False, what, "; ".join(dict.fromkeys(problems)))
+                continue
+            try:
+                stamp = tsa.inspect(token, note, member)
+            except IntegrityError as e:
+                rep.add(False, what, str(e).removeprefix(f"{member}: "))
+                continue
+        verified = bool(chains)
+        rep.timestamps.append(
+            {"member": member, "gen_time": stamp.gen_time, "signer": stamp.signer, "verified": verified}
+        )
+        how = "signed by a TSA certificate given" if verified else "NOT checked against a trusted TSA certificate"
+        rep.add(True, f"{what}, dated {stamp.gen_time} by {stamp.signer} ({how})")
+
+
+def _signed_note(bundle: Bundle, signer: str) -> bytes | None:
+    """checkpoint.txt as the log's key signed it, without the witnesses' cosignature lines
+    after it: the bytes a TSA witness timestamped."""
+    try:
+        return cpfmt.signed_by(bundle.read("checkpoint.txt", cpfmt.MAX_NOTE), signer)
+    except Unreadable:
+        return None
 
 
 def _verify_event(bundle: Bundle, rep: EvidenceReport, snap: dict, log: dict, cp) -> None:

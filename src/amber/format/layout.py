@@ -19,6 +19,7 @@ LOG = "log/"
 LOG_ENTRIES = "log/entries/"
 LOG_CHECKPOINTS = "log/checkpoints/"
 LOG_TILE = "log/tile/"  # the tiled log (docs/AUDIT-LOG.md §2.2); names in audit/tiles.py
+LOG_TIMESTAMPS = "log/timestamps/"  # RFC 3161 timestamps of checkpoints (docs/AUDIT-LOG.md §14.6)
 SETTINGS = "settings/"
 REVOKED = "revoked/"
 DAMAGE = "damage/"
@@ -85,6 +86,11 @@ def log_entry(seq: int) -> str:
 
 def log_checkpoint(size: int) -> str:
     return f"{LOG_CHECKPOINTS}{size:0{SEQ_DIGITS}d}"
+
+
+def log_timestamp(tsa: str, size: int) -> str:
+    """Where the timestamp a time-stamping authority witness gave the checkpoint of `size` is kept."""
+    return f"{LOG_TIMESTAMPS}{tsa}/{size:0{SEQ_DIGITS}d}"
 
 
 def log_slot(key: str, folder: str = LOG_ENTRIES) -> int | None:
