@@ -3,7 +3,7 @@
     $XDG_CACHE_HOME/amber/<repository id>/files-<paths>.v2  the files cache (a lost cache costs only time)
     $XDG_CACHE_HOME/amber/<repository id>/snapshots/       copies of snapshot documents as stored (sealed)
     $XDG_CACHE_HOME/amber/<repository id>/log-summary.json what a backup needs from every audit event (audit/summary.py)
-    $XDG_CACHE_HOME/amber/<repository id>/log-meaning.json what `audit verify` checks every event against (replay.Meaning)
+    $XDG_CACHE_HOME/amber/<repository id>/log-meaning.json what `audit verify` checks events against (replay.Meaning)
     $XDG_STATE_HOME/amber/<repository id>/checkpoint       the last audit-log checkpoint this client verified
     $XDG_STATE_HOME/amber/<repository id>/clock.json       the latest time this client has seen
     $XDG_STATE_HOME/amber/<repository id>/witnesses.json   the witnesses of the audit log it knows (audit/witness.py)
