@@ -178,6 +178,7 @@ class AuditLog:
         self.public = cpfmt.public_bytes(self.signing)
         self._tiled = False  # once tiles are found they stay: a tiled log never goes back
         self._events: tuple[int, bytes, list] | None = None  # (size, root, events) as last read
+        self._folds: dict[str, EventFold] = {}  # kept folds as this process last brought them up to date
         self.warn = lambda message: None  # hears a witness that could not be reached
         self.cacert: str | None = None  # the private CA of a rest: witness, if any
         self._resetting = False
@@ -742,9 +743,12 @@ class AuditLog:
                 out.add(ev)
             return out
         path = os.path.join(client_state.cache_dir(self.repository_id), name)
-        kept = load(path)
+        memo = self._folds.get(name)  # a command asks several times: the file is read once
+        kept = memo if memo is not None else load(path)
         store = self.store()
         head = self.head(store, kept.size if kept is not None else 0)
+        if memo is not None and (memo.size, memo.root) == (head.size, head.root):
+            return memo  # type: ignore[return-value]  # stored under this name by this method
         if kept is None or not self._extends(store, head, kept.size, kept.root):
             kept = new()
         try:
@@ -755,6 +759,7 @@ class AuditLog:
             return kept
         kept.size, kept.root = head.size, head.root
         save(path, kept)
+        self._folds[name] = kept
         return kept
 
     def _extends(self, store: TiledStore, head: Head, size: int, root: bytes) -> bool:
