@@ -223,16 +223,9 @@ def token_for(url: str, data: bytes) -> bytes:
     """A real token from the TSA at `url` for `data` (what an attacker can get for any bytes)."""
     import urllib.request
 
-    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+    from amber.audit.tsa import timestamp_request
 
-    req = (
-        TimestampRequestBuilder()
-        .data(data)
-        .hash_algorithm(HashAlgorithm.SHA256)
-        .nonce(nonce=True)
-        .cert_request(cert_request=True)
-        .build()
-    )
+    req = timestamp_request(data)
     r = urllib.request.Request(
         url, data=req.as_bytes(), headers={"Content-Type": "application/timestamp-query"}, method="POST"
     )

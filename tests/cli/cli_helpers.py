@@ -185,6 +185,15 @@ class Amber:
 # -- running amber in this process --------------------------------------------------------------
 
 
+def with_one_backup(u: Amber, src: Path) -> Amber:
+    """`u`'s repository made, with one snapshot (`u.sid`) of `src` (`u.src`) holding a.txt."""
+    u.create()
+    u.src = Path(src)
+    write(u.src / "a.txt", b"alpha\n")
+    u.sid = u.backup(u.src)["snapshot_id"]
+    return u
+
+
 class environment:
     """os.environ replaced by `env` exactly, then put back."""
 

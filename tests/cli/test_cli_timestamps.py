@@ -17,7 +17,7 @@ import pytest
 from s3.helpers import S3Amber
 from tsaserver import OPENSSL, TsaServer, make_pki, token_for
 
-from cli_helpers import Amber, write
+from cli_helpers import Amber, with_one_backup, write
 from s3server import S3_SERVERS
 
 pytestmark = [
@@ -46,10 +46,7 @@ def tsa(pki):
 @pytest.fixture
 def user(tmp_path, amber_exe, in_subprocess) -> Amber:
     u = Amber(tmp_path / "amber", subprocess=in_subprocess)
-    u.create()
-    u.src = tmp_path / "src"
-    write(u.src / "a.txt", b"alpha\n")
-    u.backup(u.src)
+    with_one_backup(u, tmp_path / "src")
     return u
 
 
@@ -333,10 +330,7 @@ def test_tokens_in_an_s3_repository(request, tmp_path, amber_exe, server_name, p
     boto3 (junk, a genuine token of other data under a free name) is named."""
     server = request.getfixturevalue(f"{server_name}_server")
     u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True), subprocess=True)
-    u.create()
-    u.src = tmp_path / "src"
-    write(u.src / "a.txt", b"alpha\n")
-    u.backup(u.src)
+    with_one_backup(u, tmp_path / "src")
     u.run("audit", "witness", "add", "tsa1", "--tsa", tsa.url, "--tsa-cert", pki.chain)
     grow(u)
     size = head(u)

@@ -12,7 +12,7 @@ import pytest
 
 from s3.helpers import S3Amber
 
-from cli_helpers import Amber, write
+from cli_helpers import Amber, with_one_backup, write
 from s3server import S3_SERVERS
 
 
@@ -32,10 +32,7 @@ def grow(u: Amber, n: int = 1) -> None:
 @pytest.fixture
 def user(tmp_path, amber_exe) -> Amber:
     u = Amber(tmp_path / "amber")
-    u.create()
-    u.src = tmp_path / "src"
-    write(u.src / "a.txt", b"alpha\n")
-    u.backup(u.src)
+    with_one_backup(u, tmp_path / "src")
     return u
 
 
@@ -180,10 +177,7 @@ def test_unreachable_witness_warns_and_backup_succeeds(witnessed):
 def test_s3_witness_rollback(request, tmp_path, amber_exe, server_name):
     server = request.getfixturevalue(f"{server_name}_server")
     u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True))
-    u.create()
-    u.src = tmp_path / "src"
-    write(u.src / "a.txt", b"alpha\n")
-    u.backup(u.src)
+    with_one_backup(u, tmp_path / "src")
     wbucket = server.new_bucket(object_lock=True)
     u.run("audit", "witness", "add", "s3w", "--s3", f"{wbucket}/witness")
     grow(u, 1)

@@ -18,7 +18,7 @@ _CLI_TESTS = str(Path(__file__).resolve().parent.parent / "cli")
 if _CLI_TESTS not in sys.path:
     sys.path.insert(0, _CLI_TESTS)
 
-from cli_helpers import Amber  # noqa: E402
+from cli_helpers import Amber, with_one_backup  # noqa: E402
 from s3server import CREDENTIALS  # noqa: E402
 
 UTC = dt.UTC
@@ -245,15 +245,9 @@ def write_behind(user, key: str, data: bytes) -> None:
 def attacked_user(request, tmp_path):
     """The user of the attack suites: a repository with one snapshot (`sid` of `src`), on
     local storage or on S3 in an Object Lock bucket (`request.param`: "local" or a server kind)."""
-    from cli_helpers import write
-
     if request.param == "local":
         u = Amber(tmp_path / "amber")
     else:
         server = request.getfixturevalue(f"{request.param}_server")
         u = S3Amber(tmp_path / "amber", server, server.new_bucket(object_lock=True))
-    u.create()
-    u.src = tmp_path / "src"
-    write(u.src / "a.txt", b"alpha\n")
-    u.sid = u.backup(u.src)["snapshot_id"]
-    return u
+    return with_one_backup(u, tmp_path / "src")

@@ -93,22 +93,27 @@ def fingerprint(chain: Chain) -> str:
     return hashlib.sha256(chain[0].public_bytes(Encoding.DER)).hexdigest()
 
 
+def timestamp_request(data: bytes):
+    """An RFC 3161 TimeStampReq for `data`: its SHA-256, a fresh nonce, the TSA's certificate asked for."""
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+
+    return (
+        TimestampRequestBuilder()
+        .data(data)
+        .hash_algorithm(HashAlgorithm.SHA256)
+        .nonce(nonce=True)
+        .cert_request(cert_request=True)
+        .build()
+    )
+
+
 def stamp(url: str, note: bytes, chain: Chain | None, cacert: str | None, what: str) -> tuple[bytes, Chain]:
     """Ask the TSA at `url` for a token of `note`; (the TimeStampResp as answered, the chain it
     verifies under). `chain` None pins on first use: the certificates the TSA sends, which must
     then verify the token themselves. IntegrityError for an answer that is not a token of this
     note (other data, another nonce, another certificate, a bad signature); StorageError for a
     TSA that cannot be reached or answers with an HTTP error."""
-    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
-
-    request = (
-        TimestampRequestBuilder()
-        .data(note)
-        .hash_algorithm(HashAlgorithm.SHA256)
-        .nonce(nonce=True)
-        .cert_request(cert_request=True)
-        .build()
-    )
+    request = timestamp_request(note)
     answer = post(url, request.as_bytes(), cacert, what)
     resp = _decode(answer, f"{what}: the answer of {url}")
     if resp.tst_info.nonce != request.nonce:
