@@ -48,7 +48,7 @@ SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 Chain = list[x509.Certificate]
 
 if TYPE_CHECKING:
-    from rfc3161_client import TimeStampResponse
+    from rfc3161_client import TimeStampRequest, TimeStampResponse
 
 
 class NotAToken(IntegrityError):
@@ -93,7 +93,7 @@ def fingerprint(chain: Chain) -> str:
     return hashlib.sha256(chain[0].public_bytes(Encoding.DER)).hexdigest()
 
 
-def timestamp_request(data: bytes):
+def timestamp_request(data: bytes) -> TimeStampRequest:
     """An RFC 3161 TimeStampReq for `data`: its SHA-256, a fresh nonce, the TSA's certificate asked for."""
     from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
