@@ -1,7 +1,7 @@
 """Moving the clock as ransomware on a backup client would: no privilege, just faketime.
 
-Every attack runs the real `amber` under `faketime -f '+8d'` (an LD_PRELOAD
-library: the process sees the clock moved, nothing else does), then checks
+Every attack runs the real `amber` with libfaketime preloaded at '+8d' (an LD_PRELOAD
+library, tests/fakeclock.py: the process sees the clock moved, nothing else does), then checks
 what a user would: the exit code, the message naming the snapshot or pack
 and the jump, that nothing was deleted, and that an administrator's
 `--trust-clock` goes through and is recorded loudly.
@@ -9,19 +9,15 @@ and the jump, that nothing was deleted, and that an administrator's
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
+from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
+
 from cli_helpers import Result, make_source, packs
 
-FAKETIME = "/usr/bin/faketime"
-
-pytestmark = [
-    pytest.mark.subprocess,
-    pytest.mark.skipif(not os.path.exists(FAKETIME), reason="faketime is not installed (/usr/bin/faketime)"),
-]
+pytestmark = [pytest.mark.subprocess, pytest.mark.skipif(LIBFAKETIME is None, reason=NO_FAKETIME)]
 
 
 def rnd(n: int, seed: str) -> bytes:
@@ -33,11 +29,7 @@ def rnd(n: int, seed: str) -> bytes:
 def at(user, offset: str, *args, expect: int | None = 0) -> Result:
     """`amber ARGS` in a real process whose clock is moved by OFFSET (faketime's '+8d')."""
     p = subprocess.run(
-        [FAKETIME, "-f", offset, *user.cmd(*args)],
-        env=user.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=300,
+        user.cmd(*args), env=moved_clock(user.env(), offset), stdin=subprocess.DEVNULL, capture_output=True, timeout=300
     )
     r = Result(args, p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in r.stderr, f"a traceback reached the user:\n{r!r}"

@@ -8,12 +8,12 @@ event times that disagree with the clock are reported."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from amber.format import layout
+from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
 from s3.helpers import S3Amber, attacked_user, write_behind
 
 from cli_helpers import write
@@ -262,13 +262,11 @@ def test_overrides_are_visible_in_the_plain_audit_log(repo, tmp_path):
 
 
 @pytest.mark.subprocess
-@pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime is not installed")
+@pytest.mark.skipif(LIBFAKETIME is None, reason=NO_FAKETIME)
 def test_events_from_a_clock_moved_ahead_are_reported(repo, tmp_path):
     src = tmp_path / "src"
     write(src / "a.txt", b"a\n")
-    p = subprocess.run(
-        ["faketime", "-f", "+8d", *repo.cmd("backup", src)], env=repo.env(), capture_output=True, timeout=120
-    )
+    p = subprocess.run(repo.cmd("backup", src), env=moved_clock(repo.env(), "+8d"), capture_output=True, timeout=120)
     assert p.returncode == 0, p.stderr.decode()
     write(src / "a.txt", b"b\n")
     repo.backup(src)

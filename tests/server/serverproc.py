@@ -13,7 +13,6 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,20 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from fakeclock import LIBFAKETIME
+
 AMBER = str(Path(sys.executable).parent / "amber")
-FAKETIME = shutil.which("faketime")
-LIBFAKETIME = next(
-    (
-        p
-        for p in (
-            "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-            "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-            "/usr/lib/faketime/libfaketime.so.1",
-        )
-        if os.path.exists(p)
-    ),
-    None,
-)
 
 
 def make_certificates(folder: Path) -> dict[str, Path]:

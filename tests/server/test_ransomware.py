@@ -14,21 +14,18 @@ import httpx
 import pytest
 from rest_helpers import RestAmber
 
+from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
+
 from cli_helpers import Result, make_source, sha256_file
 
-FAKETIME = "/usr/bin/faketime"
 pytestmark = pytest.mark.subprocess
-needs_faketime = pytest.mark.skipif(not os.path.exists(FAKETIME), reason="faketime is not installed")
+needs_faketime = pytest.mark.skipif(LIBFAKETIME is None, reason=NO_FAKETIME)
 
 
 def at(user, offset: str, *args, expect: int | None = 0) -> Result:
     """`amber ARGS` with the client's clock moved by OFFSET (faketime)."""
     p = subprocess.run(
-        [FAKETIME, "-f", offset, *user.cmd(*args)],
-        env=user.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=300,
+        user.cmd(*args), env=moved_clock(user.env(), offset), stdin=subprocess.DEVNULL, capture_output=True, timeout=300
     )
     r = Result(args, p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in r.stderr, r
