@@ -136,7 +136,7 @@ class Repository:
             check_lock = getattr(storage, "check_object_lock", None)
             if check_lock is not None:
                 check_lock()  # an S3 bucket must be versioned with Object Lock before locks are promised
-        keys = MasterKeys.generate()
+        keys = MasterKeys.generate(content=False)
         clock = clock or SystemClock()
         config = {
             "v": FORMAT_VERSION,

@@ -1,8 +1,10 @@
 """The envelope that seals every encrypted object.
 
     byte 0      envelope version (1)
-    byte 1      algorithm: 1 = AES-256-GCM (under the repository data key, or for a
-                key file under the key derived from its password)
+    byte 1      algorithm: 1 = AES-256-GCM under the repository data key (or, for a
+                key file, under the key derived from its password); 2 = AES-256-GCM
+                under a writer key agreed with the repository's content public key
+                (crypto/content.py: what holds user data in a repository of format 2)
     byte 2      object kind (KIND_*), so no object can stand in for another
     bytes 3-14  random 96-bit nonce
     then        ciphertext followed by the 16-byte GCM tag
@@ -22,6 +24,8 @@ from ..errors import IntegrityError
 
 VERSION = 1
 ALG_AES256GCM = 1
+ALG_CONTENT = 2  # AES-256-GCM under a writer key (X25519 + HKDF-SHA256, crypto/content.py)
+ALGORITHMS = (ALG_AES256GCM, ALG_CONTENT)
 
 KIND_DATA = 1
 KIND_TREE = 2
@@ -35,6 +39,8 @@ KIND_PRUNE = 9  # prune plans and tombstones
 KIND_LOG = 10  # audit log entries
 KIND_LOG_BUNDLE = 11  # the tiled audit log's entry bundles
 KIND_LOG_TILE = 12  # the tiled audit log's hash tiles
+KIND_PACK_HEADER_SEALED = 13  # a pack header naming the writer key its blobs are sealed under
+KIND_SNAPSHOT_HEADER = 14  # what a snapshot shows without the content key (format 2)
 
 HEADER_LEN = 3
 NONCE_LEN = 12
@@ -54,21 +60,28 @@ _KIND_NAMES = {
     KIND_LOG: "log entry",
     KIND_LOG_BUNDLE: "log entry bundle",
     KIND_LOG_TILE: "log tile",
+    KIND_PACK_HEADER_SEALED: "pack header",
+    KIND_SNAPSHOT_HEADER: "snapshot header",
 }
 
 
 class Sealer:
-    """Seals and opens envelopes under one 32-byte key."""
+    """Seals and opens envelopes under one 32-byte key, of one algorithm (ALG_*): an envelope
+    of the other algorithm never opens, so no object sealed under the shared data key can
+    stand in for content sealed under a writer key, nor the other way round."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "alg")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, alg: int = ALG_AES256GCM) -> None:
         if len(key) != 32:
             raise ValueError("AES-256-GCM needs a 32-byte key")
+        if alg not in ALGORITHMS:
+            raise ValueError(f"unknown envelope algorithm {alg}")
         self._aead = AESGCM(key)
+        self.alg = alg
 
     def seal(self, kind: int, plaintext: bytes) -> bytes:
-        header = bytes((VERSION, ALG_AES256GCM, kind))
+        header = bytes((VERSION, self.alg, kind))
         nonce = os.urandom(NONCE_LEN)
         return header + nonce + self._aead.encrypt(nonce, plaintext, header)
 
@@ -79,7 +92,9 @@ class Sealer:
         header = bytes(envelope[:HEADER_LEN])
         if header[0] != VERSION:
             raise IntegrityError(f"{what}: unknown envelope version {header[0]}")
-        if header[1] != ALG_AES256GCM:
+        if header[1] != self.alg:
+            if header[1] in ALGORITHMS:
+                raise IntegrityError(f"{what}: sealed with algorithm {header[1]}, expected {self.alg}")
             raise IntegrityError(f"{what}: unknown algorithm {header[1]}")
         if header[2] != kind:
             raise IntegrityError(
@@ -91,3 +106,8 @@ class Sealer:
             return self._aead.decrypt(nonce, envelope[HEADER_LEN + NONCE_LEN :], header)
         except InvalidTag:
             raise IntegrityError(f"{what}: authentication failed (damaged or tampered)") from None
+
+
+def envelope_kind(envelope: bytes | memoryview) -> int | None:
+    """The kind an envelope claims (unauthenticated: opening it checks), None if too short."""
+    return envelope[2] if len(envelope) >= OVERHEAD else None

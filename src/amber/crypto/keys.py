@@ -1,7 +1,8 @@
 """Master keys and the password-wrapped key files that hold them.
 
 A repository has one set of random master keys; each `keys/<id>` object wraps
-them under a key derived from one password with scrypt (parameters stored).
+them (or, for a write-only backup key, the part of them a writer needs) under a
+key derived from one password with scrypt (parameters stored).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import getpass
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from ..clock import Clock, SystemClock, to_iso
 from ..errors import IntegrityError, WrongPassword
 from ..format.canonical import key_file_json, sorted_json
+from . import content as contentkeys
 from .aead import KIND_KEY, Sealer
 
 SCRYPT_N = 1 << 15
@@ -36,27 +38,74 @@ MAX_KEY_FILE = 64 << 10  # bytes of one key file a reader parses
 MAX_CHUNKER_SEED = (1 << 63) - 1
 
 
+FULL = "full"
+BACKUP = "backup"
+ROLES = (FULL, BACKUP)
+
+
 @dataclass(frozen=True, slots=True)
 class MasterKeys:
-    data: bytes  # AES-256-GCM key for every encrypted object
+    """What one key file holds (FORMAT.md §5.1).
+
+    Every key holds the data key (index, pack headers, records, the audit log), the id key
+    and the chunker seed (so every client deduplicates against everything stored) and the
+    audit log's checkpoint key. In a repository of format 2 it also holds the repository's
+    content public key (crypto/content.py) and an author key that signs its audit events.
+    A full key holds the content private key, and its author key is the repository's admin
+    key (the same in every full key file). A backup key (write-only) holds neither: its
+    author key is its own, and nothing it holds opens file content, trees or snapshots."""
+
+    data: bytes  # AES-256-GCM key for everything that holds no user data
     ids: bytes  # BLAKE3 key for blob ids
     signing: bytes  # Ed25519 seed (audit checkpoints)
     chunker_seed: int  # FastCDC gear-table seed, secret so chunk sizes leak less
+    role: str = FULL
+    content_public: bytes | None = None  # X25519, format 2
+    content_private: bytes | None = None  # X25519, full keys of format 2
+    author: bytes | None = None  # Ed25519 seed signing this key's audit events, format 2
 
     @classmethod
-    def generate(cls) -> "MasterKeys":
-        return cls(os.urandom(32), os.urandom(32), os.urandom(32), int.from_bytes(os.urandom(8), "big") >> 1)
+    def generate(cls, content: bool = True) -> "MasterKeys":
+        """New full keys: of format 2 (a content key pair and an admin key) unless `content` is False."""
+        base = cls(os.urandom(32), os.urandom(32), os.urandom(32), int.from_bytes(os.urandom(8), "big") >> 1)
+        return base.with_content() if content else base
+
+    def with_content(self) -> "MasterKeys":
+        """These keys, of format 2: a new content key pair and admin key (`amber upgrade`)."""
+        private, public = contentkeys.generate()
+        return replace(self, content_public=public, content_private=private, author=os.urandom(32))
+
+    def backup_key(self) -> "MasterKeys":
+        """A write-only key for this repository: no content private key, an author key of its own."""
+        if self.content_public is None:
+            raise ValueError("write-only keys need a repository of format 2")
+        return replace(self, role=BACKUP, content_private=None, author=os.urandom(32))
+
+    @property
+    def sealed_content(self) -> bool:
+        """Whether content is sealed to a content key (format 2) rather than under the data key."""
+        return self.content_public is not None
+
+    @property
+    def can_read(self) -> bool:
+        """Whether these keys open file content, trees and snapshot documents."""
+        return self.role == FULL
 
     def encode(self) -> bytes:
         """The key material as sealed in a key file: `sorted_json` (FORMAT.md §5.1)."""
-        return sorted_json(
-            {
-                "data": _b64(self.data),
-                "ids": _b64(self.ids),
-                "signing": _b64(self.signing),
-                "chunker_seed": self.chunker_seed,
-            }
-        )
+        doc: dict = {
+            "data": _b64(self.data),
+            "ids": _b64(self.ids),
+            "signing": _b64(self.signing),
+            "chunker_seed": self.chunker_seed,
+        }
+        if self.content_public is not None:  # format 2; format 1 material is encoded as it always was
+            doc["role"] = self.role
+            doc["content_public"] = _b64(self.content_public)
+            doc["author"] = _b64(self.author or b"")
+            if self.content_private is not None:
+                doc["content_private"] = _b64(self.content_private)
+        return sorted_json(doc)
 
     @classmethod
     def decode(cls, raw: bytes) -> "MasterKeys":
@@ -68,14 +117,43 @@ class MasterKeys:
             if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_CHUNKER_SEED:
                 raise ValueError("chunker_seed is not an integer in 0..2^63-1")
             keys = cls(_unb64(d["data"]), _unb64(d["ids"]), _unb64(d["signing"]), seed)
+            if "content_public" in d:
+                role = d.get("role")
+                if role not in ROLES:
+                    raise ValueError(f"role is not one of {', '.join(ROLES)}")
+                private = _unb64(d["content_private"]) if "content_private" in d else None
+                keys = replace(
+                    keys,
+                    role=role,
+                    content_public=_unb64(d["content_public"]),
+                    content_private=private,
+                    author=_unb64(d["author"]),
+                )
+            elif "role" in d or "content_private" in d or "author" in d:
+                raise ValueError("a role, content private key or author key without a content public key")
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise IntegrityError(f"key material is malformed: {e}") from None
         if len(keys.data) != 32 or len(keys.ids) != 32 or len(keys.signing) != 32:
             raise IntegrityError("key material has wrong key lengths")
+        if keys.content_public is not None:
+            if len(keys.content_public) != 32 or len(keys.author or b"") != 32:
+                raise IntegrityError("key material has wrong key lengths")
+            if keys.role == FULL:
+                if keys.content_private is None:
+                    raise IntegrityError("key material claims the full role but holds no content private key")
+                private = keys.content_private
+                if len(private) != 32 or contentkeys.public_of(private) != keys.content_public:
+                    raise IntegrityError("key material: the content private key does not match its public key")
+            elif keys.content_private is not None:
+                raise IntegrityError("key material of a backup key holds a content private key")
         return keys
 
     def signing_key(self) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(self.signing)
+
+    def author_key(self) -> Ed25519PrivateKey | None:
+        """The key that signs this key's audit events (format 2), else None."""
+        return Ed25519PrivateKey.from_private_bytes(self.author) if self.author else None
 
     def blob_id(self, data: bytes | bytearray | memoryview) -> bytes:
         return blake3.blake3(data, key=self.ids).digest()
@@ -109,6 +187,8 @@ def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock: Clock | N
         "user": getpass.getuser(),
         "data": _b64(sealed),
     }
+    if keys.content_public is not None:
+        doc["role"] = keys.role  # shown by `key list` without the password; must match the sealed role
     return key_file_json(doc)
 
 
@@ -148,6 +228,8 @@ def key_file_info(raw: bytes) -> dict:
     for name in ("created", "host", "user"):
         if name in doc and not isinstance(doc[name], str):
             raise IntegrityError(f"key file: {name} is not a string")
+    if "role" in doc and doc["role"] not in ROLES:
+        raise IntegrityError(f"key file: role is not one of {', '.join(ROLES)}")
     return doc
 
 
@@ -170,4 +252,7 @@ def unwrap(raw: bytes, password: str) -> MasterKeys:
         plain = Sealer(key).open(KIND_KEY, sealed)
     except IntegrityError:
         raise WrongPassword("wrong password or no key found") from None
-    return MasterKeys.decode(plain)
+    keys = MasterKeys.decode(plain)
+    if doc.get("role", FULL) != keys.role:
+        raise IntegrityError(f"key file says its role is {doc.get('role', FULL)}, but it holds a {keys.role} key")
+    return keys
