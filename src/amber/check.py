@@ -414,7 +414,8 @@ class _PackReader:
     def __init__(
         self, storage: Storage, blobs: BlobStore, stored: dict[bytes, int], indexed: dict[bytes, list[tuple]]
     ) -> None:
-        self.storage, self.sealer, self.id_key = storage, blobs.sealer, blobs.keys.ids
+        keys = blobs.keys
+        self.storage, self.opening = storage, packcheck.Opening.of(keys.data, keys.ids, keys.content_private)
         self.blobs = blobs
         self.indexed = indexed
         self.total = len(stored)
@@ -422,7 +423,7 @@ class _PackReader:
         self.procs: PipePool | None = None
         if (os.cpu_count() or 1) > 1 and sum(stored.values()) >= packcheck.PROCESS_AFTER_BYTES:
             try:
-                self.procs = packcheck.start(blobs.keys.data, blobs.keys.ids, workers)
+                self.procs = packcheck.start(keys.data, keys.ids, keys.content_private, workers)
             except (OSError, ValueError):
                 self.procs = None  # no processes here (a sandbox, a frozen binary): threads do it
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="amber-check")
@@ -438,10 +439,11 @@ class _PackReader:
             data = self.storage.get(key)
         except AmberError as e:
             return pid, [f"cannot read: {e}"], [], [], 0
+        writer = self.blobs.pack_writers.get(pid)
         if self.procs is not None:
-            problems, bad, spares = self.procs.submit((pid, data, indexed)).result()
+            problems, bad, spares = self.procs.submit((pid, data, indexed, writer)).result()
         else:
-            problems, bad, spares = packcheck.verify_pack(self.sealer, self.id_key, pid, data, indexed)
+            problems, bad, spares = packcheck.verify_pack(self.opening, pid, data, indexed, writer)
         return pid, problems, bad, spares, len(data)
 
     def report(self, rep: CheckReport, found: damagerec.Found, progress: Progress | None) -> None:

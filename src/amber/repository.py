@@ -11,6 +11,7 @@ after the change is stored.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import hashlib
 import os
@@ -18,6 +19,8 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping
 from typing import BinaryIO
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import browse, trust
 from .audit.checkpoint import verify as verify_checkpoint
@@ -39,6 +42,7 @@ from .errors import (
     CheckpointError,
     IntegrityError,
     Locked,
+    NotAllowed,
     RepositoryExists,
     RepositoryNotFound,
     UsageError,
@@ -49,10 +53,10 @@ from .format import layout
 from .repo import client_state, damage
 from .repo import records as rec
 from .repo import settings as settingsrec
-from .repo.blobs import BlobStore
+from .repo.blobs import BlobStore, require_full
 from .repo.events import EventStore
 from .repo.keys import KeyRing
-from .repo.snapshots import Snapshot, SnapshotStore, select_snapshots
+from .repo.snapshots import ContentKeys, Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
 from .restore.restorer import RestoreStats, restore
 from .retention import clockguard, locks, preflight, prune, replay
@@ -66,7 +70,7 @@ from .storage.s3_policy import S3_ROLES as S3_ROLES
 from .storage.s3_policy import iam_policy as iam_policy
 from .version import __version__
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what `init` makes; format 1 repositories open and work as before
 CHUNK_MIN = 512 << 10
 CHUNK_AVG = 512 << 10  # with pyfastcdc's cut-point skipping the mean is about 768 KiB
 CHUNK_MAX = 8 << 20
@@ -88,7 +92,10 @@ class Repository:
         self.records = rec.Records(storage, Sealer(keys.data))
         self.blobs = BlobStore(storage, self.records, keys, pack_target=config.get("pack_size", PACK_SIZE))
         self.trees = Trees(self.blobs, self.load_index)
-        self.snapshot_store = SnapshotStore(self.records, lambda message: self.warn(message))
+        content = None
+        if keys.content_public is not None:
+            content = ContentKeys(keys.content_public, self.blobs.opener)
+        self.snapshot_store = SnapshotStore(self.records, lambda message: self.warn(message), content)
         self.event_store = EventStore(self.records, self.clock, lambda: self.key_id[:16])
         self.key_ring = KeyRing(self.records)
         self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id)
@@ -136,10 +143,11 @@ class Repository:
             check_lock = getattr(storage, "check_object_lock", None)
             if check_lock is not None:
                 check_lock()  # an S3 bucket must be versioned with Object Lock before locks are promised
-        keys = MasterKeys.generate(content=False)
+        keys = MasterKeys.generate()
         clock = clock or SystemClock()
         config = {
             "v": FORMAT_VERSION,
+            "content_key": _b64(keys.content_public),
             "id": uuid.uuid4().hex,
             "created": to_iso(clock.now()),
             "chunker": {
@@ -170,6 +178,8 @@ class Repository:
             public_key=repo.audit.vkey(),
             config_sha256=hashlib.sha256(rec.CONFIG.encode(config)).hexdigest(),
             config=config,
+            admin_key=_b64(author_public(keys)),
+            content_key=_b64(keys.content_public),
         )
         repo.apply_settings(repo.settings)
         for message in repo.lock_posture():
@@ -204,6 +214,12 @@ class Repository:
             if not opener.lenient:  # else a damaged first log entry: a key that opens the config reads
                 raise e if isinstance(e, WrongPassword) else IntegrityError(f"{url}: {e}") from None
             keys, key_id, opened = opener.lenient[0]
+        declared = opened.config.get("content_key")
+        if declared is not None and (keys.content_public is None or _b64(keys.content_public) != declared):
+            raise IntegrityError(
+                f"{layout.key_file(key_id)}: its content key is not the one the repository's config names "
+                "(a key file made for another repository, or edited)"
+            )
         repo = cls(storage, keys, opened.config, key_id, clock)
         repo.audit.cacert = (storage_options or {}).get("cacert") or None
         if warn is not None:
@@ -291,6 +307,7 @@ class Repository:
         witness's key is pinned now: the one given, else the one the server shows (first use);
         so is a time-stamping authority's certificate chain (`tsa_cert`: PEM), which a token it
         makes now must verify under."""
+        self.require_admin("add a witness")
         self.require_sound("add a witness")
         if url.startswith("rest:"):
             server_key = server_key or witness_server_key(url, self.audit.cacert)
@@ -308,6 +325,7 @@ class Repository:
     def reset_trust(self, reason: str) -> tuple[dict, list[str]]:
         """Accept this repository's log as it is now after a restore from an older copy: a
         recorded `trust-reset` event naming the witness checkpoints it abandons."""
+        self.require_admin("reset the trust in the audit log")
         self.require_sound("reset the trust in the audit log")
         return self.audit.reset_trust(reason)
 
@@ -325,6 +343,7 @@ class Repository:
     def export_evidence(self, snap: Snapshot, paths: list[str], out_path: str) -> dict:
         """Write an evidence bundle for files of a snapshot to `out_path` (whole, or not at all);
         returns its manifest."""
+        self.require_read("export evidence")
         tmp = out_path + ".tmp"
         try:
             manifest = export(self, snap, list(paths), tmp)
@@ -386,6 +405,7 @@ class Repository:
 
     def walk(self, tree_id: str, prefix: str = "", errors: list[str] | None = None):
         """(path, node) for every node below the tree, depth first, parents first."""
+        self.require_read("read a snapshot's files")
         return self.trees.walk(tree_id, prefix, errors)
 
     def referenced_blobs(self, snaps) -> set[bytes]:
@@ -398,19 +418,24 @@ class Repository:
 
     def node_at(self, snap: Snapshot, path: str) -> dict | None:
         """The node at an absolute path inside a snapshot; a synthetic node for '/'."""
+        self.require_read("read a snapshot's files")
         return self.trees.node_at(snap.tree, path)
 
     def ls(self, snap: Snapshot, path: str = "/", errors: list[str] | None = None):
         """Nodes at and below `path`; with `errors`, damaged folders are named there and skipped."""
+        self.require_read("list a snapshot's files")
         return browse.ls(self, snap, path, errors)
 
     def cat(self, snap: Snapshot, path: str, out: BinaryIO) -> None:
+        self.require_read("read a file")
         browse.cat(self, snap, path, out)
 
     def diff(self, a: Snapshot, b: Snapshot, errors: list[str] | None = None) -> list[dict]:
+        self.require_read("compare snapshots")
         return browse.diff(self, a, b, errors)
 
     def find(self, pattern: str, snapshots=None, errors: list[str] | None = None) -> list[dict]:
+        self.require_read("search snapshots")
         return browse.find(self, pattern, snapshots, errors)
 
     # -- retention -------------------------------------------------------------
@@ -445,6 +470,8 @@ class Repository:
         """Lock or extend. Without a mode: the snapshot's active mode, else the repository's
         default mode, else governance."""
         self.require_sound("lock")
+        if bypass_governance:
+            self.require_admin("shorten a lock (--bypass-governance)")
         self.check_minimum(until, "the lock")
         if mode is None:
             cur = self.protection(snap)
@@ -460,23 +487,27 @@ class Repository:
         return locks.hold(self, snap, reason)
 
     def release(self, snap: Snapshot) -> Protection:
+        self.require_admin("release a legal hold")
         self.require_sound("release")
         self.audit.check_history()
         return locks.release(self, snap, replay.log_view(self))
 
     def forget(self, snaps, **kw) -> forgetting.ForgetResult:
+        self.require_admin("forget snapshots")
         self.require_sound("forget")
         if not kw.get("dry_run"):
             self.audit.check_history()
         return forgetting.forget_snapshots(self, snaps, **kw)
 
     def forget_policy(self, policy: KeepPolicy, **kw) -> forgetting.ForgetResult:
+        self.require_admin("forget snapshots")
         self.require_sound("forget")
         if not kw.get("dry_run"):
             self.audit.check_history()
         return forgetting.forget_policy(self, policy, **kw)
 
     def prune(self, **kw) -> prune.PruneReport:
+        self.require_admin("prune")
         self.require_sound("prune")
         if not kw.get("dry_run"):
             self.audit.check_history()
@@ -492,19 +523,66 @@ class Repository:
         """Every key file; revoked ones still stored (locked) say when they were revoked."""
         return self.key_ring.describe(self.key_id, self.key_ring.revocations())
 
-    def add_key(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
-        """Add a key file, protected as long as the longest lock, and held if any snapshot is."""
+    def add_key(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N, role: str = keyfile.FULL) -> str:
+        """Add a key file, protected as long as the longest lock, and held if any snapshot is.
+        A `backup` key is write-only (crypto/keys.py): only a full key adds keys."""
         check_new_password(password)
+        if role not in keyfile.ROLES:
+            raise UsageError(f"the role must be one of {', '.join(keyfile.ROLES)}")
+        self.require_admin("add a key")
+        if role == keyfile.BACKUP and not self.keys.sealed_content:
+            raise UsageError(
+                "write-only keys need a repository of format 2: run `amber upgrade` first", remedy="upgrade"
+            )
         self.require_sound("add a key")
         self.audit.check_history()
         retention, held = locks.strongest_protection(self)
-        kid = self.key_ring.add(self.keys, password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
-        self.log_event("key-add", key=kid)
+        keys = self.keys.backup_key() if role == keyfile.BACKUP else self.keys
+        kid = self.key_ring.add(keys, password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
+        if keys.sealed_content:
+            self.log_event("key-add", key=kid, role=role, author_key=_b64(author_public(keys)))
+        else:
+            self.log_event("key-add", key=kid)
         return kid
+
+    def require_admin(self, what: str) -> None:
+        """NotAllowed (exit 13) unless this is a full key: a write-only key changes no key,
+        setting, lock release or deletion."""
+        if not self.keys.can_read:
+            raise NotAllowed(f"refusing to {what}: this is a write-only (backup) key; it needs a full key")
+
+    def require_read(self, what: str) -> None:
+        """NotAllowed (exit 13) unless this key opens content: a write-only key reads nothing back."""
+        require_full(self.keys, what)
+
+    def upgrade(self, *, kdf_n: int = keyfile.SCRYPT_N) -> dict:
+        """Upgrade a repository of format 1 to format 2 by adding objects only: a key file for the
+        same password holding the content key pair and admin key (the one this session opened is
+        revoked, replaced by it) and an `upgrade` event pinning both public keys. Data written
+        before stays sealed under the data key, which every key holds; from now on content, trees
+        and snapshots are sealed to the content key, and `key add --role backup` works."""
+        self.require_admin("upgrade the repository")
+        if self.keys.sealed_content:
+            raise UsageError("the repository is already of format 2")
+        if self._password is None:
+            raise UsageError("upgrade needs the repository opened with its password")
+        self.require_sound("upgrade the repository")
+        self.audit.check_history()
+        keys = self.keys.with_content()
+        retention, held = locks.strongest_protection(self)
+        kid = self.key_ring.add(keys, self._password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
+        self.log_event(
+            "upgrade", format=2, key=kid, admin_key=_b64(author_public(keys)), content_key=_b64(keys.content_public)
+        )
+        old = self.key_id
+        others = [k for k in self.key_ring.ids() if k not in (old, kid)]
+        trust.revoke(self, old, replaced_by=kid)
+        return {"format": 2, "key": kid, "replaced": old, "other_keys": others}
 
     def remove_key(self, ref: str) -> str:
         """Revoke a key file (a record naming its identity, and a `key-revoke` event), then delete
         it. A locked key file stays until its lock ends (reported through `warn`), revoked."""
+        self.require_admin("remove a key")
         kid = self.key_ring.resolve(ref)
         if kid == self.key_id:
             raise UsageError("refusing to remove the key this session was opened with (`key passwd` replaces it)")
@@ -522,6 +600,7 @@ class Repository:
     def change_password(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
         """A new key file for the same master keys (`key-add`), then the one this session opened
         revoked (`key-revoke` with `replaced_by`); returns the new key's id."""
+        self.require_admin("change a password")
         check_new_password(password)
         self.require_sound("change the password")
         self.audit.check_history()
@@ -541,6 +620,7 @@ class Repository:
 
     def repair_config(self) -> bool:
         """Put the config the init event pins back over a replaced one; False if nothing was wrong."""
+        self.require_admin("repair the config")
         return trust.repair_config(self)
 
     def apply_settings(self, settings: settingsrec.Settings) -> None:
@@ -567,6 +647,7 @@ class Repository:
 
     def change_settings(self, *, default_retention: dict | None = None, min_retention: str | None = None):
         """Write the next settings version and its `setting` event (the minimum only rises)."""
+        self.require_admin("change settings")
         return trust.change_settings(self, default_retention=default_retention, min_retention=min_retention)
 
     def backup(self, paths, **kw) -> BackupResult:
@@ -576,6 +657,7 @@ class Repository:
         return backup(self, paths, **kw)
 
     def restore(self, snap: Snapshot, target: str, **kw) -> RestoreStats:
+        self.require_read("restore")
         try:
             stats = restore(self, snap, target, **kw)
         finally:
@@ -604,6 +686,7 @@ class Repository:
         return posture(seconds, default.get("mode"))
 
     def check(self, read_data: bool = False, progress=None, record: bool = True) -> CheckReport:
+        self.require_read("check (it reads every snapshot's trees)")
         rep = check(self, read_data=read_data, progress=progress)
         rep.damage_recorded = self.record_damage("check --read-data" if read_data else "check")
         errors, warnings = trust.keys_and_config_problems(self, self._password)
@@ -625,6 +708,18 @@ class Repository:
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")
         return rep
+
+
+def _b64(raw: bytes | None) -> str:
+    return base64.b64encode(raw or b"").decode()
+
+
+def author_public(keys: MasterKeys) -> bytes:
+    """The raw Ed25519 public key of `keys`' author key (format 2)."""
+    author = keys.author_key()
+    if author is None:
+        raise ValueError("keys of format 1 have no author key")
+    return author.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def check_new_password(password: str) -> None:

@@ -250,7 +250,7 @@ class Archiver:
             if self._small_files < PROCESS_AFTER_FILES and self._small_bytes < PROCESS_AFTER_BYTES:
                 return None
             try:
-                self.procs = start_processes(self.keys, self.chunker_config, self.workers)
+                self.procs = start_processes(self.keys, self.store.blob_key, self.chunker_config, self.workers)
             except (OSError, ValueError):
                 self.processes = False  # no processes here (a sandbox, a frozen binary): threads do it
                 return None

@@ -78,6 +78,8 @@ def _backup(
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index(force=True)
     cache = FilesCache(repo.cache_dir() if use_cache and stdin is None else None, norm)
+    # a write-only key cannot read the trees back: it notes the packs the snapshot uses as it goes
+    used = repo.blobs.used_packs = set() if not repo.keys.can_read else None
     try:
         with repo.blobs.session(retention) as session:
             arch = Archiver(
@@ -104,15 +106,18 @@ def _backup(
             doc["clock_jump"] = jump.to_json()
         summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
         doc.update(tree=root_tree, content_root=content_root, summary=summary)
+        repo.snapshot_store.packs = sorted(p.hex() for p in used) if used is not None else None
         sid = repo.snapshot_store.save(doc, retention)
         if retention is not None:  # data reused from older snapshots must live as long as this one
-            extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid)), retention)
+            extend_objects(repo, needed_objects(repo, repo.snapshot_store.load(sid), used), retention)
         for problem in carry_protection(repo, repo.blobs.take_heals()):  # older snapshots read healed blobs
             repo.warn(problem)
         record_snapshots(repo.audit, repo.snapshot_store, sid, retention)
     except BaseException:
         cache.discard()  # the previous run's cache stays
         raise
+    finally:
+        repo.blobs.used_packs = repo.snapshot_store.packs = None
     cache.save()
     return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
 

@@ -24,15 +24,16 @@ from .reader import _read_all, split
 _state: tuple | None = None
 
 
-def start(keys, chunker_config: dict, workers: int) -> PipePool:
-    args = (keys.data, keys.ids, chunker_config["avg"], chunker_config["min"], chunker_config["max"], keys.chunker_seed)
+def start(keys, seal: tuple[bytes, int], chunker_config: dict, workers: int) -> PipePool:
+    """`seal`: (key, envelope algorithm) the blobs are sealed under (the store's `blob_key`)."""
+    args = (*seal, keys.ids, chunker_config["avg"], chunker_config["min"], chunker_config["max"], keys.chunker_seed)
     return PipePool(workers, _init, args, read_batch)
 
 
-def _init(data_key: bytes, id_key: bytes, avg: int, mn: int, mx: int, seed: int) -> None:
+def _init(seal_key: bytes, alg: int, id_key: bytes, avg: int, mn: int, mx: int, seed: int) -> None:
     global _state
     chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
-    _state = (Sealer(data_key), id_key, mn, chunker)
+    _state = (Sealer(seal_key, alg), id_key, mn, chunker)
 
 
 def read_batch(jobs: list) -> list:

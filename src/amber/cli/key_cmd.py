@@ -15,7 +15,7 @@ def key_list(session, as_json):
     return Output(
         keys,
         [
-            f"{'*' if k['current'] else ' '} {k['id'][:10]}  {k.get('created', '?')}  "
+            f"{'*' if k['current'] else ' '} {k['id'][:10]}  {k.get('role', 'full'):<6}  {k.get('created', '?')}  "
             f"{k.get('user', '?')}@{k.get('host', '?')}"
             + (f"  revoked {k['revoked']}" if k.get("revoked") else "")
             + (f"  invalid: {k['error']}" if k.get("error") else "")
@@ -26,11 +26,18 @@ def key_list(session, as_json):
 
 @command("add")
 @click.option("--new-password-file", type=click.Path(dir_okay=False), help="read the new password from a file")
-def key_add(session, new_password_file):
+@click.option(
+    "--role",
+    type=click.Choice(["full", "backup"]),
+    default="full",
+    show_default=True,
+    help="backup: a write-only key that adds snapshots but reads nothing back",
+)
+def key_add(session, new_password_file, role):
     """Add a new password (prompts, or AMBER_NEW_PASSWORD / --new-password-file)."""
     r = session.open()
-    kid = r.add_key(new_password(new_password_file))
-    return Output(text=f"added key {kid[:10]}")
+    kid = r.add_key(new_password(new_password_file), role=role)
+    return Output(text=f"added {role} key {kid[:10]}")
 
 
 @command("remove")

@@ -25,6 +25,7 @@ from . import (
     s3_cmd,
     serve_cmd,
     settings_cmd,
+    upgrade_cmd,
 )
 from .output import fail
 from .tuning import keep_freed_memory
@@ -97,6 +98,7 @@ COMMANDS = (
     settings_cmd.settings,
     repair_cmd.repair,
     serve_cmd.serve,
+    upgrade_cmd.upgrade,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

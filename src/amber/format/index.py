@@ -6,12 +6,18 @@ Plaintext (zstd-compressed, then sealed as KIND_INDEX):
     per pack: 32-byte pack id | u32 LE blob count |
               per blob: 32-byte blob id | u8 type | u8 compression |
                         u32 LE offset | u32 LE stored length | u32 LE raw length
+
+Version 2 (repositories of format 2) adds, after each pack id, the 32-byte public
+writer key its blobs are sealed under (crypto/content.py); all zeros for a pack
+whose blobs are sealed under the data key. An index file whose packs all have no
+writer key is written as version 1.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from ..errors import IntegrityError
 from .pack import (
@@ -27,31 +33,49 @@ from .pack import (
 )
 
 MAGIC = b"AMBI\x01"
+MAGIC2 = b"AMBI\x02"
+NO_WRITER = bytes(32)
 _PACK = struct.Struct("<32sI")
+_PACK2 = struct.Struct("<32s32sI")
 _BLOB = struct.Struct("<32sBBIII")
 _new_tuple = tuple.__new__  # a PackEntry from its six fields without a Python-level __new__
 
 
-def encode(packs: Iterable[tuple[bytes, list[PackEntry]]]) -> bytes:
+class IndexedPack(NamedTuple):
+    """One pack as an index file lists it."""
+
+    pack: bytes
+    entries: list[PackEntry]
+    writer: bytes | None = None  # the public writer key of its blobs (format 2), else None
+
+
+def encode(packs: Iterable[IndexedPack]) -> bytes:
     packs = list(packs)
-    parts = [MAGIC, struct.pack("<I", len(packs))]
-    for pack_id, entries in packs:
-        parts.append(_PACK.pack(pack_id, len(entries)))
-        parts.extend(_BLOB.pack(e.id, e.type, e.comp, e.offset, e.length, e.raw_length) for e in entries)
+    v2 = any(p.writer is not None for p in packs)
+    parts = [MAGIC2 if v2 else MAGIC, struct.pack("<I", len(packs))]
+    for p in packs:
+        parts.append(
+            _PACK2.pack(p.pack, p.writer or NO_WRITER, len(p.entries)) if v2 else _PACK.pack(p.pack, len(p.entries))
+        )
+        parts.extend(_BLOB.pack(e.id, e.type, e.comp, e.offset, e.length, e.raw_length) for e in p.entries)
     return b"".join(parts)
 
 
-def decode(raw: bytes, what: str = "index") -> Iterator[tuple[bytes, list[PackEntry]]]:
-    if raw[:5] != MAGIC or len(raw) < 9:
+def decode(raw: bytes, what: str = "index") -> Iterator[IndexedPack]:
+    if raw[:5] not in (MAGIC, MAGIC2) or len(raw) < 9:
         raise IntegrityError(f"{what}: not an amber index (bad magic or version)")
+    head = _PACK2 if raw[:5] == MAGIC2 else _PACK
     (count,) = struct.unpack_from("<I", raw, 5)
     view = memoryview(raw)
     pos = 9
     for _ in range(count):
-        if pos + _PACK.size > len(raw):
+        if pos + head.size > len(raw):
             raise IntegrityError(f"{what}: truncated")
-        pack_id, n = _PACK.unpack_from(raw, pos)
-        pos += _PACK.size
+        if head is _PACK2:
+            pack_id, writer, n = _PACK2.unpack_from(raw, pos)
+        else:
+            (pack_id, n), writer = _PACK.unpack_from(raw, pos), NO_WRITER
+        pos += head.size
         end = pos + n * _BLOB.size
         if end > len(raw):
             raise IntegrityError(f"{what}: truncated")
@@ -68,6 +92,6 @@ def decode(raw: bytes, what: str = "index") -> Iterator[tuple[bytes, list[PackEn
                 raise IntegrityError(f"{what}: pack {pack_id.hex()[:16]}, blob {bid.hex()[:16]}: {problem}")
             entries.append(_new_tuple(PackEntry, (t, c, off, ln, rl, bid)))
         pos = end
-        yield pack_id, entries
+        yield IndexedPack(pack_id, entries, None if writer == NO_WRITER else writer)
     if pos != len(raw):
         raise IntegrityError(f"{what}: trailing bytes")

@@ -7,6 +7,10 @@ order (offsets are cumulative from 0):
 
     u8 type (0 data, 1 tree) | u8 compression | u32 LE stored length |
     u32 LE raw length | 32-byte blob id
+
+In a repository of format 2 the header envelope is of kind 13 and its plaintext
+starts with the 32-byte public writer key every blob of the pack is sealed under
+(crypto/content.py), then the records.
 """
 
 from __future__ import annotations
@@ -82,6 +86,21 @@ def decode_header(plain: bytes, pack_body_len: int, what: str) -> list[PackEntry
     if offset != pack_body_len:
         raise IntegrityError(f"{what}: header describes {offset} bytes of blobs, pack holds {pack_body_len}")
     return out
+
+
+WRITER_KEY_LEN = 32
+
+
+def encode_sealed_header(writer: bytes, entries: list[PackEntry]) -> bytes:
+    """A format-2 header's plaintext: the writer key, then the records."""
+    return writer + encode_header(entries)
+
+
+def split_sealed_header(plain: bytes, what: str) -> tuple[bytes, bytes]:
+    """(writer key, records) of a format-2 header's plaintext."""
+    if len(plain) < WRITER_KEY_LEN:
+        raise IntegrityError(f"{what}: header too short to name its writer key")
+    return bytes(plain[:WRITER_KEY_LEN]), plain[WRITER_KEY_LEN:]
 
 
 def split_trailer(tail: bytes, pack_size: int, what: str) -> int:

@@ -4,6 +4,7 @@ IntegrityError naming the object; pure, no I/O."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 from ..errors import IntegrityError
@@ -21,8 +22,17 @@ _REPO_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def validate_config(doc: dict, what: str = "config") -> dict:
-    if type(doc.get("v")) is not int or doc["v"] != 1:
+    if type(doc.get("v")) is not int or doc["v"] not in (1, 2):
         raise IntegrityError(f"{what}: unsupported repository format {doc.get('v')!r}")
+    if doc["v"] == 2:  # format 2: what holds user data is sealed to this content key (FORMAT.md §4.3)
+        f.text(doc, "content_key", what)
+        try:
+            if len(base64.b64decode(doc["content_key"], validate=True)) != 32:
+                raise ValueError
+        except ValueError:
+            raise f.fail(what, "content_key", "is not a base64 X25519 public key") from None
+    elif "content_key" in doc:
+        raise f.fail(what, "content_key", "belongs to a repository of format 2")
     if not isinstance(doc.get("id"), str) or not _REPO_ID.fullmatch(doc["id"]):
         raise f.fail(what, "id", "is not 32 lowercase hex characters")
     if "created" in doc:

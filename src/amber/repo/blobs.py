@@ -21,11 +21,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import blake3
 
-from ..crypto.aead import KIND_DATA, KIND_PACK_HEADER, KIND_TREE, Sealer
+from ..crypto import content as contentkeys
+from ..crypto.aead import (
+    ALG_AES256GCM,
+    ALG_CONTENT,
+    KIND_DATA,
+    KIND_PACK_HEADER,
+    KIND_PACK_HEADER_SEALED,
+    KIND_TREE,
+    Sealer,
+)
 from ..crypto.keys import MasterKeys
-from ..errors import AlreadyExists, IntegrityError, NotFound
+from ..errors import AlreadyExists, IntegrityError, NotAllowed, NotFound
 from ..format import layout
 from ..format import pack as packfmt
+from ..format.index import IndexedPack
 from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry
 from ..storage.base import Retention, Storage
 from . import records as rec
@@ -89,7 +99,16 @@ class BlobStore:
         self.storage = storage
         self.records = records
         self.keys = keys
-        self.sealer = Sealer(keys.data)
+        self.sealer = Sealer(keys.data)  # pack headers; the blobs of packs written before format 2
+        # format 2: this run's writer key seals every blob it writes (crypto/content.py); only a
+        # full key opens them, through the repository's content private key
+        self.writer = contentkeys.new_writer(keys.content_public) if keys.content_public is not None else None
+        self.blob_sealer = self.writer.sealer() if self.writer is not None else self.sealer
+        # (key, envelope algorithm) of blob_sealer, for worker processes that seal blobs
+        self.blob_key = (self.writer.key, ALG_CONTENT) if self.writer is not None else (keys.data, ALG_AES256GCM)
+        self.opener = contentkeys.ContentOpener(keys.content_private) if keys.content_private is not None else None
+        self.pack_writers: dict[bytes, bytes] = {}  # pack -> the writer key its blobs are sealed under
+        self.used_packs: set[bytes] | None = None  # when a set: the packs of every blob a writer reuses or adds
         self.pack_target = pack_target
         self.index = BlobIndex()
         self.index_files: list[str] = []
@@ -105,7 +124,7 @@ class BlobStore:
         self._mu = threading.Lock()
         self._inflight: set[bytes] = set()
         self._open = {BLOB_DATA: _OpenPack(), BLOB_TREE: _OpenPack()}
-        self._written: list[tuple[bytes, list[PackEntry]]] = []  # packs not yet in an index file
+        self._written: list[IndexedPack] = []  # packs not yet in an index file
         self._index_mu = threading.Lock()
         self.bytes_added = 0
         self.blobs_added = 0
@@ -133,7 +152,7 @@ class BlobStore:
         for key in files:
             try:
                 packs = self.records.get(rec.INDEX, key)
-                self.index.reserve(sum(len(entries) for _pack, entries in packs))
+                self.index.reserve(sum(len(p.entries) for p in packs))
                 self._add_index_file(key, packs)
             except (IntegrityError, NotFound) as e:
                 bad.append(f"{key}: {e}")
@@ -146,7 +165,9 @@ class BlobStore:
 
     def _add_index_file(self, key: str, packs) -> None:
         index = self.index
-        for pack_id, entries in packs:
+        for pack_id, entries, writer in packs:
+            if writer is not None:
+                self.pack_writers[pack_id] = writer
             self.pack_index_files.setdefault(pack_id, set()).add(key)
             if pack_id in self.tombstones:
                 continue
@@ -157,8 +178,8 @@ class BlobStore:
         """Forget the loaded index (blobs written by this client and not yet indexed stay)."""
         with self._mu:
             keep = BlobIndex()
-            for _pack, entries in self._written:
-                for e in entries:
+            for written in self._written:
+                for e in written.entries:
                     known = self.index.get(e.id)
                     if known is not None:
                         keep[e.id] = known
@@ -170,12 +191,15 @@ class BlobStore:
         """Whether a writer may reuse this blob (it is indexed, in a pack not planned for
         deletion, and that copy was not found damaged: else the writer stores it again)."""
         pack = self.index.pack_of(blob_id)
-        return pack is not None and pack not in self.doomed and not self.is_damaged(blob_id, pack)
+        reusable = pack is not None and pack not in self.doomed and not self.is_damaged(blob_id, pack)
+        if reusable and self.used_packs is not None:
+            self.used_packs.add(pack)  # type: ignore[arg-type]
+        return reusable
 
     def has_all_hex(self, hex_ids) -> bool:
         """`has` for every id of a file's content, given in hex (ValueError if one is not hex).
         A file the files cache would skip is read again when one of its blobs is damaged."""
-        if self.doomed:
+        if self.doomed or self.used_packs is not None:
             return all(self.has(bytes.fromhex(h)) for h in hex_ids)
         if not self.index.has_all_hex(hex_ids):
             return False
@@ -218,7 +242,7 @@ class BlobStore:
         """Store a blob unless known; returns the stored bytes added (0 for a duplicate)."""
         if not self._claim(blob_id):
             return 0
-        c = seal_chunk(self.sealer, self.keys.ids, data, _KIND[blob_type], blob_id)
+        c = seal_chunk(self.blob_sealer, self.keys.ids, data, _KIND[blob_type], blob_id)
         return self._append(blob_type, blob_id, c.comp, c.raw_length, c.sealed)
 
     def add_sealed(self, blob_type: int, blob_id: bytes, comp: int, raw_length: int, sealed: bytes) -> int:
@@ -268,7 +292,12 @@ class BlobStore:
         return self._session.retention if self._session is not None else None
 
     def _write_pack(self, p: _OpenPack) -> None:
-        header = self.sealer.seal(KIND_PACK_HEADER, packfmt.encode_header(p.entries))
+        if self.writer is not None:
+            header = self.sealer.seal(
+                KIND_PACK_HEADER_SEALED, packfmt.encode_sealed_header(self.writer.public, p.entries)
+            )
+        else:
+            header = self.sealer.seal(KIND_PACK_HEADER, packfmt.encode_header(p.entries))
         p.parts.append(header)
         p.parts.append(packfmt.trailer(len(header)))
         data = b"".join(p.parts)
@@ -288,6 +317,10 @@ class BlobStore:
         entries = p.entries
         with self._mu:
             self.index.put_pack(pack_id, entries)
+            if self.writer is not None:
+                self.pack_writers[pack_id] = self.writer.public
+            if self.used_packs is not None:
+                self.used_packs.add(pack_id)
             self._inflight.difference_update([e.id for e in entries])
             if self._healing:
                 for e in entries:
@@ -296,8 +329,8 @@ class BlobStore:
                         self.heals.setdefault(pack_id, set()).update(damaged)
             self.bytes_added += len(header) + 4
             self.packs_written += 1
-            self._written.append((pack_id, entries))
-            waiting = sum(len(entries) for _pack, entries in self._written)
+            self._written.append(IndexedPack(pack_id, entries, self.writer.public if self.writer else None))
+            waiting = sum(len(written.entries) for written in self._written)
             flush_index = len(self._written) >= PACKS_PER_INDEX or waiting >= BLOBS_PER_INDEX
         if flush_index:
             self.write_index()
@@ -360,8 +393,8 @@ class BlobStore:
                 raise
             self.bytes_added += len(raw)
             self.index_files.append(key)
-            for pack_id, _entries in packs:
-                self.pack_index_files.setdefault(pack_id, set()).add(key)
+            for written in packs:
+                self.pack_index_files.setdefault(written.pack, set()).add(key)
             return key
 
     # -- reading -------------------------------------------------------------
@@ -416,4 +449,31 @@ class BlobStore:
         if len(sealed) != e.length:
             raise IntegrityError(f"{what}: truncated pack")
         # a known type: entries are checked when decoded (format/pack.entry_problem)
-        return open_chunk(self.sealer, self.keys.ids, blob_id, _KIND[e.type], e.comp, e.raw_length, sealed, what)
+        sealer = self.content_sealer(e.pack, what)
+        return open_chunk(sealer, self.keys.ids, blob_id, _KIND[e.type], e.comp, e.raw_length, sealed, what)
+
+    def content_sealer(self, pack: bytes, what: str) -> Sealer:
+        """What opens the blobs of `pack`: the data key for a pack written before format 2,
+        else the key agreed with its writer key; NotAllowed (exit 13) without a full key."""
+        require_full(self.keys)
+        writer = self.pack_writers.get(pack)
+        if writer is None:
+            return self.sealer
+        if self.opener is None:  # a full key of format 1 in a repository upgraded to format 2
+            raise NotAllowed(
+                f"{what} is sealed to the repository's content key, which this key file does not hold: "
+                "open the repository with a key added since `amber upgrade`"
+            )
+        return self.opener.sealer(writer, what)
+
+
+READ_REFUSED = (
+    "this is a write-only (backup) key: it cannot read file content, file names or snapshots. "
+    "Open the repository with a full key"
+)
+
+
+def require_full(keys: MasterKeys, what: str = "") -> None:
+    """NotAllowed (exit 13) unless `keys` open content: a backup key reads nothing back."""
+    if not keys.can_read:
+        raise NotAllowed(f"{what + ': ' if what else ''}{READ_REFUSED}")

@@ -150,6 +150,7 @@ class KeyRing:
                 "host": doc.get("host"),
                 "user": doc.get("user"),
                 "kdf": doc["kdf"],
+                "role": doc.get("role", keyfile.FULL),
             }
             rev = (revoked or {}).get(identity(raw))
             if rev is not None:

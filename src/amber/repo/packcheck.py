@@ -12,9 +12,12 @@ start, or the packs are few and small, threads do the same work.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import blake3
 
-from ..crypto.aead import KIND_PACK_HEADER, Sealer
+from ..crypto.aead import KIND_PACK_HEADER, KIND_PACK_HEADER_SEALED, Sealer, envelope_kind
+from ..crypto.content import ContentOpener
 from ..errors import IntegrityError
 from ..format import pack as packfmt
 from ..format.pack import PackEntry
@@ -24,19 +27,46 @@ from .processes import PipePool
 
 PROCESS_AFTER_BYTES = 64 << 20  # stored packs below this many bytes are checked on threads
 
-_state: tuple[Sealer, bytes] | None = None
+
+class Opening(NamedTuple):
+    """What opens packs: the data key's sealer (headers, and blobs written before format 2),
+    the id key, and the content key (format 2) for blobs sealed under writer keys."""
+
+    sealer: Sealer
+    id_key: bytes
+    content: ContentOpener | None
+
+    @classmethod
+    def of(cls, data_key: bytes, id_key: bytes, content_private: bytes | None) -> "Opening":
+        return cls(Sealer(data_key), id_key, ContentOpener(content_private) if content_private else None)
+
+    def blob_sealer(self, writer: bytes | None, what: str) -> Sealer:
+        if writer is None:
+            return self.sealer
+        if self.content is None:
+            raise IntegrityError(f"{what}: sealed to the content key, which this key does not hold")
+        return self.content.sealer(writer, what)
 
 
-def read_header(sealer: Sealer, pack_id: bytes, data) -> list[PackEntry]:
-    """The entries of a whole pack's sealed header; IntegrityError if it is damaged."""
+_state: Opening | None = None
+
+
+def read_header(sealer: Sealer, pack_id: bytes, data) -> tuple[bytes | None, list[PackEntry]]:
+    """(the writer key its blobs are sealed under, None before format 2; the entries) of a
+    whole pack's sealed header; IntegrityError if it is damaged."""
     what = f"pack {pack_id.hex()}"
     n = packfmt.split_trailer(data[-4:], len(data), what)
-    header = sealer.open(KIND_PACK_HEADER, data[len(data) - 4 - n : len(data) - 4], what + " header")
-    return packfmt.decode_header(header, len(data) - 4 - n, what)
+    envelope = data[len(data) - 4 - n : len(data) - 4]
+    if envelope_kind(envelope) == KIND_PACK_HEADER_SEALED:
+        plain = sealer.open(KIND_PACK_HEADER_SEALED, envelope, what + " header")
+        writer, records = packfmt.split_sealed_header(plain, what + " header")
+        return writer, packfmt.decode_header(records, len(data) - 4 - n, what)
+    header = sealer.open(KIND_PACK_HEADER, envelope, what + " header")
+    return None, packfmt.decode_header(header, len(data) - 4 - n, what)
 
 
 def verify_pack(
-    sealer: Sealer, id_key: bytes, pack_id: bytes, data: bytes, indexed: list
+    opening: Opening, pack_id: bytes, data: bytes, indexed: list, writer: bytes | None = None
 ) -> tuple[list[str], list[tuple[bytes, str]], list[bytes]]:
     """(problems of the pack itself, damaged blobs as (id, problem), spare copies) of one pack
     read whole. `indexed`: per blob the index places in it, (id, type, compression, offset,
@@ -44,16 +74,26 @@ def verify_pack(
     is preferred, repo/damage.py) are checked too: those that read correctly are the spare
     copies. A damaged header makes every indexed blob of the pack count as damaged, and so
     does an index entry the header contradicts: either way the pack cannot be indexed again
-    from its header, so those blobs are stored again by the next backup."""
+    from its header, so those blobs are stored again by the next backup. `writer`: the writer
+    key the index names for the pack (format 2); the header must name the same."""
     problems: list[str] = []
     bad: list[tuple[bytes, str]] = []
     if blake3.blake3(data).digest() != pack_id:
         problems.append("content does not match its name (bytes changed or truncated)")
     header = None
     try:
-        header = read_header(sealer, pack_id, data)
+        header_writer, header = read_header(opening.sealer, pack_id, data)
+        if indexed and header_writer != writer:
+            problems.append("header: names another writer key than the index does")
+            header = None
+        writer = header_writer
     except IntegrityError as e:
         problems.append(f"header: {e}")
+    try:
+        sealer = opening.blob_sealer(writer, f"pack {pack_id.hex()[:16]}")
+    except IntegrityError as e:
+        return problems + [str(e)], [(blob[0], str(e)) for blob in indexed], []
+    id_key = opening.id_key
     entries = {e.id: e for e in header} if header is not None else {}
     view = memoryview(data)  # each blob opened where it lies, not copied out first
     short = pack_id.hex()[:16]
@@ -90,16 +130,15 @@ def _open(sealer: Sealer, id_key: bytes, view, pack: str, blob: tuple) -> str | 
     return None
 
 
-def start(data_key: bytes, id_key: bytes, workers: int) -> PipePool:
-    """Batches: (pack id, its bytes, its indexed blobs), see `verify_pack`."""
-    return PipePool(workers, _init, (data_key, id_key), _check_batch)
+def start(data_key: bytes, id_key: bytes, content_private: bytes | None, workers: int) -> PipePool:
+    """Batches: (pack id, its bytes, its indexed blobs, its writer key), see `verify_pack`."""
+    return PipePool(workers, _init, (data_key, id_key, content_private), _check_batch)
 
 
-def _init(data_key: bytes, id_key: bytes) -> None:
+def _init(data_key: bytes, id_key: bytes, content_private: bytes | None) -> None:
     global _state
-    _state = (Sealer(data_key), id_key)
+    _state = Opening.of(data_key, id_key, content_private)
 
 
 def _check_batch(batch: tuple) -> tuple:
-    sealer, id_key = _state  # type: ignore[misc]
-    return verify_pack(sealer, id_key, *batch)
+    return verify_pack(_state, *batch)  # type: ignore[arg-type]

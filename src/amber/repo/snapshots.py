@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as _dt
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import blake3
 
 from ..clock import from_iso, to_iso
+from ..crypto import content as contentkeys
+from ..crypto.aead import KIND_SNAPSHOT, KIND_SNAPSHOT_HEADER
 from ..errors import IntegrityError, NotFound, UsageError
 from ..format import layout
 from ..format import snapshot as snapfmt
@@ -30,6 +36,7 @@ class Snapshot:
     retention: dict | None
     summary: dict
     doc: dict = field(repr=False)
+    readable: bool = True  # False: only its header was opened (a write-only key); tree and content root unknown
 
     @property
     def short_id(self) -> str:
@@ -58,7 +65,38 @@ class Snapshot:
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
             raise IntegrityError(f"{what}: malformed snapshot ({e})") from None
 
+    @classmethod
+    def from_header(cls, sid: str, head: dict) -> "Snapshot":
+        """What a write-only key sees of a format-2 snapshot: its header (checked when decoded)."""
+        return cls(
+            id=sid,
+            time=from_iso(head["time"]),
+            hostname=head["hostname"],
+            username=head.get("username", ""),
+            paths=list(head["paths"]),
+            tags=list(head.get("tags", [])),
+            tree="",
+            content_root="",
+            retention=head.get("retention"),
+            summary={},
+            doc=head,
+            readable=False,
+        )
+
     def to_json(self) -> dict:
+        if not self.readable:
+            return {
+                "id": self.id,
+                "short_id": self.short_id,
+                "time": to_iso(self.time),
+                "hostname": self.hostname,
+                "username": self.username,
+                "paths": self.paths,
+                "tags": self.tags,
+                "retention": self.retention,
+                "legal_hold": False,
+                "sealed": True,
+            }
         return {
             "id": self.id,
             "short_id": self.short_id,
@@ -83,12 +121,22 @@ def select_snapshots(snaps: Iterable[Snapshot], *, tags=(), hosts=()) -> list[Sn
     ]
 
 
+class ContentKeys(NamedTuple):
+    """What seals and opens format-2 snapshot documents (crypto/content.py)."""
+
+    public: bytes  # the repository's content public key
+    opener: contentkeys.ContentOpener | None  # None for a write-only key
+
+
 class SnapshotStore:
     """The repository's snapshots, read once and cached until one is written or removed."""
 
-    def __init__(self, records: rec.Records, warn: Callable[[str], None]) -> None:
+    def __init__(self, records: rec.Records, warn: Callable[[str], None], content: ContentKeys | None = None) -> None:
         self.records = records
         self.warn = warn
+        self.content = content  # format 2: documents are sealed to the content key
+        self.written: dict[str, dict] = {}  # documents this client wrote: it need not open them again
+        self.packs: list[str] | None = None  # the packs of the next snapshot saved, for its header
         self.errors: list[str] = []  # snapshots that could not be read (check reports them)
         self.bad: dict[str, str] = {}  # snapshot id -> why it could not be read
         self._cache: list[Snapshot] | None = None
@@ -145,19 +193,69 @@ class SnapshotStore:
 
     def load(self, sid: str) -> Snapshot:
         key = layout.snapshot(sid)
-        return Snapshot.from_doc(sid, self.records.get(rec.SNAPSHOT, key), key)
+        if sid in self.written:
+            return Snapshot.from_doc(sid, self.written[sid], key)
+        return self.open(key, self.records.storage.get(key))
+
+    def open(self, key: str, raw: bytes) -> Snapshot:
+        """The snapshot stored as `raw` under `key`, of format 1 or 2 (FORMAT.md §12)."""
+        sid = layout.last(key)
+        if not snapfmt.is_sealed(raw):
+            return Snapshot.from_doc(sid, self.records.open(rec.SNAPSHOT, key, raw), key)
+        if blake3.blake3(raw).hexdigest() != sid:
+            raise IntegrityError(f"{key}: content does not authenticate — replaced or damaged (not its name)")
+        head_env, doc_env = snapfmt.split_sealed(raw, key)
+        head_plain = self.records._sealer().open(KIND_SNAPSHOT_HEADER, head_env, key + " header")
+        head = snapfmt.decode_header(head_plain, key)
+        if self.content is None:
+            raise IntegrityError(f"{key}: a snapshot of format 2 in a repository of format 1")
+        if head["recipient"] != contentkeys.fingerprint(self.content.public).hex():
+            raise IntegrityError(
+                f"{key}: sealed to content key {head['recipient']}, not this repository's "
+                f"({contentkeys.fingerprint(self.content.public).hex()}): a writer made up a key"
+            )
+        if self.content.opener is None:
+            return Snapshot.from_header(sid, head)
+        try:
+            writer = base64.b64decode(head["writer"], validate=True)
+        except ValueError:
+            raise IntegrityError(f"{key}: the header's writer key is not base64") from None
+        plain = self.content.opener.sealer(writer, key).open(KIND_SNAPSHOT, doc_env, key)
+        doc = snapfmt.decode(plain, key)
+        if not snapfmt.header_matches(head, doc):
+            raise IntegrityError(f"{key}: its header does not say what its sealed document says")
+        return Snapshot.from_doc(sid, doc, key)
+
+    def seal(self, doc: dict) -> tuple[str, bytes]:
+        """(id, stored bytes) of a new snapshot document: format 2 when the repository is."""
+        if self.content is None:
+            return self.records.seal(rec.SNAPSHOT, doc)
+        writer = contentkeys.new_writer(self.content.public)
+        head = snapfmt.header_of(
+            doc,
+            base64.b64encode(writer.public).decode(),
+            contentkeys.fingerprint(self.content.public).hex(),
+            self.packs,
+        )
+        raw = snapfmt.join_sealed(
+            self.records._sealer().seal(KIND_SNAPSHOT_HEADER, snapfmt.encode(head)),
+            writer.sealer().seal(KIND_SNAPSHOT, snapfmt.encode(doc)),
+        )
+        return blake3.blake3(raw).hexdigest(), raw
 
     def _load_copy(self, sid: str) -> Snapshot:
         """A snapshot read through its local copy (see `cached`)."""
         key = layout.snapshot(sid)
         path = os.path.join(self._copies or "", sid)
+        if sid in self.written:
+            return Snapshot.from_doc(sid, self.written[sid], key)
         try:
             with open(path, "rb") as f:
-                return Snapshot.from_doc(sid, self.records.open(rec.SNAPSHOT, key, f.read()), key)
+                return self.open(key, f.read())
         except (OSError, IntegrityError):
             pass  # no copy, or a damaged one: read the stored object
         raw = self.records.storage.get(key)
-        snap = Snapshot.from_doc(sid, self.records.open(rec.SNAPSHOT, key, raw), key)
+        snap = self.open(key, raw)
         _write_copy(self._copies or "", sid, raw)
         return snap
 
@@ -172,12 +270,11 @@ class SnapshotStore:
                     os.unlink(os.path.join(self._copies or "", name))
 
     def save(self, doc: dict, retention: Retention | None = None) -> str:
+        sid, raw = self.seal(doc)
+        self.records.storage.put(layout.snapshot(sid), raw, retention=retention)
         if self._copies:  # keep the stored bytes: the writer need not fetch them back
-            sid, raw = self.records.seal(rec.SNAPSHOT, doc)
-            self.records.storage.put(layout.snapshot(sid), raw, retention=retention)
             _write_copy(self._copies, sid, raw)
-        else:
-            sid = self.records.put(rec.SNAPSHOT, doc, layout.snapshot, retention)
+        self.written[sid] = doc
         self._cache = None
         return sid
 

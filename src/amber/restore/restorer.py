@@ -236,7 +236,13 @@ class Restorer(Placement):
         keys = self.store.keys
         try:
             self.procs = start_workers(
-                keys.data, keys.ids, self.target, owner=self.owner, special=self.special, workers=self.workers
+                keys.data,
+                keys.ids,
+                keys.content_private,
+                self.target,
+                owner=self.owner,
+                special=self.special,
+                workers=self.workers,
             )
         except (OSError, ValueError):
             self.processes = False  # no processes here (a sandbox, a frozen binary): threads do it
@@ -315,7 +321,7 @@ class Restorer(Placement):
         if not mine:
             return rest
         assert self.procs is not None
-        batch = (bytes(region), pack_id.hex(), [item for _job, item in mine])
+        batch = (bytes(region), pack_id.hex(), [item for _job, item in mine], self.store.pack_writers.get(pack_id))
         results, errors, written, fatal, damaged = self.procs.submit(batch).result()
         for bid, why in damaged:
             self.store.note_damage(bid, pack_id, why)

@@ -5,7 +5,7 @@ Restoring a file of one small blob is all per-file work: open the blob
 owner, mode and times, link it into place. Threads share one interpreter
 lock, so on trees of many small files a restore is bound by Python on one
 core. The calling process plans and reads pack regions; a pool of spawned
-processes, holding only the data and id keys, opens the blobs of each region
+processes, holding only the keys that open blobs, opens the blobs of each region
 and writes the files made of exactly one blob, under the same rules as the
 threads (placement.py). Files of several blobs stay on the threads.
 
@@ -16,26 +16,35 @@ and (for hard links) its device and inode, the errors, and the bytes written.
 
 from __future__ import annotations
 
-from ..crypto.aead import Sealer
 from ..errors import IntegrityError, StorageError
 from ..repo.chunks import open_chunk
+from ..repo.packcheck import Opening
 from ..repo.processes import PipePool
 from .jobs import FileJob, RestoreStats
 from .placement import Placement
 
-_state: tuple[Sealer, bytes, Placement] | None = None
+_state: tuple[Opening, Placement] | None = None
 
 
-def start(data_key: bytes, id_key: bytes, target: str, *, owner: bool, special: bool, workers: int) -> PipePool:
-    """Batches: (region, pack id in hex, items), see `write_region`."""
-    return PipePool(workers, _init, (data_key, id_key, target, owner, special), _write_batch)
+def start(
+    data_key: bytes,
+    id_key: bytes,
+    content_private: bytes | None,
+    target: str,
+    *,
+    owner: bool,
+    special: bool,
+    workers: int,
+) -> PipePool:
+    """Batches: (region, pack id in hex, items, the pack's writer key or None), see `write_region`."""
+    return PipePool(workers, _init, (data_key, id_key, content_private, target, owner, special), _write_batch)
 
 
-def _init(data_key: bytes, id_key: bytes, target: str, owner: bool, special: bool) -> None:
+def _init(data_key: bytes, id_key: bytes, content_private: bytes | None, target: str, owner: bool, special: bool):
     global _state
     place = Placement(target, RestoreStats(), owner=owner, special=special)
     place._unnamed = place._can_link_unnamed()
-    _state = (Sealer(data_key), id_key, place)
+    _state = (Opening.of(data_key, id_key, content_private), place)
 
 
 def _write_batch(batch: tuple) -> tuple:
@@ -43,7 +52,7 @@ def _write_batch(batch: tuple) -> tuple:
 
 
 def write_region(
-    region: bytes, pack_hex: str, items: list[tuple]
+    region: bytes, pack_hex: str, items: list[tuple], writer: bytes | None = None
 ) -> tuple[list, list[str], int, str | None, list[tuple[bytes, str]]]:
     """Write the one-blob files whose blobs lie in `region` (a pack's bytes from some offset).
 
@@ -51,8 +60,11 @@ def write_region(
     length, path, node), sorted by start. Returns per item (failed, (device, inode) or
     None), the errors, the bytes written, the message of an error that must stop the
     restore (a full disk) or None (items after such an error are not written), and the
-    blobs found damaged as (id, problem), for the calling process to record."""
-    sealer, id_key, place = _state  # type: ignore[misc]
+    blobs found damaged as (id, problem), for the calling process to record. `writer`: the
+    writer key the pack's blobs are sealed under (format 2), else None."""
+    opening, place = _state  # type: ignore[misc]
+    id_key = opening.id_key
+    sealer = opening.blob_sealer(writer, f"pack {pack_hex[:16]}")
     view = memoryview(region)
     results: list = []
     last_id, data = None, None

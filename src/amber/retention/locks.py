@@ -52,11 +52,19 @@ def protection(repo: RetentionTarget, snap: Snapshot, events: dict[str, list[dic
     return derive(snap.retention, evs)
 
 
-def needed_objects(repo: RetentionTarget, snap: Snapshot) -> set[str]:
-    """Every storage key a snapshot needs to be restored."""
+def needed_objects(repo: RetentionTarget, snap: Snapshot, packs: set[bytes] | None = None) -> set[str]:
+    """Every storage key a snapshot needs to be restored (its packs: `packs` if given).
+
+    A write-only key cannot read a snapshot's trees: it takes the packs the snapshot's
+    header names (a write-only backup records them), else every indexed pack — a lock or
+    hold then protects more than the snapshot needs, never less."""
     repo.load_index()
     blobs = repo.blobs
-    packs = {blobs.lookup(b).pack for b in repo.referenced_blobs([snap])}
+    if packs is None and snap.readable:
+        packs = {blobs.lookup(b).pack for b in repo.referenced_blobs([snap])}
+    elif packs is None:
+        named = snap.doc.get("packs")
+        packs = {bytes.fromhex(p) for p in named} if named is not None else set(blobs.pack_index_files)
     keys = {layout.snapshot(snap.id), layout.CONFIG}
     keys.update(repo.key_ring.keys())
     for p in packs:
