@@ -57,7 +57,7 @@ def test_a_vanished_file_in_a_worker_batch_is_an_error_not_a_crash(repo, tmp_pat
 def test_a_chunk_sealed_elsewhere_pickles_and_reads_back(repo, repo_path):
     """What a worker process returns crosses the process boundary whole and is stored as if sealed here."""
     data = b"sealed in a worker process\n" * 500
-    chunk = seal_chunk(repo.blobs.sealer, repo.keys.ids, data)
+    chunk = seal_chunk(repo.blobs.blob_sealer, repo.keys.ids, data)
     read = FileRead([chunk.id.hex()], hashlib.sha256(data).hexdigest(), len(data), [chunk])
     back = pickle.loads(pickle.dumps(read))
     assert back == read and type(back.chunks[0]) is SealedChunk

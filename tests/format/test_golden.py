@@ -49,7 +49,7 @@ def test_index_layout():
     v = load("index.json")
     packs = [(bytes.fromhex(p["pack"]), [entry(e) for e in p["entries"]]) for p in v["packs"]]
     assert indexfmt.encode(packs).hex() == v["encoded_hex"]
-    assert list(indexfmt.decode(bytes.fromhex(v["encoded_hex"]))) == packs
+    assert [(p.pack, p.entries) for p in indexfmt.decode(bytes.fromhex(v["encoded_hex"]))] == packs
 
 
 def test_tree_encoding_and_merkle_digest():

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from amber.errors import IntegrityError
 from amber.format import index as indexfmt
+from amber.format.index import IndexedPack
 from amber.format import pack as packfmt
 from amber.format.pack import BLOB_DATA, BLOB_TREE, REC_LEN, PackEntry
 
@@ -131,12 +132,36 @@ def test_trailer_refuses_huge_headers():
 # -- index files -------------------------------------------------------------------------
 
 
+def pairs(packs) -> list:
+    """(pack, entries) of each decoded pack: format-1 documents name no writer key."""
+    out = []
+    for p in packs:
+        assert p.writer is None
+        out.append((p.pack, p.entries))
+    return out
+
+
 @FAST
 @given(doc=index_docs)
 def test_index_round_trips(doc):
     raw = indexfmt.encode(doc)
     assert raw[:5] == b"AMBI\x01"
-    assert list(indexfmt.decode(raw)) == doc
+    assert pairs(indexfmt.decode(raw)) == doc
+
+
+@FAST
+@given(doc=index_docs, writers=st.lists(st.one_of(st.none(), st.binary(min_size=32, max_size=32)), min_size=1))
+def test_index_of_format_2_round_trips(doc, writers):
+    """Version 2 names each pack's writer key (all zeros: none, a pack sealed under the data key)."""
+    packs = [IndexedPack(p, e, writers[i % len(writers)]) for i, (p, e) in enumerate(doc)]
+    packs = [p._replace(writer=None) if p.writer == bytes(32) else p for p in packs]
+    raw = indexfmt.encode(packs)
+    v2 = any(p.writer is not None for p in packs)
+    assert raw[:5] == (b"AMBI\x02" if v2 else b"AMBI\x01")
+    assert list(indexfmt.decode(raw)) == packs
+    for cut in range(0, len(raw), max(1, len(raw) // 7)):
+        with pytest.raises(IntegrityError):
+            list(indexfmt.decode(raw[:cut]))
 
 
 @FAST
@@ -160,7 +185,7 @@ def _decodes_or_refuses(raw):
         out = list(indexfmt.decode(raw))
     except IntegrityError:
         return None
-    for pack_id, entries in out:
+    for pack_id, entries, _writer in out:
         assert isinstance(pack_id, bytes) and len(pack_id) == 32
         assert all(isinstance(e, PackEntry) for e in entries)
     return out
@@ -189,7 +214,7 @@ def test_damaged_index_is_refused_or_decoded(doc, data):
         b"",
         b"AMBI",
         b"AMBI\x01",
-        b"AMBI\x02\x00\x00\x00\x00",
+        b"AMBI\x03\x00\x00\x00\x00",
         b"XMBI\x01\x00\x00\x00\x00",
         b"AMBI\x01\x01\x00\x00\x00",
         b"AMBI\x01\xff\xff\xff\xff",
@@ -251,7 +276,7 @@ def test_index_decoding_accepts_exactly_the_entries_entry_problem_accepts(t, c, 
     raw = indexfmt.encode([(b"p" * 32, [PackEntry(t, c, off, ln, rl, b"b" * 32)])])
     problem = entry_problem(t, c, off, ln, rl)
     if problem is None:
-        assert list(indexfmt.decode(raw)) == [(b"p" * 32, [PackEntry(t, c, off, ln, rl, b"b" * 32)])]
+        assert pairs(indexfmt.decode(raw)) == [(b"p" * 32, [PackEntry(t, c, off, ln, rl, b"b" * 32)])]
     else:
         with pytest.raises(IntegrityError, match=re.escape(problem)):
             list(indexfmt.decode(raw))

@@ -49,8 +49,9 @@ class IndexedPack(NamedTuple):
     writer: bytes | None = None  # the public writer key of its blobs (format 2), else None
 
 
-def encode(packs: Iterable[IndexedPack]) -> bytes:
-    packs = list(packs)
+def encode(packs: Iterable[IndexedPack | tuple]) -> bytes:
+    """An index file's plaintext; each pack an IndexedPack or a (pack, entries) pair."""
+    packs = [p if isinstance(p, IndexedPack) else IndexedPack(*p) for p in packs]
     v2 = any(p.writer is not None for p in packs)
     parts = [MAGIC2 if v2 else MAGIC, struct.pack("<I", len(packs))]
     for p in packs:

@@ -78,6 +78,7 @@ class WriteSession:
         self.add = store.add
         self.add_sealed = store.add_sealed
         self.flush = store.flush
+        self.blob_key = store.blob_key  # what worker processes seal blobs with
 
     def __enter__(self) -> "WriteSession":
         self.store._begin(self)

@@ -135,7 +135,7 @@ class SnapshotStore:
         self.records = records
         self.warn = warn
         self.content = content  # format 2: documents are sealed to the content key
-        self.written: dict[str, dict] = {}  # documents this client wrote: it need not open them again
+        self.written: dict[str, dict] = {}  # documents a write-only client wrote: it cannot open them again
         self.packs: list[str] | None = None  # the packs of the next snapshot saved, for its header
         self.errors: list[str] = []  # snapshots that could not be read (check reports them)
         self.bad: dict[str, str] = {}  # snapshot id -> why it could not be read
@@ -274,7 +274,8 @@ class SnapshotStore:
         self.records.storage.put(layout.snapshot(sid), raw, retention=retention)
         if self._copies:  # keep the stored bytes: the writer need not fetch them back
             _write_copy(self._copies, sid, raw)
-        self.written[sid] = doc
+        if self.content is not None and self.content.opener is None:
+            self.written[sid] = doc
         self._cache = None
         return sid
 
