@@ -531,9 +531,7 @@ class Repository:
             raise UsageError(f"the role must be one of {', '.join(keyfile.ROLES)}")
         self.require_admin("add a key")
         if role == keyfile.BACKUP and not self.keys.sealed_content:
-            raise UsageError(
-                "write-only keys need a repository of format 2: run `amber upgrade` first", remedy="upgrade"
-            )
+            raise UsageError("write-only keys need a repository of format 2: run `amber upgrade` first")
         self.require_sound("add a key")
         self.audit.check_history()
         retention, held = locks.strongest_protection(self)

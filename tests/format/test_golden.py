@@ -5,6 +5,7 @@ regenerated to make a test pass: a failure here means the on-disk format
 changed, which needs a new format version and a migration path.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -12,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from amber.crypto import content
 from amber.crypto import keys as keyfile
-from amber.crypto.aead import Sealer
+from amber.crypto.aead import KIND_SNAPSHOT, KIND_SNAPSHOT_HEADER, Sealer
 from amber.crypto.keys import MasterKeys
+from amber.errors import IntegrityError
 from amber.format import index as indexfmt
 from amber.format import pack as packfmt
+from amber.format import snapshot as snapfmt
 from amber.format import tree as treefmt
+from amber.format.index import IndexedPack
 from amber.format.pack import PackEntry
 from amber.repository import Repository
 
@@ -175,3 +180,65 @@ def test_backup_chunk_boundaries_are_stable(frozen, tmp_path):
     fresh.load_index()
     lengths = [fresh.blobs.lookup(bytes.fromhex(h)).raw_length for h in node["content"]]
     assert lengths == v["repo_v1_backup"]["lengths"]
+
+
+# -- format 2: content sealed to the repository's content key ----------------------------------
+
+
+def test_content_key_agreement_and_envelopes():
+    v = load("content.json")
+    recipient = bytes.fromhex(v["recipient_public_hex"])
+    assert content.public_of(bytes.fromhex(v["recipient_private_hex"])) == recipient
+    assert content.fingerprint(recipient).hex() == v["recipient_fingerprint_hex"]
+    writer = content.new_writer(recipient, bytes.fromhex(v["writer_private_hex"]))
+    assert writer.public.hex() == v["writer_public_hex"] and writer.key.hex() == v["content_key_hex"]
+    opener = content.ContentOpener(bytes.fromhex(v["recipient_private_hex"]))
+    for vec in v["vectors"]:
+        env = bytes.fromhex(vec["envelope_hex"])
+        assert env[:3] == bytes((1, 2, vec["kind"]))
+        assert opener.sealer(writer.public, "vector").open(vec["kind"], env) == bytes.fromhex(vec["plaintext_hex"])
+        with pytest.raises(IntegrityError):  # never under the data key's algorithm
+            Sealer(writer.key).open(vec["kind"], env)
+
+
+def test_key_files_of_format_2_unwrap():
+    v = load("content.json")["key_files"]
+    full = keyfile.unwrap(v["full"].encode(), v["password"])
+    backup = keyfile.unwrap(v["backup"].encode(), v["password"])
+    for k in (full, backup):
+        assert (k.data.hex(), k.ids.hex(), k.signing.hex(), k.chunker_seed) == (
+            v["data_hex"],
+            v["ids_hex"],
+            v["signing_hex"],
+            v["chunker_seed"],
+        )
+    assert full.role == "full" and full.content_private is not None and full.author.hex() == v["full_author_hex"]
+    assert backup.role == "backup" and backup.content_private is None and backup.author.hex() == v["backup_author_hex"]
+    assert backup.content_public == full.content_public
+    assert json.loads(v["backup"])["role"] == "backup" and json.loads(v["full"])["role"] == "full"
+
+
+def test_index_of_format_2_layout():
+    v = load("content.json")["index_v2"]
+    packs = [
+        IndexedPack(
+            bytes.fromhex(p["pack"]), [entry(e) for e in p["entries"]], p["writer"] and bytes.fromhex(p["writer"])
+        )
+        for p in v["packs"]
+    ]
+    assert indexfmt.encode(packs).hex() == v["encoded_hex"]
+    assert list(indexfmt.decode(bytes.fromhex(v["encoded_hex"]))) == packs
+
+
+def test_snapshot_of_format_2_opens():
+    v = load("content.json")
+    keys = v["key_files"]
+    s = v["snapshot_v2"]
+    stored = bytes.fromhex(s["stored_hex"])
+    head_env, doc_env = snapfmt.split_sealed(stored, "vector")
+    head = snapfmt.decode_header(Sealer(bytes.fromhex(keys["data_hex"])).open(KIND_SNAPSHOT_HEADER, head_env), "vector")
+    assert head == s["header"]
+    opener = content.ContentOpener(bytes.fromhex(v["recipient_private_hex"]))
+    writer = base64.b64decode(head["writer"])
+    doc = snapfmt.decode(opener.sealer(writer, "vector").open(KIND_SNAPSHOT, doc_env), "vector")
+    assert doc == s["document"] and snapfmt.header_matches(head, doc)

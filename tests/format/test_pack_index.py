@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from amber.errors import IntegrityError
 from amber.format import index as indexfmt
-from amber.format.index import IndexedPack
 from amber.format import pack as packfmt
+from amber.format.index import IndexedPack
 from amber.format.pack import BLOB_DATA, BLOB_TREE, REC_LEN, PackEntry
 
 FAST = settings(max_examples=80, deadline=None)

@@ -66,9 +66,10 @@ class WriterKey:
         return Sealer(self.key, ALG_CONTENT)
 
 
-def new_writer(recipient_public: bytes) -> WriterKey:
-    """A fresh writer key for content only the holder of `recipient_public`'s private half opens."""
-    eph = X25519PrivateKey.generate()
+def new_writer(recipient_public: bytes, private: bytes | None = None) -> WriterKey:
+    """A fresh writer key for content only the holder of `recipient_public`'s private half opens
+    (`private`: the writer's private key, given only to reproduce the golden vectors)."""
+    eph = X25519PrivateKey.from_private_bytes(private) if private is not None else X25519PrivateKey.generate()
     public = eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     try:
         shared = eph.exchange(X25519PublicKey.from_public_bytes(recipient_public))

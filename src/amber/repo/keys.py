@@ -93,6 +93,7 @@ class KeyRing:
                 _skip(warn, problems, "skipping an invalid key file", problem)
         refused: WrongPassword | None = None
         revoked: WrongPassword | None = None
+        tampered: list[str] = []  # the password opens them, but what they hold is not a valid key
         for _cost, kid, raw in sorted(valid):
             try:
                 keys = keyfile.unwrap(raw, password)
@@ -101,6 +102,7 @@ class KeyRing:
                 continue
             except IntegrityError as e:
                 invalid.append(f"{layout.key_file(kid)}: {e}")
+                tampered.append(invalid[-1])
                 _skip(warn, problems, "skipping an invalid key file", invalid[-1])
                 continue
             try:
@@ -113,6 +115,8 @@ class KeyRing:
             except IntegrityError as e:
                 invalid.append(f"{layout.key_file(kid)}: {e}")
                 _skip(warn, problems, "skipping a key file the password opens", invalid[-1])
+        if tampered and revoked is None:  # the password is right: what it opens was edited or forged
+            raise IntegrityError("the key file this password opens is not valid: " + "; ".join(tampered))
         if revoked is not None or refused is not None or not invalid:
             raise revoked or refused or WrongPassword("wrong password or no key found")
         raise IntegrityError("no key file opens this repository: " + "; ".join(invalid))
