@@ -358,7 +358,7 @@ def snapshot_links(
             )
         elif ev is None:
             _unlogged(rep, s, predates(s), stored_at(sid), now)
-        elif ev.get("content_root") != s.content_root or ev.get("tree") != s.tree:
+        elif s.readable and (ev.get("content_root") != s.content_root or ev.get("tree") != s.tree):
             rep.errors.append(f"snapshot {sid[:8]} does not match its event {ev.get('seq')} in the audit log")
     for sid, ev in logged.items():
         if sid not in stored and sid not in forgotten and sid not in unreadable:

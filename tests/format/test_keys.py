@@ -176,3 +176,95 @@ def test_blob_ids_are_keyed():
     assert a.blob_id(b"same data") == a.blob_id(b"same data")
     assert a.blob_id(b"same data") != b.blob_id(b"same data")
     assert len(a.blob_id(b"")) == 32
+
+
+# -- format 2: roles, the content key pair and author keys --------------------------------------
+
+keys32 = st.binary(min_size=32, max_size=32)
+
+
+@FAST
+@given(
+    data=keys32,
+    ids=keys32,
+    signing=keys32,
+    author=keys32,
+    seed=st.integers(0, keyfile.MAX_CHUNKER_SEED),
+    backup=st.booleans(),
+    password=passwords,
+)
+def test_format_2_material_round_trips_in_key_files(data, ids, signing, author, seed, backup, password):
+    from amber.crypto import content
+
+    private, public = content.generate()
+    full = MasterKeys(data, ids, signing, seed, keyfile.FULL, public, private, author)
+    mk = full.backup_key() if backup else full
+    assert MasterKeys.decode(mk.encode()) == mk
+    raw = keyfile.wrap(mk, password, n=N, clock=FakeClock())
+    assert json.loads(raw)["role"] == mk.role
+    assert keyfile.unwrap(raw, password) == mk
+    assert mk.can_read is (not backup)
+
+
+def _material(**changes) -> bytes:
+    from amber.crypto import content
+
+    private, public = content.generate()
+    doc = json.loads(MasterKeys.generate(content=False).encode())
+    doc.update(
+        role="full",
+        content_public=base64.b64encode(public).decode(),
+        content_private=base64.b64encode(private).decode(),
+        author=base64.b64encode(bytes(32)).decode(),
+    )
+    for k, v in changes.items():
+        if v is None:
+            doc.pop(k, None)
+        else:
+            doc[k] = v
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"content_private": None},  # claims full, holds no private key
+        {"role": "backup"},  # a backup key holding a private key
+        {"role": "admin"},
+        {"role": 1},
+        {"content_private": base64.b64encode(bytes(range(32))).decode()},  # not the public key's
+        {"content_public": base64.b64encode(bytes(31)).decode()},
+        {"author": base64.b64encode(bytes(33)).decode()},
+        {"author": None},
+        {"content_public": None},  # a role and a private key without a public key
+    ],
+)
+def test_inconsistent_format_2_material_is_an_integrity_error(changes):
+    with pytest.raises(IntegrityError):
+        MasterKeys.decode(_material(**changes))
+
+
+@FAST
+@given(
+    junk=st.dictionaries(
+        st.sampled_from(["role", "content_public", "content_private", "author"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=50), st.booleans()),
+    )
+)
+def test_hostile_format_2_fields_only_raise_integrity_errors(junk):
+    raw = _material(**junk)
+    try:
+        MasterKeys.decode(raw)
+    except IntegrityError:
+        pass
+
+
+def test_a_key_file_whose_plaintext_role_was_edited_is_refused():
+    mk = MasterKeys.generate().backup_key()
+    doc = json.loads(keyfile.wrap(mk, "pw", n=N, clock=FakeClock()))
+    doc["role"] = "full"
+    with pytest.raises(IntegrityError, match="role"):
+        keyfile.unwrap(json.dumps(doc).encode(), "pw")
+    doc["role"] = "root"
+    with pytest.raises(IntegrityError, match="role"):
+        keyfile.key_file_info(json.dumps(doc).encode())

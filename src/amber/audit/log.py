@@ -1248,7 +1248,7 @@ def record_snapshots(
     out = []
     now = log.clock.now()
     for s in snapshots.all():
-        if s.id in logged:
+        if s.id in logged or not s.readable:  # a write-only key leaves others' to a full key
             continue
         if s.id != sid and not orphaned(snapshots, s, now):
             continue  # another backup's, still about to record itself

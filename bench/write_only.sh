@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# A write-only (backup) key against a full key, same corpus, same run, on one fresh ext4 image:
+# per repetition, one repository backed up with its full key and one with a write-only key
+# (`key add --role backup`), alternating; a first backup, an unchanged one, then a restore of
+# each with the full key (data written by a write-only client must restore as fast).
+#
+#   bash bench/write_only.sh                 # corpus of bench/run.sh, 3 repetitions
+#   CORPUS=/some/tree REPS=5 bash bench/write_only.sh
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(dirname "$HERE")
+WORK=${WORK:-/tmp/bench}
+CORPUS=${CORPUS:-$WORK/corpus}
+AMBER=${AMBER_BIN:-$TOP/.venv/bin/amber}
+REPS=${REPS:-3}
+PY=$(dirname "$AMBER")/python; [ -x "$PY" ] || PY=python3
+"$PY" -m compileall -q "$TOP/src/amber" >/dev/null 2>&1 || true
+RESULTS=${RESULTS:-$HERE/results}
+RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$RESULTS/write-only-$RUN_ID.md
+D=$WORK/write-only
+mkdir -p "$RESULTS" "$D"
+[ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (run bench/run.sh or bench/make_corpus.sh)" >&2; exit 1; }
+cleanup() { mountpoint -q "$D/mnt" && umount "$D/mnt"; rm -f "$D/img"; }
+trap cleanup EXIT
+truncate -s 8G "$D/img" && mkfs.ext4 -q -F "$D/img" && mkdir -p "$D/mnt" && mount -o loop "$D/img" "$D/mnt"
+M=$D/mnt
+export AMBER_PASSWORD=bench-full-key XDG_CACHE_HOME=$M/cache
+TSV=$D/times.tsv; : > "$TSV"
+
+step() {  # step NAME ROLE REP CMD...: wall and CPU seconds of one amber command
+  local name=$1 role=$2 rep=$3; shift 3
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f "%e %U %S %M" -o "$D/t" "$@" > "$D/out" 2>&1 || { cat "$D/out"; exit 1; }
+  read -r wall user sys rss < "$D/t"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$role" "$rep" "$wall" "$(echo "$user + $sys" | bc)" "$rss" >> "$TSV"
+}
+
+for rep in $(seq 1 "$REPS"); do
+  for role in full backup; do
+    R=$M/repo-$role-$rep
+    AMBER_REPOSITORY=$R "$AMBER" init > /dev/null
+    pw=$AMBER_PASSWORD
+    if [ "$role" = backup ]; then
+      AMBER_REPOSITORY=$R AMBER_NEW_PASSWORD=bench-backup-key "$AMBER" key add --role backup > /dev/null
+      pw=bench-backup-key
+    fi
+    rm -rf "$M/cache"
+    AMBER_PASSWORD=$pw step first "$role" "$rep" "$AMBER" -r "$R" backup "$CORPUS"
+    AMBER_PASSWORD=$pw step unchanged "$role" "$rep" "$AMBER" -r "$R" backup "$CORPUS"
+    step restore "$role" "$rep" "$AMBER" -r "$R" restore latest --target "$M/restore-$role-$rep"
+    rm -rf "$M/restore-$role-$rep"
+    du -sb "$R" | awk -v r="$role" -v n="$rep" '{print "size\t" r "\t" n "\t" $1 "\t0\t0"}' >> "$TSV"
+  done
+done
+
+"$PY" - "$TSV" "$CORPUS" "$OUT" "$RUN_ID" <<'PYEOF'
+import statistics, sys, collections
+tsv, corpus, out, run_id = sys.argv[1:]
+rows = collections.defaultdict(list)
+for line in open(tsv):
+    name, role, rep, wall, cpu, rss = line.rstrip("\n").split("\t")
+    rows[(name, role)].append((float(wall), float(cpu), int(rss)))
+med = lambda xs: statistics.median(xs)
+lines = [f"# A write-only key against a full key ({run_id})", "",
+         f"Corpus: `{corpus}`; {len(rows[('first', 'full')])} repetitions, medians; one fresh ext4 image; "
+         "page cache dropped before each step. Restores use the full key.", "",
+         "| step | full key: wall s / CPU s / peak RSS MB | write-only key: wall s / CPU s / peak RSS MB | write-only / full (wall) |",
+         "|---|---|---|---|"]
+for name in ("first", "unchanged", "restore"):
+    f, b = rows[(name, "full")], rows[(name, "backup")]
+    fw, bw = med([x[0] for x in f]), med([x[0] for x in b])
+    cell = lambda r: f"{med([x[0] for x in r]):.2f} / {med([x[1] for x in r]):.2f} / {med([x[2] for x in r]) / 1024:.0f}"
+    lines.append(f"| {name} | {cell(f)} | {cell(b)} | {bw / fw:.3f} |")
+fs, bs = med([x[0] for x in rows[("size", "full")]]), med([x[0] for x in rows[("size", "backup")]])
+lines += ["", f"Repository size after the two backups: full key {fs / 1e6:.1f} MB, write-only key {bs / 1e6:.1f} MB."]
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PYEOF
+echo "written: $OUT"
