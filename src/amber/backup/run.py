@@ -79,7 +79,7 @@ def _backup(
     repo.load_index(force=True)
     cache = FilesCache(repo.cache_dir() if use_cache and stdin is None else None, norm)
     # a write-only key cannot read the trees back: it notes the packs the snapshot uses as it goes
-    used = repo.blobs.used_packs = set() if not repo.keys.can_read else None
+    repo.blobs.track_packs(not repo.keys.can_read)
     try:
         with repo.blobs.session(retention) as session:
             arch = Archiver(
@@ -106,6 +106,7 @@ def _backup(
             doc["clock_jump"] = jump.to_json()
         summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
         doc.update(tree=root_tree, content_root=content_root, summary=summary)
+        used = repo.blobs.packs_used() if repo.blobs.used_packs is not None else None
         repo.snapshot_store.packs = sorted(p.hex() for p in used) if used is not None else None
         sid = repo.snapshot_store.save(doc, retention)
         if retention is not None:  # data reused from older snapshots must live as long as this one
@@ -117,7 +118,8 @@ def _backup(
         cache.discard()  # the previous run's cache stays
         raise
     finally:
-        repo.blobs.used_packs = repo.snapshot_store.packs = None
+        repo.blobs.track_packs(False)
+        repo.snapshot_store.packs = None
     cache.save()
     return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
 

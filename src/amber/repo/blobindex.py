@@ -109,9 +109,10 @@ class BlobIndex:
             return None
         return self._packs[_PACK_NO.unpack_from(self._recs, r * _W + _ID)[0]]
 
-    def has_all_hex(self, hex_ids) -> bool:
+    def has_all_hex(self, hex_ids, pack_numbers: set[int] | None = None) -> bool:
         """Whether every id (hex, as trees and the files cache hold a file's content) is
-        indexed: one loop for an unchanged file's blobs, run for every file a backup skips."""
+        indexed: one loop for an unchanged file's blobs, run for every file a backup skips.
+        With `pack_numbers`, the number of each found blob's pack is added to it (see `pack`)."""
         table, recs = self._table, self._recs
         mask = len(table) - 1
         for h in hex_ids:
@@ -124,9 +125,15 @@ class BlobIndex:
                 if r == _EMPTY:
                     return False
                 if r >= 0 and recs.startswith(bid, r * _W):
+                    if pack_numbers is not None:
+                        pack_numbers.add(_PACK_NO.unpack_from(recs, r * _W + _ID)[0])
                     break
                 i = (i + 1) & mask
         return True
+
+    def pack(self, number: int) -> bytes:
+        """The pack id of a pack number `has_all_hex` gave."""
+        return self._packs[number]
 
     def __getitem__(self, bid: bytes) -> IndexEntry:
         r = self._record(bid)

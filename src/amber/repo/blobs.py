@@ -109,7 +109,9 @@ class BlobStore:
         self.blob_key = (self.writer.key, ALG_CONTENT) if self.writer is not None else (keys.data, ALG_AES256GCM)
         self.opener = contentkeys.ContentOpener(keys.content_private) if keys.content_private is not None else None
         self.pack_writers: dict[bytes, bytes] = {}  # pack -> the writer key its blobs are sealed under
-        self.used_packs: set[bytes] | None = None  # when a set: the packs of every blob a writer reuses or adds
+        # when a set: the packs of every blob a writer reuses or adds (`track_packs`)
+        self.used_packs: set[bytes] | None = None
+        self.used_pack_numbers: set[int] = set()  # the same, as the index numbers them
         self.pack_target = pack_target
         self.index = BlobIndex()
         self.index_files: list[str] = []
@@ -200,9 +202,9 @@ class BlobStore:
     def has_all_hex(self, hex_ids) -> bool:
         """`has` for every id of a file's content, given in hex (ValueError if one is not hex).
         A file the files cache would skip is read again when one of its blobs is damaged."""
-        if self.doomed or self.used_packs is not None:
+        if self.doomed:
             return all(self.has(bytes.fromhex(h)) for h in hex_ids)
-        if not self.index.has_all_hex(hex_ids):
+        if not self.index.has_all_hex(hex_ids, self.used_pack_numbers if self.used_packs is not None else None):
             return False
         damaged = self.damaged
         return not damaged or not any(bytes.fromhex(h) in damaged and not self.has(bytes.fromhex(h)) for h in hex_ids)
@@ -211,6 +213,16 @@ class BlobStore:
         """Whether this copy of the blob was found damaged (recorded, or by this client)."""
         packs = self.damaged.get(blob_id)
         return packs is not None and pack in packs
+
+    def track_packs(self, on: bool) -> None:
+        """Start (or stop) noting the packs of every blob a writer reuses or adds: a write-only
+        client cannot read its snapshot's trees back to find them (`packs_used`)."""
+        self.used_packs = set() if on else None
+        self.used_pack_numbers = set()
+
+    def packs_used(self) -> set[bytes]:
+        """The packs noted since `track_packs(True)`."""
+        return set(self.used_packs or ()) | {self.index.pack(n) for n in self.used_pack_numbers}
 
     def take_heals(self) -> dict[bytes, set[bytes]]:
         """The packs written since the last call that store blobs again whose copies were
