@@ -415,7 +415,8 @@ class _PackReader:
         self, storage: Storage, blobs: BlobStore, stored: dict[bytes, int], indexed: dict[bytes, list[tuple]]
     ) -> None:
         keys = blobs.keys
-        self.storage, self.opening = storage, packcheck.Opening.of(keys.data, keys.ids, keys.content_private)
+        opening = (keys.data, keys.ids, keys.content_private, blobs.only_sealed)
+        self.storage, self.opening = storage, packcheck.Opening.of(*opening)
         self.blobs = blobs
         self.indexed = indexed
         self.total = len(stored)
@@ -423,7 +424,7 @@ class _PackReader:
         self.procs: PipePool | None = None
         if (os.cpu_count() or 1) > 1 and sum(stored.values()) >= packcheck.PROCESS_AFTER_BYTES:
             try:
-                self.procs = packcheck.start(keys.data, keys.ids, keys.content_private, workers)
+                self.procs = packcheck.start(opening, workers)
             except (OSError, ValueError):
                 self.procs = None  # no processes here (a sandbox, a frozen binary): threads do it
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="amber-check")

@@ -96,6 +96,8 @@ class Repository:
         if keys.content_public is not None:
             content = ContentKeys(keys.content_public, self.blobs.opener)
         self.snapshot_store = SnapshotStore(self.records, lambda message: self.warn(message), content)
+        # made in format 2: nothing in it may be sealed under the data key alone (a writer's forgery)
+        self.snapshot_store.only_sealed = self.blobs.only_sealed = config.get("v") == 2
         self.event_store = EventStore(self.records, self.clock, lambda: self.key_id[:16])
         self.key_ring = KeyRing(self.records)
         self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id)

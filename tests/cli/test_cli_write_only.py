@@ -256,6 +256,11 @@ def test_a_snapshot_sealed_to_another_key_is_reported_by_check(admin, host, tmp_
     (admin.repo / "snapshots" / sid2).write_bytes(stored)
     r = admin.run("check", expect=20)
     assert sid2[:8] in r.out + r.stderr and "header" in r.out + r.stderr, r
+    # nor can it fall back to format 1, sealing a snapshot under the data key it holds
+    sid3, stored = records.seal(rec.SNAPSHOT, doc)
+    (admin.repo / "snapshots" / sid3).write_bytes(stored)
+    r = admin.run("check", expect=20)
+    assert sid3[:8] in r.out + r.stderr and "format 1 in a repository made in format 2" in r.out + r.stderr, r
 
 
 def test_lock_and_hold_with_a_write_only_key(admin, host, tmp_path):

@@ -51,10 +51,10 @@ class IndexedPack(NamedTuple):
 
 def encode(packs: Iterable[IndexedPack | tuple]) -> bytes:
     """An index file's plaintext; each pack an IndexedPack or a (pack, entries) pair."""
-    packs = [p if isinstance(p, IndexedPack) else IndexedPack(*p) for p in packs]
-    v2 = any(p.writer is not None for p in packs)
-    parts = [MAGIC2 if v2 else MAGIC, struct.pack("<I", len(packs))]
-    for p in packs:
+    listed = [p if isinstance(p, IndexedPack) else IndexedPack(*p) for p in packs]
+    v2 = any(p.writer is not None for p in listed)
+    parts = [MAGIC2 if v2 else MAGIC, struct.pack("<I", len(listed))]
+    for p in listed:
         parts.append(
             _PACK2.pack(p.pack, p.writer or NO_WRITER, len(p.entries)) if v2 else _PACK.pack(p.pack, len(p.entries))
         )

@@ -109,6 +109,7 @@ class BlobStore:
         self.blob_key = (self.writer.key, ALG_CONTENT) if self.writer is not None else (keys.data, ALG_AES256GCM)
         self.opener = contentkeys.ContentOpener(keys.content_private) if keys.content_private is not None else None
         self.pack_writers: dict[bytes, bytes] = {}  # pack -> the writer key its blobs are sealed under
+        self.only_sealed = False  # a repository made in format 2 holds no blob under the data key
         # when a set: the packs of every blob a writer reuses or adds (`track_packs`)
         self.used_packs: set[bytes] | None = None
         self.used_pack_numbers: set[int] = set()  # the same, as the index numbers them
@@ -471,6 +472,8 @@ class BlobStore:
         require_full(self.keys)
         writer = self.pack_writers.get(pack)
         if writer is None:
+            if self.only_sealed:
+                raise IntegrityError(f"{what}: sealed under the data key in a repository made in format 2")
             return self.sealer
         if self.opener is None:  # a full key of format 1 in a repository upgraded to format 2
             raise NotAllowed(

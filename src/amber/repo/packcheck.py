@@ -35,13 +35,17 @@ class Opening(NamedTuple):
     sealer: Sealer
     id_key: bytes
     content: ContentOpener | None
+    only_sealed: bool = False  # made in format 2: no blob may be sealed under the data key
 
     @classmethod
-    def of(cls, data_key: bytes, id_key: bytes, content_private: bytes | None) -> "Opening":
-        return cls(Sealer(data_key), id_key, ContentOpener(content_private) if content_private else None)
+    def of(cls, data_key: bytes, id_key: bytes, content_private: bytes | None, only_sealed: bool = False) -> "Opening":
+        opener = ContentOpener(content_private) if content_private else None
+        return cls(Sealer(data_key), id_key, opener, only_sealed)
 
     def blob_sealer(self, writer: bytes | None, what: str) -> Sealer:
         if writer is None:
+            if self.only_sealed:
+                raise IntegrityError(f"{what}: sealed under the data key in a repository made in format 2")
             return self.sealer
         if self.content is None:
             raise IntegrityError(f"{what}: sealed to the content key, which this key does not hold")
@@ -130,14 +134,15 @@ def _open(sealer: Sealer, id_key: bytes, view, pack: str, blob: tuple) -> str | 
     return None
 
 
-def start(data_key: bytes, id_key: bytes, content_private: bytes | None, workers: int) -> PipePool:
-    """Batches: (pack id, its bytes, its indexed blobs, its writer key), see `verify_pack`."""
-    return PipePool(workers, _init, (data_key, id_key, content_private), _check_batch)
+def start(opening: tuple, workers: int) -> PipePool:
+    """`opening`: the arguments of `Opening.of`. Batches: (pack id, its bytes, its indexed
+    blobs, its writer key), see `verify_pack`."""
+    return PipePool(workers, _init, opening, _check_batch)
 
 
-def _init(data_key: bytes, id_key: bytes, content_private: bytes | None) -> None:
+def _init(*opening) -> None:
     global _state
-    _state = Opening.of(data_key, id_key, content_private)
+    _state = Opening.of(*opening)
 
 
 def _check_batch(batch: tuple) -> tuple:

@@ -117,22 +117,32 @@ class Records:
         storage keeps of the key's earlier versions; they are never read in its place."""
         if rtype.envelope is not None:
             self._sealer()  # a repository that is not open yet is no damage
+        sealer = self._sealer() if rtype.envelope is not None else None
+        plain = self.authenticate(
+            key, raw, lambda b: sealer.open(rtype.envelope, b, key) if sealer is not None else b, named=named
+        )
+        return rtype.decode(plain, key)
+
+    def authenticate(self, key: str, raw: bytes, opener: Callable[[bytes], T], *, named: bool = True) -> T:
+        """`opener(raw)` (which raises IntegrityError for bytes that do not authenticate), after
+        the name check; a failure is reported as "replaced or damaged", with what storage keeps
+        of the key's earlier versions (whether the original opens with `opener`)."""
         try:
-            plain = self._authenticate(rtype, key, raw, named)
+            return self._checked(key, raw, opener, named)
         except IntegrityError as e:
             detail = str(e).removeprefix(f"{key}: ")
             raise IntegrityError(
                 f"{key}: content does not authenticate — replaced or damaged ({detail})"
-                + self._earlier_versions(rtype, key, named)
+                + self._earlier_versions(key, opener, named)
             ) from None
-        return rtype.decode(plain, key)
 
-    def _authenticate(self, rtype: RecordType[T], key: str, raw: bytes, named: bool) -> bytes:
+    @staticmethod
+    def _checked(key: str, raw: bytes, opener: Callable[[bytes], T], named: bool) -> T:
         if named and blake3.blake3(raw).hexdigest() != layout.content_name(key):
             raise IntegrityError(f"{key}: does not match its name")
-        return self._sealer().open(rtype.envelope, raw, key) if rtype.envelope is not None else raw
+        return opener(raw)
 
-    def _earlier_versions(self, rtype: RecordType[T], key: str, named: bool) -> str:
+    def _earlier_versions(self, key: str, opener: Callable[[bytes], object], named: bool) -> str:
         """What a versioned store (S3) keeps under `key` besides what a read returns: how many
         older versions, and whether the original (the oldest) authenticates."""
         versions = getattr(self.storage, "versions", None)
@@ -148,7 +158,7 @@ class Records:
             return "; storage keeps no older version of it"
         kept = f"; storage keeps {len(stored) - 1} older version(s); the original version {stored[0].version_id}"
         try:
-            self._authenticate(rtype, key, original, named)
+            self._checked(key, original, opener, named)
         except IntegrityError:
             return f"{kept} does not authenticate either"
         return f"{kept} authenticates: a new version was written over it"

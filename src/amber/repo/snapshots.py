@@ -137,6 +137,7 @@ class SnapshotStore:
         self.content = content  # format 2: documents are sealed to the content key
         self.written: dict[str, dict] = {}  # documents a write-only client wrote: it cannot open them again
         self.packs: list[str] | None = None  # the packs of the next snapshot saved, for its header
+        self.only_sealed = False  # a repository made in format 2 holds no snapshot of format 1
         self.errors: list[str] = []  # snapshots that could not be read (check reports them)
         self.bad: dict[str, str] = {}  # snapshot id -> why it could not be read
         self._cache: list[Snapshot] | None = None
@@ -200,31 +201,45 @@ class SnapshotStore:
     def open(self, key: str, raw: bytes) -> Snapshot:
         """The snapshot stored as `raw` under `key`, of format 1 or 2 (FORMAT.md §12)."""
         sid = layout.last(key)
+        head, doc = self.records.authenticate(key, raw, lambda b: self._open_any(key, b))
+        if head is None:  # format 1
+            return Snapshot.from_doc(sid, snapfmt.decode(doc, key), key)  # type: ignore[arg-type]
+        if doc is None:
+            return Snapshot.from_header(sid, head)
+        if not snapfmt.header_matches(head, doc):
+            raise IntegrityError(f"{key}: its header does not say what its sealed document says")
+        return Snapshot.from_doc(sid, doc, key)
+
+    def _open_any(self, key: str, raw: bytes):
+        """(None, plaintext) of a format-1 snapshot's bytes, `_open_sealed` of a format-2 one:
+        whichever the bytes are (an original under garbage may be of either)."""
         if not snapfmt.is_sealed(raw):
-            return Snapshot.from_doc(sid, self.records.open(rec.SNAPSHOT, key, raw), key)
-        if blake3.blake3(raw).hexdigest() != sid:
-            raise IntegrityError(f"{key}: content does not authenticate — replaced or damaged (not its name)")
+            if self.only_sealed:
+                raise IntegrityError(f"{key}: a snapshot of format 1 in a repository made in format 2")
+            return None, self.records._sealer().open(KIND_SNAPSHOT, raw, key)
+        return self._open_sealed(key, raw)
+
+    def _open_sealed(self, key: str, raw: bytes) -> tuple[dict, dict | None]:
+        """(header, document) of a format-2 snapshot's bytes; the document is None without the
+        content key (a write-only key). IntegrityError for anything that does not authenticate."""
         head_env, doc_env = snapfmt.split_sealed(raw, key)
-        head_plain = self.records._sealer().open(KIND_SNAPSHOT_HEADER, head_env, key + " header")
-        head = snapfmt.decode_header(head_plain, key)
+        head = snapfmt.decode_header(self.records._sealer().open(KIND_SNAPSHOT_HEADER, head_env, key + " header"), key)
         if self.content is None:
             raise IntegrityError(f"{key}: a snapshot of format 2 in a repository of format 1")
-        if head["recipient"] != contentkeys.fingerprint(self.content.public).hex():
+        mine = contentkeys.fingerprint(self.content.public).hex()
+        if head["recipient"] != mine:
             raise IntegrityError(
-                f"{key}: sealed to content key {head['recipient']}, not this repository's "
-                f"({contentkeys.fingerprint(self.content.public).hex()}): a writer made up a key"
+                f"{key}: sealed to content key {head['recipient']}, not this repository's ({mine}): "
+                "a writer made up a key"
             )
         if self.content.opener is None:
-            return Snapshot.from_header(sid, head)
+            return head, None
         try:
             writer = base64.b64decode(head["writer"], validate=True)
         except ValueError:
             raise IntegrityError(f"{key}: the header's writer key is not base64") from None
         plain = self.content.opener.sealer(writer, key).open(KIND_SNAPSHOT, doc_env, key)
-        doc = snapfmt.decode(plain, key)
-        if not snapfmt.header_matches(head, doc):
-            raise IntegrityError(f"{key}: its header does not say what its sealed document says")
-        return Snapshot.from_doc(sid, doc, key)
+        return head, snapfmt.decode(plain, key)
 
     def seal(self, doc: dict) -> tuple[str, bytes]:
         """(id, stored bytes) of a new snapshot document: format 2 when the repository is."""

@@ -236,9 +236,7 @@ class Restorer(Placement):
         keys = self.store.keys
         try:
             self.procs = start_workers(
-                keys.data,
-                keys.ids,
-                keys.content_private,
+                (keys.data, keys.ids, keys.content_private, self.store.only_sealed),
                 self.target,
                 owner=self.owner,
                 special=self.special,

@@ -26,25 +26,17 @@ from .placement import Placement
 _state: tuple[Opening, Placement] | None = None
 
 
-def start(
-    data_key: bytes,
-    id_key: bytes,
-    content_private: bytes | None,
-    target: str,
-    *,
-    owner: bool,
-    special: bool,
-    workers: int,
-) -> PipePool:
-    """Batches: (region, pack id in hex, items, the pack's writer key or None), see `write_region`."""
-    return PipePool(workers, _init, (data_key, id_key, content_private, target, owner, special), _write_batch)
+def start(opening: tuple, target: str, *, owner: bool, special: bool, workers: int) -> PipePool:
+    """`opening`: the arguments of `packcheck.Opening.of`. Batches: (region, pack id in hex,
+    items, the pack's writer key or None), see `write_region`."""
+    return PipePool(workers, _init, (opening, target, owner, special), _write_batch)
 
 
-def _init(data_key: bytes, id_key: bytes, content_private: bytes | None, target: str, owner: bool, special: bool):
+def _init(opening: tuple, target: str, owner: bool, special: bool) -> None:
     global _state
     place = Placement(target, RestoreStats(), owner=owner, special=special)
     place._unnamed = place._can_link_unnamed()
-    _state = (Opening.of(data_key, id_key, content_private), place)
+    _state = (Opening.of(*opening), place)
 
 
 def _write_batch(batch: tuple) -> tuple:
