@@ -61,6 +61,7 @@ from ..repo import client_state
 from ..repo.events import user_name
 from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import ObjectInfo, Retention, Storage
+from . import authors as authorship
 from . import checkpoint as cpfmt
 from . import merkle, tiledverify
 from . import summary as summ
@@ -157,7 +158,8 @@ class _Scan:
 
 
 class AuditLog:
-    """The log of one repository: its storage, its sealer, and the key that signs checkpoints."""
+    """The log of one repository: its storage, its sealer, the key that signs checkpoints, and
+    the author key that signs each event this client appends (format 2, audit/authors.py)."""
 
     def __init__(
         self,
@@ -167,8 +169,10 @@ class AuditLog:
         repository_id: str,
         clock: Clock,
         key_id: str,
+        author: Ed25519PrivateKey | None = None,
     ) -> None:
         self.storage = storage
+        self.author = author
         self.sealer = sealer
         self.clock = clock
         self.repository_id = repository_id
@@ -220,6 +224,12 @@ class AuditLog:
         if errors is not None:
             errors.extend(scan.errors)
         return scan.entries
+
+    def honoured(self, errors: list | None = None) -> list[tuple[dict, bytes]]:
+        """`entries` without the events the log does not honour (audit/authors.py): in a
+        repository of format 2, unsigned ones and those their author may not write. What
+        forget, prune, release and the clock guard decide by."""
+        return authorship.honoured(self.entries(errors), self.origin)
 
     def foreign_objects(self, digest: bool = True) -> list[ForeignObject]:
         """Every object under `log/` that is not a valid entry or checkpoint of this log, with
@@ -446,7 +456,7 @@ class AuditLog:
             }
             if snapshot is not None:
                 ev["snapshot"] = snapshot
-            return ev
+            return authorship.sign(ev, self.author, self.origin) if self.author is not None else ev
 
         if self.tiled() or not self.keeps_entries():
             return self._append_tiled(event, lock)
