@@ -9,14 +9,17 @@ import json
 from pathlib import Path
 
 import pytest
-from audit_helpers import KDF_N, backup, init_repo, open_repo, write
+from audit_helpers import backup, init_repo, open_repo, write
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from format2 import ADMIN_PASSWORD, Upgraded
+
 from amber.audit import authors
 from amber.audit.entry import parse_entry, validate_entry
 from amber.audit.log import AuditLog
+from amber.audit.summary import Summary
 from amber.check import verify_audit_log
 from amber.clock import FakeClock, to_iso
 from amber.crypto.aead import Sealer
@@ -28,8 +31,6 @@ from amber.storage.memory import MemoryStorage
 
 VECTOR = json.loads((Path(__file__).parents[1] / "vectors" / "audit_author.json").read_text(encoding="utf-8"))
 ORIGIN = "amber/" + "0f" * 16
-ADMIN_PASSWORD = "the admin's password"
-BACKUP_PASSWORD = "the backup host's password"
 
 
 # -- the encoding ---------------------------------------------------------------------
@@ -243,40 +244,6 @@ def test_an_audit_log_signs_what_it_appends_and_binds_its_origin():
 # -- a repository of format 2, with a backup key (library) --------------------------------
 
 
-class Upgraded:
-    """A repository of format 1 upgraded in place as `amber upgrade` does: a new full key file
-    of format 2 (its admin key pinned by an `upgrade` event it signs), then a backup key
-    registered by an admin-signed `key-add`. `admin` and `backup` are clients of each."""
-
-    def __init__(self, path, clock=None) -> None:
-        self.path = path
-        first = init_repo(path, clock)
-        self.admin_keys = first.keys.with_content()
-        kid = first.key_ring.add(self.admin_keys, ADMIN_PASSWORD, first.clock, kdf_n=KDF_N)
-        self.admin = open_repo(path, clock, password=ADMIN_PASSWORD)
-        self.admin.log_event(
-            "upgrade",
-            format=2,
-            admin_key=authors.public_key(self.admin_keys.author_key()),
-            content_key=authors.b64(self.admin_keys.content_public),
-            key=kid,
-        )
-        self.backup_keys = self.admin_keys.backup_key()
-        self.backup_id = self.admin.key_ring.add(self.backup_keys, BACKUP_PASSWORD, self.admin.clock, kdf_n=KDF_N)
-        self.admin.log_event(
-            "key-add", key=self.backup_id, role="backup", author_key=authors.public_key(self.backup_keys.author_key())
-        )
-        self.backup = open_repo(path, clock, password=BACKUP_PASSWORD)
-
-    def log_as(self, author: Ed25519PrivateKey) -> AuditLog:
-        """The log as a client holding `author` (and the data and signing keys) writes it."""
-        r = self.admin
-        return AuditLog(r.storage, r.records.sealer, r.keys.signing_key(), r.config["id"], r.clock, "f" * 64, author)
-
-    def verify(self, full: bool = True) -> list[str]:
-        return verify_audit_log(open_repo(self.path, password=ADMIN_PASSWORD), remember=False, full=full).errors
-
-
 @pytest.fixture
 def upgraded(tmp_path) -> Upgraded:
     u = Upgraded(tmp_path / "repo")
@@ -357,3 +324,27 @@ def test_a_format_1_repository_verifies_as_before(tmp_path):
     repo.forget([snap])
     assert all("author" not in ev for ev, _ in repo.audit.entries())
     assert verify_audit_log(open_repo(tmp_path / "repo"), remember=False, full=True).errors == []
+
+
+def test_the_backup_summary_counts_no_setting_witness_or_trust_reset_a_backup_key_wrote():
+    log = Log().format2()
+    log.add("setting", log.backup, version=2, sha256="0" * 64, default_retention=None, min_retention=None)
+    log.add("witness", log.backup, name="mine", url="local:/tmp/w")
+    log.add("trust-reset", log.backup, reason="x", size=3, abandoned=[{"witness": "w", "object": "o"}])
+    log.add("witness", log.admin, name="theirs", url="local:/tmp/t")
+    s = Summary.of(ORIGIN)
+    for ev, _raw in log.entries:
+        s.add(ev)
+    assert s.settings == {} and s.abandoned == [] and list(s.witnesses) == ["theirs"]
+    assert Summary.from_json(json.loads(json.dumps(s.to_json()))).to_json() == s.to_json()
+
+
+def test_a_foreign_mark_by_a_backup_key_explains_nothing(upgraded):
+    junk = Path(upgraded.path, "log", "tile", "entries", "planted")
+    junk.write_bytes(b"planted by the backup host")
+    key = "log/tile/entries/planted"
+    planted = [f"{key}: not a tile or bundle name"]
+    assert upgraded.admin.audit.unexplained() == planted
+    upgraded.backup.audit.mark_foreign([key], "nothing to see")
+    assert upgraded.admin.audit.unexplained() == planted
+    assert any(e.startswith(f"{key}: ") for e in upgraded.verify())

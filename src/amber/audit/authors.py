@@ -202,3 +202,25 @@ def honoured(entries: Iterable[tuple[dict, bytes]], origin: str) -> list[tuple[d
     judge = Authors(origin).judge
     return [(ev, raw) for ev, raw in entries if judge(ev)[0]]
 
+
+
+
+def labels(events: Iterable[dict], origin: str) -> list[str]:
+    """Who wrote each event, for `amber audit log`: "" before format 2 (and for an unsigned
+    pin), else the admin key, the backup key file the author key belongs to, or that the
+    log does not honour the event."""
+    a, out = Authors(origin), []
+    for ev in events:
+        honoured, problem = a.judge(ev)
+        author = ev.get("author")
+        if a.admin is None:
+            out.append("")
+        elif not honoured or problem is not None:
+            out.append("NOT HONOURED (see `amber audit verify`)")
+        elif author == a.admin:
+            out.append("by the admin key")
+        elif author in a.backup:
+            out.append(f"by backup key {a.backup[author][:16]}")
+        else:
+            out.append("")
+    return out

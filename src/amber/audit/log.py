@@ -349,8 +349,9 @@ class AuditLog:
         return cp
 
     def _explain(self, found: list[ForeignObject], entries: list, digest: bool) -> list[ForeignObject]:
-        """`found`, each with the `foreign` event that marked it as it still is, if any."""
-        marks = foreign_marks(entries)
+        """`found`, each with the `foreign` event that marked it as it still is, if any (a mark
+        the log does not honour, as by a backup key of format 2, explains nothing)."""
+        marks = foreign_marks(authorship.honoured(entries, self.origin))
         marked_keys = {k for k, _sha, _size in marks}
         out = []
         for f in sorted(found, key=lambda f: f.key):
@@ -737,7 +738,7 @@ class AuditLog:
         """The fold of every event a backup needs (audit/summary.py). A tiled log reads only the
         entries added since this client's kept summary, after a consistency proof shows the log
         still extends it; the layout before tiles reads every entry."""
-        return self.kept_fold("log-summary.json", summ.Summary, summ.load, summ.save)
+        return self.kept_fold("log-summary.json", lambda: summ.Summary.of(self.origin), summ.load, summ.save)
 
     def kept_fold(
         self, name: str, new: Callable[[], F], load: Callable[[str], F | None], save: Callable[[str, F], None]
