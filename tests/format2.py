@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sources import KDF_N, init_repo, open_repo
 
 from amber.audit import authors
 from amber.audit.log import AuditLog
 from amber.check import verify_audit_log
+
+from sources import KDF_N, init_repo, open_repo
 
 ADMIN_PASSWORD = "the admin's password"
 BACKUP_PASSWORD = "the backup host's password"

@@ -9,12 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from audit_helpers import backup, init_repo, open_repo, write
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from format2 import ADMIN_PASSWORD, Upgraded
 
 from amber.audit import authors
 from amber.audit.entry import parse_entry, validate_entry
@@ -24,10 +21,13 @@ from amber.check import verify_audit_log
 from amber.clock import FakeClock, to_iso
 from amber.crypto.aead import Sealer
 from amber.crypto.keys import MasterKeys
-from amber.errors import Locked, IntegrityError
+from amber.errors import IntegrityError, Locked
 from amber.format.canonical import utf8_json
 from amber.retention import locks, replay
 from amber.storage.memory import MemoryStorage
+from format2 import ADMIN_PASSWORD, Upgraded
+
+from audit_helpers import backup, init_repo, open_repo, write
 
 VECTOR = json.loads((Path(__file__).parents[1] / "vectors" / "audit_author.json").read_text(encoding="utf-8"))
 ORIGIN = "amber/" + "0f" * 16

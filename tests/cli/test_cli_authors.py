@@ -5,13 +5,14 @@ admin's `forget` still refuses what the log holds: nothing is lost."""
 from __future__ import annotations
 
 import pytest
-from cli_helpers import Amber, environment
-from format2 import ADMIN_PASSWORD, BACKUP_PASSWORD, Upgraded
-from sources import write
 
 from amber.audit import authors
 from amber.repository import Repository
 from amber.retention import locks, replay
+from format2 import ADMIN_PASSWORD, BACKUP_PASSWORD, Upgraded
+
+from cli_helpers import Amber, environment
+from sources import write
 
 
 @pytest.fixture

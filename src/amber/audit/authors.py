@@ -203,8 +203,6 @@ def honoured(entries: Iterable[tuple[dict, bytes]], origin: str) -> list[tuple[d
     return [(ev, raw) for ev, raw in entries if judge(ev)[0]]
 
 
-
-
 def labels(events: Iterable[dict], origin: str) -> list[str]:
     """Who wrote each event, for `amber audit log`: "" before format 2 (and for an unsigned
     pin), else the admin key, the backup key file the author key belongs to, or that the

@@ -231,6 +231,11 @@ class AuditLog:
         forget, prune, release and the clock guard decide by."""
         return authorship.honoured(self.entries(errors), self.origin)
 
+    def signed_by(self, events: list[dict]) -> list[str]:
+        """Who wrote each of `events` (the log's, in order), as `audit log` shows it
+        (audit/authors.py `labels`)."""
+        return authorship.labels(events, self.origin)
+
     def foreign_objects(self, digest: bool = True) -> list[ForeignObject]:
         """Every object under `log/` that is not a valid entry or checkpoint of this log, with
         what is wrong and the mark that explains it. One listing of `log/`; every entry and

@@ -4,7 +4,6 @@ import sys
 
 import click
 
-from ..audit import authors
 from ..errors import IntegrityError, UsageError
 from ..repository import witness_target
 from .options import command, group, json_option
@@ -76,7 +75,7 @@ def audit_log(session, as_json):
     """Every event, oldest first."""
     log = session.open().audit
     events = [ev for ev, _raw in log.entries()]
-    who = authors.labels(events, log.origin)  # format 2: which key signed each event
+    who = log.signed_by(events)  # format 2: which key signed each event
     return Output(events, [_event_line(ev) + (f"  {w}" if w else "") for ev, w in zip(events, who, strict=True)])
 
 
