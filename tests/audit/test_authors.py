@@ -266,6 +266,7 @@ def test_a_backup_client_writes_what_the_log_accepts(upgraded):
 def test_a_release_by_a_backup_key_is_reported_and_frees_nothing(upgraded):
     snap = backup(upgraded.admin, upgraded.src)
     upgraded.admin.hold(snap, "litigation")
+    assert upgraded.verify(full=False) == []  # the kept meaning, brought up to date below
     locks.release(upgraded.backup, snap, replay.log_view(upgraded.backup))  # the record, and a signed event
     released = upgraded.admin.audit.entries()[-1][0]
     assert released["type"] == "release" and released["author"] == authors.public_key(upgraded.backup_keys.author_key())
@@ -348,3 +349,22 @@ def test_a_foreign_mark_by_a_backup_key_explains_nothing(upgraded):
     upgraded.backup.audit.mark_foreign([key], "nothing to see")
     assert upgraded.admin.audit.unexplained() == planted
     assert any(e.startswith(f"{key}: ") for e in upgraded.verify())
+
+
+def test_a_snapshot_deleted_behind_a_forged_forget_keeps_its_data_from_prune(upgraded):
+    """The backup host deletes a locked snapshot's document (it has the disk here) and forges
+    the forget, bypassing governance, that would explain it: the log prune decides by still
+    locks the snapshot, so prune keeps every blob its tree needs (`protected_but_gone`)."""
+    snap = backup(upgraded.admin, upgraded.src)
+    upgraded.admin.lock(snap, "governance", upgraded.admin.clock.now().replace(year=2099))
+    doc = Path(upgraded.path, "snapshots", snap.id)
+    doc.parent.chmod(0o755)
+    doc.unlink()
+    upgraded.backup.log_event("forget", snap.id, None, bypass_governance=True, protection=None)
+    admin = open_repo(upgraded.path, password=ADMIN_PASSWORD)
+    stored = {s.id for s in admin.snapshots()}
+    kept = replay.protected_but_gone(admin.audit.honoured([]), stored, admin.clock.now())
+    assert kept == {snap.id: snap.tree}
+    errors = upgraded.verify()
+    assert any("deleted behind the log" in e for e in errors), errors
+    assert any("(forget of snapshot" in e and "not honoured" in e for e in errors), errors
