@@ -245,14 +245,17 @@ def test_an_audit_log_signs_what_it_appends_and_binds_its_origin():
 
 
 @pytest.fixture
-def upgraded(tmp_path) -> Upgraded:
+def upgraded(request, tmp_path) -> Upgraded:
+    if "each_log_layout" in request.fixturenames:
+        request.getfixturevalue("each_log_layout")  # before the repository is made
     u = Upgraded(tmp_path / "repo")
     write(tmp_path / "src" / "a.txt", b"alpha\n")
     u.src = tmp_path / "src"
     return u
 
 
-def test_a_backup_client_writes_what_the_log_accepts(upgraded):
+def test_a_backup_client_writes_what_the_log_accepts(each_log_layout, upgraded):
+    assert upgraded.admin.audit.tiled() == (each_log_layout == "tiles")
     snap = backup(upgraded.backup, upgraded.src)
     upgraded.backup.hold(snap, "evidence")
     upgraded.backup.lock(snap, "governance", upgraded.backup.clock.now().replace(year=2099))
@@ -263,7 +266,7 @@ def test_a_backup_client_writes_what_the_log_accepts(upgraded):
     assert upgraded.verify(full=False) == []
 
 
-def test_a_release_by_a_backup_key_is_reported_and_frees_nothing(upgraded):
+def test_a_release_by_a_backup_key_is_reported_and_frees_nothing(each_log_layout, upgraded):
     snap = backup(upgraded.admin, upgraded.src)
     upgraded.admin.hold(snap, "litigation")
     assert upgraded.verify(full=False) == []  # the kept meaning, brought up to date below
@@ -284,7 +287,7 @@ def test_a_release_by_a_backup_key_is_reported_and_frees_nothing(upgraded):
     assert admin.find_snapshot(snap.id).id == snap.id
 
 
-def test_a_forget_bypassing_governance_by_a_backup_key_lifts_no_lock(upgraded):
+def test_a_forget_bypassing_governance_by_a_backup_key_lifts_no_lock(each_log_layout, upgraded):
     snap = backup(upgraded.admin, upgraded.src)
     upgraded.admin.lock(snap, "governance", upgraded.admin.clock.now().replace(year=2099))
     forged = upgraded.backup.log_event(
