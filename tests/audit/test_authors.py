@@ -239,6 +239,12 @@ def test_an_audit_log_signs_what_it_appends_and_binds_its_origin():
     assert all(authors.signature_ok(e, log.origin) for e, _ in entries)
     assert authors.honoured(entries, log.origin) == entries
     assert authors.honoured(entries, "amber/another") == entries[:1]  # the pin; the check is not this log's
+    assert log.honoured() == entries
+    stranger = AuditLog(storage, Sealer(keys.data), keys.signing_key(), "0f" * 16, FakeClock(), "s" * 64, _key())
+    stranger.append("check", ok=True)
+    assert log.honoured() == entries  # judged once per event, the new one not honoured
+    log.append("check", ok=False)
+    assert [ev["seq"] for ev, _raw in log.honoured()] == [0, 1, 3]
 
 
 # -- a repository of format 2, with a backup key (library) --------------------------------

@@ -183,6 +183,8 @@ class AuditLog:
         self._tiled = False  # once tiles are found they stay: a tiled log never goes back
         self._events: tuple[int, bytes, list] | None = None  # (size, root, events) as last read
         self._folds: dict[str, EventFold] = {}  # kept folds as this process last brought them up to date
+        # (events judged, the last of them, the fold after it, the honoured ones) for `honoured`
+        self._honoured: tuple[int, dict | None, authorship.Authors, list] = (0, None, authorship.Authors(""), [])
         self.warn = lambda message: None  # hears a witness that could not be reached
         self.cacert: str | None = None  # the private CA of a rest: witness, if any
         self._resetting = False
@@ -228,8 +230,15 @@ class AuditLog:
     def honoured(self, errors: list | None = None) -> list[tuple[dict, bytes]]:
         """`entries` without the events the log does not honour (audit/authors.py): in a
         repository of format 2, unsigned ones and those their author may not write. What
-        forget, prune, release and the clock guard decide by."""
-        return authorship.honoured(self.entries(errors), self.origin)
+        forget, prune, release and the clock guard decide by. Within one process the events
+        judged last time are not judged again (`entries` keeps a tiled log's events)."""
+        entries = self.entries(errors)
+        n, last, fold, kept = self._honoured
+        if not n or n > len(entries) or entries[n - 1][0] is not last:
+            n, fold, kept = 0, authorship.Authors(self.origin), []  # not the events judged last time
+        kept = kept + [e for e in entries[n:] if fold.judge(e[0])[0]]
+        self._honoured = (len(entries), entries[-1][0] if entries else None, fold, kept)
+        return list(kept)
 
     def signed_by(self, events: list[dict]) -> list[str]:
         """Who wrote each of `events` (the log's, in order), as `audit log` shows it
