@@ -192,6 +192,16 @@ def test_unsigned_forged_unknown_replayed_and_removed_authors_are_named():
     assert problems[4].startswith("event 8 ") and "removed by event 7" in problems[4]
 
 
+def test_a_backup_key_cannot_claim_the_admin_keys_name():
+    log = Log().format2()
+    ev = {"v": 1, "seq": 2, "time": to_iso(FakeClock().now()), "type": "release", "snapshot": SID, "details": {}}
+    ev["author"] = authors.public_key(log.admin)
+    ev["sig"] = authors.b64(log.backup.sign(authors.signed_bytes(ev, ORIGIN)))
+    log.entries.append((ev, utf8_json(ev)))
+    honoured, problems = log.judged()
+    assert honoured == [0, 1] and problems[0].startswith("event 2 (release") and "does not verify" in problems[0]
+
+
 def test_the_pin_signed_by_another_key_is_reported_and_still_pins():
     log = Log()
     log.add("upgrade", log.backup, format=2, admin_key=authors.public_key(log.admin))
