@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from amber.audit import authors
 from amber.audit.log import AuditLog
 from amber.check import verify_audit_log
+from amber.repository import FORMAT_VERSION
 
 from sources import KDF_N, init_repo, open_repo
 
@@ -18,29 +19,38 @@ BACKUP_PASSWORD = "the backup host's password"
 
 
 class Upgraded:
-    """A repository of format 1 upgraded in place as `amber upgrade` does: a new full key file
-    of format 2 (its admin key pinned by an `upgrade` event it signs), then a backup key
-    registered by an admin-signed `key-add`. `admin` and `backup` are clients of each."""
+    """A repository of format 2 with a backup key registered by an admin-signed `key-add`;
+    `admin` and `backup` are clients of each. Where `init` makes format 2 it is made so;
+    else (before format 2 is wired into `init`) a repository of format 1 is upgraded in place
+    as `amber upgrade` does: a new full key file of format 2 for the admin, its admin key
+    pinned by an `upgrade` event it signs."""
 
     def __init__(self, path, clock=None) -> None:
         self.path = os.fspath(path)
-        first = init_repo(path, clock)
-        self.admin_keys = first.keys.with_content()
-        kid = first.key_ring.add(self.admin_keys, ADMIN_PASSWORD, first.clock, kdf_n=KDF_N)
+        if FORMAT_VERSION >= 2:
+            self.admin_keys = init_repo(path, clock, password=ADMIN_PASSWORD).keys
+        else:
+            self._upgrade(init_repo(path, clock))
         self.admin = open_repo(path, clock, password=ADMIN_PASSWORD)
-        self.admin.log_event(
-            "upgrade",
-            format=2,
-            admin_key=authors.public_key(self.admin_keys.author_key()),
-            content_key=authors.b64(self.admin_keys.content_public),
-            key=kid,
-        )
         self.backup_keys = self.admin_keys.backup_key()
         self.backup_id = self.admin.key_ring.add(self.backup_keys, BACKUP_PASSWORD, self.admin.clock, kdf_n=KDF_N)
         self.admin.log_event(
             "key-add", key=self.backup_id, role="backup", author_key=authors.public_key(self.backup_keys.author_key())
         )
         self.backup = open_repo(path, clock, password=BACKUP_PASSWORD)
+
+    def _upgrade(self, first) -> None:
+        """A key file of format 2 for the admin's password, and the `upgrade` event it signs."""
+        self.admin_keys = first.keys.with_content()
+        kid = first.key_ring.add(self.admin_keys, ADMIN_PASSWORD, first.clock, kdf_n=KDF_N)
+        first.audit.author = self.admin_keys.author_key()
+        first.log_event(
+            "upgrade",
+            format=2,
+            admin_key=authors.public_key(self.admin_keys.author_key()),
+            content_key=authors.b64(self.admin_keys.content_public),
+            key=kid,
+        )
 
     def log_as(self, author: Ed25519PrivateKey) -> AuditLog:
         """The log as a client holding `author` (and the data and signing keys) writes it."""

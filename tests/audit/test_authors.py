@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from amber.retention import locks, replay
 from amber.storage.memory import MemoryStorage
 from format2 import ADMIN_PASSWORD, Upgraded
 
-from audit_helpers import backup, init_repo, open_repo, write
+from audit_helpers import backup, open_repo, write
 
 VECTOR = json.loads((Path(__file__).parents[1] / "vectors" / "audit_author.json").read_text(encoding="utf-8"))
 ORIGIN = "amber/" + "0f" * 16
@@ -336,14 +337,22 @@ def test_events_of_an_unknown_key_a_replayed_admin_event_and_a_removed_key(upgra
 
 
 def test_a_format_1_repository_verifies_as_before(tmp_path):
-    repo = init_repo(tmp_path / "repo")
-    write(tmp_path / "src" / "a.txt", b"alpha\n")
-    snap = backup(repo, tmp_path / "src")
+    """The repository amber 0.1.0 wrote (tests/vectors/repo-v1), changed by a client of format 1:
+    its events are not signed, and its log verifies as it always did."""
+    vectors = Path(__file__).parents[1] / "vectors"
+    shutil.copytree(vectors / "repo-v1", tmp_path / "repo")
+    password = json.loads((vectors / "repo-v1.json").read_text())["password"]
+    repo = open_repo(tmp_path / "repo", password=password)
+    assert repo.audit.author is None
+    snap = repo.snapshots()[0]
     repo.hold(snap, "x")
     repo.release(snap)
-    repo.forget([snap])
+    assert [ev["type"] for ev, _ in repo.audit.entries()] == ["hold", "release"]
     assert all("author" not in ev for ev, _ in repo.audit.entries())
-    assert verify_audit_log(open_repo(tmp_path / "repo"), remember=False, full=True).errors == []
+    rep = verify_audit_log(open_repo(tmp_path / "repo", password=password), remember=False, full=True)
+    # the vector's snapshots are dated 2030, after the log began: unlogged, as they always were
+    assert rep.errors and all("has no event in the audit log" in e for e in rep.errors), rep.errors
+    assert not replay.log_view(repo)[snap.id].hold
 
 
 def test_the_backup_summary_counts_no_setting_witness_or_trust_reset_a_backup_key_wrote():
