@@ -52,6 +52,11 @@ class Upgraded:
             key=kid,
         )
 
+    def as_backup(self, kind: str, sid: str, **details) -> dict:
+        """An event about snapshot `sid` and its record under `locks/`, written as the backup
+        host's library writes them: below any command (which refuse, or read trees)."""
+        return write_with_record(self.backup, kind, sid, **details)
+
     def log_as(self, author: Ed25519PrivateKey) -> AuditLog:
         """The log as a client holding `author` (and the data and signing keys) writes it."""
         r = self.admin
@@ -59,3 +64,9 @@ class Upgraded:
 
     def verify(self, full: bool = True) -> list[str]:
         return verify_audit_log(open_repo(self.path, password=ADMIN_PASSWORD), remember=False, full=full).errors
+
+
+def write_with_record(repo, kind: str, sid: str, **details) -> dict:
+    """A lock, hold or release of snapshot `sid`: its record under `locks/`, then its event."""
+    repo.event_store.write(sid, kind, None, **details)
+    return repo.log_event(kind, sid, None, **details)

@@ -8,8 +8,7 @@ import pytest
 
 from amber.audit import authors
 from amber.repository import Repository
-from amber.retention import locks, replay
-from format2 import ADMIN_PASSWORD, BACKUP_PASSWORD, Upgraded
+from format2 import ADMIN_PASSWORD, BACKUP_PASSWORD, Upgraded, write_with_record
 
 from cli_helpers import Amber, environment
 from sources import write
@@ -34,10 +33,7 @@ def world(tmp_path, amber_exe, in_subprocess):
 def _forge_release(host: Amber, sid: str) -> dict:
     """What a stolen backup credential can do with the library, below any command's refusal."""
     with environment(host.env()):
-        repo = Repository.open(str(host.repo), BACKUP_PASSWORD)
-        snap = repo.find_snapshot(sid)
-        locks.release(repo, snap, replay.log_view(repo))
-        return repo.audit.entries()[-1][0]
+        return write_with_record(Repository.open(str(host.repo), BACKUP_PASSWORD), "release", sid, reason="x")
 
 
 @pytest.mark.subprocess
@@ -50,7 +46,8 @@ def test_a_backup_keys_release_is_reported_and_forget_still_refuses(world):
         r = admin.run(*args, expect=20)
         assert what in r.out + r.stderr and "which may not write it: not honoured" in r.out + r.stderr
     lines = admin.run("audit", "log").out.splitlines()
-    assert lines[3].endswith("by backup key " + admin.backup_id[:16])  # its snapshot
+    made = next(ev["seq"] for ev in admin.json("audit", "log") if ev["type"] == "snapshot")
+    assert lines[made].endswith("by backup key " + admin.backup_id[:16])  # the host's snapshot
     assert lines[forged["seq"]].endswith("NOT HONOURED (see `amber audit verify`)")
     r = admin.run("forget", admin.sid, expect=30)
     assert admin.sid[:8] in r.stderr
