@@ -4,6 +4,10 @@ admin's `forget` still refuses what the log holds: nothing is lost."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
 from amber.audit import authors
@@ -72,3 +76,20 @@ def test_amber_init_makes_a_log_whose_events_are_signed(amber):
     amber.run("audit", "verify")
     amber.run("check")
     amber.run("audit", "verify")  # the check event, signed by the admin key, verifies too
+
+
+def test_an_upgraded_repository_signs_from_its_upgrade_on(amber, tmp_path):
+    """`amber upgrade` of the repository amber 0.1.0 wrote: the upgrade pins the admin key, and
+    every event after it (the old key's revocation, a check) is the admin key's."""
+    vectors = Path(__file__).resolve().parents[1] / "vectors"
+    shutil.copytree(vectors / "repo-v1", amber.repo)
+    amber.password = json.loads((vectors / "repo-v1.json").read_text())["password"]
+    r = amber.run("upgrade", expect=None)
+    if r.rc == 2 and "No such command" in r.stderr:
+        pytest.skip("no `amber upgrade` yet")
+    assert r.rc == 0, r
+    amber.run("check")
+    events = amber.json("audit", "log")
+    pin = next(ev for ev in events if ev["type"] == "upgrade")
+    assert all(ev.get("author") == pin["details"]["admin_key"] for ev in events[pin["seq"] :]), events
+    amber.run("audit", "verify", "--full")
