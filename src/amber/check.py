@@ -310,11 +310,13 @@ def verify_audit_log(
     records itself (`check` does), so the replay checks it only where the log says more."""
     rep = repo.audit.verify(external=external, remember=remember, full=full, events=full)
     if full:
-        meaning = replay.Meaning()
+        meaning = replay.Meaning.of(repo.audit.origin)
         for ev, _raw in rep.entries:
             meaning.add(ev)
     else:
-        meaning = repo.audit.kept_fold(MEANING_FILE, replay.Meaning, replay.load_meaning, replay.save_meaning)
+        meaning = repo.audit.kept_fold(
+            MEANING_FILE, lambda: replay.Meaning.of(repo.audit.origin), replay.load_meaning, replay.save_meaning
+        )
     repo.snapshot_store.forget()
     stored = {s.id: s for s in repo.snapshot_store.all()}
     snapshot_links(rep, meaning, stored, repo.snapshot_store.stored_at, repo.clock, set(repo.snapshot_store.bad))

@@ -100,7 +100,9 @@ class Repository:
         self.snapshot_store.only_sealed = self.blobs.only_sealed = config.get("v") == 2
         self.event_store = EventStore(self.records, self.clock, lambda: self.key_id[:16])
         self.key_ring = KeyRing(self.records)
-        self.audit = AuditLog(storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id)
+        self.audit = AuditLog(
+            storage, self.records.sealer, keys.signing_key(), config["id"], self.clock, key_id, author=keys.author_key()
+        )
         self.audit.warn = lambda message: self.warn(message)
         self.index_errors: list[str] = []
         self.damage = damage.Recorded()  # the damage records, read with the index

@@ -317,7 +317,7 @@ def keys_and_config_problems(repo: Trusted, password: str | None) -> tuple[list[
     """(errors, warnings) about key files, the config pin, settings records and revocations.
     With the `password` the session opened with, key files the open never reached are tried."""
     errors: list[str] = []
-    entries = repo.audit.entries([])
+    entries = repo.audit.honoured([])  # a setting or revocation the log does not honour counts for nothing
     _settings, settings_problems = settingsrec.effective(
         repo.records, repo.sealed_config, lambda: settingsrec.logged_settings(entries)
     )

@@ -8,6 +8,7 @@ import re
 from ..clock import from_iso
 from ..errors import IntegrityError
 from ..format.canonical import utf8_json
+from .authors import unb64
 
 ENTRY_TYPE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 MAX_ENTRY_TEXT = 4096
@@ -33,6 +34,8 @@ def validate_entry(ev: dict, what: str) -> dict:
         raise IntegrityError(f"{what}: actor is not an object of strings")
     if not isinstance(ev.get("details", {}), dict):
         raise IntegrityError(f"{what}: details is not an object")
+    if ("author" in ev or "sig" in ev) and (unb64(ev.get("author"), 32) is None or unb64(ev.get("sig"), 64) is None):
+        raise IntegrityError(f"{what}: author and sig are not base64 of an Ed25519 public key and signature")
     if ev["type"] == "snapshot":
         d = ev.get("details", {})
         if not _is_hex64(ev.get("snapshot")) or not _is_hex64(d.get("tree")) or not _is_hex64(d.get("content_root")):

@@ -61,6 +61,7 @@ from ..repo import client_state
 from ..repo.events import user_name
 from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import ObjectInfo, Retention, Storage
+from . import authors as authorship
 from . import checkpoint as cpfmt
 from . import merkle, tiledverify
 from . import summary as summ
@@ -157,7 +158,8 @@ class _Scan:
 
 
 class AuditLog:
-    """The log of one repository: its storage, its sealer, and the key that signs checkpoints."""
+    """The log of one repository: its storage, its sealer, the key that signs checkpoints, and
+    the author key that signs each event this client appends (format 2, audit/authors.py)."""
 
     def __init__(
         self,
@@ -167,8 +169,10 @@ class AuditLog:
         repository_id: str,
         clock: Clock,
         key_id: str,
+        author: Ed25519PrivateKey | None = None,
     ) -> None:
         self.storage = storage
+        self.author = author
         self.sealer = sealer
         self.clock = clock
         self.repository_id = repository_id
@@ -179,6 +183,8 @@ class AuditLog:
         self._tiled = False  # once tiles are found they stay: a tiled log never goes back
         self._events: tuple[int, bytes, list] | None = None  # (size, root, events) as last read
         self._folds: dict[str, EventFold] = {}  # kept folds as this process last brought them up to date
+        # (events judged, the last of them, the fold after it, the honoured ones) for `honoured`
+        self._honoured: tuple[int, dict | None, authorship.Authors, list] = (0, None, authorship.Authors(""), [])
         self.warn = lambda message: None  # hears a witness that could not be reached
         self.cacert: str | None = None  # the private CA of a rest: witness, if any
         self._resetting = False
@@ -220,6 +226,24 @@ class AuditLog:
         if errors is not None:
             errors.extend(scan.errors)
         return scan.entries
+
+    def honoured(self, errors: list | None = None) -> list[tuple[dict, bytes]]:
+        """`entries` without the events the log does not honour (audit/authors.py): in a
+        repository of format 2, unsigned ones and those their author may not write. What
+        forget, prune, release and the clock guard decide by. Within one process the events
+        judged last time are not judged again (`entries` keeps a tiled log's events)."""
+        entries = self.entries(errors)
+        n, last, fold, kept = self._honoured
+        if not n or n > len(entries) or entries[n - 1][0] is not last:
+            n, fold, kept = 0, authorship.Authors(self.origin), []  # not the events judged last time
+        kept = kept + [e for e in entries[n:] if fold.judge(e[0])[0]]
+        self._honoured = (len(entries), entries[-1][0] if entries else None, fold, kept)
+        return list(kept)
+
+    def signed_by(self, events: list[dict]) -> list[str]:
+        """Who wrote each of `events` (the log's, in order), as `audit log` shows it
+        (audit/authors.py `labels`)."""
+        return authorship.labels(events, self.origin)
 
     def foreign_objects(self, digest: bool = True) -> list[ForeignObject]:
         """Every object under `log/` that is not a valid entry or checkpoint of this log, with
@@ -339,8 +363,9 @@ class AuditLog:
         return cp
 
     def _explain(self, found: list[ForeignObject], entries: list, digest: bool) -> list[ForeignObject]:
-        """`found`, each with the `foreign` event that marked it as it still is, if any."""
-        marks = foreign_marks(entries)
+        """`found`, each with the `foreign` event that marked it as it still is, if any (a mark
+        the log does not honour, as by a backup key of format 2, explains nothing)."""
+        marks = foreign_marks(authorship.honoured(entries, self.origin))
         marked_keys = {k for k, _sha, _size in marks}
         out = []
         for f in sorted(found, key=lambda f: f.key):
@@ -446,7 +471,7 @@ class AuditLog:
             }
             if snapshot is not None:
                 ev["snapshot"] = snapshot
-            return ev
+            return authorship.sign(ev, self.author, self.origin) if self.author is not None else ev
 
         if self.tiled() or not self.keeps_entries():
             return self._append_tiled(event, lock)
@@ -727,7 +752,7 @@ class AuditLog:
         """The fold of every event a backup needs (audit/summary.py). A tiled log reads only the
         entries added since this client's kept summary, after a consistency proof shows the log
         still extends it; the layout before tiles reads every entry."""
-        return self.kept_fold("log-summary.json", summ.Summary, summ.load, summ.save)
+        return self.kept_fold("log-summary.json", lambda: summ.Summary.of(self.origin), summ.load, summ.save)
 
     def kept_fold(
         self, name: str, new: Callable[[], F], load: Callable[[str], F | None], save: Callable[[str, F], None]

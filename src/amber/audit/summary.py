@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from ..clock import from_iso, to_iso
 from ..repo.settings import logged_settings
+from .authors import Authors
 
 T = TypeVar("T")
 
@@ -60,8 +61,18 @@ class Summary:
     settings: dict[int, dict] = field(default_factory=dict)  # version -> the `setting` event that recorded it
     witnesses: dict[str, dict] = field(default_factory=dict)  # name -> the details of its `witness` event
     abandoned: list[list[str]] = field(default_factory=list)  # [witness, object] a `trust-reset` gave up
+    authors: Authors = field(default_factory=lambda: Authors(""))  # who may write what (format 2)
+
+    @classmethod
+    def of(cls, origin: str) -> Summary:
+        """The empty fold of the log whose origin is `origin` (`AuditLog.origin`)."""
+        return cls(authors=Authors(origin))
 
     def add(self, ev: dict) -> None:
+        """One event folded in, unless the log does not honour it (audit/authors.py): a
+        setting, witness or trust reset a backup key wrote counts for nothing."""
+        if not self.authors.judge(ev)[0]:
+            return
         if ev.get("type") == "snapshot" and isinstance(ev.get("snapshot"), str):
             self.snapshots.add(ev["snapshot"])
         for version, event in logged_settings([(ev, b"")]).items():
@@ -99,6 +110,7 @@ class Summary:
             "settings": {str(v): ev for v, ev in self.settings.items()},
             "witnesses": self.witnesses,
             "abandoned": self.abandoned,
+            "authors": self.authors.to_json(),
         }
 
     @classmethod
@@ -113,6 +125,7 @@ class Summary:
             {int(v): ev for v, ev in doc["settings"].items()},
             dict(doc.get("witnesses") or {}),
             [list(a) for a in doc.get("abandoned") or []],
+            Authors.from_json(doc["authors"]),
         )
 
 

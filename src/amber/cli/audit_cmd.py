@@ -73,8 +73,10 @@ def _says(details, name: str, depth: int = 0) -> bool:
 @json_option
 def audit_log(session, as_json):
     """Every event, oldest first."""
-    events = [ev for ev, _raw in session.open().audit.entries()]
-    return Output(events, [_event_line(ev) for ev in events])
+    log = session.open().audit
+    events = [ev for ev, _raw in log.entries()]
+    who = log.signed_by(events)  # format 2: which key signed each event
+    return Output(events, [_event_line(ev) + (f"  {w}" if w else "") for ev, w in zip(events, who, strict=True)])
 
 
 @command("verify")

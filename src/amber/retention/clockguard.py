@@ -138,8 +138,9 @@ def _details(ev: dict) -> dict:
 
 
 def log_entries(repo: Recorded) -> Entries:
-    """The audit log's readable entries (damage is reported by `audit verify` and `check`)."""
-    return repo.audit.entries(errors=[])
+    """The audit log's readable entries that it honours (damage and events it does not honour
+    are reported by `audit verify` and `check`)."""
+    return repo.audit.honoured(errors=[])
 
 
 def grants(snaps: Iterable[Snapshot], events: Mapping[str, list[dict]], entries: Entries) -> list[Grant]:

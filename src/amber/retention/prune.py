@@ -250,7 +250,7 @@ def _used_blobs(repo: Pruned, snaps: list) -> set[bytes]:
         ) from None
     _require_indexed(repo, used)
     stored = {s.id for s in snaps} | set(repo.snapshot_store.bad)
-    for tree in replay.protected_but_gone(repo.audit.entries([]), stored, repo.clock.now()).values():
+    for tree in replay.protected_but_gone(repo.audit.honoured([]), stored, repo.clock.now()).values():
         used |= _reachable(repo, tree)
     return used
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..audit.authors import Authors
 from ..audit.log import AuditLog
 from ..audit.summary import load_kept, save_kept
 from ..clock import from_iso, to_iso
@@ -107,10 +108,26 @@ class Meaning:
     logged: dict[str, dict] = field(default_factory=dict)  # sid -> {"seq", "content_root", "tree"}
     forgotten: dict[str, int | None] = field(default_factory=dict)  # sid -> seq of its forget, its last word
     replayed: Replay = field(default_factory=Replay)
+    # who may write what (format 2); without the log's origin no signature verifies, so a
+    # Meaning made without it reports every signed event of a format-2 log, never trusts one
+    authors: Authors = field(default_factory=lambda: Authors(""))
+
+    @classmethod
+    def of(cls, origin: str) -> Meaning:
+        """The empty fold of the log whose origin is `origin` (`AuditLog.origin`)."""
+        return cls(authors=Authors(origin))
 
     def add(self, ev: dict) -> None:
+        """One event folded in. An event the log does not honour (audit/authors.py) is an
+        error and changes nothing else: a snapshot it names is not logged, a forget or
+        release it records not counted."""
         if self.first is None:
             self.first = {"type": ev.get("type"), "time": ev.get("time")}
+        honoured, problem = self.authors.judge(ev)
+        if problem is not None:
+            self.replayed.errors.append(problem)
+        if not honoured:
+            return
         sid = ev.get("snapshot")
         if isinstance(sid, str):
             if ev.get("type") == "snapshot":
@@ -142,6 +159,7 @@ class Meaning:
             "snapshots": [_snapshot_json(s) for s in self.replayed.snapshots.values()],
             "errors": self.replayed.errors,
             "warnings": self.replayed.warnings,
+            "authors": self.authors.to_json(),
         }
 
     @classmethod
@@ -159,6 +177,7 @@ class Meaning:
             {str(k): dict(v) for k, v in doc["logged"].items()},
             {str(k): v for k, v in doc["forgotten"].items()},
             rp,
+            Authors.from_json(doc["authors"]),
         )
 
 
@@ -196,8 +215,8 @@ def log_protections(entries: Iterable[tuple[dict, bytes]]) -> dict[str, Protecti
 
 
 def log_view(repo: Logged) -> dict[str, Protection]:
-    """`log_protections` of the repository's readable log entries."""
-    return log_protections(repo.audit.entries([]))
+    """`log_protections` of the repository's readable log entries that the log honours."""
+    return log_protections(repo.audit.honoured([]))
 
 
 def protected_but_gone(entries: Iterable[tuple[dict, bytes]], stored: set[str], now: _dt.datetime) -> dict[str, str]:
