@@ -573,6 +573,7 @@ class Repository:
         keys = self.keys.with_content()
         retention, held = locks.strongest_protection(self)
         kid = self.key_ring.add(keys, self._password, self.clock, retention=retention, held=held, kdf_n=kdf_n)
+        self.audit.author = keys.author_key()  # from the upgrade on, this session signs with the admin key
         self.log_event(
             "upgrade", format=2, key=kid, admin_key=_b64(author_public(keys)), content_key=_b64(keys.content_public)
         )
