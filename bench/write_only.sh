@@ -6,6 +6,7 @@
 #
 #   bash bench/write_only.sh                 # corpus of bench/run.sh, 3 repetitions
 #   CORPUS=/some/tree REPS=5 bash bench/write_only.sh
+#   OLD_SRC=/path/to/older/amber/src bash bench/write_only.sh   # adds a column: that amber (format 1)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(dirname "$HERE")
@@ -36,9 +37,12 @@ step() {  # step NAME ROLE REP CMD...: wall and CPU seconds of one amber command
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$role" "$rep" "$wall" "$(echo "$user + $sys" | bc)" "$rss" >> "$TSV"
 }
 
+ROLES="full backup"; [ -n "${OLD_SRC:-}" ] && ROLES="old full backup"
 for rep in $(seq 1 "$REPS"); do
-  for role in full backup; do
+  for role in $ROLES; do
     R=$M/repo-$role-$rep
+    if [ "$role" = old ]; then export PYTHONPATH=$OLD_SRC; "$PY" -m compileall -q "$OLD_SRC/amber" >/dev/null 2>&1 || true
+    else unset PYTHONPATH; fi
     AMBER_REPOSITORY=$R "$AMBER" init > /dev/null
     pw=$AMBER_PASSWORD
     if [ "$role" = backup ]; then
@@ -65,15 +69,18 @@ med = lambda xs: statistics.median(xs)
 lines = [f"# A write-only key against a full key ({run_id})", "",
          f"Corpus: `{corpus}`; {len(rows[('first', 'full')])} repetitions, medians; one fresh ext4 image; "
          "page cache dropped before each step. Restores use the full key.", "",
-         "| step | full key: wall s / CPU s / peak RSS MB | write-only key: wall s / CPU s / peak RSS MB | write-only / full (wall) |",
-         "|---|---|---|---|"]
+         "Columns: `old` = the amber given by OLD_SRC (format 1, content under the data key), `full` = this amber "
+         "(format 2) with its full key, `write-only` = this amber with a write-only key; each cell wall s / CPU s / peak RSS MB.", "",
+         "| step | old | full | write-only | write-only / full (wall) | full / old (wall) |",
+         "|---|---|---|---|---|---|"]
+cell = lambda r: f"{med([x[0] for x in r]):.2f} / {med([x[1] for x in r]):.2f} / {med([x[2] for x in r]) / 1024:.0f}" if r else "–"
 for name in ("first", "unchanged", "restore"):
-    f, b = rows[(name, "full")], rows[(name, "backup")]
+    o, f, b = rows.get((name, "old"), []), rows[(name, "full")], rows[(name, "backup")]
+    ow = med([x[0] for x in o]) if o else None
     fw, bw = med([x[0] for x in f]), med([x[0] for x in b])
-    cell = lambda r: f"{med([x[0] for x in r]):.2f} / {med([x[1] for x in r]):.2f} / {med([x[2] for x in r]) / 1024:.0f}"
-    lines.append(f"| {name} | {cell(f)} | {cell(b)} | {bw / fw:.3f} |")
-fs, bs = med([x[0] for x in rows[("size", "full")]]), med([x[0] for x in rows[("size", "backup")]])
-lines += ["", f"Repository size after the two backups: full key {fs / 1e6:.1f} MB, write-only key {bs / 1e6:.1f} MB."]
+    lines.append(f"| {name} | {cell(o)} | {cell(f)} | {cell(b)} | {bw / fw:.3f} | {f'{fw / ow:.3f}' if ow else '–'} |")
+sizes = ", ".join(f"{role} {med([x[0] for x in rows[('size', role)]]) / 1e6:.1f} MB" for role in ("old", "full", "backup") if rows.get(("size", role)))
+lines += ["", f"Repository size after the two backups: {sizes}."]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
