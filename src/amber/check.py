@@ -503,3 +503,9 @@ def _trace(repo: Checked, snaps: list[Snapshot], damaged: set[bytes], rep: Check
         rep.errors.append(
             f"damage affects {len(rep.affected)} file(s) in {len({a.split()[0] for a in rep.affected})} snapshot(s)"
         )
+        repaired = {s.doc["repaired_from"][:8]: s.short_id for s in snaps if s.doc.get("repaired_from")}
+        for original in sorted({a.split()[0] for a in rep.affected} & set(repaired)):
+            rep.warnings.append(
+                f"snapshot {original} was repaired as {repaired[original]} (`repair snapshots`), which leaves out "
+                "what is lost; the original stays as stored"
+            )

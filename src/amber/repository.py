@@ -23,6 +23,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import browse, trust
+from . import repair as repairing
 from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
 from .audit.witness import fetch_server_key as witness_server_key
@@ -677,6 +678,37 @@ class Repository:
         except AmberError as e:
             self.warn(f"the restore was not recorded in the audit log: {e}")
         return stats
+
+    # -- repair --------------------------------------------------------------------
+
+    def repair_packs(
+        self, *, source: "Repository | None" = None, path: str | None = None, dry_run: bool = False
+    ) -> repairing.PacksReport:
+        """Store lost blobs again (repair.py), from another repository with this one's id key
+        or from files under `path`."""
+        self.require_admin("repair packs")
+        if (source is None) == (path is None):
+            raise UsageError("repair packs needs --from REPOSITORY or --from-path PATH")
+        if not dry_run:
+            self.require_sound("repair packs")
+            self.audit.check_history()
+        if source is not None:
+            repairing.require_same_ids(self, source)
+            offer = repairing.offer_from_repository(source)
+            where = source.storage.describe()
+        else:
+            offer = repairing.offer_from_path(self.keys, self.config["chunker"], os.path.abspath(path or ""))
+            where = os.path.abspath(path or "")
+        return repairing.repair_packs(self, offer, where, dry_run=dry_run)
+
+    def repair_snapshots(self, snaps: list[Snapshot] | None = None, *, dry_run: bool = False):
+        """New snapshots without the files whose data is lost (repair.py); the originals stay."""
+        self.require_admin("repair snapshots")
+        if not dry_run:
+            self.require_sound("repair snapshots")
+            self.audit.check_history()
+        chosen = snaps if snaps is not None else [s for s in self.snapshots() if s.readable]
+        return repairing.repair_snapshots(self, chosen, dry_run=dry_run)
 
     def lock_posture(self) -> list[str]:
         """Where the storage itself enforces less than this repository's settings promise

@@ -1,7 +1,19 @@
-"""`amber repair config`: put back what an attacker or damage replaced, from what the log pins."""
+"""`amber repair config|packs|snapshots`: put back what an attacker or damage replaced or lost,
+by adding objects, never by rewriting them."""
 
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+import click
+
+from ..errors import AmberError, IntegrityError
+from ..repository import Repository
+from .common import _utf8, read_password_file
 from .options import command, group, json_option
-from .output import Output
+from .output import Output, warn
 
 
 @command("config")
@@ -18,4 +30,75 @@ def repair_config(session, as_json):
     )
 
 
-repair = group("repair", "Put back what was replaced or damaged, from what the audit log pins.", [repair_config])
+def source_password() -> str:
+    """The source repository's password: AMBER_FROM_PASSWORD, AMBER_FROM_PASSWORD_FILE, or a prompt."""
+    pw = os.environ.get("AMBER_FROM_PASSWORD")
+    if pw is not None:
+        return _utf8(pw, "AMBER_FROM_PASSWORD")
+    path = os.environ.get("AMBER_FROM_PASSWORD_FILE")
+    if path:
+        return read_password_file(path, "AMBER_FROM_PASSWORD_FILE")
+    if sys.stdin.isatty():
+        return _utf8(getpass.getpass("enter password for the source repository: "), "the password")
+    raise AmberError("no password for the source: set AMBER_FROM_PASSWORD or AMBER_FROM_PASSWORD_FILE")
+
+
+@command("packs")
+@click.option(
+    "--from", "source", metavar="REPOSITORY", help="a repository with this one's blob ids (init --copy-params-from)"
+)
+@click.option("--from-path", "path", metavar="PATH", type=click.Path(), help="files holding the lost data")
+@click.option("--dry-run", is_flag=True, help="only say what is lost")
+@json_option
+def repair_packs(session, source, path, dry_run, as_json):
+    """Store lost data again, matched by blob id, from another repository or from files; the
+    damaged packs stay (locked ones cannot change) and readers take the new copies."""
+    r = session.open()
+    src = None
+    if source:
+        src = Repository.open(source, source_password(), storage_options=session.storage_options(), warn=warn)
+    rep = r.repair_packs(source=src, path=path, dry_run=dry_run)
+    text = [f"{rep.lost} lost blob(s)" + (" (dry run: nothing stored)" if dry_run else "")]
+    if not dry_run:
+        text.append(f"repaired {len(rep.repaired)} from {rep.source} in {rep.packs_written} new pack(s)")
+    text += [f"refused: {line}" for line in rep.refused]
+    text += [f"still lost: {line}" for line in rep.remaining[:50]]
+    if len(rep.remaining) > 50:
+        text.append(f"... and {len(rep.remaining) - 50} more (--json lists all)")
+    if rep.remaining and not dry_run:
+        text.append("`amber repair snapshots` writes snapshots without the files whose data is still lost")
+    error = None
+    if (rep.remaining or rep.refused) and not dry_run:
+        refused = f", {len(rep.refused)} refused from the source" if rep.refused else ""
+        error = IntegrityError(f"{len(rep.remaining)} blob(s) still lost{refused}")
+    return Output(rep.to_json(), text, error)
+
+
+@command("snapshots")
+@click.argument("snapshots", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="only list what would be left out")
+@json_option
+def repair_snapshots(session, snapshots, dry_run, as_json):
+    """For each snapshot (all without SNAPSHOT) that needs data no copy of which can be read, a new
+    snapshot without those files, tagged `repaired`; every file left out is listed."""
+    r = session.open()
+    snaps = r.find_snapshots(snapshots) if snapshots else None
+    fixes = r.repair_snapshots(snaps, dry_run=dry_run)
+    text = []
+    for fix in fixes:
+        if not fix.dropped:
+            continue
+        head = f"snapshot {fix.original[:8]}: {len(fix.dropped)} file(s) or folder(s) lost"
+        tail = f" -> new snapshot {fix.snapshot[:8]}" if fix.snapshot else " (dry run)" if dry_run else ""
+        text.append(head + tail)
+        text += [f"  dropped {p}" for p in fix.dropped]
+    if not text:
+        text = ["no snapshot needs lost data: nothing to repair"]
+    return Output([f.to_json() for f in fixes], text)
+
+
+repair = group(
+    "repair",
+    "Put back what was replaced, damaged or lost, by adding objects (never rewriting them).",
+    [repair_config, repair_packs, repair_snapshots],
+)

@@ -65,6 +65,7 @@ def validate(doc: dict, what: str) -> dict:
     f.hex64(doc, "content_root", what)
     f.hex64(doc, "parent", what, optional=True)
     f.hex64(doc, "run", what, optional=True)
+    f.hex64(doc, "repaired_from", what, optional=True)
     f.text(doc, "program", what, optional=True)
     f.retention(doc.get("retention"), what)
     summary = doc.get("summary", {})
