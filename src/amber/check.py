@@ -108,6 +108,7 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
     snaps = _snapshots(repo.snapshot_store, rep)
     repo.load_index(force=True)
     rep.errors.extend(f"index {e}" for e in repo.index_errors)
+    rep.warnings.extend(f"index {e}" for e in getattr(repo, "index_superseded", ()))
     rep.errors.extend(repo.damage.problems)
     damaged_blobs: set[bytes] = set()
     found = damagerec.Found()
@@ -454,6 +455,9 @@ class _PackReader:
             rep.packs_read += 1
             rep.bytes_read += n
             key = layout.pack(pid)
+            if pid not in self.indexed and not bad:  # junk no index names: nothing reads it
+                rep.warnings.extend(f"{key} (in no index, used by nothing): {p}" for p in problems)
+                problems = []
             for p in problems:
                 found.pack(pid, f"{key}: {p}", read=n > 0)
             for bid, why in bad:

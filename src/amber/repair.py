@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,6 +35,8 @@ from .errors import AmberError, IntegrityError, NotAllowed, UsageError
 from .format import layout
 from .format import tree as treefmt
 from .format.pack import BLOB_DATA, BLOB_TREE
+from .repo import records as rec
+from .repo import reindex
 from .repo.blobs import BlobStore
 from .repo.snapshots import Snapshot, SnapshotStore
 from .retention import locks
@@ -49,6 +52,8 @@ class Repaired(locks.RetentionTarget, Protocol):
     blobs: BlobStore
     snapshot_store: SnapshotStore
     audit: AuditLog
+    records: rec.Records
+    index_errors: list[str]
 
     def load_tree(self, tree_id: str) -> list[dict]: ...
 
@@ -184,7 +189,7 @@ def repair_packs(repo: Repaired, offer: Offer, source: str, *, dry_run: bool = F
         lost = lost_blobs(repo, snaps)
     refused, repaired = taker.refused, taker.repaired
     lost = {b: why for b, why in lost.items() if b not in repaired}
-    for problem in _protect(repo, snaps, new_packs):
+    for problem in protect(repo, snaps, new_packs):
         repo.warn(problem)
     repo.record_damage("repair packs")
     report.repaired = sorted(b.hex() for b in repaired)
@@ -230,7 +235,7 @@ class _Taker:
             self.refused[bid] = why
 
 
-def _protect(repo: Repaired, snaps: list[Snapshot], new_packs: set[bytes]) -> list[str]:
+def protect(repo: Repaired, snaps: list[Snapshot], new_packs: set[bytes]) -> list[str]:
     """The new packs (and their index files) get the lock and hold of every snapshot that needs them."""
     if not new_packs:
         return []
@@ -243,9 +248,8 @@ def _protect(repo: Repaired, snaps: list[Snapshot], new_packs: set[bytes]) -> li
             continue
         try:
             needed = locks.needed_objects(repo, snap)
-        except AmberError as e:
-            problems.append(f"snapshot {snap.short_id}: cannot list what it needs ({e})")
-            continue
+        except AmberError:  # some of what it needs is still lost: protect all that was added
+            needed = keys_of_new
         mine = {k for k in needed if k in keys_of_new}
         mine |= {f for k in mine for f in repo.blobs.pack_index_files.get(bytes.fromhex(layout.last(k)), ())}
         if not mine:
@@ -330,6 +334,37 @@ def require_same_ids(repo: Repaired, source: Repaired) -> None:
             "needs a repository made with init --copy-params-from, or a copy of this one; "
             "or give the files with --from-path"
         )
+
+
+# -- repair index -----------------------------------------------------------------------
+
+
+def repair_index(repo: Repaired, *, dry_run: bool = False) -> reindex.IndexReport:
+    """Index files made again from the headers of the packs no readable index file names; the
+    unreadable index files superseded (repo/reindex.py). The new index files take the locks and
+    holds of the snapshots whose packs they name."""
+    repo.load_index(force=True)
+    host = socket.gethostname()
+
+    def record(superseded: list[tuple[str, str, str]], by: list[str]) -> None:
+        reindex.supersede(repo.records, to_iso(repo.clock.now()), host, superseded, by)
+
+    report = reindex.rebuild(repo.storage, repo.records, repo.blobs, list(repo.index_errors), record, dry_run=dry_run)
+    if dry_run:
+        return report
+    repo.load_index(force=True)
+    snaps = [s for s in repo.snapshot_store.all() if s.readable]
+    for problem in protect(repo, snaps, {bytes.fromhex(p) for p in report.packs_indexed}):
+        repo.warn(problem)
+    repo.log_event(
+        "repair",
+        what="index",
+        packs_indexed=len(report.packs_indexed),
+        index_files=report.index_files[:MAX_LISTED],
+        superseded=report.superseded[:MAX_LISTED],
+        damaged=len(report.damaged),
+    )
+    return report
 
 
 # -- repair snapshots -------------------------------------------------------------------

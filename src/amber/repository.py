@@ -51,7 +51,7 @@ from .errors import (
 )
 from .evidence import EvidenceReport, export, verify_bundle
 from .format import layout
-from .repo import client_state, damage
+from .repo import client_state, damage, reindex
 from .repo import records as rec
 from .repo import settings as settingsrec
 from .repo.blobs import BlobStore, require_full
@@ -106,6 +106,7 @@ class Repository:
         )
         self.audit.warn = lambda message: self.warn(message)
         self.index_errors: list[str] = []
+        self.index_superseded: list[str] = []  # unreadable index files `repair index` superseded
         self.damage = damage.Recorded()  # the damage records, read with the index
         self._index_loaded = False
         self.sealed_config = config  # as read (or the pinned one); `config` carries the settings in force
@@ -257,7 +258,8 @@ class Repository:
             tombs, plans = prune.load_records(self.records)
             self.damage = damage.load(self.records)
             doomed = set().union(*plans.values()) if plans else set()
-            self.index_errors = self.blobs.load_index(tombs, doomed, self.damage.by_blob())
+            errors = self.blobs.load_index(tombs, doomed, self.damage.by_blob())
+            self.index_errors, self.index_superseded = reindex.split_superseded(self.storage, self.records, errors)
             self._index_loaded = True
 
     def record_damage(self, found_by: str) -> int:
@@ -700,6 +702,14 @@ class Repository:
             offer = repairing.offer_from_path(self.keys, self.config["chunker"], os.path.abspath(path or ""))
             where = os.path.abspath(path or "")
         return repairing.repair_packs(self, offer, where, dry_run=dry_run)
+
+    def repair_index(self, *, dry_run: bool = False):
+        """Index files made again from the packs' headers; unreadable ones superseded (repair.py)."""
+        self.require_admin("repair the index")
+        if not dry_run:
+            self.require_sound("repair the index")
+            self.audit.check_history()
+        return repairing.repair_index(self, dry_run=dry_run)
 
     def repair_snapshots(self, snaps: list[Snapshot] | None = None, *, dry_run: bool = False):
         """New snapshots without the files whose data is lost (repair.py); the originals stay."""

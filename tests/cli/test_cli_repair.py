@@ -86,6 +86,8 @@ def test_a_source_holding_other_bytes_under_an_id_is_refused(user, tmp_path):
     data_pack = packs(user.repo)[-1]
     data_pack.unlink()
     (mirror / data_pack.relative_to(user.repo)).unlink()
+    for f in index_files(mirror):  # the source's own index names only what is planted below
+        writable(f).unlink()
     # the source's owner plants other bytes under the lost ids (sealed with the real keys)
     src_repo = open_repo(mirror, password=user.password)
     src_repo.load_index()
@@ -93,7 +95,6 @@ def test_a_source_holding_other_bytes_under_an_id_is_refused(user, tmp_path):
     ids = [line.split(":")[0] for line in lost["remaining"]]
     with src_repo.blobs.session() as s:
         for h in ids:
-            del src_repo.blobs.index[bytes.fromhex(h)]
             s.add(BLOB_DATA, bytes.fromhex(h), b"not what was backed up\n")
         s.flush()
     env = user.env(AMBER_FROM_PASSWORD=user.password)
@@ -134,3 +135,42 @@ def test_what_no_source_has_is_left_out_of_a_new_listed_snapshot(user, tmp_path)
     events = [e for e in user.json("audit", "log") if e["type"] == "repair"]
     assert events[-1]["details"]["original"] == user.sid and events[-1]["details"]["dropped"] == 3
     assert user.json("repair", "snapshots", new)[0]["dropped"] == []  # nothing more to leave out
+
+
+def index_files(repo: Path) -> list[Path]:
+    return sorted(p for p in (repo / "index").rglob("*") if p.is_file())
+
+
+def test_the_index_is_made_again_from_the_packs(user, tmp_path):
+    for f in index_files(user.repo):
+        writable(f).write_bytes(b"garbage over an index file\n")
+    user.run("check", expect=20)
+    user.run("prune", "--dry-run", expect=20)  # prune refuses while an index file cannot be read
+    dry = user.json("repair", "index", "--dry-run")
+    assert len(dry["packs_indexed"]) == 2 and dry["index_files"] == [] and len(dry["superseded"]) == 1
+    out = user.json("repair", "index")
+    assert len(out["packs_indexed"]) == 2 and len(out["index_files"]) == 1 and out["superseded"] == dry["superseded"]
+    assert len(index_files(user.repo)) == 2, "the unreadable index file stays; a new one is added"
+    doc = user.json("check", "--read-data", quiet=False)
+    assert doc["ok"] and any("superseded" in w for w in doc["warnings"]), doc
+    user.run("prune", "--dry-run")
+    user.run("restore", user.sid, "--target", tmp_path / "r", "--verify")
+    assert user.json("repair", "index")["packs_indexed"] == []  # nothing left to index
+    # bytes written over the superseded file afterwards are not superseded
+    old = next(f for f in index_files(user.repo) if f.read_bytes().startswith(b"garbage"))
+    old.write_bytes(b"other garbage\n")
+    r = user.run("check", expect=20)
+    assert old.name in r.stderr and "superseded" not in r.stderr.split(old.name)[1].split("\n")[0]
+
+
+def test_a_pack_whose_header_is_damaged_is_named_and_healed_by_repair_packs(user, tmp_path):
+    for f in index_files(user.repo):
+        f.unlink()
+    data_pack = packs(user.repo)[-1]
+    size = data_pack.stat().st_size
+    flip(data_pack, size - 20)  # inside the header envelope
+    out = user.json("repair", "index", expect=20, quiet=False)
+    assert len(out["packs_indexed"]) == 1 and len(out["damaged"]) == 1 and data_pack.name in out["damaged"][0]
+    user.json("repair", "packs", "--from-path", user.src)
+    assert user.json("check", "--read-data", quiet=False)["ok"]
+    user.run("restore", user.sid, "--target", tmp_path / "r", "--verify")

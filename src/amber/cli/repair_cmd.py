@@ -74,6 +74,28 @@ def repair_packs(session, source, path, dry_run, as_json):
     return Output(rep.to_json(), text, error)
 
 
+@command("index")
+@click.option("--dry-run", is_flag=True, help="only say what would be indexed and superseded")
+@json_option
+def repair_index(session, dry_run, as_json):
+    """Index the stored packs no readable index file names, from their own headers, and supersede
+    the index files that cannot be read (they stay; nothing is deleted)."""
+    r = session.open()
+    rep = r.repair_index(dry_run=dry_run)
+    text = [
+        f"read the headers of {rep.packs_read} pack(s) no index names; indexed {len(rep.packs_indexed)}"
+        + (" (dry run: nothing written)" if dry_run else f" in {len(rep.index_files)} new index file(s)")
+    ]
+    text += [f"superseded {k}" for k in rep.superseded]
+    text += [f"damaged: pack {line}" for line in rep.damaged]
+    error = None
+    if rep.damaged and not dry_run:
+        error = IntegrityError(
+            f"{len(rep.damaged)} pack(s) have a damaged header: `amber repair packs` stores their data again"
+        )
+    return Output(rep.to_json(), text, error)
+
+
 @command("snapshots")
 @click.argument("snapshots", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="only list what would be left out")
@@ -100,5 +122,5 @@ def repair_snapshots(session, snapshots, dry_run, as_json):
 repair = group(
     "repair",
     "Put back what was replaced, damaged or lost, by adding objects (never rewriting them).",
-    [repair_config, repair_packs, repair_snapshots],
+    [repair_config, repair_index, repair_packs, repair_snapshots],
 )

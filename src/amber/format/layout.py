@@ -23,6 +23,7 @@ LOG_TIMESTAMPS = "log/timestamps/"  # RFC 3161 timestamps of checkpoints (docs/A
 SETTINGS = "settings/"
 REVOKED = "revoked/"
 DAMAGE = "damage/"
+SUPERSEDED = "superseded/"  # index files `repair index` replaced (FORMAT.md §9.1)
 
 PLAN = "plan-"
 TOMB = "tomb-"
@@ -78,6 +79,10 @@ def revocation(name: str) -> str:
 
 def damage_record(name: str) -> str:
     return DAMAGE + name
+
+
+def superseded_record(name: str) -> str:
+    return SUPERSEDED + name
 
 
 def log_entry(seq: int) -> str:
