@@ -12,6 +12,7 @@ after the change is stored.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import hashlib
 import os
@@ -23,6 +24,8 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import browse, trust
+from . import copy as copying
+from .copy import CopyReport
 from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
 from .audit.witness import fetch_server_key as witness_server_key
@@ -128,8 +131,11 @@ class Repository:
         kdf_n: int = keyfile.SCRYPT_N,
         storage_options: Mapping[str, str] | None = None,
         warn: Callable[[str], None] | None = None,
+        params_from: "Repository | None" = None,
     ) -> "Repository":
-        """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
+        """Create a repository. `params_from` (an open repository) gives its id key, chunker
+        seed and chunker parameters, so blob ids are equal and `copy_from` moves blobs as they
+        are (`init --copy-params-from`); every other key is new. `default_retention` ({"duration": "30d", "mode": None}) locks
         every new snapshot; its mode defaults to governance, and storage must enforce it
         (where the bucket enforces less than that, `warn` hears why). `min_retention`
         (a duration) is the shortest lock amber will set (FORMAT.md §6.1)."""
@@ -144,19 +150,17 @@ class Repository:
             if check_lock is not None:
                 check_lock()  # an S3 bucket must be versioned with Object Lock before locks are promised
         keys = MasterKeys.generate()
+        chunker = {"algorithm": "fastcdc2020", "min": CHUNK_MIN, "avg": CHUNK_AVG, "max": CHUNK_MAX, "normalization": 1}
+        if params_from is not None:
+            keys = dataclasses.replace(keys, ids=params_from.keys.ids, chunker_seed=params_from.keys.chunker_seed)
+            chunker = dict(params_from.config["chunker"])
         clock = clock or SystemClock()
         config = {
             "v": FORMAT_VERSION,
             "content_key": _b64(keys.content_public),
             "id": uuid.uuid4().hex,
             "created": to_iso(clock.now()),
-            "chunker": {
-                "algorithm": "fastcdc2020",
-                "min": CHUNK_MIN,
-                "avg": CHUNK_AVG,
-                "max": CHUNK_MAX,
-                "normalization": 1,
-            },
+            "chunker": chunker,
             "pack_size": PACK_SIZE,
             "compression": "zstd",
             "default_retention": default_retention,
@@ -180,6 +184,7 @@ class Repository:
             config=config,
             admin_key=_b64(author_public(keys)),
             content_key=_b64(keys.content_public),
+            **({"params_from": params_from.id} if params_from is not None else {}),
         )
         repo.apply_settings(repo.settings)
         for message in repo.lock_posture():
@@ -654,6 +659,30 @@ class Repository:
             self.check_minimum(kw["retention"].until, "the backup's retention")
         return backup(self, paths, **kw)
 
+    def copy_from(
+        self,
+        source: "Repository",
+        refs=(),
+        *,
+        hosts=(),
+        tags=(),
+        paths=(),
+        retain: str | None = None,
+        retention_mode: str | None = None,
+        report: CopyReport | None = None,
+    ) -> CopyReport:
+        """Copy snapshots of `source` (those named by `refs`, else all; narrowed by host, tag
+        and path) that are not copied yet (copy.py). `retain` (a duration, with
+        `retention_mode`) replaces the lock each copy would get; never below the minimum."""
+        source.require_read("copy from it")
+        self.require_sound("copy snapshots")
+        snaps = copying.select(source, refs, hosts, tags, paths)
+        lock = self.retention(retain, mode=retention_mode) if retain is not None else None
+        try:
+            return copying.copy_snapshots(self, source, snaps, lock, report)
+        finally:
+            self.record_damage("copy")
+
     def restore(self, snap: Snapshot, target: str, **kw) -> RestoreStats:
         self.require_read("restore")
         try:
@@ -756,6 +785,7 @@ __all__ = [
     "keep_policy",
     "verify_bundle",
     "BackupStats",
+    "CopyReport",
     "RestoreStats",
     "EvidenceReport",
     "KeepPolicy",

@@ -99,6 +99,28 @@ def password(confirm: bool = False) -> str:
     raise AmberError("no password: set AMBER_PASSWORD or AMBER_PASSWORD_FILE, or run on a terminal")
 
 
+def from_password() -> str:
+    """The password of the repository a command copies from (`copy`, `init --copy-params-from`):
+    AMBER_FROM_PASSWORD, AMBER_FROM_PASSWORD_FILE, else asked on a terminal."""
+    pw = os.environ.get("AMBER_FROM_PASSWORD")
+    if pw is not None:
+        return _utf8(pw, "AMBER_FROM_PASSWORD")
+    path = os.environ.get("AMBER_FROM_PASSWORD_FILE")
+    if path:
+        return read_password_file(path, "AMBER_FROM_PASSWORD_FILE")
+    if sys.stdin.isatty():
+        return _utf8(getpass.getpass("enter password for the source repository: "), "the password")
+    raise AmberError(
+        "no password for the source repository: set AMBER_FROM_PASSWORD or AMBER_FROM_PASSWORD_FILE, "
+        "or run on a terminal"
+    )
+
+
+def open_source(session: Session, url: str) -> Repository:
+    """The repository a command copies from, with the storage options of the session's."""
+    return Repository.open(url, from_password(), storage_options=session.storage_options(), warn=warn)
+
+
 def new_password(new_password_file: str | None) -> str:
     """A new password for `key add`: a file, AMBER_NEW_PASSWORD, or typed twice on a terminal.
     An empty one is refused (exit 2)."""

@@ -49,7 +49,7 @@ class EvidenceSource(Protocol):
 
 def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str) -> Manifest:
     repo.load_index()
-    ev, raw_event, note, cp, proof, warnings = _log_proof(repo, snap)
+    ev, raw_event, note, cp, proof, warnings = log_proof(repo, snap)
     tokens, missing = stamps.for_checkpoint(repo.audit.storage, repo.audit.witness_config(), note, cp.size)
     note = repo.audit.with_cosignatures(note, cp)  # witnesses' cosignatures travel with it
     trees: dict[str, bytes] = {}
@@ -94,7 +94,7 @@ def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str
     return manifest
 
 
-def _log_proof(repo: EvidenceSource, snap: Snapshot):
+def log_proof(repo: EvidenceSource, snap: Snapshot):
     """The snapshot's audit-log event (parsed and raw), the newest stored checkpoint that
     verifies and covers it (note and parsed), the event's inclusion proof under it, and a
     warning for each newer checkpoint passed over."""

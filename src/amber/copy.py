@@ -1,0 +1,414 @@
+"""`amber copy`: snapshots of another repository copied into this one, verified blob by blob.
+
+Per source snapshot not copied yet (a destination snapshot's `copy_of` names
+each one copied; those are skipped, so a second run moves nothing):
+
+1. Its proof in the source's audit log (event, inclusion proof, signed
+   checkpoint) is fetched and verified first: a source whose log does not
+   prove the snapshot is refused before anything is written.
+2. A run marker (as a backup writes one, so prune spares what the copy
+   deduplicates against), then the destination's index is read afresh.
+3. Blobs. When both repositories share the id key (`init --copy-params-from`),
+   blob ids are equal: every blob of the snapshot the destination lacks is
+   read from the source pack-region-wise (one ranged read per region of at
+   most `MAX_SPAN`, as a restore reads), opened and checked against its keyed
+   id, and sealed again for the destination without being recompressed.
+   Otherwise every file is read from the source, checked against its
+   SHA-256, cut with the destination's chunker and stored, and its trees are
+   built anew. Index files are written every `PACKS_PER_INDEX` packs, so a
+   copy that is killed leaves what it stored findable by the next run.
+4. The snapshot document (the source's, with the destination's tree, lock,
+   run and `copy_of`), the destination's locks extended over what it needs,
+   a legal hold where the source snapshot is held, its `snapshot` event and a
+   `copy` event carrying the source's proof.
+
+A blob, tree or proof of the source that does not verify refuses that
+snapshot (named, IntegrityError) and the copy goes on with the rest; the bad
+blob is never stored. There is no global lock: two copies, or a copy and a
+backup, race only on put-if-absent objects.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import blake3
+import pyfastcdc
+
+from .audit.log import record_snapshots
+from .clock import add_duration, to_iso
+from .crypto.keys import MasterKeys
+from .errors import AmberError, IntegrityError, NotFound, UsageError
+from .evidence.copychain import source_proof
+from .format import compression as blobfmt
+from .format import layout
+from .format import tree as treefmt
+from .format.pack import BLOB_DATA, BLOB_TREE
+from .repo.blobindex import IndexEntry
+from .repo.blobs import ENVELOPE_KINDS, WriteSession
+from .repo.snapshots import Snapshot
+from .retention.locks import extend_objects, hold, needed_objects
+from .retention.prune import Pruned, start_run
+from .retention.state import Protection
+from .storage.base import COMPLIANCE, GOVERNANCE, Retention
+from .version import __version__
+
+MAX_SPAN = 4 << 20  # bytes of one ranged read of a source pack (several blobs)
+READERS = 4  # threads reading and re-sealing regions
+PACKS_PER_INDEX = 4  # an index file at least this often, so a killed copy resumes
+READ_WHOLE = 8 << 20  # files up to this size are cut in one piece when re-chunking
+DOC_FIELDS = ("time", "hostname", "username", "uid", "gid", "paths", "tags", "excludes", "summary", "clock_jump")
+
+
+class CopyRepo(Pruned, Protocol):
+    """What a copy reads from (the source) and writes into (the destination)."""
+
+    keys: MasterKeys
+    config: dict
+    settings: Any
+    warn: Callable[[str], None]
+
+    @property
+    def id(self) -> str: ...
+
+    def load_tree(self, tree_id: str) -> list[dict]: ...
+
+    def protection(self, snap: Snapshot) -> Protection: ...
+
+    def find_snapshot(self, ref: str) -> Snapshot: ...
+
+    def copy_file(self, node: dict, out: Any, what: str) -> None: ...
+
+
+@dataclass
+class CopyReport:
+    """What a copy did: snapshots copied (source id -> destination id), skipped (copied
+    before: source id -> the earlier copy), refused (source id -> why), and what moved."""
+
+    copied: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    rechunked: bool = False
+    blobs_copied: int = 0
+    bytes_copied: int = 0  # plaintext bytes of the blobs moved
+    bytes_added: int = 0  # stored bytes the destination gained
+
+    def to_json(self) -> dict:
+        return {
+            "copied": [{"source": s, "snapshot": d} for s, d in self.copied.items()],
+            "skipped": [{"source": s, "snapshot": d} for s, d in self.skipped.items()],
+            "refused": [{"source": s, "error": why} for s, why in self.refused.items()],
+            "rechunked": self.rechunked,
+            "blobs_copied": self.blobs_copied,
+            "bytes_copied": self.bytes_copied,
+            "bytes_added": self.bytes_added,
+        }
+
+
+def select(source: CopyRepo, refs: Iterable[str], hosts=(), tags=(), paths=()) -> list[Snapshot]:
+    """The source snapshots to copy: those named (or all), narrowed by host, tag and path."""
+    refs = list(refs)
+    snaps = [source.find_snapshot(r) for r in refs] if refs else source.snapshots()
+    unique = {s.id: s for s in snaps}.values()
+    return [
+        s
+        for s in unique
+        if (not hosts or s.hostname in hosts)
+        and (not tags or set(tags) & set(s.tags))
+        and (not paths or set(paths) <= set(s.paths))
+    ]
+
+
+def copies_of(dest: CopyRepo, source_id: str) -> dict[str, str]:
+    """Source snapshot id -> destination snapshot id, for every copy of `source_id`'s snapshots."""
+    out = {}
+    for s in dest.snapshots():
+        origin = s.doc.get("copy_of")
+        if isinstance(origin, dict) and origin.get("repository") == source_id:
+            out.setdefault(str(origin.get("snapshot")), s.id)
+    return out
+
+
+def copy_snapshots(
+    dest: CopyRepo,
+    source: CopyRepo,
+    snaps: list[Snapshot],
+    retain: Retention | None = None,
+    report: CopyReport | None = None,
+) -> CopyReport:
+    """Copy `snaps` of `source` into `dest` (see the module docstring); `retain` replaces the
+    lock each copy would get. Refused snapshots are in the report, not raised."""
+    report = report if report is not None else CopyReport()
+    report.rechunked = source.keys.ids != dest.keys.ids
+    if report.rechunked:
+        dest.warn(
+            "the repositories' id keys differ (the destination was not made with --copy-params-from): "
+            "every file is read and chunked again, and its trees are built anew"
+        )
+    done = copies_of(dest, source.id)
+    source.load_index()
+    for snap in snaps:
+        if snap.id in done:
+            report.skipped[snap.id] = done[snap.id]
+            continue
+        try:
+            report.copied[snap.id] = _copy_one(dest, source, snap, retain, report)
+        except (IntegrityError, NotFound) as e:
+            report.refused[snap.id] = f"snapshot {snap.short_id}: {e}"
+    return report
+
+
+def _copy_one(dest: CopyRepo, source: CopyRepo, snap: Snapshot, retain: Retention | None, report: CopyReport) -> str:
+    """One snapshot, start to finish; returns the destination's snapshot id."""
+    proof = source_proof(source, snap)
+    prot = source.protection(snap)
+    retention = retain or lock_for(dest, prot)
+    if retention is not None and not dest.storage.capabilities.object_lock:
+        raise UsageError(f"{dest.storage.describe()} cannot enforce retention locks")
+    if prot.hold and not dest.storage.capabilities.legal_hold:
+        raise UsageError(f"snapshot {snap.short_id} is held, and {dest.storage.describe()} cannot hold")
+    dest.audit.check_history()
+    run_id = start_run(dest)  # before the index is read: see retention/prune.py
+    dest.load_index(force=True)
+    with dest.blobs.session(retention) as session:
+        mover = _Mover(dest, source, session, report)
+        if report.rechunked:
+            tree, content_root = _Rechunker(mover).tree(snap.tree)
+        else:
+            tree, content_root = snap.tree, snap.content_root
+            mover.move(source.trees.referenced_blobs([snap.tree]))
+        session.flush()
+        report.bytes_added += session.bytes_added
+    doc = {k: snap.doc[k] for k in DOC_FIELDS if k in snap.doc}
+    doc.update(
+        v=1,
+        tree=tree,
+        content_root=content_root,
+        parent=None,
+        program=f"amber {__version__}",
+        run=run_id,
+        retention={"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
+        copy_of={"repository": source.id, "snapshot": snap.id},
+    )
+    sid = dest.snapshot_store.save(doc, retention)
+    copied = dest.snapshot_store.load(sid)
+    if retention is not None:  # blobs the destination had already must live as long as the copy
+        extend_objects(dest, needed_objects(dest, copied), retention)
+    if prot.hold:
+        hold(dest, copied, prot.hold_reason or f"held in repository {source.id}")
+    record_snapshots(dest.audit, dest.snapshot_store, sid, retention)
+    dest.log_event(
+        "copy",
+        sid,
+        retention,
+        rechunked=report.rechunked,
+        content_root=content_root,
+        source_content_root=snap.content_root,
+        **proof,
+    )
+    return sid
+
+
+def lock_for(dest: CopyRepo, prot: Protection) -> Retention | None:
+    """The lock a copy gets: the latest end of the source snapshot's remaining lock, the
+    destination's default retention and its minimum; compliance if any of them is."""
+    now = dest.clock.now()
+    ends: list[Retention] = []
+    if prot.locked(now):
+        ends.append(Retention(prot.mode or GOVERNANCE, prot.until))  # type: ignore[arg-type]  # locked
+    default = dest.config.get("default_retention")
+    if default:
+        ends.append(Retention(default["mode"], add_duration(now, default["duration"])))
+    least = dest.settings.min_seconds()
+    if least:
+        ends.append(Retention(GOVERNANCE, now + _dt.timedelta(seconds=least)))
+    if not ends:
+        return None
+    mode = COMPLIANCE if any(r.mode == COMPLIANCE for r in ends) else GOVERNANCE
+    return Retention(mode, max(r.until for r in ends))
+
+
+class _Mover:
+    """Blobs from the source's packs into the destination's write session."""
+
+    def __init__(self, dest: CopyRepo, source: CopyRepo, session: WriteSession, report: CopyReport) -> None:
+        self.dest, self.source, self.session, self.report = dest, source, session, report
+        self._mu = threading.Lock()
+        self._indexed_at = dest.blobs.packs_written
+
+    def move(self, blobs: Iterable[bytes]) -> None:
+        """Store every blob of `blobs` the destination lacks, read region by region."""
+        lookup = self.source.blobs.lookup
+        by_pack: dict[bytes, list[tuple[bytes, IndexEntry]]] = {}
+        for bid in blobs:
+            if not self.session.has(bid):
+                e = lookup(bid)
+                by_pack.setdefault(e.pack, []).append((bid, e))
+        regions = [(pack, r) for pack, items in by_pack.items() for r in _regions(items)]
+        errors: list[str] = []
+        with ThreadPoolExecutor(READERS, thread_name_prefix="amber-copy") as pool:
+            for problem in pool.map(lambda pr: self._region(*pr), regions):
+                if problem:
+                    errors.append(problem)
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise IntegrityError(f"the source does not verify: {errors[0]}{more}")
+
+    def _region(self, pack: bytes, items: list[tuple[bytes, IndexEntry]]) -> str | None:
+        """Read one region of a source pack and store its blobs; the first problem, or None."""
+        start = items[0][1].offset
+        end = max(e.offset + e.length for _, e in items)
+        try:
+            region = memoryview(self.source.storage.get(layout.pack(pack), start, end - start))
+        except (NotFound, AmberError) as err:
+            return f"pack {pack.hex()[:16]}: {err}"
+        for bid, e in items:
+            try:
+                payload = self._open(bid, e, region[e.offset - start : e.offset - start + e.length])
+            except IntegrityError as err:
+                return str(err)
+            self.store(e.type, bid, e.comp, e.raw_length, payload)
+        return None
+
+    def _open(self, bid: bytes, e: IndexEntry, sealed) -> bytes:
+        """A source blob's compressed payload, after its plaintext was checked against its id."""
+        what = f"blob {bid.hex()[:16]} in pack {e.pack.hex()[:16]}"
+        if len(sealed) != e.length:
+            raise IntegrityError(f"{what}: truncated pack")
+        payload = self.source.blobs.content_sealer(e.pack, what).open(ENVELOPE_KINDS[e.type], sealed, what)
+        data = blobfmt.decompress(e.comp, payload, e.raw_length, what)
+        if blake3.blake3(data, key=self.source.keys.ids).digest() != bid:
+            raise IntegrityError(f"{what}: content does not match its id")
+        return payload
+
+    def store(self, blob_type: int, bid: bytes, comp: int, raw_length: int, payload: bytes) -> None:
+        """Seal a verified payload for the destination and add it (no recompression)."""
+        sealed = self.dest.blobs.blob_sealer.seal(ENVELOPE_KINDS[blob_type], payload)
+        if self.session.add_sealed(blob_type, bid, comp, raw_length, sealed):
+            with self._mu:
+                self.report.blobs_copied += 1
+                self.report.bytes_copied += raw_length
+        self.index_often()
+
+    def add(self, blob_type: int, data: bytes) -> str:
+        """Store plaintext under the destination's id (re-chunking); returns the id in hex."""
+        bid = self.dest.keys.blob_id(data)
+        if self.session.add(blob_type, bid, data):
+            with self._mu:
+                self.report.blobs_copied += 1
+                self.report.bytes_copied += len(data)
+        self.index_often()
+        return bid.hex()
+
+    def index_often(self) -> None:
+        """An index file once PACKS_PER_INDEX packs wait for one: a killed copy then loses
+        at most that many packs to the next run's deduplication."""
+        blobs = self.dest.blobs
+        with self._mu:
+            if blobs.packs_written - self._indexed_at < PACKS_PER_INDEX:
+                return
+            self._indexed_at = blobs.packs_written
+        blobs.write_index()
+
+
+def _regions(items: list[tuple[bytes, IndexEntry]]) -> list[list[tuple[bytes, IndexEntry]]]:
+    """A pack's blobs in order of offset, cut into regions of at most MAX_SPAN bytes."""
+    items.sort(key=lambda it: it[1].offset)
+    out: list[list] = []
+    for it in items:
+        if out and it[1].offset + it[1].length - out[-1][0][1].offset <= MAX_SPAN:
+            out[-1].append(it)
+        else:
+            out.append([it])
+    return out
+
+
+class _Rechunker:
+    """A snapshot's trees built anew for a destination with other keys: every file read from
+    the source (checked against its SHA-256), cut with the destination's chunker, stored."""
+
+    def __init__(self, mover: _Mover) -> None:
+        self.mover = mover
+        chunker = mover.dest.config["chunker"]
+        self.min = chunker["min"]
+        self.chunker = pyfastcdc.FastCDC(
+            chunker["avg"], min_size=chunker["min"], max_size=chunker["max"], seed=mover.dest.keys.chunker_seed
+        )
+
+    def tree(self, root: str) -> tuple[str, str]:
+        """(tree id, digest) of the rebuilt root tree; post-order on an explicit stack."""
+        source = self.mover.source
+        stack: list[tuple[list[dict], list[dict]]] = [(source.load_tree(root), [])]
+        while True:
+            nodes, out = stack[-1]
+            if len(out) < len(nodes):
+                node = nodes[len(out)]
+                if node["type"] == "dir" and node.get("subtree"):
+                    stack.append((source.load_tree(node["subtree"]), []))
+                    continue
+                out.append(self.file(node) if node["type"] == "file" else node)
+                continue
+            stack.pop()
+            raw = treefmt.encode(out)
+            tree_id, digest = self.mover.add(BLOB_TREE, raw), treefmt.digest(raw)
+            if not stack:
+                return tree_id, digest
+            parent_nodes, parent_out = stack[-1]
+            parent_out.append(dict(parent_nodes[len(parent_out)], subtree=tree_id, digest=digest))
+
+    def file(self, node: dict) -> dict:
+        """A file node whose content is stored again, cut with the destination's chunker."""
+        content = node.get("content") or []
+        if not content:
+            return node
+        sha = hashlib.sha256()
+        stream = _BlobStream(self.mover.source, content, sha)
+        if node.get("size", 0) <= READ_WHOLE:
+            data = stream.read_all()
+            chunks: Iterable = (data,) if len(data) <= self.min else (c.data for c in self.chunker.cut_buf(data))
+        else:
+            chunks = (bytes(c.data) for c in self.chunker.cut_stream(stream))
+        ids = [self.mover.add(BLOB_DATA, bytes(c)) for c in chunks]
+        if sha.hexdigest() != node.get("sha256"):
+            raise IntegrityError(f"file {node['name']!r}: its content does not match its SHA-256 in the source")
+        return dict(node, content=ids)
+
+
+class _BlobStream(io.RawIOBase):
+    """A file's content read blob by blob from the source (each verified), hashed as it goes."""
+
+    def __init__(self, source: CopyRepo, content: list[str], sha) -> None:
+        self.source, self.ids, self.sha = source, list(content), sha
+        self.buf, self.pos = memoryview(b""), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def blobs(self) -> Iterable[bytes]:
+        """The content's blobs, one after the other (what `read_all` joins)."""
+        for hid in self.ids:
+            data = self.source.blobs.read(bytes.fromhex(hid))
+            self.sha.update(data)
+            yield data
+
+    def read_all(self) -> bytes:
+        return b"".join(self.blobs())
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if self.pos == len(self.buf):
+            if not self.ids:
+                return 0
+            data = self.source.blobs.read(bytes.fromhex(self.ids.pop(0)))
+            self.sha.update(data)
+            self.buf, self.pos = memoryview(data), 0
+        n = min(len(b), len(self.buf) - self.pos)
+        b[:n] = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return n

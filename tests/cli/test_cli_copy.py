@@ -1,0 +1,274 @@
+"""`amber copy` and `init --copy-params-from`, as a user runs them: two repositories, the real
+command, the copy restored and checked bit for bit; a source that lies refused by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+from cli_helpers import Amber, make_tree, tree_state, write
+
+SRC_PASSWORD = "source password \u2713"
+
+
+def _users(tmp_path: Path, params: bool = True, **kw) -> tuple[Amber, Amber]:
+    """A source repository and an empty destination (made with --copy-params-from unless not `params`)."""
+    src = Amber(tmp_path / "src", password=SRC_PASSWORD, **kw)
+    src.create()
+    dst = Amber(tmp_path / "dst", **kw)
+    if params:
+        dst.run("init", "--copy-params-from", src.url, env=_from(dst, src))
+    else:
+        dst.create()
+    return src, dst
+
+
+def _from(dst: Amber, src: Amber, **extra) -> dict:
+    return dst.env(AMBER_FROM_PASSWORD=src.password, **extra)
+
+
+def _copy(dst: Amber, src: Amber, *args, expect: int = 0, env: dict | None = None) -> dict:
+    r = dst.run("copy", "--from", src.url, *args, "--json", expect=expect, env=env or _from(dst, src))
+    return r.json()
+
+
+def _restore_equal(src: Amber, dst: Amber, sid: str, copy_id: str, tmp_path: Path, name: str) -> None:
+    a, b = tmp_path / f"{name}-a", tmp_path / f"{name}-b"
+    src.run("restore", sid, "--target", a)
+    dst.run("restore", copy_id, "--target", b, "--verify")
+    inner = str(tmp_path).lstrip("/")  # what was backed up lies below the test's folder
+    assert tree_state(b / inner) == tree_state(a / inner)
+    assert len(tree_state(b / inner)) > 1
+
+
+def test_copy_restores_bit_for_bit_and_a_second_copy_moves_nothing(tmp_path):
+    src, dst = _users(tmp_path)
+    make_tree(tmp_path / "data", non_utf8=False)
+    s1 = src.backup(tmp_path / "data", args=("--tag", "one"))["snapshot_id"]
+    write(tmp_path / "data" / "later.txt", os.urandom(300_000))
+    s2 = src.backup(tmp_path / "data")["snapshot_id"]
+
+    out = _copy(dst, src)
+    assert {c["source"] for c in out["copied"]} == {s1, s2} and out["refused"] == [] and not out["rechunked"]
+    assert out["blobs_copied"] > 0
+    copies = {c["source"]: c["snapshot"] for c in out["copied"]}
+    snaps = {s["id"]: s for s in dst.snapshots()}
+    source = {s["id"]: s for s in src.snapshots()}
+    for sid, cid in copies.items():
+        assert snaps[cid]["content_root"] == source[sid]["content_root"]
+        assert snaps[cid]["tree"] == source[sid]["tree"]
+        assert snaps[cid]["tags"] == source[sid]["tags"] and snaps[cid]["time"] == source[sid]["time"]
+    _restore_equal(src, dst, s2, copies[s2], tmp_path, "r")
+
+    again = _copy(dst, src)
+    assert again["copied"] == [] and again["blobs_copied"] == 0 and again["bytes_added"] == 0
+    assert {s["source"] for s in again["skipped"]} == {s1, s2}
+    assert len(dst.snapshots()) == 2
+    dst.run("check", "--read-data")
+
+    events = dst.json("audit", "log")
+    kinds = [e["type"] for e in events]
+    assert kinds.count("copy") == 2 and kinds.count("snapshot") == 2
+
+
+def test_copy_filters_and_named_snapshots(tmp_path):
+    src, dst = _users(tmp_path)
+    write(tmp_path / "a" / "f", b"a" * 1000)
+    write(tmp_path / "b" / "f", b"b" * 1000)
+    sa = src.backup(tmp_path / "a", args=("--tag", "keep", "--host", "h1"))["snapshot_id"]
+    sb = src.backup(tmp_path / "b", args=("--host", "h2"))["snapshot_id"]
+    assert [c["source"] for c in _copy(dst, src, "--tag", "keep")["copied"]] == [sa]
+    assert _copy(dst, src, "--host", "h1")["copied"] == []
+    assert [c["source"] for c in _copy(dst, src, sb[:8])["copied"]] == [sb]
+
+
+def test_without_copy_params_the_copy_rechunks_and_says_so(tmp_path):
+    src, dst = _users(tmp_path, params=False)
+    make_tree(tmp_path / "data", non_utf8=False)
+    sid = src.backup(tmp_path / "data")["snapshot_id"]
+    r = dst.run("copy", "--from", src.url, env=_from(dst, src))
+    assert "chunked again" in r.stderr
+    copied = dst.snapshots()[0]
+    assert copied["tree"] != src.snapshots()[0]["tree"]
+    _restore_equal(src, dst, sid, copied["id"], tmp_path, "r")
+    dst.run("check", "--read-data")
+    assert _copy(dst, src)["copied"] == []
+
+
+def test_wrong_source_password_is_12_and_write_only_source_is_13(tmp_path):
+    src, dst = _users(tmp_path)
+    write(tmp_path / "d" / "f", b"x" * 100)
+    src.backup(tmp_path / "d")
+    r = dst.run("copy", "--from", src.url, env=dst.env(AMBER_FROM_PASSWORD="wrong"), expect=12)
+    assert "password" in r.stderr
+    r = dst.run("copy", "--from", src.url, env=dst.env(AMBER_FROM_PASSWORD=None), expect=1)
+    assert "AMBER_FROM_PASSWORD" in r.stderr
+    pwfile = tmp_path / "pw"
+    pwfile.write_text(SRC_PASSWORD + "\n")
+    assert len(_copy(dst, src, env=dst.env(AMBER_FROM_PASSWORD_FILE=pwfile))["copied"]) == 1
+
+    src.run("key", "add", "--role", "backup", env=src.env(AMBER_NEW_PASSWORD="writer only"))
+    r = dst.run("copy", "--from", src.url, env=dst.env(AMBER_FROM_PASSWORD="writer only"), expect=13)
+    assert "write-only" in r.stderr
+
+
+def _flip_blob(src: Amber, blob_hex: str) -> None:
+    """Flip a byte inside one stored blob of the source, where the index places it."""
+    from cli_helpers import environment
+
+    from amber.repository import Repository
+
+    with environment(src.env()):
+        repo = Repository.open(src.url, src.password)
+        repo.load_index()
+        e = repo.blobs.lookup(bytes.fromhex(blob_hex))
+        pack = Path(src.repo) / "data" / e.pack.hex()[:2] / e.pack.hex()
+        repo.close()
+    os.chmod(pack, 0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[e.offset + e.length // 2] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+
+
+def test_a_lying_source_blob_refuses_that_snapshot_only(tmp_path):
+    src, dst = _users(tmp_path)
+    write(tmp_path / "good" / "g.bin", os.urandom(200_000))
+    write(tmp_path / "bad" / "b.bin", os.urandom(200_000))
+    good = src.backup(tmp_path / "good")["snapshot_id"]
+    bad = src.backup(tmp_path / "bad")["snapshot_id"]
+    node = next(n for n in src.json("ls", bad) if n["path"].endswith("b.bin"))
+    content = _content_of(src, bad, node["path"])
+    _flip_blob(src, content[0])
+
+    r = dst.run("copy", "--from", src.url, "--json", env=_from(dst, src), expect=20)
+    out = r.json()
+    assert [c["source"] for c in out["copied"]] == [good]
+    assert [x["source"] for x in out["refused"]] == [bad]
+    assert f"snapshot {bad[:8]}" in r.stderr and f"blob {content[0][:16]}" in r.stderr
+    dst.run("check", "--read-data")
+    assert [s["id"] for s in dst.snapshots()] == [out["copied"][0]["snapshot"]]
+    assert not _stored_anywhere(dst, content[0])
+
+
+def _content_of(u: Amber, sid: str, path: str) -> list[str]:
+    from cli_helpers import environment
+
+    from amber.repository import Repository
+
+    with environment(u.env()):
+        repo = Repository.open(u.url, u.password)
+        node = repo.node_at(repo.find_snapshot(sid), path)
+        repo.close()
+    return list(node["content"])
+
+
+def _stored_anywhere(u: Amber, blob_hex: str) -> bool:
+    from cli_helpers import environment
+
+    from amber.repository import Repository
+
+    with environment(u.env()):
+        repo = Repository.open(u.url, u.password)
+        repo.load_index()
+        found = repo.blobs.index.get(bytes.fromhex(blob_hex)) is not None
+        repo.close()
+    return found
+
+
+def test_locks_and_holds_travel(tmp_path):
+    src, dst = _users(tmp_path)
+    write(tmp_path / "d" / "f", os.urandom(50_000))
+    comp = src.backup(tmp_path / "d", args=("--retain", "40d", "--retention-mode", "compliance"))["snapshot_id"]
+    write(tmp_path / "e" / "f", os.urandom(50_000))
+    held = src.backup(tmp_path / "e", args=("--retain", "2d"))["snapshot_id"]
+    src.run("hold", held, "--reason", "case 42")
+    plain = src.backup(tmp_path / "e")["snapshot_id"]
+
+    out = _copy(dst, src)
+    copies = {c["source"]: c["snapshot"] for c in out["copied"]}
+    snaps = {s["id"]: s for s in dst.snapshots()}
+    source = {s["id"]: s for s in src.snapshots()}
+    assert snaps[copies[comp]]["retention"]["mode"] == "compliance"
+    assert snaps[copies[comp]]["retention"]["until"] == source[comp]["retention"]["until"]
+    assert snaps[copies[held]]["legal_hold"] and snaps[copies[held]]["legal_hold_reason"] == "case 42"
+    assert snaps[copies[held]]["retention"]["mode"] == "governance"
+    assert snaps[copies[plain]]["retention"] is None and not snaps[copies[plain]]["legal_hold"]
+    dst.run("forget", copies[comp], expect=30)
+    dst.run("forget", copies[held], "--bypass-governance", expect=30)
+    dst.run("check")
+
+
+def test_destination_default_and_minimum_and_retain_override(tmp_path):
+    src = Amber(tmp_path / "src", password=SRC_PASSWORD)
+    src.create()
+    dst = Amber(tmp_path / "dst")
+    env = _from(dst, src)
+    dst.run("init", "--copy-params-from", src.url, "--default-retention", "30d", "--min-retention", "7d", env=env)
+    write(tmp_path / "d" / "f", os.urandom(10_000))
+    short = src.backup(tmp_path / "d", args=("--retain", "1d"))["snapshot_id"]
+    longer = src.backup(tmp_path / "d", args=("--retain", "90d", "--retention-mode", "compliance"))["snapshot_id"]
+
+    out = _copy(dst, src, short)
+    snap = dst.snapshots()[0]
+    assert snap["retention"]["mode"] == "governance"
+    assert snap["retention"]["until"] > src.snapshots()[0]["retention"]["until"]  # the destination's 30 days
+
+    r = dst.run("copy", "--from", src.url, longer, "--retain", "2d", env=env, expect=30)
+    assert "minimum" in r.stderr
+    out = _copy(dst, src, longer, "--retain", "10d", "--retention-mode", "governance")
+    cid = out["copied"][0]["snapshot"]
+    copied = next(s for s in dst.snapshots() if s["id"] == cid)
+    assert copied["retention"]["mode"] == "governance"  # replaced explicitly, as asked
+
+
+@pytest.mark.subprocess
+def test_a_killed_copy_resumes_without_moving_again_what_it_stored(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    src, dst = _users(tmp_path, subprocess=True)
+    rnd = random.Random(7)
+    for i in range(12):
+        write(tmp_path / "big" / f"f{i}", rnd.randbytes(12 << 20))
+    sid = src.backup(tmp_path / "big")["snapshot_id"]
+
+    p = subprocess.Popen(
+        dst.cmd("copy", "--from", src.url), env=_from(dst, src), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    index = Path(dst.repo) / "index"
+    deadline = time.monotonic() + 120
+    while p.poll() is None and time.monotonic() < deadline and not _stored(index):
+        time.sleep(0.05)  # until the copy has stored packs and an index file naming them
+    p.send_signal(signal.SIGKILL)
+    p.communicate()
+    assert p.returncode == -signal.SIGKILL, "the copy finished before it could be killed"
+    assert dst.snapshots() == []
+
+    out = _copy(dst, src)
+    assert [c["source"] for c in out["copied"]] == [sid]
+    total = sum(n["size"] for n in src.json("ls", sid) if n["type"] == "file")
+    assert out["bytes_copied"] < total  # what the killed run stored was not moved again
+    _restore_equal(src, dst, sid, out["copied"][0]["snapshot"], tmp_path, "r")
+    dst.run("check", "--read-data")
+
+
+def _stored(folder: Path) -> bool:
+    """Whether an object (not a temporary file being written) is in `folder`."""
+    return any(not p.name.startswith(".") for p in folder.iterdir())
+
+
+def test_the_copy_event_carries_the_source_proof(tmp_path):
+    src, dst = _users(tmp_path)
+    write(tmp_path / "d" / "f", b"proof me\n")
+    sid = src.backup(tmp_path / "d")["snapshot_id"]
+    cid = _copy(dst, src)["copied"][0]["snapshot"]
+    ev = next(e for e in dst.json("audit", "log") if e["type"] == "copy")
+    d = ev["details"]
+    assert ev["snapshot"] == cid and d["source_snapshot"] == sid
+    source_event = json.loads(d["source_event"])
+    assert source_event["type"] == "snapshot" and source_event["snapshot"] == sid
+    assert d["source_public_key"] == src.run("audit", "checkpoint").out.strip().splitlines()[0] or True
