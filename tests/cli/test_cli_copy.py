@@ -258,17 +258,76 @@ def test_a_killed_copy_resumes_without_moving_again_what_it_stored(tmp_path):
 
 def _stored(folder: Path) -> bool:
     """Whether an object (not a temporary file being written) is in `folder`."""
-    return any(not p.name.startswith(".") for p in folder.iterdir())
+    return folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())
 
 
-def test_the_copy_event_carries_the_source_proof(tmp_path):
+def test_the_copy_event_carries_the_source_proof_and_evidence_verifies_the_chain(tmp_path):
+    from amber.evidence.copychain import verify_copy_proof
+
     src, dst = _users(tmp_path)
-    write(tmp_path / "d" / "f", b"proof me\n")
+    write(tmp_path / "d" / "f.txt", b"proof me\n")
     sid = src.backup(tmp_path / "d")["snapshot_id"]
     cid = _copy(dst, src)["copied"][0]["snapshot"]
     ev = next(e for e in dst.json("audit", "log") if e["type"] == "copy")
     d = ev["details"]
     assert ev["snapshot"] == cid and d["source_snapshot"] == sid
-    source_event = json.loads(d["source_event"])
-    assert source_event["type"] == "snapshot" and source_event["snapshot"] == sid
-    assert d["source_public_key"] == src.run("audit", "checkpoint").out.strip().splitlines()[0] or True
+    source_key = _log_key(src)
+    assert d["source_public_key"] == source_key
+    original = verify_copy_proof(d, source_key)
+    assert original["snapshot"] == sid and original["details"]["content_root"] == d["source_content_root"]
+
+    bundle = tmp_path / "ev.zip"
+    path = str(tmp_path / "d" / "f.txt")
+    dst.run("evidence", "export", cid, path, "-o", bundle)
+    both = ("--public-key", _log_key(dst), "--source-public-key", source_key)
+    out = dst.json("evidence", "verify", bundle, *both)
+    assert out["ok"] and out["signer_verified"] and out["source_signer_verified"]
+    assert out["copy_of"] == {"repository": d["source_repository"], "snapshot": sid}
+    assert any("the original" in c["check"] and c["ok"] for c in out["checks"])
+    # without the original's key the chain is consistent but its signer unverified
+    out = dst.json("evidence", "verify", bundle, "--public-key", _log_key(dst), expect=21, quiet=False)
+    assert out["ok"] and not out["source_signer_verified"]
+    # another repository's key for the original: refused
+    other = ("--public-key", _log_key(dst), "--source-public-key", _log_key(dst))
+    r = dst.run("evidence", "verify", bundle, *other, expect=20)
+    assert "not by the key given" in r.stderr
+
+
+def test_a_tampered_copy_proof_fails_offline(tmp_path):
+    import copy as _copy_mod
+
+    from amber.errors import IntegrityError
+    from amber.evidence.copychain import verify_copy_proof
+
+    src, dst = _users(tmp_path)
+    write(tmp_path / "d" / "f.txt", b"x\n")
+    src.backup(tmp_path / "d")
+    write(tmp_path / "d" / "g.txt", b"y\n")
+    src.backup(tmp_path / "d")
+    _copy(dst, src)
+    d = next(e for e in dst.json("audit", "log") if e["type"] == "copy")["details"]
+    for field, value in (
+        ("source_event", d["source_event"].replace('"snapshot"', '"snapshoT"', 1)),
+        ("source_seq", d["source_seq"] + 1),
+        ("source_checkpoint", d["source_checkpoint"].replace("\n", "\n\n", 1)),
+        ("source_snapshot", "0" * 64),
+        ("source_repository", "0" * 32),
+        ("source_inclusion_proof", d["source_inclusion_proof"][:-1]),
+    ):
+        bad = _copy_mod.deepcopy(d)
+        bad[field] = value
+        with pytest.raises(IntegrityError):
+            verify_copy_proof(bad)
+
+
+def _log_key(u: Amber) -> str:
+    """A repository's log verifier key, as its owner reads it (independently of any bundle)."""
+    from cli_helpers import environment
+
+    from amber.repository import Repository
+
+    with environment(u.env()):
+        repo = Repository.open(u.url, u.password)
+        key = repo.audit.vkey()
+        repo.close()
+    return key
