@@ -179,11 +179,16 @@ def _copy_one(dest: CopyRepo, source: CopyRepo, snap: Snapshot, retain: Retentio
     dest.load_index(force=True)
     with dest.blobs.session(retention) as session:
         mover = _Mover(dest, source, session, report)
-        if report.rechunked:
-            tree, content_root = _Rechunker(mover).tree(snap.tree)
-        else:
-            tree, content_root = snap.tree, snap.content_root
-            mover.move(source.trees.referenced_blobs([snap.tree]))
+        try:
+            if report.rechunked:
+                tree, content_root = _Rechunker(mover).tree(snap.tree)
+            else:
+                tree, content_root = snap.tree, snap.content_root
+                mover.move(source.trees.referenced_blobs([snap.tree]))
+        except IntegrityError:
+            session.flush()  # what verified is kept: the next run need not move it again
+            report.bytes_added += session.bytes_added
+            raise
         session.flush()
         report.bytes_added += session.bytes_added
     doc = {k: snap.doc[k] for k in DOC_FIELDS if k in snap.doc}
@@ -262,20 +267,23 @@ class _Mover:
             raise IntegrityError(f"the source does not verify: {errors[0]}{more}")
 
     def _region(self, pack: bytes, items: list[tuple[bytes, IndexEntry]]) -> str | None:
-        """Read one region of a source pack and store its blobs; the first problem, or None."""
+        """Read one region of a source pack and store the blobs that verify; the first
+        problem, or None."""
         start = items[0][1].offset
         end = max(e.offset + e.length for _, e in items)
         try:
             region = memoryview(self.source.storage.get(layout.pack(pack), start, end - start))
         except (NotFound, AmberError) as err:
             return f"pack {pack.hex()[:16]}: {err}"
+        problem = None
         for bid, e in items:
             try:
                 payload = self._open(bid, e, region[e.offset - start : e.offset - start + e.length])
             except IntegrityError as err:
-                return str(err)
+                problem = problem or str(err)  # never stored; the blobs that verify are
+                continue
             self.store(e.type, bid, e.comp, e.raw_length, payload)
-        return None
+        return problem
 
     def _open(self, bid: bytes, e: IndexEntry, sealed) -> bytes:
         """A source blob's compressed payload, after its plaintext was checked against its id."""

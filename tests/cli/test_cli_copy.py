@@ -331,3 +331,41 @@ def _log_key(u: Amber) -> str:
         key = repo.audit.vkey()
         repo.close()
     return key
+
+
+def test_a_validly_sealed_blob_that_lies_about_its_id_is_refused(tmp_path):
+    """The source holds, under the id of one chunk, another chunk sealed with the real keys:
+    the copy refuses the snapshot that needs it, copies the others, and never stores it."""
+    import hashlib
+
+    from hostile import Planter, meta
+
+    from amber.audit.log import record_snapshots
+    from amber.format.pack import BLOB_DATA
+    from cli_helpers import environment
+    from sources import open_repo
+
+    src, dst = _users(tmp_path)
+    write(tmp_path / "good" / "g.bin", os.urandom(100_000))
+    good = src.backup(tmp_path / "good")["snapshot_id"]
+    truth = os.urandom(5000)
+    with environment(src.env()):
+        repo = open_repo(src.url, password=src.password)
+        repo.load_index()
+        lie_id = repo.keys.blob_id(truth)
+        repo.blobs.add(BLOB_DATA, lie_id, b"a lie " * 800)  # sealed like any blob, under the wrong id
+        node = meta("f.bin", "file", size=len(truth), content=[lie_id.hex()], sha256=hashlib.sha256(truth).hexdigest())
+        liar = Planter(repo).snapshot([node])
+        record_snapshots(repo.audit, repo.snapshot_store, liar)
+        repo.close()
+
+    r = dst.run("copy", "--from", src.url, "--json", env=_from(dst, src), expect=20)
+    out = r.json()
+    assert [c["source"] for c in out["copied"]] == [good]
+    assert [x["source"] for x in out["refused"]] == [liar]
+    assert f"snapshot {liar[:8]}" in r.stderr and "content does not match its id" in r.stderr
+    assert not _stored_anywhere(dst, lie_id.hex())
+    dst.run("check", "--read-data")
+    # the same source, copied again: still refused, nothing stored twice
+    again = dst.run("copy", "--from", src.url, "--json", env=_from(dst, src), expect=20).json()
+    assert again["copied"] == [] and again["blobs_copied"] == 0
