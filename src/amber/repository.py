@@ -676,6 +676,8 @@ class Repository:
         `retention_mode`) replaces the lock each copy would get; never below the minimum."""
         source.require_read("copy from it")
         self.require_sound("copy snapshots")
+        if source.id == self.id:
+            raise UsageError(f"the source is this repository ({self.id[:10]}): nothing to copy")
         snaps = copying.select(source, refs, hosts, tags, paths)
         lock = self.retention(retain, mode=retention_mode) if retain is not None else None
         try:

@@ -117,8 +117,15 @@ def from_password() -> str:
 
 
 def open_source(session: Session, url: str) -> Repository:
-    """The repository a command copies from, with the storage options of the session's."""
-    return Repository.open(url, from_password(), storage_options=session.storage_options(), warn=warn)
+    """The repository a command copies from, with the storage options of the session's; a
+    `rest:` source's token from AMBER_FROM_TOKEN or AMBER_FROM_TOKEN_FILE (else AMBER_TOKEN's)."""
+    options = dict(session.storage_options() or {})
+    token = os.environ.get("AMBER_FROM_TOKEN")
+    if not token and os.environ.get("AMBER_FROM_TOKEN_FILE"):
+        token = read_password_file(os.environ["AMBER_FROM_TOKEN_FILE"], "AMBER_FROM_TOKEN_FILE")
+    if token:
+        options["token"] = token.strip()
+    return Repository.open(url, from_password(), storage_options=options or None, warn=warn)
 
 
 def new_password(new_password_file: str | None) -> str:
