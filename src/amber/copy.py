@@ -127,12 +127,20 @@ def select(source: CopyRepo, refs: Iterable[str], hosts=(), tags=(), paths=()) -
 
 
 def copies_of(dest: CopyRepo, source_id: str) -> dict[str, str]:
-    """Source snapshot id -> destination snapshot id, for every copy of `source_id`'s snapshots."""
+    """Source snapshot id -> destination snapshot id, for every copy of `source_id`'s snapshots
+    still stored: named by the copies' `copy_of`, or by their `copy` events (which a write-only
+    key reads, where it cannot open a snapshot document)."""
     out = {}
+    stored = set()
     for s in dest.snapshots():
+        stored.add(s.id)
         origin = s.doc.get("copy_of")
         if isinstance(origin, dict) and origin.get("repository") == source_id:
             out.setdefault(str(origin.get("snapshot")), s.id)
+    for ev, _raw in dest.audit.entries():
+        d = ev.get("details") or {}
+        if ev.get("type") == "copy" and d.get("source_repository") == source_id and ev.get("snapshot") in stored:
+            out.setdefault(str(d.get("source_snapshot")), ev["snapshot"])
     return out
 
 
@@ -177,6 +185,26 @@ def _copy_one(dest: CopyRepo, source: CopyRepo, snap: Snapshot, retain: Retentio
     dest.audit.check_history()
     run_id = start_run(dest)  # before the index is read: see retention/prune.py
     dest.load_index(force=True)
+    # a write-only key cannot read the copy's trees back: it notes the packs they use as it goes
+    dest.blobs.track_packs(not dest.keys.can_read)
+    try:
+        return _store(dest, source, snap, retention, prot, proof, run_id, report)
+    finally:
+        dest.blobs.track_packs(False)
+        dest.snapshot_store.packs = None
+
+
+def _store(
+    dest: CopyRepo,
+    source: CopyRepo,
+    snap: Snapshot,
+    retention: Retention | None,
+    prot: Protection,
+    proof: dict,
+    run_id: str,
+    report: CopyReport,
+) -> str:
+    """Blobs, snapshot document, locks, hold and events of one copy; its id."""
     with dest.blobs.session(retention) as session:
         mover = _Mover(dest, source, session, report)
         try:
@@ -202,10 +230,12 @@ def _copy_one(dest: CopyRepo, source: CopyRepo, snap: Snapshot, retain: Retentio
         retention={"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,
         copy_of={"repository": source.id, "snapshot": snap.id},
     )
+    used = dest.blobs.packs_used() if dest.blobs.used_packs is not None else None
+    dest.snapshot_store.packs = sorted(p.hex() for p in used) if used is not None else None
     sid = dest.snapshot_store.save(doc, retention)
     copied = dest.snapshot_store.load(sid)
     if retention is not None:  # blobs the destination had already must live as long as the copy
-        extend_objects(dest, needed_objects(dest, copied), retention)
+        extend_objects(dest, needed_objects(dest, copied, used), retention)
     if prot.hold:
         hold(dest, copied, prot.hold_reason or f"held in repository {source.id}")
     record_snapshots(dest.audit, dest.snapshot_store, sid, retention)

@@ -369,3 +369,21 @@ def test_a_validly_sealed_blob_that_lies_about_its_id_is_refused(tmp_path):
     # the same source, copied again: still refused, nothing stored twice
     again = dst.run("copy", "--from", src.url, "--json", env=_from(dst, src), expect=20).json()
     assert again["copied"] == [] and again["blobs_copied"] == 0
+
+
+def test_copy_into_a_write_only_destination(tmp_path):
+    """The offsite host holds only a write-only key: it copies in, skips what it copied before,
+    and a full key restores the copy."""
+    src, dst = _users(tmp_path)
+    write(tmp_path / "d" / "f.bin", os.urandom(300_000))
+    sid = src.backup(tmp_path / "d", args=("--retain", "2d"))["snapshot_id"]
+    dst.run("key", "add", "--role", "backup", env=dst.env(AMBER_NEW_PASSWORD="offsite writer"))
+    writer = dst.env(AMBER_PASSWORD="offsite writer", AMBER_FROM_PASSWORD=src.password)
+    out = _copy(dst, src, env=writer)
+    assert [c["source"] for c in out["copied"]] == [sid]
+    again = _copy(dst, src, env=writer)
+    assert again["copied"] == [] and [s["source"] for s in again["skipped"]] == [sid]
+    _restore_equal(src, dst, sid, out["copied"][0]["snapshot"], tmp_path, "r")
+    assert dst.json("check", "--read-data")["ok"]
+    kinds = [e["type"] for e in dst.json("audit", "log")]
+    assert kinds.count("snapshot") == 1 and kinds.count("copy") == 1
