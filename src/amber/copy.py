@@ -54,6 +54,7 @@ from .format.pack import BLOB_DATA, BLOB_TREE
 from .repo.blobindex import IndexEntry
 from .repo.blobs import ENVELOPE_KINDS, WriteSession
 from .repo.snapshots import Snapshot
+from .repo.trees import Trees
 from .retention.locks import extend_objects, hold, needed_objects
 from .retention.prune import Pruned, start_run
 from .retention.state import Protection
@@ -71,6 +72,7 @@ class CopyRepo(Pruned, Protocol):
     """What a copy reads from (the source) and writes into (the destination)."""
 
     keys: MasterKeys
+    trees: Trees
     config: dict
     settings: Any
     warn: Callable[[str], None]
@@ -112,17 +114,23 @@ class CopyReport:
         }
 
 
-def select(source: CopyRepo, refs: Iterable[str], hosts=(), tags=(), paths=()) -> list[Snapshot]:
+def select(
+    source: CopyRepo,
+    refs: Iterable[str],
+    hosts: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    paths: Iterable[str] = (),
+) -> list[Snapshot]:
     """The source snapshots to copy: those named (or all), narrowed by host, tag and path."""
-    refs = list(refs)
+    refs, hosts, tags, paths = list(refs), set(hosts), set(tags), set(paths)
     snaps = [source.find_snapshot(r) for r in refs] if refs else source.snapshots()
     unique = {s.id: s for s in snaps}.values()
     return [
         s
         for s in unique
         if (not hosts or s.hostname in hosts)
-        and (not tags or set(tags) & set(s.tags))
-        and (not paths or set(paths) <= set(s.paths))
+        and (not tags or tags & set(s.tags))
+        and (not paths or paths <= set(s.paths))
     ]
 
 
@@ -130,8 +138,8 @@ def copies_of(dest: CopyRepo, source_id: str) -> dict[str, str]:
     """Source snapshot id -> destination snapshot id, for every copy of `source_id`'s snapshots
     still stored: named by the copies' `copy_of`, or by their `copy` events (which a write-only
     key reads, where it cannot open a snapshot document)."""
-    out = {}
-    stored = set()
+    out: dict[str, str] = {}
+    stored: set[str] = set()
     for s in dest.snapshots():
         stored.add(s.id)
         origin = s.doc.get("copy_of")
@@ -315,7 +323,7 @@ class _Mover:
             self.store(e.type, bid, e.comp, e.raw_length, payload)
         return problem
 
-    def _open(self, bid: bytes, e: IndexEntry, sealed) -> bytes:
+    def _open(self, bid: bytes, e: IndexEntry, sealed: Any) -> bytes:
         """A source blob's compressed payload, after its plaintext was checked against its id."""
         what = f"blob {bid.hex()[:16]} in pack {e.pack.hex()[:16]}"
         if len(sealed) != e.length:
@@ -422,7 +430,7 @@ class _Rechunker:
 class _BlobStream(io.RawIOBase):
     """A file's content read blob by blob from the source (each verified), hashed as it goes."""
 
-    def __init__(self, source: CopyRepo, content: list[str], sha) -> None:
+    def __init__(self, source: CopyRepo, content: list[str], sha: Any) -> None:
         self.source, self.ids, self.sha = source, list(content), sha
         self.buf, self.pos = memoryview(b""), 0
 
@@ -439,7 +447,7 @@ class _BlobStream(io.RawIOBase):
     def read_all(self) -> bytes:
         return b"".join(self.blobs())
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: Any) -> int:
         if self.pos == len(self.buf):
             if not self.ids:
                 return 0

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import browse, trust
 from . import copy as copying
-from .copy import CopyReport
 from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
 from .audit.witness import fetch_server_key as witness_server_key
@@ -37,6 +36,7 @@ from .backup.run import backup
 from .browse import entry_json
 from .check import CheckReport, check, verify_audit_log
 from .clock import Clock, SystemClock, duration_seconds, to_iso
+from .copy import CopyReport
 from .crypto import keys as keyfile
 from .crypto.aead import Sealer
 from .crypto.keys import MasterKeys
@@ -135,9 +135,10 @@ class Repository:
     ) -> "Repository":
         """Create a repository. `params_from` (an open repository) gives its id key, chunker
         seed and chunker parameters, so blob ids are equal and `copy_from` moves blobs as they
-        are (`init --copy-params-from`); every other key is new. `default_retention` ({"duration": "30d", "mode": None}) locks
-        every new snapshot; its mode defaults to governance, and storage must enforce it
-        (where the bucket enforces less than that, `warn` hears why). `min_retention`
+        are (`init --copy-params-from`); every other key is new.
+        `default_retention` ({"duration": "30d", "mode": None}) locks every new snapshot; its
+        mode defaults to governance, and storage must enforce it (where the bucket enforces
+        less than that, `warn` hears why). `min_retention`
         (a duration) is the shortest lock amber will set (FORMAT.md §6.1)."""
         check_new_password(password)
         default_retention = trust.default_retention_setting(default_retention)  # before anything is created

@@ -3,12 +3,12 @@ command, the copy restored and checked bit for bit; a source that lies refused b
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from pathlib import Path
 
 import pytest
+
 from cli_helpers import Amber, make_tree, tree_state, write
 
 SRC_PASSWORD = "source password \u2713"
@@ -117,9 +117,9 @@ def test_wrong_source_password_is_12_and_write_only_source_is_13(tmp_path):
 
 def _flip_blob(src: Amber, blob_hex: str) -> None:
     """Flip a byte inside one stored blob of the source, where the index places it."""
-    from cli_helpers import environment
-
     from amber.repository import Repository
+
+    from cli_helpers import environment
 
     with environment(src.env()):
         repo = Repository.open(src.url, src.password)
@@ -154,9 +154,9 @@ def test_a_lying_source_blob_refuses_that_snapshot_only(tmp_path):
 
 
 def _content_of(u: Amber, sid: str, path: str) -> list[str]:
-    from cli_helpers import environment
-
     from amber.repository import Repository
+
+    from cli_helpers import environment
 
     with environment(u.env()):
         repo = Repository.open(u.url, u.password)
@@ -166,9 +166,9 @@ def _content_of(u: Amber, sid: str, path: str) -> list[str]:
 
 
 def _stored_anywhere(u: Amber, blob_hex: str) -> bool:
-    from cli_helpers import environment
-
     from amber.repository import Repository
+
+    from cli_helpers import environment
 
     with environment(u.env()):
         repo = Repository.open(u.url, u.password)
@@ -322,9 +322,9 @@ def test_a_tampered_copy_proof_fails_offline(tmp_path):
 
 def _log_key(u: Amber) -> str:
     """A repository's log verifier key, as its owner reads it (independently of any bundle)."""
-    from cli_helpers import environment
-
     from amber.repository import Repository
+
+    from cli_helpers import environment
 
     with environment(u.env()):
         repo = Repository.open(u.url, u.password)
@@ -338,10 +338,10 @@ def test_a_validly_sealed_blob_that_lies_about_its_id_is_refused(tmp_path):
     the copy refuses the snapshot that needs it, copies the others, and never stores it."""
     import hashlib
 
-    from hostile import Planter, meta
-
     from amber.audit.log import record_snapshots
     from amber.format.pack import BLOB_DATA
+    from hostile import Planter, meta
+
     from cli_helpers import environment
     from sources import open_repo
 

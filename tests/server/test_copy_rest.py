@@ -23,12 +23,16 @@ def test_copy_between_two_rest_repositories_and_to_local(tmp_path, serve):
     cid = out["copied"][0]["snapshot"]
     assert out["refused"] == [] and not out["rechunked"]
     copied = offsite.snapshots()[0]
-    assert copied["retention"]["mode"] == "governance" and copied["content_root"] == office.snapshots()[0]["content_root"]
+    assert (
+        copied["retention"]["mode"] == "governance" and copied["content_root"] == office.snapshots()[0]["content_root"]
+    )
     assert offsite.run("copy", "--from", office.url, "--json", env=env).json()["copied"] == []
     offsite.run("check", "--read-data")
 
     local = Amber(tmp_path / "local")
-    local_env = local.env(AMBER_FROM_PASSWORD=offsite.password, AMBER_TOKEN=offsite.token, AMBER_CACERT=serve.certs["ca"])
+    local_env = local.env(
+        AMBER_FROM_PASSWORD=offsite.password, AMBER_TOKEN=offsite.token, AMBER_CACERT=serve.certs["ca"]
+    )
     local.run("init", env=local_env)
     out = local.run("copy", "--from", offsite.url, "--json", env=local_env)
     assert "chunked again" in out.stderr

@@ -40,7 +40,13 @@ def copy(session, snapshots, from_repo, hosts, tags, paths, retain, retention_mo
 
     with Live(render, show_progress(as_json)), throughput_mode():
         r.copy_from(
-            source, snapshots, hosts=hosts, tags=tags, paths=paths, retain=retain, retention_mode=retention_mode,
+            source,
+            snapshots,
+            hosts=hosts,
+            tags=tags,
+            paths=paths,
+            retain=retain,
+            retention_mode=retention_mode,
             report=report,
         )
     lines = [f"copied snapshot {s[:8]} to {d[:8]}" for s, d in report.copied.items()]

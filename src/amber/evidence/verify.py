@@ -14,8 +14,8 @@ from ..audit import merkle, tsa
 from ..audit.witness import parse_server_key
 from ..errors import CheckpointError, IntegrityError, NotFound, UsageError
 from ..format import tree as treefmt
-from .copychain import verify_copy_proof
 from .bundle import Bad, Bundle, Unreadable, brief
+from .copychain import verify_copy_proof
 from .limits import COPY_MEMBER, FIXED_MEMBERS, MAX_KEY, MAX_MEMBER, MAX_META, TIMESTAMP_MEMBER, ZIP_ERRORS
 from .manifest import check_manifest
 
