@@ -92,10 +92,34 @@ def test_without_copy_params_the_copy_rechunks_and_says_so(tmp_path):
     r = dst.run("copy", "--from", src.url, env=_from(dst, src))
     assert "chunked again" in r.stderr
     copied = dst.snapshots()[0]
-    assert copied["tree"] != src.snapshots()[0]["tree"]
+    assert copied["tree"] != src.snapshots()[0]["tree"]  # other ids: other tree bytes (FORMAT.md §11)
+    assert _listing(dst, copied["id"]) == _listing(src, sid)  # every path, its metadata and SHA-256
     _restore_equal(src, dst, sid, copied["id"], tmp_path, "r")
     dst.run("check", "--read-data")
     assert _copy(dst, src)["copied"] == []
+
+
+def _listing(u: Amber, sid: str) -> dict:
+    return {e["path"]: {k: e.get(k) for k in ("type", "size", "mode", "mtime", "sha256")} for e in u.json("ls", sid)}
+
+
+def test_a_missing_or_truncated_source_pack_refuses_the_snapshots_that_need_it(tmp_path):
+    src, dst = _users(tmp_path)
+    write(tmp_path / "a" / "f", os.urandom(100_000))
+    first = src.backup(tmp_path / "a")["snapshot_id"]
+    packs_before = set((Path(src.repo) / "data").rglob("*"))
+    write(tmp_path / "b" / "f", os.urandom(100_000))
+    second = src.backup(tmp_path / "b")["snapshot_id"]
+    new = sorted(p for p in set((Path(src.repo) / "data").rglob("*")) - packs_before if p.is_file())
+    assert new
+    os.chmod(new[0].parent, 0o755)
+    os.unlink(new[0])  # as an attacker with write access to the folder does
+    r = dst.run("copy", "--from", src.url, "--json", env=_from(dst, src), expect=20)
+    out = r.json()
+    assert [c["source"] for c in out["copied"]] == [first]
+    assert [x["source"] for x in out["refused"]] == [second]
+    assert f"snapshot {second[:8]}" in r.stderr
+    dst.run("check", "--read-data")
 
 
 def test_wrong_source_password_is_12_and_write_only_source_is_13(tmp_path):
