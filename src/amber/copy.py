@@ -7,7 +7,8 @@ each one copied; those are skipped, so a second run moves nothing):
    checkpoint) is fetched and verified first: a source whose log does not
    prove the snapshot is refused before anything is written.
 2. A run marker (as a backup writes one, so prune spares what the copy
-   deduplicates against), then the destination's index is read afresh.
+   deduplicates against), then the destination's index is read afresh (for
+   later snapshots of the same run, only when prune records changed).
 3. Blobs. When both repositories share the id key (`init --copy-params-from`),
    blob ids are equal: every blob of the snapshot the destination lacks is
    read from the source pack-region-wise (one ranged read per region of at
@@ -170,18 +171,37 @@ def copy_snapshots(
         )
     done = copies_of(dest, source.id)
     source.load_index()
+    index = _Freshness()
     for snap in snaps:
         if snap.id in done:
             report.skipped[snap.id] = done[snap.id]
             continue
         try:
-            report.copied[snap.id] = _copy_one(dest, source, snap, retain, report)
+            report.copied[snap.id] = _copy_one(dest, source, snap, retain, report, index)
         except (IntegrityError, NotFound) as e:
             report.refused[snap.id] = f"snapshot {snap.short_id}: {e}"
     return report
 
 
-def _copy_one(dest: CopyRepo, source: CopyRepo, snap: Snapshot, retain: Retention | None, report: CopyReport) -> str:
+class _Freshness:
+    """Whether the destination's index must be read again before the next snapshot's copy:
+    at the first, and whenever prune records changed since (a prune deleted packs, or plans
+    to), so no copy deduplicates against a pack that is gone. Index files other clients
+    wrote meanwhile only cost deduplication, never correctness."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] | None = None
+
+    def load(self, dest: CopyRepo) -> None:
+        records = sorted(info.key for info in dest.storage.list(layout.PRUNE))
+        if records != self.seen:
+            dest.load_index(force=True)
+            self.seen = records
+
+
+def _copy_one(
+    dest: CopyRepo, source: CopyRepo, snap: Snapshot, retain: Retention | None, report: CopyReport, index: _Freshness
+) -> str:
     """One snapshot, start to finish; returns the destination's snapshot id."""
     proof = source_proof(source, snap)
     prot = source.protection(snap)
@@ -192,7 +212,7 @@ def _copy_one(dest: CopyRepo, source: CopyRepo, snap: Snapshot, retain: Retentio
         raise UsageError(f"snapshot {snap.short_id} is held, and {dest.storage.describe()} cannot hold")
     dest.audit.check_history()
     run_id = start_run(dest)  # before the index is read: see retention/prune.py
-    dest.load_index(force=True)
+    index.load(dest)
     # a write-only key cannot read the copy's trees back: it notes the packs they use as it goes
     dest.blobs.track_packs(not dest.keys.can_read)
     try:
