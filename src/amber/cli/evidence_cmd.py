@@ -74,17 +74,21 @@ def evidence_verify(session, bundle, public_key, witness_keys, tsa_certs, source
     rep = verify_bundle(bundle, public_key, tuple(witness_keys), tuple(pems), source_public_key)
     s = rep.manifest.get("snapshot")
     s = s if isinstance(s, dict) else {}
-    source_unverified = bool(rep.copy_of) and not rep.source_signer_verified
-    unverified = rep.ok and (not rep.signer_verified or source_unverified)
+    unverified = rep.ok and not rep.signer_verified
     from_bundle = (
         "the public key was taken from the bundle itself; pass --public-key with the repository's key "
         "obtained independently for the proof to mean anything"
     )
-    if rep.signer_verified and source_unverified:
-        from_bundle = (
-            "the original repository's key was taken from the copy event; pass --source-public-key with "
-            "its key obtained independently"
-        )
+    # the copy event names the original's key, and this log (checked with --public-key) vouches for it
+    source_note = (
+        "the original repository's key is the one the copy event names; pass --source-public-key with its "
+        "key obtained independently to check it too"
+        if rep.ok and rep.copy_of and not rep.source_signer_verified
+        else None
+    )
+
+    if source_note:
+        click.echo(f"note: {source_note}", err=True)
 
     def text():
         if s:
