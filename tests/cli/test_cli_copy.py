@@ -122,6 +122,23 @@ def test_a_missing_or_truncated_source_pack_refuses_the_snapshots_that_need_it(t
     dst.run("check", "--read-data")
 
 
+def test_a_broken_source_index_refuses_what_it_cannot_place(tmp_path):
+    src, dst = _users(tmp_path)
+    write(tmp_path / "a" / "f", os.urandom(100_000))
+    first = src.backup(tmp_path / "a")["snapshot_id"]
+    before = set((Path(src.repo) / "index").iterdir())
+    write(tmp_path / "b" / "f", os.urandom(100_000))
+    second = src.backup(tmp_path / "b")["snapshot_id"]
+    (index,) = set((Path(src.repo) / "index").iterdir()) - before
+    os.chmod(index, 0o644)
+    index.write_bytes(os.urandom(index.stat().st_size))
+    r = dst.run("copy", "--from", src.url, "--json", env=_from(dst, src), expect=20)
+    out = r.json()
+    assert [c["source"] for c in out["copied"]] == [first]
+    assert [x["source"] for x in out["refused"]] == [second] and f"snapshot {second[:8]}" in r.stderr
+    dst.run("check", "--read-data")
+
+
 def test_wrong_source_password_is_12_and_write_only_source_is_13(tmp_path):
     src, dst = _users(tmp_path)
     write(tmp_path / "d" / "f", b"x" * 100)
