@@ -217,6 +217,9 @@ def _copy_one(
     dest.blobs.track_packs(not dest.keys.can_read)
     try:
         return _store(dest, source, snap, retention, prot, proof, run_id, report)
+    except (IntegrityError, NotFound):
+        _end_run(dest, run_id)
+        raise
     finally:
         dest.blobs.track_packs(False)
         dest.snapshot_store.packs = None
@@ -277,6 +280,15 @@ def _store(
         **proof,
     )
     return sid
+
+
+def _end_run(dest: CopyRepo, run_id: str) -> None:
+    """A refused copy will name nothing it stored: its run marker goes, so it does not hold
+    back prune for a day (storage that may only add keeps it, as after a crash)."""
+    try:
+        dest.storage.delete(layout.run_marker(run_id))
+    except AmberError:
+        pass
 
 
 def lock_for(dest: CopyRepo, prot: Protection) -> Retention | None:

@@ -192,6 +192,8 @@ def test_a_lying_source_blob_refuses_that_snapshot_only(tmp_path):
     dst.run("check", "--read-data")
     assert [s["id"] for s in dst.snapshots()] == [out["copied"][0]["snapshot"]]
     assert not _stored_anywhere(dst, content[0])
+    assert len(list((Path(dst.repo) / "running").iterdir())) == 1  # the refused copy's marker is gone
+    assert dst.json("prune", "--dry-run") is not None
 
 
 def _content_of(u: Amber, sid: str, path: str) -> list[str]:
