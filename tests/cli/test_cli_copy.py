@@ -72,6 +72,7 @@ def test_copy_restores_bit_for_bit_and_a_second_copy_moves_nothing(tmp_path):
     events = dst.json("audit", "log")
     kinds = [e["type"] for e in events]
     assert kinds.count("copy") == 2 and kinds.count("snapshot") == 2
+    dst.run("audit", "verify", "--full")  # every copy's proof of its original, checked again
 
 
 def test_copy_filters_and_named_snapshots(tmp_path):
@@ -341,7 +342,7 @@ def test_a_tampered_copy_proof_fails_offline(tmp_path):
     import copy as _copy_mod
 
     from amber.errors import IntegrityError
-    from amber.evidence.copychain import verify_copy_proof
+    from amber.evidence.copychain import copy_proof_problems, verify_copy_proof
 
     src, dst = _users(tmp_path)
     write(tmp_path / "d" / "f.txt", b"x\n")
@@ -362,6 +363,8 @@ def test_a_tampered_copy_proof_fails_offline(tmp_path):
         bad[field] = value
         with pytest.raises(IntegrityError):
             verify_copy_proof(bad)
+        assert len(copy_proof_problems([({"type": "copy", "seq": 9, "details": bad}, b"")])) == 1
+    assert copy_proof_problems([({"type": "copy", "seq": 9, "details": d}, b"")]) == []
 
 
 def _log_key(u: Amber) -> str:

@@ -82,3 +82,16 @@ def verify_copy_proof(details: dict, public_key: str | None = None) -> dict:
     if ev.get("type") != "snapshot" or ev.get("snapshot") != details["source_snapshot"]:
         raise IntegrityError(f"{what}: the source event is not the snapshot event of that snapshot")
     return ev
+
+
+def copy_proof_problems(entries: list[tuple[dict, bytes]]) -> list[str]:
+    """Every `copy` event among `entries` whose proof of the original does not verify."""
+    out = []
+    for ev, _raw in entries:
+        if ev.get("type") != "copy":
+            continue
+        try:
+            verify_copy_proof(ev.get("details") or {})
+        except IntegrityError as e:
+            out.append(f"log entry {ev.get('seq')} (copy {str(ev.get('snapshot'))[:8]}): {e}")
+    return out
