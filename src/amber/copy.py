@@ -122,17 +122,30 @@ def select(
     tags: Iterable[str] = (),
     paths: Iterable[str] = (),
 ) -> list[Snapshot]:
-    """The source snapshots to copy: those named (or all), narrowed by host, tag and path."""
-    refs, hosts, tags, paths = list(refs), set(hosts), set(tags), set(paths)
-    snaps = [source.find_snapshot(r) for r in refs] if refs else source.snapshots()
-    unique = {s.id: s for s in snaps}.values()
-    return [
+    """The source snapshots to copy, as restic selects them: without `refs` every snapshot
+    matching the filters (host: any given; tag: any given; path: holds every one given); with
+    `refs` those named, where `latest` is the newest snapshot matching the filters."""
+    hosts, tags, paths = set(hosts), set(tags), set(paths)
+    matching = [
         s
-        for s in unique
+        for s in source.snapshots()
         if (not hosts or s.hostname in hosts)
         and (not tags or tags & set(s.tags))
         and (not paths or paths <= set(s.paths))
     ]
+    refs = list(refs)
+    if not refs:
+        return matching
+    out: dict[str, Snapshot] = {}
+    for ref in refs:
+        if ref == "latest":
+            if not matching:
+                raise NotFound("no snapshot matches the filters given for 'latest'")
+            snap = matching[-1]  # snapshots() lists oldest first
+        else:
+            snap = source.find_snapshot(ref)
+        out.setdefault(snap.id, snap)
+    return list(out.values())
 
 
 def copies_of(dest: CopyRepo, source_id: str) -> dict[str, str]:
@@ -248,6 +261,9 @@ def _store(
             session.flush()  # what verified is kept: the next run need not move it again
             report.bytes_added += session.bytes_added
             raise
+        except BaseException:  # interrupted (Ctrl-C), or storage failed: index what is stored
+            _index_stored(dest)
+            raise
         session.flush()
         report.bytes_added += session.bytes_added
     doc = {k: snap.doc[k] for k in DOC_FIELDS if k in snap.doc}
@@ -280,6 +296,15 @@ def _store(
         **proof,
     )
     return sid
+
+
+def _index_stored(dest: CopyRepo) -> None:
+    """An index file for the packs already stored, so the next run finds them; a failure
+    here leaves them to the next run's dedup as after a crash (FORMAT.md §13)."""
+    try:
+        dest.blobs.write_index()
+    except Exception:  # the interruption being raised is what the user must see
+        pass
 
 
 def _end_run(dest: CopyRepo, run_id: str) -> None:
@@ -328,10 +353,14 @@ class _Mover:
                 by_pack.setdefault(e.pack, []).append((bid, e))
         regions = [(pack, r) for pack, items in by_pack.items() for r in _regions(items)]
         errors: list[str] = []
-        with ThreadPoolExecutor(READERS, thread_name_prefix="amber-copy") as pool:
-            for problem in pool.map(lambda pr: self._region(*pr), regions):
+        pool = ThreadPoolExecutor(READERS, thread_name_prefix="amber-copy")
+        try:
+            for fut in [pool.submit(self._region, pack, items) for pack, items in regions]:
+                problem = fut.result()
                 if problem:
                     errors.append(problem)
+        finally:  # interrupted: the regions not started are dropped, not read
+            pool.shutdown(wait=True, cancel_futures=True)
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise IntegrityError(f"the source does not verify: {errors[0]}{more}")
