@@ -73,6 +73,8 @@ def test_copy_restores_bit_for_bit_and_a_second_copy_moves_nothing(tmp_path):
     kinds = [e["type"] for e in events]
     assert kinds.count("copy") == 2 and kinds.count("snapshot") == 2
     dst.run("audit", "verify", "--full")  # every copy's proof of its original, checked again
+    copy_event = next(e for e in events if e["type"] == "copy")
+    assert events[0]["details"]["params_from"] == copy_event["details"]["source_repository"]
 
 
 def test_copy_filters_and_named_snapshots(tmp_path):
