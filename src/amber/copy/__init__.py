@@ -222,9 +222,9 @@ def _store(
     copied = dest.snapshot_store.load(sid)
     if retention is not None:  # blobs the destination had already must live as long as the copy
         extend_objects(dest, needed_objects(dest, copied, used), retention)
+    record_snapshots(dest.audit, dest.snapshot_store, sid, retention)
     if prot.hold:
         hold(dest, copied, prot.hold_reason or f"held in repository {source.id}")
-    record_snapshots(dest.audit, dest.snapshot_store, sid, retention)
     dest.log_event(
         "copy",
         sid,
