@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..errors import AmberError, UsageError
+from ..errors import AmberError, UsageError, WrongPassword
 from ..repository import Repository
 from .output import warn
 
@@ -125,7 +125,10 @@ def open_source(session: Session, url: str) -> Repository:
         token = read_password_file(os.environ["AMBER_FROM_TOKEN_FILE"], "AMBER_FROM_TOKEN_FILE")
     if token:
         options["token"] = token.strip()
-    return Repository.open(url, from_password(), storage_options=options or None, warn=warn)
+    try:
+        return Repository.open(url, from_password(), storage_options=options or None, warn=warn)
+    except WrongPassword as e:  # say which of the two repositories refused
+        raise type(e)(f"the source repository {url}: {e} (AMBER_FROM_PASSWORD)") from None
 
 
 def new_password(new_password_file: str | None) -> str:
