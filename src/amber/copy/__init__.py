@@ -49,7 +49,8 @@ from .mover import Mover
 from .rechunk import Rechunker
 from .target import CopyRepo, CopyReport
 
-DOC_FIELDS = ("time", "hostname", "username", "uid", "gid", "paths", "tags", "excludes", "summary", "clock_jump")
+# the source's `clock_jump` stays with its `snapshot` event (in the copy event): it is of the source's clock
+DOC_FIELDS = ("time", "hostname", "username", "uid", "gid", "paths", "tags", "excludes", "summary")
 
 __all__ = ["CopyReport", "CopyRepo", "copies_of", "copy_snapshots", "lock_for", "select"]
 
