@@ -28,6 +28,7 @@ from typing import Protocol
 from .audit.log import RECOVER_AFTER, AuditLog, VerifyReport
 from .clock import Clock, from_iso
 from .errors import AmberError
+from .evidence.copychain import copy_proof_problems
 from .format import layout
 from .format import tree as treefmt
 from .repo import damage as damagerec
@@ -314,6 +315,7 @@ def verify_audit_log(
         meaning = replay.Meaning.of(repo.audit.origin)
         for ev, _raw in rep.entries:
             meaning.add(ev)
+        rep.errors.extend(copy_proof_problems(rep.entries))  # each copy's proof of its original
     else:
         meaning = repo.audit.kept_fold(
             MEANING_FILE, lambda: replay.Meaning.of(repo.audit.origin), replay.load_meaning, replay.save_meaning

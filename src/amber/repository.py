@@ -12,6 +12,7 @@ after the change is stored.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import hashlib
 import os
@@ -23,6 +24,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import browse, trust
+from . import copy as copying
 from . import repair as repairing
 from .audit.checkpoint import verify as verify_checkpoint
 from .audit.log import AuditLog
@@ -35,6 +37,7 @@ from .backup.run import backup
 from .browse import entry_json
 from .check import CheckReport, check, verify_audit_log
 from .clock import Clock, SystemClock, duration_seconds, to_iso
+from .copy import CopyReport
 from .crypto import keys as keyfile
 from .crypto.aead import Sealer
 from .crypto.keys import MasterKeys
@@ -134,10 +137,14 @@ class Repository:
         kdf_n: int = keyfile.SCRYPT_N,
         storage_options: Mapping[str, str] | None = None,
         warn: Callable[[str], None] | None = None,
+        params_from: "Repository | None" = None,
     ) -> "Repository":
-        """Create a repository. `default_retention` ({"duration": "30d", "mode": None}) locks
-        every new snapshot; its mode defaults to governance, and storage must enforce it
-        (where the bucket enforces less than that, `warn` hears why). `min_retention`
+        """Create a repository. `params_from` (an open repository) gives its id key, chunker
+        seed and chunker parameters, so blob ids are equal and `copy_from` moves blobs as they
+        are (`init --copy-params-from`); every other key is new.
+        `default_retention` ({"duration": "30d", "mode": None}) locks every new snapshot; its
+        mode defaults to governance, and storage must enforce it (where the bucket enforces
+        less than that, `warn` hears why). `min_retention`
         (a duration) is the shortest lock amber will set (FORMAT.md §6.1)."""
         check_new_password(password)
         default_retention = trust.default_retention_setting(default_retention)  # before anything is created
@@ -150,19 +157,17 @@ class Repository:
             if check_lock is not None:
                 check_lock()  # an S3 bucket must be versioned with Object Lock before locks are promised
         keys = MasterKeys.generate()
+        chunker = {"algorithm": "fastcdc2020", "min": CHUNK_MIN, "avg": CHUNK_AVG, "max": CHUNK_MAX, "normalization": 1}
+        if params_from is not None:
+            keys = dataclasses.replace(keys, ids=params_from.keys.ids, chunker_seed=params_from.keys.chunker_seed)
+            chunker = dict(params_from.config["chunker"])
         clock = clock or SystemClock()
         config = {
             "v": FORMAT_VERSION,
             "content_key": _b64(keys.content_public),
             "id": uuid.uuid4().hex,
             "created": to_iso(clock.now()),
-            "chunker": {
-                "algorithm": "fastcdc2020",
-                "min": CHUNK_MIN,
-                "avg": CHUNK_AVG,
-                "max": CHUNK_MAX,
-                "normalization": 1,
-            },
+            "chunker": chunker,
             "pack_size": PACK_SIZE,
             "compression": "zstd",
             "default_retention": default_retention,
@@ -186,6 +191,7 @@ class Repository:
             config=config,
             admin_key=_b64(author_public(keys)),
             content_key=_b64(keys.content_public),
+            **({"params_from": params_from.id} if params_from is not None else {}),
         )
         repo.apply_settings(repo.settings)
         for message in repo.lock_posture():
@@ -662,6 +668,32 @@ class Repository:
             self.check_minimum(kw["retention"].until, "the backup's retention")
         return backup(self, paths, **kw)
 
+    def copy_from(
+        self,
+        source: "Repository",
+        refs=(),
+        *,
+        hosts=(),
+        tags=(),
+        paths=(),
+        retain: str | None = None,
+        retention_mode: str | None = None,
+        report: CopyReport | None = None,
+    ) -> CopyReport:
+        """Copy snapshots of `source` (those named by `refs`, else all; narrowed by host, tag
+        and path) that are not copied yet (copy.py). `retain` (a duration, with
+        `retention_mode`) replaces the lock each copy would get; never below the minimum."""
+        source.require_read("copy from it")
+        self.require_sound("copy snapshots")
+        if source.id == self.id:
+            raise UsageError(f"the source is this repository ({self.id[:10]}): nothing to copy")
+        snaps = copying.select(source, refs, hosts, tags, paths)
+        lock = self.retention(retain, mode=retention_mode) if retain is not None else None
+        try:
+            return copying.copy_snapshots(self, source, snaps, lock, report)
+        finally:
+            self.record_damage("copy")
+
     def restore(self, snap: Snapshot, target: str, **kw) -> RestoreStats:
         self.require_read("restore")
         try:
@@ -803,6 +835,7 @@ __all__ = [
     "keep_policy",
     "verify_bundle",
     "BackupStats",
+    "CopyReport",
     "RestoreStats",
     "EvidenceReport",
     "KeepPolicy",

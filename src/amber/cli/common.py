@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..errors import AmberError, UsageError
+from ..errors import AmberError, UsageError, WrongPassword
 from ..repository import Repository
 from .output import warn
 
@@ -97,6 +97,38 @@ def password(confirm: bool = False) -> str:
             raise UsageError("the passwords do not match")
         return _utf8(pw, "the password")
     raise AmberError("no password: set AMBER_PASSWORD or AMBER_PASSWORD_FILE, or run on a terminal")
+
+
+def from_password() -> str:
+    """The password of the repository a command copies from (`copy`, `init --copy-params-from`):
+    AMBER_FROM_PASSWORD, AMBER_FROM_PASSWORD_FILE, else asked on a terminal."""
+    pw = os.environ.get("AMBER_FROM_PASSWORD")
+    if pw is not None:
+        return _utf8(pw, "AMBER_FROM_PASSWORD")
+    path = os.environ.get("AMBER_FROM_PASSWORD_FILE")
+    if path:
+        return read_password_file(path, "AMBER_FROM_PASSWORD_FILE")
+    if sys.stdin.isatty():
+        return _utf8(getpass.getpass("enter password for the source repository: "), "the password")
+    raise AmberError(
+        "no password for the source repository: set AMBER_FROM_PASSWORD or AMBER_FROM_PASSWORD_FILE, "
+        "or run on a terminal"
+    )
+
+
+def open_source(session: Session, url: str) -> Repository:
+    """The repository a command copies from, with the storage options of the session's; a
+    `rest:` source's token from AMBER_FROM_TOKEN or AMBER_FROM_TOKEN_FILE (else AMBER_TOKEN's)."""
+    options = dict(session.storage_options() or {})
+    token = os.environ.get("AMBER_FROM_TOKEN")
+    if not token and os.environ.get("AMBER_FROM_TOKEN_FILE"):
+        token = read_password_file(os.environ["AMBER_FROM_TOKEN_FILE"], "AMBER_FROM_TOKEN_FILE")
+    if token:
+        options["token"] = token.strip()
+    try:
+        return Repository.open(url, from_password(), storage_options=options or None, warn=warn)
+    except WrongPassword as e:  # say which of the two repositories refused
+        raise type(e)(f"the source repository {url}: {e} (AMBER_FROM_PASSWORD)") from None
 
 
 def new_password(new_password_file: str | None) -> str:

@@ -53,17 +53,25 @@ def evidence_export(session, snapshot, paths, output):
     help="require RFC 3161 timestamps of the checkpoint signed by this TSA certificate (PEM, then its issuers; "
     "repeatable)",
 )
+@click.option(
+    "--source-public-key",
+    metavar="KEY",
+    help="for a copied snapshot: the original repository's log key (or a file holding it)",
+)
 @json_option
-def evidence_verify(session, bundle, public_key, witness_keys, tsa_certs, as_json):
+def evidence_verify(session, bundle, public_key, witness_keys, tsa_certs, source_public_key, as_json):
     """Check a bundle offline: no repository and no password needed."""
     if public_key and os.path.isfile(public_key):
         with open(public_key, encoding="utf-8") as f:
             public_key = f.read().strip()
+    if source_public_key and os.path.isfile(source_public_key):
+        with open(source_public_key, encoding="utf-8") as f:
+            source_public_key = f.read().strip()
     pems = []
     for path in tsa_certs:
         with open(path, "rb") as f:
             pems.append(f.read(1 << 20))
-    rep = verify_bundle(bundle, public_key, tuple(witness_keys), tuple(pems))
+    rep = verify_bundle(bundle, public_key, tuple(witness_keys), tuple(pems), source_public_key)
     s = rep.manifest.get("snapshot")
     s = s if isinstance(s, dict) else {}
     unverified = rep.ok and not rep.signer_verified
@@ -71,6 +79,16 @@ def evidence_verify(session, bundle, public_key, witness_keys, tsa_certs, as_jso
         "the public key was taken from the bundle itself; pass --public-key with the repository's key "
         "obtained independently for the proof to mean anything"
     )
+    # the copy event names the original's key, and this log (checked with --public-key) vouches for it
+    source_note = (
+        "the original repository's key is the one the copy event names; pass --source-public-key with its "
+        "key obtained independently to check it too"
+        if rep.ok and rep.copy_of and not rep.source_signer_verified
+        else None
+    )
+
+    if source_note:
+        click.echo(f"note: {source_note}", err=True)
 
     def text():
         if s:
@@ -102,6 +120,8 @@ def evidence_verify(session, bundle, public_key, witness_keys, tsa_certs, as_jso
             "signer_verified": rep.signer_verified,
             "key_from_bundle": rep.key_from_bundle,
             "snapshot_id": s.get("id"),
+            "copy_of": rep.copy_of or None,
+            "source_signer_verified": rep.source_signer_verified,
             "checks": [
                 {"ok": ok, "check": what, **({"problem": rep.problem(i)} if rep.problem(i) else {})}
                 for i, (ok, what) in enumerate(rep.checks)

@@ -16,6 +16,7 @@ from . import (
     backup_cmd,
     browse_cmd,
     check_cmd,
+    copy_cmd,
     evidence_cmd,
     init_cmd,
     key_cmd,
@@ -99,6 +100,7 @@ COMMANDS = (
     repair_cmd.repair,
     serve_cmd.serve,
     upgrade_cmd.upgrade,
+    copy_cmd.copy,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -3,17 +3,12 @@ by adding objects, never by rewriting them."""
 
 from __future__ import annotations
 
-import getpass
-import os
-import sys
-
 import click
 
-from ..errors import AmberError, IntegrityError
-from ..repository import Repository
-from .common import _utf8, read_password_file
+from ..errors import IntegrityError
+from .common import open_source
 from .options import command, group, json_option
-from .output import Output, warn
+from .output import Output
 
 
 @command("config")
@@ -30,19 +25,6 @@ def repair_config(session, as_json):
     )
 
 
-def source_password() -> str:
-    """The source repository's password: AMBER_FROM_PASSWORD, AMBER_FROM_PASSWORD_FILE, or a prompt."""
-    pw = os.environ.get("AMBER_FROM_PASSWORD")
-    if pw is not None:
-        return _utf8(pw, "AMBER_FROM_PASSWORD")
-    path = os.environ.get("AMBER_FROM_PASSWORD_FILE")
-    if path:
-        return read_password_file(path, "AMBER_FROM_PASSWORD_FILE")
-    if sys.stdin.isatty():
-        return _utf8(getpass.getpass("enter password for the source repository: "), "the password")
-    raise AmberError("no password for the source: set AMBER_FROM_PASSWORD or AMBER_FROM_PASSWORD_FILE")
-
-
 @command("packs")
 @click.option(
     "--from", "source", metavar="REPOSITORY", help="a repository with this one's blob ids (init --copy-params-from)"
@@ -56,7 +38,7 @@ def repair_packs(session, source, path, dry_run, as_json):
     r = session.open()
     src = None
     if source:
-        src = Repository.open(source, source_password(), storage_options=session.storage_options(), warn=warn)
+        src = open_source(session, source)
     rep = r.repair_packs(source=src, path=path, dry_run=dry_run)
     text = [f"{rep.lost} lost blob(s)" + (" (dry run: nothing stored)" if dry_run else "")]
     if not dry_run:

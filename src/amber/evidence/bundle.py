@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from ..errors import IntegrityError
 from .limits import (
+    COPY_MEMBER,
     FILE_MEMBER,
     FIXED_MEMBERS,
     MAX_MEMBERS,
@@ -106,7 +107,11 @@ def _member_name_problem(info: zipfile.ZipInfo) -> str | None:
         return "has a backslash in its name"
     if any(part in ("", ".", "..") for part in raw.split("/")):
         return "has an empty, '.' or '..' component"
-    if raw in FIXED_MEMBERS or any(m.fullmatch(raw) for m in (FILE_MEMBER, TREE_MEMBER, TIMESTAMP_MEMBER)):
+    if (
+        raw in FIXED_MEMBERS
+        or raw == COPY_MEMBER
+        or any(m.fullmatch(raw) for m in (FILE_MEMBER, TREE_MEMBER, TIMESTAMP_MEMBER))
+    ):
         return None
     return "is not a member an evidence bundle has"
 

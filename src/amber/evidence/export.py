@@ -18,7 +18,7 @@ from ..errors import IntegrityError, NotFound, UsageError
 from ..format import layout
 from ..format import tree as treefmt
 from ..repo.snapshots import Snapshot
-from .limits import FORMAT, MAX_CHECKPOINT_TRIES
+from .limits import COPY_MEMBER, FORMAT, MAX_CHECKPOINT_TRIES
 
 
 class Manifest(dict):
@@ -49,7 +49,7 @@ class EvidenceSource(Protocol):
 
 def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str) -> Manifest:
     repo.load_index()
-    ev, raw_event, note, cp, proof, warnings = _log_proof(repo, snap)
+    ev, raw_event, note, cp, proof, warnings = log_proof(repo, snap)
     tokens, missing = stamps.for_checkpoint(repo.audit.storage, repo.audit.witness_config(), note, cp.size)
     note = repo.audit.with_cosignatures(note, cp)  # witnesses' cosignatures travel with it
     trees: dict[str, bytes] = {}
@@ -82,6 +82,10 @@ def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str
                 },
             }
         )
+        copied = _copy_proof(repo, snap, cp) if "copy_of" in snap.doc else None
+        if copied is not None:
+            manifest["copy"], raw_copy = copied
+            z.writestr(COPY_MEMBER, raw_copy)
         manifest.warnings.extend(warnings + missing)
         for digest, raw in trees.items():
             z.writestr(f"trees/{digest}.json", raw)
@@ -94,7 +98,7 @@ def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str
     return manifest
 
 
-def _log_proof(repo: EvidenceSource, snap: Snapshot):
+def log_proof(repo: EvidenceSource, snap: Snapshot):
     """The snapshot's audit-log event (parsed and raw), the newest stored checkpoint that
     verifies and covers it (note and parsed), the event's inclusion proof under it, and a
     warning for each newer checkpoint passed over."""
@@ -128,6 +132,26 @@ def _log_proof(repo: EvidenceSource, snap: Snapshot):
         + (f" ({why})" if why else ""),
         remedy="audit-verify",
     )
+
+
+def _copy_proof(repo: EvidenceSource, snap: Snapshot, cp) -> tuple[dict, bytes]:
+    """For a copied snapshot: the manifest's `copy` (its `copy` event's place and inclusion
+    proof under the bundle's checkpoint) and the event's leaf bytes."""
+    entries = repo.audit.entries()
+    leaves = repo.audit.leaves(entries)
+    found = [(ev, raw) for ev, raw in entries if ev.get("type") == "copy" and ev.get("snapshot") == snap.id]
+    if not found:
+        raise NotFound(f"snapshot {snap.short_id} is a copy, but the audit log has no copy event for it")
+    ev, raw = found[0]
+    if ev["seq"] >= cp.size:
+        raise IntegrityError(f"no stored checkpoint covers the copy event {ev['seq']} of snapshot {snap.short_id}")
+    proof = merkle.inclusion_proof(leaves[: cp.size], ev["seq"])
+    doc = {
+        "seq": ev["seq"],
+        "leaf_hash": merkle.leaf_hash(raw).hex(),
+        "inclusion_proof": [base64.b64encode(p).decode() for p in proof],
+    }
+    return doc, raw
 
 
 def _checkpoint_keys(audit: AuditLog) -> list[str]:

@@ -18,6 +18,7 @@ SMALL = 64 << 10  # below this, a member's ratio is not worth judging
 METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 MAX_CHECKPOINT_TRIES = 1000  # stored checkpoints tried, newest first, by an export
 FIXED_MEMBERS = ("manifest.json", "event.json", "checkpoint.txt", "public-key.txt")
+COPY_MEMBER = "copy-event.json"  # a copied snapshot's `copy` event in the exporting log
 FILE_MEMBER = re.compile(r"files/(?:0|[1-9][0-9]{0,5})")
 TREE_MEMBER = re.compile(r"trees/[0-9a-f]{64}\.json")
 TIMESTAMP_MEMBER = re.compile(r"timestamps/[A-Za-z0-9_-]{1,100}\.tsr")  # a TSA witness's token of checkpoint.txt

@@ -16,7 +16,7 @@ from .limits import FORMAT, HEX64, MAX_MEMBER, MAX_MEMBERS, MAX_PATH, MAX_PROOF,
 def check_manifest(m: Any) -> None:
     """Raise Bad, naming the field, unless `m` is a manifest as EVIDENCE.md §3 defines it:
     every field present, of its type, within its range, and nothing else."""
-    _fields(m, "manifest", {"format", "repository", "created", "snapshot", "files", "log"})
+    _fields(m, "manifest", {"format", "repository", "created", "snapshot", "files", "log"} | ({"copy"} & m.keys()))
     if m["format"] != FORMAT:
         raise Bad("format", f"is {_show(m['format'])}, not {FORMAT!r}")
     _hex(m["repository"], "repository", REPOSITORY_ID, 32)
@@ -39,14 +39,12 @@ def check_manifest(m: Any) -> None:
     _int(log["tree_size"], "log.tree_size", 1, (1 << 63) - 1)
     _int(log["seq"], "log.seq", 0, log["tree_size"] - 1)
     _hex(log["leaf_hash"], "log.leaf_hash")
-    _list(log["inclusion_proof"], "log.inclusion_proof", MAX_PROOF)
-    for i, p in enumerate(log["inclusion_proof"]):
-        try:
-            ok = isinstance(p, str) and len(base64.b64decode(p, validate=True)) == 32
-        except (binascii.Error, ValueError):
-            ok = False
-        if not ok:
-            raise Bad(f"log.inclusion_proof[{i}]", "is not the base64 of 32 bytes")
+    _proof(log["inclusion_proof"], "log.inclusion_proof")
+    if "copy" in m:  # a copied snapshot: its `copy` event in this log (EVIDENCE.md, copies)
+        _fields(m["copy"], "copy", {"seq", "leaf_hash", "inclusion_proof"})
+        _int(m["copy"]["seq"], "copy.seq", 0, log["tree_size"] - 1)
+        _hex(m["copy"]["leaf_hash"], "copy.leaf_hash")
+        _proof(m["copy"]["inclusion_proof"], "copy.inclusion_proof")
     files = m["files"]
     _list(files, "files", MAX_MEMBERS)
     if not files:
@@ -68,6 +66,18 @@ def check_manifest(m: Any) -> None:
             raise Bad(f"{where}.merkle_path", f"has {len(f['merkle_path'])} digests for {len(parts)} path components")
         for i, d in enumerate(f["merkle_path"]):
             _hex(d, f"{where}.merkle_path[{i}]")
+
+
+def _proof(proof: Any, where: str) -> None:
+    """An inclusion proof: a list of at most MAX_PROOF base64 hashes of 32 bytes."""
+    _list(proof, where, MAX_PROOF)
+    for i, p in enumerate(proof):
+        try:
+            ok = isinstance(p, str) and len(base64.b64decode(p, validate=True)) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise Bad(f"{where}[{i}]", "is not the base64 of 32 bytes")
 
 
 def _show(v: Any) -> str:

@@ -15,7 +15,8 @@ from ..audit.witness import parse_server_key
 from ..errors import CheckpointError, IntegrityError, NotFound, UsageError
 from ..format import tree as treefmt
 from .bundle import Bad, Bundle, Unreadable, brief
-from .limits import FIXED_MEMBERS, MAX_KEY, MAX_MEMBER, MAX_META, TIMESTAMP_MEMBER, ZIP_ERRORS
+from .copychain import verify_copy_proof
+from .limits import COPY_MEMBER, FIXED_MEMBERS, MAX_KEY, MAX_MEMBER, MAX_META, TIMESTAMP_MEMBER, ZIP_ERRORS
 from .manifest import check_manifest
 
 
@@ -32,6 +33,8 @@ class EvidenceReport:
     manifest: dict = field(default_factory=dict)
     problems: dict = field(default_factory=dict)  # index in `checks` -> why that check failed
     timestamps: list = field(default_factory=list)  # each token: member, gen_time, signer, verified
+    copy_of: dict = field(default_factory=dict)  # a copied snapshot: the source repository and snapshot
+    source_signer_verified: bool = False  # the source log's checkpoint checked with a key the caller gave
 
     @property
     def ok(self) -> bool:
@@ -55,13 +58,20 @@ class EvidenceReport:
 
 
 def verify_bundle(
-    path: str, public_key: str | None = None, witness_keys: tuple[str, ...] = (), tsa_certs: tuple[bytes, ...] = ()
+    path: str,
+    public_key: str | None = None,
+    witness_keys: tuple[str, ...] = (),
+    tsa_certs: tuple[bytes, ...] = (),
+    source_public_key: str | None = None,
 ) -> EvidenceReport:
     """Check a bundle offline against `public_key` (else the key it carries, which the report
     says), that its checkpoint is cosigned by each `amber serve` witness key given
     (`ed25519:<base64>`, AUDIT-LOG.md §14), and that its RFC 3161 timestamps are of that
     checkpoint and signed by one of the TSA certificates given (PEM, each the TSA's own first;
-    §14.6). Raises IntegrityError for a file that is not a well-formed bundle zip, UsageError
+    §14.6). A bundle of a copied snapshot also proves its chain back to the original: the
+    `copy` event in this log, and the source's snapshot event in the source's log, signed by
+    `source_public_key` when given (else by the key the copy event names, which the report
+    says). Raises IntegrityError for a file that is not a well-formed bundle zip, UsageError
     for a certificate that is not PEM; reports every other failure as a failed check."""
     chains = [tsa.load_chain(pem, "--tsa-cert") for pem in tsa_certs]
     rep = EvidenceReport()
@@ -86,6 +96,8 @@ def verify_bundle(
             _verify_cosignature(bundle, rep, witness_key, cp)
         _verify_timestamps(bundle, rep, key[0] if cp is not None else None, chains)
         _verify_event(bundle, rep, snap, log, cp)
+        if "copy" in manifest:
+            _verify_copy(bundle, rep, manifest, cp, source_public_key)
         trees: dict[str, dict | str] = {}
         for f in files:
             _verify_file_bytes(f, bundle, rep)
@@ -138,6 +150,8 @@ def _verify_members(bundle: Bundle, rep: EvidenceReport, files: list[dict]) -> N
     listed = set(FIXED_MEMBERS) | {f["member"] for f in files}
     listed |= {f"trees/{d}.json" for f in files for d in f["merkle_path"]}
     listed |= {name for name in bundle.infos if TIMESTAMP_MEMBER.fullmatch(name)}
+    if "copy" in rep.manifest:
+        listed.add(COPY_MEMBER)
     extra = sorted(set(bundle.infos) - listed)
     more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
     rep.add(not extra, "members: only those the manifest lists", "unlisted: " + ", ".join(extra[:10]) + more)
@@ -303,6 +317,57 @@ def _verify_event(bundle: Bundle, rep: EvidenceReport, snap: dict, log: dict, cp
     seq = event.get("seq") if isinstance(event, dict) else None
     ok = type(seq) is int and seq == log["seq"] and log["leaf_hash"] == leaf.hex()
     rep.add(ok, included, "the event or the manifest names another position or leaf")
+
+
+def _verify_copy(bundle: Bundle, rep: EvidenceReport, m: dict, cp, source_key: str | None) -> None:
+    """A copied snapshot: its `copy` event in this log, the source's snapshot event in the
+    source's signed log, and the same content root at both ends."""
+    copy, snap = m["copy"], m["snapshot"]
+    what = f"{COPY_MEMBER}: the snapshot's copy event, included in the signed log at position {copy['seq']}"
+    try:
+        raw = bundle.read(COPY_MEMBER, MAX_META)
+        event = _strict_json(raw)
+    except Unreadable as e:
+        rep.add(False, what, f"{COPY_MEMBER}: {e}")
+        return
+    except ValueError as e:
+        rep.add(False, what, f"not JSON: {brief(e)}")
+        return
+    if cp is None:
+        return  # the checkpoint failed, and said so
+    proof = [base64.b64decode(p, validate=True) for p in copy["inclusion_proof"]]  # checked with the manifest
+    leaf = merkle.leaf_hash(raw)
+    try:
+        merkle.verify_inclusion(leaf, copy["seq"], cp.size, proof, cp.root)
+    except (merkle.ProofError, ValueError) as e:
+        rep.add(False, what, f"inclusion proof fails ({e})")
+        return
+    details = event.get("details") if isinstance(event, dict) else None
+    ok = (
+        isinstance(details, dict)
+        and event.get("type") == "copy"
+        and event.get("snapshot") == snap["id"]
+        and event.get("seq") == copy["seq"]
+        and copy["leaf_hash"] == leaf.hex()
+        and details.get("content_root") == snap["content_root"]
+    )
+    if not rep.add(ok, what, "the event is not this snapshot's copy event, or names another content root"):
+        return
+    assert isinstance(details, dict)
+    origin = f"source repository {str(details.get('source_repository'))[:32]}"
+    what = f"the original: its snapshot event, proved in the signed log of the {origin}"
+    try:
+        source_event = verify_copy_proof(details, source_key)
+    except IntegrityError as e:
+        rep.add(False, what, str(e))
+        return
+    rep.add(True, what)
+    rep.copy_of = {"repository": details["source_repository"], "snapshot": details["source_snapshot"]}
+    rep.source_signer_verified = source_key is not None
+    same = source_event.get("details", {}).get("content_root") == details.get("source_content_root")
+    if not details.get("rechunked"):
+        same = same and details.get("source_content_root") == snap["content_root"]
+    rep.add(same, "the original's content root is the one the copy carries", "they differ")
 
 
 def _verify_file_bytes(f: dict, bundle: Bundle, rep: EvidenceReport) -> None:

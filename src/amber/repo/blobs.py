@@ -295,6 +295,8 @@ class BlobStore:
 
     def _upload_done(self, fut: Future) -> None:
         self._upload_slots.release()
+        if fut.cancelled():  # an interrupted session dropped it: nothing was stored, nothing failed
+            return
         if fut.exception() is not None and self._upload_error is None:
             self._upload_error = fut.exception()
 

@@ -59,7 +59,7 @@ def _s3(rest: str, create: bool, options: Mapping[str, str]) -> Storage:
 def _rest(rest: str, create: bool, options: Mapping[str, str]) -> Storage:
     from .rest import RestStorage
 
-    return RestStorage(rest, create=create, cacert=options.get("cacert"))
+    return RestStorage(rest, create=create, cacert=options.get("cacert"), token=options.get("token"))
 
 
 register("local", _local)
