@@ -36,8 +36,9 @@ from ..format.canonical import utf8_json
 CONTEXT = b"amber audit event v1\n"  # what an author signs: CONTEXT || origin || \n || event without sig
 FORMAT2 = 2
 PINNING = ("init", "upgrade")  # the events that may start format 2 and pin the admin key
-# what a backup (write-only) client appends: its snapshots, longer locks, holds, its checks
-BACKUP_EVENTS = frozenset({"snapshot", "lock", "hold", "check"})
+# what a backup (write-only) client appends: its snapshots (backed up or copied in), longer locks,
+# holds, its checks
+BACKUP_EVENTS = frozenset({"snapshot", "copy", "lock", "hold", "check"})
 REMOVING = ("key-remove", "key-revoke")
 
 
@@ -130,7 +131,7 @@ class Authors:
             kid = self.backup[author]
             return False, (
                 f"{what} is signed by backup key {kid[:16]}, which may not write it: not honoured "
-                "(only the admin key writes events other than snapshot, lock, hold and check)"
+                "(only the admin key writes events other than snapshot, copy, lock, hold and check)"
             )
         if author in self.removed:
             kid, seq = self.removed[author]
