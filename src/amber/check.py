@@ -27,9 +27,10 @@ from typing import Protocol
 
 from .audit.log import RECOVER_AFTER, AuditLog, VerifyReport
 from .clock import Clock, from_iso
-from .errors import AmberError
+from .errors import AmberError, NotFound
 from .evidence.copychain import copy_proof_problems
 from .format import layout
+from .format import parity as parityfmt
 from .format import tree as treefmt
 from .repo import damage as damagerec
 from .repo import packcheck
@@ -77,6 +78,7 @@ class CheckReport:
     damage_healed: list = field(default_factory=list)  # {"blob", "pack", "copy", "problem"}
     damage_unhealed: list = field(default_factory=list)  # {"blob", "pack", "problem"}
     damage_recorded: int = 0  # damaged blob copies this check recorded
+    parity_rebuilt: list = field(default_factory=list)  # packs rebuilt from their parity (hex ids)
 
     @property
     def ok(self) -> bool:
@@ -95,6 +97,7 @@ class CheckReport:
             "blobs": self.blobs,
             "damaged_packs": self.damaged_packs,
             "affected": self.affected,
+            "parity_rebuilt": self.parity_rebuilt,
             "damage_healed": self.damage_healed,
             "damage_unhealed": self.damage_unhealed,
             "damage_recorded": self.damage_recorded,
@@ -128,6 +131,8 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
     finally:
         if reading is not None:
             reading.close()
+    if reading is not None and reading.rebuilt:
+        _heal_rebuilt(repo, reading.rebuilt, rep)
     _report_damage(repo, found, set(stored_packs) if read_data else None, rep, damaged_blobs)
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)
@@ -433,30 +438,62 @@ class _PackReader:
             except (OSError, ValueError):
                 self.procs = None  # no processes here (a sandbox, a frozen binary): threads do it
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="amber-check")
+        self.rebuilt: dict[bytes, tuple[bytes, list[tuple[bytes, str]]]] = {}  # pack -> (bytes, damaged blobs)
         self.results = self.pool.map(self._read, list(stored))
 
-    def _read(self, pid: bytes) -> tuple[bytes, list[str], list[tuple[bytes, str]], list[bytes], int]:
-        """(pack, its problems, damaged blobs, spare copies, bytes read) for one pack read whole
-        (`packcheck.verify_pack`). A pack that cannot be read is reported, but its blobs are not
-        recorded damaged: a storage error may pass."""
+    def _read(self, pid: bytes) -> tuple:
+        """(pack, its problems, damaged blobs, spare copies, bytes read, rebuilt) for one pack
+        read whole (`packcheck.verify_pack`). A damaged pack with parity is rebuilt in memory
+        (`rebuilt`: its bytes and how many shards, else None). A pack that cannot be read is
+        reported, but its blobs are not recorded damaged: a storage error may pass."""
         key = layout.pack(pid)
         indexed = self.indexed.get(pid, [])
         try:
             data = self.storage.get(key)
         except AmberError as e:
-            return pid, [f"cannot read: {e}"], [], [], 0
+            return pid, [f"cannot read: {e}"], [], [], 0, None
+        problems, bad, spares = self._verify(pid, data, indexed)
+        rebuilt = None
+        if (problems or bad) and indexed:
+            rebuilt = self._rebuild(pid, data, indexed)
+        return pid, problems, bad, spares, len(data), rebuilt
+
+    def _verify(self, pid: bytes, data: bytes, indexed: list) -> tuple[list[str], list, list[bytes]]:
         writer = self.blobs.pack_writers.get(pid)
         if self.procs is not None:
-            problems, bad, spares = self.procs.submit((pid, data, indexed, writer)).result()
-        else:
-            problems, bad, spares = packcheck.verify_pack(self.opening, pid, data, indexed, writer)
-        return pid, problems, bad, spares, len(data)
+            return self.procs.submit((pid, data, indexed, writer)).result()
+        return packcheck.verify_pack(self.opening, pid, data, indexed, writer)
+
+    def _rebuild(self, pid: bytes, data: bytes, indexed: list) -> tuple[bytes, int] | None:
+        """The pack's bytes rebuilt from its parity (format/parity.py) when they then check clean."""
+        try:
+            raw = self.storage.get(layout.parity(pid))
+            fixed, shards = parityfmt.repair(pid, data, raw, f"pack {pid.hex()[:16]}")
+        except (AmberError, NotFound):
+            return None
+        problems, bad, _spares = self._verify(pid, fixed, indexed)
+        return (fixed, shards) if not problems and not bad else None
 
     def report(self, rep: CheckReport, found: damagerec.Found, progress: Progress | None) -> None:
-        for pid, problems, bad, spares, n in self.results:
+        for pid, problems, bad, spares, n, rebuilt in self.results:
             rep.packs_read += 1
             rep.bytes_read += n
             key = layout.pack(pid)
+            if rebuilt is not None:  # every blob of the damaged pack is stored again, from these bytes
+                why = dict(bad)
+                first = (problems + list(why.values()))[0]
+                damaged = [(b[0], why.get(b[0], f"in a damaged pack ({first})")) for b in self.indexed.get(pid, [])]
+                rep.warnings.append(
+                    f"{key}: damaged ({(problems + [why for _b, why in bad])[0]}); {rebuilt[1]} shard(s) "
+                    "rebuilt from its parity in memory"
+                )
+                for bid, why in damaged:
+                    self.blobs.note_damage(bid, pid, why)
+                self.rebuilt[pid] = (rebuilt[0], damaged)
+                rep.parity_rebuilt.append(pid.hex())
+                if progress:
+                    progress(rep.packs_read, self.total)
+                continue
             if pid not in self.indexed and not bad:  # junk no index names: nothing reads it
                 rep.warnings.extend(f"{key} (in no index, used by nothing): {p}" for p in problems)
                 problems = []
@@ -474,6 +511,29 @@ class _PackReader:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.procs is not None:
             self.procs.shutdown()
+
+
+def _heal_rebuilt(repo: Checked, rebuilt: dict[bytes, tuple[bytes, list[tuple[bytes, str]]]], rep: CheckReport) -> None:
+    """Store the damaged blobs of packs rebuilt from parity again, in new packs, from the rebuilt
+    bytes (re-sealed by this client); the new packs take the damaged packs' protection. A client
+    that may not write (a read-only credential) only reports."""
+    blobs = repo.blobs
+    stored = 0
+    try:
+        with blobs.session() as session:
+            for pid, (data, damaged) in sorted(rebuilt.items()):
+                for bid, _why in damaged:
+                    e = blobs.index.get(bid)
+                    if e is None or e.pack != pid:
+                        continue  # another copy is indexed: nothing to heal from here
+                    plain = blobs.open_blob(bid, e, memoryview(data)[e.offset : e.offset + e.length])
+                    stored += 1 if session.add(e.type, bid, plain) else 0
+            session.flush()
+        rep.warnings.extend(locks.carry_protection(repo, blobs.take_heals()))
+        if stored:
+            rep.warnings.append(f"stored {stored} blob(s) of the packs rebuilt from parity again, in new packs")
+    except AmberError as e:
+        rep.warnings.append(f"the blobs rebuilt from parity could not be stored again: {e}")
 
 
 def _report_damage(

@@ -241,7 +241,7 @@ def protect(repo: Repaired, snaps: list[Snapshot], new_packs: set[bytes]) -> lis
         return []
     problems: list[str] = []
     now = repo.clock.now()
-    keys_of_new = {layout.pack(p) for p in new_packs}
+    keys_of_new = {layout.pack(p) for p in new_packs} | {layout.parity(p) for p in new_packs}
     for snap in snaps:
         p = locks.protection(repo, snap)
         if not p.locked(now) and not p.hold:
@@ -251,7 +251,7 @@ def protect(repo: Repaired, snaps: list[Snapshot], new_packs: set[bytes]) -> lis
         except AmberError:  # some of what it needs is still lost: protect all that was added
             needed = keys_of_new
         mine = {k for k in needed if k in keys_of_new}
-        mine |= {f for k in mine for f in repo.blobs.pack_index_files.get(bytes.fromhex(layout.last(k)), ())}
+        mine |= {f for p in new_packs if layout.pack(p) in mine for f in repo.blobs.pack_index_files.get(p, ())}
         if not mine:
             continue
         try:

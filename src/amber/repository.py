@@ -79,6 +79,8 @@ CHUNK_MIN = 512 << 10
 CHUNK_AVG = 512 << 10  # with pyfastcdc's cut-point skipping the mean is about 768 KiB
 CHUNK_MAX = 8 << 20
 PACK_SIZE = 16 << 20
+DEFAULT_PARITY = 2  # percent: one or two shards of each 16 MiB pack rebuildable (bench/parity.md)
+MAX_PARITY = 50
 
 
 class Repository:
@@ -95,6 +97,7 @@ class Repository:
         self.warn = lambda message: None  # where the library reports what it skips
         self.records = rec.Records(storage, Sealer(keys.data))
         self.blobs = BlobStore(storage, self.records, keys, pack_target=config.get("pack_size", PACK_SIZE))
+        self.blobs.parity_percent = config.get("parity", 0)
         self.trees = Trees(self.blobs, self.load_index)
         content = None
         if keys.content_public is not None:
@@ -138,8 +141,10 @@ class Repository:
         storage_options: Mapping[str, str] | None = None,
         warn: Callable[[str], None] | None = None,
         params_from: "Repository | None" = None,
+        parity: int = DEFAULT_PARITY,
     ) -> "Repository":
-        """Create a repository. `params_from` (an open repository) gives its id key, chunker
+        """Create a repository. `parity`: Reed–Solomon parity per pack, in percent of its size
+        (0: none; FORMAT.md §8.2). `params_from` (an open repository) gives its id key, chunker
         seed and chunker parameters, so blob ids are equal and `copy_from` moves blobs as they
         are (`init --copy-params-from`); every other key is new.
         `default_retention` ({"duration": "30d", "mode": None}) locks every new snapshot; its
@@ -173,6 +178,10 @@ class Repository:
             "default_retention": default_retention,
             "program": f"amber {__version__}",
         }
+        if not isinstance(parity, int) or isinstance(parity, bool) or not 0 <= parity <= MAX_PARITY:
+            raise UsageError(f"--parity must be a whole percentage from 0 to {MAX_PARITY}")
+        if parity:
+            config["parity"] = parity
         if min_retention is not None:
             config["min_retention"] = min_retention
         key_id = KeyRing(rec.Records(storage, None)).add(keys, password, clock, kdf_n=kdf_n)

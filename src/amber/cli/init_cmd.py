@@ -18,8 +18,15 @@ from .output import Output, warn
     help="take the chunker and id key of this repository, so `copy` from it deduplicates "
     "(its password: AMBER_FROM_PASSWORD or AMBER_FROM_PASSWORD_FILE)",
 )
+@click.option(
+    "--parity",
+    type=int,
+    default=None,
+    metavar="PERCENT",
+    help="Reed-Solomon parity per pack, in percent of its size: rebuilds damaged regions (default 2; 0: none)",
+)
 @json_option
-def init(session, default_retention, retention_mode, min_retention, copy_params_from, as_json):
+def init(session, default_retention, retention_mode, min_retention, copy_params_from, parity, as_json):
     """Create a new repository."""
     if retention_mode and default_retention is None:
         raise click.UsageError("--retention-mode needs --default-retention")
@@ -35,6 +42,7 @@ def init(session, default_retention, retention_mode, min_retention, copy_params_
         storage_options=session.storage_options(),
         warn=warn,
         params_from=params_from,
+        **({"parity": parity} if parity is not None else {}),
     )
     return Output(
         {"id": r.id, "repository": url, "key": r.key_id},

@@ -4,7 +4,7 @@ import click
 
 from ..repository import RestoreStats
 from .options import command, json_option
-from .output import Output, show_progress
+from .output import Output, show_progress, warn
 from .progress import Live, bar, human_bytes, rate
 from .tuning import throughput_mode
 
@@ -39,6 +39,8 @@ def restore(session, snapshot, target, includes, verify, no_owner, no_special, a
     )
     if verify:
         text += f"; verified {stats.verified} files"
+    for message in stats.warnings:
+        warn(message)
     # "snapshot" is the older name of the same field, kept for scripts that read it
     return Output(
         {
@@ -48,6 +50,7 @@ def restore(session, snapshot, target, includes, verify, no_owner, no_special, a
             "dirs": stats.dirs,
             "bytes": stats.bytes_written,
             "verified": stats.verified if verify else None,
+            "warnings": stats.warnings,
         },
         text,
     )

@@ -23,6 +23,7 @@ LOG_TIMESTAMPS = "log/timestamps/"  # RFC 3161 timestamps of checkpoints (docs/A
 SETTINGS = "settings/"
 REVOKED = "revoked/"
 DAMAGE = "damage/"
+PARITY = "parity/"  # Reed–Solomon parity of each pack (FORMAT.md §8.2)
 SUPERSEDED = "superseded/"  # index files `repair index` replaced (FORMAT.md §9.1)
 
 PLAN = "plan-"
@@ -79,6 +80,11 @@ def revocation(name: str) -> str:
 
 def damage_record(name: str) -> str:
     return DAMAGE + name
+
+
+def parity(pack_id: bytes) -> str:
+    """The parity object of a pack."""
+    return PARITY + pack_id.hex()
 
 
 def superseded_record(name: str) -> str:

@@ -50,6 +50,8 @@ def validate_config(doc: dict, what: str = "config") -> dict:
     if "normalization" in ch:
         f.integer(ch["normalization"], what, "chunker.normalization", high=3)
     f.integer(doc.get("pack_size"), what, "pack_size", low=PACK_SIZE_RANGE[0], high=PACK_SIZE_RANGE[1])
+    if "parity" in doc:
+        f.integer(doc["parity"], what, "parity", low=1, high=50)
     if doc.get("compression", COMPRESSIONS[0]) not in COMPRESSIONS:
         raise f.fail(what, "compression", f"is not one of {', '.join(COMPRESSIONS)}")
     _retention_settings(doc, what)

@@ -32,9 +32,10 @@ from ..crypto.aead import (
     Sealer,
 )
 from ..crypto.keys import MasterKeys
-from ..errors import AlreadyExists, IntegrityError, NotAllowed, NotFound
+from ..errors import AlreadyExists, IntegrityError, NotAllowed, NotFound, StorageError
 from ..format import layout
 from ..format import pack as packfmt
+from ..format import parity as parityfmt
 from ..format.index import IndexedPack
 from ..format.pack import BLOB_DATA, BLOB_TREE, PackEntry
 from ..storage.base import Retention, Storage
@@ -48,6 +49,7 @@ BLOBS_PER_INDEX = 65536  # ... or blobs: their entries wait in memory until it i
 UPLOADERS = 2  # threads that write finished packs, so workers never wait on storage
 TREE_PACKS_CACHED = 4  # whole tree packs kept in memory while trees are read
 UPLOAD_QUEUE = 4  # finished packs that may wait for an uploader (bounds memory)
+REBUILT_CACHED = 2  # packs rebuilt from their parity kept in memory while their blobs are read
 ENVELOPE_KINDS = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}  # a blob type's envelope kind
 _KIND = ENVELOPE_KINDS
 
@@ -114,6 +116,7 @@ class BlobStore:
         self.used_packs: set[bytes] | None = None
         self.used_pack_numbers: set[int] = set()  # the same, as the index numbers them
         self.pack_target = pack_target
+        self.parity_percent = 0  # Reed–Solomon parity of each pack written, in percent (config "parity")
         self.index = BlobIndex()
         self.index_files: list[str] = []
         self.pack_index_files: dict[bytes, set[str]] = {}  # pack -> index files naming it
@@ -134,6 +137,7 @@ class BlobStore:
         self.blobs_added = 0
         self.packs_written = 0
         self._tree_packs: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
+        self._rebuilt: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()  # packs rebuilt from parity
         self._uploader: ThreadPoolExecutor | None = None
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
         self._uploads: list[Future] = []
@@ -321,6 +325,8 @@ class BlobStore:
         pack_id = blake3.blake3(data).digest()
         try:
             self.storage.put(layout.pack(pack_id), data, retention=self._put_retention())
+            if self.parity_percent:
+                self._put_parity(pack_id, data)
         except AlreadyExists:
             pass  # identical bytes are already stored
         except BaseException:
@@ -350,6 +356,15 @@ class BlobStore:
             flush_index = len(self._written) >= PACKS_PER_INDEX or waiting >= BLOBS_PER_INDEX
         if flush_index:
             self.write_index()
+
+    def _put_parity(self, pack_id: bytes, data: bytes) -> None:
+        """The pack's Reed–Solomon parity (format/parity.py), stored with the pack's retention."""
+        raw = parityfmt.encode(pack_id, data, self.parity_percent)
+        try:
+            self.storage.put(layout.parity(pack_id), raw, retention=self._put_retention())
+        except AlreadyExists:
+            pass
+        self.bytes_added += len(raw)
 
     def flush(self) -> None:
         """Write the open packs and an index file for every pack not yet indexed."""
@@ -458,7 +473,33 @@ class BlobStore:
             raise IntegrityError(problem) from None
         except IntegrityError as err:
             self.note_damage(blob_id, e.pack, str(err))
-            raise
+            data = self.from_parity(blob_id, e)
+            if data is None:
+                raise
+            return data
+
+    def from_parity(self, blob_id: bytes, e: IndexEntry) -> bytes | None:
+        """A blob's plaintext from its pack rebuilt in memory from the pack's parity
+        (format/parity.py), or None where the pack has none or too much is damaged. The damaged
+        copy stays recorded (`note_damage`): the next backup, or check, stores it again."""
+        with self._mu:
+            rebuilt = self._rebuilt.get(e.pack)
+        if rebuilt is None:
+            try:
+                raw = self.storage.get(layout.parity(e.pack))
+                rebuilt, _shards = parityfmt.repair(
+                    e.pack, self.storage.get(layout.pack(e.pack)), raw, f"pack {e.pack.hex()[:16]}"
+                )
+            except (IntegrityError, NotFound, StorageError):
+                return None
+            with self._mu:
+                self._rebuilt[e.pack] = rebuilt
+                while len(self._rebuilt) > REBUILT_CACHED:
+                    self._rebuilt.popitem(last=False)
+        try:
+            return self.open_blob(blob_id, e, memoryview(rebuilt)[e.offset : e.offset + e.length])
+        except IntegrityError:
+            return None
 
     def _tree_pack(self, pack_id: bytes, need: int) -> bytes:
         with self._mu:

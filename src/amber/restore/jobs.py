@@ -15,6 +15,7 @@ class RestoreStats:
     bytes_total: int = 0
     bytes_written: int = 0
     errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # damage repaired on the way (parity)
     verified: int = 0
     current: str = ""
     started: float = field(default_factory=time.monotonic)

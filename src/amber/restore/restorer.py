@@ -87,6 +87,7 @@ class Restorer(Placement):
         self.dirs: list[tuple[str, dict]] = []
         self.links: list[tuple[str, dict]] = []
         self.hardlinks: list[tuple[FileJob, str]] = []
+        self.rebuilt_packs: set[bytes] = set()  # packs rebuilt from their parity during this restore
         self.specials: list[tuple[str, dict]] = []
         self.skipped = 0  # special files left out (special=False)
         self._inodes: dict[tuple, FileJob] = {}
@@ -295,11 +296,12 @@ class Restorer(Placement):
                 try:
                     data = self.store.open_blob(bid, e, view[offset - start : offset - start + e.length])
                 except IntegrityError as err:
-                    data = None
                     last_id = bid
                     self.store.note_damage(bid, pack_id, str(err))  # recorded when the restore ends
-                    self._fail(job, str(err))
-                    continue
+                    data = self._rebuilt(bid, e, str(err))
+                    if data is None:
+                        self._fail(job, str(err))
+                        continue
                 last_id = bid
             elif data is None:
                 self._fail(job, f"blob {bid.hex()[:16]} is damaged")
@@ -321,10 +323,18 @@ class Restorer(Placement):
         assert self.procs is not None
         batch = (bytes(region), pack_id.hex(), [item for _job, item in mine], self.store.pack_writers.get(pack_id))
         results, errors, written, fatal, damaged = self.procs.submit(batch).result()
+        retry: set[bytes] = set()
         for bid, why in damaged:
             self.store.note_damage(bid, pack_id, why)
-        for (job, _item), (failed, where) in zip(mine, results, strict=True):
+            if self._rebuilt(bid, self.store.lookup(bid), why) is not None:
+                retry.add(bid)  # its pack rebuilt from parity: the threads write these files
+        for (job, item), (failed, where) in zip(mine, results, strict=True):
             job.failed, job.written = failed, where
+            if failed and item[2] in retry:
+                job.failed = False
+                errors = [m for m in errors if not m.startswith(f"{job.path}: ")]
+                rest.append(next(it for it in group if it[3] is job))
+        rest.sort(key=lambda it: it[0])
         with self._mu:
             self.stats.errors.extend(errors)
             self.stats.bytes_written += written
@@ -333,6 +343,19 @@ class Restorer(Placement):
         if fatal is not None:
             raise StorageError(fatal)
         return rest
+
+    def _rebuilt(self, bid: bytes, e, why: str) -> bytes | None:
+        """The blob from its pack rebuilt from parity (BlobStore.from_parity), said once per pack."""
+        data = self.store.from_parity(bid, e)
+        if data is not None:
+            with self._mu:
+                if e.pack not in self.rebuilt_packs:
+                    self.rebuilt_packs.add(e.pack)
+                    self.stats.warnings.append(
+                        f"pack {e.pack.hex()[:16]} is damaged ({why}); rebuilt from its parity in memory "
+                        "(the next backup or `check --read-data` stores its blobs again)"
+                    )
+        return data
 
     def _write_blob(self, job: FileJob, data: bytes, pos: int) -> None:
         if job.remaining == 1 and pos == 0 and job.fd is None:

@@ -69,6 +69,7 @@ def needed_objects(repo: RetentionTarget, snap: Snapshot, packs: set[bytes] | No
     keys.update(repo.key_ring.keys())
     for p in packs:
         keys.add(layout.pack(p))
+        keys.add(layout.parity(p))  # where the pack has parity (extending a missing object does nothing)
         keys.update(blobs.pack_index_files.get(p, ()))
     keys.update(layout.event(snap.id, ev["id"]) for ev in repo.event_store.of(snap.id))
     return keys
@@ -108,7 +109,7 @@ def carry_protection(repo: RetentionTarget, heals: dict[bytes, set[bytes]]) -> l
     problems = []
     now = repo.clock.now()
     for new, olds in sorted(heals.items()):
-        keys = {layout.pack(new), *repo.blobs.pack_index_files.get(new, ())}
+        keys = {layout.pack(new), layout.parity(new), *repo.blobs.pack_index_files.get(new, ())}
         for old in sorted(olds):
             try:
                 info = repo.storage.stat(layout.pack(old))

@@ -335,6 +335,11 @@ def _delete_pack(repo: Pruned, pid: bytes, rep: PruneReport) -> None:
     rep.packs_deleted.append(pid.hex())
     rep.bytes_freed += size
     repo.blobs.forget_pack(pid)
+    try:  # its parity goes with it (its retention is the pack's)
+        rep.bytes_freed += repo.storage.stat(layout.parity(pid)).size
+        repo.storage.delete(layout.parity(pid))
+    except (NotFound, Locked):
+        pass
 
 
 def _protected(repo: Pruned, key: str, now: _dt.datetime) -> str | None:
