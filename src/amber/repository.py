@@ -79,7 +79,7 @@ CHUNK_MIN = 512 << 10
 CHUNK_AVG = 512 << 10  # with pyfastcdc's cut-point skipping the mean is about 768 KiB
 CHUNK_MAX = 8 << 20
 PACK_SIZE = 16 << 20
-DEFAULT_PARITY = 2  # percent: one or two shards of each 16 MiB pack rebuildable (bench/parity.md)
+DEFAULT_PARITY = 2  # percent: two 128 KiB shards of each 16 MiB pack rebuildable (FORMAT.md §8.2)
 MAX_PARITY = 50
 
 

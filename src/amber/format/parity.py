@@ -28,18 +28,21 @@ _HEAD = struct.Struct("<BBIQ32s")
 HEAD_LEN = len(MAGIC) + _HEAD.size
 DIGEST_LEN = 16
 MAX_SHARDS = 256  # zfec: k + m <= 256
-MAX_DATA_SHARDS = 100  # more shards: more repairable regions, but encoding costs more per byte
+MAX_DATA_SHARDS = 128  # a 16 MiB pack in shards of 128 KiB: at 2 %, two of them rebuildable
 MIN_SHARD = 4 << 10
 MAX_PERCENT = 50
 MAX_PACK = 1 << 32
 
 
 def geometry(size: int, percent: int) -> tuple[int, int, int]:
-    """(k, m, shard) for a pack of `size` bytes and `percent` parity (at least one parity shard)."""
+    """(k, m, shard) for a pack of `size` bytes and `percent` parity: as many parity shards as
+    fit in `percent` of the pack with the object's own header and digests, and at least one (so
+    a pack smaller than 100 / percent shards costs more than `percent`)."""
     k = max(1, min(MAX_DATA_SHARDS, math.ceil(size / MIN_SHARD)))
     shard = max(1, math.ceil(size / k))
     k = max(1, math.ceil(size / shard))
-    m = max(1, min(MAX_SHARDS - k, math.ceil(k * percent / 100)))
+    budget = size * percent / 100 - HEAD_LEN - k * DIGEST_LEN
+    m = max(1, min(MAX_SHARDS - k, math.floor(budget / shard)))
     return k, m, shard
 
 
