@@ -18,8 +18,10 @@ from typing import Protocol
 from ..audit.log import AuditLog, record_snapshots
 from ..clock import add_duration, to_iso
 from ..crypto.keys import MasterKeys
-from ..errors import UsageError
+from ..errors import AmberError, UsageError
+from ..format import layout
 from ..format import tree as treefmt
+from ..repo import adopt
 from ..retention import clockguard
 from ..retention.locks import carry_protection, extend_objects, needed_objects
 from ..retention.prune import Pruned, start_run
@@ -82,6 +84,7 @@ def _backup(
     repo.blobs.track_packs(not repo.keys.can_read)
     try:
         with repo.blobs.session(retention) as session:
+            _resume(repo, run_id)
             arch = Archiver(
                 session,
                 repo.keys,
@@ -122,6 +125,34 @@ def _backup(
         repo.snapshot_store.packs = None
     cache.save()
     return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
+
+
+def _resume(repo: BackupTarget, run_id: str) -> None:
+    """Reuse what an interrupted backup stored: when a run marker other than this run's is
+    named by no snapshot, index the packs no index file names (repo/adopt.py), so their data
+    is not uploaded again. Without such a marker nothing is listed: the common case costs one
+    listing of `running/`."""
+    if not _interrupted_runs(repo, run_id):
+        return
+    found = adopt.unindexed(repo.blobs)
+    if not found:
+        return
+    done = adopt.adopt(repo.blobs, found)
+    for problem in done.skipped[:10]:
+        repo.warn(problem)
+
+
+def _interrupted_runs(repo: BackupTarget, run_id: str) -> bool:
+    """Whether a run marker besides `run_id` is named by no snapshot (a run interrupted, or
+    one still going on beside this one)."""
+    others = {layout.last(info.key) for info in repo.records.listing(layout.RUNNING)} - {run_id}
+    if not others:
+        return False
+    try:
+        finished = {s.doc.get("run") for s in repo.snapshots()}
+    except AmberError:
+        return True  # snapshots this key cannot read: look at the packs anyway
+    return bool(others - finished)
 
 
 def _clock_jump(repo: BackupTarget) -> clockguard.Jump | None:

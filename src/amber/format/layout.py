@@ -23,6 +23,7 @@ LOG_TIMESTAMPS = "log/timestamps/"  # RFC 3161 timestamps of checkpoints (docs/A
 SETTINGS = "settings/"
 REVOKED = "revoked/"
 DAMAGE = "damage/"
+VERIFIED = "verified/"
 
 PLAN = "plan-"
 TOMB = "tomb-"
@@ -78,6 +79,10 @@ def revocation(name: str) -> str:
 
 def damage_record(name: str) -> str:
     return DAMAGE + name
+
+
+def verified_record(name: str) -> str:
+    return VERIFIED + name
 
 
 def log_entry(seq: int) -> str:

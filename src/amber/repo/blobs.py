@@ -348,6 +348,17 @@ class BlobStore:
         if flush_index:
             self.write_index()
 
+    def adopt_packs(self, packs: list[IndexedPack]) -> str | None:
+        """Index packs an interrupted run stored but never indexed (repo/adopt.py), and write
+        their index file now, in this writing session; returns its key."""
+        with self._mu:
+            for p in packs:
+                if p.writer is not None:
+                    self.pack_writers[p.pack] = p.writer
+                self.index.put_pack(p.pack, p.entries, doomed=self.doomed, damaged=self.damaged)
+                self._written.append(p)
+        return self.write_index()
+
     def flush(self) -> None:
         """Write the open packs and an index file for every pack not yet indexed."""
         with self._mu:

@@ -34,7 +34,7 @@ from ..errors import AmberError, IntegrityError, Locked, NotFound
 from ..format import layout
 from ..repo import records as rec
 from ..repo.snapshots import SnapshotStore
-from . import clockguard, preflight, replay
+from . import clockguard, preflight, replay, runs
 from .locks import RetentionTarget
 
 RUN_TIMEOUT = _dt.timedelta(hours=24)  # a backup running longer is presumed dead
@@ -100,8 +100,9 @@ def load_records(records: rec.Records) -> tuple[set[bytes], dict[str, set[bytes]
 
 
 def start_run(repo: Pruned) -> str:
-    """Announce a backup before it reads the index (see the module docstring)."""
-    doc = {"v": 1, "time": to_iso(repo.clock.now()), "pid": os.getpid()}
+    """Announce a backup before it reads the index (see the module docstring); the marker
+    names this process, so prune can tell when it is dead (retention/runs.py)."""
+    doc = {"v": 1, "time": to_iso(repo.clock.now()), **runs.Host.current().marker(os.getpid())}
     return repo.records.put(rec.PRUNE, doc, layout.run_marker)
 
 
@@ -114,20 +115,26 @@ def _finished_runs(repo: Pruned) -> set:
 
 
 def _active_runs(repo: Pruned, now: _dt.datetime) -> list[str]:
+    """Runs that may still be writing: no snapshot names them, they are younger than
+    RUN_TIMEOUT, and they are not known dead (a process of this host that is gone)."""
+    return [layout.last(info.key) for info in _unfinished(repo) if _live(repo, info, now)]
+
+
+def _unfinished(repo: Pruned) -> list:
     finished = _finished_runs(repo)
-    active = []
-    for info in repo.records.listing(layout.RUNNING):
-        rid = layout.last(info.key)
-        if rid in finished:
-            continue
-        started = info.modified
-        try:
-            started = from_iso(repo.records.get(rec.PRUNE, info.key)["time"])
-        except (AmberError, ValueError, KeyError, TypeError):
-            pass
-        if started is None or now - started < RUN_TIMEOUT:
-            active.append(rid)
-    return active
+    return [info for info in repo.records.listing(layout.RUNNING) if layout.last(info.key) not in finished]
+
+
+def _live(repo: Pruned, info, now: _dt.datetime, here: runs.Host | None = None) -> bool:
+    started = info.modified
+    try:
+        doc = repo.records.get(rec.PRUNE, info.key)
+        started = from_iso(doc["time"])
+    except (AmberError, ValueError, KeyError, TypeError):
+        doc = None
+    if doc is not None and (here or runs.Host.current()).is_dead(doc):
+        return False
+    return started is None or now - started < RUN_TIMEOUT
 
 
 # -- prune -----------------------------------------------------------------------
@@ -380,10 +387,11 @@ def _clean_index_files(repo: Pruned, rep: PruneReport) -> None:
 
 def _clean_runs(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> None:
     finished = _finished_runs(repo)
+    here = runs.Host.current()
     for info in repo.records.listing(layout.RUNNING):
         rid = layout.last(info.key)
         old = info.modified is not None and now - info.modified > RUN_TIMEOUT
-        if rid in finished or old:
+        if rid in finished or old or not _live(repo, info, now, here):
             try:
                 repo.storage.delete(info.key)
                 rep.runs_cleaned += 1

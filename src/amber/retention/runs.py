@@ -1,0 +1,100 @@
+"""Whether a backup's run marker (FORMAT.md §17.4) belongs to a process that is still alive.
+
+A run marker is write-once, so a backup that dies leaves it behind; prune
+used to wait RUN_TIMEOUT (24 h) for any marker no snapshot names. A marker
+now names its process: host name, machine id, kernel boot id, pid namespace,
+pid and the process's start time (in clock ticks since boot, from
+/proc/<pid>/stat). On the host that wrote it (same host name and machine
+id), the run is dead when the kernel was booted since (the boot id
+differs), or, in the same pid namespace, when no process has that pid or the
+one that has it started at another time (the pid was reused). A marker from
+another host, or one that names too little to tell, stays respected until
+it is RUN_TIMEOUT old. Nothing here reads the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_TEXT = 256  # characters of host, boot_id and machine_id in a marker
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()[:MAX_TEXT] or None
+    except OSError:
+        return None
+
+
+def pid_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None or ")" not in stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pidns() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def pid_alive(pid: int, started: int | None) -> bool:
+    """Whether `pid` runs here and, when `started` is known, is the process that started then."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    except (OverflowError, ValueError):
+        return False
+    return started is None or pid_start(pid) in (None, started)
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """This machine, as a run marker names it."""
+
+    host: str
+    machine_id: str | None
+    boot_id: str | None
+    pidns: int | None
+
+    @classmethod
+    def current(cls) -> "Host":
+        return cls(
+            socket.gethostname()[:MAX_TEXT],
+            _read("/etc/machine-id"),
+            _read("/proc/sys/kernel/random/boot_id"),
+            _pidns(),
+        )
+
+    def marker(self, pid: int) -> dict:
+        """The fields a run marker of process `pid` of this host carries (those known)."""
+        doc = {"host": self.host, "pid": pid, "machine_id": self.machine_id, "boot_id": self.boot_id}
+        doc.update(pidns=self.pidns, pid_start=pid_start(pid))
+        return {k: v for k, v in doc.items() if v is not None}
+
+    def is_dead(self, doc: dict, alive: Callable[[int, int | None], bool] = pid_alive) -> bool:
+        """Whether the run of marker `doc` is known dead: written on this host by a process that
+        is gone. False whenever it cannot be told (another host, fields missing)."""
+        if doc.get("host") != self.host or doc.get("machine_id") != self.machine_id or self.boot_id is None:
+            return False
+        if doc.get("boot_id") is None:
+            return False
+        if doc["boot_id"] != self.boot_id:
+            return True  # rebooted since: every process of that boot is gone
+        if doc.get("pidns") is None or doc.get("pidns") != self.pidns or "pid" not in doc:
+            return False
+        return not alive(doc["pid"], doc.get("pid_start"))
