@@ -138,7 +138,9 @@ def check(
     indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, found)
     # every pack is read (decrypting, decompressing and hashing: native code, without the GIL)
     # while this thread checks the trees, the protection and the log (Python)
-    to_read = _packs_to_read(repo, stored_packs, subset, since, rng, rep, found) if read_data else {}
+    verified = verifiedrec.load(repo.records, repo.clock.now())  # hints only: a bad one is a warning
+    rep.warnings.extend(f"verification record ignored: {p}" for p in verified.problems)
+    to_read = _packs_to_read(repo, stored_packs, (subset, rng), (since, verified), rep, found) if read_data else {}
     reading = _PackReader(repo.storage, repo.blobs, to_read, indexed_packs) if read_data else None
     try:
         _check_trees(repo, snaps, rep, damaged_blobs)
@@ -213,20 +215,20 @@ def _indexed_packs(
 def _packs_to_read(
     repo: Checked,
     stored: dict[bytes, int],
-    subset: verifiedrec.Subset | None,
-    since: _dt.timedelta | None,
-    rng: random.Random | None,
+    picking: tuple[verifiedrec.Subset | None, random.Random | None],
+    recent: tuple[_dt.timedelta | None, verifiedrec.Verified],
     rep: CheckReport,
     found: damagerec.Found,
 ) -> dict[bytes, int]:
-    """The packs to read: `subset`'s (else all), less those verified clean within `since`. A pack
-    a damage record names, or this check already found damaged, is read whatever the records say."""
+    """The packs to read: the subset's (else all, `picking`: subset and randomness), less those
+    the verification records say were read clean within `since` (`recent`: since, records). A
+    pack a damage record names, or this check already found damaged, is read whatever they say."""
+    subset, rng = picking
+    since, verified = recent
     chosen = subset.select(stored, rng or random.Random()) if subset is not None else dict(stored)
     if since is None:
         return chosen
     now = repo.clock.now()
-    verified = verifiedrec.load(repo.records, now)
-    rep.warnings.extend(f"verification record ignored: {p}" for p in verified.problems)
     suspect = {p for _b, p in repo.damage.notes} | {p for _b, p in repo.blobs.found_damage} | set(found.problems)
     keep = {p: n for p, n in chosen.items() if p in suspect or not verified.recent(p, n, since, now)}
     rep.packs_skipped_verified = len(chosen) - len(keep)

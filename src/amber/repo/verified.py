@@ -65,10 +65,12 @@ class Subset:
         chosen: dict[bytes, int] = {}
         total = 0
         for p in order:
-            if chosen and total + stored[p] > self.size:
-                continue
+            if total + stored[p] <= self.size:
+                chosen[p] = stored[p]
+                total += stored[p]
+        if not chosen and order:  # a size below every pack still reads one: the smallest
+            p = min(order, key=lambda q: (stored[q], q))
             chosen[p] = stored[p]
-            total += stored[p]
         return chosen
 
 
