@@ -225,14 +225,19 @@ def _packs_to_read(
     pack a damage record names, or this check already found damaged, is read whatever they say."""
     subset, rng = picking
     since, verified = recent
-    chosen = subset.select(stored, rng or random.Random()) if subset is not None else dict(stored)
-    if since is None:
-        return chosen
-    now = repo.clock.now()
-    suspect = {p for _b, p in repo.damage.notes} | {p for _b, p in repo.blobs.found_damage} | set(found.problems)
-    keep = {p: n for p, n in chosen.items() if p in suspect or not verified.recent(p, n, since, now)}
-    rep.packs_skipped_verified = len(chosen) - len(keep)
-    return keep
+    due = None
+    if since is not None:
+        now = repo.clock.now()
+        suspect = {p for _b, p in repo.damage.notes} | {p for _b, p in repo.blobs.found_damage} | set(found.problems)
+        due = {p for p, n in stored.items() if p in suspect or not verified.recent(p, n, since, now)}
+    if subset is None:
+        chosen = {p: n for p, n in stored.items() if due is None or p in due}
+    else:
+        chosen = subset.select(stored, rng or random.Random(), due)
+    if due is not None:
+        everything = subset.select(stored, random.Random(0)) if subset is not None and subset.m else stored
+        rep.packs_skipped_verified = sum(1 for p in everything if p not in due)
+    return chosen
 
 
 def _snapshots(store: SnapshotStore, rep: CheckReport) -> list[Snapshot]:

@@ -220,3 +220,13 @@ def test_malformed_verification_records_are_refused(doc):
 
     with pytest.raises(IntegrityError):
         verifiedfmt.validate(doc, "verified/x")
+
+
+def test_a_random_share_with_since_prefers_packs_not_verified_recently(many_packs):
+    stored = _stored(many_packs)
+    first = many_packs.check(read_data_subset="1/2")
+    assert first.ok and first.packs_verified_recorded == first.packs_read > 0
+    rep = many_packs.check(read_data_subset="50%", since="7d")
+    assert not set(rep.clean_packs) & set(first.clean_packs), "a recently verified pack was read again"
+    assert rep.packs_read == min(len(stored) // 2, len(stored) - first.packs_read)
+    assert rep.packs_skipped_verified == first.packs_read

@@ -53,14 +53,18 @@ class Subset:
     percent: float = 0.0
     size: int = 0
 
-    def select(self, stored: dict[bytes, int], rng: random.Random) -> dict[bytes, int]:
-        """The packs (id -> size) this subset reads, of `stored`."""
+    def select(
+        self, stored: dict[bytes, int], rng: random.Random, among: set[bytes] | None = None
+    ) -> dict[bytes, int]:
+        """The packs (id -> size) this subset reads, of `stored`; only those `among` (the packs
+        not verified recently) when given: a share is still counted of every stored pack, so
+        a daily `--since 30d --read-data-subset 4%` reads the whole repository in 25 days."""
         if self.m:
-            return {p: n for p, n in stored.items() if p[0] % self.m == self.n - 1}
-        order = sorted(stored)
+            return {p: n for p, n in stored.items() if p[0] % self.m == self.n - 1 and (among is None or p in among)}
+        order = sorted(stored if among is None else among & stored.keys())
         rng.shuffle(order)
         if self.percent:
-            count = int(len(order) * self.percent / 100)
+            count = int(len(stored) * self.percent / 100)
             return {p: stored[p] for p in order[: max(count, 1 if order else 0)]}
         chosen: dict[bytes, int] = {}
         total = 0
