@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from cli_helpers import write
 from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
+
+from cli_helpers import write
 
 
 @pytest.fixture

@@ -43,7 +43,11 @@ def interrupt_at(repo, src: Path, sig: int, threshold: int, measure=stored_bytes
     """Start `amber backup src`, send `sig` once `measure(repo)` reaches `threshold` bytes, wait
     for it to end; returns the bytes stored then."""
     p = subprocess.Popen(
-        repo.cmd("backup", src), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo.env()
+        repo.cmd("backup", src),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=repo.env(),
     )
     deadline = time.monotonic() + 240
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 
 import pytest
-
 from test_cli_resume import interrupt_at, random_tree
 
 pytestmark = pytest.mark.subprocess

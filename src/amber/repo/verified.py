@@ -53,9 +53,7 @@ class Subset:
     percent: float = 0.0
     size: int = 0
 
-    def select(
-        self, stored: dict[bytes, int], rng: random.Random, among: set[bytes] | None = None
-    ) -> dict[bytes, int]:
+    def select(self, stored: dict[bytes, int], rng: random.Random, among: set[bytes] | None = None) -> dict[bytes, int]:
         """The packs (id -> size) this subset reads, of `stored`; only those `among` (the packs
         not verified recently) when given: a share is still counted of every stored pack, so
         a daily `--since 30d --read-data-subset 4%` reads the whole repository in 25 days."""
