@@ -193,3 +193,30 @@ def test_a_fresh_run_of_another_host_blocks_prune(repo, repo_path, src):
     assert rid in rep.waiting_for_runs
     assert not rep.packs_deleted
     assert all(repo.storage.stat(layout.pack(p)) for p in stored)
+
+
+def test_a_write_only_key_resumes_too(repo, repo_path, src, tmp_path):
+    from amber.crypto import keys as keyfile
+
+    from .helpers import KDF_N
+
+    repo.add_key("backup key password", kdf_n=KDF_N, role=keyfile.BACKUP)
+    writer = open_repo(repo_path, password="backup key password")
+    stored = _interrupt(writer, src)
+    total = sum(repo.storage.stat(layout.pack(p)).size for p in stored)
+    result = open_repo(repo_path, password="backup key password").backup([src])
+    assert result.bytes_added < total * 0.2
+    r = open_repo(repo_path)
+    assert r.check(read_data=True).ok
+    target = tmp_path / "restore"
+    r.restore(r.find_snapshot(result.snapshot_id), str(target), verify=True)
+    assert_same_tree(src, restored(target, src))
+
+
+def test_without_a_machine_id_a_new_boot_id_is_not_taken_for_a_reboot():
+    """Two containers of one host name on two machines share no boot id: without a machine
+    id to tell them apart, a marker of the other is respected, not taken for a dead run."""
+    here = runs.Host("box", None, "boot-a", 7)
+    other = {"host": "box", "boot_id": "boot-b", "pidns": 7, "pid": 1}
+    assert not here.is_dead(other, alive=lambda pid, start: False)
+    assert runs.Host("box", "m", "boot-a", 7).is_dead(dict(other, machine_id="m"))

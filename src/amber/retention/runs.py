@@ -5,11 +5,12 @@ used to wait RUN_TIMEOUT (24 h) for any marker no snapshot names. A marker
 now names its process: host name, machine id, kernel boot id, pid namespace,
 pid and the process's start time (in clock ticks since boot, from
 /proc/<pid>/stat). On the host that wrote it (same host name and machine
-id), the run is dead when the kernel was booted since (the boot id
-differs), or, in the same pid namespace, when no process has that pid or the
-one that has it started at another time (the pid was reused). A marker from
-another host, or one that names too little to tell, stays respected until
-it is RUN_TIMEOUT old. Nothing here reads the repository.
+id), the run is dead when the kernel was booted since (the boot id differs,
+and a machine id tells this machine from others of its name), or, in the
+same pid namespace, when no process has that pid or the one that has it
+started at another time (the pid was reused). A marker from another host,
+or one that names too little to tell, stays respected until it is
+RUN_TIMEOUT old. Nothing here reads the repository.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ class Host:
         if doc.get("boot_id") is None:
             return False
         if doc["boot_id"] != self.boot_id:
-            return True  # rebooted since: every process of that boot is gone
+            # rebooted since: every process of that boot is gone. Without a machine id, two
+            # machines of one host name (containers) would look like one host rebooted
+            return self.machine_id is not None
         if doc.get("pidns") is None or doc.get("pidns") != self.pidns or "pid" not in doc:
             return False
         return not alive(doc["pid"], doc.get("pid_start"))
