@@ -326,7 +326,7 @@ def _check_protection(repo: Checked, snaps: list[Snapshot], rep: CheckReport) ->
 
 def _check_records(repo: Checked, rep: CheckReport) -> None:
     """Prune plans, tombstones and run markers authenticate; the audit log verifies."""
-    for prefix in (layout.PRUNE, layout.RUNNING):
+    for prefix in (layout.PRUNE, layout.RUNNING, layout.BEATS):
         for _info, _doc in repo.records.scan(rec.PRUNE, prefix, rep.errors):
             pass
     audit = verify_audit_log(repo, remember=False, records_checked=True, full=True)

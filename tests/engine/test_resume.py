@@ -220,3 +220,62 @@ def test_without_a_machine_id_a_new_boot_id_is_not_taken_for_a_reboot():
     other = {"host": "box", "boot_id": "boot-b", "pidns": 7, "pid": 1}
     assert not here.is_dead(other, alive=lambda pid, start: False)
     assert runs.Host("box", "m", "boot-a", 7).is_dead(dict(other, machine_id="m"))
+
+
+# -- heartbeats ------------------------------------------------------------------------
+
+import datetime as dt  # noqa: E402
+
+
+def _other_host_marker(repo, age: dt.timedelta) -> str:
+    start = to_iso(repo.clock.now() - age)
+    doc = {"v": 1, "time": start, "beat": runs.BEAT_EVERY, "host": "elsewhere", "pid": 1, "boot_id": "b"}
+    return repo.records.put(rec.PRUNE, doc, layout.run_marker)
+
+
+def _beat(repo, rid: str, age: dt.timedelta = dt.timedelta(0)) -> None:
+    """A heartbeat of run `rid` written `age` ago (by its time, and by the file's mtime)."""
+    when = repo.clock.now() - age
+    name = repo.records.put(rec.PRUNE, {"v": 1, "time": to_iso(when), "run": rid}, layout.heartbeat)
+    path = os.path.join(repo.storage.root, *layout.heartbeat(name).split("/"))
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+def test_another_hosts_run_silent_for_half_an_hour_no_longer_blocks_prune(repo, repo_path):
+    rid = _other_host_marker(repo, dt.timedelta(minutes=40))
+    _beat(repo, rid, dt.timedelta(minutes=35))
+    rep = open_repo(repo_path).prune()
+    assert rep.waiting_for_runs == []
+    assert list(repo.storage.list(layout.BEATS)) == [], "the silent run's heartbeats were kept"
+
+
+def test_another_hosts_long_backup_with_fresh_heartbeats_blocks_prune(repo, repo_path):
+    rid = _other_host_marker(repo, dt.timedelta(hours=30))  # older than the 24 h rule
+    _beat(repo, rid, dt.timedelta(minutes=2))
+    assert open_repo(repo_path).prune().waiting_for_runs == [rid]
+
+
+def test_a_heartbeat_from_the_future_is_not_believed(repo, repo_path):
+    rid = _other_host_marker(repo, dt.timedelta(hours=2))
+    _beat(repo, rid, -dt.timedelta(days=30))
+    assert open_repo(repo_path).prune().waiting_for_runs == []
+
+
+def test_heartbeats_are_written_until_stopped():
+    import threading
+
+    calls = threading.Semaphore(0)
+    beat = runs.Heartbeat(calls.release, every=0.01).start()
+    for _ in range(3):
+        assert calls.acquire(timeout=10)
+    beat.stop()
+    assert not beat._thread.is_alive()
+
+
+def test_a_backup_announces_heartbeats_and_prune_cleans_them(repo, repo_path, src):
+    result = repo.backup([src])
+    marker = repo.records.get(rec.PRUNE, next(iter(repo.storage.list(layout.RUNNING))).key)
+    assert marker["beat"] == runs.BEAT_EVERY and marker["pid"] == os.getpid()
+    _beat(repo, repo.load_snapshot(result.snapshot_id).doc["run"])
+    open_repo(repo_path).prune()
+    assert list(repo.storage.list(layout.RUNNING)) == [] and list(repo.storage.list(layout.BEATS)) == []

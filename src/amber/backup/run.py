@@ -24,7 +24,7 @@ from ..format import tree as treefmt
 from ..repo import adopt
 from ..retention import clockguard
 from ..retention.locks import carry_protection, extend_objects, needed_objects
-from ..retention.prune import Pruned, start_run
+from ..retention.prune import Pruned, heartbeat, start_run
 from ..storage.base import Retention
 from ..version import __version__
 from .archiver import Archiver, BackupResult, BackupStats, walk_roots
@@ -82,6 +82,7 @@ def _backup(
     cache = FilesCache(repo.cache_dir() if use_cache and stdin is None else None, norm)
     # a write-only key cannot read the trees back: it notes the packs the snapshot uses as it goes
     repo.blobs.track_packs(not repo.keys.can_read)
+    beat = heartbeat(repo, run_id).start()  # keeps this run respected by other hosts' prunes
     try:
         with repo.blobs.session(retention) as session:
             _resume(repo, run_id)
@@ -121,6 +122,7 @@ def _backup(
         cache.discard()  # the previous run's cache stays
         raise
     finally:
+        beat.stop()
         repo.blobs.track_packs(False)
         repo.snapshot_store.packs = None
     cache.save()

@@ -15,6 +15,7 @@ SNAPSHOTS = "snapshots/"
 LOCKS = "locks/"
 PRUNE = "prune/"
 RUNNING = "running/"
+BEATS = "beats/"  # heartbeats of running backups (FORMAT.md §17.4)
 LOG = "log/"
 LOG_ENTRIES = "log/entries/"
 LOG_CHECKPOINTS = "log/checkpoints/"
@@ -61,6 +62,10 @@ def prune_tomb(name: str) -> str:
 
 def run_marker(name: str) -> str:
     return RUNNING + name
+
+
+def heartbeat(name: str) -> str:
+    return BEATS + name
 
 
 def settings_record(version: int) -> str:

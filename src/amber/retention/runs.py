@@ -10,17 +10,27 @@ and a machine id tells this machine from others of its name), or, in the
 same pid namespace, when no process has that pid or the one that has it
 started at another time (the pid was reused). A marker from another host,
 or one that names too little to tell, stays respected until it is
-RUN_TIMEOUT old. Nothing here reads the repository.
+RUN_TIMEOUT old — or, when its marker announces heartbeats (`beat`: their
+interval), until no heartbeat was seen for MISSED_BEATS intervals: a long
+backup stays respected past RUN_TIMEOUT, and a dead one is noticed within
+half an hour. Nothing here reads the repository: `Heartbeat` is handed the
+function that writes one.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import AmberError
+
 MAX_TEXT = 256  # characters of host, boot_id and machine_id in a marker
+BEAT_EVERY = 300  # seconds between a running backup's heartbeats
+MISSED_BEATS = 6  # a run of another host silent for this many intervals is presumed dead
 
 
 def _read(path: str) -> str | None:
@@ -90,14 +100,55 @@ class Host:
     def is_dead(self, doc: dict, alive: Callable[[int, int | None], bool] = pid_alive) -> bool:
         """Whether the run of marker `doc` is known dead: written on this host by a process that
         is gone. False whenever it cannot be told (another host, fields missing)."""
+        return self.verdict(doc, alive) is False
+
+    def verdict(self, doc: dict, alive: Callable[[int, int | None], bool] = pid_alive) -> bool | None:
+        """True: the run's process runs on this host; False: it is gone; None: cannot be told
+        here (another host, another pid namespace, fields missing)."""
         if doc.get("host") != self.host or doc.get("machine_id") != self.machine_id or self.boot_id is None:
-            return False
+            return None
         if doc.get("boot_id") is None:
-            return False
+            return None
         if doc["boot_id"] != self.boot_id:
             # rebooted since: every process of that boot is gone. Without a machine id, two
             # machines of one host name (containers) would look like one host rebooted
-            return self.machine_id is not None
+            return False if self.machine_id is not None else None
         if doc.get("pidns") is None or doc.get("pidns") != self.pidns or "pid" not in doc:
-            return False
-        return not alive(doc["pid"], doc.get("pid_start"))
+            return None
+        return alive(doc["pid"], doc.get("pid_start"))
+
+
+def silent_too_long(doc: dict, last_seen: _dt.datetime, now: _dt.datetime) -> bool | None:
+    """For a marker announcing heartbeats, whether its run has been silent MISSED_BEATS
+    intervals since `last_seen` (its marker's or latest heartbeat's time); None when the
+    marker announces none (then RUN_TIMEOUT applies)."""
+    beat = doc.get("beat")
+    if not beat:
+        return None
+    return now - last_seen > _dt.timedelta(seconds=beat * MISSED_BEATS)
+
+
+class Heartbeat:
+    """Calls `beat()` every `every` seconds on a daemon thread, from `start()` to `stop()`.
+    A beat that fails (storage away for a while) is skipped: the next one may pass."""
+
+    def __init__(self, beat: Callable[[], None], every: float | None = None) -> None:
+        self.beat, self.every = beat, every or BEAT_EVERY
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="amber-heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.beat()
+            except (AmberError, OSError):
+                continue
