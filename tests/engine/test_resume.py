@@ -279,3 +279,35 @@ def test_a_backup_announces_heartbeats_and_prune_cleans_them(repo, repo_path, sr
     _beat(repo, repo.load_snapshot(result.snapshot_id).doc["run"])
     open_repo(repo_path).prune()
     assert list(repo.storage.list(layout.RUNNING)) == [] and list(repo.storage.list(layout.BEATS)) == []
+
+
+class _FirstIndexRefused(FailingStorage):
+    """Refuses the first index file put (the one resuming writes), then lets everything through."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner, fail_after=10**9)
+        self.refused = False
+
+    def put(self, key, data, *, retention=None):
+        if key.startswith(layout.INDEX) and not self.refused:
+            self.refused = True
+            from amber.testing import InjectedFault
+
+            raise InjectedFault(f"injected failure writing {key}")
+        return super().put(key, data, retention=retention)
+
+
+def test_a_failed_index_file_for_adopted_packs_is_written_at_the_end(repo, repo_path, src):
+    stored = _interrupt(repo, src)
+    client = open_repo(repo_path)
+    flaky = _FirstIndexRefused(client.storage)
+    warnings: list[str] = []
+    resumed = with_storage(client, flaky)
+    resumed.warn = warnings.append
+    result = resumed.backup([src])
+    assert flaky.refused and any("could not all be reused" in w for w in warnings)
+    assert result.bytes_added < sum(repo.storage.stat(layout.pack(p)).size for p in stored) * 0.2
+    r = open_repo(repo_path)
+    r.load_index()
+    assert stored <= set(r.blobs.pack_index_files)
+    assert r.check(read_data=True).ok

@@ -136,10 +136,12 @@ def _resume(repo: BackupTarget, run_id: str) -> None:
     listing of `running/`."""
     if not _interrupted_runs(repo, run_id):
         return
-    found = adopt.unindexed(repo.blobs)
-    if not found:
+    try:
+        found = adopt.unindexed(repo.blobs)
+        done = adopt.adopt(repo.blobs, found) if found else adopt.Adopted()
+    except AmberError as e:  # the packs stay in memory's index; their index file is retried at the end
+        repo.warn(f"the packs of an interrupted backup could not all be reused: {e}")
         return
-    done = adopt.adopt(repo.blobs, found)
     for problem in done.skipped[:10]:
         repo.warn(problem)
 
