@@ -73,6 +73,7 @@ def test_a_backup_interrupted_half_way_is_resumed(repo, tmp_path, sig):
 
     again = repo.backup(src)
     assert again["bytes_added"] <= 0.55 * total, f"resumed backup stored {again['bytes_added']} of {total} bytes"
+    assert again["packs_resumed"] == r["packs_unindexed"] and again["bytes_resumed"] == r["bytes_unindexed"]
     after = repo.json("check", "--read-data")
     assert after["ok"] and after["packs_unindexed"] == 0
     target = tmp_path / "restore"

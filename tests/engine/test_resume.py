@@ -58,6 +58,7 @@ def test_the_next_backup_reuses_the_packs_of_an_interrupted_one(repo, repo_path,
     client.warn = warnings.append
     result = client.backup([src])
     assert result.bytes_added < total * 0.2, f"{result.bytes_added} of {total} bytes stored again"
+    assert result.resumed == (len(stored), total) and result.to_json()["packs_resumed"] == len(stored)
     assert warnings == []
     r = open_repo(repo_path)
     r.load_index()

@@ -85,7 +85,7 @@ def _backup(
     beat = heartbeat(repo, run_id).start()  # keeps this run respected by other hosts' prunes
     try:
         with repo.blobs.session(retention) as session:
-            _resume(repo, run_id)
+            resumed = _resume(repo, run_id)
             arch = Archiver(
                 session,
                 repo.keys,
@@ -126,24 +126,25 @@ def _backup(
         repo.blobs.track_packs(False)
         repo.snapshot_store.packs = None
     cache.save()
-    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
+    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0, resumed)
 
 
-def _resume(repo: BackupTarget, run_id: str) -> None:
+def _resume(repo: BackupTarget, run_id: str) -> tuple[int, int]:
     """Reuse what an interrupted backup stored: when a run marker other than this run's is
     named by no snapshot, index the packs no index file names (repo/adopt.py), so their data
     is not uploaded again. Without such a marker nothing is listed: the common case costs one
-    listing of `running/`."""
+    listing of `running/`. Returns (packs, bytes) reused."""
     if not _interrupted_runs(repo, run_id):
-        return
+        return 0, 0
     try:
         found = adopt.unindexed(repo.blobs)
         done = adopt.adopt(repo.blobs, found) if found else adopt.Adopted()
     except AmberError as e:  # the packs stay in memory's index; their index file is retried at the end
         repo.warn(f"the packs of an interrupted backup could not all be reused: {e}")
-        return
+        return 0, 0
     for problem in done.skipped[:10]:
         repo.warn(problem)
+    return done.packs, done.bytes
 
 
 def _interrupted_runs(repo: BackupTarget, run_id: str) -> bool:
