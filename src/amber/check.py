@@ -220,23 +220,11 @@ def _packs_to_read(
     rep: CheckReport,
     found: damagerec.Found,
 ) -> dict[bytes, int]:
-    """The packs to read: the subset's (else all, `picking`: subset and randomness), less those
-    the verification records say were read clean within `since` (`recent`: since, records). A
-    pack a damage record names, or this check already found damaged, is read whatever they say."""
-    subset, rng = picking
-    since, verified = recent
-    due = None
-    if since is not None:
-        now = repo.clock.now()
-        suspect = {p for _b, p in repo.damage.notes} | {p for _b, p in repo.blobs.found_damage} | set(found.problems)
-        due = {p for p, n in stored.items() if p in suspect or not verified.recent(p, n, since, now)}
-    if subset is None:
-        chosen = {p: n for p, n in stored.items() if due is None or p in due}
-    else:
-        chosen = subset.select(stored, rng or random.Random(), due)
-    if due is not None:
-        everything = subset.select(stored, random.Random(0)) if subset is not None and subset.m else stored
-        rep.packs_skipped_verified = sum(1 for p in everything if p not in due)
+    """The packs to read (`verifiedrec.choose`; `picking`: subset and randomness, `recent`:
+    since and the records). A pack a damage record names, or this check already found
+    damaged, is read whatever the records say."""
+    suspect = {p for _b, p in repo.damage.notes} | {p for _b, p in repo.blobs.found_damage} | set(found.problems)
+    chosen, rep.packs_skipped_verified = verifiedrec.choose(stored, picking, recent, suspect, repo.clock.now())
     return chosen
 
 

@@ -97,6 +97,31 @@ def parse_subset(text: str) -> Subset:
     raise UsageError(f"--read-data-subset {text!r}: use N/M (e.g. 1/5), a percentage (e.g. 10%) or a size (e.g. 500M)")
 
 
+def choose(
+    stored: dict[bytes, int],
+    picking: tuple[Subset | None, random.Random | None],
+    recent: tuple[_dt.timedelta | None, "Verified"],
+    suspect: set[bytes],
+    now: _dt.datetime,
+) -> tuple[dict[bytes, int], int]:
+    """(the packs to read, how many were skipped as verified recently): the subset's (else all;
+    `picking`: subset, randomness), less those the records say were read clean within `since`
+    (`recent`: since, records), except `suspect` packs (named damaged), which are always due."""
+    subset, rng = picking
+    since, verified = recent
+    due = None
+    if since is not None:
+        due = {p for p, n in stored.items() if p in suspect or not verified.recent(p, n, since, now)}
+    if subset is None:
+        chosen = {p: n for p, n in stored.items() if due is None or p in due}
+    else:
+        chosen = subset.select(stored, rng or random.Random(), due)
+    if due is None:
+        return chosen, 0
+    considered = subset.select(stored, random.Random(0)) if subset is not None and subset.m else stored
+    return chosen, sum(1 for p in considered if p not in due)
+
+
 # -- verification records ----------------------------------------------------------------
 
 
