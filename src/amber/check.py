@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import random
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from .format import tree as treefmt
 from .repo import damage as damagerec
 from .repo import packcheck
 from .repo import records as rec
+from .repo import verified as verifiedrec
 from .repo.blobs import BlobStore
 from .repo.events import EventStore
 from .repo.processes import PipePool
@@ -79,6 +81,12 @@ class CheckReport:
     damage_unhealed: list = field(default_factory=list)  # {"blob", "pack", "problem"}
     damage_recorded: int = 0  # damaged blob copies this check recorded
     parity_rebuilt: list = field(default_factory=list)  # packs rebuilt from their parity (hex ids)
+    read_subset: str | None = None  # --read-data-subset, as given
+    packs_skipped_verified: int = 0  # --since: packs not read, verified clean within the duration
+    packs_unindexed: int = 0  # stored packs no index names (an interrupted backup's)
+    bytes_unindexed: int = 0
+    packs_verified_recorded: int = 0  # packs this check read clean and recorded as verified
+    clean_packs: dict = field(default_factory=dict)  # pack -> size, read clean by this check
 
     @property
     def ok(self) -> bool:
@@ -101,11 +109,26 @@ class CheckReport:
             "damage_healed": self.damage_healed,
             "damage_unhealed": self.damage_unhealed,
             "damage_recorded": self.damage_recorded,
+            "read_subset": self.read_subset,
+            "packs_skipped_verified": self.packs_skipped_verified,
+            "packs_unindexed": self.packs_unindexed,
+            "bytes_unindexed": self.bytes_unindexed,
+            "packs_verified_recorded": self.packs_verified_recorded,
         }
 
 
-def check(repo: Checked, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
-    rep = CheckReport()
+def check(
+    repo: Checked,
+    *,
+    read_data: bool = False,
+    progress: Progress | None = None,
+    subset: verifiedrec.Subset | None = None,
+    since: _dt.timedelta | None = None,
+    rng: random.Random | None = None,
+) -> CheckReport:
+    """With `read_data`: read every pack, or those `subset` picks (with `rng`), less those read
+    clean within `since` (repo/verified.py); `rep.clean_packs` are the packs read clean."""
+    rep = CheckReport(read_subset=subset.text if subset is not None else None)
     # read in the reverse of the order a backup writes (packs, then index files, then the
     # snapshot), so that a backup finishing meanwhile never looks like damage: every snapshot
     # read has its index, and every pack an index names is listed
@@ -120,7 +143,10 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
     indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, found)
     # every pack is read (decrypting, decompressing and hashing: native code, without the GIL)
     # while this thread checks the trees, the protection and the log (Python)
-    reading = _PackReader(repo.storage, repo.blobs, stored_packs, indexed_packs) if read_data else None
+    verified = verifiedrec.load(repo.records, repo.clock.now())  # hints only: a bad one is a warning
+    rep.warnings.extend(f"verification record ignored: {p}" for p in verified.problems)
+    to_read = _packs_to_read(repo, stored_packs, (subset, rng), (since, verified), rep, found) if read_data else {}
+    reading = _PackReader(repo.storage, repo.blobs, to_read, indexed_packs) if read_data else None
     try:
         _check_trees(repo, snaps, rep, damaged_blobs)
         _check_protection(repo, snaps, rep)
@@ -133,7 +159,7 @@ def check(repo: Checked, *, read_data: bool = False, progress: Progress | None =
             reading.close()
     if reading is not None and reading.rebuilt:
         _heal_rebuilt(repo, reading.rebuilt, rep)
-    _report_damage(repo, found, set(stored_packs) if read_data else None, rep, damaged_blobs)
+    _report_damage(repo, found, set(to_read) if read_data else None, rep, damaged_blobs)
     if damaged_blobs:
         _trace(repo, snaps, damaged_blobs, rep)
     return rep
@@ -181,10 +207,32 @@ def _indexed_packs(
             for b in blobs_in:
                 if b[3] + b[4] > size:
                     blobs.note_damage(b[0], pid, f"blob {b[0].hex()[:16]} in pack {pid.hex()[:16]}: truncated pack")
-    for pid in stored:
-        if pid not in indexed and pid not in blobs.pack_index_files:
-            rep.warnings.append(f"pack {pid.hex()} is in no index (left by an interrupted backup; prune removes it)")
+    unindexed = sorted(pid for pid in stored if pid not in indexed and pid not in blobs.pack_index_files)
+    if unindexed:
+        rep.packs_unindexed, rep.bytes_unindexed = len(unindexed), sum(stored[p] for p in unindexed)
+        rep.warnings.append(
+            f"{len(unindexed)} pack(s), {rep.bytes_unindexed} bytes, are in no index (left by an interrupted "
+            "backup: the next backup reuses them, prune removes them once no backup runs): "
+            + ", ".join(p.hex() for p in unindexed[:5])
+            + (", …" if len(unindexed) > 5 else "")
+        )
     return indexed
+
+
+def _packs_to_read(
+    repo: Checked,
+    stored: dict[bytes, int],
+    picking: tuple[verifiedrec.Subset | None, random.Random | None],
+    recent: tuple[_dt.timedelta | None, verifiedrec.Verified],
+    rep: CheckReport,
+    found: damagerec.Found,
+) -> dict[bytes, int]:
+    """The packs to read (`verifiedrec.choose`; `picking`: subset and randomness, `recent`:
+    since and the records). A pack a damage record names, or this check already found
+    damaged, is read whatever the records say."""
+    suspect = {p for _b, p in repo.damage.notes} | {p for _b, p in repo.blobs.found_damage} | set(found.problems)
+    chosen, rep.packs_skipped_verified = verifiedrec.choose(stored, picking, recent, suspect, repo.clock.now())
+    return chosen
 
 
 def _snapshots(store: SnapshotStore, rep: CheckReport) -> list[Snapshot]:
@@ -273,7 +321,7 @@ def _check_protection(repo: Checked, snaps: list[Snapshot], rep: CheckReport) ->
 
 def _check_records(repo: Checked, rep: CheckReport) -> None:
     """Prune plans, tombstones and run markers authenticate; the audit log verifies."""
-    for prefix in (layout.PRUNE, layout.RUNNING):
+    for prefix in (layout.PRUNE, layout.RUNNING, layout.BEATS):
         for _info, _doc in repo.records.scan(rec.PRUNE, prefix, rep.errors):
             pass
     audit = verify_audit_log(repo, remember=False, records_checked=True, full=True)
@@ -478,6 +526,8 @@ class _PackReader:
         for pid, problems, bad, spares, n, rebuilt in self.results:
             rep.packs_read += 1
             rep.bytes_read += n
+            if n and not problems and not bad and pid not in found.problems:
+                rep.clean_packs[pid] = n
             key = layout.pack(pid)
             if rebuilt is not None:  # every blob of the damaged pack is stored again, from these bytes
                 why = dict(bad)

@@ -54,7 +54,7 @@ from .errors import (
 )
 from .evidence import EvidenceReport, export, verify_bundle
 from .format import layout
-from .repo import client_state, damage, reindex
+from .repo import client_state, damage, reindex, verified
 from .repo import records as rec
 from .repo import settings as settingsrec
 from .repo.blobs import BlobStore, require_full
@@ -79,7 +79,7 @@ CHUNK_MIN = 512 << 10
 CHUNK_AVG = 512 << 10  # with pyfastcdc's cut-point skipping the mean is about 768 KiB
 CHUNK_MAX = 8 << 20
 PACK_SIZE = 16 << 20
-DEFAULT_PARITY = 2  # percent: two 128 KiB shards of each 16 MiB pack rebuildable (FORMAT.md §8.2)
+DEFAULT_PARITY = 2  # percent: two 128 KiB shards of each 16 MiB pack rebuildable (FORMAT.md §8.3)
 MAX_PARITY = 50
 
 
@@ -144,7 +144,7 @@ class Repository:
         parity: int = DEFAULT_PARITY,
     ) -> "Repository":
         """Create a repository. `parity`: Reed–Solomon parity per pack, in percent of its size
-        (0: none; FORMAT.md §8.2). `params_from` (an open repository) gives its id key, chunker
+        (0: none; FORMAT.md §8.3). `params_from` (an open repository) gives its id key, chunker
         seed and chunker parameters, so blob ids are equal and `copy_from` moves blobs as they
         are (`init --copy-params-from`); every other key is new.
         `default_retention` ({"duration": "30d", "mode": None}) locks every new snapshot; its
@@ -771,10 +771,28 @@ class Repository:
         seconds = duration_seconds(default["duration"]) if default else 0
         return posture(seconds, default.get("mode"))
 
-    def check(self, read_data: bool = False, progress=None, record: bool = True) -> CheckReport:
+    def check(
+        self,
+        read_data: bool = False,
+        progress=None,
+        record: bool = True,
+        *,
+        read_data_subset: str | None = None,
+        since: str | None = None,
+        rng=None,
+    ) -> CheckReport:
+        """`read_data_subset` (N/M, P%, SIZE) and `since` (a DURATION) imply `read_data`
+        (repo/verified.py); the packs read clean are recorded as verified."""
         self.require_read("check (it reads every snapshot's trees)")
-        rep = check(self, read_data=read_data, progress=progress)
+        subset, window = check_scope(read_data_subset, since)
+        read_data = read_data or subset is not None or window is not None
+        rep = check(self, read_data=read_data, progress=progress, subset=subset, since=window, rng=rng)
         rep.damage_recorded = self.record_damage("check --read-data" if read_data else "check")
+        recorded = {q for _b, q in self.damage.notes}  # a damage record wins over a clean read
+        clean = [(p, n) for p, n in rep.clean_packs.items() if p not in recorded]
+        if clean:
+            now = to_iso(self.clock.now())
+            rep.packs_verified_recorded = verified.record(self.records, clean, now, socket.gethostname(), self.warn)
         errors, warnings = trust.keys_and_config_problems(self, self._password)
         rep.errors.extend(errors)
         rep.warnings.extend(warnings)
@@ -784,6 +802,9 @@ class Repository:
                 self.log_event(
                     "check",
                     read_data=read_data,
+                    read_subset=rep.read_subset,
+                    packs_read=rep.packs_read,
+                    packs_skipped_verified=rep.packs_skipped_verified,
                     ok=rep.ok,
                     errors=len(rep.errors),
                     damaged_packs=rep.damaged_packs[:100],
@@ -794,6 +815,13 @@ class Repository:
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")
         return rep
+
+
+def check_scope(read_data_subset: str | None, since: str | None) -> tuple[verified.Subset | None, _dt.timedelta | None]:
+    """`check --read-data-subset` and `--since` parsed; UsageError (exit 2) if malformed."""
+    subset = verified.parse_subset(read_data_subset) if read_data_subset is not None else None
+    window = _dt.timedelta(seconds=duration_seconds(since)) if since is not None else None
+    return subset, window
 
 
 def _b64(raw: bytes | None) -> str:

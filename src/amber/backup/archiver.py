@@ -71,9 +71,12 @@ class BackupResult:
     stats: BackupStats
     bytes_added: int
     duration_s: float
+    resumed: tuple[int, int] = (0, 0)  # (packs, bytes) an interrupted backup stored, reused (repo/adopt.py)
 
     def to_json(self) -> dict:
-        return {"snapshot_id": self.snapshot_id, **self.stats.summary(self.bytes_added, self.duration_s)}
+        packs, stored = self.resumed
+        summary = self.stats.summary(self.bytes_added, self.duration_s)
+        return {"snapshot_id": self.snapshot_id, **summary, "packs_resumed": packs, "bytes_resumed": stored}
 
 
 class _DirTask:

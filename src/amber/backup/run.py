@@ -18,11 +18,13 @@ from typing import Protocol
 from ..audit.log import AuditLog, record_snapshots
 from ..clock import add_duration, to_iso
 from ..crypto.keys import MasterKeys
-from ..errors import UsageError
+from ..errors import AmberError, UsageError
+from ..format import layout
 from ..format import tree as treefmt
+from ..repo import adopt
 from ..retention import clockguard
 from ..retention.locks import carry_protection, extend_objects, needed_objects
-from ..retention.prune import Pruned, start_run
+from ..retention.prune import Pruned, heartbeat, start_run
 from ..storage.base import Retention
 from ..version import __version__
 from .archiver import Archiver, BackupResult, BackupStats, walk_roots
@@ -80,8 +82,10 @@ def _backup(
     cache = FilesCache(repo.cache_dir() if use_cache and stdin is None else None, norm)
     # a write-only key cannot read the trees back: it notes the packs the snapshot uses as it goes
     repo.blobs.track_packs(not repo.keys.can_read)
+    beat = heartbeat(repo, run_id).start()  # keeps this run respected by other hosts' prunes
     try:
         with repo.blobs.session(retention) as session:
+            resumed = _resume(repo, run_id)
             arch = Archiver(
                 session,
                 repo.keys,
@@ -118,10 +122,42 @@ def _backup(
         cache.discard()  # the previous run's cache stays
         raise
     finally:
+        beat.stop()
         repo.blobs.track_packs(False)
         repo.snapshot_store.packs = None
     cache.save()
-    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0)
+    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0, resumed)
+
+
+def _resume(repo: BackupTarget, run_id: str) -> tuple[int, int]:
+    """Reuse what an interrupted backup stored: when a run marker other than this run's is
+    named by no snapshot, index the packs no index file names (repo/adopt.py), so their data
+    is not uploaded again. Without such a marker nothing is listed: the common case costs one
+    listing of `running/`. Returns (packs, bytes) reused."""
+    if not _interrupted_runs(repo, run_id):
+        return 0, 0
+    try:
+        found = adopt.unindexed(repo.blobs)
+        done = adopt.adopt(repo.blobs, found) if found else adopt.Adopted()
+    except AmberError as e:  # the packs stay in memory's index; their index file is retried at the end
+        repo.warn(f"the packs of an interrupted backup could not all be reused: {e}")
+        return 0, 0
+    for problem in done.skipped[:10]:
+        repo.warn(problem)
+    return done.packs, done.bytes
+
+
+def _interrupted_runs(repo: BackupTarget, run_id: str) -> bool:
+    """Whether a run marker besides `run_id` is named by no snapshot (a run interrupted, or
+    one still going on beside this one)."""
+    others = {layout.last(info.key) for info in repo.records.listing(layout.RUNNING)} - {run_id}
+    if not others:
+        return False
+    try:
+        finished = {s.doc.get("run") for s in repo.snapshots()}
+    except AmberError:
+        return True  # snapshots this key cannot read: look at the packs anyway
+    return bool(others - finished)
 
 
 def _clock_jump(repo: BackupTarget) -> clockguard.Jump | None:

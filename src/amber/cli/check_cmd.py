@@ -2,7 +2,8 @@
 
 import click
 
-from ..errors import IntegrityError
+from ..errors import IntegrityError, UsageError
+from ..repository import check_scope
 from .options import command, json_option
 from .output import Output, show_progress, warn
 from .progress import Live, bar
@@ -11,10 +12,20 @@ from .tuning import throughput_mode
 
 @command("check")
 @click.option("--read-data", is_flag=True, help="read and verify every byte of every pack")
+@click.option(
+    "--read-data-subset",
+    metavar="N/M|P%|SIZE",
+    help="read only slice N of M of the packs, a random P% of them, or random packs up to SIZE (500M, 2G)",
+)
+@click.option("--since", metavar="DURATION", help="skip packs verified clean within DURATION (implies --read-data)")
 @json_option
-def check(session, read_data, as_json):
+def check(session, read_data, read_data_subset, since, as_json):
     """Verify the repository's structure, and with --read-data all its data."""
+    if read_data and read_data_subset is not None:
+        raise UsageError("--read-data and --read-data-subset exclude each other")
+    check_scope(read_data_subset, since)  # a malformed argument is exit 2 before any password is asked
     r = session.open()
+    read_data = read_data or read_data_subset is not None or since is not None
     state = {"done": 0, "total": 0}
 
     def progress(done, total):
@@ -24,7 +35,7 @@ def check(session, read_data, as_json):
         return bar(state["done"], state["total"] or None, f"read {state['done']}/{state['total']} packs")
 
     with Live(render, show_progress(as_json) and read_data), throughput_mode():
-        rep = r.check(read_data=read_data, progress=progress)
+        rep = r.check(read_data=read_data, progress=progress, read_data_subset=read_data_subset, since=since)
 
     def text():
         for w in rep.warnings:
@@ -32,6 +43,8 @@ def check(session, read_data, as_json):
         click.echo(
             f"checked {rep.snapshots} snapshots, {rep.trees} trees, {rep.packs} packs, {rep.blobs} blobs"
             + (f"; read {rep.packs_read} packs ({rep.bytes_read} bytes)" if read_data else "")
+            + (f", subset {rep.read_subset}" if rep.read_subset else "")
+            + (f"; skipped {rep.packs_skipped_verified} packs verified since {since}" if since else "")
         )
         if rep.ok:
             click.echo("no errors were found")

@@ -15,6 +15,7 @@ SNAPSHOTS = "snapshots/"
 LOCKS = "locks/"
 PRUNE = "prune/"
 RUNNING = "running/"
+BEATS = "beats/"  # heartbeats of running backups (FORMAT.md §17.4)
 LOG = "log/"
 LOG_ENTRIES = "log/entries/"
 LOG_CHECKPOINTS = "log/checkpoints/"
@@ -23,8 +24,9 @@ LOG_TIMESTAMPS = "log/timestamps/"  # RFC 3161 timestamps of checkpoints (docs/A
 SETTINGS = "settings/"
 REVOKED = "revoked/"
 DAMAGE = "damage/"
-PARITY = "parity/"  # Reed–Solomon parity of each pack (FORMAT.md §8.2)
+PARITY = "parity/"  # Reed–Solomon parity of each pack (FORMAT.md §8.3)
 SUPERSEDED = "superseded/"  # index files `repair index` replaced (FORMAT.md §9.1)
+VERIFIED = "verified/"
 
 PLAN = "plan-"
 TOMB = "tomb-"
@@ -64,6 +66,10 @@ def run_marker(name: str) -> str:
     return RUNNING + name
 
 
+def heartbeat(name: str) -> str:
+    return BEATS + name
+
+
 def settings_record(version: int) -> str:
     return f"{SETTINGS}{version:0{SEQ_DIGITS}d}"
 
@@ -89,6 +95,10 @@ def parity(pack_id: bytes) -> str:
 
 def superseded_record(name: str) -> str:
     return SUPERSEDED + name
+
+
+def verified_record(name: str) -> str:
+    return VERIFIED + name
 
 
 def log_entry(seq: int) -> str:

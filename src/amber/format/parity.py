@@ -1,4 +1,4 @@
-"""Reed–Solomon parity of a pack (FORMAT.md §8.2): a damaged or truncated region of a pack is
+"""Reed–Solomon parity of a pack (FORMAT.md §8.3): a damaged or truncated region of a pack is
 rebuilt in memory from the rest of it and its parity object.
 
 A pack of `size` bytes is cut into k data shards of `shard` bytes (the last padded with

@@ -96,14 +96,28 @@ def validate_event(doc: dict, what: str) -> dict:
 MAX_PACKS = 1 << 24  # packs one plan or tombstone names
 
 
+MAX_RUN_TEXT = 256  # characters of a run marker's host, machine_id and boot_id
+MAX_BEAT = 86400  # seconds between a run's heartbeats, at most
+
+
 def validate_prune(doc: dict, what: str) -> dict:
-    """A run marker (under running/) or a plan or tombstone (under prune/)."""
+    """A run marker (under running/), a heartbeat (beats/), or a plan or tombstone (prune/)."""
     if type(doc.get("v")) is not int or doc["v"] != 1:
         raise IntegrityError(f"{what}: not an amber prune record")
     f.time(doc.get("time"), what, "time")
     if what.startswith("running/"):
         if "pid" in doc:
             f.integer(doc["pid"], what, "pid", high=(1 << 32) - 1)
+        for name in ("host", "machine_id", "boot_id"):
+            f.text(doc, name, what, optional=True, limit=MAX_RUN_TEXT)
+        for name in ("pidns", "pid_start"):
+            if name in doc:
+                f.integer(doc[name], what, name)
+        if "beat" in doc:
+            f.integer(doc["beat"], what, "beat", low=1, high=MAX_BEAT)
+        return doc
+    if what.startswith("beats/"):
+        f.hex64(doc, "run", what)
         return doc
     packs = doc.get("packs")
     if not isinstance(packs, list) or len(packs) > MAX_PACKS or not all(f.is_hex64(p) for p in packs):

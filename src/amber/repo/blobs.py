@@ -366,6 +366,17 @@ class BlobStore:
             pass
         self.bytes_added += len(raw)
 
+    def adopt_packs(self, packs: list[IndexedPack]) -> str | None:
+        """Index packs an interrupted run stored but never indexed (repo/adopt.py), and write
+        their index file now, in this writing session; returns its key."""
+        with self._mu:
+            for p in packs:
+                if p.writer is not None:
+                    self.pack_writers[p.pack] = p.writer
+                self.index.put_pack(p.pack, p.entries, doomed=self.doomed, damaged=self.damaged)
+                self._written.append(p)
+        return self.write_index()
+
     def flush(self) -> None:
         """Write the open packs and an index file for every pack not yet indexed."""
         with self._mu:
@@ -407,25 +418,6 @@ class BlobStore:
         if self._uploader is not None:
             self._uploader.shutdown(wait=True, cancel_futures=True)
             self._uploader = None
-
-    def index_packs(self, packs: list[IndexedPack]) -> list[str]:
-        """Write index files for stored packs read back from their headers (repo/reindex.py), at
-        most PACKS_PER_INDEX packs or about BLOBS_PER_INDEX blobs each; returns their keys."""
-        keys: list[str] = []
-        for p in packs:
-            with self._mu:
-                self.index.put_pack(p.pack, p.entries, doomed=self.doomed, damaged=self.damaged)
-                if p.writer is not None:
-                    self.pack_writers[p.pack] = p.writer
-                self._written.append(p)
-                full = (
-                    len(self._written) >= PACKS_PER_INDEX
-                    or sum(len(w.entries) for w in self._written) >= BLOBS_PER_INDEX
-                )
-            if full:
-                keys.append(self.write_index() or "")
-        last = self.write_index()
-        return [k for k in keys if k] + ([last] if last else [])
 
     def write_index(self) -> str | None:
         with self._index_mu:

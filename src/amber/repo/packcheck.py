@@ -12,6 +12,7 @@ start, or the packs are few and small, threads do the same work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import blake3
@@ -60,13 +61,32 @@ def read_header(sealer: Sealer, pack_id: bytes, data) -> tuple[bytes | None, lis
     whole pack's sealed header; IntegrityError if it is damaged."""
     what = f"pack {pack_id.hex()}"
     n = packfmt.split_trailer(data[-4:], len(data), what)
-    envelope = data[len(data) - 4 - n : len(data) - 4]
+    return open_header(sealer, what, data[len(data) - 4 - n : len(data) - 4], len(data) - 4 - n)
+
+
+def read_header_at(
+    sealer: Sealer, pack_id: bytes, size: int, get: Callable[[int, int], bytes]
+) -> tuple[bytes | None, list[PackEntry]]:
+    """`read_header` of a stored pack of `size` bytes by two ranged reads (`get(offset,
+    length)`): its trailer, then its header, without fetching the blobs."""
+    what = f"pack {pack_id.hex()}"
+    if size < 4:
+        raise IntegrityError(f"{what}: too short to be a pack")
+    n = packfmt.split_trailer(get(size - 4, 4), size, what)
+    envelope = get(size - 4 - n, n)
+    if len(envelope) != n:
+        raise IntegrityError(f"{what}: header cut short")
+    return open_header(sealer, what, envelope, size - 4 - n)
+
+
+def open_header(sealer: Sealer, what: str, envelope, blobs_end: int) -> tuple[bytes | None, list[PackEntry]]:
+    """(writer key or None, entries) of a pack's header envelope, whose blobs end at `blobs_end`."""
     if envelope_kind(envelope) == KIND_PACK_HEADER_SEALED:
         plain = sealer.open(KIND_PACK_HEADER_SEALED, envelope, what + " header")
         writer, records = packfmt.split_sealed_header(plain, what + " header")
-        return writer, packfmt.decode_header(records, len(data) - 4 - n, what)
+        return writer, packfmt.decode_header(records, blobs_end, what)
     header = sealer.open(KIND_PACK_HEADER, envelope, what + " header")
-    return None, packfmt.decode_header(header, len(data) - 4 - n, what)
+    return None, packfmt.decode_header(header, blobs_end, what)
 
 
 def verify_pack(

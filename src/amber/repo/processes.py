@@ -165,7 +165,10 @@ def _serve(conn: Connection, parent: int, initializer: Callable, initargs: tuple
             reply = marshal.dumps((True, handler(marshal.loads(data))))
         except Exception as e:  # a bug or no memory: the batch fails, loudly, in the parent
             reply = marshal.dumps((False, f"{type(e).__name__}: {e}"))
-        conn.send_bytes(reply)
+        try:
+            conn.send_bytes(reply)
+        except OSError:  # the parent is gone (killed): end quietly, as die_with would
+            return
 
 
 def die_with(parent: int) -> None:

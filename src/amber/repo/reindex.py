@@ -16,14 +16,14 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..crypto.aead import KIND_CONFIG, KIND_PACK_HEADER, KIND_PACK_HEADER_SEALED, Sealer, envelope_kind
+from ..crypto.aead import KIND_CONFIG, Sealer
 from ..errors import AmberError, IntegrityError, NotFound
 from ..format import canonical, layout
-from ..format import pack as packfmt
 from ..format import superseded as supfmt
 from ..format.index import IndexedPack
 from ..storage.base import Storage
-from .blobs import BlobStore
+from . import adopt, packcheck
+from .blobs import PACKS_PER_INDEX, BlobStore
 from .records import Records, RecordType
 
 SUPERSEDE: RecordType[dict] = RecordType(
@@ -34,33 +34,11 @@ SUPERSEDE: RecordType[dict] = RecordType(
 )
 
 
-def read_header(storage: Storage, sealer: Sealer, pack_id: bytes) -> IndexedPack:
+def read_header(storage: Storage, sealer: Sealer, pack_id: bytes, size: int) -> IndexedPack:
     """A stored pack's entries and writer key from its header alone (IntegrityError if damaged)."""
     key = layout.pack(pack_id)
-    size = storage.stat(key).size
-    what = f"pack {pack_id.hex()[:16]}"
-    if size > packfmt.MAX_PACK:
-        raise IntegrityError(f"{what}: {size} bytes, more than a pack may hold")
-    n = packfmt.split_trailer(storage.get(key, max(0, size - 4), 4), size, what)
-    envelope = storage.get(key, size - 4 - n, n)
-    body = size - 4 - n
-    if envelope_kind(envelope) == KIND_PACK_HEADER_SEALED:
-        plain = sealer.open(KIND_PACK_HEADER_SEALED, envelope, what + " header")
-        writer, records = packfmt.split_sealed_header(plain, what + " header")
-        return IndexedPack(pack_id, packfmt.decode_header(records, body, what), writer)
-    plain = sealer.open(KIND_PACK_HEADER, envelope, what + " header")
-    return IndexedPack(pack_id, packfmt.decode_header(plain, body, what), None)
-
-
-def unindexed_packs(storage: Storage, blobs: BlobStore) -> list[bytes]:
-    """Stored packs no readable index file names, that no prune deleted or is deleting."""
-    out = []
-    for info in storage.list(layout.DATA):
-        pid = layout.pack_id(info.key)
-        if pid is None or pid in blobs.pack_index_files or pid in blobs.tombstones or pid in blobs.doomed:
-            continue
-        out.append(pid)
-    return sorted(out)
+    writer, entries = packcheck.read_header_at(sealer, pack_id, size, lambda off, n: storage.get(key, off, n))
+    return IndexedPack(pack_id, entries, writer)
 
 
 @dataclass
@@ -134,10 +112,10 @@ def rebuild(
     files (`index_errors`: "<key>: why") through `record(superseded, by)` once all is indexed."""
     report = IndexReport(dry_run=dry_run)
     found: list[IndexedPack] = []
-    for pid in unindexed_packs(storage, blobs):
+    for pid, info in sorted(adopt.unindexed(blobs), key=lambda item: item[0]):
         report.packs_read += 1
         try:
-            found.append(read_header(storage, blobs.sealer, pid))
+            found.append(read_header(storage, blobs.sealer, pid, info.size))
         except (IntegrityError, NotFound) as e:
             report.damaged.append(f"{pid.hex()}: {e}")
     report.packs_indexed = [p.pack.hex() for p in found]
@@ -152,8 +130,10 @@ def rebuild(
     report.superseded = [k for k, _h, _w in unreadable]
     if dry_run:
         return report
-    if found:
-        report.index_files = blobs.index_packs(found)
+    for start in range(0, len(found), PACKS_PER_INDEX):
+        key = blobs.adopt_packs(found[start : start + PACKS_PER_INDEX])
+        if key is not None:
+            report.index_files.append(key)
     if unreadable:
         record(unreadable, report.index_files)
     return report

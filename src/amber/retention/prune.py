@@ -34,7 +34,7 @@ from ..errors import AmberError, IntegrityError, Locked, NotFound
 from ..format import layout
 from ..repo import records as rec
 from ..repo.snapshots import SnapshotStore
-from . import clockguard, preflight, replay
+from . import clockguard, preflight, replay, runs
 from .locks import RetentionTarget
 
 RUN_TIMEOUT = _dt.timedelta(hours=24)  # a backup running longer is presumed dead
@@ -100,9 +100,21 @@ def load_records(records: rec.Records) -> tuple[set[bytes], dict[str, set[bytes]
 
 
 def start_run(repo: Pruned) -> str:
-    """Announce a backup before it reads the index (see the module docstring)."""
-    doc = {"v": 1, "time": to_iso(repo.clock.now()), "pid": os.getpid()}
+    """Announce a backup before it reads the index (see the module docstring); the marker
+    names this process, so prune can tell when it is dead (retention/runs.py)."""
+    doc = {"v": 1, "time": to_iso(repo.clock.now()), "beat": runs.BEAT_EVERY}
+    doc.update(runs.Host.current().marker(os.getpid()))
     return repo.records.put(rec.PRUNE, doc, layout.run_marker)
+
+
+def heartbeat(repo: Pruned, run_id: str) -> runs.Heartbeat:
+    """The heartbeats of run `run_id` (`beats/<id>`, sealed `{"v","time","run"}`), which keep a
+    long backup respected by the prunes of other hosts (retention/runs.py); not started."""
+
+    def beat() -> None:
+        repo.records.put(rec.PRUNE, {"v": 1, "time": to_iso(repo.clock.now()), "run": run_id}, layout.heartbeat)
+
+    return runs.Heartbeat(beat)
 
 
 def _finished_runs(repo: Pruned) -> set:
@@ -114,20 +126,49 @@ def _finished_runs(repo: Pruned) -> set:
 
 
 def _active_runs(repo: Pruned, now: _dt.datetime) -> list[str]:
-    finished = _finished_runs(repo)
-    active = []
-    for info in repo.records.listing(layout.RUNNING):
-        rid = layout.last(info.key)
-        if rid in finished:
-            continue
-        started = info.modified
+    """Runs that may still be writing: no snapshot names them, they are younger than
+    RUN_TIMEOUT, and they are not known dead (a process of this host that is gone)."""
+    beats = _latest_beats(repo, now)
+    return [layout.last(info.key) for info in _unfinished(repo) if _live(repo, info, now, beats)]
+
+
+def _latest_beats(repo: Pruned, now: _dt.datetime) -> dict[str, _dt.datetime]:
+    """run id -> its latest heartbeat's time (the later of the time it carries and the time
+    storage stored it); beats dated over 10 minutes ahead of `now` are not believed."""
+    latest: dict[str, _dt.datetime] = {}
+    for info, doc in repo.records.scan(rec.PRUNE, layout.BEATS):
         try:
-            started = from_iso(repo.records.get(rec.PRUNE, info.key)["time"])
-        except (AmberError, ValueError, KeyError, TypeError):
-            pass
-        if started is None or now - started < RUN_TIMEOUT:
-            active.append(rid)
-    return active
+            seen = max(t for t in (from_iso(doc["time"]), info.modified) if t is not None)
+        except (ValueError, KeyError, TypeError):
+            continue
+        run = doc["run"]
+        if seen <= now + clockguard.TOLERANCE and (run not in latest or seen > latest[run]):
+            latest[run] = seen
+    return latest
+
+
+def _unfinished(repo: Pruned) -> list:
+    finished = _finished_runs(repo)
+    return [info for info in repo.records.listing(layout.RUNNING) if layout.last(info.key) not in finished]
+
+
+def _live(repo: Pruned, info, now: _dt.datetime, beats: dict[str, _dt.datetime], here: runs.Host | None = None) -> bool:
+    started = info.modified
+    try:
+        doc = repo.records.get(rec.PRUNE, info.key)
+        started = from_iso(doc["time"])
+    except (AmberError, ValueError, KeyError, TypeError):
+        doc = None
+    verdict = (here or runs.Host.current()).verdict(doc) if doc is not None else None
+    if verdict is False:
+        return False
+    if started is None:
+        return True
+    if verdict is None:  # another host's run: its heartbeats tell, where it writes them
+        silent = runs.silent_too_long(doc or {}, max(started, beats.get(layout.last(info.key), started)), now)
+        if silent is not None:
+            return not silent
+    return now - started < RUN_TIMEOUT
 
 
 # -- prune -----------------------------------------------------------------------
@@ -385,12 +426,23 @@ def _clean_index_files(repo: Pruned, rep: PruneReport) -> None:
 
 def _clean_runs(repo: Pruned, now: _dt.datetime, rep: PruneReport) -> None:
     finished = _finished_runs(repo)
+    here = runs.Host.current()
+    beats = _latest_beats(repo, now)
+    kept = set()
     for info in repo.records.listing(layout.RUNNING):
         rid = layout.last(info.key)
         old = info.modified is not None and now - info.modified > RUN_TIMEOUT
-        if rid in finished or old:
+        if rid in finished or old or not _live(repo, info, now, beats, here):
             try:
                 repo.storage.delete(info.key)
                 rep.runs_cleaned += 1
+                continue
+            except (Locked, NotFound):
+                pass
+        kept.add(rid)
+    for info, doc in repo.records.scan(rec.PRUNE, layout.BEATS):  # of runs no marker announces now
+        if doc["run"] not in kept:
+            try:
+                repo.storage.delete(info.key)
             except (Locked, NotFound):
                 continue

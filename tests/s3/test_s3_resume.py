@@ -1,0 +1,32 @@
+"""A backup to S3 killed half-way is resumed by the next one (moto, real HTTP, real processes)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from test_cli_resume import interrupt_at, random_tree
+
+pytestmark = pytest.mark.subprocess
+
+
+def bucket_data_bytes(s3amber) -> int:
+    total = 0
+    for page in s3amber.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=s3amber.bucket, Prefix=s3amber.key("data/")
+    ):
+        total += sum(o["Size"] for o in page.get("Contents", []))
+    return total
+
+
+def test_a_killed_backup_to_s3_is_resumed(s3repo, tmp_path):
+    if getattr(s3repo.server, "kind", "moto") != "moto":
+        pytest.skip("run on moto only: a large upload")
+    src = tmp_path / "src"
+    total = random_tree(src, 64)
+    interrupt_at(s3repo, src, signal.SIGKILL, total // 2, measure=bucket_data_bytes)
+    assert s3repo.json("check", quiet=False)["packs_unindexed"] > 0
+    again = s3repo.backup(src)
+    assert again["bytes_added"] <= 0.55 * total, f"resumed backup stored {again['bytes_added']} of {total} bytes"
+    doc = s3repo.json("check", "--read-data")
+    assert doc["ok"] and doc["packs_unindexed"] == 0
