@@ -27,9 +27,12 @@ KDF_N = 1 << 10
 
 
 def init_repo(path, clock=None, *, password: str = PASSWORD, **kw):
-    """A new repository at `path` (a local path or URL); with `clock`, its storage uses it too."""
+    """A new repository at `path` (a local path or URL); with `clock`, its storage uses it too.
+    Without parity unless asked (`parity=2`): the damage tests test what a reader does when
+    nothing rebuilds a pack; tests/cli/test_cli_parity.py tests parity through `amber init`."""
     from amber.repository import Repository
 
+    kw.setdefault("parity", 0)
     repo = Repository.init(os.fspath(path), password, kdf_n=KDF_N, clock=clock, **kw)
     if clock is not None:
         repo.storage.clock = clock

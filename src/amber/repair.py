@@ -241,7 +241,9 @@ def protect(repo: Repaired, snaps: list[Snapshot], new_packs: set[bytes]) -> lis
         return []
     problems: list[str] = []
     now = repo.clock.now()
-    keys_of_new = {layout.pack(p) for p in new_packs} | {layout.parity(p) for p in new_packs}
+    keys_of_new = {layout.pack(p) for p in new_packs}
+    if repo.blobs.parity_percent:
+        keys_of_new |= {layout.parity(p) for p in new_packs}
     for snap in snaps:
         p = locks.protection(repo, snap)
         if not p.locked(now) and not p.hold:

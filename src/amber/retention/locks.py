@@ -67,9 +67,11 @@ def needed_objects(repo: RetentionTarget, snap: Snapshot, packs: set[bytes] | No
         packs = {bytes.fromhex(p) for p in named} if named is not None else set(blobs.pack_index_files)
     keys = {layout.snapshot(snap.id), layout.CONFIG}
     keys.update(repo.key_ring.keys())
+    parity = bool(getattr(blobs, "parity_percent", 0))  # a repository made with parity has it for every pack
     for p in packs:
         keys.add(layout.pack(p))
-        keys.add(layout.parity(p))  # where the pack has parity (extending a missing object does nothing)
+        if parity:
+            keys.add(layout.parity(p))
         keys.update(blobs.pack_index_files.get(p, ()))
     keys.update(layout.event(snap.id, ev["id"]) for ev in repo.event_store.of(snap.id))
     return keys
@@ -109,7 +111,9 @@ def carry_protection(repo: RetentionTarget, heals: dict[bytes, set[bytes]]) -> l
     problems = []
     now = repo.clock.now()
     for new, olds in sorted(heals.items()):
-        keys = {layout.pack(new), layout.parity(new), *repo.blobs.pack_index_files.get(new, ())}
+        keys = {layout.pack(new), *repo.blobs.pack_index_files.get(new, ())}
+        if repo.blobs.parity_percent:
+            keys.add(layout.parity(new))
         for old in sorted(olds):
             try:
                 info = repo.storage.stat(layout.pack(old))
