@@ -16,7 +16,9 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from typing import BinaryIO
@@ -49,6 +51,7 @@ from .errors import (
     NotAllowed,
     RepositoryExists,
     RepositoryNotFound,
+    RestoreFailed,
     UsageError,
     WrongPassword,
 )
@@ -62,6 +65,7 @@ from .repo.events import EventStore
 from .repo.keys import KeyRing
 from .repo.snapshots import ContentKeys, Snapshot, SnapshotStore, select_snapshots
 from .repo.trees import Trees
+from .restore import drill as drilling
 from .restore.restorer import RestoreStats, restore
 from .retention import clockguard, locks, preflight, prune, replay
 from .retention import forget as forgetting
@@ -760,6 +764,55 @@ class Repository:
             self.audit.check_history()
         chosen = snaps if snaps is not None else [s for s in self.snapshots() if s.readable]
         return repairing.repair_snapshots(self, chosen, dry_run=dry_run)
+
+    def drill(
+        self, snap: Snapshot, *, sample: str | None = None, target: str | None = None, stats: RestoreStats | None = None
+    ) -> drilling.DrillReport:
+        """A restore drill (restore/drill.py): the snapshot, or a deterministic sample of its files,
+        restored into `target` (else a scratch folder, removed after), every byte verified, timed,
+        the full restore's time extrapolated; recorded as a `drill` event."""
+        self.require_read("run a restore drill")
+        spec = drilling.Sample.parse(sample)
+        if target is not None and os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+            raise UsageError(f"--target {target}: a drill restores into an empty or new folder")
+        files = [(path, int(node.get("size") or 0)) for path, node in self.walk(snap.tree) if node["type"] == "file"]
+        chosen = drilling.choose(files, spec, snap.id)
+        rep = drilling.DrillReport(
+            snap.id, spec.describe(), total_files=len(files), total_bytes=sum(size for _p, size in files)
+        )
+        scratch = target or tempfile.mkdtemp(prefix="amber-drill-")
+        rep.target, rep.kept = os.path.abspath(scratch), target is not None
+        stats = stats or RestoreStats()
+        started = drilling.timer()
+        try:
+            if chosen:
+                restore(
+                    self, snap, scratch, include=[] if spec.whole else [p for p, _s in chosen], verify=True, stats=stats
+                )
+        except RestoreFailed as e:
+            rep.errors = e.problems
+        finally:
+            rep.seconds = drilling.timer() - started
+            self.record_damage("drill")
+            if target is None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        rep.files, rep.bytes, rep.verified = stats.files, stats.bytes_written, stats.verified
+        self.log_event(
+            "drill",
+            snap.id,
+            sample=rep.sample,
+            files=rep.files,
+            bytes=rep.bytes,
+            verified=rep.verified,
+            seconds=round(rep.seconds, 3),
+            throughput=round(rep.throughput),
+            rto_seconds=round(rep.rto_seconds, 1),
+            total_files=rep.total_files,
+            total_bytes=rep.total_bytes,
+            ok=rep.ok,
+            errors=len(rep.errors or []),
+        )
+        return rep
 
     def lock_posture(self) -> list[str]:
         """Where the storage itself enforces less than this repository's settings promise

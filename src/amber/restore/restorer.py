@@ -24,7 +24,7 @@ import os
 import stat as st_
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..errors import AmberError, IntegrityError, NotFound, RestoreFailed, StorageError
 from ..format import layout
@@ -50,10 +50,32 @@ class Restorable(Protocol):
     def load_tree(self, tree_id: str) -> list[dict]: ...
 
 
+LITERAL_AFTER = 8  # more exact include paths than this are looked up in sets
+
+
+class Literal(NamedTuple):
+    """Includes that are exact paths (no glob), looked up in sets: a drill's sample names
+    thousands of files, and matching each node against each of them would be quadratic."""
+
+    paths: frozenset[str]
+    parents: frozenset[str]
+
+    @classmethod
+    def of(cls, paths) -> "Literal":
+        paths = frozenset(paths)
+        parents = {""}
+        for p in paths:
+            parts = p.split("/")
+            parents.update("/".join(parts[:i]) for i in range(2, len(parts)))
+        return cls(paths, frozenset(parents))
+
+
 def _selected(path: str, includes) -> str:
     """'all' if path is included whole, 'part' if it leads to an include, '' if neither."""
     if not includes:
         return "all"
+    if isinstance(includes, Literal):
+        return "all" if path in includes.paths else "part" if path in includes.parents else ""
     verdict = ""
     for inc in includes:
         if path == inc or path.startswith(inc + "/") or fnmatch.fnmatchcase(path, inc):
@@ -456,9 +478,13 @@ def restore(
     `no_special` skips device nodes and FIFOs and strips setuid/setgid bits
     (for snapshots that are not trusted)."""
     repo.load_index()
-    includes = [("/" + i.strip("/")) if not i.startswith("/") else i.rstrip("/") or "/" for i in include]
+    includes: list[str] | Literal = [
+        ("/" + i.strip("/")) if not i.startswith("/") else i.rstrip("/") or "/" for i in include
+    ]
     if "/" in includes:
         includes = []
+    elif len(includes) > LITERAL_AFTER and not any(set(i) & set("*?[") for i in includes):
+        includes = Literal.of(includes)
     os.makedirs(target, exist_ok=True)
     r = Restorer(
         repo, target, stats=stats, workers=workers, owner=not no_owner, special=not no_special, processes=processes
