@@ -69,6 +69,7 @@ from .restore import drill as drilling
 from .restore.restorer import RestoreStats, restore
 from .retention import clockguard, locks, preflight, prune, replay
 from .retention import forget as forgetting
+from .retention import tiers as lock_tiers
 from .retention.policy import KeepPolicy
 from .retention.state import Protection
 from .storage import Storage, open_storage
@@ -146,6 +147,7 @@ class Repository:
         warn: Callable[[str], None] | None = None,
         params_from: "Repository | None" = None,
         parity: int = DEFAULT_PARITY,
+        lock_policy: dict | None = None,
     ) -> "Repository":
         """Create a repository. `parity`: Reed–Solomon parity per pack, in percent of its size
         (0: none; FORMAT.md §8.3). `params_from` (an open repository) gives its id key, chunker
@@ -186,6 +188,11 @@ class Repository:
             raise UsageError(f"--parity must be a whole percentage from 0 to {MAX_PARITY}")
         if parity:
             config["parity"] = parity
+        if lock_policy is not None:  # retention/tiers.py: locks that follow the retention schedule
+            check_lock = getattr(storage, "check_object_lock", None)
+            if check_lock is not None:
+                check_lock()
+            config["lock_policy"] = lock_policy
         if min_retention is not None:
             config["min_retention"] = min_retention
         key_id = KeyRing(rec.Records(storage, None)).add(keys, password, clock, kdf_n=kdf_n)
@@ -670,10 +677,19 @@ class Repository:
                 f"retention of {self.settings.min_retention} from now ({to_iso(least)})"
             )
 
-    def change_settings(self, *, default_retention: dict | None = None, min_retention: str | None = None):
-        """Write the next settings version and its `setting` event (the minimum only rises)."""
+    def change_settings(
+        self,
+        *,
+        default_retention: dict | None = None,
+        min_retention: str | None = None,
+        lock_policy: dict | None = None,
+    ):
+        """Write the next settings version and its `setting` event (the minimum only rises, a lock
+        policy only lengthens)."""
         self.require_admin("change settings")
-        return trust.change_settings(self, default_retention=default_retention, min_retention=min_retention)
+        return trust.change_settings(
+            self, default_retention=default_retention, min_retention=min_retention, lock_policy=lock_policy
+        )
 
     def backup(self, paths, **kw) -> BackupResult:
         self.require_sound("back up")
@@ -875,6 +891,11 @@ def check_scope(read_data_subset: str | None, since: str | None) -> tuple[verifi
     subset = verified.parse_subset(read_data_subset) if read_data_subset is not None else None
     window = _dt.timedelta(seconds=duration_seconds(since)) if since is not None else None
     return subset, window
+
+
+def parse_lock_policy(text: str, mode: str | None = None) -> dict:
+    """A lock policy from "daily=14d,weekly=8w,monthly=13mo,yearly=7y" (retention/tiers.py)."""
+    return lock_tiers.parse(text, mode)
 
 
 def _b64(raw: bytes | None) -> str:

@@ -28,7 +28,7 @@ from .format import fields, layout
 from .repo import records as rec
 from .repo import settings as settingsrec
 from .repo.keys import KeyRing, identity
-from .retention import locks
+from .retention import locks, tiers
 from .storage.base import GOVERNANCE, MODES, Storage
 
 
@@ -273,10 +273,11 @@ def repair_config(repo: Trusted) -> bool:
 
 
 def change_settings(
-    repo, *, default_retention: dict | None = None, min_retention: str | None = None
+    repo, *, default_retention: dict | None = None, min_retention: str | None = None, lock_policy: dict | None = None
 ) -> settingsrec.Settings:
     """Write the next settings version and its `setting` event. The minimum may only be
-    raised (Locked, exit 30); the default may not be below it (usage error)."""
+    raised and a lock policy only lengthened (Locked, exit 30); the default may not be below
+    the minimum (usage error)."""
     repo.require_sound("change a setting")
     repo.audit.check_history()
     logged = logged_settings(repo)
@@ -292,9 +293,15 @@ def change_settings(
                 f"the minimum retention is {current.min_retention}: it can be raised, never lowered (asked: {minimum})"
             )
     min_retention_setting(minimum, default)  # the default is never below the minimum
+    policy = current.lock_policy
+    if lock_policy is not None:
+        why = tiers.not_shorter(lock_policy, current.lock_policy)
+        if why is not None:
+            raise Locked(f"the lock policy may only be lengthened: {why}")
+        policy = lock_policy
     retention, held = locks.strongest_protection(repo)
     for _ in range(100):
-        new = settingsrec.Settings(settingsrec.next_version(repo.records, logged), default, minimum)
+        new = settingsrec.Settings(settingsrec.next_version(repo.records, logged), default, minimum, policy)
         raw, sha = settingsrec.seal(repo.records, new)
         try:
             repo.storage.put(layout.settings_record(new.version), raw, retention=retention)

@@ -22,10 +22,10 @@ from ..errors import AmberError, UsageError
 from ..format import layout
 from ..format import tree as treefmt
 from ..repo import adopt
-from ..retention import clockguard
+from ..retention import clockguard, tiers
 from ..retention.locks import carry_protection, extend_objects, needed_objects
 from ..retention.prune import Pruned, heartbeat, start_run
-from ..storage.base import Retention
+from ..storage.base import COMPLIANCE, GOVERNANCE, Retention
 from ..version import __version__
 from .archiver import Archiver, BackupResult, BackupStats, walk_roots
 from .filescache import FilesCache
@@ -75,6 +75,8 @@ def _backup(
     started = repo.clock.now()
     norm, stdin_name = _sources(paths, stdin, stdin_name)
     retention = _retention_for(repo, retention, started)
+    snap_paths = norm if stdin is None else ["/" + stdin_name]
+    tier, retention = _tier_lock(repo, retention, started, host or socket.gethostname(), snap_paths)
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     jump = _clock_jump(repo)
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
@@ -108,6 +110,8 @@ def _backup(
         doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
         if jump is not None:
             doc["clock_jump"] = jump.to_json()
+        if tier is not None:
+            doc["lock_tier"] = tier
         summary = arch.stats.summary(session.bytes_added, time.monotonic() - t0)
         doc.update(tree=root_tree, content_root=content_root, summary=summary)
         used = repo.blobs.packs_used() if repo.blobs.used_packs is not None else None
@@ -230,6 +234,28 @@ def _retention_for(repo: BackupTarget, retention: Retention | None, started) -> 
     if retention.until <= started:
         raise UsageError(f"the retention would end in the past ({to_iso(retention.until)})")
     return retention
+
+
+def _tier_lock(
+    repo: BackupTarget, retention: Retention | None, started, hostname: str, paths: list[str]
+) -> tuple[str | None, Retention | None]:
+    """(the lock-policy tier this snapshot fills, its lock): the first snapshot of a UTC day,
+    week, month or year of this host and paths (forget's groups) gets the longest tier it fills
+    (retention/tiers.py); the lock asked for (`--retain`, else the default) stands where it is
+    longer, and the mode is compliance if either is."""
+    policy = getattr(repo, "settings", None) and repo.settings.lock_policy
+    if not policy:
+        return None, retention
+    earlier = [s.time for s in repo.snapshots() if s.hostname == hostname and s.paths == paths]
+    tier, until = tiers.lock_for(started, tiers.filled(started, earlier, policy), policy)
+    if until is None:
+        return None, retention
+    if not repo.storage.capabilities.object_lock:
+        raise UsageError(f"{repo.storage.describe()} cannot enforce the lock policy's locks")
+    mode = COMPLIANCE if COMPLIANCE in (policy["mode"], retention.mode if retention else None) else GOVERNANCE
+    if retention is not None and retention.until > until:
+        until = retention.until
+    return tier, Retention(mode, until)
 
 
 def _username() -> str:

@@ -37,6 +37,8 @@ def snapshots(session, tags, hosts, as_json):
             ret = ""
             if p.until is not None:
                 ret = f"{p.mode} until {_local_time(p.until)}" + ("" if p.locked(now) else " (expired)")
+            if s.doc.get("lock_tier"):
+                ret += f" ({s.doc['lock_tier']} tier)"
             t.add_row(
                 s.short_id + (" !" if overrides.get(s.id) else ""),
                 _local_time(s.time),

@@ -2,7 +2,7 @@
 
 import click
 
-from ..repository import Repository
+from ..repository import Repository, parse_lock_policy
 from .common import open_source, password
 from .options import command, json_option
 from .output import Output, warn
@@ -25,13 +25,24 @@ from .output import Output, warn
     metavar="PERCENT",
     help="Reed-Solomon parity per pack, in percent of its size: rebuilds damaged regions (default 2; 0: none)",
 )
+@click.option(
+    "--lock-policy",
+    metavar="TIERS",
+    help='lock the first snapshot of each day/week/month/year, e.g. "daily=14d,weekly=8w,monthly=13mo,yearly=7y"',
+)
+@click.option("--lock-mode", type=click.Choice(["governance", "compliance"]), default=None, help="the policy's mode")
 @json_option
-def init(session, default_retention, retention_mode, min_retention, copy_params_from, parity, as_json):
+def init(
+    session, default_retention, retention_mode, min_retention, copy_params_from, parity, lock_policy, lock_mode, as_json
+):
     """Create a new repository."""
     if retention_mode and default_retention is None:
         raise click.UsageError("--retention-mode needs --default-retention")
     # an empty value (an unset variable in a script) is refused, never read as "no retention"
     retention = {"duration": default_retention, "mode": retention_mode} if default_retention is not None else None
+    if lock_mode and lock_policy is None:
+        raise click.UsageError("--lock-mode needs --lock-policy")
+    policy = parse_lock_policy(lock_policy, lock_mode) if lock_policy is not None else None
     url = session.url()
     params_from = open_source(session, copy_params_from) if copy_params_from else None
     r = Repository.init(
@@ -43,6 +54,7 @@ def init(session, default_retention, retention_mode, min_retention, copy_params_
         warn=warn,
         params_from=params_from,
         **({"parity": parity} if parity is not None else {}),
+        lock_policy=policy,
     )
     return Output(
         {"id": r.id, "repository": url, "key": r.key_id},

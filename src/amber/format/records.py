@@ -59,6 +59,9 @@ def validate_config(doc: dict, what: str = "config") -> dict:
     return doc
 
 
+LOCK_TIERS = ("daily", "weekly", "monthly", "yearly")  # a lock policy's tiers (FORMAT.md §6.2)
+
+
 # -- lock events (FORMAT.md §17.2) ------------------------------------------------------------
 
 EVENT_TYPES = ("lock", "hold", "release", "forget", "unlock")
@@ -162,3 +165,12 @@ def _retention_settings(doc: dict, what: str) -> None:
         f.duration(dr.get("duration"), what, "default_retention.duration")
     if doc.get("min_retention") is not None:
         f.duration(doc["min_retention"], what, "min_retention")
+    lp = doc.get("lock_policy")
+    if lp is not None:
+        if not isinstance(lp, dict) or not isinstance(lp.get("tiers"), dict) or not lp["tiers"]:
+            raise f.fail(what, "lock_policy", "is not an object with tiers")
+        for name, duration in lp["tiers"].items():
+            if name not in LOCK_TIERS:
+                raise f.fail(what, "lock_policy.tiers", f"names {str(name)[:40]!r}, not one of {', '.join(LOCK_TIERS)}")
+            f.duration(duration, what, f"lock_policy.tiers.{name}")
+        f.mode(lp.get("mode"), what, "lock_policy.mode")

@@ -66,6 +66,8 @@ def validate(doc: dict, what: str) -> dict:
     f.hex64(doc, "parent", what, optional=True)
     f.hex64(doc, "run", what, optional=True)
     f.hex64(doc, "repaired_from", what, optional=True)
+    if doc.get("lock_tier") is not None and doc["lock_tier"] not in ("daily", "weekly", "monthly", "yearly"):
+        raise f.fail(what, "lock_tier", "is not a lock-policy tier")
     f.text(doc, "program", what, optional=True)
     f.retention(doc.get("retention"), what)
     summary = doc.get("summary", {})
@@ -91,7 +93,7 @@ def validate(doc: dict, what: str) -> dict:
 
 MAGIC2 = b"AMBS\x02"
 _LEN = 4
-HEADER_FIELDS = ("time", "hostname", "username", "paths", "tags", "retention")
+HEADER_FIELDS = ("time", "hostname", "username", "paths", "tags", "retention", "lock_tier")
 MAX_HEADER = 16 << 20
 MAX_PACKS = 1 << 20
 

@@ -35,24 +35,29 @@ class Settings:
     version: int  # 0: the config's own
     default_retention: dict | None  # {"mode", "duration"}
     min_retention: str | None  # a duration
+    lock_policy: dict | None = None  # {"tiers": {tier: duration}, "mode"} (retention/tiers.py)
 
     def to_json(self) -> dict:
         return {
             "version": self.version,
             "default_retention": self.default_retention,
             "min_retention": self.min_retention,
+            "lock_policy": self.lock_policy,
         }
 
     def record(self) -> dict:
-        """The settings record of this version (FORMAT.md §6.1)."""
-        return {"v": 1, **self.to_json()}
+        """The settings record of this version (FORMAT.md §6.1); `lock_policy` only when set."""
+        doc = {"v": 1, **self.to_json()}
+        if self.lock_policy is None:
+            del doc["lock_policy"]
+        return doc
 
     def min_seconds(self) -> float:
         return duration_seconds(self.min_retention) if self.min_retention else 0
 
 
 def from_config(config: dict) -> Settings:
-    return Settings(0, config.get("default_retention"), config.get("min_retention"))
+    return Settings(0, config.get("default_retention"), config.get("min_retention"), config.get("lock_policy"))
 
 
 def logged_settings(entries) -> dict[int, dict]:
@@ -88,6 +93,7 @@ def effective(records: rec.Records, config: dict, logged: Callable[[], dict[int,
         return current, []
     events = logged()
     floor = current.min_retention
+    policy = current.lock_policy
     for v in sorted(set(stored) | set(events)):
         key = layout.settings_record(v)
         ev = events.get(v)
@@ -100,9 +106,22 @@ def effective(records: rec.Records, config: dict, logged: Callable[[], dict[int,
         except IntegrityError as e:
             problems.append(str(e) if str(e).startswith(key) else f"{key}: {e}")
         floor = _higher(floor, current.min_retention)
-    if floor != current.min_retention:
-        current = Settings(current.version, current.default_retention, floor)
+        policy = _longer_policy(policy, current.lock_policy)
+    if floor != current.min_retention or policy != current.lock_policy:
+        current = Settings(current.version, current.default_retention, floor, policy)
     return current, problems
+
+
+def _longer_policy(a: dict | None, b: dict | None) -> dict | None:
+    """Each tier the longer of two lock policies; compliance if either is (a policy never shortens)."""
+    if a is None or b is None:
+        return a or b
+    tiers = dict(a["tiers"])
+    for name, duration in b["tiers"].items():
+        if name not in tiers or duration_seconds(duration) > duration_seconds(tiers[name]):
+            tiers[name] = duration
+    mode = "compliance" if "compliance" in (a["mode"], b["mode"]) else "governance"
+    return {"tiers": tiers, "mode": mode}
 
 
 def _read(records: rec.Records, key: str, version: int, ev: dict) -> Settings:
@@ -120,7 +139,7 @@ def _read(records: rec.Records, key: str, version: int, ev: dict) -> Settings:
     doc = records.open(SETTINGS, key, raw, named=False)
     if doc["version"] != version:
         raise IntegrityError(f"{key}: holds version {doc['version']}")
-    return Settings(version, doc.get("default_retention"), doc.get("min_retention"))
+    return Settings(version, doc.get("default_retention"), doc.get("min_retention"), doc.get("lock_policy"))
 
 
 def _higher(a: str | None, b) -> str | None:

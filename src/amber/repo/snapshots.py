@@ -95,6 +95,7 @@ class Snapshot:
                 "tags": self.tags,
                 "retention": self.retention,
                 "legal_hold": False,
+                "lock_tier": self.doc.get("lock_tier"),
                 "sealed": True,
             }
         return {
@@ -109,6 +110,7 @@ class Snapshot:
             "content_root": self.content_root,
             "retention": self.retention,
             "legal_hold": False,
+            "lock_tier": self.doc.get("lock_tier"),
             "summary": self.summary,
         }
 

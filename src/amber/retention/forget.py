@@ -12,7 +12,7 @@ from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import COMPLIANCE
 from . import clockguard, replay
 from .locks import RetentionTarget, protection
-from .policy import KeepPolicy, apply
+from .policy import KeepPolicy, apply, apply_first
 from .state import Protection
 
 
@@ -89,6 +89,11 @@ def _source(repo: Forgetting, snap: Snapshot, events: dict, now, bypass: bool) -
     return " (as the audit log records it; its lock records say less)"
 
 
+def _lock_policy(repo: Forgetting) -> dict | None:
+    settings = getattr(repo, "settings", None)
+    return getattr(settings, "lock_policy", None)
+
+
 def forget_policy(
     repo: Forgetting, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False
 ) -> ForgetResult:
@@ -104,7 +109,8 @@ def forget_policy(
     res = ForgetResult(dry_run=dry_run)
     doomed = []
     for group in groups.values():
-        reasons = apply(group, policy, now)
+        # with a lock policy, the first snapshot of each period: the one the policy locked
+        reasons = (apply_first if _lock_policy(repo) else apply)(group, policy, now)
         for s in sorted(group, key=lambda s: (s.time, s.id)):
             if s.id in reasons:
                 res.keep.append(s.id)

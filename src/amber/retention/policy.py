@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,31 @@ _REASON = {
     "monthly": "monthly snapshot",
     "yearly": "yearly snapshot",
 }
+
+
+def apply_first(snaps: list, policy: KeepPolicy, now: _dt.datetime) -> dict[str, list[str]]:
+    """`apply` for a repository with a lock policy (retention/tiers.py): per UTC hour, day, ISO
+    week, month and year the **first** snapshot of the period is the one kept (restic keeps the
+    newest), for the newest N periods of each rule — the snapshots the policy locked. `last` and
+    `within` are as in `apply`."""
+    reasons = (
+        {
+            sid: [r for r in why if r in ("within", _REASON["last"])]
+            for sid, why in apply(snaps, KeepPolicy(last=policy.last, within=policy.within), now).items()
+        }
+        if (policy.last or policy.within)
+        else {}
+    )
+    for name, bucket in _BUCKETS[1:]:
+        count = getattr(policy, name)
+        if count <= 0:
+            continue
+        first: dict[tuple, Any] = {}
+        for s in sorted(snaps, key=lambda s: (s.time, s.id)):
+            first.setdefault(bucket(s.time.astimezone(_dt.UTC), 0), s)
+        for period in sorted(first, reverse=True)[:count]:
+            reasons.setdefault(first[period].id, []).append(_REASON[name])
+    return {sid: why for sid, why in reasons.items() if why}
 
 
 def apply(snaps: list, policy: KeepPolicy, now: _dt.datetime) -> dict[str, list[str]]:
