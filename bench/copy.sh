@@ -6,26 +6,10 @@
 #   bash bench/copy.sh                          # corpus of bench/run.sh, 3 repetitions
 #   CORPUS=/some/tree REPS=5 bash bench/copy.sh
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOP=$(dirname "$HERE")
-WORK=${WORK:-/tmp/bench}
-CORPUS=${CORPUS:-$WORK/corpus}
-AMBER=${AMBER_BIN:-$TOP/.venv/bin/amber}
-REPS=${REPS:-3}
-PY=$(dirname "$AMBER")/python; [ -x "$PY" ] || PY=python3
-"$PY" -m compileall -q "$TOP/src/amber" >/dev/null 2>&1 || true
-RESULTS=${RESULTS:-$HERE/results}
-RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$RESULTS/copy-$RUN_ID.md
-D=$WORK/copy
-mkdir -p "$RESULTS" "$D"
-[ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (run bench/run.sh or bench/make_corpus.sh)" >&2; exit 1; }
-cleanup() { mountpoint -q "$D/mnt" && umount "$D/mnt"; rm -f "$D/img"; }
-trap cleanup EXIT
-truncate -s 12G "$D/img" && mkfs.ext4 -q -F "$D/img" && mkdir -p "$D/mnt" && mount -o loop "$D/img" "$D/mnt"
-M=$D/mnt
+NAME=copy
+IMAGE_SIZE=${IMAGE_SIZE:-12G}
+. "$(dirname "${BASH_SOURCE[0]}")/fresh.sh"
 export AMBER_PASSWORD=bench-password AMBER_FROM_PASSWORD=bench-password XDG_CACHE_HOME=$M/cache
-TSV=$D/times.tsv; : > "$TSV"
 timed() {  # timed NAME REP CMD...
   local name=$1 rep=$2; shift 2
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true

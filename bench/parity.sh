@@ -6,27 +6,11 @@
 #   bash bench/parity.sh                          # corpus of bench/run.sh; parity 0 2 5; 3 repetitions
 #   CORPUS=/some/tree PARITIES="0 2 10" REPS=5 bash bench/parity.sh
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOP=$(dirname "$HERE")
-WORK=${WORK:-/tmp/bench}
-CORPUS=${CORPUS:-$WORK/corpus}
-AMBER=${AMBER_BIN:-$TOP/.venv/bin/amber}
-REPS=${REPS:-3}
+NAME=parity
 PARITIES=${PARITIES:-0 2 5}
-PY=$(dirname "$AMBER")/python; [ -x "$PY" ] || PY=python3
-"$PY" -m compileall -q "$TOP/src/amber" >/dev/null 2>&1 || true
-RESULTS=${RESULTS:-$HERE/results}
-RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$RESULTS/parity-$RUN_ID.md
-D=$WORK/parity
-mkdir -p "$RESULTS" "$D"
-[ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (run bench/run.sh or bench/make_corpus.sh)" >&2; exit 1; }
-cleanup() { mountpoint -q "$D/mnt" && umount "$D/mnt"; rm -f "$D/img"; }
-trap cleanup EXIT
-truncate -s 12G "$D/img" && mkfs.ext4 -q -F "$D/img" && mkdir -p "$D/mnt" && mount -o loop "$D/img" "$D/mnt"
-M=$D/mnt
+IMAGE_SIZE=${IMAGE_SIZE:-12G}
+. "$(dirname "${BASH_SOURCE[0]}")/fresh.sh"
 export AMBER_PASSWORD=bench-password XDG_CACHE_HOME=$M/cache
-TSV=$D/times.tsv; : > "$TSV"
 
 step() {  # step NAME PARITY REP CMD...
   local name=$1 par=$2 rep=$3; shift 3

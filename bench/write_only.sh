@@ -8,26 +8,10 @@
 #   CORPUS=/some/tree REPS=5 bash bench/write_only.sh
 #   OLD_SRC=/path/to/older/amber/src bash bench/write_only.sh   # adds a column: that amber (format 1)
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOP=$(dirname "$HERE")
-WORK=${WORK:-/tmp/bench}
-CORPUS=${CORPUS:-$WORK/corpus}
-AMBER=${AMBER_BIN:-$TOP/.venv/bin/amber}
-REPS=${REPS:-3}
-PY=$(dirname "$AMBER")/python; [ -x "$PY" ] || PY=python3
-"$PY" -m compileall -q "$TOP/src/amber" >/dev/null 2>&1 || true
-RESULTS=${RESULTS:-$HERE/results}
-RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$RESULTS/write-only-$RUN_ID.md
-D=$WORK/write-only
-mkdir -p "$RESULTS" "$D"
-[ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (run bench/run.sh or bench/make_corpus.sh)" >&2; exit 1; }
-cleanup() { mountpoint -q "$D/mnt" && umount "$D/mnt"; rm -f "$D/img"; }
-trap cleanup EXIT
-truncate -s 8G "$D/img" && mkfs.ext4 -q -F "$D/img" && mkdir -p "$D/mnt" && mount -o loop "$D/img" "$D/mnt"
-M=$D/mnt
+NAME=write-only
+IMAGE_SIZE=${IMAGE_SIZE:-8G}
+. "$(dirname "${BASH_SOURCE[0]}")/fresh.sh"
 export AMBER_PASSWORD=bench-full-key XDG_CACHE_HOME=$M/cache
-TSV=$D/times.tsv; : > "$TSV"
 
 step() {  # step NAME ROLE REP CMD...: wall and CPU seconds of one amber command
   local name=$1 role=$2 rep=$3; shift 3

@@ -84,36 +84,32 @@ def _utf8(pw: str, what: str) -> str:
     return pw
 
 
-def password(confirm: bool = False) -> str:
-    pw = os.environ.get("AMBER_PASSWORD")
+def _password(var: str, prompt: str, confirm: bool = False) -> str:
+    """A password from the environment variable `var`, the file `var`_FILE names, or typed on a
+    terminal (twice with `confirm`)."""
+    pw = os.environ.get(var)
     if pw is not None:
-        return _utf8(pw, "AMBER_PASSWORD")
-    path = os.environ.get("AMBER_PASSWORD_FILE")
+        return _utf8(pw, var)
+    path = os.environ.get(f"{var}_FILE")
     if path:
-        return read_password_file(path, "AMBER_PASSWORD_FILE")
+        return read_password_file(path, f"{var}_FILE")
     if sys.stdin.isatty():
-        pw = getpass.getpass("enter password for repository: ")
+        pw = getpass.getpass(prompt)
         if confirm and getpass.getpass("enter password again: ") != pw:
             raise UsageError("the passwords do not match")
         return _utf8(pw, "the password")
-    raise AmberError("no password: set AMBER_PASSWORD or AMBER_PASSWORD_FILE, or run on a terminal")
+    raise AmberError(f"no password: set {var} or {var}_FILE, or run on a terminal")
+
+
+def password(confirm: bool = False) -> str:
+    return _password("AMBER_PASSWORD", "enter password for repository: ", confirm)
 
 
 def from_password() -> str:
-    """The password of the repository a command copies from (`copy`, `init --copy-params-from`):
-    AMBER_FROM_PASSWORD, AMBER_FROM_PASSWORD_FILE, else asked on a terminal."""
-    pw = os.environ.get("AMBER_FROM_PASSWORD")
-    if pw is not None:
-        return _utf8(pw, "AMBER_FROM_PASSWORD")
-    path = os.environ.get("AMBER_FROM_PASSWORD_FILE")
-    if path:
-        return read_password_file(path, "AMBER_FROM_PASSWORD_FILE")
-    if sys.stdin.isatty():
-        return _utf8(getpass.getpass("enter password for the source repository: "), "the password")
-    raise AmberError(
-        "no password for the source repository: set AMBER_FROM_PASSWORD or AMBER_FROM_PASSWORD_FILE, "
-        "or run on a terminal"
-    )
+    """The password of the repository a command copies or repairs from (`copy`, `init
+    --copy-params-from`, `repair packs --from`): AMBER_FROM_PASSWORD, AMBER_FROM_PASSWORD_FILE,
+    else asked on a terminal."""
+    return _password("AMBER_FROM_PASSWORD", "enter password for the source repository: ")
 
 
 def open_source(session: Session, url: str) -> Repository:

@@ -84,21 +84,9 @@ class Snapshot:
         )
 
     def to_json(self) -> dict:
-        if not self.readable:
-            return {
-                "id": self.id,
-                "short_id": self.short_id,
-                "time": to_iso(self.time),
-                "hostname": self.hostname,
-                "username": self.username,
-                "paths": self.paths,
-                "tags": self.tags,
-                "retention": self.retention,
-                "legal_hold": False,
-                "lock_tier": self.doc.get("lock_tier"),
-                "sealed": True,
-            }
-        return {
+        """What `snapshots --json` shows; of a snapshot only its header could be read (a
+        write-only key), no tree, content root or summary, and `"sealed": true`."""
+        out = {
             "id": self.id,
             "short_id": self.short_id,
             "time": to_iso(self.time),
@@ -106,13 +94,13 @@ class Snapshot:
             "username": self.username,
             "paths": self.paths,
             "tags": self.tags,
-            "tree": self.tree,
-            "content_root": self.content_root,
             "retention": self.retention,
             "legal_hold": False,
             "lock_tier": self.doc.get("lock_tier"),
-            "summary": self.summary,
         }
+        if not self.readable:
+            return dict(out, sealed=True)
+        return dict(out, tree=self.tree, content_root=self.content_root, summary=self.summary)
 
 
 def select_snapshots(snaps: Iterable[Snapshot], *, tags=(), hosts=()) -> list[Snapshot]:
