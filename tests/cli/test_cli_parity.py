@@ -73,3 +73,21 @@ def test_damage_beyond_the_parity_is_reported_as_before(user, tmp_path):
     assert big.name in r.stderr and "big.bin" in r.stderr
     r = user.run("restore", user.sid, "--target", tmp_path / "r", expect=None)
     assert r.rc != 0 and "big.bin" in r.stderr, r  # named, never silently short
+
+
+def test_a_planted_parity_object_cannot_put_other_bytes_in_a_restore(user, tmp_path):
+    """An attacker with write access damages a pack and replaces its parity with another pack's
+    (or junk): nothing is rebuilt from it, the restore fails naming the file, no wrong byte lands."""
+    packs, parity = stored(user.repo, "data"), stored(user.repo, "parity")
+    big = packs[-1]
+    mine = next(p for p in parity if p.name == big.name)
+    other = next(p for p in parity if p.name != big.name)
+    damage(big, 1000)
+    for planted in (other.read_bytes(), b"AMBR\x01" + os.urandom(4000)):
+        os.chmod(mine, 0o644)
+        mine.write_bytes(planted)
+        target = tmp_path / f"r{len(planted)}"
+        r = user.run("restore", user.sid, "--target", target, "--verify", expect=None)
+        assert r.rc != 0 and "big.bin" in r.stderr, r
+        assert not (target / str(user.src).lstrip("/") / "big.bin").exists()
+    assert user.run("check", "--read-data", expect=20).rc == 20
