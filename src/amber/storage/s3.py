@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 from ..errors import AlreadyExists, AmberError, Locked, NotFound, StorageError, Unsupported, UsageError
@@ -67,6 +68,11 @@ class ObjectVersion:
 
 class S3Storage(Storage):
     capabilities = Capabilities(object_lock=True, legal_hold=True, conditional_put=True)
+
+    # first-writer-wins: how long a PUT that found itself alone waits for a rival PUT still in
+    # flight to show in the listing before it is called won (one wait per put, only on servers
+    # that ignore If-None-Match)
+    settle_s = float(os.environ.get("AMBER_S3_SETTLE", "0.25"))
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None, client=None, clock=None) -> None:
         if not bucket:
@@ -165,6 +171,12 @@ class S3Storage(Storage):
         bucket allows (`discard`: it carries no lock of ours); where it stays, it stays unread."""
         mine = resp.get("VersionId")
         versions = self.versions(key)
+        if mine is not None and (not versions or versions[0].version_id == mine):
+            # first so far: RGW completes its bucket index entries after the PUT has returned, so
+            # a rival PUT may yet be listed before this one; look again once it has had time to
+            # land before calling the put won
+            time.sleep(self.settle_s)
+            versions = self.versions(key)
         if mine is None or not versions or versions[0].version_id == mine:
             if versions:
                 self._winners[key] = versions[0].version_id
