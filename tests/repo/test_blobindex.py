@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amber.repo.blobindex import BlobIndex, IndexEntry
+
+
+@pytest.fixture(scope="module", autouse=True, params=["memory", "spilled"])
+def where(request, tmp_path_factory):
+    """Every test twice: records in memory, and records moved to a mapped file on disk (a
+    memory budget of 0)."""
+    saved = {k: os.environ.get(k) for k in ("AMBER_INDEX_MEMORY", "XDG_CACHE_HOME")}
+    if request.param == "spilled":
+        os.environ["AMBER_INDEX_MEMORY"] = "0"
+        os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield request.param
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_where_the_records_are(where):
+    index = BlobIndex()
+    index[bid(1)] = entry(1)
+    assert index.spilled == (where == "spilled")
+    for n in range(2, 20000):  # grows the mapping several times
+        index[bid(n)] = entry(n)
+    assert all(index[bid(n)] == entry(n) for n in range(1, 20000))
 
 
 def bid(n: int) -> bytes:

@@ -10,6 +10,12 @@ placed by Python's `hash()` of the id, which is keyed per process, so
 blob ids an attacker chose for a planted index file cannot be made to
 collide on purpose.
 
+Where the records would outgrow a memory budget (a quarter of the machine's
+memory, or AMBER_INDEX_MEMORY MiB), they move to an unnamed file in the
+cache folder, mapped into memory (`_Spilled`): the kernel keeps what is
+looked up often and reads the rest from disk when memory is short, instead of
+the process failing. The table stays in memory (4–6 bytes per blob).
+
 Readers may look up while one writer (under the blob store's lock) adds:
 a record is appended before the table names it, a grown table is built
 whole before it replaces the old one, and a record is rewritten with one
@@ -19,7 +25,11 @@ change, never half of it.
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
+import tempfile
+import weakref
 from array import array
 from collections.abc import Container, Iterator, Mapping
 from typing import NamedTuple
@@ -59,12 +69,25 @@ class BlobIndex:
         self._table = array("i", [_EMPTY]) * _table_size(expected)
         self._used = 0  # table slots not empty (live and deleted)
         self._live = 0
+        self._spill_if_over(expected)
 
     def reserve(self, n: int) -> None:
-        """Make room for `n` more blobs at once, so loading many index files grows the table once."""
+        """Make room for `n` more blobs at once, so loading many index files grows the table
+        once; where their records would pass the memory budget, move the records to disk."""
         size = _table_size(self._used + n)
         if size > len(self._table):
             self._rehash(size)
+        self._spill_if_over(n)
+
+    def _spill_if_over(self, n: int) -> None:
+        """Move the records to disk if `n` more would pass the memory budget."""
+        if not isinstance(self._recs, _Spilled) and (self._live + n) * _W >= memory_budget():
+            self._recs = _Spilled.of(self._recs, (self._live + n) * _W)
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the records are on disk (mapped), not in memory."""
+        return isinstance(self._recs, _Spilled)
 
     # -- lookups -------------------------------------------------------------
 
@@ -240,13 +263,14 @@ class BlobIndex:
         table = array("i", [_EMPTY]) * size
         mask = size - 1
         # ids and pack numbers unpacked in C, record by record (the writer alone resizes `_recs`)
-        for r, (bid, pn) in enumerate(_ID_PACK.iter_unpack(self._recs)):
-            if pn == _DEAD:
-                continue
-            i = hash(bid) & mask
-            while table[i] != _EMPTY:
-                i = (i + 1) & mask
-            table[i] = r
+        with memoryview(self._recs) as view, view[: len(self._recs)] as used:
+            for r, (bid, pn) in enumerate(_ID_PACK.iter_unpack(used)):
+                if pn == _DEAD:
+                    continue
+                i = hash(bid) & mask
+                while table[i] != _EMPTY:
+                    i = (i + 1) & mask
+                table[i] = r
         self._table = table
         self._used = self._live
 
@@ -284,3 +308,66 @@ def _table_size(n: int) -> int:
     while size * 2 < 3 * n + 2:
         size *= 2
     return size
+
+
+def memory_budget() -> int:
+    """The bytes of index records kept in memory before they move to disk: AMBER_INDEX_MEMORY
+    (MiB), else a quarter of the machine's memory."""
+    given = os.environ.get("AMBER_INDEX_MEMORY", "").strip()
+    if given.isdigit():
+        return int(given) << 20
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError):
+        return 4 << 30
+
+
+def spill_dir() -> str:
+    """Where spilled records go: the cache folder (on disk, unlike a /tmp that may be memory)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "amber")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+class _Spilled(mmap.mmap):
+    """Index records in an unnamed file, mapped: what `BlobIndex` does with its bytearray of
+    records (`len`, `+=`, `startswith`, slices, the buffer) on a mapping that grows by
+    doubling. The file's blocks are allocated before they are mapped, so a full disk is an
+    OSError when the index grows, never a SIGBUS when a page is first written."""
+
+    end: int
+    fd: int
+
+    @classmethod
+    def of(cls, recs, capacity: int) -> "_Spilled":
+        fd, path = tempfile.mkstemp(dir=spill_dir(), prefix="index-")
+        os.unlink(path)  # unnamed: its blocks are freed when the process ends, however it ends
+        capacity = max(capacity, len(recs), _W) * 5 // 4
+        try:
+            os.posix_fallocate(fd, 0, capacity)
+            out = cls(fd, capacity)
+        except BaseException:
+            os.close(fd)
+            raise
+        out.fd = fd
+        weakref.finalize(out, os.close, fd)
+        out[: len(recs)] = bytes(recs)
+        out.end = len(recs)
+        return out
+
+    def __len__(self) -> int:
+        return self.end
+
+    def __iadd__(self, rec):
+        end = self.end + len(rec)
+        if end > self.size():
+            grown = max(end, 2 * self.size())
+            os.posix_fallocate(self.fd, 0, grown)
+            self.resize(grown)
+        self[self.end : end] = rec
+        self.end = end
+        return self
+
+    def startswith(self, prefix: bytes, start: int) -> bool:
+        return self.find(prefix, start, start + len(prefix)) == start
