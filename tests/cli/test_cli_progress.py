@@ -45,7 +45,12 @@ def on_terminal(amber: Amber, *args, cols: int = 80) -> tuple[int, list[str]]:
     t.start()
     try:
         p = subprocess.run(
-            amber.cmd(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=amber.env(), timeout=600
+            amber.cmd(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=amber.env(),
+            timeout=600,
         )
     finally:
         os.close(slave)

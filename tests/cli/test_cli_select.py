@@ -81,6 +81,13 @@ def test_files_from_relative_paths_are_relative_to_the_working_folder(repo, tmp_
     assert {"one", "one/f", "two/g"} <= below(repo, src)
 
 
+def test_files_from_standard_input(repo, tmp_path):
+    src = make(tmp_path / "src", {"a": b"a", "b": b"b"})
+    repo.run("backup", "--files-from", "-", input=f"{src}/a\n".encode())
+    got = below(repo, src)
+    assert "a" in got and "b" not in got, got
+
+
 def test_listed_paths_that_do_not_exist_are_named_and_give_exit_3(repo, tmp_path):
     src = make(tmp_path / "src", {"here/f": b"f", "there.txt": b"t"})
     gone1, gone2, pattern = src / "gone", src / "no" / "such.txt", src / "*.none"
@@ -142,7 +149,9 @@ def test_files_from_lines_with_non_utf8_names(repo, tmp_path):
     bsrc = os.fsencode(src)
     write(os.path.join(bsrc, NON_UTF8_NAME), b"latin")
     write(os.path.join(bsrc, b"caf\xe9-dir", b"inner"), b"inner")
-    (tmp_path / "list").write_bytes(os.path.join(bsrc, NON_UTF8_NAME) + b"\n" + os.path.join(bsrc, b"caf\xe9-*") + b"\n")
+    (tmp_path / "list").write_bytes(
+        os.path.join(bsrc, NON_UTF8_NAME) + b"\n" + os.path.join(bsrc, b"caf\xe9-*") + b"\n"
+    )
     (tmp_path / "verbatim").write_bytes(os.path.join(bsrc, b"missing-\xff") + b"\n")
     r = repo.run(
         "backup", "--files-from", tmp_path / "list", "--files-from-verbatim", tmp_path / "verbatim", "--json", expect=3
@@ -245,8 +254,7 @@ def test_exclude_if_present_with_and_without_header(repo, tmp_path):
 
 def test_exclude_larger_than_with_restic_sizes(repo, tmp_path):
     src = make(
-        tmp_path / "src",
-        {"exact": b"x" * 1024, "over": b"x" * 1025, "small": b"s", "big/huge": b"h" * (3 << 20)},
+        tmp_path / "src", {"exact": b"x" * 1024, "over": b"x" * 1025, "small": b"s", "big/huge": b"h" * (3 << 20)}
     )
     got = below(repo, src, repo.backup(src, args=("--exclude-larger-than", "1k"))["snapshot_id"])
     assert {"exact", "small", "big"} <= got and not {"over", "big/huge"} & got, got

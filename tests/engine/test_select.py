@@ -12,7 +12,16 @@ from amber.errors import UsageError
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("0", 0), ("1024", 1024), ("1k", 1024), ("1K", 1024), ("2M", 2 << 20), ("3g", 3 << 30), ("1T", 1 << 40), ("7b", 7)],
+    [
+        ("0", 0),
+        ("1024", 1024),
+        ("1k", 1024),
+        ("1K", 1024),
+        ("2M", 2 << 20),
+        ("3g", 3 << 30),
+        ("1T", 1 << 40),
+        ("7b", 7),
+    ],
 )
 def test_restic_sizes(text, size):
     assert parse_size(text) == size

@@ -14,28 +14,45 @@ from .tuning import throughput_mode
 
 
 def _lists(fn):
-    for flag, dest, what in (
+    lists = (
         ("--files-from", "files_from", "read the paths to back up from FILE: a glob a line, # comments"),
         ("--files-from-verbatim", "files_from_verbatim", "read the paths to back up from FILE, exactly, one a line"),
         ("--files-from-raw", "files_from_raw", "read the paths to back up from FILE, exactly, each ended by a NUL"),
-    ):
+    )
+    for flag, dest, what in reversed(lists):
         fn = click.option(flag, dest, multiple=True, metavar="FILE", help=f"{what} (repeatable)")(fn)
     return fn
 
 
 def _rules(fn):
     options = [
-        click.option("-e", "--exclude", "excludes", multiple=True, metavar="GLOB", help="skip matching paths"),
-        click.option("--exclude-file", "exclude_files", multiple=True, metavar="FILE", help="--exclude each line"),
-        click.option("--iexclude", "iexcludes", multiple=True, metavar="GLOB", help="--exclude, ignoring case"),
-        click.option("--iexclude-file", "iexclude_files", multiple=True, metavar="FILE", help="--iexclude each line"),
+        click.option(
+            "-e", "--exclude", "excludes", multiple=True, metavar="GLOB", help="skip matching paths (repeatable)"
+        ),
+        click.option(
+            "--exclude-file",
+            "exclude_files",
+            multiple=True,
+            metavar="FILE",
+            help="--exclude each line of FILE (repeatable)",
+        ),
+        click.option(
+            "--iexclude", "iexcludes", multiple=True, metavar="GLOB", help="--exclude, ignoring case (repeatable)"
+        ),
+        click.option(
+            "--iexclude-file",
+            "iexclude_files",
+            multiple=True,
+            metavar="FILE",
+            help="--iexclude each line of FILE (repeatable)",
+        ),
         click.option("--exclude-caches", is_flag=True, help="keep only CACHEDIR.TAG of folders it tags as caches"),
         click.option(
             "--exclude-if-present",
             "if_present",
             multiple=True,
             metavar="NAME[:HEADER]",
-            help="keep only NAME of folders holding it (starting with HEADER)",
+            help="keep only NAME of folders holding it (starting with HEADER; repeatable)",
         ),
         click.option("--exclude-larger-than", "larger_than", metavar="SIZE", help="skip files larger (1k, 2M, 3G)"),
         click.option("-x", "--one-file-system", is_flag=True, help="do not cross mount points below the paths"),
@@ -58,7 +75,15 @@ def _rules(fn):
 @click.option(
     "--stdin-from-command", "from_command", is_flag=True, help="back up what the command after -- prints, if it exits 0"
 )
-@click.option("--stdin-name", metavar="NAME", default="stdin", show_default=True)
+@click.option(
+    "--stdin-name",
+    "--stdin-filename",
+    "stdin_name",
+    metavar="NAME",
+    default="stdin",
+    show_default=True,
+    help="the file name of what --stdin or --stdin-from-command stores",
+)
 @click.option("-n", "--dry-run", is_flag=True, help="show what would be stored; write nothing")
 @click.option("-v", "--verbose", count=True, help="with --dry-run: list each file and what would happen to it")
 @json_option
@@ -88,8 +113,8 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
     scan = SourceScan(targets, selection) if live else None
     finished = []
 
-    def render():
-        return _frame(stats, r.blobs.bytes_added, scan, bool(finished))
+    def render():  # a dry run adds nothing to the blob store: it shows no "+added"
+        return _frame(stats, None if dry_run else r.blobs.bytes_added, scan, bool(finished))
 
     listing: list | None = [] if dry_run and verbose else None
     with Live(render, live), throughput_mode():
@@ -138,7 +163,7 @@ def _check_usage(paths, lists: dict, use_stdin: bool, from_command: bool, dry_ru
     return []
 
 
-def _frame(stats: BackupStats, added: int, scan, final: bool):
+def _frame(stats: BackupStats, added: int | None, scan, final: bool):
     """Bytes done (read, or unmodified and skipped) of the scan's total, files, what is added."""
     done = stats.bytes_read + stats.bytes_skipped
     total = None
@@ -152,7 +177,8 @@ def _frame(stats: BackupStats, added: int, scan, final: bool):
     else:
         scanned = f" (scanned {scan.files})" if scan is not None else ""
         text = f"{human_bytes(done)} {stats.files_total} files{scanned}"
-    text += f" +{human_bytes(added)}"
+    if added is not None:
+        text += f" +{human_bytes(added)}"
     return frame(done, total, text, stats.started, stats.current, final=final)
 
 
