@@ -63,3 +63,16 @@ def test_one_file_system_device_rule_on_proc():
     assert Selection().folder("/", (), root).verdict(proc) == "keep"
     on_proc = Selection(one_file_system=True).folder("/", (), root)
     assert on_proc.verdict(os.lstat("/proc/self/status")) == "drop"  # a file on another filesystem
+
+
+def test_restic_component_matching():
+    """restic's filter.Match: components matched in a window anywhere (from the start for
+    `/...`), `**` for any number of them; a folder's pattern also matches what is below it."""
+    sel = selection(excludes=["foo/bar", "/srv/*/tmp", "/a/**/z", "x/**"])
+    assert sel.excluded("/p/foo/bar", "bar")
+    assert sel.excluded("/p/foo/bar/below", "below")  # a path given below an excluded folder
+    assert not sel.excluded("/p/foo/baz", "baz")
+    assert sel.excluded("/srv/one/tmp", "tmp") and sel.excluded("/srv/one/tmp/f", "f")
+    assert not sel.excluded("/other/srv/one/tmp", "tmp")
+    assert sel.excluded("/a/z", "z") and sel.excluded("/a/b/c/z", "z") and not sel.excluded("/b/a/z", "z")
+    assert sel.excluded("/q/x/y", "y") and sel.excluded("/q/x", "x")

@@ -109,11 +109,33 @@ class FolderRule:
 
 
 def _matches(pat: str, path: str, name: str) -> bool:
-    """A glob against the base name, the full path, or (a relative pattern of several
-    components, as in restic) the path's last components."""
+    """A glob against the base name or the full path (`*` crossing `/`, as amber always
+    matched), or restic's way: component by component (`*` within one, `**` any number),
+    anywhere in the path, or from its start for a pattern starting with `/`."""
     if fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(path, pat):
         return True
-    return "/" in pat and not pat.startswith("/") and fnmatch.fnmatchcase(path, "*/" + pat)
+    return "/" in pat and _window(_parts(pat), _parts(path), pat.startswith("/"))
+
+
+def _parts(text: str) -> list[str]:
+    return [p for p in text.split("/") if p]
+
+
+def _window(pat: list[str], parts: list[str], anchored: bool) -> bool:
+    """Whether the pattern's components match consecutive components of the path (restic's
+    filter.Match): at its start when `anchored`, else at any place; `**` stands for any
+    number of components, none included."""
+    if "**" in pat:
+        i = pat.index("**")
+        return any(
+            _window(pat[:i] + ["*"] * k + pat[i + 1 :], parts, anchored) for k in range(len(parts) - len(pat) + 2)
+        )
+    n = len(pat)
+    last = 0 if anchored else len(parts) - n
+    for offset in range(0, last + 1):
+        if n and n <= len(parts) and all(fnmatch.fnmatchcase(parts[offset + i], pat[i]) for i in range(n)):
+            return True
+    return False
 
 
 def selection(
