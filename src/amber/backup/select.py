@@ -132,7 +132,7 @@ def _window(pat: list[str], parts: list[str], anchored: bool) -> bool:
         )
     n = len(pat)
     last = 0 if anchored else len(parts) - n
-    for offset in range(0, last + 1):
+    for offset in range(last + 1):
         if n and n <= len(parts) and all(fnmatch.fnmatchcase(parts[offset + i], pat[i]) for i in range(n)):
             return True
     return False
