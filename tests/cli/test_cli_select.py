@@ -337,6 +337,22 @@ def test_dry_run_writes_nothing_and_reports_what_would_be_stored(repo, tmp_path)
     assert snapshot_count(repo) == 1
 
 
+def test_verbose_backup_lists_each_file(repo, tmp_path):
+    src = make(tmp_path / "src", {"a": b"a", "b": b"b"})
+    r = repo.run("backup", src, "-v")
+    assert f"new        {src}/a" in r.out and f"new        {src}/b" in r.out, r
+    doc = repo.backup(src, args=("-v",))
+    assert sorted(f["path"] for f in doc["files"]) == [f"{src}/a", f"{src}/b"], doc
+    assert {f["status"] for f in doc["files"]} == {"unmodified"}, doc
+
+
+def test_iexclude_file(repo, tmp_path):
+    src = make(tmp_path / "src", {"a.TXT": b"a", "b.txt": b"b", "c.md": b"c"})
+    (tmp_path / "pats").write_text("# upper case, matched in any case\n*.TxT\n", encoding="utf-8")
+    got = below(repo, src, repo.backup(src, args=("--iexclude-file", tmp_path / "pats"))["snapshot_id"])
+    assert got == {"c.md"}, got
+
+
 def test_dry_run_with_stdin_is_usage_error(repo):
     repo.run("backup", "--stdin", "--dry-run", input=b"x", expect=2)
 

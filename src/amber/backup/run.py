@@ -80,10 +80,11 @@ def _backup(
     workers=None,
     use_cache=True,
     processes=None,
+    listing: list | None = None,
 ) -> BackupResult:
     """`selection`: the exclusion rules (select.py; else `excludes` alone); `stdin_done`:
     called once standard input is stored, before anything names it (a failure there
-    makes no snapshot)."""
+    makes no snapshot); `listing`: filled with (status, path, size) of each file."""
     t0 = time.monotonic()
     started = repo.clock.now()
     selection = selection if selection is not None else Selection(excludes=tuple(e.rstrip("/") for e in excludes))
@@ -112,6 +113,7 @@ def _backup(
                 workers=workers,
                 processes=processes,
             )
+            arch.listing = listing
             try:
                 if stdin is not None:
                     top, snap_paths = [arch.save_stdin(stdin, stdin_name)], ["/" + stdin_name]

@@ -85,7 +85,7 @@ def _rules(fn):
     help="the file name of what --stdin or --stdin-from-command stores",
 )
 @click.option("-n", "--dry-run", is_flag=True, help="show what would be stored; write nothing")
-@click.option("-v", "--verbose", count=True, help="with --dry-run: list each file and what would happen to it")
+@click.option("-v", "--verbose", count=True, help="list each file as new, changed or unmodified")
 @json_option
 def backup(session, paths, tags, host, retain, retain_until, retention_mode, use_stdin, from_command, stdin_name,
            dry_run, verbose, as_json, **select):  # fmt: skip
@@ -116,7 +116,7 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
     def render():  # a dry run adds nothing to the blob store: it shows no "+added"
         return _frame(stats, None if dry_run else r.blobs.bytes_added, scan, bool(finished))
 
-    listing: list | None = [] if dry_run and verbose else None
+    listing: list | None = [] if verbose else None
     with Live(render, live), throughput_mode():
         if scan is not None:
             scan.start()
@@ -134,6 +134,7 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
                     stdin_command=command_argv or None,
                     stdin_name=stdin_name,
                     stats=stats,
+                    listing=listing,
                 )
             finished.append(True)
         finally:
@@ -187,6 +188,8 @@ def _output(res, stats: BackupStats, missing: list[str], listing, dry_run: bool)
     data = res.to_json()
     if missing:
         data["missing"] = missing
+    if listing is not None:
+        data["files"] = [{"path": p, "status": st, "size": n} for st, p, n in listing]
     problems = []
     if stats.errors:
         problems.append(f"{len(stats.errors)} source file(s) could not be read")
@@ -199,8 +202,6 @@ def _output(res, stats: BackupStats, missing: list[str], listing, dry_run: bool)
     ]
     if dry_run:
         data.update(snapshot_id=None, dry_run=True)
-        if listing is not None:
-            data["files"] = [{"path": p, "status": st, "size": n} for st, p, n in listing]
         lines += [
             f"Would read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)} "
             f"and add {human_bytes(res.bytes_added)} to the repository",
