@@ -147,6 +147,8 @@ def check(
     rep.warnings.extend(f"verification record ignored: {p}" for p in verified.problems)
     to_read = _packs_to_read(repo, stored_packs, (subset, rng), (since, verified), rep, found) if read_data else {}
     reading = _PackReader(repo.storage, repo.blobs, to_read, indexed_packs) if read_data else None
+    if reading is not None and progress:
+        progress(0, reading.total)  # the total from the start: the index knows every pack to read
     try:
         _check_trees(repo, snaps, rep, damaged_blobs)
         _check_protection(repo, snaps, rep)

@@ -35,7 +35,11 @@ from .audit.witness import parse_server_key
 from .audit.witness import target as witness_target
 from .audit.witness import tsa_chain as witness_tsa_chain
 from .backup.archiver import BackupResult, BackupStats
+from .backup.dryrun import dry_run
 from .backup.run import backup
+from .backup.scan import SourceScan
+from .backup.select import Listed, Selection, listed_sources
+from .backup.select import selection as source_selection
 from .browse import entry_json
 from .check import CheckReport, check, verify_audit_log
 from .clock import Clock, SystemClock, duration_seconds, to_iso
@@ -697,6 +701,10 @@ class Repository:
             self.check_minimum(kw["retention"].until, "the backup's retention")
         return backup(self, paths, **kw)
 
+    def backup_dry_run(self, paths, **kw) -> BackupResult:
+        """What `backup` would store (backup/dryrun.py): nothing is written to the repository."""
+        return dry_run(self, paths, **kw)
+
     def copy_from(
         self,
         source: "Repository",
@@ -946,6 +954,11 @@ __all__ = [
     "keep_policy",
     "verify_bundle",
     "BackupStats",
+    "Listed",
+    "Selection",
+    "SourceScan",
+    "listed_sources",
+    "source_selection",
     "CopyReport",
     "RestoreStats",
     "EvidenceReport",

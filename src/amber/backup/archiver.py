@@ -9,7 +9,6 @@ after its subfolders, so trees are stored bottom-up and the snapshot last.
 from __future__ import annotations
 
 import collections
-import fnmatch
 import hashlib
 import os
 import stat as st_
@@ -25,6 +24,7 @@ from ..repo.blobs import WriteSession
 from ..repo.chunks import FileRead
 from .filescache import FilesCache
 from .reader import FileReader
+from .select import Selection
 from .source import Names, selection_tree
 from .workers import start as start_processes
 
@@ -45,6 +45,7 @@ class BackupStats:
     files_total: int = 0
     bytes_total: int = 0
     bytes_read: int = 0
+    bytes_skipped: int = 0  # of the files not read again (unmodified): progress counts them done
     errors: list = field(default_factory=list)
     current: str = ""
     started: float = field(default_factory=time.monotonic)
@@ -126,7 +127,7 @@ class Archiver:
         keys: MasterKeys,
         chunker: dict,
         *,
-        excludes=(),
+        selection: Selection | None = None,
         files_cache: FilesCache | None = None,
         stats: BackupStats | None = None,
         workers: int | None = None,
@@ -137,7 +138,8 @@ class Archiver:
         self.chunker_config = chunker
         self.cache = files_cache or FilesCache(None)
         self.stats = stats or BackupStats()
-        self.excludes = [e.rstrip("/") for e in excludes]
+        self.selection = selection or None  # None: no rule, the walk's fast path
+        self.listing: list[tuple[str, str, int]] | None = None  # (status, path, size) of each file, when asked
         self.names = Names()
         # one worker per core: more threads only contend for the GIL (measured with bench/)
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
@@ -163,8 +165,13 @@ class Archiver:
 
     # -- per-file work (worker threads) ----------------------------------------
 
-    def excluded(self, path: str, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(path, pat) for pat in self.excludes)
+    def leaf_dropped(self, path: str, name: str, st) -> bool:
+        """Whether the rules drop a path given to back up (globs, size limit)."""
+        sel = self.selection
+        if sel is None:
+            return False
+        too_big = sel.larger_than is not None and st_.S_ISREG(st.st_mode) and st.st_size > sel.larger_than
+        return too_big or sel.excluded(path, name)
 
     def _meta(self, name: str, kind: str, st) -> dict:
         node = {
@@ -208,12 +215,17 @@ class Archiver:
                 node["sha256"] = sha
                 stats.files_unmodified += 1
                 stats.bytes_total += size
+                stats.bytes_skipped += size
+                if self.listing is not None:
+                    self.listing.append(("unmodified", path, size))
                 hits.append((name, entry))
                 items.append(node)
                 return
             stats.files_changed += 1
         else:
             stats.files_new += 1
+        if self.listing is not None:
+            self.listing.append(("changed" if entry is not None else "new", path, st.st_size))
         rec = _PendingFile(path, name, node, st)
         items.append(rec)
         if st.st_size > BATCH_BYTES:
@@ -231,6 +243,7 @@ class Archiver:
             self._submit(batch)
 
     def _submit(self, recs: list) -> None:
+        self.stats.current = recs[-1].path  # what progress shows: the file last handed to the workers
         self.slots.acquire()
         jobs = [(r.path, r.st.st_size) for r in recs]
         procs = self._process_pool(recs)
@@ -372,15 +385,20 @@ class Archiver:
             except OSError as e:
                 self.stats.errors.append(f"{path}: {e.strerror or e}")
                 entries = []
-            excludes = self.excludes
+            sel = self.selection
+            rule = sel.folder(path, {e.name for e in entries} if sel.tags else (), st) if sel is not None else None
             for entry in entries:
                 child = entry.path
-                if excludes and self.excluded(child, entry.name):
+                if rule is not None and rule.drops(child, entry.name):
                     continue
                 try:
                     cst = entry.stat(follow_symlinks=False)
                 except OSError as e:
                     self.stats.errors.append(f"{child}: {e.strerror or e}")
+                    continue
+                if rule is not None and (verdict := rule.verdict(cst)) != "keep":
+                    if verdict == "empty":  # a mount point under --one-file-system
+                        later.append((child, entry.name, cst, {}))
                     continue
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, entry.name, cst, None))
@@ -393,6 +411,8 @@ class Archiver:
                     cst = os.lstat(child)
                 except OSError as e:
                     self.stats.errors.append(f"{child}: {e.strerror or e}")
+                    continue
+                if csel is None and self.leaf_dropped(child, cname, cst):
                     continue
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, cname, cst, csel))
@@ -481,15 +501,25 @@ class Archiver:
 def walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
     """The nodes of the snapshot's root folder: the first component of every path."""
     root_sel = selection_tree(norm)
-    if "/" in norm:  # the whole filesystem: every entry of / taken whole
+    rule = None
+    if "/" in norm:  # the whole filesystem: every entry of / taken whole, under the rules for /
         root_sel = dict.fromkeys(os.listdir("/"))
+        if arch.selection is not None:
+            rule = arch.selection.folder("/", set(root_sel), os.lstat("/"))
     items: list = []
     cached = (arch.cache.folder("/"), [])
     for name, sel in sorted(root_sel.items()):
         path = "/" + name
-        if sel is None and arch.excludes and arch.excluded(path, name):
+        if rule is not None and rule.drops(path, name):
             continue
-        arch.node_for(path, name, os.lstat(path), items, sel, cached)
+        st = os.lstat(path)
+        if rule is not None and (verdict := rule.verdict(st)) != "keep":
+            if verdict == "drop":
+                continue
+            sel = {}  # a mount point: the folder, not what is mounted on it
+        elif sel is None and arch.leaf_dropped(path, name, st):
+            continue
+        arch.node_for(path, name, st, items, sel, cached)
     arch.drain(block=True)
     nodes, entries = arch.collect(items)
     arch.cache.write_folder("/", cached[1] + entries)

@@ -60,6 +60,8 @@ class FileReader:
                 sha.update(data)
                 ids.append(bid.hex())
                 size += c.length
+                with self._mu:  # counted as it goes: progress moves through a large file
+                    self.stats.bytes_read += c.length
                 if not store.has(bid):
                     inflight.append(self._blob_pool().submit(store.add, BLOB_DATA, bid, data))
                     while len(inflight) > LARGE_INFLIGHT:
@@ -97,14 +99,15 @@ class FileReader:
     def read_file(self, path: str, size_hint: int) -> FileRead:
         """The content ids, SHA-256 and size of one regular file, its new chunks stored."""
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        self.stats.current = path
         try:
-            if size_hint <= READ_WHOLE:
-                data = _read_all(fd, size_hint)
-                sha = hashlib.sha256()
-                ids = self.store_chunks(split(data, self._chunker_args[1], self.chunker()), sha)
-                size = len(data)
-            else:
+            if size_hint > READ_WHOLE:
                 ids, sha, size = self._read_large(fd)
+                return FileRead(ids, sha.hexdigest(), size)
+            data = _read_all(fd, size_hint)
+            sha = hashlib.sha256()
+            ids = self.store_chunks(split(data, self._chunker_args[1], self.chunker()), sha)
+            size = len(data)
         finally:
             os.close(fd)
         with self._mu:

@@ -28,7 +28,9 @@ from ..retention.prune import Pruned, heartbeat, start_run
 from ..storage.base import COMPLIANCE, GOVERNANCE, Retention
 from ..version import __version__
 from .archiver import Archiver, BackupResult, BackupStats, walk_roots
+from .command import SourceCommand
 from .filescache import FilesCache
+from .select import Selection
 from .source import normalize_paths
 
 
@@ -46,14 +48,20 @@ class BackupTarget(Pruned, Protocol):
     def cache_dir(self) -> str: ...
 
 
-def backup(repo: BackupTarget, paths, **options) -> BackupResult:
-    """Back up `paths` (or standard input); see `_backup` for the options.
+def backup(repo: BackupTarget, paths, *, stdin_command=None, **options) -> BackupResult:
+    """Back up `paths`, standard input, or what `stdin_command` (an argv) prints; see
+    `_backup` for the options. The command's output is a snapshot only if it exits 0
+    (command.py).
 
     Snapshot documents are read through local copies (SnapshotStore.cached): a backup
     reads the snapshots several times (its parent, the clock guard, the audit events)
     and would otherwise fetch every one of them from storage each time."""
     with repo.snapshot_store.cached(os.path.join(repo.cache_dir(), "snapshots")):
-        return _backup(repo, paths, **options)
+        if stdin_command is None:
+            return _backup(repo, paths, **options)
+        with SourceCommand(stdin_command) as cmd:
+            options.update(stdin=cmd.stdout, stdin_done=cmd.finish)
+            return _backup(repo, paths, **options)
 
 
 def _backup(
@@ -63,16 +71,23 @@ def _backup(
     tags=(),
     host=None,
     excludes=(),
+    selection: Selection | None = None,
     stdin=None,
     stdin_name=None,
+    stdin_done: Callable[[], None] | None = None,
     retention=None,
     stats=None,
     workers=None,
     use_cache=True,
     processes=None,
+    listing: list | None = None,
 ) -> BackupResult:
+    """`selection`: the exclusion rules (select.py; else `excludes` alone); `stdin_done`:
+    called once standard input is stored, before anything names it (a failure there
+    makes no snapshot); `listing`: filled with (status, path, size) of each file."""
     t0 = time.monotonic()
     started = repo.clock.now()
+    selection = selection if selection is not None else Selection(excludes=tuple(e.rstrip("/") for e in excludes))
     norm, stdin_name = _sources(paths, stdin, stdin_name)
     retention = _retention_for(repo, retention, started)
     snap_paths = norm if stdin is None else ["/" + stdin_name]
@@ -92,22 +107,25 @@ def _backup(
                 session,
                 repo.keys,
                 repo.config["chunker"],
-                excludes=excludes,
+                selection=selection,
                 files_cache=cache,
                 stats=stats,
                 workers=workers,
                 processes=processes,
             )
+            arch.listing = listing
             try:
                 if stdin is not None:
                     top, snap_paths = [arch.save_stdin(stdin, stdin_name)], ["/" + stdin_name]
+                    if stdin_done is not None:
+                        stdin_done()
                 else:
                     top, snap_paths = walk_roots(arch, norm), norm
                 root_tree, content_root = arch.save_tree(top)
                 session.flush()
             finally:
                 arch.close()
-        doc = _snapshot_doc(repo, arch.stats, started, host, tags, excludes, snap_paths, run_id, retention)
+        doc = _snapshot_doc(repo, arch.stats, started, host, tags, selection.excludes, snap_paths, run_id, retention)
         if jump is not None:
             doc["clock_jump"] = jump.to_json()
         if tier is not None:

@@ -1,12 +1,14 @@
 """`amber check`: structure always, every byte with --read-data."""
 
+import time
+
 import click
 
 from ..errors import IntegrityError, UsageError
 from ..repository import check_scope
 from .options import command, json_option
 from .output import Output, show_progress, warn
-from .progress import Live, bar
+from .progress import Live, frame
 from .tuning import throughput_mode
 
 
@@ -26,13 +28,16 @@ def check(session, read_data, read_data_subset, since, as_json):
     check_scope(read_data_subset, since)  # a malformed argument is exit 2 before any password is asked
     r = session.open()
     read_data = read_data or read_data_subset is not None or since is not None
-    state = {"done": 0, "total": 0}
+    state = {"done": 0, "total": 0, "started": time.monotonic()}
 
     def progress(done, total):
+        if total and not state["total"]:
+            state["started"] = time.monotonic()  # the rate is of reading packs, not of what came before
         state["done"], state["total"] = done, total
 
     def render():
-        return bar(state["done"], state["total"] or None, f"read {state['done']}/{state['total']} packs")
+        text = f"read {state['done']}/{state['total']} packs" if state["total"] else "checking the structure"
+        return frame(state["done"], state["total"] or None, text, state["started"])
 
     with Live(render, show_progress(as_json) and read_data), throughput_mode():
         rep = r.check(read_data=read_data, progress=progress, read_data_subset=read_data_subset, since=since)

@@ -1,10 +1,18 @@
-"""Live progress on a terminal: a rich bar fed by polling a stats object."""
+"""Live progress on a terminal: a rich bar fed by polling a stats object.
+
+`frame` draws the lines of a bar that tells the time: a percentage of a known
+total, an ETA from the rate so far, and the current file, never wider than an
+80-column terminal (a long path is cut in its middle).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+
+MAX_WIDTH = 80  # progress fits an 80-column terminal, however wide the one it is shown on
 
 
 class Live:
@@ -39,6 +47,10 @@ class Live:
         if self._live is not None:
             self._stop.set()
             self._thread.join()
+            try:  # the last frame: what was done in the end
+                self._live.update(self.render())
+            except Exception:  # a display glitch must never break a command
+                pass
             self._live.__exit__(*exc)
         return False
 
@@ -68,4 +80,69 @@ def bar(done: float, total: float | None, text: str):
         line.add_row(ProgressBar(total=total, completed=min(done, total), width=30), text)
     else:
         line.add_row(ProgressBar(total=None, pulse=True, width=30), text)
+    return line
+
+
+def width() -> int:
+    """The columns progress may use: the terminal's (on stderr), at most MAX_WIDTH."""
+    try:
+        cols = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        cols = 0
+    return min(cols or MAX_WIDTH, MAX_WIDTH)
+
+
+def clock(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour on."""
+    s = max(int(seconds + 0.5), 0)
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def eta(done: float, total: float | None, started: float) -> str:
+    """The time left at the rate so far (`--:--` while there is no rate or no total)."""
+    if not total or done <= 0:
+        return "ETA --:--"
+    if done >= total:
+        return "ETA 0:00"
+    elapsed = time.monotonic() - started
+    return f"ETA {clock(elapsed * (total - done) / done)}"
+
+
+def middle(text: str, cols: int) -> str:
+    """`text` cut in its middle to `cols` characters (names that are not UTF-8 shown with
+    a replacement character: the terminal cannot take them)."""
+    text = os.fsencode(text).decode("utf-8", "replace")
+    if len(text) <= cols:
+        return text
+    if cols <= 1:
+        return text[:cols]
+    head = (cols - 1) // 2
+    return text[:head] + "\u2026" + text[len(text) - (cols - 1 - head) :]
+
+
+def frame(done: float, total: float | None, text: str, started: float, current: str = "", final: bool = False):
+    """A bar with the percentage of `total` done, `text` and the ETA, then the current file.
+
+    `total` None: not known yet (the bar pulses, no percentage); `final`: the work is
+    over, whatever the total said (100%)."""
+    from rich.text import Text
+
+    cols = width()
+    if final:
+        total = max(total or 0, done) or 1
+        done = total
+    known = bool(total)
+    pct = f"{100 * min(done, total) / total:5.1f}% " if known else ""  # type: ignore[operator]
+    head = f"{pct}{text} {eta(done, total, started)}"
+    bar_cols = max(0, min(30, cols - len(head) - 1))
+    line = Text(no_wrap=True, overflow="crop")
+    if bar_cols:
+        filled = int(bar_cols * min(done, total) / total) if known else 0  # type: ignore[operator]
+        line.append("\u2501" * filled, style="magenta")
+        line.append(("\u2501" if known else "\u254c") * (bar_cols - filled), style="grey37")
+        line.append(" ")
+    line.append(head[: cols - bar_cols - (1 if bar_cols else 0)])
+    if current:
+        line.append("\n" + middle(current, cols))
     return line

@@ -5,7 +5,7 @@ import click
 from ..repository import RestoreStats
 from .options import command, json_option
 from .output import Output, show_progress, warn
-from .progress import Live, bar, human_bytes, rate
+from .progress import Live, frame, human_bytes
 from .tuning import throughput_mode
 
 
@@ -22,17 +22,19 @@ def restore(session, snapshot, target, includes, verify, no_owner, no_special, a
     r = session.open()
     snap = r.find_snapshot(snapshot)
     stats = RestoreStats()
+    # the whole snapshot's totals are known from the start: its summary records them
+    whole = {} if includes else snap.summary
+    finished = []
 
     def render():
-        return bar(
-            stats.bytes_written,
-            stats.bytes_total or None,
-            f"{stats.files_done}/{stats.files} files, {human_bytes(stats.bytes_written)} of "
-            f"{human_bytes(stats.bytes_total)} ({rate(stats.bytes_written, stats.started)})",
-        )
+        files = max(stats.files, whole.get("files_total", 0))
+        total = max(stats.bytes_total, whole.get("bytes_total", 0))
+        text = f"{human_bytes(stats.bytes_written)}/{human_bytes(total)} {stats.files_done}/{files} files"
+        return frame(stats.bytes_written, total or None, text, stats.started, stats.current, final=bool(finished))
 
     with Live(render, show_progress(as_json)), throughput_mode(switch_interval=0.001):
         r.restore(snap, target, include=includes, verify=verify, stats=stats, no_owner=no_owner, no_special=no_special)
+        finished.append(True)
     text = (
         f"restored snapshot {snap.short_id}: {stats.files} files, {stats.dirs} dirs, "
         f"{human_bytes(stats.bytes_written)} to {target}"
