@@ -2,8 +2,8 @@
 
 A snapshot is protected at a date while its lock lasts past that date, or while it is on
 legal hold (a hold has no end date: it lasts until someone releases it). The horizon is
-sampled at the start of equal buckets from now to the latest lock expiry, the bucket
-chosen so that there are at most about sixty of them.
+sampled at the start of equal buckets from now until one past the latest lock expiry, the
+bucket chosen so that there are at most about sixty of them.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def horizon(snaps: Iterable[Protected], now: _dt.datetime) -> dict:
                 "locks_ending": sum(1 for s in locked if s.until is not None and s.until <= end),
             }
         )
-        if latest is None or end > latest:
-            break
+        if latest is None or start > latest:
+            break  # the last bucket starts after every lock has ended: what the holds keep
         start = end
     return {
         "now": to_iso(now.replace(microsecond=0)),
