@@ -188,7 +188,9 @@ def test_the_page_embeds_exactly_the_json_document_and_escapes_it(scenario, tmp_
     assert embedded(page) == doc
     assert HOLD_REASON not in html and "<script>window.__pwned" not in html and HOSTILE_HOST not in html
     assert len(re.findall(r"<script\b", html)) == 3  # the data, Chart.js and the page's own script
-    assert not re.search(r"<(script|link|img|iframe|object)\b[^>]*\b(src|href|data)\s*=", html, re.I), "nothing is fetched"
+    assert not re.search(r"<(script|link|img|iframe|object)\b[^>]*\b(src|href|data)\s*=", html, re.I), (
+        "nothing is fetched"
+    )
 
 
 def test_an_unwritable_page_is_a_clear_error(scenario, tmp_path):

@@ -58,12 +58,20 @@ def _log(doc: dict, now: _dt.datetime) -> list[dict]:
             )
         )
     if log.get("read_errors"):
-        out.append(_finding("alert", "audit-log-unreadable", f"Events of the audit log could not be read: {log['read_errors'][0]}"))
+        out.append(
+            _finding(
+                "alert", "audit-log-unreadable", f"Events of the audit log could not be read: {log['read_errors'][0]}"
+            )
+        )
     for w in log.get("witnesses") or []:
         if w.get("ok") is False:
-            out.append(_finding("alert", "witness-disagrees", f"Witness {w['name']} does not agree with the audit log."))
+            out.append(
+                _finding("alert", "witness-disagrees", f"Witness {w['name']} does not agree with the audit log.")
+            )
         elif w.get("ok") is None:
-            out.append(_finding("warning", "witness-unreached", f"Witness {w['name']} could not be reached or checked."))
+            out.append(
+                _finding("warning", "witness-unreached", f"Witness {w['name']} could not be reached or checked.")
+            )
     if not log.get("witnesses"):
         out.append(
             _finding(
@@ -75,7 +83,11 @@ def _log(doc: dict, now: _dt.datetime) -> list[dict]:
         )
     for r in log.get("trust_resets") or []:
         out.append(
-            _finding("warning", "trust-reset", f"The audit log's trust was reset on {r['time']} (event {r['event']}): {r['reason']}")
+            _finding(
+                "warning",
+                "trust-reset",
+                f"The audit log's trust was reset on {r['time']} (event {r['event']}): {r['reason']}",
+            )
         )
     return out
 
@@ -87,7 +99,11 @@ def _checks(doc: dict, now: _dt.datetime) -> list[dict]:
         return [_finding("warning", "no-check", "The repository has never been checked (`amber check`).")]
     out = []
     if last.get("ok") is False:
-        out.append(_finding("alert", "check-failed", f"The last check, on {last['time']}, found {last.get('errors')} error(s)."))
+        out.append(
+            _finding(
+                "alert", "check-failed", f"The last check, on {last['time']}, found {last.get('errors')} error(s)."
+            )
+        )
     age = _age_days(last.get("time"), now)
     if age is not None and age > CHECK_DAYS:
         out.append(_finding("warning", "check-old", f"No check in {CHECK_DAYS} days: the last was on {last['time']}."))
@@ -114,7 +130,9 @@ def _drills(doc: dict, now: _dt.datetime) -> list[dict]:
         out.append(_finding("alert", "drill-failed", f"The last restore drill, on {last['time']}, failed."))
     age = _age_days(last.get("time"), now)
     if age is not None and age > DRILL_DAYS:
-        out.append(_finding("warning", "drill-old", f"No restore drill in {DRILL_DAYS} days: the last was on {last['time']}."))
+        out.append(
+            _finding("warning", "drill-old", f"No restore drill in {DRILL_DAYS} days: the last was on {last['time']}.")
+        )
     return out
 
 
@@ -162,7 +180,11 @@ def _snapshots(doc: dict, now: _dt.datetime) -> list[dict]:
     unlogged = [s["id"] for s in snaps if s.get("event") is None]
     if unlogged:
         out.append(
-            _finding("alert", "snapshots-not-logged", f"{len(unlogged)} snapshot(s) have no audit-log event: {_ids(unlogged)}.")
+            _finding(
+                "alert",
+                "snapshots-not-logged",
+                f"{len(unlogged)} snapshot(s) have no audit-log event: {_ids(unlogged)}.",
+            )
         )
     held = [h["snapshot"] for h in doc["holds"]]
     if held:
@@ -176,7 +198,11 @@ def _hosts(doc: dict, now: _dt.datetime) -> list[dict]:
         age = _age_days(h["last"], now)
         if age is not None and age > HOST_DAYS:
             out.append(
-                _finding("warning", "host-stale", f"Host {h['hostname']} has not been backed up in {int(age)} days (last {h['last']}).")
+                _finding(
+                    "warning",
+                    "host-stale",
+                    f"Host {h['hostname']} has not been backed up in {int(age)} days (last {h['last']}).",
+                )
             )
     return out
 

@@ -334,4 +334,3 @@ def _actor(ev: dict) -> str | None:
 
 def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-

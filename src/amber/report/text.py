@@ -93,7 +93,8 @@ def _checks(doc: dict) -> list[str]:
     return [
         f"checks: {c['total']}; the last {_when(last['time'])}: {_ok(last['ok'])}"
         + (" (data read back)" if last.get("read_data") else ""),
-        f"  data last read back: {_when(read['time']) + ', ' + _ok(read['ok']) if read else 'not in the recent checks'}",
+        "  data last read back: "
+        + (f"{_when(read['time'])}, {_ok(read['ok'])}" if read else "not in the recent checks"),
     ]
 
 
