@@ -110,7 +110,7 @@ def _checks(doc: dict, now: _dt.datetime) -> list[dict]:
     read = checks.get("last_read_data")
     read_age = _age_days(read.get("time"), now) if read else None
     if read is None or (read_age is not None and read_age > READ_DATA_DAYS):
-        since = f"since {read['time']}" if read else "in the checks listed"
+        since = f"since {read['time']}" if read else f"in the last {len(checks.get('recent') or [])} check(s)"
         out.append(
             _finding(
                 "notice",
