@@ -24,8 +24,8 @@ HOLD_REASON = "case 42 <script>window.__pwned=2</script> & </script><p>"
 class Scenario:
     """A user's repository, with the ids and outputs the report must agree with."""
 
-    def __init__(self, base: Path) -> None:
-        u = self.user = Amber(base / "user")
+    def __init__(self, base: Path, subprocess: bool = False) -> None:
+        u = self.user = Amber(base / "user", subprocess=subprocess)
         u.create()
         src = Path(make_source(base / "src", {"a.txt": b"alpha\n" * 100, "b.bin": os.urandom(50_000)}))
         u.run("settings", "--lock-policy", "daily=14d,weekly=8w")
@@ -48,8 +48,9 @@ class Scenario:
 
 
 @pytest.fixture
-def scenario(tmp_path) -> Scenario:
-    return Scenario(tmp_path)
+def scenario(tmp_path, in_subprocess) -> Scenario:
+    """Made by real `amber` processes in the tests marked `subprocess`, in this process elsewhere."""
+    return Scenario(tmp_path, in_subprocess)
 
 
 def test_the_report_shows_what_the_other_commands_say(scenario):
@@ -274,9 +275,10 @@ class Opened:
 
 
 def shown_time(iso: str) -> str:
-    return iso[:16].replace("T", " ") + " UTC"
+    return iso[:19].replace("T", " ") + " UTC"
 
 
+@pytest.mark.subprocess
 def test_the_page_in_chromium_shows_what_json_says(scenario, browser, tmp_path):
     page = tmp_path / "report.html"
     doc = scenario.report("--html", page)
@@ -298,6 +300,11 @@ def test_the_page_in_chromium_shows_what_json_says(scenario, browser, tmp_path):
         assert r["until"] == (shown_time(s["lock"]["until"]) if s["lock"] else "—")
         assert r["hold"] == (s["hold"]["reason"] if s["hold"] else "—")
         assert r["tier"] == (s["lock_tier"] or "—")
+    datetimes = opened.page.evaluate(
+        """Array.from(document.querySelectorAll('#snapshots-table tbody tr')).map(tr => {
+             const t = tr.querySelector('td[data-field=until] time'); return t && t.getAttribute('datetime'); })"""
+    )
+    assert datetimes == [s["lock"]["until"] if s["lock"] else None for s in reversed(doc["snapshots"])]
     hosts = opened.rows("hosts-table")
     assert [(h["_key"], int(h["snapshots"])) for h in hosts] == [(h["hostname"], h["snapshots"]) for h in doc["hosts"]]
 

@@ -26,7 +26,13 @@
   }
 
   function time(iso) {
-    return iso ? String(iso).slice(0, 16).replace("T", " ") + " UTC" : "—";
+    return iso ? String(iso).slice(0, 19).replace("T", " ") + " UTC" : "—";
+  }
+
+  /* A time as a <time> element: shown readably, its datetime attribute exactly as recorded. */
+  function stamp(iso, suffix) {
+    if (!iso) return "—";
+    return el("time", { datetime: String(iso), text: time(iso) + (suffix || "") });
   }
 
   function bytes(n) {
@@ -290,7 +296,7 @@
         ["Repository id", r.id],
         ["Storage", r.location],
         ["Format", r.format],
-        ["Created", time(r.created)],
+        ["Created", stamp(r.created)],
         ["Default lock on every new snapshot", retentionText(s.default_retention)],
         ["Shortest lock allowed", s.min_retention || "none"],
         ["Lock schedule (lock policy)", policyText(s.lock_policy)],
@@ -304,22 +310,22 @@
     var hosts = table("hosts-table", [
       { key: "hostname", title: "Host", value: function (h) { return h.hostname; } },
       { key: "snapshots", title: "Snapshots", num: true, value: function (h) { return h.snapshots; } },
-      { key: "first", title: "First", value: function (h) { return time(h.first); } },
-      { key: "last", title: "Newest", value: function (h) { return time(h.last); } },
+      { key: "first", title: "First", value: function (h) { return stamp(h.first); } },
+      { key: "last", title: "Newest", value: function (h) { return stamp(h.last); } },
       { key: "locked", title: "Locked now", num: true, value: function (h) { return h.locked; } },
       { key: "held", title: "On hold", num: true, value: function (h) { return h.held; } },
       { key: "unprotected", title: "Unprotected", num: true, value: function (h) { return h.unprotected; } }
     ], data.hosts, function (h) { return h.hostname; });
     var snaps = table("snapshots-table", [
       { key: "id", title: "Snapshot", value: function (s) { return el("span", { class: "id", title: s.id, text: s.short_id }); } },
-      { key: "time", title: "Made", value: function (s) { return time(s.time); } },
+      { key: "time", title: "Made", value: function (s) { return stamp(s.time); } },
       { key: "hostname", title: "Host", value: function (s) { return s.hostname; } },
       { key: "tags", title: "Tags", value: function (s) { return s.tags.join(", "); } },
       { key: "paths", title: "Paths", value: function (s) { return s.paths.join(", "); } },
       { key: "files", title: "Files", num: true, value: function (s) { return s.files; } },
       { key: "bytes", title: "Size", num: true, value: function (s) { return bytes(s.bytes); } },
       { key: "lock-mode", title: "Lock", value: function (s) { return s.lock ? s.lock.mode : "none"; } },
-      { key: "until", title: "Locked until", value: function (s) { return s.lock ? time(s.lock.until) + (s.lock.active ? "" : " (expired)") : "—"; } },
+      { key: "until", title: "Locked until", value: function (s) { return s.lock ? stamp(s.lock.until, s.lock.active ? "" : " (expired)") : "—"; } },
       { key: "tier", title: "Schedule tier", value: function (s) { return s.lock_tier; } },
       { key: "hold", title: "Legal hold", value: function (s) { return s.hold ? s.hold.reason : ""; } },
       { key: "overrides", title: "Overrides", value: function (s) { return s.overrides.join("; "); } }
@@ -340,10 +346,10 @@
         ["Locked now", h.locked_now],
         ["On legal hold now", h.held_now],
         ["Not protected now", h.unprotected_now],
-        ["Latest lock ends", h.latest_expiry ? time(h.latest_expiry) : "no lock"]
+        ["Latest lock ends", h.latest_expiry ? stamp(h.latest_expiry) : "no lock"]
       ]), c.node, el("h3", { text: "Dates where protection changes (one row per " + h.granularity + " in which a lock ends)" }),
       table("horizon-table", [
-        { key: "date", title: "From", value: function (b) { return time(b.date); } },
+        { key: "date", title: "From", value: function (b) { return stamp(b.date); } },
         { key: "snapshots", title: "Snapshots protected", num: true, value: function (b) { return b.snapshots; } },
         { key: "locked", title: "of them locked", num: true, value: function (b) { return b.locked; } },
         { key: "bytes", title: "Bytes protected", num: true, value: function (b) { return bytes(b.bytes); } },
@@ -358,7 +364,7 @@
       [table("holds-table", [
         { key: "snapshot", title: "Snapshot", value: function (h) { return el("span", { class: "id", title: h.snapshot, text: h.snapshot.slice(0, 8) }); } },
         { key: "hostname", title: "Host", value: function (h) { return h.hostname; } },
-        { key: "since", title: "Held since", value: function (h) { return time(h.since); } },
+        { key: "since", title: "Held since", value: function (h) { return stamp(h.since); } },
         { key: "reason", title: "Reason", value: function (h) { return h.reason; } }
       ], data.holds, function (h) { return h.snapshot; })]);
   }
@@ -368,7 +374,7 @@
     section("checks", "Integrity checks",
       "`amber check` verifies that every snapshot's structure is intact; with --read-data it also reads the stored data back and verifies every byte. " + c.total + " check(s) are recorded; the newest are listed.",
       [table("checks-table", [
-        { key: "time", title: "When", value: function (r) { return time(r.time); } },
+        { key: "time", title: "When", value: function (r) { return stamp(r.time); } },
         { key: "read_data", title: "Data read back", value: function (r) { return r.read_data ? (r.read_subset ? "subset " + r.read_subset : "yes") : "no"; } },
         { key: "result", title: "Result", value: function (r) { return verdict(r.ok); } },
         { key: "errors", title: "Errors", num: true, value: function (r) { return r.errors; } },
@@ -381,7 +387,7 @@
     section("drills", "Restore drills",
       "A drill restores a snapshot (or a fixed sample of its files) into a scratch folder and verifies every byte. Its speed gives the estimated time to restore the whole snapshot (RTO, recovery time objective). " + d.total + " drill(s) are recorded.",
       [table("drills-table", [
-        { key: "time", title: "When", value: function (r) { return time(r.time); } },
+        { key: "time", title: "When", value: function (r) { return stamp(r.time); } },
         { key: "snapshot", title: "Snapshot", value: function (r) { return r.snapshot ? r.snapshot.slice(0, 8) : ""; } },
         { key: "sample", title: "Sample", value: function (r) { return r.sample; } },
         { key: "result", title: "Result", value: function (r) { return verdict(r.ok); } },
@@ -397,7 +403,7 @@
     section("anomalies", "Ransomware alarms",
       "Each backup is compared with the one before it on the same host: a mass of changed, deleted or renamed files, data that suddenly stopped compressing (the sign of encryption) or ransom notes raise an alarm, and the previous, good snapshot is placed on legal hold. " + a.total + " alarm(s) are recorded.",
       [table("anomalies-table", [
-        { key: "time", title: "When", value: function (r) { return time(r.time); } },
+        { key: "time", title: "When", value: function (r) { return stamp(r.time); } },
         { key: "snapshot", title: "Backup", value: function (r) { return r.snapshot ? String(r.snapshot).slice(0, 8) : ""; } },
         { key: "reasons", title: "Why", value: function (r) { return r.reasons.join("; "); } },
         { key: "signals", title: "Signals measured", value: function (r) { return Object.keys(r.signals).map(function (k) { return k + " " + r.signals[k]; }).join(", "); } },
@@ -409,7 +415,7 @@
     section("overrides", "Overrides: --bypass-governance and --trust-clock",
       "--bypass-governance lets an administrator shorten or remove a governance-mode lock; --trust-clock lets deletions go ahead after the computer's clock jumped. Both are legitimate in rare cases and always recorded. Changes made while the clock had jumped are listed too.",
       [table("overrides-table", [
-        { key: "time", title: "When", value: function (o) { return time(o.time); } },
+        { key: "time", title: "When", value: function (o) { return stamp(o.time); } },
         { key: "kind", title: "What", value: function (o) { return o.kind === "clock-jump" ? "clock jump" : "--" + o.kind; } },
         { key: "event_type", title: "Command", value: function (o) { return o.event_type; } },
         { key: "snapshot", title: "Snapshot", value: function (o) { return o.snapshot ? o.snapshot.slice(0, 8) : ""; } },
@@ -422,7 +428,7 @@
       "The rules the repository was created with (version 0) and every later change. Settings may only be made stricter: the minimum lock only rises and a lock schedule only lengthens.",
       [table("settings-table", [
         { key: "version", title: "Version", num: true, value: function (r) { return r.version; } },
-        { key: "time", title: "When", value: function (r) { return time(r.time); } },
+        { key: "time", title: "When", value: function (r) { return stamp(r.time); } },
         { key: "default_retention", title: "Default lock", value: function (r) { return retentionText(r.default_retention); } },
         { key: "min_retention", title: "Shortest lock", value: function (r) { return r.min_retention || "none"; } },
         { key: "lock_policy", title: "Lock schedule", value: function (r) { return policyText(r.lock_policy); } },
@@ -436,8 +442,8 @@
       "Every change and every check is recorded as a signed event in an append-only log. Its checkpoints (signed summaries of the whole log) are also kept by witnesses outside the repository, so a rewritten or rolled-back history is detected.",
       [facts([
         ["Events", a.events],
-        ["First event", time(a.first_event)],
-        ["Newest event", time(a.last_event)],
+        ["First event", stamp(a.first_event)],
+        ["Newest event", stamp(a.last_event)],
         ["Newest checkpoint", a.checkpoint ? a.checkpoint.size + " events, up to " + time(a.checkpoint.time) : "none"],
         ["Verification now", verdict(v.ok)],
         ["Trust resets", a.trust_resets.length]
