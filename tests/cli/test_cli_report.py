@@ -1,7 +1,8 @@
-"""`amber report`: the compliance report of a repository made by the real CLI — backups on two
-hosts under a lock policy, a lock shortened with --bypass-governance, a legal hold, checks,
-a drill and a settings change — checked against what the other commands say, then opened in a
-real headless Chromium (Playwright driving the system's browser) and compared with --json."""
+"""`amber report`: the compliance report of a repository made by the real CLI — backups on
+two hosts under a lock policy, a lock shortened with --bypass-governance, a forget with
+--trust-clock, a legal hold, checks, a drill and a settings change — checked against what
+the other commands say, then opened in a real headless Chromium (Playwright driving the
+system's browser) and compared with --json."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class Scenario:
         self.bypassed = u.backup(src, args=("--host", HOSTILE_HOST))["snapshot_id"]
         u.run("lock", self.bypassed, "--for", "100d", "--mode", "governance")
         u.run("lock", self.bypassed, "--for", "70d", "--bypass-governance")
+        self.forgotten = u.backup(src, args=("--host", "alpha", "--tag", "gone"))["snapshot_id"]
+        u.run("forget", self.forgotten, "--trust-clock")
         u.run("hold", self.tiered, "--reason", HOLD_REASON)
         u.run("check")
         u.run("check", "--read-data")
@@ -98,8 +101,10 @@ def test_checks_drills_overrides_and_settings_come_from_the_audit_log(scenario):
     assert drill["rto_seconds"] == round(scenario.drill["rto_seconds"], 1)
 
     bypass = next(e for e in log if e["type"] == "lock" and e["details"].get("bypass_governance"))
-    assert [(o["kind"], o["event"], o["snapshot"], o["time"]) for o in doc["overrides"]] == [
-        ("bypass-governance", bypass["seq"], scenario.bypassed, bypass["time"])
+    forget = next(e for e in log if e["type"] == "forget")
+    assert [(o["kind"], o["event_type"], o["event"], o["snapshot"], o["time"]) for o in doc["overrides"]] == [
+        ("bypass-governance", "lock", bypass["seq"], scenario.bypassed, bypass["time"]),
+        ("trust-clock", "forget", forget["seq"], scenario.forgotten, forget["time"]),
     ]
     assert [(c["version"], c["min_retention"]) for c in doc["settings_changes"]] == [(0, None), (1, None), (2, "1d")]
     assert doc["settings_changes"][1]["lock_policy"]["tiers"] == {"daily": "14d", "weekly": "8w"}
@@ -108,7 +113,8 @@ def test_checks_drills_overrides_and_settings_come_from_the_audit_log(scenario):
     audit = doc["audit_log"]
     assert audit["events"] == len(log) and audit["checkpoint"]["size"] == len(log)
     assert audit["checkpoint"]["time"] == log[-1]["time"] and audit["verified"]["ok"] is True
-    assert audit["by_type"]["snapshot"] == 3 and audit["by_type"]["lock"] == 2
+    assert audit["by_type"]["snapshot"] == 4 and audit["by_type"]["lock"] == 2 and audit["by_type"]["forget"] == 1
+    assert scenario.forgotten not in {s["id"] for s in doc["snapshots"]}
     assert len(scenario.user.json("audit", "log")) == len(log), "a report records nothing"
 
 
@@ -317,7 +323,7 @@ def test_the_page_in_chromium_shows_what_json_says(scenario, browser, tmp_path):
     assert [(d["_key"], d["result"]) for d in drills] == [(str(d["event"]), "passed") for d in doc["drills"]["recent"]]
     overrides = opened.rows("overrides-table")
     assert [o["_key"] for o in overrides] == [f"{o['kind']}:{o['event']}" for o in doc["overrides"]]
-    assert [o["kind"] for o in overrides] == ["--bypass-governance"]
+    assert [o["kind"] for o in overrides] == ["--bypass-governance", "--trust-clock"]
     findings = opened.page.evaluate(
         "Array.from(document.querySelectorAll('#findings li')).map(li => li.getAttribute('data-code'))"
     )
@@ -361,3 +367,30 @@ def test_a_report_over_months_buckets_the_horizon(amber, tmp_path):
     latest = dt.datetime.fromisoformat(h["latest_expiry"].replace("Z", "+00:00"))
     last = dt.datetime.fromisoformat(h["buckets"][-1]["date"].replace("Z", "+00:00"))
     assert dt.timedelta(0) < last - latest <= dt.timedelta(days=91)
+
+
+def test_a_witness_is_listed_with_its_newest_checkpoint_and_a_rollback_is_an_alert(amber, tmp_path):
+    amber.create()
+    src = make_source(tmp_path / "src", {"a": b"a"})
+    amber.backup(src)
+    amber.run("audit", "witness", "add", "w1", "--dir", tmp_path / "witness")
+    amber.backup(src)
+    doc = amber.json("report")
+    events = doc["audit_log"]["events"]
+    assert doc["audit_log"]["witnesses"] == [
+        {"name": "w1", "url": f"local:{tmp_path / 'witness'}", "newest_size": events, "ok": True, "cosigned": None}
+    ]
+    assert "no-witness" not in {f["code"] for f in doc["findings"]}
+
+    saved = tmp_path / "saved"
+    shutil.copytree(amber.repo, saved)  # the repository as it is now, to be put back later
+    amber.backup(src, args=("--tag", "later"))
+    shutil.rmtree(amber.repo)
+    shutil.copytree(saved, amber.repo)  # a rollback: the witness holds a newer checkpoint
+    for d in (amber.state, amber.cache):  # a client that never saw this repository
+        shutil.rmtree(d)
+        d.mkdir()
+    doc = amber.json("report", quiet=False)
+    codes = {f["code"]: f["severity"] for f in doc["findings"]}
+    assert doc["audit_log"]["witnesses"][0]["ok"] is False and codes["witness-disagrees"] == "alert"
+    assert codes["audit-log-errors"] == "alert" and doc["audit_log"]["verified"]["ok"] is False

@@ -12,10 +12,13 @@ content key: sizes and file counts then come from the snapshots' audit-log event
 
 from __future__ import annotations
 
+import datetime as _dt
+import os
 from collections import Counter
 from collections.abc import Iterable
 
 from ..audit import checkpoint as cpfmt
+from ..audit import witness as wit
 from ..clock import from_iso, to_iso
 from ..errors import AmberError, CheckpointError
 from ..repository import Repository
@@ -300,7 +303,9 @@ def _verification(repo: Repository) -> dict:
     for w in repo.witness_list():  # a TSA witness is checked by its timestamps, not listed above
         if w["name"] not in known:
             witnesses.append({"name": w["name"], "url": w.get("url"), "newest_size": None, "ok": None})
+    cosigned = _cosignatures(repo)
     for w in witnesses:
+        w["cosigned"] = cosigned.get(w["name"])
         stamps = [t for t in rep.timestamps if t.get("tsa") == w["name"]]
         if stamps:
             newest = max(stamps, key=lambda t: t.get("size") or 0)
@@ -315,6 +320,22 @@ def _verification(repo: Repository) -> dict:
         },
         "witnesses": witnesses,
     }
+
+
+def _cosignatures(repo: Repository) -> dict[str, dict]:
+    """name -> the size and time of the newest checkpoint each `amber serve` witness cosigned
+    for this client (kept in its state, its cosignature checked against the pinned key)."""
+    out = {}
+    for w in repo.audit.witnesses(lambda message: None):
+        if not isinstance(w, wit.RestWitness):
+            continue
+        try:
+            with open(os.path.join(w.state_dir, "cosigned"), "rb") as f:
+                cp, stamp = cpfmt.verify_cosignature(f.read(cpfmt.MAX_NOTE), w.signer, w.key)
+        except (OSError, CheckpointError, ValueError):
+            continue
+        out[w.name] = {"size": cp.size, "time": to_iso(_dt.datetime.fromtimestamp(stamp, _dt.UTC))}
+    return out
 
 
 # -- small helpers -------------------------------------------------------------------------------

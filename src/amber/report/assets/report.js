@@ -453,6 +453,7 @@
         { key: "name", title: "Witness", value: function (w) { return w.name; } },
         { key: "url", title: "Where", value: function (w) { return w.url; } },
         { key: "newest_size", title: "Newest checkpoint it holds (events)", num: true, value: function (w) { return w.newest_size; } },
+        { key: "cosigned", title: "Last cosigned for this client", value: function (w) { return w.cosigned ? w.cosigned.size + " events at " + time(w.cosigned.time) : ""; } },
         { key: "ok", title: "Agrees with the log", value: function (w) { return verdict(w.ok); } }
       ], a.witnesses, function (w) { return w.name; }),
       el("h3", { text: "Events by type" }),
