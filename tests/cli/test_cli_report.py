@@ -394,3 +394,23 @@ def test_a_witness_is_listed_with_its_newest_checkpoint_and_a_rollback_is_an_ale
     codes = {f["code"]: f["severity"] for f in doc["findings"]}
     assert doc["audit_log"]["witnesses"][0]["ok"] is False and codes["witness-disagrees"] == "alert"
     assert codes["audit-log-errors"] == "alert" and doc["audit_log"]["verified"]["ok"] is False
+
+
+def test_a_snapshot_replaced_by_junk_is_an_alert_not_a_crash(amber, tmp_path):
+    """An attacker with write access to the folder replaces a snapshot object with junk."""
+    amber.create()
+    src = make_source(tmp_path / "src", {"a": b"a"})
+    kept = amber.backup(src)["snapshot_id"]
+    (Path(src) / "b").write_bytes(b"b")
+    victim = amber.backup(src)["snapshot_id"]
+    stored = amber.repo / "snapshots" / victim
+    os.chmod(stored, 0o644)
+    stored.write_bytes(os.urandom(300))
+    page = tmp_path / "report.html"
+    doc = amber.json("report", "--html", page, quiet=False)
+    assert [s["id"] for s in doc["snapshots"]] == [kept]
+    assert any(victim in u for u in doc["unreadable_snapshots"])
+    codes = {f["code"]: f for f in doc["findings"]}
+    assert codes["snapshots-unreadable"]["severity"] == "alert" and victim in codes["snapshots-unreadable"]["message"]
+    assert codes["audit-log-errors"]["severity"] == "alert"
+    assert embedded(page) == doc

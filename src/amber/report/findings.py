@@ -163,10 +163,14 @@ def _overrides(doc: dict, now: _dt.datetime) -> list[dict]:
 
 def _snapshots(doc: dict, now: _dt.datetime) -> list[dict]:
     snaps = doc["snapshots"]
-    if not snaps:
-        return [_finding("warning", "no-snapshots", "The repository holds no snapshot.")]
-    unprotected = [s["id"] for s in snaps if not s["hold"] and not (s["lock"] and s["lock"]["active"])]
+    unreadable = doc.get("unreadable_snapshots") or []
     out = []
+    if unreadable:
+        message = f"{len(unreadable)} snapshot(s) could not be read: {unreadable[0]}"
+        out.append(_finding("alert", "snapshots-unreadable", message))
+    if not snaps:
+        return out + [_finding("warning", "no-snapshots", "The repository holds no snapshot.")]
+    unprotected = [s["id"] for s in snaps if not s["hold"] and not (s["lock"] and s["lock"]["active"])]
     if unprotected:
         out.append(
             _finding(

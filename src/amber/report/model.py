@@ -63,6 +63,7 @@ def build(repo: Repository) -> dict:
         "repository": _repository(repo),
         "access": _access(repo),
         "snapshots": snapshots,
+        "unreadable_snapshots": list(repo.snapshot_errors)[:MOST_LISTED],
         "hosts": _hosts(snapshots),
         "lock_horizon": horizon(_protected(snapshots), now),
         "holds": [dict(s["hold"], snapshot=s["id"], hostname=s["hostname"]) for s in snapshots if s["hold"]],

@@ -139,8 +139,8 @@
     }
   };
 
-  function chartBox(id, height) {
-    var canvas = el("canvas", { id: id, role: "img" });
+  function chartBox(id, height, label) {
+    var canvas = el("canvas", { id: id, role: "img", "aria-label": label });
     return { box: el("div", { class: "chart", style: "height:" + height + "px" }, [canvas]), canvas: canvas };
   }
 
@@ -179,7 +179,7 @@
       grouped: false,
       barPercentage: 0.8
     });
-    var c = chartBox("timeline-chart", Math.max(180, 22 * shown.length + 90));
+    var c = chartBox("timeline-chart", Math.max(180, 22 * shown.length + 90), "Timeline of " + shown.length + " snapshots and their locks");
     var box = el("div", {}, [c.box]);
     if (snaps.length > shown.length) {
       box.appendChild(el("p", { class: "explain", text: "The newest " + shown.length + " of " + snaps.length + " snapshots are drawn; the table below lists them all." }));
@@ -217,7 +217,7 @@
   function horizonChart(h) {
     var points = h.buckets.map(function (b) { return ms(b.date); });
     function series(field) { return h.buckets.map(function (b, i) { return { x: points[i], y: b[field] }; }); }
-    var c = chartBox("horizon-chart", 320);
+    var c = chartBox("horizon-chart", 320, "Snapshots and bytes protected at each future date");
     var config = {
       type: "line",
       data: {
@@ -275,13 +275,25 @@
     document.body.insertBefore(h, document.body.firstChild);
   }
 
+  function glance() {
+    var h = data.lock_horizon, c = data.checks.last, d = data.drills.last;
+    return facts([
+      ["Snapshots", data.snapshots.length + " on " + data.hosts.length + " host(s)"],
+      ["Protected now", h.locked_now + " locked, " + h.held_now + " on legal hold, " + h.unprotected_now + " unprotected"],
+      ["Last check", c ? time(c.time) + " — " + (c.ok ? "passed" : "FAILED") : "never"],
+      ["Last restore drill", d ? time(d.time) + " — " + (d.ok ? "passed" : "FAILED") : "never"],
+      ["Ransomware alarms", data.anomalies.total],
+      ["Overrides used", data.overrides.filter(function (o) { return o.kind !== "clock-jump"; }).length]
+    ]);
+  }
+
   function findingsSection() {
     var items = data.findings.map(function (f) {
       return el("li", { "data-code": f.code, "data-severity": f.severity }, [badge(f.severity, f.severity), el("span", { class: "message", text: f.message })]);
     });
     section("findings", "What to look at",
       "The points below are drawn from the facts further down. Alerts mean something failed or disagrees with the record; warnings mean a safeguard was overridden or is missing; notices are worth knowing.",
-      [items.length ? el("ul", { class: "findings" }, items) : el("p", { text: "Nothing to report: every check passed." })]);
+      [glance(), items.length ? el("ul", { class: "findings" }, items) : el("p", { text: "Nothing to report: every check passed." })]);
     if (data.access.left_out.length) {
       root.lastChild.appendChild(el("h3", { text: "Left out of this report" }));
       root.lastChild.appendChild(el("ul", { id: "left-out" }, data.access.left_out.map(function (t) { return el("li", { text: t }); })));
