@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
+
 from cli_helpers import Amber, environment, make_source
 
 HOSTILE_HOST = "<img src=x onerror=window.__pwned=1>"
@@ -414,3 +416,34 @@ def test_a_snapshot_replaced_by_junk_is_an_alert_not_a_crash(amber, tmp_path):
     assert codes["snapshots-unreadable"]["severity"] == "alert" and victim in codes["snapshots-unreadable"]["message"]
     assert codes["audit-log-errors"]["severity"] == "alert"
     assert embedded(page) == doc
+
+
+@pytest.mark.skipif(LIBFAKETIME is None, reason=NO_FAKETIME)
+@pytest.mark.subprocess
+def test_months_of_backups_under_a_lock_policy(amber, browser, tmp_path):
+    """Backups over three months (the clock moved forward), checked once, never drilled: the
+    report made on the last day agrees with `snapshots` of that day, and says the check is old."""
+    amber.create()
+    amber.run("settings", "--lock-policy", "daily=14d,weekly=8w,monthly=13mo")
+    src = Path(make_source(tmp_path / "src", {"a": b"a"}))
+    for day in (0, 20, 45, 80):
+        env = moved_clock(amber.env(), f"+{day}d")
+        (src / f"day{day}").write_bytes(str(day).encode())
+        amber.json("backup", src, env=env, quiet=False)
+        if day == 20:
+            amber.run("check", env=env)
+    last = moved_clock(amber.env(), "+80d")
+    page = tmp_path / "months.html"
+    doc = amber.json("report", "--html", page, env=last, quiet=False)
+    snaps = amber.json("snapshots", env=last, quiet=False)
+    assert [(s["id"], s["lock"]["until"], s["lock_tier"]) for s in doc["snapshots"]] == [
+        (s["id"], s["retention"]["until"], s["lock_tier"]) for s in snaps
+    ]
+    assert all(s["lock_tier"] for s in doc["snapshots"]), "each backup was the first of its day at least"
+    codes = {f["code"] for f in doc["findings"]}
+    assert {"check-old", "no-drill"} <= codes and "no-check" not in codes
+    assert doc["lock_horizon"]["latest_expiry"] == max(s["retention"]["until"] for s in snaps)
+    opened = Opened(browser, page)
+    opened.assert_clean()
+    assert opened.painted("timeline-chart") > 1000 and opened.painted("horizon-chart") > 1000
+    assert [r["_key"] for r in opened.rows("snapshots-table")] == [s["id"] for s in reversed(snaps)]
