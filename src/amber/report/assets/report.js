@@ -197,7 +197,7 @@
           y: { ticks: { autoSkip: false, font: { family: "monospace", size: 11 } } }
         },
         plugins: {
-          legend: { position: "bottom" },
+          legend: { position: "top" },
           tooltip: {
             callbacks: {
               label: function (ctx) {
