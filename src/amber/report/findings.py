@@ -39,6 +39,11 @@ def _age_days(text: str | None, now: _dt.datetime) -> float | None:
         return None
 
 
+def _at(text: object) -> str:
+    """A recorded time as a reader reads it: to the minute, in UTC."""
+    return f"{str(text)[:16].replace('T', ' ')} UTC" if text else "an unknown time"
+
+
 def _ids(ids: list[str]) -> str:
     shown = ", ".join(i[:8] for i in ids[:LISTED])
     return shown + (f" and {len(ids) - LISTED} more" if len(ids) > LISTED else "")
@@ -86,7 +91,7 @@ def _log(doc: dict, now: _dt.datetime) -> list[dict]:
             _finding(
                 "warning",
                 "trust-reset",
-                f"The audit log's trust was reset on {r['time']} (event {r['event']}): {r['reason']}",
+                f"The audit log's trust was reset on {_at(r['time'])} (event {r['event']}): {r['reason']}",
             )
         )
     return out
@@ -101,16 +106,17 @@ def _checks(doc: dict, now: _dt.datetime) -> list[dict]:
     if last.get("ok") is False:
         out.append(
             _finding(
-                "alert", "check-failed", f"The last check, on {last['time']}, found {last.get('errors')} error(s)."
+                "alert", "check-failed", f"The last check, on {_at(last['time'])}, found {last.get('errors')} error(s)."
             )
         )
     age = _age_days(last.get("time"), now)
     if age is not None and age > CHECK_DAYS:
-        out.append(_finding("warning", "check-old", f"No check in {CHECK_DAYS} days: the last was on {last['time']}."))
+        message = f"No check in {CHECK_DAYS} days: the last was on {_at(last['time'])}."
+        out.append(_finding("warning", "check-old", message))
     read = checks.get("last_read_data")
     read_age = _age_days(read.get("time"), now) if read else None
     if read is None or (read_age is not None and read_age > READ_DATA_DAYS):
-        since = f"since {read['time']}" if read else f"in the last {len(checks.get('recent') or [])} check(s)"
+        since = f"since {_at(read['time'])}" if read else f"in the last {len(checks.get('recent') or [])} check(s)"
         out.append(
             _finding(
                 "notice",
@@ -127,12 +133,11 @@ def _drills(doc: dict, now: _dt.datetime) -> list[dict]:
         return [_finding("warning", "no-drill", "No restore drill has been run (`amber drill`).")]
     out = []
     if last.get("ok") is False:
-        out.append(_finding("alert", "drill-failed", f"The last restore drill, on {last['time']}, failed."))
+        out.append(_finding("alert", "drill-failed", f"The last restore drill, on {_at(last['time'])}, failed."))
     age = _age_days(last.get("time"), now)
     if age is not None and age > DRILL_DAYS:
-        out.append(
-            _finding("warning", "drill-old", f"No restore drill in {DRILL_DAYS} days: the last was on {last['time']}.")
-        )
+        message = f"No restore drill in {DRILL_DAYS} days: the last was on {_at(last['time'])}."
+        out.append(_finding("warning", "drill-old", message))
     return out
 
 
@@ -141,7 +146,7 @@ def _anomalies(doc: dict, now: _dt.datetime) -> list[dict]:
         _finding(
             "alert",
             "anomaly",
-            f"Backup {str(a.get('snapshot'))[:8]} on {a.get('time')} raised a ransomware alarm: "
+            f"Backup {str(a.get('snapshot'))[:8]} on {_at(a.get('time'))} raised a ransomware alarm: "
             + ("; ".join(a.get("reasons") or []) or "see its signals")
             + (f" (snapshot {str(a['held'])[:8]} was held)" if a.get("held") else ""),
         )
@@ -156,7 +161,7 @@ def _overrides(doc: dict, now: _dt.datetime) -> list[dict]:
             if not o.get("confirmed"):
                 out.append(_finding("warning", "clock-jump", f"Unconfirmed clock jump: {o['description']}."))
             continue
-        when = f" on {o['time']}" if o.get("time") else ""
+        when = f" on {_at(o['time'])}" if o.get("time") else ""
         out.append(_finding("warning", o["kind"], f"--{o['kind']} was used{when}: {o['description']}."))
     return out
 
@@ -205,7 +210,7 @@ def _hosts(doc: dict, now: _dt.datetime) -> list[dict]:
                 _finding(
                     "warning",
                     "host-stale",
-                    f"Host {h['hostname']} has not been backed up in {int(age)} days (last {h['last']}).",
+                    f"Host {h['hostname']} has not been backed up in {int(age)} days (last {_at(h['last'])}).",
                 )
             )
     return out
