@@ -74,7 +74,8 @@ def demo() -> None:
     )
 
 
-SYSTEM_TOOLS = {"faketime": "faketime", "openssl": "openssl"}  # command -> Debian package the tests run
+# command -> Debian package the tests run (chromium: the report's page, driven by Playwright)
+SYSTEM_TOOLS = {"faketime": "faketime", "openssl": "openssl", "chromium": "chromium"}
 # the Ceph RGW the S3 tests also run on (tests/cephrgw.py): about 270 MB, without recommends
 CEPH_TOOLS = {"radosgw": "radosgw", "ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd"}
 

@@ -22,6 +22,7 @@ from . import (
     init_cmd,
     key_cmd,
     repair_cmd,
+    report_cmd,
     restore_cmd,
     retention_cmd,
     s3_cmd,
@@ -103,6 +104,7 @@ COMMANDS = (
     serve_cmd.serve,
     upgrade_cmd.upgrade,
     copy_cmd.copy,
+    report_cmd.report,
 )
 for _command in COMMANDS:
     cli.add_command(_command)
