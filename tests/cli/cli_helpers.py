@@ -352,3 +352,50 @@ def flip_bit(path, offset: int, bit: int = 0) -> None:
 def truncate(path, size: int) -> None:
     os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR)
     os.truncate(path, size)
+
+
+def run_on_terminal(amber: Amber, *args, cols: int = 80, timeout: float = 600) -> tuple[Result, bytes]:
+    """Run amber with stderr on a pseudo-terminal `cols` wide (stdout a pipe): its result and
+    the bytes drawn on the terminal. Skips where no pseudo-terminal can be made."""
+    import fcntl
+    import struct
+    import termios
+    import threading
+
+    import pytest
+
+    try:
+        master, slave = os.openpty()
+    except OSError as e:
+        pytest.skip(f"no pseudo-terminal here: {e}")
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:
+                return
+            if not b:
+                return
+            chunks.append(b)
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    try:
+        p = subprocess.run(
+            amber.cmd(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=amber.env(),
+            timeout=timeout,
+        )
+    finally:
+        os.close(slave)
+    t.join(10)
+    os.close(master)
+    tty = b"".join(chunks)
+    assert b"Traceback" not in tty, tty[-3000:]
+    return Result(args, p.returncode, p.stdout, b""), tty

@@ -9,12 +9,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import IS_ROOT, OLD_NS, Amber, Result, iso_to_us, set_old_mtimes, write
+from cli_helpers import IS_ROOT, OLD_NS, Amber, iso_to_us, run_on_terminal, set_old_mtimes, write
 
 BACKUP_FIELDS = {
     "snapshot_id": str,
@@ -215,51 +214,14 @@ def test_human_output_in_a_pipe_has_no_progress(repo, tree):
     assert r.stderr == ""
 
 
-def _run_with_stderr_on_a_terminal(amber: Amber, *args) -> tuple[Result, bytes]:
-    try:
-        master, slave = os.openpty()
-    except OSError as e:
-        pytest.skip(f"no pseudo-terminal here: {e}")
-    chunks: list[bytes] = []
-
-    def drain():
-        while True:
-            try:
-                b = os.read(master, 65536)
-            except OSError:
-                return
-            if not b:
-                return
-            chunks.append(b)
-
-    t = threading.Thread(target=drain, daemon=True)
-    t.start()
-    try:
-        p = subprocess.run(
-            amber.cmd(*args),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=slave,
-            env=amber.env(),
-            timeout=300,
-        )
-    finally:
-        os.close(slave)
-    t.join(10)
-    os.close(master)
-    tty = b"".join(chunks)
-    assert b"Traceback" not in tty
-    return Result(args, p.returncode, p.stdout, b""), tty
-
-
 @pytest.mark.subprocess
 def test_json_mode_shows_no_progress_even_on_a_terminal(repo, tree):
-    r, tty = _run_with_stderr_on_a_terminal(repo, "backup", tree["root"], "--json")
+    r, tty = run_on_terminal(repo, "backup", tree["root"], "--json")
     assert r.rc == 0, (r, tty)
     r.json()
     assert tty.strip() == b"", f"--json must not draw progress, even on a terminal: {tty[:500]!r}"
     for args in (("check", "--read-data", "--json"), ("restore", "latest", "--target", str(repo.base / "t"), "--json")):
-        r, tty = _run_with_stderr_on_a_terminal(repo, *args)
+        r, tty = run_on_terminal(repo, *args)
         assert r.rc == 0, (r, tty)
         r.json()
         assert tty.strip() == b"", f"{args}: {tty[:500]!r}"

@@ -4,17 +4,12 @@ start; every line fits 80 columns; in a pipe nothing is drawn."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import struct
-import subprocess
-import termios
-import threading
 
 import pytest
 
-from cli_helpers import Amber, write
+from cli_helpers import Amber, run_on_terminal, write
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 PERCENT = re.compile(r"\d{1,3}\.\d% ")
@@ -24,42 +19,10 @@ DEEP = "a-rather-long-folder-name-" * 3 + "/" + "and-another-long-one-" * 3
 def on_terminal(amber: Amber, *args, cols: int = 80) -> tuple[int, list[str]]:
     """(exit code, lines drawn on stderr) of amber run with stderr on a pseudo-terminal
     `cols` wide; stdout is a pipe."""
-    try:
-        master, slave = os.openpty()
-    except OSError as e:
-        pytest.skip(f"no pseudo-terminal here: {e}")
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
-    chunks: list[bytes] = []
-
-    def drain():
-        while True:
-            try:
-                b = os.read(master, 65536)
-            except OSError:
-                return
-            if not b:
-                return
-            chunks.append(b)
-
-    t = threading.Thread(target=drain, daemon=True)
-    t.start()
-    try:
-        p = subprocess.run(
-            amber.cmd(*args),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=slave,
-            env=amber.env(),
-            timeout=600,
-        )
-    finally:
-        os.close(slave)
-    t.join(10)
-    os.close(master)
-    raw = ANSI.sub(b"", b"".join(chunks))
-    assert b"Traceback" not in raw, raw[-3000:]
+    r, tty = run_on_terminal(amber, *args, cols=cols)
+    raw = ANSI.sub(b"", tty)
     lines = [x for x in re.split(r"[\r\n]+", raw.decode("utf-8", "replace")) if x.strip()]
-    return p.returncode, lines
+    return r.rc, lines
 
 
 def big_tree(root) -> int:
