@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from ..errors import PartialBackup
+from ..errors import AnomalyAlarm, PartialBackup
 from ..repository import BackupStats
 from .options import command, json_option
 from .output import Output, show_progress
@@ -22,9 +22,24 @@ from .tuning import throughput_mode
 @click.option("--retention-mode", type=click.Choice(["governance", "compliance"]), default=None)
 @click.option("--stdin", "use_stdin", is_flag=True, help="back up standard input as one file")
 @click.option("--stdin-name", metavar="NAME", default="stdin", show_default=True)
+@click.option("--no-auto-hold", is_flag=True, help="on an anomaly alarm, do not hold the parent snapshot")
 @json_option
-def backup(session, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin, stdin_name, as_json):
-    """Back up PATHS (or standard input) into a new snapshot."""
+def backup(
+    session,
+    paths,
+    tags,
+    excludes,
+    host,
+    retain,
+    retain_until,
+    retention_mode,
+    use_stdin,
+    stdin_name,
+    no_auto_hold,
+    as_json,
+):
+    """Back up PATHS (or standard input) into a new snapshot. Changes against the parent
+    snapshot that look like ransomware raise an alarm (exit 4) and hold the parent."""
     if use_stdin and paths:
         raise click.UsageError("--stdin takes no paths")
     if not use_stdin and not paths:
@@ -57,15 +72,24 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
             stdin=sys.stdin.buffer if use_stdin else None,
             stdin_name=stdin_name,
             stats=stats,
+            auto_hold=not no_auto_hold,
         )
     for err in stats.errors:
         click.echo(f"error: {err}", err=True)
     s = res.stats
-    failed = None
+    failed: Exception | None = None
     if stats.errors:
         failed = PartialBackup(
             f"snapshot {res.snapshot_id[:8]} saved, but {len(stats.errors)} "
             "source file(s) could not be read (listed above)"
+        )
+    found = res.anomalies
+    if found is not None and found.alarm:  # exit 4 wins over 3
+        held = f"parent {found.parent[:8]} held" if found.held else f"parent {found.parent[:8]} NOT held"
+        failed = AnomalyAlarm(
+            f"snapshot {res.snapshot_id[:8]} saved, but it raised an anomaly alarm ({held}): "
+            + "; ".join(found.reasons)
+            + (f"; {len(stats.errors)} source file(s) could not be read" if stats.errors else "")
         )
     return Output(
         res.to_json(),
@@ -74,7 +98,24 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
             f"Dirs:  {s.dirs}",
             f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
             f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s",
+            *_anomaly_lines(found),
             f"snapshot {res.snapshot_id[:8]} saved",
         ],
         failed,
     )
+
+
+def _anomaly_lines(found) -> list[str]:
+    """The signals against the parent, in one line, and what could not be measured."""
+    if found is None:
+        return []
+    lines = [f"not measured: {why}" for why in found.unmeasured]
+    g = found.signals
+    if g:
+        lines.insert(
+            0,
+            f"Against parent {found.parent[:8]}: {g['changed']:.0%} changed, {g['deleted']:.0%} deleted, "
+            f"{g['added']:.0%} added, {g['renamed']:.0%} renamed to new extensions, "
+            f"{g['collapsed']:.0%} of changed bytes stopped compressing, {g['ransom_notes']} ransom note(s)",
+        )
+    return lines
