@@ -93,9 +93,7 @@ def checkout(sdist: str, folder: str) -> None:
 
 def attack(tree: str, *args: str) -> dict:
     p = subprocess.run(
-        [sys.executable, os.path.join(HERE, "simulate_ransomware.py"), tree, *args],
-        check=True,
-        capture_output=True,
+        [sys.executable, os.path.join(HERE, "simulate_ransomware.py"), tree, *args], check=True, capture_output=True
     )
     return json.loads(p.stdout)
 
@@ -151,7 +149,12 @@ def ordinary_corpus(rep: Report, scratch: str, corpus: str, rounds: int) -> str:
         subprocess.run([sys.executable, MODIFY, "revert", tree, state], check=True, capture_output=True)
         rep.add("corpus + modify.py", f"round {n}: revert", *repo.backup(tree), False)
     info = attack(tree, "--fraction", "1", "--ext", ".locked")
-    rep.add("corpus attacked", f"100% encrypted, renamed .locked, note ({info['encrypted']} files)", *repo.backup(tree), True)
+    rep.add(
+        "corpus attacked",
+        f"100% encrypted, renamed .locked, note ({info['encrypted']} files)",
+        *repo.backup(tree),
+        True,
+    )
     return tree
 
 
@@ -178,7 +181,12 @@ def code_history(rep: Report, scratch: str, sdists: str) -> None:
         checkout(sdist, tree)
         rep.add("Django checkout", os.path.basename(sdist), *repo.backup(tree), False)
     info = attack(tree, "--fraction", "0.2", "--ext", ".lockbit", "--note", "RESTORE_FILES.txt")
-    rep.add("Django attacked", f"20% encrypted, renamed .lockbit, note ({info['encrypted']} files)", *repo.backup(tree), True)
+    rep.add(
+        "Django attacked",
+        f"20% encrypted, renamed .lockbit, note ({info['encrypted']} files)",
+        *repo.backup(tree),
+        True,
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -28,7 +28,11 @@ def text(i: int) -> bytes:
 
 def make_files(root: Path, n: int = 40, prefix: str = "doc", now: bool = False) -> Path:
     for i in range(n):
-        write(root / f"{'sub/' if i % 2 else ''}{prefix}{i}.txt", text(i), mtime_ns=None if now else 1_600_000_000 * 10**9 + i)
+        write(
+            root / f"{'sub/' if i % 2 else ''}{prefix}{i}.txt",
+            text(i),
+            mtime_ns=None if now else 1_600_000_000 * 10**9 + i,
+        )
     return root
 
 

@@ -22,12 +22,12 @@ from ..errors import AmberError, UsageError
 from ..format import layout
 from ..format import tree as treefmt
 from ..repo import adopt
+from ..repo.snapshots import Snapshot
 from ..retention import clockguard, tiers
 from ..retention.locks import carry_protection, extend_objects, needed_objects
 from ..retention.prune import Pruned, heartbeat, start_run
 from ..storage.base import COMPLIANCE, GOVERNANCE, Retention
 from ..version import __version__
-from ..repo.snapshots import Snapshot
 from .anomaly import Anomalies, evaluate
 from .archiver import Archiver, BackupResult, walk_roots
 from .changes import CacheParent, Changes, TreeParent

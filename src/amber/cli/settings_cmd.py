@@ -35,7 +35,7 @@ def _lines(s: dict, pinned: bool | None) -> list[str]:
 @click.option(
     "--anomaly-thresholds",
     metavar="NAME=VALUE,...",
-    help="e.g. \"changed=0.6,collapsed=0.4,min-files=50\" (docs/ANOMALIES.md; 0 turns one off)",
+    help='e.g. "changed=0.6,collapsed=0.4,min-files=50" (docs/ANOMALIES.md; 0 turns one off)',
 )
 @json_option
 def settings(

@@ -177,7 +177,7 @@ def _retention_settings(doc: dict, what: str) -> None:
     _anomaly_thresholds(doc.get("anomaly_thresholds"), what)
 
 
-def _anomaly_thresholds(at, what: str) -> None:
+def _anomaly_thresholds(at: object, what: str) -> None:
     """`anomaly_thresholds` (null or an object of at most 32 short names, each a number from 0
     to 1e9); which names mean what is the backup's business (docs/ANOMALIES.md)."""
     if at is None:
