@@ -57,7 +57,7 @@ RANSOM_NOTES = (
     "_help_instructions*",  # Locky
     "_locky_recover_instructions*",
     "*-decrypt.txt",
-    "*_readme_*.txt",
+    "_readme.txt",  # STOP/Djvu
     "!!!readme!!!*",
     "!readme!*",
     "read_me_now*",
