@@ -247,7 +247,7 @@ class Archiver:
                     self.changes.file_done(path, node, prev, None)
                 return
         rec = _PendingFile(path, name, node, st, prev)
-        if prev is None:
+        if prev is None and self.changes.active:
             folder.fresh.append(rec)
         items.append(rec)
         if st.st_size > BATCH_BYTES:

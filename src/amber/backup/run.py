@@ -30,7 +30,7 @@ from ..storage.base import COMPLIANCE, GOVERNANCE, Retention
 from ..version import __version__
 from .anomaly import Anomalies, evaluate
 from .archiver import Archiver, BackupResult, walk_roots
-from .changes import CacheParent, Changes, TreeParent
+from .changes import CacheParent, Changes, TreeChanges
 from .filescache import FilesCache
 from .source import normalize_paths
 
@@ -113,6 +113,7 @@ def _backup(
                 session.flush()
             finally:
                 arch.close()
+        changes.finish(root_tree)  # the new trees are stored and indexed: compare them with the parent's
         doc = _snapshot_doc(repo, started, host, tags, excludes, snap_paths, run_id, retention, parent)
         if jump is not None:
             doc["clock_jump"] = jump.to_json()
@@ -152,7 +153,7 @@ def _changes(repo: BackupTarget, parent: Snapshot | None, cache: FilesCache, sta
     if parent is None:
         return Changes(None, stats, ratio)
     if parent.readable:
-        return Changes(TreeParent(repo.trees, parent.tree), stats, ratio)
+        return TreeChanges(repo.trees, parent.tree, stats, ratio)
     if cache.present:
         return Changes(CacheParent(cache), stats, ratio)
     return Changes(
@@ -171,7 +172,7 @@ def _anomalies(repo: BackupTarget, parent: Snapshot | None, changes: Changes) ->
     settings = getattr(repo, "settings", None)
     limits = settings.anomaly_thresholds if settings is not None else None
     found = evaluate(parent.id, changes.measured, limits or {})
-    if not changes.active:
+    if not changes.measures:
         return Anomalies(parent.id, {}, [], found.unmeasured)
     return found
 
