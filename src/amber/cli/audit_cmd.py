@@ -39,6 +39,10 @@ def _event_line(ev: dict) -> str:
         extra = f" {str(d.get('key'))[:10]}" + (
             f" (replaced by {str(d['replaced_by'])[:10]})" if d.get("replaced_by") else ""
         )
+    elif ev["type"] == "anomaly":
+        parent = str(d.get("parent"))[:8]
+        extra = f" against {parent}" + (" (parent held)" if d.get("held") else " (parent not held)")
+        extra += f": {len(d.get('reasons') or [])} threshold(s) crossed"
     elif ev["type"] == "repair":
         extra = f" {d.get('what')}"
     elif ev["type"] == "witness":
