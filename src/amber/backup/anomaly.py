@@ -114,22 +114,6 @@ def _value(name: str, text: str) -> float:
         raise UsageError(f"anomaly threshold {name}={text!r}: not {kind}") from None
 
 
-def valid_thresholds(doc) -> str | None:
-    """Why a stored thresholds object is invalid, or None (format/records.py checks records)."""
-    if not isinstance(doc, dict):
-        return "is not an object"
-    for name, v in doc.items():
-        if name not in DEFAULT_THRESHOLDS:
-            return f"names {str(name)[:40]!r}"
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return f"{name} is not a number"
-        if name in COUNTS and (not isinstance(v, int) or not 0 <= v <= MAX_COUNT):
-            return f"{name} is not a whole number in range"
-        if name in SHARES and not 0 <= v <= 1:
-            return f"{name} is not a share from 0 to 1"
-    return None
-
-
 @dataclass
 class Measured:
     """The counts behind the signals, gathered by the archiver (backup/changes.py)."""

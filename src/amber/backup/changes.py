@@ -24,14 +24,18 @@ new, and a folder deleted whole is not counted (docs/ANOMALIES.md).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from ..errors import AmberError
+from ..repo.trees import Trees
 from .anomaly import COMPRESSIBLE, INCOMPRESSIBLE, Measured, is_ransom_note
+from .filescache import FilesCache
 
 # (type, size, mtime_ns, content ids (hex) or None, subtree id or None) of a parent's entry
 Entry = tuple
+# hex blob ids -> (plaintext, stored) bytes from the index, or None when one is not indexed
+Ratio = Callable[[list[str]], "tuple[int, int] | None"]
 
 
 class ParentFolders(Protocol):
@@ -51,7 +55,7 @@ def _join(folder: str, name: str) -> str:
 class CacheParent:
     """The files cache of the previous backup of these paths here (a write-only key)."""
 
-    def __init__(self, cache) -> None:
+    def __init__(self, cache: FilesCache) -> None:
         self.cache = cache
 
     def folder(self, path: str) -> dict[str, Entry]:
@@ -70,7 +74,7 @@ class Changes:
     All on the walk's thread: `folder` when a folder is scanned, `file_done` when a file's
     content is known, `scanned` once all of a folder's entries are."""
 
-    def __init__(self, parent: ParentFolders | None, stats, ratio, what: str = "") -> None:
+    def __init__(self, parent: ParentFolders | None, stats: Any, ratio: Ratio, what: str = "") -> None:
         self.parent = parent
         self.stats = stats
         self.ratio = ratio  # hex ids -> (raw, stored) bytes from the index, or None
@@ -101,8 +105,8 @@ class Changes:
             self.measured.unmeasured.append(f"{path}: the parent's folder could not be read ({e})")
             return {}
         m = self.measured
-        for name, e in prev.items():
-            if e[0] == "file":
+        for name, entry in prev.items():
+            if entry[0] == "file":
                 m.files_parent += 1
                 m.parent_extensions.add(_ext(name))
         return prev
@@ -126,7 +130,7 @@ class Changes:
         if by_name and fresh:
             _pair(by_name, fresh, m)
 
-    def _gone_files(self, path: str, e: Entry):
+    def _gone_files(self, path: str, e: Entry) -> Iterator[str]:
         return self.parent.files_below(path, e)  # type: ignore[union-attr]
 
     def _gone_folder(self, path: str, e: Entry) -> None:
@@ -139,7 +143,9 @@ class Changes:
         except AmberError as err:
             m.unmeasured.append(f"{path}: the parent's folder could not be read ({err})")
 
-    def file_done(self, path: str, node: dict, old: Entry | None, renamed: str | None, added=(0, 0)) -> None:
+    def file_done(
+        self, path: str, node: dict, old: Entry | None, renamed: str | None, added: tuple[int, int] = (0, 0)
+    ) -> None:
         """Count one file whose content is known; `old` is the parent's entry at the same
         path (or the file it was renamed from), `added` the (raw, stored) bytes it added."""
         m, stats = self.measured, self.stats
@@ -166,7 +172,7 @@ class Changes:
             m.changed += 1
             self._compressibility(old, added)
 
-    def _compressibility(self, old: Entry, added) -> None:
+    def _compressibility(self, old: Entry, added: tuple[int, int]) -> None:
         """Whether a changed file's new blobs stopped compressing where its parent version's did."""
         raw, stored = added
         if not raw:
@@ -214,7 +220,7 @@ class TreeChanges(Changes):
     skipping every pair of equal tree ids: their files are unmodified, counted as the
     files the walk saw minus the new and changed ones."""
 
-    def __init__(self, trees, parent_root: str, stats, ratio) -> None:
+    def __init__(self, trees: Trees, parent_root: str, stats: Any, ratio: Ratio) -> None:
         super().__init__(None, stats, ratio)
         self.trees = trees
         self.parent_root = parent_root
@@ -234,7 +240,9 @@ class TreeChanges(Changes):
     def scanned(self, path: str, prev: dict[str, Entry], present: set[str], fresh: list) -> None:
         return
 
-    def file_done(self, path: str, node: dict, old: Entry | None, renamed: str | None, added=(0, 0)) -> None:
+    def file_done(
+        self, path: str, node: dict, old: Entry | None, renamed: str | None, added: tuple[int, int] = (0, 0)
+    ) -> None:
         self.measured.files += 1
         if added[0]:
             self.added_by_path[path] = (added[0], added[1])
@@ -317,7 +325,7 @@ class TreeChanges(Changes):
                 if is_ransom_note(f.name):
                     self.measured.ransom_notes.append(f.path)
 
-    def _gone_files(self, path: str, e: Entry):
+    def _gone_files(self, path: str, e: Entry) -> Iterator[str]:
         if e[4]:
             for _p, node in self.trees.walk(e[4], path):
                 if node["type"] == "file":
