@@ -243,3 +243,16 @@ def test_a_write_only_key_without_a_files_cache_says_what_it_could_not_measure(u
     a = host.json("backup", src)["anomalies"]
     assert a["alarm"] is False and a["signals"] == {} and a["unmeasured"], a
     assert "write-only" in a["unmeasured"][0], a
+
+
+def test_a_folder_deleted_whole_counts_its_files_as_deleted(user, tmp_path):
+    src = make_files(tmp_path / "src")
+    user.backup(src)
+    for p in sorted((src / "sub").iterdir()):
+        p.unlink()
+    (src / "sub").rmdir()  # half the files, in one folder
+    out = user.json("backup", src, expect=4, quiet=False)
+    a = out["anomalies"]
+    assert a["signals"]["files_deleted"] == 20 and a["signals"]["deleted"] == 0.5, a
+    assert len(a["reasons"]) == 1 and "deleted" in a["reasons"][0], a
+    assert (out["files_new"], out["files_changed"], out["files_unmodified"]) == (0, 0, 20)
