@@ -241,8 +241,12 @@ def test_a_write_only_key_without_a_files_cache_says_what_it_could_not_measure(u
     for p in files_of(src):
         encrypt(p)
     a = host.json("backup", src)["anomalies"]
-    assert a["alarm"] is False and a["signals"] == {} and a["unmeasured"], a
+    assert a["alarm"] is False and a["signals"] == {"ransom_notes": 0} and a["unmeasured"], a
     assert "write-only" in a["unmeasured"][0], a
+    write(src / "sub" / "HOW_TO_DECRYPT.txt", b"pay\n")  # a note is seen all the same
+    host2 = write_only_host(user, tmp_path / "host2")  # another machine: no files cache either
+    a = host2.json("backup", src, expect=4, quiet=False)["anomalies"]
+    assert a["alarm"] is True and a["signals"] == {"ransom_notes": 1} and "ransom note" in a["reasons"][0], a
 
 
 def test_a_folder_deleted_whole_counts_its_files_as_deleted(user, tmp_path):

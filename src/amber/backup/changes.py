@@ -153,6 +153,8 @@ class Changes:
         if old is None or old[0] != "file" or renamed is not None:
             stats.files_new += 1
             if self.parent is None:
+                if self.measured.unmeasured and is_ransom_note(node["name"]):
+                    m.ransom_notes.append(path)  # nothing to compare with: a note is still a note
                 return
             if renamed is not None and old is not None:
                 m.renamed += 1

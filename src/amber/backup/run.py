@@ -172,8 +172,8 @@ def _anomalies(repo: BackupTarget, parent: Snapshot | None, changes: Changes) ->
     settings = getattr(repo, "settings", None)
     limits = settings.anomaly_thresholds if settings is not None else None
     found = evaluate(parent.id, changes.measured, limits or {})
-    if not changes.measures:
-        return Anomalies(parent.id, {}, [], found.unmeasured)
+    if not changes.measures:  # only ransom notes, anywhere in the tree, can still be seen
+        return Anomalies(parent.id, {"ransom_notes": found.signals["ransom_notes"]}, found.reasons, found.unmeasured)
     return found
 
 

@@ -111,7 +111,9 @@ def _anomaly_lines(found) -> list[str]:
         return []
     lines = [f"not measured: {why}" for why in found.unmeasured]
     g = found.signals
-    if g:
+    if "changed" not in g:
+        lines.append(f"Against parent {found.parent[:8]}: only looked for ransom notes: {g.get('ransom_notes', 0)}")
+    else:
         lines.insert(
             0,
             f"Against parent {found.parent[:8]}: {g['changed']:.0%} changed, {g['deleted']:.0%} deleted, "
