@@ -7,7 +7,7 @@ import amber.errors
 
 NAMES = """
 __version__ Repository Snapshot open_repository verify_bundle
-AmberError AlreadyExists CheckpointError IntegrityError Locked NotAllowed NotFound PartialBackup ProofError
+AmberError AlreadyExists AnomalyAlarm CheckpointError IntegrityError Locked NotAllowed NotFound PartialBackup ProofError
 RepositoryExists RepositoryNotFound RestoreFailed SignerUnverified StorageError TokenRefused Unsupported UsageError
 WrongPassword
 """
@@ -35,10 +35,10 @@ def test_every_error_has_an_exit_code_from_the_contract():
         getattr(amber, n).exit_code
         for n in PUBLIC
         if n.endswith(
-            ("Error", "Found", "Exists", "Locked", "Password", "Backup", "Failed", "Unsupported", "Unverified")
+            ("Error", "Found", "Exists", "Locked", "Password", "Backup", "Failed", "Unsupported", "Unverified", "Alarm")
         )
     }
-    assert codes <= {1, 2, 3, 10, 12, 20, 21, 30}
+    assert codes <= {1, 2, 3, 4, 10, 12, 20, 21, 30}
 
 
 def test_a_repository_opens_through_the_public_api(tmp_path):

@@ -14,6 +14,7 @@ Everything else is internal and may change between versions.
 from .errors import (
     AlreadyExists,
     AmberError,
+    AnomalyAlarm,
     CheckpointError,
     IntegrityError,
     Locked,
@@ -65,6 +66,7 @@ __all__ = [
     "open_repository",
     "verify_bundle",
     "AmberError",
+    "AnomalyAlarm",
     "AlreadyExists",
     "CheckpointError",
     "IntegrityError",

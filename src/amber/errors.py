@@ -131,6 +131,13 @@ class PartialBackup(AmberError):
     exit_code = 3
 
 
+class AnomalyAlarm(AmberError):
+    """A snapshot was made, but its changes against the parent look like ransomware
+    (backup/anomaly.py); the parent is held unless the backup was told not to."""
+
+    exit_code = 4
+
+
 def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, AmberError):
         return exc.exit_code

@@ -34,6 +34,7 @@ from .audit.witness import fetch_server_key as witness_server_key
 from .audit.witness import parse_server_key
 from .audit.witness import target as witness_target
 from .audit.witness import tsa_chain as witness_tsa_chain
+from .backup import anomaly as anomaly_rules
 from .backup.archiver import BackupResult, BackupStats
 from .backup.dryrun import dry_run
 from .backup.run import backup
@@ -687,19 +688,67 @@ class Repository:
         default_retention: dict | None = None,
         min_retention: str | None = None,
         lock_policy: dict | None = None,
+        anomaly_thresholds: dict | None = None,
     ):
         """Write the next settings version and its `setting` event (the minimum only rises, a lock
-        policy only lengthens)."""
+        policy only lengthens; anomaly thresholds are backup/anomaly.py's)."""
         self.require_admin("change settings")
         return trust.change_settings(
-            self, default_retention=default_retention, min_retention=min_retention, lock_policy=lock_policy
+            self,
+            default_retention=default_retention,
+            min_retention=min_retention,
+            lock_policy=lock_policy,
+            anomaly_thresholds=anomaly_thresholds,
         )
 
-    def backup(self, paths, **kw) -> BackupResult:
+    def backup(self, paths, *, auto_hold: bool = True, **kw) -> BackupResult:
+        """Back up `paths` (backup/run.py). When the changes against the parent raise an anomaly
+        alarm (backup/anomaly.py) the snapshot stands; the parent, the last good state, is held
+        (unless `auto_hold` is False) and an `anomaly` event records the alarm."""
         self.require_sound("back up")
         if kw.get("retention") is not None:
             self.check_minimum(kw["retention"].until, "the backup's retention")
-        return backup(self, paths, **kw)
+        res = backup(self, paths, **kw)
+        found = res.anomalies
+        if found is None or not found.alarm:
+            return res
+        held = self._hold_parent(found, res.snapshot_id) if auto_hold else None
+        found = dataclasses.replace(found, held=held)
+        self.log_event(
+            "anomaly", res.snapshot_id, parent=found.parent, signals=found.signals, reasons=found.reasons, held=held
+        )
+        return dataclasses.replace(res, anomalies=found)
+
+    def anomalies(self) -> list[dict]:
+        """The `anomaly` events of the audit log, oldest first (docs/AUDIT-LOG.md)."""
+        out = []
+        for ev, _raw in self.audit.entries():
+            if ev.get("type") != "anomaly":
+                continue
+            d = ev.get("details") or {}
+            out.append(
+                {
+                    "seq": ev["seq"],
+                    "time": ev["time"],
+                    "snapshot": ev.get("snapshot"),
+                    "parent": d.get("parent"),
+                    "held": d.get("held"),
+                    "reasons": d.get("reasons") or [],
+                    "signals": d.get("signals") or {},
+                }
+            )
+        return out
+
+    def _hold_parent(self, found, sid: str) -> str | None:
+        """Hold the parent of an alarmed backup (an ordinary `hold` event); its id, or None
+        (with a warning) when the hold could not be placed."""
+        reason = f"anomaly alarm raised by backup {sid[:8]}: " + "; ".join(found.reasons)
+        try:
+            self.hold(self.find_snapshot(found.parent), reason[:1000])
+        except AmberError as e:
+            self.warn(f"the anomaly alarm could not hold the parent snapshot {found.parent[:8]}: {e}")
+            return None
+        return found.parent
 
     def backup_dry_run(self, paths, **kw) -> BackupResult:
         """What `backup` would store (backup/dryrun.py): nothing is written to the repository."""
@@ -899,6 +948,16 @@ def check_scope(read_data_subset: str | None, since: str | None) -> tuple[verifi
     subset = verified.parse_subset(read_data_subset) if read_data_subset is not None else None
     window = _dt.timedelta(seconds=duration_seconds(since)) if since is not None else None
     return subset, window
+
+
+def parse_anomaly_thresholds(text: str, current: dict | None = None) -> dict:
+    """Anomaly thresholds from "changed=0.6,min-files=50" over `current` (backup/anomaly.py)."""
+    return anomaly_rules.parse_thresholds(text, current)
+
+
+def thresholds_in_force(stored: dict | None) -> dict:
+    """The anomaly thresholds in force: the defaults, overridden by the stored setting."""
+    return anomaly_rules.thresholds(stored)
 
 
 def parse_lock_policy(text: str, mode: str | None = None) -> dict:

@@ -273,11 +273,17 @@ def repair_config(repo: Trusted) -> bool:
 
 
 def change_settings(
-    repo, *, default_retention: dict | None = None, min_retention: str | None = None, lock_policy: dict | None = None
+    repo,
+    *,
+    default_retention: dict | None = None,
+    min_retention: str | None = None,
+    lock_policy: dict | None = None,
+    anomaly_thresholds: dict | None = None,
 ) -> settingsrec.Settings:
     """Write the next settings version and its `setting` event. The minimum may only be
     raised and a lock policy only lengthened (Locked, exit 30); the default may not be below
-    the minimum (usage error)."""
+    the minimum (usage error). Anomaly thresholds change either way: an admin decides, and
+    the event records it."""
     repo.require_sound("change a setting")
     repo.audit.check_history()
     logged = logged_settings(repo)
@@ -299,9 +305,10 @@ def change_settings(
         if why is not None:
             raise Locked(f"the lock policy may only be lengthened: {why}")
         policy = lock_policy
+    anomaly = anomaly_thresholds if anomaly_thresholds is not None else current.anomaly_thresholds
     retention, held = locks.strongest_protection(repo)
     for _ in range(100):
-        new = settingsrec.Settings(settingsrec.next_version(repo.records, logged), default, minimum, policy)
+        new = settingsrec.Settings(settingsrec.next_version(repo.records, logged), default, minimum, policy, anomaly)
         raw, sha = settingsrec.seal(repo.records, new)
         try:
             repo.storage.put(layout.settings_record(new.version), raw, retention=retention)

@@ -103,9 +103,10 @@ def test_files_modified_within_two_seconds_are_read_again(repo, tmp_path):
     else:
         pytest.skip("this machine is too slow to start a backup within 2 s of a write")
     second = repo.backup(src)
-    assert second["files_unmodified"] == len(files), second
-    assert second["bytes_read"] == len(b"just written\n"), second
-    assert second["files_new"] + second["files_changed"] == 1, second
+    assert second["bytes_read"] == len(b"just written\n"), second  # read again: the cache left it out
+    # ... but counted against the parent snapshot, where it is the same file
+    assert second["files_unmodified"] == len(files) + 1, second
+    assert second["files_new"] + second["files_changed"] == 0, second
 
 
 def test_tags_and_hosts(repo, tmp_path):

@@ -37,8 +37,8 @@ CONTEXT = b"amber audit event v1\n"  # what an author signs: CONTEXT || origin |
 FORMAT2 = 2
 PINNING = ("init", "upgrade")  # the events that may start format 2 and pin the admin key
 # what a backup (write-only) client appends: its snapshots (backed up or copied in), longer locks,
-# holds, its checks
-BACKUP_EVENTS = frozenset({"snapshot", "copy", "lock", "hold", "check"})
+# holds, its checks, and the anomaly alarms its backups raise
+BACKUP_EVENTS = frozenset({"snapshot", "copy", "lock", "hold", "check", "anomaly"})
 REMOVING = ("key-remove", "key-revoke")
 
 
@@ -131,7 +131,7 @@ class Authors:
             kid = self.backup[author]
             return False, (
                 f"{what} is signed by backup key {kid[:16]}, which may not write it: not honoured "
-                "(only the admin key writes events other than snapshot, copy, lock, hold and check)"
+                "(only the admin key writes events other than snapshot, copy, lock, hold, check and anomaly)"
             )
         if author in self.removed:
             kid, seq = self.removed[author]

@@ -22,6 +22,8 @@ from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..repo.blobs import WriteSession
 from ..repo.chunks import FileRead
+from .anomaly import Anomalies
+from .changes import Changes
 from .filescache import FilesCache
 from .reader import FileReader
 from .select import Selection
@@ -73,11 +75,18 @@ class BackupResult:
     bytes_added: int
     duration_s: float
     resumed: tuple[int, int] = (0, 0)  # (packs, bytes) an interrupted backup stored, reused (repo/adopt.py)
+    anomalies: Anomalies | None = None  # measured against the parent; None without one
 
     def to_json(self) -> dict:
         packs, stored = self.resumed
         summary = self.stats.summary(self.bytes_added, self.duration_s)
-        return {"snapshot_id": self.snapshot_id, **summary, "packs_resumed": packs, "bytes_resumed": stored}
+        return {
+            "snapshot_id": self.snapshot_id,
+            **summary,
+            "packs_resumed": packs,
+            "bytes_resumed": stored,
+            "anomalies": self.anomalies.to_json() if self.anomalies is not None else None,
+        }
 
 
 class _DirTask:
@@ -110,12 +119,30 @@ class _DirTask:
 
 
 class _PendingFile:
-    """A file handed to the workers; `fut.result()[i]` is its outcome."""
+    """A file handed to the workers; `fut.result()[i]` is its outcome. `old`: the parent's
+    entry it is compared with (same path, or the file it was renamed from, then `renamed` is
+    its new extension)."""
 
-    __slots__ = ("path", "name", "node", "st", "fut", "i")
+    __slots__ = ("path", "name", "node", "st", "fut", "i", "old", "renamed")
 
-    def __init__(self, path: str, name: str, node: dict, st) -> None:
+    def __init__(self, path: str, name: str, node: dict, st, old=None) -> None:
         self.path, self.name, self.node, self.st, self.fut, self.i = path, name, node, st, None, 0
+        self.old, self.renamed = old, None
+
+
+class _Folder:
+    """One folder as the walk scans it: the files cache's entries (`cached`) and the hits
+    taken from them, the parent's entries (`prev`), the names present now, and the files
+    the parent did not have (`fresh`; `fresh_hits` of them were not read again)."""
+
+    __slots__ = ("path", "cached", "hits", "prev", "present", "fresh", "fresh_hits")
+
+    def __init__(self, path: str, cached: dict, prev: dict) -> None:
+        self.path, self.cached, self.prev = path, cached, prev
+        self.hits: list = []
+        self.present: set[str] = set()
+        self.fresh: list[_PendingFile] = []
+        self.fresh_hits: list[_PendingFile] = []
 
 
 class Archiver:
@@ -132,6 +159,7 @@ class Archiver:
         stats: BackupStats | None = None,
         workers: int | None = None,
         processes: bool | None = None,
+        changes: Changes | None = None,
     ) -> None:
         self.store = session
         self.keys = keys
@@ -140,6 +168,8 @@ class Archiver:
         self.stats = stats or BackupStats()
         self.selection = selection or None  # None: no rule, the walk's fast path
         self.listing: list[tuple[str, str, int]] | None = None  # (status, path, size) of each file, when asked
+        self.changes = changes or Changes(None, self.stats, lambda ids: None)
+        self.changes.stats = self.stats
         self.names = Names()
         # one worker per core: more threads only contend for the GIL (measured with bench/)
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
@@ -191,8 +221,10 @@ class Archiver:
             node["group"] = group
         return node
 
-    def _file_node(self, path: str, name: str, st, items: list, cached) -> None:
-        """`cached`: (the files cache entries of the folder by name, the list its hits go to)."""
+    def _file_node(self, path: str, name: str, st, items: list, folder: _Folder) -> None:
+        """A file is read again unless its files cache entry matches (safety: the cache leaves
+        out files written moments before it was made); it is counted against the parent's
+        entry (backup/changes.py) once its content is known."""
         node = self._meta(name, "file", st)
         node["size"] = st.st_size
         if st.st_nlink > 1:
@@ -200,8 +232,8 @@ class Archiver:
             node["device"] = st.st_dev
         stats = self.stats
         stats.files_total += 1
-        old, hits = cached
-        entry = old.get(name)
+        prev = folder.prev.get(name)
+        entry = folder.cached.get(name)
         if entry is not None:
             size, mtime, ctime, ino, content, sha = entry
             if (
@@ -213,20 +245,22 @@ class Archiver:
             ):
                 node["content"] = content
                 node["sha256"] = sha
-                stats.files_unmodified += 1
                 stats.bytes_total += size
                 stats.bytes_skipped += size
                 if self.listing is not None:
                     self.listing.append(("unmodified", path, size))
-                hits.append((name, entry))
+                folder.hits.append((name, entry))
                 items.append(node)
+                if prev is None and self.changes.active:  # counted once renames are paired
+                    folder.fresh_hits.append(_PendingFile(path, name, node, st))
+                else:
+                    self.changes.file_done(path, node, prev, None)
                 return
-            stats.files_changed += 1
-        else:
-            stats.files_new += 1
-        if self.listing is not None:
-            self.listing.append(("changed" if entry is not None else "new", path, st.st_size))
-        rec = _PendingFile(path, name, node, st)
+        if self.listing is not None:  # what is read again; the counts weigh it against the parent
+            self.listing.append(("changed" if entry is not None or prev is not None else "new", path, st.st_size))
+        rec = _PendingFile(path, name, node, st, prev)
+        if prev is None and self.changes.active:
+            folder.fresh.append(rec)
         items.append(rec)
         if st.st_size > BATCH_BYTES:
             self._submit([rec])
@@ -286,9 +320,13 @@ class Archiver:
                 if ids is None:  # (None, errno, strerror, None): the file could not be read
                     results[i] = OSError(sha, size)
                     continue
+                new_raw = new_stored = 0
                 for bid, comp, raw_length, sealed in chunks:
-                    add_sealed(BLOB_DATA, bid, comp, raw_length, sealed)
-                results[i] = FileRead(ids, sha, size, ())  # stored: () still says "from a process"
+                    if add_sealed(BLOB_DATA, bid, comp, raw_length, sealed):
+                        new_raw += raw_length
+                        new_stored += len(sealed)
+                # stored: () still says "from a process"
+                results[i] = FileRead(ids, sha, size, (), new_raw, new_stored)
         except BaseException as e:
             outer.set_exception(e)
             return
@@ -316,16 +354,20 @@ class Archiver:
         node["sha256"] = sha
         node["size"] = size
         self.stats.bytes_total += size
+        self.changes.file_done(path, node, rec.old, rec.renamed, (res.new_raw, res.new_stored))
         if st.st_mtime_ns < self._racy_ns and size == st.st_size:
             entries.append((rec.name, (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha)))
         return True
 
-    def node_for(self, path: str, name: str, st, items: list, selection=None, cached=None) -> None:
+    def node_for(self, path: str, name: str, st, items: list, selection=None, folder: _Folder | None = None) -> None:
         """Append what stands for one directory entry to `items`: a node, a pending
-        file, or a `_DirTask` for a folder. `cached`: see `_file_node`."""
+        file, or a `_DirTask` for a folder. `folder`: the one being scanned."""
         mode = st.st_mode
+        if folder is None:
+            folder = _Folder("", {}, {})
+        folder.present.add(name)
         if st_.S_ISREG(mode):
-            self._file_node(path, name, st, items, cached or ({}, []))
+            self._file_node(path, name, st, items, folder)
         elif st_.S_ISDIR(mode):
             items.append(self.save_dir(path, name, st, selection))
         elif st_.S_ISLNK(mode):
@@ -377,7 +419,7 @@ class Archiver:
         self.stats.dirs += 1
         items: list = []
         later: list = []
-        cached = (self.cache.folder(path), [])
+        folder = _Folder(path, self.cache.folder(path), self.changes.folder(path))
         if selection is None:
             try:
                 with os.scandir(path) as it:
@@ -399,11 +441,13 @@ class Archiver:
                 if rule is not None and (verdict := rule.verdict(cst)) != "keep":
                     if verdict == "empty":  # a mount point under --one-file-system
                         later.append((child, entry.name, cst, {}))
+                        folder.present.add(entry.name)
                     continue
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, entry.name, cst, None))
+                    folder.present.add(entry.name)
                 else:
-                    self.node_for(child, entry.name, cst, items, cached=cached)
+                    self.node_for(child, entry.name, cst, items, folder=folder)
         else:
             for cname, csel in sorted(selection.items()):
                 child = os.path.join(path, cname)
@@ -416,9 +460,18 @@ class Archiver:
                     continue
                 if st_.S_ISDIR(cst.st_mode):
                     later.append((child, cname, cst, csel))
+                    folder.present.add(cname)
                 else:
-                    self.node_for(child, cname, cst, items, cached=cached)
-        return _DirTask(path, name, st, items, cached[1]), later
+                    self.node_for(child, cname, cst, items, folder=folder)
+        self.scanned(folder)
+        return _DirTask(path, name, st, items, folder.hits), later
+
+    def scanned(self, folder: _Folder) -> None:
+        """Every entry of a folder is known: what the parent had and is gone, renames paired,
+        and the new files that were not read again counted."""
+        self.changes.scanned(folder.path, folder.prev, folder.present, folder.fresh + folder.fresh_hits)
+        for rec in folder.fresh_hits:
+            self.changes.file_done(rec.path, rec.node, rec.old, rec.renamed)
 
     def drain(self, block: bool = False) -> None:
         """Store the trees of finished folders, oldest first; with `block`, wait for all.
@@ -507,7 +560,7 @@ def walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
         if arch.selection is not None:
             rule = arch.selection.folder("/", set(root_sel), os.lstat("/"))
     items: list = []
-    cached = (arch.cache.folder("/"), [])
+    folder = _Folder("/", arch.cache.folder("/"), arch.changes.folder("/"))
     for name, sel in sorted(root_sel.items()):
         path = "/" + name
         if rule is not None and rule.drops(path, name):
@@ -519,8 +572,9 @@ def walk_roots(arch: Archiver, norm: list[str]) -> list[dict]:
             sel = {}  # a mount point: the folder, not what is mounted on it
         elif sel is None and arch.leaf_dropped(path, name, st):
             continue
-        arch.node_for(path, name, st, items, sel, cached)
+        arch.node_for(path, name, st, items, sel, folder)
+    arch.scanned(folder)
     arch.drain(block=True)
     nodes, entries = arch.collect(items)
-    arch.cache.write_folder("/", cached[1] + entries)
+    arch.cache.write_folder("/", folder.hits + entries)
     return nodes

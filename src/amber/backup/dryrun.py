@@ -9,6 +9,7 @@ as it was.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Protocol
@@ -16,7 +17,10 @@ from typing import Protocol
 from ..crypto.keys import MasterKeys
 from ..repo.blobs import ENVELOPE_KINDS, BlobStore
 from ..repo.chunks import seal_chunk
+from ..repo.snapshots import Snapshot
+from ..repo.trees import Trees
 from .archiver import Archiver, BackupResult, BackupStats, walk_roots
+from .changes import CacheParent, Changes, TreeParent
 from .filescache import FilesCache
 from .select import Selection
 from .source import normalize_paths
@@ -26,10 +30,13 @@ class DryRunTarget(Protocol):
     config: dict
     keys: MasterKeys
     blobs: BlobStore
+    trees: Trees
 
     def load_index(self, force: bool = False) -> object: ...
 
     def cache_dir(self) -> str: ...
+
+    def snapshots(self) -> list[Snapshot]: ...
 
 
 class CountingSession:
@@ -93,6 +100,7 @@ def dry_run(
     repo.load_index(force=True)
     cache = FilesCache(repo.cache_dir(), norm)
     session = CountingSession(repo.blobs)
+    stats = stats or BackupStats()
     arch = Archiver(
         session,  # type: ignore[arg-type]
         repo.keys,
@@ -102,6 +110,7 @@ def dry_run(
         stats=stats,
         workers=workers,
         processes=processes,
+        changes=_changes(repo, norm, cache, stats),
     )
     arch.listing = listing
     try:
@@ -110,3 +119,16 @@ def dry_run(
         arch.close()
         cache.discard()
     return BackupResult("", arch.stats, session.bytes_added, time.monotonic() - t0)
+
+
+def _changes(repo: DryRunTarget, paths: list[str], cache: FilesCache, stats: BackupStats) -> Changes:
+    """What the counts are weighed against, as a backup would: the parent snapshot (the latest
+    of this host and these paths), its trees read as the walk goes; with a write-only key, the
+    files cache of the previous backup; nothing without a parent."""
+    host = socket.gethostname()
+    parent = next((s for s in reversed(repo.snapshots()) if s.hostname == host and s.paths == paths), None)
+    if parent is not None and parent.readable:
+        return Changes(TreeParent(repo.trees, parent.tree), stats, repo.blobs.stored_sizes)
+    if parent is not None and cache.present:
+        return Changes(CacheParent(cache), stats, repo.blobs.stored_sizes)
+    return Changes(None, stats, repo.blobs.stored_sizes)

@@ -69,6 +69,11 @@ class FilesCache:
 
     # -- reading the previous run's cache --------------------------------------
 
+    @property
+    def present(self) -> bool:
+        """Whether a previous run's cache was found (and not yet closed)."""
+        return self._old_file is not None
+
     def _open_old(self) -> None:
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - read folder by folder until close()

@@ -45,14 +45,21 @@ class FileReader:
             c = self._tls.chunker = pyfastcdc.FastCDC(avg, min_size=mn, max_size=mx, seed=seed)
         return c
 
-    def _read_large(self, fd: int):
+    def _read_large(self, fd: int, added: list[int]):
         """Stream a large file: chunk and hash here, compress and seal on the blob pool,
-        so one big file uses every core."""
+        so one big file uses every core. `added` gets [raw, stored] bytes of the new blobs."""
         store, blob_id = self.store, self.keys.blob_id
         sha = hashlib.sha256()
         ids: list[str] = []
         size = 0
         inflight: collections.deque = collections.deque()
+
+        def done(fut, raw: int) -> None:
+            stored = fut.result()
+            if stored:
+                added[0] += raw
+                added[1] += stored
+
         with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
             for c in self.chunker().cut_stream(f):
                 data = bytes(c.data)  # the stream reuses its buffer
@@ -63,11 +70,11 @@ class FileReader:
                 with self._mu:  # counted as it goes: progress moves through a large file
                     self.stats.bytes_read += c.length
                 if not store.has(bid):
-                    inflight.append(self._blob_pool().submit(store.add, BLOB_DATA, bid, data))
+                    inflight.append((self._blob_pool().submit(store.add, BLOB_DATA, bid, data), len(data)))
                     while len(inflight) > LARGE_INFLIGHT:
-                        inflight.popleft().result()
-        for fut in inflight:
-            fut.result()
+                        done(*inflight.popleft())
+        for fut, raw in inflight:
+            done(fut, raw)
         return ids, sha, size
 
     def _blob_pool(self) -> ThreadPoolExecutor:
@@ -76,13 +83,17 @@ class FileReader:
                 self._blobs = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-blob")
             return self._blobs
 
-    def store_chunks(self, chunks, sha) -> list[str]:
+    def store_chunks(self, chunks, sha, added: list[int] | None = None) -> list[str]:
+        """Store chunks, returning their ids; `added` gets [raw, stored] bytes of the new ones."""
         store, blob_id = self.store, self.keys.blob_id
         ids = []
         for data in chunks:
             bid = blob_id(data)
             sha.update(data)
-            store.add(BLOB_DATA, bid, data)
+            stored = store.add(BLOB_DATA, bid, data)
+            if stored and added is not None:
+                added[0] += len(data)
+                added[1] += stored
             ids.append(bid.hex())
         return ids
 
@@ -100,19 +111,20 @@ class FileReader:
         """The content ids, SHA-256 and size of one regular file, its new chunks stored."""
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         self.stats.current = path
+        added = [0, 0]
         try:
-            if size_hint > READ_WHOLE:
-                ids, sha, size = self._read_large(fd)
-                return FileRead(ids, sha.hexdigest(), size)
+            if size_hint > READ_WHOLE:  # counted in bytes_read chunk by chunk as it is read
+                ids, sha, size = self._read_large(fd, added)
+                return FileRead(ids, sha.hexdigest(), size, None, added[0], added[1])
             data = _read_all(fd, size_hint)
             sha = hashlib.sha256()
-            ids = self.store_chunks(split(data, self._chunker_args[1], self.chunker()), sha)
+            ids = self.store_chunks(split(data, self._chunker_args[1], self.chunker()), sha, added)
             size = len(data)
         finally:
             os.close(fd)
         with self._mu:
             self.stats.bytes_read += size
-        return FileRead(ids, sha.hexdigest(), size)
+        return FileRead(ids, sha.hexdigest(), size, None, added[0], added[1])
 
     # -- the walk (calling thread) ---------------------------------------------
 

@@ -22,12 +22,15 @@ from ..errors import AmberError, UsageError
 from ..format import layout
 from ..format import tree as treefmt
 from ..repo import adopt
+from ..repo.snapshots import Snapshot
 from ..retention import clockguard, tiers
 from ..retention.locks import carry_protection, extend_objects, needed_objects
 from ..retention.prune import Pruned, heartbeat, start_run
 from ..storage.base import COMPLIANCE, GOVERNANCE, Retention
 from ..version import __version__
-from .archiver import Archiver, BackupResult, BackupStats, walk_roots
+from .anomaly import Anomalies, evaluate
+from .archiver import Archiver, BackupResult, walk_roots
+from .changes import CacheParent, Changes, TreeChanges
 from .command import SourceCommand
 from .filescache import FilesCache
 from .select import Selection
@@ -92,11 +95,13 @@ def _backup(
     retention = _retention_for(repo, retention, started)
     snap_paths = norm if stdin is None else ["/" + stdin_name]
     tier, retention = _tier_lock(repo, retention, started, host or socket.gethostname(), snap_paths)
+    parent = _parent(repo, host or socket.gethostname(), snap_paths)
     repo.audit.check_history()  # refuse to write into a rolled-back or forked repository
     jump = _clock_jump(repo)
     run_id = start_run(repo)  # before reading the index: see retention/prune.py
     repo.load_index(force=True)
     cache = FilesCache(repo.cache_dir() if use_cache and stdin is None else None, norm)
+    changes = _changes(repo, parent if stdin is None else None, cache, stats)
     # a write-only key cannot read the trees back: it notes the packs the snapshot uses as it goes
     repo.blobs.track_packs(not repo.keys.can_read)
     beat = heartbeat(repo, run_id).start()  # keeps this run respected by other hosts' prunes
@@ -112,6 +117,7 @@ def _backup(
                 stats=stats,
                 workers=workers,
                 processes=processes,
+                changes=changes,
             )
             arch.listing = listing
             try:
@@ -125,7 +131,8 @@ def _backup(
                 session.flush()
             finally:
                 arch.close()
-        doc = _snapshot_doc(repo, arch.stats, started, host, tags, selection.excludes, snap_paths, run_id, retention)
+        changes.finish(root_tree)  # the new trees are stored and indexed: compare them with the parent's
+        doc = _snapshot_doc(repo, started, host, tags, selection.excludes, snap_paths, run_id, retention, parent)
         if jump is not None:
             doc["clock_jump"] = jump.to_json()
         if tier is not None:
@@ -148,7 +155,44 @@ def _backup(
         repo.blobs.track_packs(False)
         repo.snapshot_store.packs = None
     cache.save()
-    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0, resumed)
+    anomalies = _anomalies(repo, parent, changes) if stdin is None else None
+    return BackupResult(sid, arch.stats, session.bytes_added, time.monotonic() - t0, resumed, anomalies)
+
+
+def _parent(repo: BackupTarget, hostname: str, paths: list[str]) -> Snapshot | None:
+    """The latest snapshot of the same host and paths: what a backup is compared with."""
+    return next((s for s in reversed(repo.snapshots()) if s.hostname == hostname and s.paths == paths), None)
+
+
+def _changes(repo: BackupTarget, parent: Snapshot | None, cache: FilesCache, stats) -> Changes:
+    """What the walk compares with: the parent's trees, or (a write-only key, which cannot read
+    them) the files cache of the previous backup here; nothing without a parent."""
+    ratio = repo.blobs.stored_sizes
+    if parent is None:
+        return Changes(None, stats, ratio)
+    if parent.readable:
+        return TreeChanges(repo.trees, parent.tree, stats, ratio)
+    if cache.present:
+        return Changes(CacheParent(cache), stats, ratio)
+    return Changes(
+        None,
+        stats,
+        ratio,
+        "nothing: a write-only key cannot read the parent's files, and this machine has no files cache "
+        "of a previous backup of these paths to compare with",
+    )
+
+
+def _anomalies(repo: BackupTarget, parent: Snapshot | None, changes: Changes) -> Anomalies | None:
+    """The signals measured against the parent and the reasons for an alarm (backup/anomaly.py)."""
+    if parent is None:
+        return None
+    settings = getattr(repo, "settings", None)
+    limits = settings.anomaly_thresholds if settings is not None else None
+    found = evaluate(parent.id, changes.measured, limits or {})
+    if not changes.measures:  # only ransom notes, anywhere in the tree, can still be seen
+        return Anomalies(parent.id, {"ransom_notes": found.signals["ransom_notes"]}, found.reasons, found.unmeasured)
+    return found
 
 
 def _resume(repo: BackupTarget, run_id: str) -> tuple[int, int]:
@@ -211,7 +255,6 @@ def _sources(paths, stdin, stdin_name: str | None) -> tuple[list[str], str]:
 
 def _snapshot_doc(
     repo: BackupTarget,
-    st: BackupStats,
     started,
     host,
     tags,
@@ -219,10 +262,10 @@ def _snapshot_doc(
     paths: list[str],
     run_id: str,
     retention: Retention | None,
+    parent: Snapshot | None,
 ) -> dict:
     """The snapshot document, but for its tree, content root and summary."""
     hostname = host or socket.gethostname()
-    parent = next((s.id for s in reversed(repo.snapshots()) if s.hostname == hostname and s.paths == paths), None)
     return {
         "v": 1,
         "time": to_iso(started),
@@ -233,7 +276,7 @@ def _snapshot_doc(
         "paths": paths,
         "tags": sorted(set(tags)),
         "excludes": list(excludes),
-        "parent": parent,
+        "parent": parent.id if parent is not None else None,
         "program": f"amber {__version__}",
         "run": run_id,
         "retention": {"mode": retention.mode, "until": to_iso(retention.until)} if retention else None,

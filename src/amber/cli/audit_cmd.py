@@ -35,10 +35,16 @@ def _event_line(ev: dict) -> str:
             f"{(default.get('duration') + ' ' + str(default.get('mode'))) if default else 'none'}, "
             f"minimum {d.get('min_retention') or 'none'}"
         )
+        if isinstance(d.get("anomaly_thresholds"), dict):
+            extra += ", anomaly thresholds " + ",".join(f"{k}={v}" for k, v in d["anomaly_thresholds"].items())
     elif ev["type"] in ("key-add", "key-remove", "key-revoke"):
         extra = f" {str(d.get('key'))[:10]}" + (
             f" (replaced by {str(d['replaced_by'])[:10]})" if d.get("replaced_by") else ""
         )
+    elif ev["type"] == "anomaly":
+        parent = str(d.get("parent"))[:8]
+        extra = f" against {parent}" + (" (parent held)" if d.get("held") else " (parent not held)")
+        extra += f": {len(d.get('reasons') or [])} threshold(s) crossed"
     elif ev["type"] == "repair":
         extra = f" {d.get('what')}"
     elif ev["type"] == "witness":

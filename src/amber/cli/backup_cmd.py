@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..errors import AmberError, PartialBackup
+from ..errors import AmberError, AnomalyAlarm, PartialBackup
 from ..repository import BackupStats, SourceScan, listed_sources, source_selection
 from .options import command, json_option
 from .output import Output, show_progress, warn
@@ -85,11 +85,14 @@ def _rules(fn):
     help="the file name of what --stdin or --stdin-from-command stores",
 )
 @click.option("-n", "--dry-run", is_flag=True, help="show what would be stored; write nothing")
+@click.option("--no-auto-hold", is_flag=True, help="on an anomaly alarm, do not hold the parent snapshot")
 @click.option("-v", "--verbose", count=True, help="list each file as new, changed or unmodified")
 @json_option
 def backup(session, paths, tags, host, retain, retain_until, retention_mode, use_stdin, from_command, stdin_name,
-           dry_run, verbose, as_json, **select):  # fmt: skip
-    """Back up PATHS (or standard input, or a command's output) into a new snapshot."""
+           dry_run, no_auto_hold, verbose, as_json, **select):  # fmt: skip
+    """Back up PATHS (or standard input, or a command's output) into a new snapshot. Changes
+    against the parent snapshot that look like ransomware raise an alarm (exit 4) and hold the
+    parent."""
     lists = {k: select.pop(k) for k in ("files_from", "files_from_verbatim", "files_from_raw")}
     command_argv = _check_usage(paths, lists, use_stdin, from_command, dry_run)
     if command_argv:
@@ -135,6 +138,7 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
                     stdin_name=stdin_name,
                     stats=stats,
                     listing=listing,
+                    auto_hold=not no_auto_hold,
                 )
             finished.append(True)
         finally:
@@ -200,6 +204,7 @@ def _output(res, stats: BackupStats, missing: list[str], listing, dry_run: bool)
         f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified",
         f"Dirs:  {s.dirs}",
     ]
+    found = None
     if dry_run:
         data.update(snapshot_id=None, dry_run=True)
         lines += [
@@ -209,11 +214,40 @@ def _output(res, stats: BackupStats, missing: list[str], listing, dry_run: bool)
         ]
         what = "dry run done"
     else:
+        found = res.anomalies
         lines += [
             f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
             f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s",
+            *_anomaly_lines(found),
             f"snapshot {res.snapshot_id[:8]} saved",
         ]
         what = f"snapshot {res.snapshot_id[:8]} saved"
-    failed = PartialBackup(f"{what}, but {' and '.join(problems)} (listed above)") if problems else None
+    failed: Exception | None = None
+    if problems:
+        failed = PartialBackup(f"{what}, but {' and '.join(problems)} (listed above)")
+    if found is not None and found.alarm:  # exit 4 wins over 3
+        held = f"parent {found.parent[:8]} held" if found.held else f"parent {found.parent[:8]} NOT held"
+        failed = AnomalyAlarm(
+            f"{what}, but it raised an anomaly alarm ({held}): "
+            + "; ".join(found.reasons)
+            + (f"; {' and '.join(problems)}" if problems else "")
+        )
     return Output(data, lines, failed)
+
+
+def _anomaly_lines(found) -> list[str]:
+    """The signals against the parent, in one line, and what could not be measured."""
+    if found is None:
+        return []
+    lines = [f"not measured: {why}" for why in found.unmeasured]
+    g = found.signals
+    if "changed" not in g:
+        lines.append(f"Against parent {found.parent[:8]}: only looked for ransom notes: {g.get('ransom_notes', 0)}")
+    else:
+        lines.insert(
+            0,
+            f"Against parent {found.parent[:8]}: {g['changed']:.0%} changed, {g['deleted']:.0%} deleted, "
+            f"{g['added']:.0%} added, {g['renamed']:.0%} renamed to new extensions, "
+            f"{g['collapsed']:.0%} of changed bytes stopped compressing, {g['ransom_notes']} ransom note(s)",
+        )
+    return lines

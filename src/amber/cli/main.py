@@ -12,6 +12,7 @@ import click
 from ..errors import AmberError
 from ..version import __version__
 from . import (
+    anomalies_cmd,
     audit_cmd,
     backup_cmd,
     browse_cmd,
@@ -82,6 +83,7 @@ def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None, cacert: s
 COMMANDS = (
     init_cmd.init,
     backup_cmd.backup,
+    anomalies_cmd.anomalies,
     browse_cmd.snapshots,
     browse_cmd.ls,
     browse_cmd.cat,

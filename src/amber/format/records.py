@@ -174,3 +174,18 @@ def _retention_settings(doc: dict, what: str) -> None:
                 raise f.fail(what, "lock_policy.tiers", f"names {str(name)[:40]!r}, not one of {', '.join(LOCK_TIERS)}")
             f.duration(duration, what, f"lock_policy.tiers.{name}")
         f.mode(lp.get("mode"), what, "lock_policy.mode")
+    _anomaly_thresholds(doc.get("anomaly_thresholds"), what)
+
+
+def _anomaly_thresholds(at: object, what: str) -> None:
+    """`anomaly_thresholds` (null or an object of at most 32 short names, each a number from 0
+    to 1e9); which names mean what is the backup's business (docs/ANOMALIES.md)."""
+    if at is None:
+        return
+    if not isinstance(at, dict) or len(at) > 32:
+        raise f.fail(what, "anomaly_thresholds", "is not an object of at most 32 thresholds")
+    for name, v in at.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 32:
+            raise f.fail(what, "anomaly_thresholds", "has a name that is not short text")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1e9:
+            raise f.fail(what, f"anomaly_thresholds.{name}", "is not a number from 0 to 1e9")

@@ -449,6 +449,21 @@ class BlobStore:
             raise IntegrityError(f"blob {blob_id.hex()} is not in any index")
         return e
 
+    def stored_sizes(self, hex_ids) -> tuple[int, int] | None:
+        """(plaintext, stored) bytes of the blobs named (hex ids), from the index; None when one
+        is not indexed. A ratio near 1 means the content did not compress (backup/anomaly.py)."""
+        raw = stored = 0
+        for h in hex_ids:
+            try:
+                e = self.index.get(bytes.fromhex(h))
+            except (ValueError, TypeError):
+                return None
+            if e is None:
+                return None
+            raw += e.raw_length
+            stored += e.length
+        return raw, stored
+
     def read(self, blob_id: bytes) -> bytes:
         """A blob's verified plaintext; a missing or damaged pack is an IntegrityError."""
         e = self.lookup(blob_id)  # lengths within the format's limits before anything is fetched

@@ -30,12 +30,16 @@ class SealedChunk(NamedTuple):
 class FileRead(NamedTuple):
     """What reading one file for a backup yields: its blob ids (hex), SHA-256 (hex) and
     size; from a worker process also `chunks`, its blobs sealed there (else None:
-    a thread stored them itself)."""
+    a thread stored them itself). `new_raw` and `new_stored`: the plaintext and stored bytes
+    of the blobs this read added (not those deduplicated), for the compressibility signal
+    (backup/anomaly.py)."""
 
     ids: list[str]
     sha256: str
     size: int
     chunks: list[SealedChunk] | None = None
+    new_raw: int = 0
+    new_stored: int = 0
 
 
 def seal_chunk(sealer: Sealer, id_key: bytes, data, kind: int = KIND_DATA, blob_id: bytes | None = None) -> SealedChunk:

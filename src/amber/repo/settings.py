@@ -36,6 +36,7 @@ class Settings:
     default_retention: dict | None  # {"mode", "duration"}
     min_retention: str | None  # a duration
     lock_policy: dict | None = None  # {"tiers": {tier: duration}, "mode"} (retention/tiers.py)
+    anomaly_thresholds: dict | None = None  # name -> number over the defaults (backup/anomaly.py)
 
     def to_json(self) -> dict:
         return {
@@ -43,13 +44,16 @@ class Settings:
             "default_retention": self.default_retention,
             "min_retention": self.min_retention,
             "lock_policy": self.lock_policy,
+            "anomaly_thresholds": self.anomaly_thresholds,
         }
 
     def record(self) -> dict:
-        """The settings record of this version (FORMAT.md §6.1); `lock_policy` only when set."""
+        """The settings record of this version (FORMAT.md §6.1); `lock_policy` and
+        `anomaly_thresholds` only when set."""
         doc = {"v": 1, **self.to_json()}
-        if self.lock_policy is None:
-            del doc["lock_policy"]
+        for name in ("lock_policy", "anomaly_thresholds"):
+            if doc[name] is None:
+                del doc[name]
         return doc
 
     def min_seconds(self) -> float:
@@ -57,7 +61,13 @@ class Settings:
 
 
 def from_config(config: dict) -> Settings:
-    return Settings(0, config.get("default_retention"), config.get("min_retention"), config.get("lock_policy"))
+    return Settings(
+        0,
+        config.get("default_retention"),
+        config.get("min_retention"),
+        config.get("lock_policy"),
+        config.get("anomaly_thresholds"),
+    )
 
 
 def logged_settings(entries) -> dict[int, dict]:
@@ -108,7 +118,7 @@ def effective(records: rec.Records, config: dict, logged: Callable[[], dict[int,
         floor = _higher(floor, current.min_retention)
         policy = _longer_policy(policy, current.lock_policy)
     if floor != current.min_retention or policy != current.lock_policy:
-        current = Settings(current.version, current.default_retention, floor, policy)
+        current = Settings(current.version, current.default_retention, floor, policy, current.anomaly_thresholds)
     return current, problems
 
 
@@ -139,7 +149,13 @@ def _read(records: rec.Records, key: str, version: int, ev: dict) -> Settings:
     doc = records.open(SETTINGS, key, raw, named=False)
     if doc["version"] != version:
         raise IntegrityError(f"{key}: holds version {doc['version']}")
-    return Settings(version, doc.get("default_retention"), doc.get("min_retention"), doc.get("lock_policy"))
+    return Settings(
+        version,
+        doc.get("default_retention"),
+        doc.get("min_retention"),
+        doc.get("lock_policy"),
+        doc.get("anomaly_thresholds"),
+    )
 
 
 def _higher(a: str | None, b) -> str | None:
