@@ -13,7 +13,8 @@ SHA = "cd" * 32
 
 
 def entry(n: int, blobs: int = 1) -> tuple:
-    return (n, 1_700_000_000_000_000_000 + n, -5 - n, 2**63 + n, [f"{n:02x}" * 32] * blobs, SHA)
+    meta = None if n % 2 else {"flags": 0x40, "xattrs": {"user.n": "AA=="}} if n % 4 else {}
+    return (n, 1_700_000_000_000_000_000 + n, -5 - n, 2**63 + n, [f"{n:02x}" * 32] * blobs, SHA, meta)
 
 
 def test_folders_round_trip(tmp_path):
@@ -85,10 +86,10 @@ def test_backing_up_other_paths_keeps_each_sets_cache(repo, repo_path, tmp_path)
 
 
 GOLDEN = (
-    "6f000000"
+    "8a000000"
     "0200"
     "2f64"
-    "01000000"  # block length 111; folder path "/d"; one entry
+    "01000000"  # block length 138; folder path "/d"; one entry
     "0100"
     "61"  # name "a"
     "0300000000000000"
@@ -98,18 +99,22 @@ GOLDEN = (
     + "22" * 32
     + "01000000"
     + "11" * 32  # SHA-256, one blob id
+    + "01"
+    "40000000"
+    "12000000"  # metadata known, flags 0x40 (nodump), 18 bytes of xattrs JSON
+    + b'{"user.x": "AA=="}'.hex()
     + "9605ed05caee113f"
     "0000000000000000"  # table: BLAKE2b-64("/d"), offset 0
-    "7300000000000000"
+    "8e00000000000000"
     "01000000"
-    "41464332"  # trailer: table at 115, one folder, "AFC2"
+    "41464333"  # trailer: table at 142, one folder, "AFC3"
 )
 
 
 def test_layout_golden_vector(tmp_path):
     """The byte layout documented in filescache.py and FORMAT.md §18.1, pinned."""
     cache = FilesCache(str(tmp_path), ["/d"])
-    cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32))])
+    cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, {"flags": 0x40, "xattrs": {"user.x": "AA=="}}))])
     cache.save()
-    assert cache_name(["/d"]) == "files-9605ed05caee113f.v2"
+    assert cache_name(["/d"]) == "files-9605ed05caee113f.v3"
     assert (tmp_path / cache_name(["/d"])).read_bytes().hex() == GOLDEN

@@ -23,7 +23,9 @@ from ..format import tree as treefmt
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..repo.blobs import WriteSession
 from ..repo.chunks import FileRead
+from ..format.nodemeta import NODUMP
 from .filescache import FilesCache
+from .metadata import MetadataReader
 from .reader import FileReader
 from .source import Names, selection_tree
 from .workers import start as start_processes
@@ -46,6 +48,7 @@ class BackupStats:
     bytes_total: int = 0
     bytes_read: int = 0
     errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # metadata that could not be read or was left out
     current: str = ""
     started: float = field(default_factory=time.monotonic)
 
@@ -76,7 +79,13 @@ class BackupResult:
     def to_json(self) -> dict:
         packs, stored = self.resumed
         summary = self.stats.summary(self.bytes_added, self.duration_s)
-        return {"snapshot_id": self.snapshot_id, **summary, "packs_resumed": packs, "bytes_resumed": stored}
+        return {
+            "snapshot_id": self.snapshot_id,
+            **summary,
+            "warnings": len(self.stats.warnings),
+            "packs_resumed": packs,
+            "bytes_resumed": stored,
+        }
 
 
 class _DirTask:
@@ -131,6 +140,7 @@ class Archiver:
         stats: BackupStats | None = None,
         workers: int | None = None,
         processes: bool | None = None,
+        exclude_nodump: bool = False,
     ) -> None:
         self.store = session
         self.keys = keys
@@ -139,6 +149,8 @@ class Archiver:
         self.stats = stats or BackupStats()
         self.excludes = [e.rstrip("/") for e in excludes]
         self.names = Names()
+        self.metadata = MetadataReader(self.stats.warnings)
+        self.exclude_nodump = exclude_nodump
         # one worker per core: more threads only contend for the GIL (measured with bench/)
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
@@ -184,19 +196,44 @@ class Archiver:
             node["group"] = group
         return node
 
+    def _extra(self, path: str, kind: str, st, entry=None) -> dict | None:
+        """A node's `xattrs` and `flags` fields: from the files cache `entry` while the file's
+        inode and ctime are those it recorded (any change to them moves the ctime), else read.
+        None: the entry has the nodump flag and --exclude-nodump leaves it out."""
+        if entry is not None and entry[6] is not None and entry[2] == st.st_ctime_ns and entry[3] == st.st_ino:
+            extra = entry[6]
+        else:
+            extra = self.metadata.read(path, kind, st)
+        if self.exclude_nodump and extra.get("flags", 0) & NODUMP:
+            return None
+        return extra
+
+    def _nodump_dir(self, path: str, st) -> bool:
+        """Whether --exclude-nodump leaves out this folder (its node reads its flags again)."""
+        return self.exclude_nodump and bool(self.metadata.flags(path, st) & NODUMP)
+
+    def _cache_entry(self, entry: tuple, node: dict, st) -> tuple:
+        """A files cache entry with the node's metadata, known only if its ctime is not too recent."""
+        meta = {k: node[k] for k in ("flags", "xattrs") if k in node} if st.st_ctime_ns < self._racy_ns else None
+        return (*entry[:6], meta)
+
     def _file_node(self, path: str, name: str, st, items: list, cached) -> None:
         """`cached`: (the files cache entries of the folder by name, the list its hits go to)."""
+        old, hits = cached
+        entry = old.get(name)
+        extra = self._extra(path, "file", st, entry)
+        if extra is None:
+            return
         node = self._meta(name, "file", st)
+        node.update(extra)
         node["size"] = st.st_size
         if st.st_nlink > 1:
             node["links"] = st.st_nlink
             node["device"] = st.st_dev
         stats = self.stats
         stats.files_total += 1
-        old, hits = cached
-        entry = old.get(name)
         if entry is not None:
-            size, mtime, ctime, ino, content, sha = entry
+            size, mtime, ctime, ino, content, sha, known = entry
             if (
                 size == st.st_size
                 and mtime == st.st_mtime_ns
@@ -208,7 +245,7 @@ class Archiver:
                 node["sha256"] = sha
                 stats.files_unmodified += 1
                 stats.bytes_total += size
-                hits.append((name, entry))
+                hits.append((name, entry if known is not None else self._cache_entry(entry, node, st)))
                 items.append(node)
                 return
             stats.files_changed += 1
@@ -304,7 +341,7 @@ class Archiver:
         node["size"] = size
         self.stats.bytes_total += size
         if st.st_mtime_ns < self._racy_ns and size == st.st_size:
-            entries.append((rec.name, (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha)))
+            entries.append((rec.name, self._cache_entry((size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha), node, st)))
         return True
 
     def node_for(self, path: str, name: str, st, items: list, selection=None, cached=None) -> None:
@@ -314,7 +351,8 @@ class Archiver:
         if st_.S_ISREG(mode):
             self._file_node(path, name, st, items, cached or ({}, []))
         elif st_.S_ISDIR(mode):
-            items.append(self.save_dir(path, name, st, selection))
+            if not self._nodump_dir(path, st):
+                items.append(self.save_dir(path, name, st, selection))
         elif st_.S_ISLNK(mode):
             node = self._meta(name, "symlink", st)
             try:
@@ -322,12 +360,14 @@ class Archiver:
             except OSError as e:
                 self.stats.errors.append(f"{path}: {e.strerror or e}")
                 return
+            node.update(self.metadata.read(path, "symlink", st))
             items.append(node)
         elif st_.S_ISFIFO(mode):
-            items.append(self._meta(name, "fifo", st))
+            items.append({**self._meta(name, "fifo", st), **self.metadata.read(path, "fifo", st)})
         elif st_.S_ISCHR(mode) or st_.S_ISBLK(mode):
             node = self._meta(name, "chardev" if st_.S_ISCHR(mode) else "blockdev", st)
             node["rdev"] = st.st_rdev
+            node.update(self.metadata.read(path, node["type"], st))
             items.append(node)
         # sockets and the like are not backed up
 
@@ -383,7 +423,8 @@ class Archiver:
                     self.stats.errors.append(f"{child}: {e.strerror or e}")
                     continue
                 if st_.S_ISDIR(cst.st_mode):
-                    later.append((child, entry.name, cst, None))
+                    if not self._nodump_dir(child, cst):
+                        later.append((child, entry.name, cst, None))
                 else:
                     self.node_for(child, entry.name, cst, items, cached=cached)
         else:
@@ -395,7 +436,8 @@ class Archiver:
                     self.stats.errors.append(f"{child}: {e.strerror or e}")
                     continue
                 if st_.S_ISDIR(cst.st_mode):
-                    later.append((child, cname, cst, csel))
+                    if not self._nodump_dir(child, cst):
+                        later.append((child, cname, cst, csel))
                 else:
                     self.node_for(child, cname, cst, items, cached=cached)
         return _DirTask(path, name, st, items, cached[1]), later
@@ -427,6 +469,7 @@ class Archiver:
         self.cache.write_folder(task.path, task.hits + entries)
         task.items = task.hits = None
         task.node = self._dir_node(task.name, task.st, nodes)
+        task.node.update(self.metadata.read(task.path, "dir", task.st))
 
     def collect(self, items: list) -> tuple[list[dict], list]:
         """The finished nodes of a folder's items (subfolders must be complete), and the

@@ -2,22 +2,29 @@
 
 A file whose size, mtime, ctime and inode match its entry, and whose blobs
 are all still indexed, is not read again: an unchanged backup costs one
-`lstat` per file. The cache is local state, never part of the repository;
+`lstat` per file. The entry also keeps the file's extended attributes and
+flags as read with that ctime (any change to them changes the ctime), so an
+unchanged file costs no `listxattr` and no `open` for its flags either. The cache is local state, never part of the repository;
 losing it only costs time.
 
 It is read one folder at a time, when the walk reaches that folder, and the
 new cache is written one folder at a time, when that folder's tree is
 stored: memory holds a small table of where each folder's entries lie and
 the entries of the folders being walked, never the whole tree. One file per
-set of backed-up paths (`files-<digest of the paths>.v2`), since a backup
+set of backed-up paths (`files-<digest of the paths>.v3`), since a backup
 only ever looks up entries below the paths it walks. Layout (little-endian):
 
     per folder: u32 body length | body
         body: u16 path length | folder path | u32 entry count | entries
         entry: u16 name length | name | u64 size | i64 mtime_ns | i64 ctime_ns |
-               u64 inode | 32-byte SHA-256 | u32 blob count | 32-byte blob ids
+               u64 inode | 32-byte SHA-256 | u32 blob count | 32-byte blob ids |
+               u8 metadata known | u32 flags | u32 length | JSON of the `xattrs` field
     table: per folder, sorted: 8-byte BLAKE2b of the folder path | u64 offset
-    trailer: u64 table offset | u32 folder count | b"AFC2"
+    trailer: u64 table offset | u32 folder count | b"AFC3"
+
+Metadata is "known" unless the file's ctime was too recent when it was read
+(a change in the same clock tick would not move it); then the next backup
+reads it again.
 
 The folder path inside the body is compared on reading, so two folders whose
 digests collide never share entries; anything unreadable counts as no entry.
@@ -26,17 +33,20 @@ digests collide never share entries; anything unreadable counts as no entry.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import struct
 import tempfile
 
-# size, mtime_ns, ctime_ns, inode, content (hex ids), sha256 (hex)
+# size, mtime_ns, ctime_ns, inode, content (hex ids), sha256 (hex), and the node's
+# {"flags": ..., "xattrs": ...} fields (empty when it has none), or None when not known
 Entry = tuple
 
 _TRAILER = struct.Struct("<QI4s")
-_MAGIC = b"AFC2"
+_MAGIC = b"AFC3"
 _SLOT = struct.Struct("<8sQ")
 _HEAD = struct.Struct("<QqqQ32sI")
+_META = struct.Struct("<BII")
 _LEN16 = struct.Struct("<H")
 _LEN32 = struct.Struct("<I")
 OLD_NAME = "files.json.zst"  # the cache of earlier versions, one JSON document: removed on save
@@ -45,7 +55,7 @@ OLD_NAME = "files.json.zst"  # the cache of earlier versions, one JSON document:
 def cache_name(roots: list[str]) -> str:
     """The file name of the cache for one set of backed-up paths."""
     digest = hashlib.blake2b("\0".join(sorted(roots)).encode("utf-8", "surrogateescape"), digest_size=8)
-    return f"files-{digest.hexdigest()}.v2"
+    return f"files-{digest.hexdigest()}.v3"
 
 
 def _key(folder: bytes) -> bytes:
@@ -144,7 +154,9 @@ class FilesCache:
             self._out.close()
             self._out = None
             os.replace(self._out_path, self.path)
-            _remove(os.path.join(os.path.dirname(self.path), OLD_NAME))
+            folder = os.path.dirname(self.path)
+            for old in (OLD_NAME, os.path.basename(self.path)[:-3] + ".v2"):  # earlier versions' caches
+                _remove(os.path.join(folder, old))
         except OSError:
             self._drop_output()
 
@@ -169,12 +181,15 @@ class FilesCache:
 
 def _encode_block(raw_path: bytes, entries: list[tuple[str, Entry]]) -> bytes:
     parts = [_LEN16.pack(len(raw_path)), raw_path, _LEN32.pack(len(entries))]
-    for name, (size, mtime, ctime, ino, content, sha) in entries:
+    for name, (size, mtime, ctime, ino, content, sha, meta) in entries:
         raw_name = os.fsencode(name)
         parts.append(_LEN16.pack(len(raw_name)))
         parts.append(raw_name)
         parts.append(_HEAD.pack(size, mtime, ctime, ino, bytes.fromhex(sha), len(content)))
         parts.append(bytes.fromhex("".join(content)))
+        xattrs = json.dumps(meta["xattrs"], sort_keys=True).encode() if meta and "xattrs" in meta else b""
+        parts.append(_META.pack(meta is not None, meta.get("flags", 0) if meta else 0, len(xattrs)))
+        parts.append(xattrs)
     return b"".join(parts)
 
 
@@ -196,9 +211,25 @@ def _decode_block(body: bytes, raw_path: bytes) -> dict[str, Entry]:
         if len(ids) != 32 * blobs:
             raise ValueError("truncated entry")
         pos += 32 * blobs
+        known, flags, n = _META.unpack_from(body, pos)
+        pos += _META.size
+        meta = _decode_meta(known, flags, body[pos : pos + n]) if n or known else None
+        pos += n
         content = [ids[i : i + 32].hex() for i in range(0, len(ids), 32)]
-        out[name] = (size, mtime, ctime, ino, content, sha.hex())
+        out[name] = (size, mtime, ctime, ino, content, sha.hex(), meta)
     return out
+
+
+def _decode_meta(known: int, flags: int, xattrs: bytes) -> dict | None:
+    if not known:
+        return None
+    meta: dict = {"flags": flags} if flags else {}
+    if xattrs:
+        field = json.loads(xattrs)
+        if type(field) is not dict:
+            raise ValueError("not an xattrs field")
+        meta["xattrs"] = field
+    return meta
 
 
 def _remove(path: str) -> None:

@@ -70,6 +70,7 @@ def _backup(
     workers=None,
     use_cache=True,
     processes=None,
+    exclude_nodump=False,
 ) -> BackupResult:
     t0 = time.monotonic()
     started = repo.clock.now()
@@ -97,6 +98,7 @@ def _backup(
                 stats=stats,
                 workers=workers,
                 processes=processes,
+                exclude_nodump=exclude_nodump,
             )
             try:
                 if stdin is not None:

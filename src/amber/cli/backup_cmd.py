@@ -7,7 +7,7 @@ import click
 from ..errors import PartialBackup
 from ..repository import BackupStats
 from .options import command, json_option
-from .output import Output, show_progress
+from .output import Output, show_progress, warn
 from .progress import Live, bar, human_bytes, rate
 from .tuning import throughput_mode
 
@@ -20,10 +20,13 @@ from .tuning import throughput_mode
 @click.option("--retain", metavar="DURATION", help="lock the snapshot for this long")
 @click.option("--retain-until", metavar="DATE", help="lock the snapshot until this date")
 @click.option("--retention-mode", type=click.Choice(["governance", "compliance"]), default=None)
+@click.option("--exclude-nodump", is_flag=True, help="skip files and folders with the nodump flag (chattr +d)")
 @click.option("--stdin", "use_stdin", is_flag=True, help="back up standard input as one file")
 @click.option("--stdin-name", metavar="NAME", default="stdin", show_default=True)
 @json_option
-def backup(session, paths, tags, excludes, host, retain, retain_until, retention_mode, use_stdin, stdin_name, as_json):
+def backup(
+    session, paths, tags, excludes, host, retain, retain_until, retention_mode, exclude_nodump, use_stdin, stdin_name, as_json
+):
     """Back up PATHS (or standard input) into a new snapshot."""
     if use_stdin and paths:
         raise click.UsageError("--stdin takes no paths")
@@ -57,9 +60,12 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
             stdin=sys.stdin.buffer if use_stdin else None,
             stdin_name=stdin_name,
             stats=stats,
+            exclude_nodump=exclude_nodump,
         )
     for err in stats.errors:
         click.echo(f"error: {err}", err=True)
+    for message in stats.warnings:
+        warn(message)
     s = res.stats
     failed = None
     if stats.errors:
@@ -72,6 +78,7 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
         [
             f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified",
             f"Dirs:  {s.dirs}",
+            *([f"{len(s.warnings)} warning(s) about metadata (listed above)"] if s.warnings else []),
             f"Read {human_bytes(s.bytes_read)} of {human_bytes(s.bytes_total)}, "
             f"added {human_bytes(res.bytes_added)} to the repository in {res.duration_s:.2f} s",
             f"snapshot {res.snapshot_id[:8]} saved",
