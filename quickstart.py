@@ -74,7 +74,7 @@ def demo() -> None:
     )
 
 
-SYSTEM_TOOLS = {"faketime": "faketime", "openssl": "openssl"}  # command -> Debian package the tests run
+SYSTEM_TOOLS = {"faketime": "faketime", "openssl": "openssl", "setfacl": "acl", "chattr": "e2fsprogs"}  # command -> Debian package the tests run
 # the Ceph RGW the S3 tests also run on (tests/cephrgw.py): about 270 MB, without recommends
 CEPH_TOOLS = {"radosgw": "radosgw", "ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd"}
 

@@ -92,6 +92,8 @@ def xattrs_problem(field: object) -> str | None:
             return f"`xattrs` value of {_show(name)} is not base64"
         if base64.b64encode(data).decode("ascii") != value:
             return f"`xattrs` value of {_show(name)} is not canonical base64"
+        if len(data) > MAX_XATTR_VALUE:
+            return f"`xattrs` value of {_show(name)} is longer than {MAX_XATTR_VALUE} bytes"
         total += len(raw) + len(data)
     if total > MAX_XATTR_TOTAL:
         return f"`xattrs` hold {total} bytes, more than {MAX_XATTR_TOTAL}"
