@@ -18,10 +18,10 @@ import blake3
 import pytest
 
 from amber.format import layout
+from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
 from hostile import Planter, meta
 
 from cli_helpers import IS_ROOT, Amber, environment, write
-from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
 from sources import open_repo
 
 NEEDS_ROOT = pytest.mark.skipif(not IS_ROOT, reason="file flags and trusted.* attributes need root")
@@ -188,7 +188,9 @@ def test_flags_round_trip_immutable_and_append_only_set_last(fs):
         if not path.is_symlink():
             assert lsattr(twin) == lsattr(path), path
     assert "i" in lsattr(got / "immutable.txt") and "a" in lsattr(got / "append.log")
-    assert "i" in lsattr(got / "frozen") and (got / "frozen" / "kept.txt").read_bytes() == b"inside an immutable folder\n"
+    assert (
+        "i" in lsattr(got / "frozen") and (got / "frozen" / "kept.txt").read_bytes() == b"inside an immutable folder\n"
+    )
     assert xattrs(got / "immutable.txt") == {"user.note": b"attributes are set before the flag"}
     assert os.stat(got / "append.log").st_ino == os.stat(got / "append-link.log").st_ino
     assert os.stat(got / "immutable.txt").st_mtime_ns == os.stat(src / "immutable.txt").st_mtime_ns

@@ -102,8 +102,7 @@ GOLDEN = (
     + "01"
     "40000000"
     "12000000"  # metadata known, flags 0x40 (nodump), 18 bytes of xattrs JSON
-    + b'{"user.x": "AA=="}'.hex()
-    + "9605ed05caee113f"
+     + b'{"user.x": "AA=="}'.hex() + "9605ed05caee113f"
     "0000000000000000"  # table: BLAKE2b-64("/d"), offset 0
     "8e00000000000000"
     "01000000"
@@ -114,7 +113,9 @@ GOLDEN = (
 def test_layout_golden_vector(tmp_path):
     """The byte layout documented in filescache.py and FORMAT.md §18.1, pinned."""
     cache = FilesCache(str(tmp_path), ["/d"])
-    cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, {"flags": 0x40, "xattrs": {"user.x": "AA=="}}))])
+    cache.write_folder(
+        "/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, {"flags": 0x40, "xattrs": {"user.x": "AA=="}}))]
+    )
     cache.save()
     assert cache_name(["/d"]) == "files-9605ed05caee113f.v3"
     assert (tmp_path / cache_name(["/d"])).read_bytes().hex() == GOLDEN

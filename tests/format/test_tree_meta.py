@@ -59,9 +59,9 @@ def test_a_tree_without_attributes_or_flags_stays_version_1():
     assert plain and json.loads(treefmt.encode(plain))["v"] == 1
 
 
-names = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
-).map(lambda s: "user." + s)
+names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40).map(
+    lambda s: "user." + s
+)
 attrs = st.dictionaries(names, st.binary(max_size=300), min_size=1, max_size=8)
 flag_sets = st.sets(st.sampled_from(sorted(nodemeta.FLAGS.values())), min_size=1).map(sum)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from ..crypto.keys import MasterKeys
 from ..format import tree as treefmt
+from ..format.nodemeta import NODUMP
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..repo.blobs import WriteSession
 from ..repo.chunks import FileRead
-from ..format.nodemeta import NODUMP
 from .filescache import FilesCache
 from .metadata import MetadataReader
 from .reader import FileReader
@@ -341,7 +341,9 @@ class Archiver:
         node["size"] = size
         self.stats.bytes_total += size
         if st.st_mtime_ns < self._racy_ns and size == st.st_size:
-            entries.append((rec.name, self._cache_entry((size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha), node, st)))
+            entries.append(
+                (rec.name, self._cache_entry((size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha), node, st))
+            )
         return True
 
     def node_for(self, path: str, name: str, st, items: list, selection=None, cached=None) -> None:

@@ -4,8 +4,9 @@ A file whose size, mtime, ctime and inode match its entry, and whose blobs
 are all still indexed, is not read again: an unchanged backup costs one
 `lstat` per file. The entry also keeps the file's extended attributes and
 flags as read with that ctime (any change to them changes the ctime), so an
-unchanged file costs no `listxattr` and no `open` for its flags either. The cache is local state, never part of the repository;
-losing it only costs time.
+unchanged file costs no `listxattr` and no `open` for its flags either.
+The cache is local state, never part of the repository; losing it only
+costs time.
 
 It is read one folder at a time, when the walk reaches that folder, and the
 new cache is written one folder at a time, when that folder's tree is

@@ -25,7 +25,18 @@ from .tuning import throughput_mode
 @click.option("--stdin-name", metavar="NAME", default="stdin", show_default=True)
 @json_option
 def backup(
-    session, paths, tags, excludes, host, retain, retain_until, retention_mode, exclude_nodump, use_stdin, stdin_name, as_json
+    session,
+    paths,
+    tags,
+    excludes,
+    host,
+    retain,
+    retain_until,
+    retention_mode,
+    exclude_nodump,
+    use_stdin,
+    stdin_name,
+    as_json,
 ):
     """Back up PATHS (or standard input) into a new snapshot."""
     if use_stdin and paths:

@@ -31,8 +31,8 @@ from ..format import layout
 from ..repo.blobs import ENVELOPE_KINDS, BlobStore
 from ..repo.processes import PipePool
 from ..repo.snapshots import Snapshot
-from .jobs import FileJob, RestoreStats
 from .fsmeta import apply_flags, flags_on_path
+from .jobs import FileJob, RestoreStats
 from .placement import DIR_FLAGS, Placement, raise_if_fatal
 from .workers import start as start_workers
 
