@@ -440,7 +440,7 @@ def test_new_key_files_use_argon2id_and_scrypt_ones_still_open(tmp_path):
     kinds = sorted(k["kdf"] for k in key_files(u))
     assert kinds == ["argon2id", "scrypt"]
     new = next(k for k in key_files(u) if k["kdf"] == "argon2id")
-    assert (new["memory"], new["iterations"], new["lanes"]) == (64 << 10, 3, 4)
+    assert (new["memory"], new["iterations"], new["lanes"]) == (46 << 10, 1, 1)
     assert "n" not in new
     u.run("snapshots", env=u.env(AMBER_PASSWORD="a second password"))  # the Argon2id key opens
     u.run("snapshots")  # and the scrypt one

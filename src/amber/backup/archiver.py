@@ -209,7 +209,8 @@ class Archiver:
         return extra
 
     def _nodump_dir(self, path: str, st) -> bool:
-        """Whether --exclude-nodump leaves out this folder (its node reads its flags again)."""
+        """Whether --exclude-nodump leaves out this folder (its node reads its flags again). The
+        folders on the way to a path given to back up are walked whatever their flags."""
         return self.exclude_nodump and bool(self.metadata.flags(path, st) & NODUMP)
 
     def _cache_entry(self, entry: tuple, node: dict, st) -> tuple:
@@ -353,7 +354,7 @@ class Archiver:
         if st_.S_ISREG(mode):
             self._file_node(path, name, st, items, cached or ({}, []))
         elif st_.S_ISDIR(mode):
-            if not self._nodump_dir(path, st):
+            if selection is not None or not self._nodump_dir(path, st):
                 items.append(self.save_dir(path, name, st, selection))
         elif st_.S_ISLNK(mode):
             node = self._meta(name, "symlink", st)
@@ -438,7 +439,7 @@ class Archiver:
                     self.stats.errors.append(f"{child}: {e.strerror or e}")
                     continue
                 if st_.S_ISDIR(cst.st_mode):
-                    if not self._nodump_dir(child, cst):
+                    if csel is not None or not self._nodump_dir(child, cst):
                         later.append((child, cname, cst, csel))
                 else:
                     self.node_for(child, cname, cst, items, cached=cached)
