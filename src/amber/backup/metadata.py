@@ -1,9 +1,10 @@
 """Reading the metadata a stat does not give: extended attributes (POSIX ACLs among them)
 and Linux inode flags, as the node fields of FORMAT.md §10.4.
 
-Never through a symlink: attributes are read with follow_symlinks=False, flags
-through a descriptor opened O_NOFOLLOW | O_NONBLOCK, for regular files and
-folders only (opening a device or a FIFO may have effects). What cannot be
+Never through a symlink: a regular file or folder is opened O_NOFOLLOW |
+O_NONBLOCK and its flags and attributes read through that descriptor;
+anything else (opening a device or a FIFO may have effects) has its
+attributes read by path with follow_symlinks=False, and no flags. What cannot be
 read is a warning naming the entry, never silent; the entry's content is
 still backed up. Attributes beyond the bounds of format/nodemeta.py are left
 out with a warning, and are not even read once the count is reached.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from ..format import nodemeta
 from ..restore.fsmeta import OPEN_FLAGS, UNSUPPORTED, get_flags
@@ -29,44 +31,56 @@ class MetadataReader:
         self._no_flags: set[int] = set()  # devices whose file system has no inode flags
 
     def read(self, path: str, kind: str, st) -> dict:
-        """The `xattrs` and `flags` fields for one entry (empty when it has none)."""
+        """The `xattrs` and `flags` fields for one entry (empty when it has none).
+
+        A regular file or folder is opened once for both (cheaper than resolving its path
+        twice); anything else, or where its file system has no flags, is read by path."""
         out: dict = {}
-        if kind in ("file", "dir"):
-            flags = self.flags(path, st)
-            if flags:
+        fd = self._open(path) if kind in ("file", "dir") and st.st_dev not in self._no_flags else None
+        try:
+            if fd is not None and (flags := self._flags_of(fd, path, st)):
                 out["flags"] = flags
-        attrs = self.xattrs(path)
+            attrs = self.xattrs(path if fd is None else fd, path)
+        finally:
+            if fd is not None:
+                os.close(fd)
         if attrs:
             out["xattrs"] = nodemeta.encode_xattrs(attrs)
         return out
 
     def flags(self, path: str, st) -> int:
         """The recorded inode flags of a regular file or folder (0 where there are none)."""
-        if st.st_dev in self._no_flags:
+        if st.st_dev in self._no_flags or (fd := self._open(path)) is None:
             return 0
         try:
-            fd = os.open(path, OPEN_FLAGS)
-        except OSError as e:
-            if e.errno not in REPORTED_ELSEWHERE:
-                self.warnings.append(f"{path}: cannot read file flags: {e.strerror or e}")
-            return 0
-        try:
-            if os.fstat(fd).st_ino != st.st_ino:
-                return 0  # replaced since the walk saw it: its content read reports the change
-            return get_flags(fd) & nodemeta.RECORDED_FLAGS
-        except OSError as e:
-            if e.errno in UNSUPPORTED:
-                self._no_flags.add(st.st_dev)
-            else:
-                self.warnings.append(f"{path}: cannot read file flags: {e.strerror or e}")
-            return 0
+            return self._flags_of(fd, path, st)
         finally:
             os.close(fd)
 
-    def xattrs(self, path: str) -> dict[str, bytes]:
-        """The entry's extended attributes by name, within the bounds of nodemeta."""
+    def _open(self, path: str) -> int | None:
         try:
-            names = os.listxattr(path, follow_symlinks=False)
+            return os.open(path, OPEN_FLAGS)
+        except OSError as e:
+            if e.errno not in REPORTED_ELSEWHERE:
+                self.warnings.append(f"{path}: cannot read file flags: {e.strerror or e}")
+            return None
+
+    def _flags_of(self, fd: int, path: str, st) -> int:
+        try:
+            return get_flags(fd) & nodemeta.RECORDED_FLAGS
+        except OSError as e:
+            if e.errno not in UNSUPPORTED:
+                self.warnings.append(f"{path}: cannot read file flags: {e.strerror or e}")
+            elif _same_kind(fd, st):  # not a FIFO put in its place since the walk saw it
+                self._no_flags.add(st.st_dev)
+            return 0
+
+    def xattrs(self, where: int | str, path: str) -> dict[str, bytes]:
+        """The extended attributes of an open entry or (never following a link) of a path,
+        by name, within the bounds of nodemeta; `path` names it in warnings."""
+        follow = isinstance(where, int)  # a descriptor is the entry itself
+        try:
+            names = os.listxattr(where, follow_symlinks=follow)
         except OSError as e:
             if e.errno not in UNSUPPORTED and e.errno not in REPORTED_ELSEWHERE:
                 self.warnings.append(f"{path}: cannot list extended attributes: {e.strerror or e}")
@@ -82,7 +96,7 @@ class MetadataReader:
                 left_out.append(name)
                 continue
             try:
-                value = os.getxattr(path, name, follow_symlinks=False)
+                value = os.getxattr(where, name, follow_symlinks=follow)
             except OSError as e:
                 if e.errno != errno.ENODATA:  # ENODATA: removed since it was listed
                     self.warnings.append(f"{path}: cannot read extended attribute {name}: {e.strerror or e}")
@@ -98,6 +112,13 @@ class MetadataReader:
                 f"attributes and {nodemeta.MAX_XATTR_TOTAL >> 10} KiB per entry): {_names(left_out)}"
             )
         return out
+
+
+def _same_kind(fd: int, st) -> bool:
+    try:
+        return stat.S_IFMT(os.fstat(fd).st_mode) == stat.S_IFMT(st.st_mode)
+    except OSError:
+        return False
 
 
 def _names(names: list[str], most: int = 3) -> str:
