@@ -119,3 +119,13 @@ def test_layout_golden_vector(tmp_path):
     cache.save()
     assert cache_name(["/d"]) == "files-9605ed05caee113f.v3"
     assert (tmp_path / cache_name(["/d"])).read_bytes().hex() == GOLDEN
+
+
+def test_an_entry_with_metadata_no_node_may_carry_is_no_entry(tmp_path):
+    """Attributes or flags from the cache go into nodes: ones a tree reader would refuse
+    (a cache edited or damaged on disk) make the folder's entries unusable, not the snapshot."""
+    for meta in ({"xattrs": {"user.a": "not base64"}}, {"flags": 0x80000}, {"xattrs": {}}):
+        cache = FilesCache(str(tmp_path), ["/d"])
+        cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, meta))])
+        cache.save()
+        assert FilesCache(str(tmp_path), ["/d"]).folder("/d") == {}

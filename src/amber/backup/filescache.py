@@ -39,6 +39,8 @@ import os
 import struct
 import tempfile
 
+from ..format import nodemeta
+
 # size, mtime_ns, ctime_ns, inode, content (hex ids), sha256 (hex), and the node's
 # {"flags": ..., "xattrs": ...} fields (empty when it has none), or None when not known
 Entry = tuple
@@ -222,12 +224,16 @@ def _decode_block(body: bytes, raw_path: bytes) -> dict[str, Entry]:
 
 
 def _decode_meta(known: int, flags: int, xattrs: bytes) -> dict | None:
+    """An entry's metadata, checked as a tree's would be: what goes into a node from here
+    must never make the tree unreadable."""
     if not known:
         return None
     meta: dict = {"flags": flags} if flags else {}
+    if flags and nodemeta.flags_problem(flags) is not None:
+        raise ValueError("not flags a node may carry")
     if xattrs:
         field = json.loads(xattrs)
-        if type(field) is not dict:
+        if nodemeta.xattrs_problem(field) is not None:
             raise ValueError("not an xattrs field")
         meta["xattrs"] = field
     return meta
