@@ -85,28 +85,31 @@ def test_backing_up_other_paths_keeps_each_sets_cache(repo, repo_path, tmp_path)
     assert again.stats.bytes_read == 0 and again.stats.files_unmodified == again.stats.files_total
 
 
-GOLDEN = (
-    "8a000000"
-    "0200"
-    "2f64"
-    "01000000"  # block length 138; folder path "/d"; one entry
-    "0100"
-    "61"  # name "a"
-    "0300000000000000"
-    "0500000000000000"
-    "f9ffffffffffffff"
-    "0900000000000000"  # size, mtime, ctime -7, inode
-    + "22" * 32
-    + "01000000"
-    + "11" * 32  # SHA-256, one blob id
-    + "01"
-    "40000000"
-    "12000000"  # metadata known, flags 0x40 (nodump), 18 bytes of xattrs JSON
-     + b'{"user.x": "AA=="}'.hex() + "9605ed05caee113f"
-    "0000000000000000"  # table: BLAKE2b-64("/d"), offset 0
-    "8e00000000000000"
-    "01000000"
-    "41464333"  # trailer: table at 142, one folder, "AFC3"
+GOLDEN = "".join(
+    [
+        "8a000000",  # block length 138
+        "0200",
+        "2f64",  # folder path "/d"
+        "01000000",  # one entry
+        "0100",
+        "61",  # name "a"
+        "0300000000000000",  # size
+        "0500000000000000",  # mtime
+        "f9ffffffffffffff",  # ctime -7
+        "0900000000000000",  # inode
+        "22" * 32,  # SHA-256
+        "01000000",  # one blob
+        "01",  # metadata known
+        "40000000",  # flags 0x40 (nodump)
+        "12000000",  # 18 bytes of xattrs JSON
+        "11" * 32,  # the blob id
+        b'{"user.x": "AA=="}'.hex(),
+        "9605ed05caee113f",  # table: BLAKE2b-64("/d")
+        "0000000000000000",  # its offset, 0
+        "8e00000000000000",  # trailer: table at 142
+        "01000000",  # one folder
+        "41464333",  # "AFC3"
+    ]
 )
 
 

@@ -226,7 +226,8 @@ class Archiver:
         if extra is None:
             return
         node = self._meta(name, "file", st)
-        node.update(extra)
+        if extra:
+            node.update(extra)
         node["size"] = st.st_size
         if st.st_nlink > 1:
             node["links"] = st.st_nlink

@@ -18,8 +18,9 @@ only ever looks up entries below the paths it walks. Layout (little-endian):
     per folder: u32 body length | body
         body: u16 path length | folder path | u32 entry count | entries
         entry: u16 name length | name | u64 size | i64 mtime_ns | i64 ctime_ns |
-               u64 inode | 32-byte SHA-256 | u32 blob count | 32-byte blob ids |
-               u8 metadata known | u32 flags | u32 length | JSON of the `xattrs` field
+               u64 inode | 32-byte SHA-256 | u32 blob count | u8 metadata known |
+               u32 flags | u32 length of the xattrs | 32-byte blob ids |
+               JSON of the `xattrs` field
     table: per folder, sorted: 8-byte BLAKE2b of the folder path | u64 offset
     trailer: u64 table offset | u32 folder count | b"AFC3"
 
@@ -38,6 +39,7 @@ import json
 import os
 import struct
 import tempfile
+from types import MappingProxyType
 
 from ..format import nodemeta
 
@@ -48,8 +50,8 @@ Entry = tuple
 _TRAILER = struct.Struct("<QI4s")
 _MAGIC = b"AFC3"
 _SLOT = struct.Struct("<8sQ")
-_HEAD = struct.Struct("<QqqQ32sI")
-_META = struct.Struct("<BII")
+_HEAD = struct.Struct("<QqqQ32sIBII")
+_NO_META = MappingProxyType({})  # known to be none: shared, so it must never change
 _LEN16 = struct.Struct("<H")
 _LEN32 = struct.Struct("<I")
 OLD_NAME = "files.json.zst"  # the cache of earlier versions, one JSON document: removed on save
@@ -188,10 +190,12 @@ def _encode_block(raw_path: bytes, entries: list[tuple[str, Entry]]) -> bytes:
         raw_name = os.fsencode(name)
         parts.append(_LEN16.pack(len(raw_name)))
         parts.append(raw_name)
-        parts.append(_HEAD.pack(size, mtime, ctime, ino, bytes.fromhex(sha), len(content)))
-        parts.append(bytes.fromhex("".join(content)))
         xattrs = json.dumps(meta["xattrs"], sort_keys=True).encode() if meta and "xattrs" in meta else b""
-        parts.append(_META.pack(meta is not None, meta.get("flags", 0) if meta else 0, len(xattrs)))
+        flags = meta.get("flags", 0) if meta else 0
+        parts.append(
+            _HEAD.pack(size, mtime, ctime, ino, bytes.fromhex(sha), len(content), meta is not None, flags, len(xattrs))
+        )
+        parts.append(bytes.fromhex("".join(content)))
         parts.append(xattrs)
     return b"".join(parts)
 
@@ -208,26 +212,27 @@ def _decode_block(body: bytes, raw_path: bytes) -> dict[str, Entry]:
         (n,) = _LEN16.unpack_from(body, pos)
         name = os.fsdecode(body[pos + 2 : pos + 2 + n])
         pos += 2 + n
-        size, mtime, ctime, ino, sha, blobs = _HEAD.unpack_from(body, pos)
+        size, mtime, ctime, ino, sha, blobs, known, flags, n = _HEAD.unpack_from(body, pos)
         pos += _HEAD.size
         ids = body[pos : pos + 32 * blobs]
         if len(ids) != 32 * blobs:
             raise ValueError("truncated entry")
         pos += 32 * blobs
-        known, flags, n = _META.unpack_from(body, pos)
-        pos += _META.size
-        meta = _decode_meta(known, flags, body[pos : pos + n]) if n or known else None
-        pos += n
+        if n or flags:
+            meta = _decode_meta(known, flags, body[pos : pos + n])
+            pos += n
+        else:
+            meta = _NO_META if known else None
         content = [ids[i : i + 32].hex() for i in range(0, len(ids), 32)]
         out[name] = (size, mtime, ctime, ino, content, sha.hex(), meta)
     return out
 
 
-def _decode_meta(known: int, flags: int, xattrs: bytes) -> dict | None:
+def _decode_meta(known: int, flags: int, xattrs: bytes) -> dict:
     """An entry's metadata, checked as a tree's would be: what goes into a node from here
     must never make the tree unreadable."""
     if not known:
-        return None
+        raise ValueError("metadata not known, yet recorded")
     meta: dict = {"flags": flags} if flags else {}
     if flags and nodemeta.flags_problem(flags) is not None:
         raise ValueError("not flags a node may carry")
