@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import blake3
@@ -472,3 +473,60 @@ def test_a_key_file_asking_argon2id_for_a_terabyte_is_refused_not_run(tmp_path):
     (folder / real).unlink()
     r = u.run("snapshots", expect=20)
     assert planted in r.stderr and "Argon2id memory=1099511627776 KiB" in r.stderr, r
+
+
+# -- not root ---------------------------------------------------------------------------------------
+
+NOBODY = 65534
+
+
+def _as_nobody() -> None:
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def _open_to_all(path, writable: bool) -> None:
+    for folder, _dirs, files in os.walk(path):
+        os.chmod(folder, 0o777 if writable else 0o755)
+        for f in files:
+            os.chmod(os.path.join(folder, f), 0o666 if writable else 0o644)
+
+
+@NEEDS_ROOT
+@NEEDS_CHATTR
+@pytest.mark.subprocess
+def test_a_user_restoring_what_only_root_may_set_is_warned_per_file_and_gets_the_rest(fs):
+    """Not root: immutable and trusted.* cannot be set; nodump and user.* still are."""
+    if not supports_flags(fs):
+        pytest.skip(f"{fs} has no inode flags")
+    shared = Path(tempfile.mkdtemp(prefix="amber-unprivileged-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o755)
+        u = Amber(shared / "amber", subprocess=True)
+        u.create()
+        with environment(u.env()):
+            repo = open_repo(u.url, password=u.password)
+            try:
+                p = Planter(repo)
+                node = p.file("frozen", b"kept\n", flags=0x50, xattrs={"trusted.secret": "eA==", "user.ok": "eQ=="})
+                sid = p.snapshot([p.dir("top", [node])])
+            finally:
+                repo.close()
+        _open_to_all(u.repo, writable=False)
+        for d in (u.home, u.cache, u.data, u.state):
+            _open_to_all(d, writable=True)
+        target = shared / "target"
+        target.mkdir()
+        os.chmod(target, 0o777)
+        r = u.run("restore", sid, "--target", target, "--no-owner", preexec_fn=_as_nobody)
+        frozen = target / "top" / "frozen"
+        assert f"{frozen}: cannot set extended attribute trusted.secret" in r.stderr, r
+        assert f"{frozen}: cannot set file flags i: not permitted (not root)" in r.stderr, r
+        assert "2 warning(s)" in r.out
+        assert frozen.read_bytes() == b"kept\n"
+        assert xattrs(frozen) == {"user.ok": b"y"}
+        assert lsattr(frozen).count("d") == 1 and "i" not in lsattr(frozen)
+    finally:
+        subprocess.run(["chattr", "-R", "-f", "-i", "-a", shared], capture_output=True)
+        shutil.rmtree(shared, ignore_errors=True)
