@@ -132,3 +132,41 @@ def test_an_entry_with_metadata_no_node_may_carry_is_no_entry(tmp_path):
         cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, meta))])
         cache.save()
         assert FilesCache(str(tmp_path), ["/d"]).folder("/d") == {}
+
+
+GOLDEN_V2 = "".join(
+    [
+        "6f000000",  # block length 111
+        "0200",
+        "2f64",  # folder path "/d"
+        "01000000",  # one entry
+        "0100",
+        "61",  # name "a"
+        "0300000000000000",  # size
+        "0500000000000000",  # mtime
+        "f9ffffffffffffff",  # ctime -7
+        "0900000000000000",  # inode
+        "22" * 32,  # SHA-256
+        "01000000",  # one blob
+        "11" * 32,  # the blob id
+        "9605ed05caee113f",  # table: BLAKE2b-64("/d")
+        "0000000000000000",  # its offset, 0
+        "7300000000000000",  # trailer: table at 115
+        "01000000",  # one folder
+        "41464332",  # "AFC2"
+    ]
+)
+
+
+def test_a_version_2_cache_is_read_once_after_an_upgrade_its_metadata_unknown(tmp_path):
+    """The cache an earlier version wrote still spares reading unchanged files' content after
+    an upgrade (their attributes and flags are read again: the entry knows none); the new
+    cache replaces it."""
+    old = tmp_path / cache_name(["/d"]).replace(".v3", ".v2")
+    old.write_bytes(bytes.fromhex(GOLDEN_V2))
+    cache = FilesCache(str(tmp_path), ["/d"])
+    assert cache.folder("/d") == {"a": (3, 5, -7, 9, ["11" * 32], "22" * 32, None)}
+    cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, {}))])
+    cache.save()
+    assert not old.exists()
+    assert FilesCache(str(tmp_path), ["/d"]).folder("/d")["a"][6] == {}

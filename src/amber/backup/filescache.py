@@ -51,6 +51,8 @@ _TRAILER = struct.Struct("<QI4s")
 _MAGIC = b"AFC3"
 _SLOT = struct.Struct("<8sQ")
 _HEAD = struct.Struct("<QqqQ32sIBII")
+_HEAD_V2 = struct.Struct("<QqqQ32sI")  # version 2, without metadata: still read once, after an upgrade
+_VERSIONS = ((".v3", _MAGIC, 3), (".v2", b"AFC2", 2))  # name suffix, trailer magic, version
 _NO_META = MappingProxyType({})  # known to be none: shared, so it must never change
 _LEN16 = struct.Struct("<H")
 _LEN32 = struct.Struct("<I")
@@ -76,6 +78,7 @@ class FilesCache:
         self.path = os.path.join(folder, cache_name(roots or [])) if folder else None
         self._old: dict[bytes, int] = {}  # folder digest -> offset of its block
         self._old_file = None
+        self._old_version = 3
         self._out = None
         self._out_path = ""
         self._table: list[tuple[bytes, int]] = []
@@ -85,24 +88,35 @@ class FilesCache:
     # -- reading the previous run's cache --------------------------------------
 
     def _open_old(self) -> None:
+        """Open the previous run's cache: this version's, else the one of version 2 (whose
+        entries know no metadata, so the first backup after an upgrade reads only that)."""
+        assert self.path is not None
+        for suffix, magic, version in _VERSIONS:
+            if self._open_version(self.path[: -len(".v3")] + suffix, magic):
+                self._old_version = version
+                return
+
+    def _open_version(self, path: str, want: bytes) -> bool:
         try:
-            f = open(self.path, "rb")  # noqa: SIM115 - read folder by folder until close()
+            f = open(path, "rb")  # noqa: SIM115 - read folder by folder until close()
         except OSError:
-            return
+            return False
         try:
             size = f.seek(0, os.SEEK_END)
             if size < _TRAILER.size:
                 raise ValueError("short")
             f.seek(size - _TRAILER.size)
             at, count, magic = _TRAILER.unpack(f.read(_TRAILER.size))
-            if magic != _MAGIC or at + count * _SLOT.size + _TRAILER.size != size:
+            if magic != want or at + count * _SLOT.size + _TRAILER.size != size:
                 raise ValueError("not a files cache")
             f.seek(at)
             table = f.read(count * _SLOT.size)
             self._old = {key: off for key, off in _SLOT.iter_unpack(table) if off < at}
             self._old_file = f
+            return True
         except (OSError, ValueError, struct.error):
             f.close()
+            return False
 
     def folder(self, path: str) -> dict[str, Entry]:
         """The previous run's entries of the files directly in one folder, by name."""
@@ -113,7 +127,7 @@ class FilesCache:
         if off is None:
             return {}
         try:
-            return _decode_block(self._read_block(off), raw_path)
+            return _decode_block(self._read_block(off), raw_path, self._old_version)
         except (OSError, ValueError, struct.error, UnicodeError):
             return {}
 
@@ -200,7 +214,7 @@ def _encode_block(raw_path: bytes, entries: list[tuple[str, Entry]]) -> bytes:
     return b"".join(parts)
 
 
-def _decode_block(body: bytes, raw_path: bytes) -> dict[str, Entry]:
+def _decode_block(body: bytes, raw_path: bytes, version: int = 3) -> dict[str, Entry]:
     (n,) = _LEN16.unpack_from(body, 0)
     if body[2 : 2 + n] != raw_path:
         return {}  # another folder whose digest collides
@@ -212,8 +226,13 @@ def _decode_block(body: bytes, raw_path: bytes) -> dict[str, Entry]:
         (n,) = _LEN16.unpack_from(body, pos)
         name = os.fsdecode(body[pos + 2 : pos + 2 + n])
         pos += 2 + n
-        size, mtime, ctime, ino, sha, blobs, known, flags, n = _HEAD.unpack_from(body, pos)
-        pos += _HEAD.size
+        if version == 3:
+            size, mtime, ctime, ino, sha, blobs, known, flags, n = _HEAD.unpack_from(body, pos)
+            pos += _HEAD.size
+        else:
+            size, mtime, ctime, ino, sha, blobs = _HEAD_V2.unpack_from(body, pos)
+            pos += _HEAD_V2.size
+            known = flags = n = 0
         ids = body[pos : pos + 32 * blobs]
         if len(ids) != 32 * blobs:
             raise ValueError("truncated entry")
