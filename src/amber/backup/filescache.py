@@ -26,7 +26,9 @@ only ever looks up entries below the paths it walks. Layout (little-endian):
 
 Metadata is "known" unless the file's ctime was too recent when it was read
 (a change in the same clock tick would not move it); then the next backup
-reads it again.
+reads it again. A cache of version 2 (`.v2`, b"AFC2", entries without the
+metadata fields) is read where no version 3 cache exists, its metadata
+unknown: after an upgrade, unchanged files are not read again.
 
 The folder path inside the body is compared on reading, so two folders whose
 digests collide never share entries; anything unreadable counts as no entry.
