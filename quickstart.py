@@ -74,8 +74,15 @@ def demo() -> None:
     )
 
 
-# command -> Debian package the tests run (chromium: the report's page, driven by Playwright)
-SYSTEM_TOOLS = {"faketime": "faketime", "openssl": "openssl", "chromium": "chromium"}
+# command -> Debian package the tests run (chromium: the report's page, driven by Playwright;
+# setfacl and chattr: ACLs and inode flags backed up and restored)
+SYSTEM_TOOLS = {
+    "faketime": "faketime",
+    "openssl": "openssl",
+    "chromium": "chromium",
+    "setfacl": "acl",
+    "chattr": "e2fsprogs",
+}
 # the Ceph RGW the S3 tests also run on (tests/cephrgw.py): about 270 MB, without recommends
 CEPH_TOOLS = {"radosgw": "radosgw", "ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd"}
 

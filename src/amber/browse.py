@@ -11,6 +11,7 @@ from typing import BinaryIO, Protocol
 
 from .clock import to_iso
 from .errors import AmberError, NotFound, UsageError
+from .format import nodemeta
 from .repo.snapshots import Snapshot
 
 
@@ -51,6 +52,10 @@ def entry_json(path: str, node: dict) -> dict:
         out["sha256"] = node.get("sha256")
     if node["type"] == "symlink":
         out["target"] = node.get("target")
+    if "xattrs" in node:  # names only: values can be large and binary (`amber cat` is for content)
+        out["xattrs"] = sorted(node["xattrs"])
+    if "flags" in node:
+        out["flags"] = nodemeta.letters(node["flags"])
     return out
 
 
@@ -92,7 +97,7 @@ def cat(repo: TreeReader, snap: Snapshot, path: str, out: BinaryIO) -> None:
     repo.copy_file(node, out, path)
 
 
-_META = ("mode", "uid", "gid", "mtime_ns", "target")
+_META = ("mode", "uid", "gid", "mtime_ns", "target", "xattrs", "flags")
 
 
 def diff(repo: TreeReader, snap_a: Snapshot, snap_b: Snapshot, errors: list[str] | None = None) -> list[dict]:

@@ -147,7 +147,7 @@ class Repository:
         default_retention: dict | None = None,
         min_retention: str | None = None,
         clock: Clock | None = None,
-        kdf_n: int = keyfile.SCRYPT_N,
+        kdf_n: int | None = None,
         storage_options: Mapping[str, str] | None = None,
         warn: Callable[[str], None] | None = None,
         params_from: "Repository | None" = None,
@@ -161,7 +161,8 @@ class Repository:
         `default_retention` ({"duration": "30d", "mode": None}) locks every new snapshot; its
         mode defaults to governance, and storage must enforce it (where the bucket enforces
         less than that, `warn` hears why). `min_retention`
-        (a duration) is the shortest lock amber will set (FORMAT.md §6.1)."""
+        (a duration) is the shortest lock amber will set (FORMAT.md §6.1). `kdf_n`: wrap the
+        first key with scrypt of that cost (cheap key files for tests), not Argon2id."""
         check_new_password(password)
         default_retention = trust.default_retention_setting(default_retention)  # before anything is created
         min_retention = trust.min_retention_setting(min_retention, default_retention)
@@ -561,7 +562,7 @@ class Repository:
         """Every key file; revoked ones still stored (locked) say when they were revoked."""
         return self.key_ring.describe(self.key_id, self.key_ring.revocations())
 
-    def add_key(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N, role: str = keyfile.FULL) -> str:
+    def add_key(self, password: str, *, kdf_n: int | None = None, role: str = keyfile.FULL) -> str:
         """Add a key file, protected as long as the longest lock, and held if any snapshot is.
         A `backup` key is write-only (crypto/keys.py): only a full key adds keys."""
         check_new_password(password)
@@ -591,7 +592,7 @@ class Repository:
         """NotAllowed (exit 13) unless this key opens content: a write-only key reads nothing back."""
         require_full(self.keys, what)
 
-    def upgrade(self, *, kdf_n: int = keyfile.SCRYPT_N) -> dict:
+    def upgrade(self, *, kdf_n: int | None = None) -> dict:
         """Upgrade a repository of format 1 to format 2 by adding objects only: a key file for the
         same password holding the content key pair and admin key (the one this session opened is
         revoked, replaced by it) and an `upgrade` event pinning both public keys. Data written
@@ -634,7 +635,7 @@ class Repository:
         trust.revoke(self, kid)
         return kid
 
-    def change_password(self, password: str, *, kdf_n: int = keyfile.SCRYPT_N) -> str:
+    def change_password(self, password: str, *, kdf_n: int | None = None) -> str:
         """A new key file for the same master keys (`key-add`), then the one this session opened
         revoked (`key-revoke` with `replaced_by`); returns the new key's id."""
         self.require_admin("change a password")

@@ -72,6 +72,9 @@ BAD_NODES = {
     "rdev-negative": {"type": "chardev", "rdev": -1},
     "inode-huge": {"type": "fifo", "inode": 2**65},
     "links-zero": {"type": "file", "size": 0, "content": [], "sha256": HEX0, "links": 0, "inode": 1},
+    "xattrs-not-base64": {"type": "fifo", "xattrs": {"user.a": "not base64!"}},
+    "xattrs-too-many": {"type": "fifo", "xattrs": {f"user.{i}": "" for i in range(1025)}},
+    "flags-unknown-bit": {"type": "fifo", "flags": 0x80000},
 }
 
 

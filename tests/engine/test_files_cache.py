@@ -13,7 +13,8 @@ SHA = "cd" * 32
 
 
 def entry(n: int, blobs: int = 1) -> tuple:
-    return (n, 1_700_000_000_000_000_000 + n, -5 - n, 2**63 + n, [f"{n:02x}" * 32] * blobs, SHA)
+    meta = None if n % 2 else {"flags": 0x40, "xattrs": {"user.n": "AA=="}} if n % 4 else {}
+    return (n, 1_700_000_000_000_000_000 + n, -5 - n, 2**63 + n, [f"{n:02x}" * 32] * blobs, SHA, meta)
 
 
 def test_folders_round_trip(tmp_path):
@@ -84,32 +85,88 @@ def test_backing_up_other_paths_keeps_each_sets_cache(repo, repo_path, tmp_path)
     assert again.stats.bytes_read == 0 and again.stats.files_unmodified == again.stats.files_total
 
 
-GOLDEN = (
-    "6f000000"
-    "0200"
-    "2f64"
-    "01000000"  # block length 111; folder path "/d"; one entry
-    "0100"
-    "61"  # name "a"
-    "0300000000000000"
-    "0500000000000000"
-    "f9ffffffffffffff"
-    "0900000000000000"  # size, mtime, ctime -7, inode
-    + "22" * 32
-    + "01000000"
-    + "11" * 32  # SHA-256, one blob id
-    + "9605ed05caee113f"
-    "0000000000000000"  # table: BLAKE2b-64("/d"), offset 0
-    "7300000000000000"
-    "01000000"
-    "41464332"  # trailer: table at 115, one folder, "AFC2"
+GOLDEN = "".join(
+    [
+        "8a000000",  # block length 138
+        "0200",
+        "2f64",  # folder path "/d"
+        "01000000",  # one entry
+        "0100",
+        "61",  # name "a"
+        "0300000000000000",  # size
+        "0500000000000000",  # mtime
+        "f9ffffffffffffff",  # ctime -7
+        "0900000000000000",  # inode
+        "22" * 32,  # SHA-256
+        "01000000",  # one blob
+        "01",  # metadata known
+        "40000000",  # flags 0x40 (nodump)
+        "12000000",  # 18 bytes of xattrs JSON
+        "11" * 32,  # the blob id
+        b'{"user.x": "AA=="}'.hex(),
+        "9605ed05caee113f",  # table: BLAKE2b-64("/d")
+        "0000000000000000",  # its offset, 0
+        "8e00000000000000",  # trailer: table at 142
+        "01000000",  # one folder
+        "41464333",  # "AFC3"
+    ]
 )
 
 
 def test_layout_golden_vector(tmp_path):
     """The byte layout documented in filescache.py and FORMAT.md §18.1, pinned."""
     cache = FilesCache(str(tmp_path), ["/d"])
-    cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32))])
+    cache.write_folder(
+        "/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, {"flags": 0x40, "xattrs": {"user.x": "AA=="}}))]
+    )
     cache.save()
-    assert cache_name(["/d"]) == "files-9605ed05caee113f.v2"
+    assert cache_name(["/d"]) == "files-9605ed05caee113f.v3"
     assert (tmp_path / cache_name(["/d"])).read_bytes().hex() == GOLDEN
+
+
+def test_an_entry_with_metadata_no_node_may_carry_is_no_entry(tmp_path):
+    """Attributes or flags from the cache go into nodes: ones a tree reader would refuse
+    (a cache edited or damaged on disk) make the folder's entries unusable, not the snapshot."""
+    for meta in ({"xattrs": {"user.a": "not base64"}}, {"flags": 0x80000}, {"xattrs": {}}):
+        cache = FilesCache(str(tmp_path), ["/d"])
+        cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, meta))])
+        cache.save()
+        assert FilesCache(str(tmp_path), ["/d"]).folder("/d") == {}
+
+
+GOLDEN_V2 = "".join(
+    [
+        "6f000000",  # block length 111
+        "0200",
+        "2f64",  # folder path "/d"
+        "01000000",  # one entry
+        "0100",
+        "61",  # name "a"
+        "0300000000000000",  # size
+        "0500000000000000",  # mtime
+        "f9ffffffffffffff",  # ctime -7
+        "0900000000000000",  # inode
+        "22" * 32,  # SHA-256
+        "01000000",  # one blob
+        "11" * 32,  # the blob id
+        "9605ed05caee113f",  # table: BLAKE2b-64("/d")
+        "0000000000000000",  # its offset, 0
+        "7300000000000000",  # trailer: table at 115
+        "01000000",  # one folder
+        "41464332",  # "AFC2"
+    ]
+)
+
+
+def test_a_version_2_cache_is_read_once_after_an_upgrade_its_metadata_unknown(tmp_path):
+    """The cache an earlier version wrote still spares reading unchanged files' content after
+    an upgrade (their attributes and flags are read again: the entry knows none); the new
+    cache replaces it."""
+    old = tmp_path / cache_name(["/d"]).replace(".v3", ".v2")
+    old.write_bytes(bytes.fromhex(GOLDEN_V2))
+    cache = FilesCache(str(tmp_path), ["/d"])
+    assert cache.folder("/d") == {"a": (3, 5, -7, 9, ["11" * 32], "22" * 32, None)}
+    cache.write_folder("/d", [("a", (3, 5, -7, 9, ["11" * 32], "22" * 32, {}))])
+    cache.save()
+    assert not old.exists()
+    assert FilesCache(str(tmp_path), ["/d"]).folder("/d")["a"][6] == {}

@@ -242,3 +242,19 @@ def test_snapshot_of_format_2_opens():
     writer = base64.b64decode(head["writer"])
     doc = snapfmt.decode(opener.sealer(writer, "vector").open(KIND_SNAPSHOT, doc_env), "vector")
     assert doc == s["document"] and snapfmt.header_matches(head, doc)
+
+
+def test_argon2id_key_file_unwraps():
+    """An Argon2id key file (FORMAT.md §5.2): the KDF output pinned, then the master keys."""
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    v = load("keyfile_argon2id.json")
+    doc = json.loads(v["key_file"])
+    assert doc["kdf"] == "argon2id" and (doc["memory"], doc["iterations"], doc["lanes"]) == (256, 2, 2)
+    kdf = Argon2id(salt=base64.b64decode(doc["salt"]), length=32, iterations=2, lanes=2, memory_cost=256)
+    assert kdf.derive(v["password"].encode()).hex() == v["wrapping_key_hex"]
+    mk = keyfile.unwrap(v["key_file"].encode(), v["password"])
+    want = v["master_keys"]
+    assert mk == MasterKeys(
+        bytes.fromhex(want["data"]), bytes.fromhex(want["ids"]), bytes.fromhex(want["signing"]), want["chunker_seed"]
+    )

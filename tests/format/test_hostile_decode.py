@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pyfastcdc
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -143,13 +144,51 @@ def test_hostile_key_files_are_refused_or_cost_at_most_the_cap(doc):
         info = keyfile.key_file_info(raw)
     except IntegrityError:
         return
-    assert keyfile.cost(info) <= keyfile.MAX_SCRYPT_COST
+    assert info["kdf"] == "scrypt"
+    assert info["n"] * info["r"] * info["p"] <= keyfile.MAX_SCRYPT_COST
     assert 128 * info["n"] * info["r"] * info["p"] <= keyfile.MAX_SCRYPT_MEMORY
-    if keyfile.cost(info) <= 1 << 12:  # cheap enough to run here
+    if info["n"] * info["r"] * info["p"] <= 1 << 12:  # cheap enough to run here
         try:
             keyfile.unwrap(raw, "pw")
         except (IntegrityError, WrongPassword):
             pass
+
+
+_ARGON2_DOC = json.loads(keyfile.wrap(MasterKeys.generate(), "pw", argon2=(64, 1, 1)))
+
+
+@SETTINGS
+@given(
+    mutated(_ARGON2_DOC, [*_ARGON2_DOC])
+    | st.builds(
+        lambda m, t, p: {**_ARGON2_DOC, "memory": m, "iterations": t, "lanes": p},
+        st.integers(min_value=-2, max_value=1 << 41) | st.sampled_from([1 << 40, 1 << 18, (1 << 18) + 1]),
+        st.integers(min_value=-1, max_value=1 << 32),
+        st.integers(min_value=-1, max_value=1 << 24),
+    )
+)
+def test_hostile_argon2id_key_files_are_refused_or_cost_at_most_the_cap(doc):
+    """memory=2^40 KiB and the like are refused before Argon2id runs: never an out-of-memory."""
+    raw = json.dumps(doc).encode()
+    try:
+        info = keyfile.key_file_info(raw)
+    except IntegrityError:
+        return
+    assert info["kdf"] == "argon2id"
+    assert 8 * info["lanes"] <= info["memory"] <= keyfile.MAX_ARGON2_MEMORY
+    assert info["memory"] * info["iterations"] <= keyfile.MAX_ARGON2_COST
+    assert info["lanes"] <= keyfile.MAX_ARGON2_LANES
+    if info["memory"] * info["iterations"] <= 1 << 12:  # cheap enough to run here
+        try:
+            keyfile.unwrap(raw, "pw")
+        except (IntegrityError, WrongPassword):
+            pass
+
+
+def test_an_argon2id_key_file_asking_for_a_terabyte_is_refused_by_name():
+    raw = json.dumps({**_ARGON2_DOC, "memory": 1 << 40}).encode()
+    with pytest.raises(IntegrityError, match="Argon2id memory=1099511627776 KiB"):
+        keyfile.unwrap(raw, "pw")
 
 
 SID = "d" * 64

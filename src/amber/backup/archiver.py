@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 
 from ..crypto.keys import MasterKeys
 from ..format import tree as treefmt
+from ..format.nodemeta import NODUMP
 from ..format.pack import BLOB_DATA, BLOB_TREE
 from ..repo.blobs import WriteSession
 from ..repo.chunks import FileRead
 from .anomaly import Anomalies
 from .changes import Changes
 from .filescache import FilesCache
+from .metadata import MetadataReader
 from .reader import FileReader
 from .select import Selection
 from .source import Names, selection_tree
@@ -49,6 +51,7 @@ class BackupStats:
     bytes_read: int = 0
     bytes_skipped: int = 0  # of the files not read again (unmodified): progress counts them done
     errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # metadata that could not be read or was left out
     current: str = ""
     started: float = field(default_factory=time.monotonic)
 
@@ -83,6 +86,7 @@ class BackupResult:
         return {
             "snapshot_id": self.snapshot_id,
             **summary,
+            "warnings": len(self.stats.warnings),
             "packs_resumed": packs,
             "bytes_resumed": stored,
             "anomalies": self.anomalies.to_json() if self.anomalies is not None else None,
@@ -160,6 +164,7 @@ class Archiver:
         workers: int | None = None,
         processes: bool | None = None,
         changes: Changes | None = None,
+        exclude_nodump: bool = False,
     ) -> None:
         self.store = session
         self.keys = keys
@@ -171,6 +176,8 @@ class Archiver:
         self.changes = changes or Changes(None, self.stats, lambda ids: None)
         self.changes.stats = self.stats
         self.names = Names()
+        self.metadata = MetadataReader(self.stats.warnings)
+        self.exclude_nodump = exclude_nodump
         # one worker per core: more threads only contend for the GIL (measured with bench/)
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="amber-backup")
@@ -221,11 +228,39 @@ class Archiver:
             node["group"] = group
         return node
 
+    def _extra(self, path: str, kind: str, st, entry=None) -> dict | None:
+        """A node's `xattrs` and `flags` fields: from the files cache `entry` while the file's
+        inode and ctime are those it recorded (any change to them moves the ctime), else read.
+        None: the entry has the nodump flag and --exclude-nodump leaves it out."""
+        if entry is not None and entry[6] is not None and entry[2] == st.st_ctime_ns and entry[3] == st.st_ino:
+            extra = entry[6]
+        else:
+            extra = self.metadata.read(path, kind, st)
+        if self.exclude_nodump and extra.get("flags", 0) & NODUMP:
+            return None
+        return extra
+
+    def _nodump_dir(self, path: str, st) -> bool:
+        """Whether --exclude-nodump leaves out this folder (its node reads its flags again). The
+        folders on the way to a path given to back up are walked whatever their flags."""
+        return self.exclude_nodump and bool(self.metadata.flags(path, st) & NODUMP)
+
+    def _cache_entry(self, entry: tuple, node: dict, st) -> tuple:
+        """A files cache entry with the node's metadata, known only if its ctime is not too recent."""
+        meta = {k: node[k] for k in ("flags", "xattrs") if k in node} if st.st_ctime_ns < self._racy_ns else None
+        return (*entry[:6], meta)
+
     def _file_node(self, path: str, name: str, st, items: list, folder: _Folder) -> None:
         """A file is read again unless its files cache entry matches (safety: the cache leaves
         out files written moments before it was made); it is counted against the parent's
         entry (backup/changes.py) once its content is known."""
+        entry = folder.cached.get(name)
+        extra = self._extra(path, "file", st, entry)
+        if extra is None:
+            return
         node = self._meta(name, "file", st)
+        if extra:
+            node.update(extra)
         node["size"] = st.st_size
         if st.st_nlink > 1:
             node["links"] = st.st_nlink
@@ -233,9 +268,8 @@ class Archiver:
         stats = self.stats
         stats.files_total += 1
         prev = folder.prev.get(name)
-        entry = folder.cached.get(name)
         if entry is not None:
-            size, mtime, ctime, ino, content, sha = entry
+            size, mtime, ctime, ino, content, sha, known = entry
             if (
                 size == st.st_size
                 and mtime == st.st_mtime_ns
@@ -249,7 +283,7 @@ class Archiver:
                 stats.bytes_skipped += size
                 if self.listing is not None:
                     self.listing.append(("unmodified", path, size))
-                folder.hits.append((name, entry))
+                folder.hits.append((name, entry if known is not None else self._cache_entry(entry, node, st)))
                 items.append(node)
                 if prev is None and self.changes.active:  # counted once renames are paired
                     folder.fresh_hits.append(_PendingFile(path, name, node, st))
@@ -356,7 +390,9 @@ class Archiver:
         self.stats.bytes_total += size
         self.changes.file_done(path, node, rec.old, rec.renamed, (res.new_raw, res.new_stored))
         if st.st_mtime_ns < self._racy_ns and size == st.st_size:
-            entries.append((rec.name, (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha)))
+            entries.append(
+                (rec.name, self._cache_entry((size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids, sha), node, st))
+            )
         return True
 
     def node_for(self, path: str, name: str, st, items: list, selection=None, folder: _Folder | None = None) -> None:
@@ -369,7 +405,8 @@ class Archiver:
         if st_.S_ISREG(mode):
             self._file_node(path, name, st, items, folder)
         elif st_.S_ISDIR(mode):
-            items.append(self.save_dir(path, name, st, selection))
+            if selection is not None or not self._nodump_dir(path, st):
+                items.append(self.save_dir(path, name, st, selection))
         elif st_.S_ISLNK(mode):
             node = self._meta(name, "symlink", st)
             try:
@@ -377,12 +414,14 @@ class Archiver:
             except OSError as e:
                 self.stats.errors.append(f"{path}: {e.strerror or e}")
                 return
+            node.update(self.metadata.read(path, "symlink", st))
             items.append(node)
         elif st_.S_ISFIFO(mode):
-            items.append(self._meta(name, "fifo", st))
+            items.append({**self._meta(name, "fifo", st), **self.metadata.read(path, "fifo", st)})
         elif st_.S_ISCHR(mode) or st_.S_ISBLK(mode):
             node = self._meta(name, "chardev" if st_.S_ISCHR(mode) else "blockdev", st)
             node["rdev"] = st.st_rdev
+            node.update(self.metadata.read(path, node["type"], st))
             items.append(node)
         # sockets and the like are not backed up
 
@@ -444,7 +483,8 @@ class Archiver:
                         folder.present.add(entry.name)
                     continue
                 if st_.S_ISDIR(cst.st_mode):
-                    later.append((child, entry.name, cst, None))
+                    if not self._nodump_dir(child, cst):
+                        later.append((child, entry.name, cst, None))
                     folder.present.add(entry.name)
                 else:
                     self.node_for(child, entry.name, cst, items, folder=folder)
@@ -459,7 +499,8 @@ class Archiver:
                 if csel is None and self.leaf_dropped(child, cname, cst):
                     continue
                 if st_.S_ISDIR(cst.st_mode):
-                    later.append((child, cname, cst, csel))
+                    if csel is not None or not self._nodump_dir(child, cst):
+                        later.append((child, cname, cst, csel))
                     folder.present.add(cname)
                 else:
                     self.node_for(child, cname, cst, items, folder=folder)
@@ -500,6 +541,7 @@ class Archiver:
         self.cache.write_folder(task.path, task.hits + entries)
         task.items = task.hits = None
         task.node = self._dir_node(task.name, task.st, nodes)
+        task.node.update(self.metadata.read(task.path, "dir", task.st))
 
     def collect(self, items: list) -> tuple[list[dict], list]:
         """The finished nodes of a folder's items (subfolders must be complete), and the

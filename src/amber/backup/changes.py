@@ -61,7 +61,7 @@ class CacheParent:
     def folder(self, path: str) -> dict[str, Entry]:
         return {
             name: ("file", size, mtime, content, None)
-            for name, (size, mtime, _c, _i, content, _s) in self.cache.folder(path).items()
+            for name, (size, mtime, _c, _i, content, *_rest) in self.cache.folder(path).items()
         }
 
     def files_below(self, path: str, entry: Entry) -> Iterator[str]:

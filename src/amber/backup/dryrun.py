@@ -93,6 +93,7 @@ def dry_run(
     listing: list | None = None,
     workers=None,
     processes=None,
+    exclude_nodump: bool = False,
 ) -> BackupResult:
     """What backing up `paths` would store (`listing`: filled with (status, path, size) per file)."""
     t0 = time.monotonic()
@@ -111,6 +112,7 @@ def dry_run(
         workers=workers,
         processes=processes,
         changes=_changes(repo, norm, cache, stats),
+        exclude_nodump=exclude_nodump,
     )
     arch.listing = listing
     try:

@@ -84,6 +84,7 @@ def _backup(
     use_cache=True,
     processes=None,
     listing: list | None = None,
+    exclude_nodump=False,
 ) -> BackupResult:
     """`selection`: the exclusion rules (select.py; else `excludes` alone); `stdin_done`:
     called once standard input is stored, before anything names it (a failure there
@@ -118,6 +119,7 @@ def _backup(
                 workers=workers,
                 processes=processes,
                 changes=changes,
+                exclude_nodump=exclude_nodump,
             )
             arch.listing = listing
             try:

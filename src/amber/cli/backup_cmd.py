@@ -71,6 +71,7 @@ def _rules(fn):
 @click.option("--retain", metavar="DURATION", help="lock the snapshot for this long")
 @click.option("--retain-until", metavar="DATE", help="lock the snapshot until this date")
 @click.option("--retention-mode", type=click.Choice(["governance", "compliance"]), default=None)
+@click.option("--exclude-nodump", is_flag=True, help="skip files and folders with the nodump flag (chattr +d)")
 @click.option("--stdin", "use_stdin", is_flag=True, help="back up standard input as one file")
 @click.option(
     "--stdin-from-command", "from_command", is_flag=True, help="back up what the command after -- prints, if it exits 0"
@@ -93,6 +94,7 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
     """Back up PATHS (or standard input, or a command's output) into a new snapshot. Changes
     against the parent snapshot that look like ransomware raise an alarm (exit 4) and hold the
     parent."""
+    exclude_nodump = select.pop("exclude_nodump")
     lists = {k: select.pop(k) for k in ("files_from", "files_from_verbatim", "files_from_raw")}
     command_argv = _check_usage(paths, lists, use_stdin, from_command, dry_run)
     if command_argv:
@@ -125,7 +127,9 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
             scan.start()
         try:
             if dry_run:
-                res = r.backup_dry_run(targets, selection=selection, stats=stats, listing=listing)
+                res = r.backup_dry_run(
+                    targets, selection=selection, stats=stats, listing=listing, exclude_nodump=exclude_nodump
+                )
             else:
                 res = r.backup(
                     targets,
@@ -139,6 +143,7 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
                     stats=stats,
                     listing=listing,
                     auto_hold=not no_auto_hold,
+                    exclude_nodump=exclude_nodump,
                 )
             finished.append(True)
         finally:
@@ -146,6 +151,8 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
                 scan.stop()
     for err in stats.errors:
         click.echo(f"error: {err}", err=True)
+    for message in stats.warnings:
+        warn(message)
     return _output(res, stats, listed.missing, listing, dry_run)
 
 
@@ -203,6 +210,7 @@ def _output(res, stats: BackupStats, missing: list[str], listing, dry_run: bool)
     lines += [
         f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified",
         f"Dirs:  {s.dirs}",
+        *([f"{len(s.warnings)} warning(s) about metadata (listed above)"] if s.warnings else []),
     ]
     found = None
     if dry_run:

@@ -41,6 +41,8 @@ def restore(session, snapshot, target, includes, verify, no_owner, no_special, a
     )
     if verify:
         text += f"; verified {stats.verified} files"
+    if stats.warnings:
+        text += f"; {len(stats.warnings)} warning(s) (listed above)"
     for message in stats.warnings:
         warn(message)
     # "snapshot" is the older name of the same field, kept for scripts that read it

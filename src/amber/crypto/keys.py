@@ -2,7 +2,9 @@
 
 A repository has one set of random master keys; each `keys/<id>` object wraps
 them (or, for a write-only backup key, the part of them a writer needs) under a
-key derived from one password with scrypt (parameters stored).
+key derived from one password with Argon2id (scrypt in key files of earlier
+versions, which still open), its parameters stored in the key file and bounded
+when read, before any derivation runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ..clock import Clock, SystemClock, to_iso
@@ -33,6 +36,17 @@ SCRYPT_P = 1
 SCRYPT_MARGIN = 4
 MAX_SCRYPT_MEMORY = 128 * SCRYPT_N * SCRYPT_R * SCRYPT_P * SCRYPT_MARGIN  # 128 MiB
 MAX_SCRYPT_COST = SCRYPT_N * SCRYPT_R * SCRYPT_P * SCRYPT_MARGIN  # N * r * p
+# Argon2id as amber writes it: OWASP's first recommended setting (46 MiB, one pass, one lane),
+# about 0.1 s here, as much as the scrypt it replaces (so no command opens slower) with more memory.
+ARGON2_MEMORY = 46 << 10  # KiB
+ARGON2_ITERATIONS = 1
+ARGON2_LANES = 1
+# What a key file may ask for, whatever amber wrote: room for stronger defaults later (RFC 9106's
+# 64 MiB x 3 passes fits), while a hostile key file costs at most 256 MiB and about 2 s to try.
+MAX_ARGON2_MEMORY = 256 << 10  # KiB
+MAX_ARGON2_COST = 1 << 20  # memory (KiB) * iterations
+MAX_ARGON2_LANES = 16
+KDFS = ("argon2id", "scrypt")
 SALT_BYTES = (16, 64)  # amber writes 16; readers accept up to 64
 MAX_KEY_FILE = 64 << 10  # bytes of one key file a reader parses
 MAX_CHUNKER_SEED = (1 << 63) - 1
@@ -167,20 +181,42 @@ def _unb64(s: str) -> bytes:
     return base64.b64decode(s, validate=True)
 
 
-def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode("utf-8"))
+def _derive(password: str, salt: bytes, doc: dict) -> bytes:
+    """The wrapping key from a (checked) key file's KDF and parameters."""
+    secret = password.encode("utf-8")
+    if doc["kdf"] == "argon2id":
+        kdf = Argon2id(
+            salt=salt, length=32, iterations=doc["iterations"], lanes=doc["lanes"], memory_cost=doc["memory"]
+        )
+        return kdf.derive(secret)
+    return Scrypt(salt=salt, length=32, n=doc["n"], r=doc["r"], p=doc["p"]).derive(secret)
 
 
-def wrap(keys: MasterKeys, password: str, *, n: int = SCRYPT_N, clock: Clock | None = None) -> bytes:
-    """A key file: JSON with the KDF parameters and the sealed master keys."""
+def kdf_params(n: int | None = None, argon2: tuple[int, int, int] | None = None) -> dict:
+    """The KDF fields of a new key file: Argon2id (`argon2`: memory in KiB, iterations, lanes;
+    amber's defaults when None), or scrypt of cost `n` where one is asked for (tests make
+    cheap key files so)."""
+    if n is not None:
+        return {"kdf": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P}
+    memory, iterations, lanes = argon2 or (ARGON2_MEMORY, ARGON2_ITERATIONS, ARGON2_LANES)
+    return {"kdf": "argon2id", "memory": memory, "iterations": iterations, "lanes": lanes}
+
+
+def wrap(
+    keys: MasterKeys,
+    password: str,
+    *,
+    n: int | None = None,
+    argon2: tuple[int, int, int] | None = None,
+    clock: Clock | None = None,
+) -> bytes:
+    """A key file: JSON with the KDF parameters (see `kdf_params`) and the sealed master keys."""
     salt = os.urandom(16)
-    sealed = Sealer(_derive(password, salt, n, SCRYPT_R, SCRYPT_P)).seal(KIND_KEY, keys.encode())
+    params = kdf_params(n, argon2)
+    sealed = Sealer(_derive(password, salt, params)).seal(KIND_KEY, keys.encode())
     doc = {
         "version": 1,
-        "kdf": "scrypt",
-        "n": n,
-        "r": SCRYPT_R,
-        "p": SCRYPT_P,
+        **params,
         "salt": _b64(salt),
         "created": to_iso((clock or SystemClock()).now()),
         "host": socket.gethostname(),
@@ -202,20 +238,12 @@ def key_file_info(raw: bytes) -> dict:
         raise IntegrityError("key file is not valid JSON") from None
     if not isinstance(doc, dict) or type(doc.get("version")) is not int or doc["version"] != 1:
         raise IntegrityError("key file has an unknown version")
-    if doc.get("kdf") != "scrypt":
+    if doc.get("kdf") not in KDFS:
         raise IntegrityError("key file has an unknown KDF")
-    for name in ("n", "r", "p"):
-        v = doc.get(name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise IntegrityError(f"key file has an invalid scrypt parameter {name}")
-    n, r, p = doc["n"], doc["r"], doc["p"]
-    if n < 2 or n & (n - 1):
-        raise IntegrityError(f"key file asks for scrypt N={n}, which is not a power of two")
-    if r * p > 64 or n * r * p > MAX_SCRYPT_COST or 128 * r * n * p > MAX_SCRYPT_MEMORY:
-        raise IntegrityError(
-            f"key file asks for scrypt N={n}, r={r}, p={p}: more than {SCRYPT_MARGIN} times the cost amber "
-            f"writes (at most {MAX_SCRYPT_MEMORY >> 20} MiB, r*p <= 64)"
-        )
+    if doc["kdf"] == "argon2id":
+        _check_argon2(doc)
+    else:
+        _check_scrypt(doc)
     for name in ("salt", "data"):
         if not isinstance(doc.get(name), str):
             raise IntegrityError(f"key file has no {name}")
@@ -233,9 +261,47 @@ def key_file_info(raw: bytes) -> dict:
     return doc
 
 
+def _positive(doc: dict, names: tuple[str, ...], kdf: str) -> None:
+    for name in names:
+        v = doc.get(name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise IntegrityError(f"key file has an invalid {kdf} parameter {name}")
+
+
+def _check_scrypt(doc: dict) -> None:
+    _positive(doc, ("n", "r", "p"), "scrypt")
+    n, r, p = doc["n"], doc["r"], doc["p"]
+    if n < 2 or n & (n - 1):
+        raise IntegrityError(f"key file asks for scrypt N={n}, which is not a power of two")
+    if r * p > 64 or n * r * p > MAX_SCRYPT_COST or 128 * r * n * p > MAX_SCRYPT_MEMORY:
+        raise IntegrityError(
+            f"key file asks for scrypt N={n}, r={r}, p={p}: more than {SCRYPT_MARGIN} times the cost amber "
+            f"writes (at most {MAX_SCRYPT_MEMORY >> 20} MiB, r*p <= 64)"
+        )
+
+
+def _check_argon2(doc: dict) -> None:
+    """Argon2id's parameters within RFC 9106's rules and MAX_ARGON2_MEMORY / MAX_ARGON2_COST."""
+    _positive(doc, ("memory", "iterations", "lanes"), "Argon2id")
+    memory, iterations, lanes = doc["memory"], doc["iterations"], doc["lanes"]
+    if lanes > MAX_ARGON2_LANES or memory < 8 * lanes:
+        raise IntegrityError(
+            f"key file asks for Argon2id with {lanes} lanes and {memory} KiB: at most {MAX_ARGON2_LANES} "
+            "lanes, and at least 8 KiB per lane"
+        )
+    if memory > MAX_ARGON2_MEMORY or memory * iterations > MAX_ARGON2_COST:
+        raise IntegrityError(
+            f"key file asks for Argon2id memory={memory} KiB, iterations={iterations}: more than amber "
+            f"accepts (at most {MAX_ARGON2_MEMORY >> 10} MiB, memory x iterations <= {MAX_ARGON2_COST} KiB)"
+        )
+
+
 def cost(doc: dict) -> int:
-    """The relative work of trying a (checked) key file: N * r * p."""
-    return doc["n"] * doc["r"] * doc["p"]
+    """The relative work of trying a (checked) key file: the bytes of memory its KDF fills,
+    times its passes (scrypt: 128 * N * r * p, two passes; Argon2id: memory * iterations)."""
+    if doc["kdf"] == "argon2id":
+        return 1024 * doc["memory"] * doc["iterations"]
+    return 2 * 128 * doc["n"] * doc["r"] * doc["p"]
 
 
 def unwrap(raw: bytes, password: str) -> MasterKeys:
@@ -245,9 +311,9 @@ def unwrap(raw: bytes, password: str) -> MasterKeys:
     except (KeyError, ValueError, TypeError):
         raise IntegrityError("key file is malformed") from None
     try:
-        key = _derive(password, salt, doc["n"], doc["r"], doc["p"])
+        key = _derive(password, salt, doc)
     except (ValueError, MemoryError) as e:
-        raise IntegrityError(f"key file: scrypt refused its parameters ({e})") from None
+        raise IntegrityError(f"key file: {doc['kdf']} refused its parameters ({e})") from None
     try:
         plain = Sealer(key).open(KIND_KEY, sealed)
     except IntegrityError:

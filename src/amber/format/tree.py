@@ -6,6 +6,8 @@ chardev, blockdev), `mode` (permission bits, st_mode & 0o7777), `uid`, `gid`,
 ids), `sha256` and, when hard linked, `device` and `links`; folders add
 `subtree` (tree blob id) and `digest` (their Merkle digest); symlinks add
 `target`; devices `rdev`. `user` and `group` names are present when known.
+Any node may add `xattrs` and `flags` (format/nodemeta.py); a tree holding
+such a node is version 2, every other tree version 1, byte for byte as before.
 
 Names are JSON strings; bytes that are not UTF-8 travel as lone surrogates
 U+DC80-U+DCFF (Python's surrogateescape), written as \\udcXX escapes.
@@ -19,9 +21,11 @@ import json
 import msgspec
 
 from ..errors import IntegrityError
+from . import nodemeta
 from .canonical import ascii_json
 
 TYPES = ("file", "dir", "symlink", "fifo", "chardev", "blockdev")
+VERSIONS = (1, 2)  # 2: some node carries `xattrs` or `flags` (FORMAT.md §10.4)
 
 # A folder's Merkle digest is SHA-256 over this domain string and the folder's
 # canonical tree bytes. Folder nodes carry their subfolder's digest and file
@@ -45,8 +49,9 @@ _fast_encode = msgspec.json.Encoder(order="sorted").encode
 
 
 def encode(nodes: list[dict]) -> bytes:
-    """A folder's tree: `ascii_json` of {"nodes": [...sorted by name], "v": 1}."""
-    doc = {"nodes": sorted(nodes, key=_by_name), "v": 1}
+    """A folder's tree: `ascii_json` of {"nodes": [...sorted by name], "v": 1}, or "v": 2
+    when a node carries extended attributes or flags (which readers before 2 would drop)."""
+    doc = {"nodes": sorted(nodes, key=_by_name), "v": 2 if any(map(_has_meta, nodes)) else 1}
     try:
         raw = _fast_encode(doc)
     except (TypeError, ValueError, msgspec.EncodeError):  # lone surrogates: UnicodeEncodeError
@@ -58,6 +63,10 @@ def encode(nodes: list[dict]) -> bytes:
 
 def _by_name(node: dict) -> str:
     return node["name"]
+
+
+def _has_meta(node: dict) -> bool:
+    return "xattrs" in node or "flags" in node
 
 
 def decode(raw: bytes, what: str = "tree") -> list[dict]:
@@ -73,7 +82,9 @@ def decode(raw: bytes, what: str = "tree") -> list[dict]:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise IntegrityError(f"{what}: not valid JSON") from None
-    if not isinstance(doc, dict) or doc.get("v") != 1 or type(doc.get("nodes")) is not list:
+    if not isinstance(doc, dict) or type(doc.get("v")) is not int or doc["v"] not in VERSIONS:
+        raise IntegrityError(f"{what}: not an amber tree")
+    if type(doc.get("nodes")) is not list:
         raise IntegrityError(f"{what}: not an amber tree")
     prev = None
     for n in doc["nodes"]:
@@ -181,6 +192,8 @@ def _plausible_file(n: dict) -> bool:
         and len(c) <= size <= len(c) * MAX_DATA_BLOB
         and "device" not in n
         and "links" not in n
+        and "xattrs" not in n
+        and "flags" not in n
     ):
         return False
     if c:
@@ -214,6 +227,8 @@ def _plausible_dir(n: dict) -> bool:
         and "rdev" not in n
         and "device" not in n
         and "links" not in n
+        and "xattrs" not in n
+        and "flags" not in n
     )
 
 
@@ -253,6 +268,10 @@ def node_problem(n: dict) -> str | None:
         # every blob holds at least one byte and at most the chunker's largest cut
         if len(c) > size or size > len(c) * MAX_DATA_BLOB:
             return f"{len(c)} content blob(s) cannot hold {size} bytes"
+    if "xattrs" in n and (problem := nodemeta.xattrs_problem(n["xattrs"])) is not None:
+        return problem
+    if "flags" in n and (problem := nodemeta.flags_problem(n["flags"])) is not None:
+        return problem
     return None
 
 

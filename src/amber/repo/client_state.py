@@ -1,6 +1,6 @@
 """What one client keeps about a repository on its own machine, outside the repository.
 
-    $XDG_CACHE_HOME/amber/<repository id>/files-<paths>.v2  the files cache (a lost cache costs only time)
+    $XDG_CACHE_HOME/amber/<repository id>/files-<paths>.v3  the files cache (a lost cache costs only time)
     $XDG_CACHE_HOME/amber/<repository id>/snapshots/       copies of snapshot documents as stored (sealed)
     $XDG_CACHE_HOME/amber/<repository id>/log-summary.json what a backup needs from every audit event (audit/summary.py)
     $XDG_CACHE_HOME/amber/<repository id>/log-meaning.json what `audit verify` checks events against (replay.Meaning)

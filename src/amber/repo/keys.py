@@ -3,7 +3,7 @@
 Each `keys/<id>` wraps the same master keys under one password (FORMAT.md
 §5.2); `<id>` is the BLAKE3 of the key file's bytes. A revocation
 (`revoked/<name>`, §5.3) names a key file's identity — the SHA-256 of its
-scrypt salt — so the same key file stored again under another name (or with
+KDF salt — so the same key file stored again under another name (or with
 its plaintext fields changed) stays revoked.
 """
 
@@ -38,7 +38,7 @@ Accept = Callable[[MasterKeys, str, bytes], None]
 
 
 def identity(raw: bytes) -> str:
-    """A key file's identity: SHA-256 of its scrypt salt, what a revocation names. Changing
+    """A key file's identity: SHA-256 of its KDF salt, what a revocation names. Changing
     the salt changes the key that seals the master keys: it needs the password, as a new key does."""
     return hashlib.sha256(base64.b64decode(keyfile.key_file_info(raw)["salt"])).hexdigest()
 
@@ -64,7 +64,7 @@ class KeyRing:
         """(master keys, key id) from the first key file the password opens and `accept` takes.
 
         Every key file is read and checked first; the well-formed ones are tried cheapest
-        first (each costs at most `keyfile.MAX_SCRYPT_COST`). An invalid key file, and one
+        first (each bounded by `keyfile.key_file_info`). An invalid key file, and one
         that unwraps but `accept` refuses (a planted key file wrapping other master keys, a
         revoked one), is reported through `warn` and in `problems`, naming it and why, and
         skipped: no planted key file can make the repository unopenable. When none opens:
@@ -201,7 +201,7 @@ class KeyRing:
         *,
         retention: Retention | None = None,
         held: bool = False,
-        kdf_n: int = keyfile.SCRYPT_N,
+        kdf_n: int | None = None,
     ) -> str:
         raw = keyfile.wrap(keys, password, n=kdf_n, clock=clock)
         kid = self.records.put(rec.KEY_FILE, raw, layout.key_file, retention)

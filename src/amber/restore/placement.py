@@ -20,6 +20,7 @@ import stat as st_
 import threading
 
 from ..errors import StorageError
+from .fsmeta import set_xattrs
 from .jobs import FileJob, RestoreStats
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -107,8 +108,9 @@ class Placement:
         `written`: bytes of the last write, counted here with the file."""
         tmp = job.tmp
         try:
-            self._apply_meta(job.node, fd)
-            st = os.fstat(fd) if job.node.get("links", 1) > 1 else None  # only hard links need it
+            self._apply_meta(job.node, fd, job.path)
+            # hard links, and files whose flags are set at the end, are checked against it later
+            st = os.fstat(fd) if job.node.get("links", 1) > 1 or "flags" in job.node else None
             if tmp is None:
                 with job.lock:
                     if job.failed:
@@ -238,6 +240,7 @@ class Placement:
                 os.chown(tmp, node.get("uid", 0), node.get("gid", 0), follow_symlinks=False)
             except OSError:
                 pass
+        set_xattrs(tmp, node, out, self.warn)
         try:
             os.utime(tmp, ns=(node["mtime_ns"], node["mtime_ns"]), follow_symlinks=False)
         except (OSError, KeyError, OverflowError, ValueError):
@@ -259,12 +262,18 @@ class Placement:
             self._error(f"{out}: {getattr(e, 'strerror', None) or e}")
             return
         # by name: opening a device node may have effects; this name is the node just made
-        self._apply_meta(node, tmp)
+        self._apply_meta(node, tmp, out)
         self._put_in_place(tmp, out, node["type"])
 
-    def _apply_meta(self, node: dict, where: int | str) -> None:
-        """Owner (as root, unless off), permission bits and mtime, through an open
-        descriptor or (for a node this run just created) its name, never following a link."""
+    def warn(self, message: str) -> None:
+        """Metadata that could not be set: a warning the restore shows and counts."""
+        with self._mu:
+            self.stats.warnings.append(message)
+
+    def _apply_meta(self, node: dict, where: int | str, shown: str) -> None:
+        """Owner (as root, unless off), permission bits, extended attributes and mtime,
+        through an open descriptor or (for a node this run just created) its name, never
+        following a link; `shown`: the entry's path, for warnings. Flags come later."""
         mode = node.get("mode", 0o644) & 0o7777
         if not self.special:
             mode &= ~SETID
@@ -274,6 +283,10 @@ class Placement:
             if self.owner and "uid" in node:
                 os.chown(where, node["uid"], node.get("gid", 0), follow_symlinks=follow)
             os.chmod(where, mode)  # after chown, which clears setuid/setgid
+        except (OSError, OverflowError, ValueError):
+            pass
+        set_xattrs(where, node, shown, self.warn)  # after chown, which clears security.capability
+        try:
             if mtime is not None:
                 os.utime(where, ns=(mtime, mtime), follow_symlinks=follow)
         except (OSError, OverflowError, ValueError):

@@ -31,6 +31,7 @@ from ..format import layout
 from ..repo.blobs import ENVELOPE_KINDS, BlobStore
 from ..repo.processes import PipePool
 from ..repo.snapshots import Snapshot
+from .fsmeta import apply_flags, flags_on_path
 from .jobs import FileJob, RestoreStats
 from .placement import DIR_FLAGS, Placement, raise_if_fatal
 from .workers import start as start_workers
@@ -111,6 +112,7 @@ class Restorer(Placement):
         self.hardlinks: list[tuple[FileJob, str]] = []
         self.rebuilt_packs: set[bytes] = set()  # packs rebuilt from their parity during this restore
         self.specials: list[tuple[str, dict]] = []
+        self.flagged: list[FileJob] = []  # files with inode flags, set once everything else is
         self.skipped = 0  # special files left out (special=False)
         self._inodes: dict[tuple, FileJob] = {}
         self.matched = False  # whether an include named something that exists
@@ -180,6 +182,8 @@ class Restorer(Placement):
         self.stats.files += 1
         self.stats.bytes_total += node.get("size", 0)
         self.files.append(job)
+        if "flags" in node:
+            self.flagged.append(job)
         if len(content) == 1:
             self._one_blob += 1
             if self._one_blob >= PROCESS_AFTER_FILES and self.procs is None and self.processes:
@@ -275,13 +279,18 @@ class Restorer(Placement):
             self._make_special(out, node)
         for out, node in self.links:
             self._make_symlink(out, node)
-        for out, node in reversed(self.dirs):
+        for job in self.flagged:  # after the hard links: immutable or append-only files cannot be linked
+            if job.written is not None and not job.failed:
+                flags_on_path(job.path, job.node, job.written, self.warn)
+        for out, node in reversed(self.dirs):  # deepest first: an immutable folder is complete
             try:
                 fd = os.open(out, DIR_FLAGS)  # the folder itself, never a link put in its place
             except OSError:
                 continue
             try:
-                self._apply_meta(node, fd)
+                self._apply_meta(node, fd, out)
+                if "flags" in node:
+                    apply_flags(fd, node["flags"], out, self.warn)
             finally:
                 os.close(fd)
 
@@ -344,7 +353,7 @@ class Restorer(Placement):
             return rest
         assert self.procs is not None
         batch = (bytes(region), pack_id.hex(), [item for _job, item in mine], self.store.pack_writers.get(pack_id))
-        results, errors, written, fatal, damaged = self.procs.submit(batch).result()
+        results, errors, written, fatal, damaged, warnings = self.procs.submit(batch).result()
         retry: set[bytes] = set()
         for bid, why in damaged:
             self.store.note_damage(bid, pack_id, why)
@@ -359,6 +368,7 @@ class Restorer(Placement):
         rest.sort(key=lambda it: it[0])
         with self._mu:
             self.stats.errors.extend(errors)
+            self.stats.warnings.extend(warnings)
             self.stats.bytes_written += written
             self.stats.files_done += sum(1 for failed, _where in results if not failed)
             self.stats.current = mine[-1][0].path

@@ -11,7 +11,8 @@ threads (placement.py). Files of several blobs stay on the threads.
 
 What crosses the process boundary is plain: the region's bytes, per file its
 blob's place in the region and its node; back come per file whether it failed
-and (for hard links) its device and inode, the errors, and the bytes written.
+and (for hard links and files with flags) its device and inode, the errors,
+the warnings (metadata that could not be set), and the bytes written.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ def _write_batch(batch: tuple) -> tuple:
 
 def write_region(
     region: bytes, pack_hex: str, items: list[tuple], writer: bytes | None = None
-) -> tuple[list, list[str], int, str | None, list[tuple[bytes, str]]]:
+) -> tuple[list, list[str], int, str | None, list[tuple[bytes, str]], list[str]]:
     """Write the one-blob files whose blobs lie in `region` (a pack's bytes from some offset).
 
     `items`: (start in region, sealed length, blob id, envelope kind, compression, raw
     length, path, node), sorted by start. Returns per item (failed, (device, inode) or
     None), the errors, the bytes written, the message of an error that must stop the
     restore (a full disk) or None (items after such an error are not written), and the
-    blobs found damaged as (id, problem), for the calling process to record. `writer`: the
+    blobs found damaged as (id, problem), for the calling process to record, and the
+    warnings about metadata that could not be set. `writer`: the
     writer key the pack's blobs are sealed under (format 2), else None."""
     opening, place = _state  # type: ignore[misc]
     id_key = opening.id_key
@@ -89,7 +91,8 @@ def write_region(
         results.append((job.failed, job.written))
     stats = place.stats
     errors, stats.errors = stats.errors, []
+    warnings, stats.warnings = stats.warnings, []
     written, stats.bytes_written = stats.bytes_written, 0
     stats.files_done = 0
     place.remove_temporaries(last=False)  # of files that failed after their temporary was made
-    return results, errors, written, fatal, damaged
+    return results, errors, written, fatal, damaged, warnings
