@@ -6,7 +6,7 @@ from .options import command
 
 
 @command("mount")
-@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.argument("mountpoint")
 @click.option("--host", "hosts", multiple=True, metavar="H", help="only snapshots of this host")
 @click.option("--tag", "tags", multiple=True, metavar="T", help="only snapshots with this tag")
 @click.option("--path", "paths", multiple=True, metavar="P", help="only snapshots that include this path")

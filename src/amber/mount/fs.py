@@ -17,7 +17,6 @@ import base64
 import binascii
 import collections
 import errno
-import itertools
 import os
 import stat as st_
 import threading
@@ -34,6 +33,8 @@ from .content import BlobCache, OpenFile
 REFRESH_SECONDS = 5.0
 CACHE_SECONDS = 60.0  # how long the kernel may keep names and attributes (snapshots never change)
 NODES_CACHED = 200_000  # nodes of folders kept as dicts (about 1 KB each)
+FILES_KEPT = 1024  # files whose blob places are kept between reads
+PATHS_KEPT = 8192  # folders looked into, by path: a lookup in one is a dict lookup
 
 _KIND = {
     "file": st_.S_IFREG,
@@ -82,9 +83,10 @@ class Mount:
         self._read_at = -1e18
         self._folders: collections.OrderedDict[str, dict[str, dict]] = collections.OrderedDict()
         self._folder_nodes = 0
+        self._paths: dict[str, dict[str, dict]] = {}  # folder path -> its nodes by name
         self._folders_mu = threading.Lock()
-        self._open: dict[int, OpenFile] = {}
-        self._fh = itertools.count(1)
+        self._files: collections.OrderedDict[str, OpenFile] = collections.OrderedDict()
+        self._files_mu = threading.Lock()
         self.refresh(force=True)
 
     def close(self) -> None:
@@ -104,18 +106,28 @@ class Mount:
                 index = self.repo.blobs.index
                 if any(bytes.fromhex(s.tree) not in index for s in snaps):
                     self.repo.load_index(force=True)  # a backup made since the index was read
-            self._views = views.build(snaps)
+            built = views.build(snaps)
+            if built.folders != self._views.folders:
+                self._paths = {}  # a name may now stand for another snapshot
+            self._views = built
 
     # -- resolving paths -------------------------------------------------------
 
     def resolve(self, path: str) -> tuple[str, Any]:
         """('view', folder path) | ('snapshot', Snapshot) | ('link', views.Link) | ('node', node)."""
+        parent, _, name = path.rpartition("/")
+        nodes = self._paths.get(parent)  # the folder was looked into: one dict lookup
+        if nodes is not None:
+            node = nodes.get(name)
+            if node is None:
+                raise OSError(errno.ENOENT, path)
+            return "node", node
         parts = [p for p in path.split("/") if p]
         folder = ""
         for n, part in enumerate(parts):
             entry = self._view_entry(folder, part)
             if isinstance(entry, Snapshot):
-                return self._inside(entry, parts[n + 1 :])
+                return self._inside(entry, "/" + "/".join(parts[: n + 1]), parts[n + 1 :])
             if isinstance(entry, views.Link):
                 if n + 1 < len(parts):
                     raise OSError(errno.ENOTDIR, path)
@@ -132,18 +144,29 @@ class Mount:
             raise OSError(errno.ENOENT, f"{folder}/{name}")
         return entry
 
-    def _inside(self, snap: Snapshot, parts: list[str]) -> tuple[str, Any]:
+    def _inside(self, snap: Snapshot, root: str, parts: list[str]) -> tuple[str, Any]:
+        """The node at `parts` below the snapshot mounted at `root`; every folder passed is
+        remembered by its path, for the next lookups in it."""
         if not parts:
             return "snapshot", snap
         node: dict = {"type": "dir", "subtree": snap.tree}
+        at = root
         for n, part in enumerate(parts):
             if node["type"] != "dir":
                 raise OSError(errno.ENOTDIR, "/".join(parts[:n]))
-            found = self.folder(node["subtree"]).get(part)
+            nodes = self.folder(node["subtree"])
+            self._remember(at, nodes)
+            found = nodes.get(part)
             if found is None:
                 raise OSError(errno.ENOENT, "/".join(parts[: n + 1]))
             node = found
+            at = f"{at}/{part}"
         return "node", node
+
+    def _remember(self, path: str, nodes: dict[str, dict]) -> None:
+        if len(self._paths) >= PATHS_KEPT:
+            self._paths = {}
+        self._paths[path] = nodes
 
     def folder(self, tree_id: str) -> dict[str, dict]:
         """A folder's nodes by name (kept, up to NODES_CACHED nodes)."""
@@ -230,7 +253,9 @@ class Mount:
             tree = what["subtree"]
         else:
             raise OSError(errno.ENOTDIR, path)
-        return [(name, _KIND.get(n["type"], st_.S_IFREG)) for name, n in self.folder(tree).items()]
+        nodes = self.folder(tree)
+        self._remember(path.rstrip("/"), nodes)
+        return [(name, _KIND.get(n["type"], st_.S_IFREG)) for name, n in nodes.items()]
 
     def readlink(self, path: str) -> str:
         kind, what = self.resolve(path)
@@ -240,8 +265,23 @@ class Mount:
             return what.get("target", "")
         raise OSError(errno.EINVAL, path)
 
-    def open(self, path: str) -> int:
-        """A handle for reading a file; its blobs are looked up now, read when asked for."""
+    def read(self, path: str, size: int, offset: int) -> bytes:
+        """Up to `size` bytes of the file at `path` from `offset`. There is no open or release:
+        a file's blobs are looked up at its first read and kept for FILES_KEPT files, which
+        spares two calls into Python per file."""
+        f = self._file(path)
+        try:
+            return self.cache.read(f, size, offset)
+        except AmberError as e:
+            self.warn(str(e))
+            raise OSError(errno.EIO, str(e)) from None
+
+    def _file(self, path: str) -> OpenFile:
+        with self._files_mu:
+            f = self._files.get(path)
+            if f is not None:
+                self._files.move_to_end(path)
+                return f
         kind, node = self.resolve(path)
         if kind != "node" or node["type"] != "file":
             raise OSError(errno.EISDIR if kind != "link" else errno.EINVAL, path)
@@ -252,22 +292,12 @@ class Mount:
         except AmberError as e:
             self.warn(f"{path}: {e}")
             raise OSError(errno.EIO, str(e)) from None
-        fh = next(self._fh)
-        self._open[fh] = OpenFile(ids, entries, path)
-        return fh
-
-    def read(self, fh: int, size: int, offset: int) -> bytes:
-        f = self._open.get(fh)
-        if f is None:
-            raise OSError(errno.EBADF, "not open")
-        try:
-            return self.cache.read(f, size, offset)
-        except AmberError as e:
-            self.warn(str(e))
-            raise OSError(errno.EIO, str(e)) from None
-
-    def release(self, fh: int) -> None:
-        self._open.pop(fh, None)
+        f = OpenFile(ids, entries, path)
+        with self._files_mu:
+            self._files[path] = f
+            while len(self._files) > FILES_KEPT:
+                self._files.popitem(last=False)
+        return f
 
     def listxattr(self, path: str) -> list[str]:
         kind, node = self.resolve(path)

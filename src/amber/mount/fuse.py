@@ -79,6 +79,7 @@ def serve(
     ops = _operations(fuse, mount, on_ready)
     options = {
         "foreground": True,
+        "nothreads": True,  # one thread answers: Python threads only contend for the interpreter lock
         "ro": True,
         "default_permissions": True,
         "kernel_cache": True,
@@ -131,9 +132,6 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
             Operations.started = True
             on_ready()
 
-        def destroy(self, path):
-            pass
-
         @answer
         def getattr(self, path, fh=None):
             return mount.getattr(path)
@@ -147,19 +145,8 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
             return mount.readlink(path)
 
         @answer
-        def open(self, path, flags):
-            if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
-                raise OSError(errno.EROFS, path)
-            return mount.open(path)
-
-        @answer
         def read(self, path, size, offset, fh):
-            return mount.read(fh, size, offset)
-
-        @answer
-        def release(self, path, fh):
-            mount.release(fh)
-            return 0
+            return mount.read(path, size, offset)
 
         @answer
         def listxattr(self, path):
