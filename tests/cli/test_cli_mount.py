@@ -150,7 +150,9 @@ def test_a_snapshot_reads_back_byte_for_byte_and_ctrl_c_unmounts(repo, tmp_path,
 
     inside = os.fsencode(where / "snapshots" / "latest") + os.fsencode(src)
     _compare(os.fsencode(src), inside)
-    assert sorted(os.listdir(os.fsencode(where / "ids" / sid[:8]) + os.fsencode(src))) == sorted(os.listdir(os.fsencode(src)))
+    assert sorted(os.listdir(os.fsencode(where / "ids" / sid[:8]) + os.fsencode(src))) == sorted(
+        os.listdir(os.fsencode(src))
+    )
     # random access into a file of several blobs, across blob boundaries
     data = Path(tree["big"]).read_bytes()
     with open(inside + b"/big.bin", "rb") as f:
@@ -277,3 +279,25 @@ def test_a_write_only_key_may_not_mount(repo, tmp_path):
     r = repo.run("mount", tmp_path / "mnt", expect=13, env=repo.env(AMBER_PASSWORD="backup only pw"))
     assert "write-only" in r.stderr
     assert not os.path.ismount(tmp_path / "mnt")
+
+
+@needs_fuse
+def test_extended_attributes_read_through_the_mount(repo, tmp_path, mounts):
+    src = tmp_path / "src"
+    write(src / "tagged.txt", b"with an attribute\n")
+    try:
+        os.setxattr(src / "tagged.txt", "user.amber.test", b"\x00binary value\xff")
+    except OSError as e:
+        pytest.skip(f"this file system keeps no user extended attributes ({e.strerror})")
+    repo.backup(src)
+    (node,) = [e for e in repo.json("ls", "latest", str(src)) if e["name"] == "tagged.txt"]
+    where = tmp_path / "mnt"
+    mounts(repo, where)
+    inside = where / "snapshots" / "latest" / str(src / "tagged.txt")[1:]
+    if not os.listxattr(inside):
+        pytest.skip("this amber records no extended attributes in its trees yet")
+    assert os.listxattr(inside) == ["user.amber.test"], node
+    assert os.getxattr(inside, "user.amber.test") == b"\x00binary value\xff"
+    with pytest.raises(OSError) as e:
+        os.getxattr(inside, "user.absent")
+    assert e.value.errno == errno.ENODATA

@@ -319,31 +319,20 @@ MAX_XATTR_VALUE = 64 << 10  # what Linux allows one extended attribute's value
 
 
 def xattrs(node: dict) -> dict[str, bytes]:
-    """The extended attributes a node carries: name -> value. Trees that record them keep
-    `xattrs` as {name: base64 value} (or a list of {"name", "value"}); malformed or
-    oversized entries are left out, never trusted."""
+    """The extended attributes a node carries, name -> value: trees that record them keep
+    `xattrs` as {name: base64 value} (FORMAT.md §10.4). A malformed or oversized entry is left
+    out, never trusted."""
     raw = node.get("xattrs")
-    if isinstance(raw, list):
-        raw = {x.get("name"): x.get("value") for x in raw if isinstance(x, dict)}
     if not isinstance(raw, dict):
         return {}
     out = {}
     for name, value in raw.items():
-        data = _xattr_value(value)
-        if isinstance(name, str) and name and "\x00" not in name and data is not None:
-            out[name] = data
-    return out
-
-
-def _xattr_value(value: object) -> bytes | None:
-    if isinstance(value, str):
+        if not (isinstance(name, str) and name and "\x00" not in name and isinstance(value, str)):
+            continue
         try:
             data = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            return None
-    elif isinstance(value, bytes):
-        data = value
-    else:
-        return None
-    return data if len(data) <= MAX_XATTR_VALUE else None
-
+            continue
+        if len(data) <= MAX_XATTR_VALUE:
+            out[name] = data
+    return out

@@ -68,11 +68,7 @@ def load_fuse():
 
 
 def serve(
-    mount: Mount,
-    mountpoint: str,
-    *,
-    allow_other: bool = False,
-    on_ready: Callable[[], None] = lambda: None,
+    mount: Mount, mountpoint: str, *, allow_other: bool = False, on_ready: Callable[[], None] = lambda: None
 ) -> None:
     """Mount and answer until unmounted (Ctrl-C, SIGTERM, or fusermount -u)."""
     fuse = load_fuse()
