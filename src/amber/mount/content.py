@@ -160,8 +160,8 @@ class BlobCache:
             span = self.source.storage.get(
                 layout.pack(first.pack), first.offset, last.offset + last.length - first.offset
             )
-        except (AmberError, OSError):
-            span = b""  # each blob is read again below, where the error is told
+        except Exception:  # each blob is read again below, where the error is told
+            span = b""
         view = memoryview(span)
         for bid, e, fut in run:
             start = e.offset - first.offset
@@ -171,7 +171,7 @@ class BlobCache:
                 except IntegrityError:
                     with self.index_lock:
                         data = self.source.read(bid)  # parity, another copy; notes the damage
-            except (AmberError, OSError) as err:
+            except Exception as err:  # whatever it is, it fails this blob's reads, never a reader's wait
                 with self._mu:
                     self._pending.pop(bid, None)
                 fut.set_exception(_unreadable(err, what))
