@@ -301,3 +301,12 @@ def test_extended_attributes_read_through_the_mount(repo, tmp_path, mounts):
     with pytest.raises(OSError) as e:
         os.getxattr(inside, "user.absent")
     assert e.value.errno == errno.ENODATA
+
+
+def test_without_libfuse_mount_says_so(repo, tmp_path):
+    write(tmp_path / "src" / "a.txt", b"a\n")
+    repo.backup(tmp_path / "src")
+    (tmp_path / "mnt").mkdir()
+    r = repo.run("mount", tmp_path / "mnt", expect=1, env=repo.env(FUSE_LIBRARY_PATH=tmp_path / "no-libfuse.so"))
+    assert "FUSE is not available" in r.stderr
+    assert not os.path.ismount(tmp_path / "mnt")
