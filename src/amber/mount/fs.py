@@ -107,8 +107,10 @@ class Mount:
                 if any(bytes.fromhex(s.tree) not in index for s in snaps):
                     self.repo.load_index(force=True)  # a backup made since the index was read
             built = views.build(snaps)
-            if built.folders != self._views.folders:
-                self._paths = {}  # a name may now stand for another snapshot
+            if built.folders != self._views.folders:  # a name may now stand for another snapshot
+                self._paths = {}
+                with self._files_mu:
+                    self._files.clear()
             self._views = built
 
     # -- resolving paths -------------------------------------------------------
