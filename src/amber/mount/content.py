@@ -4,7 +4,8 @@ A read of a file asks for the blobs that hold its range. A blob not cached is
 read from its pack together with the blobs of the same file that follow it in
 that pack (one ranged read of at most SPAN bytes); while a file is read, the
 blobs of the next READ_AHEAD bytes are fetched the same way by background
-threads. Every blob is opened and checked as any read checks it (its keyed id
+threads. A small blob comes with the rest of its WINDOW of the pack, kept for
+the files stored beside it. Every blob is opened and checked as any read checks it (its keyed id
 authenticates its plaintext); one that cannot be read is read again through the
 blob store's own path, which rebuilds it from the pack's parity where it can
 and notes the damage for the command to record; if that fails too, the read
@@ -32,6 +33,8 @@ CACHE_BYTES = 128 << 20  # decrypted blobs kept (chunks are 0.5-8 MiB, about 0.7
 SPAN = 8 << 20  # the most one ranged read of a pack fetches
 READ_AHEAD = 16 << 20  # bytes of a file fetched ahead of the one being read
 FETCHERS = 2  # background threads that read ahead
+WINDOW = 1 << 20  # small blobs are read with the rest of this aligned stretch of their pack ...
+WINDOWS_KEPT = 8  # ... and that many stretches kept: the next small files are usually in it
 
 
 class BlobSource(Protocol):
@@ -74,6 +77,7 @@ class BlobCache:
         self._size = 0
         self._pending: dict[bytes, Future] = {}
         self._pool = ThreadPoolExecutor(FETCHERS, thread_name_prefix="amber-read-ahead")
+        self._windows: collections.OrderedDict[tuple[bytes, int], bytes] = collections.OrderedDict()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -157,9 +161,7 @@ class BlobCache:
         """Read a run of blobs with one ranged read and open each; settle their futures."""
         first, last = run[0][1], run[-1][1]
         try:
-            span = self.source.storage.get(
-                layout.pack(first.pack), first.offset, last.offset + last.length - first.offset
-            )
+            span = self._span(first.pack, first.offset, last.offset + last.length - first.offset)
         except Exception:  # each blob is read again below, where the error is told
             span = b""
         view = memoryview(span)
@@ -180,6 +182,28 @@ class BlobCache:
                 self._pending.pop(bid, None)
                 self._keep(bid, data)
             fut.set_result(data)
+
+    def _span(self, pack: bytes, offset: int, length: int):
+        """`length` bytes of a pack from `offset`. A stretch within one aligned WINDOW is served
+        from that window, read whole once (shorter at the pack's end): files backed up one
+        after the other lie side by side in their pack, so reading many small files costs a
+        few reads, not one each."""
+        start = offset - offset % WINDOW
+        if offset + length > start + WINDOW:
+            return self.source.storage.get(layout.pack(pack), offset, length)
+        with self._mu:
+            window = self._windows.get((pack, start))
+            if window is not None:
+                self._windows.move_to_end((pack, start))
+        if window is None or len(window) < offset + length - start:
+            window = self.source.storage.get(layout.pack(pack), start, WINDOW)
+            if len(window) < offset + length - start:  # the index places it past the pack's end
+                return self.source.storage.get(layout.pack(pack), offset, length)
+            with self._mu:
+                self._windows[(pack, start)] = window
+                while len(self._windows) > WINDOWS_KEPT:
+                    self._windows.popitem(last=False)
+        return memoryview(window)[offset - start : offset - start + length]
 
     def _keep(self, bid: bytes, data: bytes) -> None:
         if bid in self._blobs:
