@@ -14,8 +14,6 @@ import ctypes.util
 import errno
 import functools
 import os
-import sys
-import threading
 from collections.abc import Callable
 
 from ..errors import AmberError
@@ -86,7 +84,6 @@ def serve(
     }
     if allow_other:
         options["allow_other"] = True
-    restore_stderr = _quiet_libfuse3() if fuse.fuse_version_major == 3 else None
     try:
         fuse.FUSE(ops, mountpoint, **options)
     except RuntimeError as e:
@@ -94,8 +91,6 @@ def serve(
         if not (ops.started and not os.path.ismount(mountpoint)):
             raise AmberError(f"could not mount {mountpoint} (libfuse error {e})") from None
     finally:
-        if restore_stderr is not None:
-            restore_stderr()
         mount.close()
     if not ops.started:
         raise AmberError(f"could not mount {mountpoint}")
@@ -156,30 +151,3 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
             return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
 
     return Operations()
-
-
-def _quiet_libfuse3() -> Callable[[], None]:
-    """libfuse 3.14 warns on every start that mfusepy's default thread limit is invalid (it then
-    uses its own): pass standard error on without that line. Returns what undoes it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def forward() -> None:
-        with os.fdopen(read_end, "rb", buffering=0) as pipe:
-            for line in iter(pipe.readline, b""):
-                if not line.startswith(b"Ignoring invalid max threads value"):
-                    os.write(saved, line)
-
-    t = threading.Thread(target=forward, name="amber-stderr", daemon=True)
-    t.start()
-
-    def undo() -> None:
-        sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end: the thread ends
-        t.join(timeout=2)
-        os.close(saved)
-
-    return undo
