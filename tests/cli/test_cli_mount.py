@@ -224,6 +224,14 @@ def test_host_and_tag_filters_choose_the_snapshots_shown(repo, tmp_path, mounts)
     assert os.listdir(where / "hosts") == ["beta"]
     assert os.listdir(where / "tags") == []
 
+    other = tmp_path / "other-src"
+    write(other / "b.txt", b"b\n")
+    repo.backup(other, args=("--host", "beta"))
+    by_path = tmp_path / "by-path"
+    mounts(repo, by_path, "--path", str(src), "--tag", "keep")
+    assert os.listdir(by_path / "hosts") == ["alpha"]
+    assert os.listdir(by_path / "tags") == ["keep"]
+
 
 @needs_fuse
 def test_a_damaged_pack_is_an_io_error_for_that_file_and_the_mount_goes_on(repo, tmp_path, mounts):
