@@ -318,3 +318,36 @@ def test_without_libfuse_mount_says_so(repo, tmp_path):
     r = repo.run("mount", tmp_path / "mnt", expect=1, env=repo.env(FUSE_LIBRARY_PATH=tmp_path / "no-libfuse.so"))
     assert "FUSE is not available" in r.stderr
     assert not os.path.ismount(tmp_path / "mnt")
+
+
+@needs_fuse
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to become nobody")
+def test_a_user_may_not_mount_on_a_folder_that_is_not_theirs(tmp_path):
+    import tempfile
+
+    from cli_helpers import Amber
+
+    base = tempfile.mkdtemp(prefix="amber-mount-user-", dir="/tmp")  # pytest's folders are root's alone
+    try:
+        os.chmod(base, 0o755)
+        user = Amber(Path(base) / "user")
+        user.create()
+        write(Path(base) / "src" / "a.txt", b"a\n")
+        user.backup(Path(base) / "src")
+        for folder, _dirs, _files in os.walk(base):
+            os.chown(folder, 65534, 65534)
+            for f in _files:
+                os.chown(os.path.join(folder, f), 65534, 65534, follow_symlinks=False)
+        roots = Path(base) / "roots"
+        roots.mkdir()  # root's, empty
+        r = user.run("mount", roots, expect=1, preexec_fn=_as_nobody)
+        assert "not permitted" in r.stderr
+        assert not os.path.ismount(roots)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _as_nobody() -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
