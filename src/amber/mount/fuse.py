@@ -5,7 +5,10 @@ checks (`default_permissions`) on the modes and owners the snapshots recorded, a
 its page cache kept across opens (`kernel_cache`: snapshot content never changes).
 libfuse's own signal handlers end the session on SIGINT, SIGTERM and SIGHUP and
 unmount the folder before `serve` returns. A failure of one request is its errno
-(EIO for damage, told through `warn`), never the end of the mount.
+(EIO for damage, told through `warn`), never the end of the mount. One thread
+answers every request (Python threads would only take turns with the interpreter
+lock, measured slower); blobs are read ahead beside it (content.py). Files need no
+open or release: the kernel's read names the path (fs.Mount.read).
 """
 
 from __future__ import annotations
