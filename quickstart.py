@@ -35,6 +35,7 @@ def install(extra: str = "") -> None:
     if not os.path.exists(os.path.join(BIN, "python")):
         print(f"creating {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
+    fuse_library()
     target = f"{HERE}[{extra}]" if extra else HERE
     run(os.path.join(BIN, "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", target)
     # an editable install leaves amber's own modules uncompiled, and where PYTHONDONTWRITEBYTECODE
@@ -75,16 +76,29 @@ def demo() -> None:
 
 
 # command -> Debian package the tests run (chromium: the report's page, driven by Playwright;
-# setfacl and chattr: ACLs and inode flags backed up and restored)
+# setfacl and chattr: ACLs and inode flags backed up and restored; fusermount3: amber mount)
 SYSTEM_TOOLS = {
     "faketime": "faketime",
     "openssl": "openssl",
     "chromium": "chromium",
     "setfacl": "acl",
     "chattr": "e2fsprogs",
+    "fusermount3": "fuse3",
 }
 # the Ceph RGW the S3 tests also run on (tests/cephrgw.py): about 270 MB, without recommends
 CEPH_TOOLS = {"radosgw": "radosgw", "ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd"}
+
+
+def fuse_library() -> None:
+    """`amber mount` needs libfuse: as root, with apt-get, install Debian's fuse3 where no
+    libfuse is found (elsewhere `amber mount` says what is missing)."""
+    import ctypes.util
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    if not (ctypes.util.find_library("fuse3") or ctypes.util.find_library("fuse")):
+        apt_install(["fuse3"], ["--no-install-recommends"])
 
 
 def system_tools() -> None:

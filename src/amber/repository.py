@@ -62,6 +62,8 @@ from .errors import (
 )
 from .evidence import EvidenceReport, export, verify_bundle
 from .format import layout
+from .mount import fs as mount_fs
+from .mount import fuse as mount_fuse
 from .repo import client_state, damage, reindex, verified
 from .repo import records as rec
 from .repo import settings as settingsrec
@@ -476,6 +478,31 @@ class Repository:
     def find(self, pattern: str, snapshots=None, errors: list[str] | None = None) -> list[dict]:
         self.require_read("search snapshots")
         return browse.find(self, pattern, snapshots, errors)
+
+    def mount(
+        self,
+        mountpoint: str,
+        *,
+        hosts=(),
+        tags=(),
+        paths=(),
+        allow_other: bool = False,
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Serve the snapshots (those of any of `hosts`, with any of `tags`, holding every one of
+        `paths`) as a read-only folder at `mountpoint` until it is unmounted (mount/)."""
+        self.require_read("mount the repository")
+        where = mount_fuse.check_mountpoint(mountpoint)
+        mount_fuse.load_fuse()  # before anything is read: say at once if FUSE is missing
+        self.load_index()
+        wanted = set(paths)
+
+        def choose(snaps: list[Snapshot]) -> list[Snapshot]:
+            chosen = select_snapshots(snaps, tags=tags, hosts=hosts)
+            return [s for s in chosen if wanted <= set(s.paths)]
+
+        fs = mount_fs.Mount(self, choose, warn=self.warn)
+        mount_fuse.serve(fs, where, allow_other=allow_other, on_ready=on_ready)
 
     # -- retention -------------------------------------------------------------
 

@@ -1,0 +1,340 @@
+"""What a mount answers, by path: attributes, folder listings, links, extended attributes, content.
+
+Above the snapshots the folders are views.py's; inside one, the snapshot's trees. A
+folder's nodes are kept as a name -> node dict, made when the folder is first looked
+into, for up to NODES_CACHED nodes (the kernel also keeps what it was told, for
+CACHE_SECONDS). The snapshot list is read again when a view is listed or a name in
+one is not found, at most every REFRESH_SECONDS, so snapshots made while mounted
+appear; the index is read again when a new snapshot's tree is not in it.
+
+Failures are OSErrors with an errno (ENOENT, ENOTDIR, EIO...) for the file system to
+return; what could not be read is told through `warn`, naming the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import errno
+import os
+import stat as st_
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import AmberError
+from ..repo.blobs import BlobStore
+from ..repo.snapshots import Snapshot
+from . import views
+from .content import BlobCache, OpenFile
+
+REFRESH_SECONDS = 5.0
+CACHE_SECONDS = 60.0  # how long the kernel may keep names and attributes (snapshots never change)
+NODES_CACHED = 200_000  # nodes of folders kept as dicts (about 1 KB each)
+FILES_KEPT = 1024  # files whose blob places are kept between reads
+PATHS_KEPT = 8192  # folders looked into, by path: a lookup in one is a dict lookup
+
+_KIND = {
+    "file": st_.S_IFREG,
+    "dir": st_.S_IFDIR,
+    "symlink": st_.S_IFLNK,
+    "fifo": st_.S_IFIFO,
+    "chardev": st_.S_IFCHR,
+    "blockdev": st_.S_IFBLK,
+}
+
+
+class Mountable(Protocol):
+    """What a mount reads: snapshots, trees and blobs."""
+
+    blobs: BlobStore
+
+    def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]: ...
+
+    def refresh(self) -> None: ...
+
+    def load_index(self, force: bool = False) -> None: ...
+
+    def load_tree(self, tree_id: str) -> list[dict]: ...
+
+
+class Mount:
+    """The file system of one mount. `choose` narrows the snapshot list (--host/--tag/--path)."""
+
+    def __init__(
+        self,
+        repo: Mountable,
+        choose: Callable[[list[Snapshot]], list[Snapshot]] = lambda snaps: snaps,
+        *,
+        warn: Callable[[str], None] = lambda message: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repo = repo
+        self.choose = choose
+        self.warn = warn
+        self.clock = clock
+        self.uid, self.gid = os.getuid(), os.getgid()
+        self.index_lock = threading.RLock()
+        self.cache = BlobCache(repo.blobs, self.index_lock)
+        self._refresh_mu = threading.Lock()
+        self._views = views.build([])
+        self._read_at = -1e18
+        self._folders: collections.OrderedDict[str, dict[str, dict]] = collections.OrderedDict()
+        self._folder_nodes = 0
+        self._paths: dict[str, dict[str, dict]] = {}  # folder path -> its nodes by name
+        self._folders_mu = threading.Lock()
+        self._files: collections.OrderedDict[str, OpenFile] = collections.OrderedDict()
+        self._files_mu = threading.Lock()
+        self.refresh(force=True)
+
+    def close(self) -> None:
+        self.cache.close()
+
+    # -- the snapshot list -----------------------------------------------------
+
+    def refresh(self, force: bool = False) -> None:
+        """Read the snapshot list again (at most every REFRESH_SECONDS unless `force`)."""
+        with self._refresh_mu:
+            if not force and self.clock() - self._read_at < REFRESH_SECONDS:
+                return
+            self._read_at = self.clock()
+            with self.index_lock:
+                self.repo.refresh()
+                snaps = [s for s in self.choose(self.repo.snapshots()) if s.readable]
+                index = self.repo.blobs.index
+                if any(bytes.fromhex(s.tree) not in index for s in snaps):
+                    self.repo.load_index(force=True)  # a backup made since the index was read
+            built = views.build(snaps)
+            if built.folders != self._views.folders:  # a name may now stand for another snapshot
+                self._paths = {}
+                with self._files_mu:
+                    self._files.clear()
+            self._views = built
+
+    # -- resolving paths -------------------------------------------------------
+
+    def resolve(self, path: str) -> tuple[str, Any]:
+        """('view', folder path) | ('snapshot', Snapshot) | ('link', views.Link) | ('node', node)."""
+        parent, _, name = path.rpartition("/")
+        nodes = self._paths.get(parent)  # the folder was looked into: one dict lookup
+        if nodes is not None:
+            node = nodes.get(name)
+            if node is None:
+                raise OSError(errno.ENOENT, path)
+            return "node", node
+        parts = [p for p in path.split("/") if p]
+        folder = ""
+        for n, part in enumerate(parts):
+            entry = self._view_entry(folder, part)
+            if isinstance(entry, Snapshot):
+                return self._inside(entry, "/" + "/".join(parts[: n + 1]), parts[n + 1 :])
+            if isinstance(entry, views.Link):
+                if n + 1 < len(parts):
+                    raise OSError(errno.ENOTDIR, path)
+                return "link", entry
+            folder = f"{folder}/{part}" if folder else part
+        return "view", folder
+
+    def _view_entry(self, folder: str, name: str) -> views.Entry:
+        entry = self._views.folders.get(folder, {}).get(name)
+        if entry is None:
+            self.refresh()  # perhaps a snapshot made since the list was read
+            entry = self._views.folders.get(folder, {}).get(name)
+        if entry is None:
+            raise OSError(errno.ENOENT, f"{folder}/{name}")
+        return entry
+
+    def _inside(self, snap: Snapshot, root: str, parts: list[str]) -> tuple[str, Any]:
+        """The node at `parts` below the snapshot mounted at `root`; every folder passed is
+        remembered by its path, for the next lookups in it."""
+        if not parts:
+            return "snapshot", snap
+        node: dict = {"type": "dir", "subtree": snap.tree}
+        at = root
+        for n, part in enumerate(parts):
+            if node["type"] != "dir":
+                raise OSError(errno.ENOTDIR, "/".join(parts[:n]))
+            nodes = self.folder(node["subtree"])
+            self._remember(at, nodes)
+            found = nodes.get(part)
+            if found is None:
+                raise OSError(errno.ENOENT, "/".join(parts[: n + 1]))
+            node = found
+            at = f"{at}/{part}"
+        return "node", node
+
+    def _remember(self, path: str, nodes: dict[str, dict]) -> None:
+        if len(self._paths) >= PATHS_KEPT:
+            self._paths = {}
+        self._paths[path] = nodes
+
+    def folder(self, tree_id: str) -> dict[str, dict]:
+        """A folder's nodes by name (kept, up to NODES_CACHED nodes)."""
+        with self._folders_mu:
+            nodes = self._folders.get(tree_id)
+            if nodes is not None:
+                self._folders.move_to_end(tree_id)
+                return nodes
+        try:
+            with self.index_lock:
+                loaded = self.repo.load_tree(tree_id)
+        except AmberError as e:
+            self.warn(f"folder {tree_id[:16]}: {e}")
+            raise OSError(errno.EIO, str(e)) from None
+        nodes = {n["name"]: n for n in loaded}
+        with self._folders_mu:
+            self._folders[tree_id] = nodes
+            self._folder_nodes += len(nodes)
+            while self._folder_nodes > NODES_CACHED and len(self._folders) > 1:
+                _tid, dropped = self._folders.popitem(last=False)
+                self._folder_nodes -= len(dropped)
+        return nodes
+
+    # -- what the file system asks ----------------------------------------------
+
+    def getattr(self, path: str) -> dict:
+        kind, what = self.resolve(path)
+        if kind == "node":
+            return self.node_attrs(what)
+        if kind == "link":
+            return self._attrs(st_.S_IFLNK | 0o777, self._views.times.get(""), len(what.target))
+        if kind == "snapshot":
+            return self._attrs(st_.S_IFDIR | 0o555, what.time)
+        return self._attrs(st_.S_IFDIR | 0o555, self._views.times.get(what))
+
+    def _attrs(self, mode: int, when, size: int = 0) -> dict:
+        ns = int(when.timestamp() * 1e9) if when is not None else 0
+        return {
+            "st_mode": mode,
+            "st_nlink": 1,
+            "st_size": size,
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_mtime": ns,
+            "st_ctime": ns,
+            "st_atime": ns,
+        }
+
+    @staticmethod
+    def node_attrs(node: dict) -> dict:
+        """A tree node as stat fields (times in nanoseconds)."""
+        kind = node["type"]
+        mode = _KIND.get(kind, st_.S_IFREG) | (node.get("mode", 0) & 0o7777)
+        if kind == "symlink":
+            size = len(os.fsencode(node.get("target", "")))
+        else:
+            size = node.get("size", 0) if kind == "file" else 0
+        mtime = node.get("mtime_ns", 0)
+        return {
+            "st_mode": mode,
+            "st_nlink": 1,
+            "st_size": size,
+            "st_blocks": (size + 511) // 512,
+            "st_uid": node.get("uid", 0),
+            "st_gid": node.get("gid", 0),
+            "st_mtime": mtime,
+            "st_ctime": node.get("ctime_ns", mtime),
+            "st_atime": mtime,
+            "st_rdev": node.get("rdev", 0),
+        }
+
+    def readdir(self, path: str) -> list[tuple[str, int]]:
+        """(name, st_mode) of every entry of a folder."""
+        kind, what = self.resolve(path)
+        if kind == "view":
+            self.refresh()
+            kind, what = self.resolve(path)
+        if kind == "view":
+            entries = self._views.folders.get(what, {})
+            return [(name, _view_mode(e)) for name, e in entries.items()]
+        if kind == "snapshot":
+            tree = what.tree
+        elif kind == "node" and what["type"] == "dir":
+            tree = what["subtree"]
+        else:
+            raise OSError(errno.ENOTDIR, path)
+        nodes = self.folder(tree)
+        self._remember(path.rstrip("/"), nodes)
+        return [(name, _KIND.get(n["type"], st_.S_IFREG)) for name, n in nodes.items()]
+
+    def readlink(self, path: str) -> str:
+        kind, what = self.resolve(path)
+        if kind == "link":
+            return what.target
+        if kind == "node" and what["type"] == "symlink":
+            return what.get("target", "")
+        raise OSError(errno.EINVAL, path)
+
+    def read(self, path: str, size: int, offset: int) -> bytes:
+        """Up to `size` bytes of the file at `path` from `offset`. There is no open or release:
+        a file's blobs are looked up at its first read and kept for FILES_KEPT files, which
+        spares two calls into Python per file."""
+        f = self._file(path)
+        try:
+            return self.cache.read(f, size, offset)
+        except AmberError as e:
+            self.warn(str(e))
+            raise OSError(errno.EIO, str(e)) from None
+
+    def _file(self, path: str) -> OpenFile:
+        with self._files_mu:
+            f = self._files.get(path)
+            if f is not None:
+                self._files.move_to_end(path)
+                return f
+        kind, node = self.resolve(path)
+        if kind != "node" or node["type"] != "file":
+            raise OSError(errno.EISDIR if kind != "link" else errno.EINVAL, path)
+        ids = [bytes.fromhex(h) for h in node.get("content") or ()]
+        try:
+            with self.index_lock:
+                entries = [self.repo.blobs.lookup(b) for b in ids]
+        except AmberError as e:
+            self.warn(f"{path}: {e}")
+            raise OSError(errno.EIO, str(e)) from None
+        f = OpenFile(ids, entries, path)
+        with self._files_mu:
+            self._files[path] = f
+            while len(self._files) > FILES_KEPT:
+                self._files.popitem(last=False)
+        return f
+
+    def listxattr(self, path: str) -> list[str]:
+        kind, node = self.resolve(path)
+        return list(xattrs(node)) if kind == "node" else []
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        kind, node = self.resolve(path)
+        value = xattrs(node).get(name) if kind == "node" else None
+        if value is None:
+            raise OSError(errno.ENODATA, name)
+        return value
+
+
+def _view_mode(entry: views.Entry) -> int:
+    return st_.S_IFLNK if isinstance(entry, views.Link) else st_.S_IFDIR
+
+
+MAX_XATTR_VALUE = 64 << 10  # what Linux allows one extended attribute's value
+
+
+def xattrs(node: dict) -> dict[str, bytes]:
+    """The extended attributes a node carries, name -> value: trees that record them keep
+    `xattrs` as {name: base64 value} (FORMAT.md §10.4). A malformed or oversized entry is left
+    out, never trusted."""
+    raw = node.get("xattrs")
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for name, value in raw.items():
+        if not (isinstance(name, str) and name and "\x00" not in name and isinstance(value, str)):
+            continue
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if len(data) <= MAX_XATTR_VALUE:
+            out[name] = data
+    return out

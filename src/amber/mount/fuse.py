@@ -1,0 +1,156 @@
+"""Serving a `Mount` through libfuse (libfuse 3 or 2, by mfusepy's ctypes bindings).
+
+The folder is mounted read-only in the foreground, with the kernel's permission
+checks (`default_permissions`) on the modes and owners the snapshots recorded, and
+its page cache kept across opens (`kernel_cache`: snapshot content never changes).
+libfuse's own signal handlers end the session on SIGINT, SIGTERM and SIGHUP and
+unmount the folder before `serve` returns. A failure of one request is its errno
+(EIO for damage, told through `warn`), never the end of the mount. One thread
+answers every request (Python threads would only take turns with the interpreter
+lock, measured slower); blobs are read ahead beside it (content.py). Files need no
+open or release: the kernel's read names the path (fs.Mount.read).
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import errno
+import functools
+import os
+from collections.abc import Callable
+
+from ..errors import AmberError
+from .fs import CACHE_SECONDS, Mount
+
+DEV_FUSE = "/dev/fuse"
+
+
+def check_mountpoint(path: str) -> str:
+    """The mountpoint as an absolute path; AmberError (exit 1) unless it is an empty folder
+    this process may use. Nothing in it is touched."""
+    where = os.path.abspath(path)
+    try:
+        st = os.stat(where)
+    except FileNotFoundError:
+        raise AmberError(f"mountpoint {path}: no such folder (create an empty folder to mount on)") from None
+    except OSError as e:
+        raise AmberError(f"mountpoint {path}: {e.strerror}") from None
+    if not os.path.isdir(where):
+        raise AmberError(f"mountpoint {path}: not a folder")
+    try:
+        inside = os.listdir(where)
+    except OSError as e:
+        raise AmberError(f"mountpoint {path}: cannot be read ({e.strerror})") from None
+    if inside:
+        raise AmberError(f"mountpoint {path}: not empty (amber mounts only on an empty folder, hiding nothing)")
+    if os.getuid() != 0 and (st.st_uid != os.getuid() or not os.access(where, os.W_OK | os.X_OK)):
+        raise AmberError(f"mountpoint {path}: not permitted (mount on an empty folder of your own)")
+    return where
+
+
+def load_fuse():
+    """The mfusepy module, bound to libfuse; AmberError (exit 1) saying what is missing."""
+    if not os.path.exists(DEV_FUSE):
+        raise AmberError(
+            f"FUSE is not available: {DEV_FUSE} is missing (load the fuse kernel module; "
+            "in a container, pass the device /dev/fuse)"
+        )
+    if not os.environ.get("FUSE_LIBRARY_PATH") and not (
+        ctypes.util.find_library("fuse") or ctypes.util.find_library("fuse3")
+    ):
+        raise AmberError("FUSE is not available: libfuse is not installed (on Debian: apt-get install fuse3)")
+    try:
+        import mfusepy
+    except ImportError:
+        raise AmberError("amber mount needs the Python package mfusepy: pip install mfusepy") from None
+    except (OSError, AttributeError) as e:
+        raise AmberError(f"FUSE is not available: {e}") from None
+    return mfusepy
+
+
+def serve(
+    mount: Mount, mountpoint: str, *, allow_other: bool = False, on_ready: Callable[[], None] = lambda: None
+) -> None:
+    """Mount and answer until unmounted (Ctrl-C, SIGTERM, or fusermount -u)."""
+    fuse = load_fuse()
+    ops = _operations(fuse, mount, on_ready)
+    options = {
+        "foreground": True,
+        "nothreads": True,  # one thread answers: Python threads only contend for the interpreter lock
+        "ro": True,
+        "default_permissions": True,
+        "kernel_cache": True,
+        "entry_timeout": CACHE_SECONDS,
+        "attr_timeout": CACHE_SECONDS,
+        "fsname": "amber",
+        "subtype": "amber",
+    }
+    if allow_other:
+        options["allow_other"] = True
+    try:
+        fuse.FUSE(ops, mountpoint, **options)
+    except RuntimeError as e:
+        # libfuse 3 returns 8 when a signal ended the session it has already unmounted
+        if not (ops.started and not os.path.ismount(mountpoint)):
+            raise AmberError(f"could not mount {mountpoint} (libfuse error {e})") from None
+    finally:
+        mount.close()
+    if not ops.started:
+        raise AmberError(f"could not mount {mountpoint}")
+
+
+def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
+    """mfusepy's Operations, answered by `mount`."""
+
+    def answer(method):
+        @functools.wraps(method)
+        def run(self, *args):
+            try:
+                return method(self, *args)
+            except OSError:
+                raise
+            except AmberError as e:
+                mount.warn(str(e))
+                raise OSError(errno.EIO, str(e)) from None
+            except Exception as e:  # a request fails alone; the mount goes on
+                mount.warn(f"{method.__name__} {args[0] if args else ''}: {type(e).__name__}: {e}")
+                raise OSError(errno.EIO, str(e)) from None
+
+        return run
+
+    class Operations(fuse.Operations):
+        use_ns = True
+        started = False
+
+        def init(self, path):
+            Operations.started = True
+            on_ready()
+
+        @answer
+        def getattr(self, path, fh=None):
+            return mount.getattr(path)
+
+        @answer
+        def readdir(self, path, fh):
+            return [(".", 0o040000, 0), ("..", 0o040000, 0)] + [(n, m, 0) for n, m in mount.readdir(path)]
+
+        @answer
+        def readlink(self, path):
+            return mount.readlink(path)
+
+        @answer
+        def read(self, path, size, offset, fh):
+            return mount.read(path, size, offset)
+
+        @answer
+        def listxattr(self, path):
+            return mount.listxattr(path)
+
+        @answer
+        def getxattr(self, path, name, position=0):
+            return mount.getxattr(path, name)
+
+        def statfs(self, path):
+            return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
+
+    return Operations()
