@@ -6,7 +6,7 @@ import click
 
 from ..errors import PartialBackup
 from ..repository import BackupStats
-from .options import command, json_option
+from .options import command, json_option, split_tags
 from .output import Output, show_progress
 from .progress import Live, bar, human_bytes, rate
 from .tuning import throughput_mode
@@ -14,7 +14,7 @@ from .tuning import throughput_mode
 
 @command("backup")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--tag", "tags", multiple=True, metavar="T", help="tag the snapshot (repeatable)")
+@click.option("--tag", "tags", multiple=True, metavar="T[,T...]", help="tag the snapshot (repeatable)")
 @click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="skip matching paths (repeatable)")
 @click.option("--host", metavar="H", help="hostname to record (default: this machine's)")
 @click.option("--retain", metavar="DURATION", help="lock the snapshot for this long")
@@ -50,7 +50,7 @@ def backup(session, paths, tags, excludes, host, retain, retain_until, retention
     with Live(render, show_progress(as_json)), throughput_mode():
         res = r.backup(
             paths,
-            tags=tags,
+            tags=split_tags(tags),
             host=host,
             excludes=excludes,
             retention=retention,

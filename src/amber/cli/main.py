@@ -18,6 +18,7 @@ from . import (
     check_cmd,
     copy_cmd,
     drill_cmd,
+    dump_cmd,
     evidence_cmd,
     init_cmd,
     key_cmd,
@@ -27,6 +28,8 @@ from . import (
     s3_cmd,
     serve_cmd,
     settings_cmd,
+    stats_cmd,
+    tag_cmd,
     upgrade_cmd,
 )
 from .output import fail
@@ -71,11 +74,18 @@ class AmberGroup(click.Group):
     metavar="FILE",
     help="certificate authority of a rest: server's TLS certificate (default: $AMBER_CACERT)",
 )
+@click.option(
+    "--password-command",
+    metavar="CMD",
+    help="a command whose first line of output is the password (default: $AMBER_PASSWORD_COMMAND)",
+)
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context
-def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None, cacert: str | None) -> None:
+def cli(
+    ctx: click.Context, repo: str | None, s3_endpoint: str | None, cacert: str | None, password_command: str | None
+) -> None:
     """amber: immutable, deduplicated, encrypted backups."""
-    ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint, "cacert": cacert}
+    ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint, "cacert": cacert, "password_command": password_command}
 
 
 COMMANDS = (
@@ -86,6 +96,9 @@ COMMANDS = (
     browse_cmd.cat,
     browse_cmd.diff,
     browse_cmd.find,
+    dump_cmd.dump,
+    stats_cmd.stats,
+    tag_cmd.tag,
     restore_cmd.restore,
     drill_cmd.drill,
     check_cmd.check,

@@ -1,0 +1,31 @@
+"""`amber dump`: a file, or a folder as a tar or zip archive, to standard output."""
+
+import sys
+
+import click
+
+from ..errors import NotFound
+from .options import command, snapshot_filter
+
+
+@command("dump")
+@click.argument("snapshot")
+@click.argument("path")
+@click.option(
+    "-a", "--archive", type=click.Choice(["tar", "zip"]), default="tar", show_default=True, help="format of a folder"
+)
+@snapshot_filter
+def dump(session, snapshot, path, archive, chosen):
+    """Write PATH of SNAPSHOT to standard output: a file's content as it is, a folder (`/` for
+    everything) as a tar or zip archive with its metadata."""
+    r = session.open()
+    snap = r.find_snapshot(snapshot, chosen)
+    node = r.node_at(snap, path)
+    if node is None:
+        raise NotFound(f"{path}: not in snapshot {snap.short_id}")
+    out = sys.stdout.buffer
+    if node["type"] == "file":
+        r.cat(snap, path, out)
+    else:
+        r.dump(snap, path, out, archive)
+    out.flush()
