@@ -31,13 +31,19 @@ password_command_option = click.option(
 )
 
 _FILTERS = (
-    click.option("--host", "-H", "hosts", multiple=True, metavar="H", help="only snapshots of this host (repeatable)"),
     click.option(
-        "--path", "paths", multiple=True, metavar="P", help="only snapshots including this path (repeatable: all)"
+        "--host", "-H", "filter_hosts", multiple=True, metavar="H", help="only snapshots of this host (repeatable)"
+    ),
+    click.option(
+        "--path",
+        "filter_paths",
+        multiple=True,
+        metavar="P",
+        help="only snapshots including this path (repeatable: all)",
     ),
     click.option(
         "--tag",
-        "tags",
+        "filter_tags",
         multiple=True,
         metavar="T[,T...]",
         help="only snapshots with all these tags (repeatable: any of the lists)",
@@ -56,8 +62,8 @@ def snapshot_filter(fn):
     semantics: they narrow what `latest` means, or the snapshots a listing shows)."""
 
     @functools.wraps(fn)
-    def run(*args, hosts=(), paths=(), tags=(), **params):
-        return fn(*args, chosen=SnapshotFilter.of(hosts, paths, tags), **params)
+    def run(*args, filter_hosts=(), filter_paths=(), filter_tags=(), **params):
+        return fn(*args, chosen=SnapshotFilter.of(filter_hosts, filter_paths, filter_tags), **params)
 
     for option in reversed(_FILTERS):
         run = option(run)
