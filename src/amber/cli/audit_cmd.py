@@ -39,6 +39,8 @@ def _event_line(ev: dict) -> str:
         extra = f" {str(d.get('key'))[:10]}" + (
             f" (replaced by {str(d['replaced_by'])[:10]})" if d.get("replaced_by") else ""
         )
+    elif ev["type"] == "tag":
+        extra = "".join(f" +{t}" for t in _strings(d.get("add"))) + "".join(f" -{t}" for t in _strings(d.get("remove")))
     elif ev["type"] == "repair":
         extra = f" {d.get('what')}"
     elif ev["type"] == "witness":
@@ -53,6 +55,11 @@ def _event_line(ev: dict) -> str:
     return (
         f"{ev['seq']:>6}  {ev['time']}  {ev['type']:<10}{snap}{extra}{flags}  [{actor.get('user')}@{actor.get('host')}]"
     )
+
+
+def _strings(value) -> list[str]:
+    """The strings of a list in an event's details (a malformed one shows as nothing)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _says(details, name: str, depth: int = 0) -> bool:

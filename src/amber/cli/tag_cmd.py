@@ -14,7 +14,7 @@ from .output import Output
 @snapshot_filter
 @json_option
 def tag(session, snapshots, add, remove, set_, chosen, as_json):
-    """Change the tags of snapshots (all those chosen by --host/--path/--tag without SNAPSHOT).
+    """Change the tags of snapshots (without SNAPSHOT: all, or all chosen by --host/--path/--tag).
 
     Snapshots are immutable: each change is a `tag` event in the audit log, folded into what
     `snapshots`, the --tag filters and `forget --keep-tag` see. A write-only key may add tags,
@@ -23,8 +23,6 @@ def tag(session, snapshots, add, remove, set_, chosen, as_json):
         raise click.UsageError("--set cannot be combined with --add or --remove")
     if not (set_ or add or remove):
         raise click.UsageError("give --add, --remove or --set")
-    if not snapshots and chosen.empty():
-        raise click.UsageError("name the snapshots to tag, or choose them with --host/--path/--tag")
     r = session.open()
     snaps = r.find_snapshots(snapshots, chosen) if snapshots else r.choose(chosen)
     changed = r.tag(snaps, add=split_tags(add), remove=split_tags(remove), set_=split_tags(set_) if set_ else None)
