@@ -461,8 +461,12 @@ class Repository:
         if any(minus for _plus, minus in changes.values()):
             self.require_admin("remove tags")
         out = {}
+        by_id = {s.id: s for s in snaps}
+        now = self.clock.now()
         for sid, (plus, minus) in changes.items():
-            self.log_event("tag", sid, None, add=plus, remove=minus)
+            p = self.protection(by_id[sid])  # the event is kept as long as the snapshot is locked
+            lock = Retention(p.mode, p.until) if p.locked(now) and p.mode and p.until else None
+            self.log_event("tag", sid, lock, add=plus, remove=minus)
             out[sid] = {"add": plus, "remove": minus, "tags": selection.apply_tags(current[sid], [(plus, minus)])}
         return out
 

@@ -162,6 +162,10 @@ def test_dump_of_a_file_is_cat_and_errors_are_named(repo, utf8_tree):
     r = repo.run("dump", "latest", src + "/link-to-small", expect=2)
     assert "link-to-small" in r.stderr
     assert repo.run("dump", "latest", src, "--archive", "rar", expect=2).stderr
+    out = Path(src).parent / "dumped.tar"
+    assert repo.run("dump", "latest", src, "--target", out).stdout == b""
+    with tarfile.open(out) as tar:
+        assert tar.extractfile(src.lstrip("/") + "/small.txt").read() == Path(utf8_tree["small"]).read_bytes()
 
 
 def test_dump_stops_on_damaged_content(repo, tmp_path):
