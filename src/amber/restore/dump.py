@@ -9,8 +9,8 @@ archive is then incomplete, never silently wrong).
 Names in the archive are the snapshot paths without their leading `/` (as restic writes
 them); the folder dumped is the archive's first entry. Tar entries carry mode, mtime
 (to the nanosecond in PAX headers), uid/gid and user/group names, symlink targets, device
-numbers, and hard links (a second path to an inode the tree records as linked is a link to
-the first). Zip entries carry Unix mode and file type in their external attributes, the
+numbers, hard links (a second path to an inode the tree records as linked is a link to the
+first), and extended attributes and ACLs as SCHILY.xattr headers. Zip entries carry Unix mode and file type in their external attributes, the
 mtime (local time, two-second steps, and to the second in an extended-timestamp field), and
 symlinks as entries whose content is the target (Info-ZIP's convention); zip has no owners,
 devices or hard links, so devices and FIFOs are left out and hard links are stored as copies.
@@ -18,6 +18,8 @@ devices or hard links, so devices and FIFOs are left out and hard links are stor
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as _dt
 import hashlib
 import os
@@ -141,14 +143,32 @@ def _tar_info(path: str, node: dict) -> tarfile.TarInfo:
     mt = node.get("mtime_ns")
     info.mtime = mt // 10**9 if type(mt) is int else 0
     if type(mt) is int and mt % 10**9:  # to the nanosecond (tarfile would round a float)
-        info.pax_headers = {"mtime": f"{mt // 10**9}.{mt % 10**9:09d}"}
+        info.pax_headers["mtime"] = f"{mt // 10**9}.{mt % 10**9:09d}"
     info.size = node.get("size", 0) if kind == "file" else 0
     if kind == "symlink":
         info.linkname = node.get("target") or ""
     if kind in ("chardev", "blockdev"):
         rdev = node.get("rdev") or 0
         info.devmajor, info.devminor = os.major(rdev), os.minor(rdev)
+    info.pax_headers.update(_xattr_headers(node))
     return info
+
+
+def _xattr_headers(node: dict) -> dict[str, str]:
+    """A node's extended attributes ({name: base64 value}, POSIX ACLs among them) as the PAX
+    headers GNU tar and bsdtar read with --xattrs: SCHILY.xattr.<name>, the raw value (tarfile
+    writes bytes that are not UTF-8 as they are, under hdrcharset=BINARY)."""
+    attrs = node.get("xattrs")
+    if not isinstance(attrs, dict):
+        return {}
+    out = {}
+    for name, value in attrs.items():
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            continue  # the tree decoder refuses such a node; never more than what it accepts
+        out[f"SCHILY.xattr.{name}"] = raw.decode("utf-8", "surrogateescape")
+    return out
 
 
 def write_zip(repo: Dumped, entries: Iterator[tuple[str, dict]], out: BinaryIO) -> int:
