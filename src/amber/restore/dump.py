@@ -7,13 +7,14 @@ as its last blob is written — a mismatch stops the archive with an IntegrityEr
 archive is then incomplete, never silently wrong).
 
 Names in the archive are the snapshot paths without their leading `/` (as restic writes
-them); the folder dumped is the archive's first entry. Tar entries carry mode, mtime
-(to the nanosecond in PAX headers), uid/gid and user/group names, symlink targets, device
+them); the folder dumped is the archive's first entry. Tar entries carry mode, mtime (to
+the nanosecond in PAX headers), uid/gid and user/group names, symlink targets, device
 numbers, hard links (a second path to an inode the tree records as linked is a link to the
-first), and extended attributes and ACLs as SCHILY.xattr headers. Zip entries carry Unix mode and file type in their external attributes, the
-mtime (local time, two-second steps, and to the second in an extended-timestamp field), and
-symlinks as entries whose content is the target (Info-ZIP's convention); zip has no owners,
-devices or hard links, so devices and FIFOs are left out and hard links are stored as copies.
+first), and extended attributes and ACLs as SCHILY.xattr headers. Zip entries carry Unix
+mode and file type in their external attributes, the mtime (local time, two-second steps,
+and to the second in an extended-timestamp field), and symlinks as entries whose content is
+the target (Info-ZIP's convention); zip has no owners, devices or hard links, so devices and
+FIFOs are left out and hard links are stored as copies.
 """
 
 from __future__ import annotations
