@@ -446,6 +446,8 @@ class Repository:
         key may add tags but remove none: a stolen backup key must not strip the tag a
         `forget --keep-tag` keeps by."""
         self.require_sound("tag snapshots")
+        if any(len(t) > selection.MAX_TAG for t in [*add, *remove, *(set_ or [])]):
+            raise UsageError(f"a tag is longer than {selection.MAX_TAG} characters")
         self.audit.check_history()
         current = {s.id: s.tags for s in snaps} | {s.id: s.tags for s in self.choose()}
         changes = {}

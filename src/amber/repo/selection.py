@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from ..format.fields import MAX_LIST, MAX_TEXT
 from .snapshots import Snapshot
 
 GROUP_FIELDS = {"host": "host", "hosts": "host", "path": "paths", "paths": "paths", "tag": "tags", "tags": "tags"}
-MAX_TAG = 256  # characters of one tag in a `tag` event; longer ones are not a tag amber wrote
-MAX_TAGS = 1000  # tags one `tag` event may add or remove
+MAX_TAG = MAX_TEXT  # characters of one tag in a `tag` event: as in a snapshot (format/fields.py)
+MAX_TAGS = MAX_LIST  # tags one `tag` event may add or remove: as many as a snapshot may hold
 
 
 def tag_list(text: str) -> frozenset[str]:
@@ -122,7 +123,8 @@ def tag_change(ev: dict) -> tuple[str, list[str], list[str]] | None:
     for tags in (add, remove):
         if type(tags) is not list or len(tags) > MAX_TAGS:
             return None
-        if any(type(t) is not str or not t or len(t) > MAX_TAG or "," in t for t in tags):
+        # commas are allowed: a snapshot written before `--tag a,b` meant two tags may hold one
+        if any(type(t) is not str or not t or len(t) > MAX_TAG for t in tags):
             return None
     return sid, add, remove
 
@@ -133,7 +135,7 @@ def tag_problem(ev: dict) -> str | None:
         return None
     return (
         f"event {ev.get('seq')} (tag, {ev.get('time')}): not a tag change (add and remove must be lists "
-        f"of at most {MAX_TAGS} non-empty tags without commas): ignored"
+        f"of at most {MAX_TAGS} tags of 1 to {MAX_TAG} characters): ignored"
     )
 
 
