@@ -58,6 +58,8 @@ def test_latest_is_narrowed_on_every_command(repo, three, tmp_path):
     d = repo.json("diff", "latest", "latest", "--host", "alpha")
     assert d["from"] == d["to"] == ids["a2"]
     assert repo.json("stats", "latest", "--host", "beta")["snapshots_count"] == 1
+    assert repo.json("stats", "--host", "alpha")["snapshots_count"] == 2, "no SNAPSHOT: all those chosen"
+    assert {m["snapshot"] for m in repo.json("find", "who.txt", "--tag", "daily")} == {ids["a1"], ids["b1"]}
     restored = repo.json("restore", "latest", "--path", str(b), "--target", tmp_path / "r")
     assert restored["snapshot_id"] == ids["b1"]
     assert (tmp_path / "r" / str(b).lstrip("/") / "who.txt").read_bytes() == b"B only\n"
