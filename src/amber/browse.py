@@ -1,4 +1,4 @@
-"""Listing, comparing and searching snapshots: ls, cat, diff, find."""
+"""Listing, comparing, searching and counting snapshots: ls, cat, diff, find, stats."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .repo.snapshots import Snapshot
 class TreeReader(Protocol):
     """What browsing reads: snapshots and their trees."""
 
-    def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]: ...
+    def snapshots(self, *, tags=(), hosts=(), paths=()) -> list[Snapshot]: ...
 
     def load_tree(self, tree_id: str) -> list[dict]: ...
 
@@ -27,6 +27,10 @@ class TreeReader(Protocol):
     def node_at(self, snap: Snapshot, path: str) -> dict | None: ...
 
     def copy_file(self, node: dict, out: BinaryIO, what: str) -> None: ...
+
+    def referenced_blobs(self, snaps) -> set[bytes]: ...
+
+    def blob_sizes(self, blob_id: bytes) -> tuple[int, int, bool, bool]: ...
 
 
 _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
@@ -225,3 +229,79 @@ def _base_name_matches(repo: TreeReader, root: str, rx, memo: dict) -> list:
                 rel.extend((f"/{node['name']}{p}", n) for p, n in memo[node["subtree"]])
         memo[tree_id] = rel
     return memo[root]
+
+
+# -- stats: restic's counting modes -------------------------------------------------------------------
+
+STATS_MODES = ("restore-size", "files-by-contents", "raw-data")
+
+
+def stats(repo: TreeReader, snaps: list[Snapshot], mode: str) -> dict:
+    """restic's `stats` of the snapshots, with its keys (docs/CLI.md "stats").
+
+    restore-size: every entry of every snapshot (files, folders, links), and the bytes a restore
+    writes (a hard-linked file once per snapshot). files-by-contents: files counted once per
+    distinct content. raw-data: the blobs the snapshots reference, each once: stored bytes (as
+    sealed in packs), their uncompressed size, and the ratios — `deduplication_ratio` is the
+    restore size of the snapshots' files over the uncompressed size of the distinct file
+    content they reference (how many times each stored byte is used)."""
+    if mode not in STATS_MODES:
+        raise UsageError(f"--mode must be one of {', '.join(STATS_MODES)}")
+    if mode == "files-by-contents":
+        return _by_contents(repo, snaps)
+    restored = _restore_size(repo, snaps)
+    if mode == "restore-size":
+        return restored
+    return _raw_data(repo, snaps, restored["total_size"])
+
+
+def _restore_size(repo: TreeReader, snaps: list[Snapshot]) -> dict:
+    size = count = 0
+    for snap in snaps:
+        linked: set[tuple] = set()
+        for _path, node in repo.walk(snap.tree):
+            count += 1
+            if node["type"] != "file":
+                continue
+            if node.get("links", 1) > 1 and node.get("inode"):
+                key = (node.get("device"), node["inode"])
+                if key in linked:
+                    continue
+                linked.add(key)
+            size += node.get("size", 0)
+    return {"total_size": size, "total_file_count": count, "snapshots_count": len(snaps)}
+
+
+def _by_contents(repo: TreeReader, snaps: list[Snapshot]) -> dict:
+    seen: set[tuple] = set()
+    size = 0
+    for snap in snaps:
+        for _path, node in repo.walk(snap.tree):
+            if node["type"] == "file":
+                key = tuple(node.get("content") or ())
+                if key not in seen:
+                    seen.add(key)
+                    size += node.get("size", 0)
+    return {"total_size": size, "total_file_count": len(seen), "snapshots_count": len(snaps)}
+
+
+def _raw_data(repo: TreeReader, snaps: list[Snapshot], restore_size: int) -> dict:
+    stored = raw = compressed_raw = data_raw = 0
+    blobs = repo.referenced_blobs(snaps)
+    for bid in blobs:
+        length, raw_length, compressed, is_tree = repo.blob_sizes(bid)
+        stored += length
+        raw += raw_length
+        compressed_raw += raw_length if compressed else 0
+        data_raw += 0 if is_tree else raw_length
+    return {
+        "total_size": stored,
+        "total_uncompressed_size": raw,
+        "total_blob_count": len(blobs),
+        "snapshots_count": len(snaps),
+        "compression_ratio": round(raw / stored, 4) if stored else 0,
+        "compression_space_saving": round((1 - stored / raw) * 100, 2) if raw else 0,
+        "compression_progress": round(compressed_raw / raw * 100, 2) if raw else 0,
+        "restore_size": restore_size,
+        "deduplication_ratio": round(restore_size / data_raw, 4) if data_raw else 0,
+    }

@@ -54,6 +54,7 @@ from .errors import (
     IntegrityError,
     Locked,
     NotAllowed,
+    NotFound,
     RepositoryExists,
     RepositoryNotFound,
     RestoreFailed,
@@ -62,17 +63,25 @@ from .errors import (
 )
 from .evidence import EvidenceReport, export, verify_bundle
 from .format import layout
+from .format.compression import COMP_NONE
+from .format.pack import BLOB_TREE
 from .mount import fs as mount_fs
 from .mount import fuse as mount_fuse
-from .repo import client_state, damage, reindex, verified
+from .repo import client_state, damage, reindex, selection, verified
 from .repo import records as rec
 from .repo import settings as settingsrec
 from .repo.blobs import BlobStore, require_full
 from .repo.events import EventStore
 from .repo.keys import KeyRing
-from .repo.snapshots import ContentKeys, Snapshot, SnapshotStore, select_snapshots
+from .repo.selection import SnapshotFilter, select_snapshots
+from .repo.selection import group as group
+from .repo.selection import newest as newest
+from .repo.selection import parse_group_by as parse_group_by
+from .repo.selection import tag_list as tag_list
+from .repo.snapshots import ContentKeys, Snapshot, SnapshotStore
 from .repo.trees import Trees
 from .restore import drill as drilling
+from .restore import dump as dumping
 from .restore.restorer import RestoreStats, restore
 from .retention import clockguard, locks, preflight, prune, replay
 from .retention import forget as forgetting
@@ -396,10 +405,19 @@ class Repository:
 
     # -- snapshots -----------------------------------------------------------
 
-    def snapshots(self, *, tags=(), hosts=()) -> list[Snapshot]:
-        """Every readable snapshot, oldest first (with any of `tags`, of any of `hosts`).
+    def snapshots(self, *, tags=(), hosts=(), paths=()) -> list[Snapshot]:
+        """Every readable snapshot, oldest first, with the tags it was written with (fast: what
+        the engine needs); with any filter, `choose` (tag events folded in) narrowed by it.
         Unreadable ones are reported by `check`, not here."""
-        return select_snapshots(self.snapshot_store.all(), tags=tags, hosts=hosts)
+        if tags or hosts or paths:
+            return self.choose(SnapshotFilter.of(hosts, paths, tags))
+        return self.snapshot_store.all()
+
+    def choose(self, chosen: SnapshotFilter | None = None) -> list[Snapshot]:
+        """The snapshots as a user sees them, oldest first: the `tag` events of the audit log
+        folded into their tags, then narrowed by `chosen` (restic's --host/--path/--tag)."""
+        snaps = selection.with_tags(self.snapshot_store.all(), (ev for ev, _raw in self.audit.honoured([])))
+        return chosen.select(snaps) if chosen is not None else snaps
 
     @property
     def snapshot_errors(self) -> list[str]:
@@ -411,16 +429,56 @@ class Repository:
     def save_snapshot(self, doc: dict, retention: Retention | None = None) -> str:
         return self.snapshot_store.save(doc, retention)
 
-    def find_snapshot(self, ref: str) -> Snapshot:
-        return self.snapshot_store.find(ref)
+    def find_snapshot(self, ref: str, chosen: SnapshotFilter | None = None) -> Snapshot:
+        """By full id, a prefix of at least 8 hex characters, or 'latest': the newest snapshot
+        passing `chosen` (as in restic, the filters narrow only 'latest')."""
+        if ref != "latest" or chosen is None or chosen.empty():
+            return self.snapshot_store.find(ref)
+        snaps = self.choose(chosen) if chosen.tags else chosen.select(self.snapshot_store.all())
+        if not snaps:
+            raise NotFound(f"no snapshot matches {chosen.describe()} for 'latest'")
+        return snaps[-1]
 
-    def find_snapshots(self, refs) -> list[Snapshot]:
+    def find_snapshots(self, refs, chosen: SnapshotFilter | None = None) -> list[Snapshot]:
         """Each snapshot named (by id, prefix or 'latest') once, in the order first named."""
         out: dict[str, Snapshot] = {}
         for ref in refs:
-            s = self.find_snapshot(ref)
+            s = self.find_snapshot(ref, chosen)
             out.setdefault(s.id, s)
         return list(out.values())
+
+    def tag(self, snaps: list[Snapshot], add=(), remove=(), set_: list[str] | None = None) -> dict[str, dict]:
+        """Change the tags of snapshots without rewriting them: one `tag` event in the audit log
+        per snapshot whose tags change (a `set_` is written as what it adds and removes).
+        Returns snapshot id -> {"add", "remove", "tags"} for the snapshots changed. A write-only
+        key may add tags but remove none: a stolen backup key must not strip the tag a
+        `forget --keep-tag` keeps by."""
+        self.require_sound("tag snapshots")
+        if any(len(t) > selection.MAX_TAG for t in [*add, *remove, *(set_ or [])]):
+            raise UsageError(f"a tag is longer than {selection.MAX_TAG} characters")
+        self.audit.check_history()
+        current = {s.id: s.tags for s in snaps} | {s.id: s.tags for s in self.choose()}
+        changes = {}
+        for s in snaps:
+            tags = current[s.id]
+            if set_ is not None:
+                plus, minus = [t for t in set_ if t not in tags], [t for t in tags if t not in set_]
+            else:
+                plus = [t for t in dict.fromkeys(add) if t not in tags]
+                minus = [t for t in dict.fromkeys(remove) if t in tags or t in plus]
+            if plus or minus:
+                changes[s.id] = (plus, minus)
+        if any(minus for _plus, minus in changes.values()):
+            self.require_admin("remove tags")
+        out = {}
+        by_id = {s.id: s for s in snaps}
+        now = self.clock.now()
+        for sid, (plus, minus) in changes.items():
+            p = self.protection(by_id[sid])  # the event is kept as long as the snapshot is locked
+            lock = Retention(p.mode, p.until) if p.locked(now) and p.mode and p.until else None
+            self.log_event("tag", sid, lock, add=plus, remove=minus)
+            out[sid] = {"add": plus, "remove": minus, "tags": selection.apply_tags(current[sid], [(plus, minus)])}
+        return out
 
     def snapshot_json(self, snap: Snapshot, overrides: dict | None = None) -> dict:
         """`overrides`: what snapshot_overrides() returned, for listing many snapshots at once."""
@@ -470,6 +528,27 @@ class Repository:
     def cat(self, snap: Snapshot, path: str, out: BinaryIO) -> None:
         self.require_read("read a file")
         browse.cat(self, snap, path, out)
+
+    def dump(self, snap: Snapshot, path: str, out: BinaryIO, archive: str = "tar") -> int:
+        """A folder of a snapshot streamed to `out` as a tar or zip (restore/dump.py)."""
+        self.require_read("read a snapshot's files")
+        return dumping.dump(self, snap, path, out, archive)
+
+    def blob_sizes(self, blob_id: bytes) -> tuple[int, int, bool, bool]:
+        """(bytes stored, uncompressed bytes, compressed?, a tree?) of a blob, from the index."""
+        e = self.blobs.lookup(blob_id)
+        return e.length, e.raw_length, e.comp != COMP_NONE, e.type == BLOB_TREE
+
+    def read_blob(self, blob_id: bytes) -> bytes:
+        """One blob's verified plaintext."""
+        self.load_index()
+        return self.blobs.read(blob_id)
+
+    def stats(self, snaps: list[Snapshot], mode: str) -> dict:
+        """restic's `stats` of the snapshots in one of its modes (browse.py `stats`)."""
+        self.require_read("count a snapshot's files")
+        self.load_index()
+        return browse.stats(self, snaps, mode)
 
     def diff(self, a: Snapshot, b: Snapshot, errors: list[str] | None = None) -> list[dict]:
         self.require_read("compare snapshots")
@@ -1038,6 +1117,7 @@ __all__ = [
     "Snapshot",
     "open_repository",
     "select_snapshots",
+    "SnapshotFilter",
     "keep_policy",
     "verify_bundle",
     "BackupStats",

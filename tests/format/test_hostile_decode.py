@@ -21,7 +21,8 @@ from amber.format import layout
 from amber.format import records as recordfmt
 from amber.format import snapshot as snapfmt
 from amber.repo import records as rec
-from amber.repo.snapshots import Snapshot, select_snapshots
+from amber.repo.selection import select_snapshots
+from amber.repo.snapshots import Snapshot
 from amber.retention.state import derive
 from amber.storage.memory import MemoryStorage
 

@@ -37,8 +37,8 @@ CONTEXT = b"amber audit event v1\n"  # what an author signs: CONTEXT || origin |
 FORMAT2 = 2
 PINNING = ("init", "upgrade")  # the events that may start format 2 and pin the admin key
 # what a backup (write-only) client appends: its snapshots (backed up or copied in), longer locks,
-# holds, its checks, and the anomaly alarms its backups raise
-BACKUP_EVENTS = frozenset({"snapshot", "copy", "lock", "hold", "check", "anomaly"})
+# holds, its checks, the anomaly alarms its backups raise, and tags added
+BACKUP_EVENTS = frozenset({"snapshot", "copy", "lock", "hold", "check", "anomaly", "tag"})
 REMOVING = ("key-remove", "key-revoke")
 
 
@@ -131,7 +131,8 @@ class Authors:
             kid = self.backup[author]
             return False, (
                 f"{what} is signed by backup key {kid[:16]}, which may not write it: not honoured "
-                "(only the admin key writes events other than snapshot, copy, lock, hold, check and anomaly)"
+                "(only the admin key writes events other than snapshot, copy, lock, hold, check, anomaly "
+                "and tags added)"
             )
         if author in self.removed:
             kid, seq = self.removed[author]
@@ -186,9 +187,12 @@ class Authors:
 
 
 def backup_may_write(ev: dict) -> bool:
-    """A backup key adds: snapshots, holds, checks, and locks that never bypass governance."""
+    """A backup key adds: snapshots, holds, checks, locks that never bypass governance, and
+    tags that remove none (removing one could free a snapshot from `forget --keep-tag`)."""
     if ev.get("type") not in BACKUP_EVENTS:
         return False
+    if ev.get("type") == "tag":
+        return _details(ev).get("remove", []) == []
     return not (ev.get("type") == "lock" and _details(ev).get("bypass_governance") is True)
 
 

@@ -45,6 +45,8 @@ def _event_line(ev: dict) -> str:
         parent = str(d.get("parent"))[:8]
         extra = f" against {parent}" + (" (parent held)" if d.get("held") else " (parent not held)")
         extra += f": {len(d.get('reasons') or [])} threshold(s) crossed"
+    elif ev["type"] == "tag":
+        extra = "".join(f" +{t}" for t in _strings(d.get("add"))) + "".join(f" -{t}" for t in _strings(d.get("remove")))
     elif ev["type"] == "repair":
         extra = f" {d.get('what')}"
     elif ev["type"] == "witness":
@@ -59,6 +61,11 @@ def _event_line(ev: dict) -> str:
     return (
         f"{ev['seq']:>6}  {ev['time']}  {ev['type']:<10}{snap}{extra}{flags}  [{actor.get('user')}@{actor.get('host')}]"
     )
+
+
+def _strings(value) -> list[str]:
+    """The strings of a list in an event's details (a malformed one shows as nothing)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _says(details, name: str, depth: int = 0) -> bool:

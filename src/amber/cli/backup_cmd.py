@@ -7,7 +7,7 @@ import click
 
 from ..errors import AmberError, AnomalyAlarm, PartialBackup
 from ..repository import BackupStats, SourceScan, listed_sources, source_selection
-from .options import command, json_option
+from .options import command, json_option, split_tags
 from .output import Output, show_progress, warn
 from .progress import Live, frame, human_bytes
 from .tuning import throughput_mode
@@ -66,7 +66,7 @@ def _rules(fn):
 @click.argument("paths", nargs=-1, type=click.Path())
 @_lists
 @_rules
-@click.option("--tag", "tags", multiple=True, metavar="T", help="tag the snapshot (repeatable)")
+@click.option("--tag", "tags", multiple=True, metavar="T[,T...]", help="tag the snapshot (repeatable)")
 @click.option("--host", metavar="H", help="hostname to record (default: this machine's)")
 @click.option("--retain", metavar="DURATION", help="lock the snapshot for this long")
 @click.option("--retain-until", metavar="DATE", help="lock the snapshot until this date")
@@ -133,7 +133,7 @@ def backup(session, paths, tags, host, retain, retain_until, retention_mode, use
             else:
                 res = r.backup(
                     targets,
-                    tags=tags,
+                    tags=split_tags(tags),
                     host=host,
                     selection=selection,
                     retention=retention,

@@ -5,8 +5,8 @@ import sys
 import click
 
 from ..errors import IntegrityError
-from ..repository import entry_json
-from .options import command, json_option
+from ..repository import entry_json, group, newest, parse_group_by
+from .options import command, json_option, snapshot_filter
 from .output import Output
 
 
@@ -15,16 +15,19 @@ def _local_time(t) -> str:
 
 
 @command("snapshots")
-@click.option("--tag", "tags", multiple=True, metavar="T", help="only snapshots with this tag")
-@click.option("--host", "hosts", multiple=True, metavar="H", help="only snapshots of this host")
+@snapshot_filter
+@click.option("--group-by", metavar="host,paths,tags", default="", help="show the snapshots in groups (restic's)")
+@click.option("--latest", type=click.IntRange(1), metavar="N", help="only the newest N of each host and paths")
 @json_option
-def snapshots(session, tags, hosts, as_json):
-    """List snapshots, oldest first."""
+def snapshots(session, chosen, group_by, latest, as_json):
+    """List snapshots, oldest first (tags as `amber tag` left them)."""
+    fields = parse_group_by(group_by)
     r = session.open()
-    snaps = r.snapshots(tags=tags, hosts=hosts)
+    snaps = r.choose(chosen)
+    groups = [(key, newest(members, latest) if latest else members) for key, members in group(snaps, fields)]
     overrides = r.snapshot_overrides()
 
-    def table():
+    def table(members):
         from rich.console import Console
         from rich.table import Table
 
@@ -32,7 +35,7 @@ def snapshots(session, tags, hosts, as_json):
         for col in ("ID", "Time", "Host", "Tags", "Retention", "Hold", "Paths"):
             t.add_column(col, no_wrap=col in ("ID", "Time"))
         now = r.clock.now()
-        for s in snaps:
+        for s in members:
             p = r.protection(s)
             ret = ""
             if p.until is not None:
@@ -49,10 +52,35 @@ def snapshots(session, tags, hosts, as_json):
                 "\n".join(s.paths),
             )
         Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(t)
-        click.echo(f"{len(snaps)} snapshot(s)")
-        _override_notes(snaps, overrides)
+        click.echo(f"{len(members)} snapshot(s)")
+        _override_notes(members, overrides)
 
-    return Output([r.snapshot_json(s, overrides) for s in snaps] if as_json else None, table)
+    def text():
+        for key, members in groups:
+            if fields:
+                click.echo(_group_title(key))
+            table(members)
+            if fields:
+                click.echo()
+
+    if not fields:
+        doc = [r.snapshot_json(s, overrides) for s in groups[0][1]] if groups and as_json else []
+    else:
+        doc = [
+            {"group_key": key, "snapshots": [r.snapshot_json(s, overrides) for s in members]} for key, members in groups
+        ]
+    return Output(doc if as_json else None, text if groups else (lambda: table([])))
+
+
+def _group_title(key: dict) -> str:
+    parts = []
+    if key["hostname"] is not None:
+        parts.append(f"host [{key['hostname']}]")
+    if key["paths"] is not None:
+        parts.append(f"paths [{', '.join(key['paths'])}]")
+    if key["tags"] is not None:
+        parts.append(f"tags [{', '.join(key['tags'])}]")
+    return "snapshots for (" + ", ".join(parts) + "):"
 
 
 def _override_notes(snaps, overrides: dict) -> None:
@@ -65,12 +93,13 @@ def _override_notes(snaps, overrides: dict) -> None:
 @command("ls")
 @click.argument("snapshot")
 @click.argument("path", required=False, default="/")
+@snapshot_filter
 @json_option
-def ls(session, snapshot, path, as_json):
+def ls(session, snapshot, path, chosen, as_json):
     """List the files of a snapshot, below PATH."""
     r = session.open()
     errors: list[str] = []
-    entries = [(p, n, entry_json(p, n)) for p, n in r.ls(r.find_snapshot(snapshot), path, errors)]
+    entries = [(p, n, entry_json(p, n)) for p, n in r.ls(r.find_snapshot(snapshot, chosen), path, errors)]
 
     def text():
         out = sys.stdout
@@ -86,10 +115,11 @@ def ls(session, snapshot, path, as_json):
 @command("cat")
 @click.argument("snapshot")
 @click.argument("path")
-def cat(session, snapshot, path):
+@snapshot_filter
+def cat(session, snapshot, path, chosen):
     """Write one file of a snapshot to standard output."""
     r = session.open()
-    r.cat(r.find_snapshot(snapshot), path, sys.stdout.buffer)
+    r.cat(r.find_snapshot(snapshot, chosen), path, sys.stdout.buffer)
     sys.stdout.buffer.flush()
 
 
@@ -99,11 +129,12 @@ _SYMBOL = {"added": "+", "removed": "-", "modified": "M", "type": "T", "metadata
 @command("diff")
 @click.argument("snapshot_a")
 @click.argument("snapshot_b")
+@snapshot_filter
 @json_option
-def diff(session, snapshot_a, snapshot_b, as_json):
+def diff(session, snapshot_a, snapshot_b, chosen, as_json):
     """Show what changed between two snapshots."""
     r = session.open()
-    a, b = r.find_snapshot(snapshot_a), r.find_snapshot(snapshot_b)
+    a, b = r.find_snapshot(snapshot_a, chosen), r.find_snapshot(snapshot_b, chosen)
     errors: list[str] = []
     changes = r.diff(a, b, errors)
     lines = [f"comparing snapshot {a.short_id} to {b.short_id}:"]
@@ -117,12 +148,13 @@ def diff(session, snapshot_a, snapshot_b, as_json):
 
 @command("find")
 @click.argument("pattern")
+@snapshot_filter
 @json_option
-def find(session, pattern, as_json):
-    """Every version of every path matching PATTERN, across all snapshots."""
+def find(session, pattern, chosen, as_json):
+    """Every version of every path matching PATTERN, across all snapshots (or those chosen)."""
     r = session.open()
     errors: list[str] = []
-    matches = r.find(pattern, errors=errors)
+    matches = r.find(pattern, None if chosen.empty() else r.choose(chosen), errors=errors)
     lines = []
     last = None
     for m in matches:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
+import subprocess
 import sys
 
 import click
@@ -31,6 +33,7 @@ class Session:
         self.repo = ctx.params.get("repo") or obj.get("repo")
         self.s3_endpoint = ctx.params.get("s3_endpoint") or obj.get("s3_endpoint")
         self.cacert = obj.get("cacert")
+        self.password_command = ctx.params.get("password_command") or obj.get("password_command")
         self.opened: Repository | None = None
 
     def url(self) -> str:
@@ -48,7 +51,9 @@ class Session:
         return {k: v for k, v in options.items() if v} or None
 
     def open(self) -> Repository:
-        self.opened = Repository.open(self.url(), password(), storage_options=self.storage_options(), warn=warn)
+        self.opened = Repository.open(
+            self.url(), password(command=self.password_command), storage_options=self.storage_options(), warn=warn
+        )
         return self.opened
 
     def close(self, command: str) -> None:
@@ -84,9 +89,44 @@ def _utf8(pw: str, what: str) -> str:
     return pw
 
 
-def _password(var: str, prompt: str, confirm: bool = False) -> str:
-    """A password from the environment variable `var`, the file `var`_FILE names, or typed on a
+MAX_PASSWORD_OUTPUT = 1 << 20  # bytes a password command may print; its first line is the password
+
+
+def run_password_command(command: str, what: str) -> str:
+    """The first line a password command prints (split as a shell would, run without one; its
+    stderr and stdin are the user's, so it may prompt). Exit 1 with its name if it fails."""
+    try:
+        args = shlex.split(command)
+    except ValueError as e:
+        raise UsageError(f"{what} {command!r}: {e}") from None
+    if not args:
+        raise UsageError(f"{what} is empty")
+    try:
+        done = subprocess.run(args, stdout=subprocess.PIPE, check=False)
+    except OSError as e:
+        raise AmberError(f"{what} {args[0]}: {e.strerror or e}") from None
+    if done.returncode != 0:
+        raise AmberError(f"{what} {args[0]} failed (exit {done.returncode}): no password")
+    out = done.stdout[:MAX_PASSWORD_OUTPUT]
+    try:
+        line = out.decode("utf-8").split("\n", 1)[0].rstrip("\r")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {args[0]} printed something that is not UTF-8 text") from None
+    if line == "":
+        raise AmberError(f"{what} {args[0]} printed no password")
+    return line
+
+
+def _password(var: str, prompt: str, confirm: bool = False, command: str | None = None) -> str:
+    """A password, as restic looks for it: the output of a password command (`command`, else
+    `var`_COMMAND), the file `var`_FILE names, the environment variable `var`, or typed on a
     terminal (twice with `confirm`)."""
+    source = "--password-command" if command else f"{var}_COMMAND"
+    command = command or os.environ.get(f"{var}_COMMAND")
+    if command:
+        if os.environ.get(f"{var}_FILE"):
+            raise UsageError(f"{source} and {var}_FILE are mutually exclusive: give one")
+        return run_password_command(command, f"the password command ({source})")
     pw = os.environ.get(var)
     if pw is not None:
         return _utf8(pw, var)
@@ -101,14 +141,15 @@ def _password(var: str, prompt: str, confirm: bool = False) -> str:
     raise AmberError(f"no password: set {var} or {var}_FILE, or run on a terminal")
 
 
-def password(confirm: bool = False) -> str:
-    return _password("AMBER_PASSWORD", "enter password for repository: ", confirm)
+def password(confirm: bool = False, command: str | None = None) -> str:
+    """The repository's password; `command` is --password-command (else AMBER_PASSWORD_COMMAND)."""
+    return _password("AMBER_PASSWORD", "enter password for repository: ", confirm, command)
 
 
 def from_password() -> str:
     """The password of the repository a command copies or repairs from (`copy`, `init
-    --copy-params-from`, `repair packs --from`): AMBER_FROM_PASSWORD, AMBER_FROM_PASSWORD_FILE,
-    else asked on a terminal."""
+    --copy-params-from`, `repair packs --from`): AMBER_FROM_PASSWORD_COMMAND's output,
+    AMBER_FROM_PASSWORD_FILE, AMBER_FROM_PASSWORD, else asked on a terminal."""
     return _password("AMBER_FROM_PASSWORD", "enter password for the source repository: ")
 
 

@@ -14,7 +14,7 @@ from .tuning import throughput_mode
 @command("copy")
 @click.argument("snapshots", nargs=-1)
 @click.option("--from", "from_repo", required=True, metavar="URL", help="the repository to copy from")
-@click.option("--host", "hosts", multiple=True, metavar="H", help="only snapshots of this host (repeatable)")
+@click.option("--host", "-H", "hosts", multiple=True, metavar="H", help="only snapshots of this host (repeatable)")
 @click.option("--tag", "tags", multiple=True, metavar="T", help="only snapshots with this tag (repeatable)")
 @click.option("--path", "paths", multiple=True, metavar="P", help="only snapshots of this path (repeatable)")
 @click.option("--retain", metavar="DURATION", help="lock each copy this long instead of the lock it would carry")

@@ -4,7 +4,7 @@ import click
 
 from ..errors import IntegrityError
 from ..repository import RestoreStats
-from .options import command, json_option
+from .options import command, json_option, snapshot_filter
 from .output import Output, show_progress
 from .progress import Live, bar, human_bytes
 
@@ -13,12 +13,13 @@ from .progress import Live, bar, human_bytes
 @click.argument("snapshot", default="latest")
 @click.option("--sample", metavar="N|P%", help="restore only N files, or P% of them (a sample the same every time)")
 @click.option("--target", type=click.Path(file_okay=False), help="restore into this new or empty folder and keep it")
+@snapshot_filter
 @json_option
-def drill(session, snapshot, sample, target, as_json):
+def drill(session, snapshot, sample, target, chosen, as_json):
     """Restore a snapshot (or a sample of its files) into a scratch folder, verify every byte
     against its SHA-256, and say how long a full restore would take. Recorded in the audit log."""
     r = session.open()
-    snap = r.find_snapshot(snapshot)
+    snap = r.find_snapshot(snapshot, chosen)
     stats = RestoreStats()
 
     def render():

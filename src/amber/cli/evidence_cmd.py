@@ -6,7 +6,7 @@ import click
 
 from ..errors import IntegrityError, SignerUnverified
 from ..repository import verify_bundle
-from .options import command, group, json_option
+from .options import command, group, json_option, snapshot_filter
 from .output import Output, warn
 
 
@@ -14,10 +14,11 @@ from .output import Output, warn
 @click.argument("snapshot")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="the bundle (.zip) to write")
-def evidence_export(session, snapshot, paths, output):
+@snapshot_filter
+def evidence_export(session, snapshot, paths, output, chosen):
     """Write the files at PATHS of SNAPSHOT, with their proofs, to one zip file."""
     r = session.open()
-    snap = r.find_snapshot(snapshot)
+    snap = r.find_snapshot(snapshot, chosen)
     m = r.export_evidence(snap, list(paths), output)
     for w in getattr(m, "warnings", []):
         warn(f"{w} (run `amber audit verify`)")

@@ -47,7 +47,7 @@ def init(
     params_from = open_source(session, copy_params_from) if copy_params_from else None
     r = Repository.init(
         url,
-        password(confirm=True),
+        password(confirm=True, command=session.password_command),
         default_retention=retention,
         min_retention=min_retention,
         storage_options=session.storage_options(),

@@ -19,6 +19,7 @@ from . import (
     check_cmd,
     copy_cmd,
     drill_cmd,
+    dump_cmd,
     evidence_cmd,
     init_cmd,
     key_cmd,
@@ -30,6 +31,8 @@ from . import (
     s3_cmd,
     serve_cmd,
     settings_cmd,
+    stats_cmd,
+    tag_cmd,
     upgrade_cmd,
 )
 from .output import fail
@@ -74,11 +77,18 @@ class AmberGroup(click.Group):
     metavar="FILE",
     help="certificate authority of a rest: server's TLS certificate (default: $AMBER_CACERT)",
 )
+@click.option(
+    "--password-command",
+    metavar="CMD",
+    help="a command whose first line of output is the password (default: $AMBER_PASSWORD_COMMAND)",
+)
 @click.version_option(__version__, prog_name="amber")
 @click.pass_context
-def cli(ctx: click.Context, repo: str | None, s3_endpoint: str | None, cacert: str | None) -> None:
+def cli(
+    ctx: click.Context, repo: str | None, s3_endpoint: str | None, cacert: str | None, password_command: str | None
+) -> None:
     """amber: immutable, deduplicated, encrypted backups."""
-    ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint, "cacert": cacert}
+    ctx.obj = {"repo": repo, "s3_endpoint": s3_endpoint, "cacert": cacert, "password_command": password_command}
 
 
 COMMANDS = (
@@ -91,6 +101,9 @@ COMMANDS = (
     browse_cmd.diff,
     browse_cmd.find,
     mount_cmd.mount,
+    dump_cmd.dump,
+    stats_cmd.stats,
+    tag_cmd.tag,
     restore_cmd.restore,
     drill_cmd.drill,
     check_cmd.check,

@@ -7,7 +7,7 @@ import click
 
 from ..errors import IntegrityError
 from .common import open_source
-from .options import command, group, json_option
+from .options import command, group, json_option, snapshot_filter
 from .output import Output
 
 
@@ -81,12 +81,16 @@ def repair_index(session, dry_run, as_json):
 @command("snapshots")
 @click.argument("snapshots", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="only list what would be left out")
+@snapshot_filter
 @json_option
-def repair_snapshots(session, snapshots, dry_run, as_json):
+def repair_snapshots(session, snapshots, dry_run, chosen, as_json):
     """For each snapshot (all without SNAPSHOT) that needs data no copy of which can be read, a new
     snapshot without those files, tagged `repaired`; every file left out is listed."""
     r = session.open()
-    snaps = r.find_snapshots(snapshots) if snapshots else None
+    if snapshots:
+        snaps = r.find_snapshots(snapshots, chosen)
+    else:
+        snaps = None if chosen.empty() else [s for s in r.choose(chosen) if s.readable]
     fixes = r.repair_snapshots(snaps, dry_run=dry_run)
     text = []
     for fix in fixes:

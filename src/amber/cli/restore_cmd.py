@@ -3,7 +3,7 @@
 import click
 
 from ..repository import RestoreStats
-from .options import command, json_option
+from .options import command, json_option, snapshot_filter
 from .output import Output, show_progress, warn
 from .progress import Live, frame, human_bytes
 from .tuning import throughput_mode
@@ -16,11 +16,12 @@ from .tuning import throughput_mode
 @click.option("--verify", is_flag=True, help="re-read every restored file and check its SHA-256")
 @click.option("--no-owner", is_flag=True, help="do not restore owners (uid/gid), even as root")
 @click.option("--no-special", is_flag=True, help="skip device nodes and FIFOs, and strip setuid/setgid bits")
+@snapshot_filter
 @json_option
-def restore(session, snapshot, target, includes, verify, no_owner, no_special, as_json):
+def restore(session, snapshot, target, includes, verify, no_owner, no_special, chosen, as_json):
     """Restore a snapshot under --target."""
     r = session.open()
-    snap = r.find_snapshot(snapshot)
+    snap = r.find_snapshot(snapshot, chosen)
     stats = RestoreStats()
     # the whole snapshot's totals are known from the start: its summary records them
     whole = {} if includes else snap.summary

@@ -3,8 +3,8 @@
 import click
 
 from ..clock import to_iso
-from ..repository import keep_policy
-from .options import command, json_option
+from ..repository import keep_policy, parse_group_by, tag_list
+from .options import command, json_option, snapshot_filter
 from .output import Output
 from .progress import human_bytes
 
@@ -29,11 +29,12 @@ def _state_line(p, now) -> str:
     help="default: the snapshot's active mode, else the repository's default mode, else governance",
 )
 @click.option("--bypass-governance", is_flag=True, help="allow shortening a governance lock (recorded)")
+@snapshot_filter
 @json_option
-def lock(session, snapshot, for_, until, mode, bypass_governance, as_json):
+def lock(session, snapshot, for_, until, mode, bypass_governance, chosen, as_json):
     """Lock a snapshot (and all the data it needs) against deletion, or extend its lock."""
     r = session.open()
-    snap = r.find_snapshot(snapshot)
+    snap = r.find_snapshot(snapshot, chosen)
     p = r.lock(snap, mode, r.lock_end(duration=for_, date=until), bypass_governance)
     return Output(
         {"snapshot_id": snap.id, **r.snapshot_json(snap)} if as_json else None,
@@ -44,20 +45,22 @@ def lock(session, snapshot, for_, until, mode, bypass_governance, as_json):
 @command("hold")
 @click.argument("snapshot")
 @click.option("--reason", required=True, metavar="TEXT", help="why the snapshot is held (recorded)")
-def hold(session, snapshot, reason):
+@snapshot_filter
+def hold(session, snapshot, reason, chosen):
     """Place a legal hold: nothing the snapshot needs can be deleted until it is released."""
     r = session.open()
-    snap = r.find_snapshot(snapshot)
+    snap = r.find_snapshot(snapshot, chosen)
     p = r.hold(snap, reason)
     return Output(text=f"snapshot {snap.short_id}: {_state_line(p, r.clock.now())}")
 
 
 @command("release")
 @click.argument("snapshot")
-def release(session, snapshot):
+@snapshot_filter
+def release(session, snapshot, chosen):
     """Lift a snapshot's legal hold."""
     r = session.open()
-    snap = r.find_snapshot(snapshot)
+    snap = r.find_snapshot(snapshot, chosen)
     p = r.release(snap)
     return Output(text=f"snapshot {snap.short_id}: hold released; {_state_line(p, r.clock.now())}")
 
@@ -71,8 +74,13 @@ def release(session, snapshot):
 @click.option("--keep-monthly", type=click.IntRange(0), default=0, metavar="N")
 @click.option("--keep-yearly", type=click.IntRange(0), default=0, metavar="N")
 @click.option("--keep-within", metavar="DURATION", help="keep snapshots newer than this")
-@click.option("--tag", "tags", multiple=True, metavar="T", help="only consider snapshots with this tag")
-@click.option("--host", "hosts", multiple=True, metavar="H", help="only consider snapshots of this host")
+@click.option(
+    "--keep-tag", "keep_tags", multiple=True, metavar="T[,T...]", help="keep snapshots with all these tags (repeatable)"
+)
+@click.option(
+    "--group-by", default="host,paths", show_default=True, metavar="host,paths,tags", help="apply the policy per group"
+)
+@snapshot_filter
 @click.option("--bypass-governance", is_flag=True, help="remove named snapshots under governance retention")
 @click.option("--trust-clock", is_flag=True, help="the clock was checked: delete despite a clock jump")
 @click.option("--dry-run", "-n", is_flag=True, help="only say what would be removed")
@@ -88,8 +96,9 @@ def forget(
     keep_monthly,
     keep_yearly,
     keep_within,
-    tags,
-    hosts,
+    keep_tags,
+    group_by,
+    chosen,
     bypass_governance,
     trust_clock,
     dry_run,
@@ -99,9 +108,11 @@ def forget(
     """Remove snapshots by id, or all that a keep policy does not keep. Locked and held
     snapshots are never removed."""
     policy = keep_policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within)
-    if snapshots and not policy.empty():
+    keep = [tag_list(t) for t in keep_tags]
+    fields = parse_group_by(group_by)
+    if snapshots and not (policy.empty() and not keep):
         raise click.UsageError("give snapshot ids or a --keep-* policy, not both")
-    if not snapshots and policy.empty():
+    if not snapshots and policy.empty() and not keep:
         raise click.UsageError("give snapshot ids to remove, or a --keep-* policy")
     if bypass_governance and not snapshots:
         raise click.UsageError("--bypass-governance applies to snapshots named explicitly")
@@ -110,11 +121,14 @@ def forget(
         r.require_prunable()  # before anything is forgotten, and shown by a dry run too
     if snapshots:
         res = r.forget(
-            r.find_snapshots(snapshots), bypass_governance=bypass_governance, dry_run=dry_run, trust_clock=trust_clock
+            r.find_snapshots(snapshots, chosen),
+            bypass_governance=bypass_governance,
+            dry_run=dry_run,
+            trust_clock=trust_clock,
         )
     else:
         res = r.forget_policy(
-            policy, snaps=r.snapshots(tags=tags, hosts=hosts), dry_run=dry_run, trust_clock=trust_clock
+            policy, snaps=r.choose(chosen), keep_tags=keep, group_by=fields, dry_run=dry_run, trust_clock=trust_clock
         )
     prune_report = None
     if then_prune and not dry_run and res.remove:

@@ -63,16 +63,10 @@ def select(
     paths: Iterable[str] = (),
 ) -> list[Snapshot]:
     """The source snapshots to copy, as restic selects them: without `refs` every snapshot
-    matching the filters (host: any given; tag: any given; path: holds every one given); with
+    matching the filters (repo/selection.py: host any given; tags all of one list given; paths
+    every one given); with
     `refs` those named, where `latest` is the newest snapshot matching the filters."""
-    hosts, tags, paths = set(hosts), set(tags), set(paths)
-    matching = [
-        s
-        for s in source.snapshots()
-        if (not hosts or s.hostname in hosts)
-        and (not tags or tags & set(s.tags))
-        and (not paths or paths <= set(s.paths))
-    ]
+    matching = source.snapshots(hosts=tuple(hosts), tags=tuple(tags), paths=tuple(paths))
     refs = list(refs)
     if not refs:
         return matching

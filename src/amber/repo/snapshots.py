@@ -7,7 +7,7 @@ import contextlib
 import datetime as _dt
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -101,14 +101,6 @@ class Snapshot:
         if not self.readable:
             return dict(out, sealed=True)
         return dict(out, tree=self.tree, content_root=self.content_root, summary=self.summary)
-
-
-def select_snapshots(snaps: Iterable[Snapshot], *, tags=(), hosts=()) -> list[Snapshot]:
-    """The snapshots with any of `tags` and of any of `hosts` (an empty filter passes all)."""
-    want_tags, want_hosts = set(tags), set(hosts)
-    return [
-        s for s in snaps if (not want_tags or want_tags & set(s.tags)) and (not want_hosts or s.hostname in want_hosts)
-    ]
 
 
 class ContentKeys(NamedTuple):

@@ -8,6 +8,7 @@ from typing import Protocol
 from ..audit.log import AuditLog
 from ..clock import to_iso
 from ..errors import Locked, UsageError
+from ..repo.selection import group
 from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import COMPLIANCE
 from . import clockguard, replay
@@ -95,23 +96,30 @@ def _lock_policy(repo: Forgetting) -> dict | None:
 
 
 def forget_policy(
-    repo: Forgetting, policy: KeepPolicy, *, snaps=None, dry_run=False, trust_clock=False
+    repo: Forgetting,
+    policy: KeepPolicy,
+    *,
+    snaps=None,
+    keep_tags=(),
+    group_by=("host", "paths"),
+    dry_run=False,
+    trust_clock=False,
 ) -> ForgetResult:
-    if policy.empty():
+    """Remove every snapshot (of `snaps`, else all) that the keep policy does not keep, judged
+    per group (restic's --group-by, host and paths by default). `keep_tags`: tag lists (frozensets);
+    a snapshot with every tag of one of them is kept (restic's --keep-tag). Locked and held
+    snapshots are kept whatever the policy says."""
+    if policy.empty() and not keep_tags:
         raise UsageError("an empty keep policy would remove every snapshot", remedy="keep-rule")
     now = repo.clock.now()
     events = repo.events()
     logged = replay.log_view(repo)
     snaps = repo.snapshots() if snaps is None else snaps
-    groups: dict[tuple, list] = {}
-    for s in snaps:
-        groups.setdefault((s.hostname, tuple(s.paths)), []).append(s)
     res = ForgetResult(dry_run=dry_run)
     doomed = []
-    for group in groups.values():
-        # with a lock policy, the first snapshot of each period: the one the policy locked
-        reasons = (apply_first if _lock_policy(repo) else apply)(group, policy, now)
-        for s in sorted(group, key=lambda s: (s.time, s.id)):
+    for _key, members in group(snaps, tuple(group_by)):
+        reasons = _keep_reasons(repo, members, policy, keep_tags, now)
+        for s in sorted(members, key=lambda s: (s.time, s.id)):
             if s.id in reasons:
                 res.keep.append(s.id)
                 res.reasons[s.id] = reasons[s.id]
@@ -129,6 +137,16 @@ def forget_policy(
         ends = _lock_ends(doomed, [strictest(repo, s, events, logged) for s in doomed])
         _remove(repo, doomed, events, now, False, clockguard.check_before_delete(repo, ends, trust_clock))
     return res
+
+
+def _keep_reasons(repo: Forgetting, members: list, policy: KeepPolicy, keep_tags, now) -> dict[str, list[str]]:
+    """id -> why the policy keeps it, in one group: its rules (with a lock policy, the first
+    snapshot of each period: the one the policy locked) and its tags."""
+    reasons = (apply_first if _lock_policy(repo) else apply)(members, policy, now) if not policy.empty() else {}
+    for s in members:
+        if any(want <= set(s.tags) for want in keep_tags if want):
+            reasons.setdefault(s.id, []).append("has tags")
+    return reasons
 
 
 def _lock_ends(snaps: list[Snapshot], protections) -> dict:

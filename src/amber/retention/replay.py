@@ -23,6 +23,7 @@ from ..audit.summary import load_kept, save_kept
 from ..clock import from_iso, to_iso
 from ..errors import NotFound
 from ..format import layout
+from ..repo.selection import tag_problem
 from ..storage.base import COMPLIANCE, GOVERNANCE, Capabilities, ObjectInfo
 from . import state
 from .state import Protection
@@ -136,7 +137,19 @@ class Meaning:
                 self.forgotten.pop(sid, None)
             elif ev.get("type") == "forget":
                 self.forgotten[sid] = ev.get("seq")
+        if ev.get("type") == "tag":
+            self._judge_tag(ev)
         self.replayed.add(ev)
+
+    def _judge_tag(self, ev: dict) -> None:
+        """A `tag` event that is malformed, or names a snapshot the log never recorded (in a log
+        as old as the repository), changes no snapshot's tags: a warning says so."""
+        problem = tag_problem(ev)
+        sid = ev.get("snapshot")
+        if problem is None and sid not in self.logged and self.log_start() is None:
+            problem = f"event {ev.get('seq')} (tag, {ev.get('time')}) names a snapshot the log does not show: ignored"
+        if problem is not None:
+            self.replayed.warnings.append(problem)
 
     def log_start(self) -> _dt.datetime | None:
         """When the log began, for a log started by an upgrade (records older than it are not
