@@ -140,13 +140,17 @@ def check(
     damaged_blobs: set[bytes] = set()
     found = damagerec.Found()
     stored_packs = _stored_packs(repo.storage, rep)
-    indexed_packs = _indexed_packs(repo.blobs, stored_packs, rep, found)
+    _indexed_packs(repo.blobs, stored_packs, rep, found)
     # every pack is read (decrypting, decompressing and hashing: native code, without the GIL)
     # while this thread checks the trees, the protection and the log (Python)
     verified = verifiedrec.load(repo.records, repo.clock.now())  # hints only: a bad one is a warning
     rep.warnings.extend(f"verification record ignored: {p}" for p in verified.problems)
     to_read = _packs_to_read(repo, stored_packs, (subset, rng), (since, verified), rep, found) if read_data else {}
-    reading = _PackReader(repo.storage, repo.blobs, to_read, indexed_packs) if read_data else None
+    reading = (
+        _PackReader(repo.storage, repo.blobs, to_read, _entries_of(repo.blobs.index, set(to_read)))
+        if read_data
+        else None
+    )
     if reading is not None and progress:
         progress(0, reading.total)  # the total from the start: the index knows every pack to read
     try:
@@ -182,34 +186,33 @@ def _stored_packs(storage: Storage, rep: CheckReport) -> dict[bytes, int]:
     return stored
 
 
-def _indexed_packs(
-    blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, found: damagerec.Found
-) -> dict[bytes, list[tuple]]:
-    """Packs the index names, each with its blobs as (id, type, compression, offset, length,
-    raw length): missing or truncated ones are damage; unindexed ones a warning."""
+def _indexed_packs(blobs: BlobStore, stored: dict[bytes, int], rep: CheckReport, found: damagerec.Found) -> None:
+    """The packs the index names: missing or truncated ones are damage; unindexed ones a
+    warning. Per pack only its blob count and where its last blob ends are kept (memory
+    follows the packs, not the blobs); the blobs of a damaged pack are found in a second pass."""
     index = blobs.index
     rep.blobs = len(index)
-    indexed: dict[bytes, list[tuple]] = {}
+    counts: dict[bytes, int] = {}
     ends: dict[bytes, int] = {}  # pack -> where its last indexed blob ends
-    for bid, e in index.items():
+    for e in index.values():
         pack, end = e.pack, e.offset + e.length
-        indexed.setdefault(pack, []).append((bid, e.type, e.comp, e.offset, e.length, e.raw_length))
+        counts[pack] = counts.get(pack, 0) + 1
         if end > ends.get(pack, 0):
             ends[pack] = end
-    for pid, blobs_in in indexed.items():
-        if pid not in stored:
-            found.pack(pid, f"pack {pid.hex()} is indexed but missing ({len(blobs_in)} blobs lost)")
-            for b in blobs_in:
-                blobs.note_damage(b[0], pid, f"blob {b[0].hex()[:16]}: pack {pid.hex()[:16]} is missing")
-    for pid, blobs_in in indexed.items():
-        size = stored.get(pid)
-        end = ends[pid]
-        if size is not None and size < end + 4:
-            found.pack(pid, f"pack {pid.hex()} is {size} bytes, but its index needs at least {end + 4} (truncated)")
-            for b in blobs_in:
-                if b[3] + b[4] > size:
-                    blobs.note_damage(b[0], pid, f"blob {b[0].hex()[:16]} in pack {pid.hex()[:16]}: truncated pack")
-    unindexed = sorted(pid for pid in stored if pid not in indexed and pid not in blobs.pack_index_files)
+    missing = [pid for pid in counts if pid not in stored]
+    for pid in missing:
+        found.pack(pid, f"pack {pid.hex()} is indexed but missing ({counts[pid]} blobs lost)")
+    short = {pid: stored[pid] for pid in counts if pid in stored and stored[pid] < ends[pid] + 4}
+    for pid, size in short.items():
+        found.pack(pid, f"pack {pid.hex()} is {size} bytes, but its index needs at least {ends[pid] + 4} (truncated)")
+    if missing or short:
+        for pid, entries in _entries_of(index, {*missing, *short}).items():
+            for bid, _t, _c, offset, length, _raw in entries:
+                if pid in missing:
+                    blobs.note_damage(bid, pid, f"blob {bid.hex()[:16]}: pack {pid.hex()[:16]} is missing")
+                elif offset + length > short[pid]:
+                    blobs.note_damage(bid, pid, f"blob {bid.hex()[:16]} in pack {pid.hex()[:16]}: truncated pack")
+    unindexed = sorted(pid for pid in stored if pid not in counts and pid not in blobs.pack_index_files)
     if unindexed:
         rep.packs_unindexed, rep.bytes_unindexed = len(unindexed), sum(stored[p] for p in unindexed)
         rep.warnings.append(
@@ -218,7 +221,18 @@ def _indexed_packs(
             + ", ".join(p.hex() for p in unindexed[:5])
             + (", …" if len(unindexed) > 5 else "")
         )
-    return indexed
+
+
+def _entries_of(index, packs: set[bytes]) -> dict[bytes, list[tuple]]:
+    """The blobs of `packs` as the index has them: pack -> [(id, type, compression, offset,
+    length, raw length)]."""
+    out: dict[bytes, list[tuple]] = {}
+    if not packs:
+        return out
+    for bid, e in index.items():
+        if e.pack in packs:
+            out.setdefault(e.pack, []).append((bid, e.type, e.comp, e.offset, e.length, e.raw_length))
+    return out
 
 
 def _packs_to_read(
