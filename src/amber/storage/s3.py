@@ -118,6 +118,7 @@ class S3Storage(Storage):
                 raise AlreadyExists(key)
             except NotFound:
                 pass
+        started = time.monotonic()
         try:
             resp = self.client.put_object(**args)
         except Exception as e:  # botocore raises ClientError and transport errors alike
@@ -136,7 +137,7 @@ class S3Storage(Storage):
                 ) from None
             raise _error(e, key) from None
         if fww:
-            self._settle(key, body, resp, discard=retention is None)
+            self._settle(key, body, resp, discard=retention is None, took=time.monotonic() - started)
 
     def put_over(self, key: str, data: bytes) -> None:
         """Write a new version over `key` (no If-None-Match): only for putting back content the
@@ -163,7 +164,7 @@ class S3Storage(Storage):
         except Exception as e:  # botocore raises ClientError and transport errors alike
             raise _error(e, key) from None
 
-    def _settle(self, key: str, body: bytes, resp: dict, discard: bool) -> None:
+    def _settle(self, key: str, body: bytes, resp: dict, discard: bool, took: float = 0.0) -> None:
         """First-writer-wins, on a server that let this PUT through whatever was stored: the
         oldest version of `key` is the object; if it is not this PUT's the put lost
         (`AlreadyExists`), unless the PUT was retried and the oldest holds these very bytes (the
@@ -172,10 +173,11 @@ class S3Storage(Storage):
         mine = resp.get("VersionId")
         versions = self.versions(key)
         if mine is not None and (not versions or versions[0].version_id == mine):
-            # first so far: RGW completes its bucket index entries after the PUT has returned, so
-            # a rival PUT may yet be listed before this one; look again once it has had time to
-            # land before calling the put won
-            time.sleep(self.settle_s)
+            # first so far: RGW completes its bucket index entries after the PUT has returned, and
+            # a rival PUT that started earlier but lasts longer is listed before this one; look
+            # again once such a PUT has had time to land (twice this one's time, at least
+            # `settle_s`) before calling the put won
+            time.sleep(max(self.settle_s, 2 * took))
             versions = self.versions(key)
         if mine is None or not versions or versions[0].version_id == mine:
             if versions:
