@@ -351,3 +351,51 @@ def _as_nobody() -> None:
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
+
+
+LIBFUSES = [name for name in ("fuse3", "fuse") if ctypes.util.find_library(name)]
+
+
+@needs_fuse
+@pytest.mark.parametrize("libfuse", LIBFUSES)
+def test_a_large_folder_listed_in_many_requests_and_read_in_order(repo, tmp_path, mounts, libfuse):
+    """A folder of 700 entries needs many listing requests (a few dozen entries each); with
+    libfuse 3 each brings its entries' attributes (READDIRPLUS), so what stat says without a
+    lookup must be the snapshot's. Files read one after the other, as cat or tar do, are fetched
+    ahead of their reads; each must still hold its own bytes."""
+    rng = random.Random(7)
+    src = tmp_path / "src"
+    big = src / "big folder"
+    for i in range(700):
+        p = big / f"f{i:04d}.dat"
+        write(p, rng.randbytes(rng.choice((0, 1, 300, 5000, 70_000))))
+        os.chmod(p, rng.choice((0o600, 0o644, 0o755, 0o400)))
+        os.utime(p, ns=(1_600_000_000_000_000_000 + i, 1_600_000_000_123_456_789 + i * 1_000_003))
+    (big / "sub").mkdir()
+    write(big / "sub" / "inner.txt", b"inner\n")
+    os.symlink("f0001.dat", big / "link")
+    repo.backup(src)
+    where = tmp_path / "mnt"
+    mounts(repo, where, env=repo.env(FUSE_LIBRARY_NAME=libfuse))
+    inside = os.fsencode(where / "snapshots" / "latest") + os.fsencode(big)
+
+    listed = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(inside)}
+    assert sorted(listed) == sorted(os.fsencode(n) for n in os.listdir(big))
+    for name, got in listed.items():
+        want = os.lstat(os.fsencode(big) + b"/" + name)
+        assert (got.st_mode, got.st_mtime_ns, got.st_uid, got.st_gid) == (
+            want.st_mode,
+            want.st_mtime_ns,
+            want.st_uid,
+            want.st_gid,
+        ), name
+        if stat.S_ISREG(want.st_mode):
+            assert got.st_size == want.st_size, name
+    dots = subprocess.run(["ls", "-a", inside], capture_output=True, check=True).stdout.split(b"\n")
+    assert dots[:2] == [b".", b".."]
+
+    for entry in sorted(os.scandir(inside), key=lambda e: e.name):  # the order the snapshot lists them
+        if entry.is_file(follow_symlinks=False):
+            with open(entry.path, "rb") as f:
+                assert f.read() == (big / os.fsdecode(entry.name)).read_bytes(), entry.name
+    assert Path(os.fsdecode(inside) + "/link").read_bytes() == (big / "f0001.dat").read_bytes()

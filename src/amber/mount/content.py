@@ -4,12 +4,13 @@ A read of a file asks for the blobs that hold its range. A blob not cached is
 read from its pack together with the blobs of the same file that follow it in
 that pack (one ranged read of at most SPAN bytes); while a file is read, the
 blobs of the next READ_AHEAD bytes are fetched the same way by background
-threads. A small blob comes with the rest of its WINDOW of the pack, kept for
-the files stored beside it. Every blob is opened and checked as any read checks it (its keyed id
-authenticates its plaintext); one that cannot be read is read again through the
-blob store's own path, which rebuilds it from the pack's parity where it can
-and notes the damage for the command to record; if that fails too, the read
-fails (EIO), and the next read tries again.
+threads, and so are the first bytes of the files read next (`prefetch`). A
+small blob comes with the rest of its WINDOW of the pack, kept for the files
+stored beside it. Every blob is opened and checked as any read checks it (its
+keyed id authenticates its plaintext); one that cannot be read is read again
+through the blob store's own path, which rebuilds it from the pack's parity
+where it can and notes the damage for the command to record; if that fails
+too, the read fails (EIO), and the next read tries again.
 
 The cache holds decrypted blobs, least recently used dropped first, up to
 CACHE_BYTES (plus the blobs being read at that moment). Concurrent reads of one
@@ -52,9 +53,10 @@ class BlobSource(Protocol):
 class OpenFile:
     """One opened file: its blobs, where each is stored, and where each ends in the file."""
 
-    __slots__ = ("ids", "entries", "ends", "what")
+    __slots__ = ("ids", "entries", "ends", "what", "read_ahead")
 
     def __init__(self, ids: list[bytes], entries: list[IndexEntry], what: str) -> None:
+        self.read_ahead = False  # whether the files after it were fetched when it was first read
         self.ids = ids
         self.entries = entries
         ends, at = [], 0
@@ -144,9 +146,12 @@ class BlobCache:
 
     def _claim_ahead(self, f: OpenFile, i: int) -> list[list]:
         """Runs to fetch in the background: the blobs of the READ_AHEAD bytes after blob i."""
+        return self._claim_from(f, i + 1, f.ends[i] + READ_AHEAD)
+
+    def _claim_from(self, f: OpenFile, j: int, limit: int) -> list[list]:
+        """Runs of the blobs from the j-th on that start before `limit` bytes of the file,
+        neither cached nor being read."""
         runs = []
-        j = i + 1
-        limit = (f.ends[i] if i < len(f.ends) else 0) + READ_AHEAD
         while j < len(f.ids) and (f.ends[j - 1] if j else 0) < limit:
             bid = f.ids[j]
             if bid in self._blobs or bid in self._pending:
@@ -156,6 +161,14 @@ class BlobCache:
             runs.append(run)
             j += len(run)
         return runs
+
+    def prefetch(self, f: OpenFile) -> None:
+        """Fetch the first READ_AHEAD bytes of a file in the background: the file that is
+        likely read next (fs.Mount reads ahead the files after the one being read)."""
+        with self._mu:
+            runs = self._claim_from(f, 0, READ_AHEAD)
+        for r in runs:
+            self._pool.submit(self._fetch, r, f.what)
 
     def _fetch(self, run: list, what: str) -> None:
         """Read a run of blobs with one ranged read and open each; settle their futures."""

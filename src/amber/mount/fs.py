@@ -35,6 +35,9 @@ CACHE_SECONDS = 60.0  # how long the kernel may keep names and attributes (snaps
 NODES_CACHED = 200_000  # nodes of folders kept as dicts (about 1 KB each)
 FILES_KEPT = 1024  # files whose blob places are kept between reads
 PATHS_KEPT = 8192  # folders looked into, by path: a lookup in one is a dict lookup
+LISTINGS_KEPT = 64  # folders being listed, each read in requests of a few dozen entries
+AHEAD_FILES = 64  # files after the one being read whose first bytes are fetched beforehand ...
+AHEAD_BYTES = 8 << 20  # ... up to this many bytes of them
 
 _KIND = {
     "file": st_.S_IFREG,
@@ -85,6 +88,8 @@ class Mount:
         self._folder_nodes = 0
         self._paths: dict[str, dict[str, dict]] = {}  # folder path -> its nodes by name
         self._folders_mu = threading.Lock()
+        self._orders: collections.OrderedDict[str, tuple] = collections.OrderedDict()
+        self._listings: collections.OrderedDict[str, list[tuple[str, dict]]] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, OpenFile] = collections.OrderedDict()
         self._files_mu = threading.Lock()
         self.refresh(force=True)
@@ -259,6 +264,39 @@ class Mount:
         self._remember(path.rstrip("/"), nodes)
         return [(name, _KIND.get(n["type"], st_.S_IFREG)) for name, n in nodes.items()]
 
+    def listing(self, path: str, offset: int = 0) -> list[tuple[str, dict]]:
+        """(name, stat fields) of every entry of a folder, '.' and '..' first: what getattr
+        would answer for each, given with the listing. A listing read from `offset` > 0
+        continues the one made at 0 (kept for LISTINGS_KEPT folders), so a folder read in
+        many requests is one consistent list."""
+        if offset:
+            with self._folders_mu:
+                kept = self._listings.get(path)
+            if kept is not None:
+                return kept
+        here = self.getattr(path)
+        up = self.getattr(path.rsplit("/", 1)[0] or "/") if path.strip("/") else here
+        out = [(".", here), ("..", up)]
+        kind, what = self.resolve(path)
+        if kind == "view":
+            base = path.rstrip("/")
+            out += [(name, self.getattr(f"{base}/{name}")) for name, _mode in self.readdir(path)]
+        else:
+            if kind == "snapshot":
+                tree = what.tree
+            elif kind == "node" and what["type"] == "dir":
+                tree = what["subtree"]
+            else:
+                raise OSError(errno.ENOTDIR, path)
+            nodes = self.folder(tree)
+            self._remember(path.rstrip("/"), nodes)
+            out += [(name, self.node_attrs(n)) for name, n in nodes.items()]
+        with self._folders_mu:
+            self._listings[path] = out
+            while len(self._listings) > LISTINGS_KEPT:
+                self._listings.popitem(last=False)
+        return out
+
     def readlink(self, path: str) -> str:
         kind, what = self.resolve(path)
         if kind == "link":
@@ -283,10 +321,18 @@ class Mount:
             f = self._files.get(path)
             if f is not None:
                 self._files.move_to_end(path)
-                return f
-        kind, node = self.resolve(path)
-        if kind != "node" or node["type"] != "file":
-            raise OSError(errno.EISDIR if kind != "link" else errno.EINVAL, path)
+        if f is None:
+            kind, node = self.resolve(path)
+            if kind != "node" or node["type"] != "file":
+                raise OSError(errno.EISDIR if kind != "link" else errno.EINVAL, path)
+            f = self._open(path, node)
+        if not f.read_ahead:  # its first read: the files after it are fetched meanwhile
+            f.read_ahead = True
+            self._read_ahead(path)
+        return f
+
+    def _open(self, path: str, node: dict) -> OpenFile:
+        """A file's blobs and where each is stored, kept for its next reads."""
         ids = [bytes.fromhex(h) for h in node.get("content") or ()]
         try:
             with self.index_lock:
@@ -300,6 +346,43 @@ class Mount:
             while len(self._files) > FILES_KEPT:
                 self._files.popitem(last=False)
         return f
+
+    def _read_ahead(self, path: str) -> None:
+        """Start fetching the files listed after this one in its folder, up to AHEAD_BYTES
+        and AHEAD_FILES past it: whoever reads a folder's files one by one (cp, tar, cat)
+        then finds each one fetched while the one before was being read."""
+        parent, _, name = path.rpartition("/")
+        nodes = self._paths.get(parent)
+        if nodes is None:
+            return
+        with self._folders_mu:
+            order = self._orders.get(parent)
+            if order is None or order[0] is not nodes:
+                names = list(nodes)
+                order = self._orders[parent] = (nodes, names, {n: i for i, n in enumerate(names)}, [0])
+                while len(self._orders) > LISTINGS_KEPT:
+                    self._orders.popitem(last=False)
+        _nodes, names, position, mark = order
+        at = position.get(name)
+        if at is None:
+            return
+        j = mark[0] if at < mark[0] <= at + AHEAD_FILES else at + 1
+        budget = AHEAD_BYTES - sum(nodes[n].get("size", 0) for n in names[at + 1 : j])
+        while j < len(names) and j <= at + AHEAD_FILES and budget > 0:
+            node = nodes[names[j]]
+            j += 1
+            if node["type"] != "file" or not node.get("content"):
+                continue
+            there = f"{parent}/{names[j - 1]}"
+            with self._files_mu:
+                known = there in self._files
+            if not known:
+                try:
+                    self.cache.prefetch(self._open(there, node))
+                except OSError:  # told when it is read
+                    pass
+            budget -= node.get("size", 0)
+        mark[0] = j
 
     def listxattr(self, path: str) -> list[str]:
         kind, node = self.resolve(path)

@@ -9,6 +9,11 @@ unmount the folder before `serve` returns. A failure of one request is its errno
 answers every request (Python threads would only take turns with the interpreter
 lock, measured slower); blobs are read ahead beside it (content.py). Files need no
 open or release: the kernel's read names the path (fs.Mount.read).
+
+libfuse 3 is preferred where both are installed: with it the kernel keeps symlink
+targets (`latest` is read once, not at every path through it) and each listing
+carries its entries' attributes (READDIRPLUS), so reading a tree costs about one
+request per file, its read, instead of a lookup, a readlink and a read.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from ..errors import AmberError
 from .fs import CACHE_SECONDS, Mount
 
 DEV_FUSE = "/dev/fuse"
+
+# libfuse 3 (fuse_common.h, fuse.h): what the kernel is asked for at init, and readdir's flags
+CAP_READDIRPLUS_AUTO = 1 << 14  # the kernel's heuristic of when to ask for attributes with a listing
+CAP_CACHE_SYMLINKS = 1 << 23  # the kernel keeps a symlink's target (`latest` is read once, not per path)
+READDIR_PLUS = 1  # a listing asked with every entry's attributes ...
+FILL_DIR_PLUS = 2  # ... and an entry given with them
+UNKNOWN_INO = 0xFFFFFFFF  # libfuse's inode number for an entry it has not looked up ('.', '..')
 
 
 def check_mountpoint(path: str) -> str:
@@ -59,12 +71,20 @@ def load_fuse():
         ctypes.util.find_library("fuse") or ctypes.util.find_library("fuse3")
     ):
         raise AmberError("FUSE is not available: libfuse is not installed (on Debian: apt-get install fuse3)")
+    chosen = {}
+    given = os.environ.get("FUSE_LIBRARY_PATH") or os.environ.get("FUSE_LIBRARY_NAME")
+    if not given and ctypes.util.find_library("fuse3"):  # caches symlinks, fills lookups from listings
+        chosen = {"FUSE_LIBRARY_NAME": "fuse3"}
+    os.environ.update(chosen)
     try:
         import mfusepy
     except ImportError:
         raise AmberError("amber mount needs the Python package mfusepy: pip install mfusepy") from None
     except (OSError, AttributeError) as e:
         raise AmberError(f"FUSE is not available: {e}") from None
+    finally:
+        for name in chosen:
+            os.environ.pop(name, None)
     return mfusepy
 
 
@@ -88,7 +108,7 @@ def serve(
     if allow_other:
         options["allow_other"] = True
     try:
-        fuse.FUSE(ops, mountpoint, **options)
+        _fuse_class(fuse)(ops, mountpoint, **options)
     except RuntimeError as e:
         # libfuse 3 returns 8 when a signal ended the session it has already unmounted
         if not (ops.started and not os.path.ismount(mountpoint)):
@@ -122,7 +142,10 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
         use_ns = True
         started = False
 
-        def init(self, path):
+        def init_with_config(self, conn, config):
+            if conn is not None and fuse.fuse_version_major == 3:
+                conn.want |= conn.capable & CAP_CACHE_SYMLINKS
+                conn.want &= ~CAP_READDIRPLUS_AUTO  # every listing brings its entries' attributes
             Operations.started = True
             on_ready()
 
@@ -133,6 +156,10 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
         @answer
         def readdir(self, path, fh):
             return [(".", 0o040000, 0), ("..", 0o040000, 0)] + [(n, m, 0) for n, m in mount.readdir(path)]
+
+        @answer
+        def listing(self, path, offset):
+            return mount.listing(path, offset)
 
         @answer
         def readlink(self, path):
@@ -154,3 +181,31 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
             return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
 
     return Operations()
+
+
+def _fuse_class(fuse):
+    """mfusepy's FUSE, answering libfuse 3's listings itself: each request gets the entries
+    from its offset on, and with every entry's attributes when the kernel asks for them
+    (READDIRPLUS), so a folder walked and then read costs a request per few dozen entries
+    instead of a lookup per entry. (libfuse gives attributes to the kernel only for entries
+    given with their offset: a listing it keeps itself reaches the kernel without them.)"""
+
+    class Fuse(fuse.FUSE):
+        def readdir_fuse_3(self, path, buf, filler, offset, fip, flags):
+            plus = flags & READDIR_PLUS
+            entries = self.operations.listing(path.decode(self.encoding, self.errors), offset)
+            st = fuse.c_stat()
+            for at in range(offset, len(entries)):
+                name, attrs = entries[at]
+                ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+                if plus:
+                    fuse.set_st_attrs(st, attrs, use_ns=True)
+                else:
+                    st.st_mode = attrs["st_mode"]
+                if not st.st_ino:  # libfuse numbers what it looks up; an entry numbered 0 is not listed
+                    st.st_ino = UNKNOWN_INO
+                if filler(buf, name.encode(self.encoding, self.errors), st, at + 1, FILL_DIR_PLUS if plus else 0):
+                    break
+            return 0
+
+    return Fuse
