@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 
 from ..errors import AmberError
-from .fs import CACHE_SECONDS, Mount
+from .fs import CACHE_SECONDS, Mount, inode_number
 
 DEV_FUSE = "/dev/fuse"
 
@@ -104,6 +104,7 @@ def serve(
         "attr_timeout": CACHE_SECONDS,
         "fsname": "amber",
         "subtype": "amber",
+        "use_ino": True,  # st_ino as the mount gives it: hard links share one (fs.py inode_number)
     }
     if allow_other:
         options["allow_other"] = True
@@ -155,7 +156,11 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
 
         @answer
         def readdir(self, path, fh):
-            return [(".", 0o040000, 0), ("..", 0o040000, 0)] + [(n, m, 0) for n, m in mount.readdir(path)]
+            up = os.path.dirname(path.rstrip("/")) or "/"
+            return [
+                (".", {"st_mode": 0o040000, "st_ino": inode_number(path)}, 0),
+                ("..", {"st_mode": 0o040000, "st_ino": inode_number(up)}, 0),
+            ] + [(n, {"st_mode": m, "st_ino": i}, 0) for n, m, i in mount.readdir(path)]
 
         @answer
         def listing(self, path, offset):
@@ -201,7 +206,7 @@ def _fuse_class(fuse):
                 if plus:
                     fuse.set_st_attrs(st, attrs, use_ns=True)
                 else:
-                    st.st_mode = attrs["st_mode"]
+                    st.st_mode, st.st_ino = attrs["st_mode"], attrs.get("st_ino", 0)
                 if not st.st_ino:  # libfuse numbers what it looks up; an entry numbered 0 is not listed
                     st.st_ino = UNKNOWN_INO
                 if filler(buf, name.encode(self.encoding, self.errors), st, at + 1, FILL_DIR_PLUS if plus else 0):
