@@ -434,3 +434,32 @@ def test_hard_links_share_an_inode_through_the_mount(repo, tmp_path, mounts, lib
     assert ca.st_ino == cb.st_ino and ca.st_nlink == 2, "cp -a kept the hard link"
     assert os.stat(copy / "dir" / "other.txt").st_nlink == 1
     assert (copy / "sub-b.txt").read_bytes() == b"linked content\n"
+
+
+def _lsattr(path) -> set[str]:
+    """lsattr's letters for one entry (of its first column), without `e` (extents: how ext4
+    stores a file, which no snapshot records)."""
+    out = subprocess.run(["lsattr", "-d", path], capture_output=True, text=True, check=True).stdout
+    return set(out.split()[0]) - {"-", "e"}
+
+
+@needs_fuse
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="chattr/lsattr (package e2fsprogs) missing")
+@pytest.mark.parametrize("libfuse", LIBFUSES)
+def test_lsattr_through_the_mount_shows_the_recorded_flags(repo, tmp_path, mounts, libfuse):
+    src = tmp_path / "src"
+    write(src / "nodump.txt", b"not for dump\n")
+    write(src / "plain.txt", b"no flags\n")
+    write(src / "noatime" / "inner.txt", b"inside\n")
+    if subprocess.run(["chattr", "+d", src / "nodump.txt"], capture_output=True).returncode != 0:
+        pytest.skip(f"{tmp_path} has no inode flags")
+    subprocess.run(["chattr", "+A", src / "noatime"], check=True)
+    repo.backup(src)
+    where = tmp_path / "mnt"
+    mounts(repo, where, env=repo.env(FUSE_LIBRARY_NAME=libfuse))
+    inside = where / "snapshots" / "latest" / str(src)[1:]
+    expected = {"nodump.txt": {"d"}, "plain.txt": set(), "noatime": {"A"}, "noatime/inner.txt": set()}
+    for name, letters in expected.items():
+        assert _lsattr(src / name) == letters, name
+        assert _lsattr(inside / name) == letters, name
+    assert _lsattr(where / "snapshots") == set(), "the folders above the snapshots have none"

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import AmberError
+from ..format.nodemeta import RECORDED_FLAGS
 from ..repo.blobs import BlobStore
 from ..repo.snapshots import Snapshot
 from . import views
@@ -396,6 +397,13 @@ class Mount:
                     pass
             budget -= node.get("size", 0)
         mark[0] = j
+
+    def flags(self, path: str) -> int:
+        """The inode flags (`lsattr`'s) the tree recorded for the entry at `path`; 0 for the
+        folders above the snapshots and for what recorded none."""
+        kind, node = self.resolve(path)
+        value = node.get("flags", 0) if kind == "node" else 0
+        return value & RECORDED_FLAGS if type(value) is int else 0
 
     def listxattr(self, path: str) -> list[str]:
         kind, node = self.resolve(path)

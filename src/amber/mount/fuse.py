@@ -18,6 +18,7 @@ request per file, its read, instead of a lookup, a readlink and a read.
 
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import errno
 import functools
@@ -28,9 +29,12 @@ from ..errors import AmberError
 from .fs import CACHE_SECONDS, Mount, inode_number
 
 DEV_FUSE = "/dev/fuse"
+# lsattr's ioctl, _IOR('f', 1, long) and its 32-bit form; the kernel moves an int (4 bytes) for both
+GETFLAGS = (0x80086601, 0x80046601)
 
 # libfuse 3 (fuse_common.h, fuse.h): what the kernel is asked for at init, and readdir's flags
 CAP_READDIRPLUS_AUTO = 1 << 14  # the kernel's heuristic of when to ask for attributes with a listing
+CAP_IOCTL_DIR = 1 << 11  # ioctls on folders too (libfuse 2 and 3)
 CAP_CACHE_SYMLINKS = 1 << 23  # the kernel keeps a symlink's target (`latest` is read once, not per path)
 READDIR_PLUS = 1  # a listing asked with every entry's attributes ...
 FILL_DIR_PLUS = 2  # ... and an entry given with them
@@ -147,6 +151,8 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
             if conn is not None and fuse.fuse_version_major == 3:
                 conn.want |= conn.capable & CAP_CACHE_SYMLINKS
                 conn.want &= ~CAP_READDIRPLUS_AUTO  # every listing brings its entries' attributes
+            if conn is not None:
+                conn.want |= conn.capable & CAP_IOCTL_DIR  # lsattr -d of a folder reaches `ioctl`
             Operations.started = True
             on_ready()
 
@@ -173,6 +179,13 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
         @answer
         def read(self, path, size, offset, fh):
             return mount.read(path, size, offset)
+
+        @answer
+        def ioctl(self, path, cmd, arg, fh, flags, data):
+            if (cmd & 0xFFFFFFFF) not in GETFLAGS or not data:
+                raise OSError(errno.ENOTTY, path)
+            ctypes.memmove(data, ctypes.byref(ctypes.c_uint32(mount.flags(path))), 4)
+            return 0
 
         @answer
         def listxattr(self, path):
