@@ -233,7 +233,7 @@ def _base_name_matches(repo: TreeReader, root: str, rx, memo: dict) -> list:
 
 # -- stats: restic's counting modes -------------------------------------------------------------------
 
-STATS_MODES = ("restore-size", "files-by-contents", "raw-data")
+STATS_MODES = ("restore-size", "files-by-contents", "blobs-per-file", "raw-data")
 
 
 def stats(repo: TreeReader, snaps: list[Snapshot], mode: str) -> dict:
@@ -241,14 +241,18 @@ def stats(repo: TreeReader, snaps: list[Snapshot], mode: str) -> dict:
 
     restore-size: every entry of every snapshot (files, folders, links), and the bytes a restore
     writes (a hard-linked file once per snapshot). files-by-contents: files counted once per
-    distinct content. raw-data: the blobs the snapshots reference, each once: stored bytes (as
-    sealed in packs), their uncompressed size, and the ratios — `deduplication_ratio` is the
-    restore size of the snapshots' files over the uncompressed size of the distinct file
-    content they reference (how many times each stored byte is used)."""
+    distinct content. blobs-per-file: the content blobs of each file with distinct content, a
+    blob counted once per path that holds it (restic's count). raw-data: the blobs the
+    snapshots reference, each once: stored bytes (as sealed in packs), their uncompressed size,
+    and the ratios — `deduplication_ratio` is the restore size of the snapshots' files over the
+    uncompressed size of the distinct file content they reference (how many times each stored
+    byte is used)."""
     if mode not in STATS_MODES:
         raise UsageError(f"--mode must be one of {', '.join(STATS_MODES)}")
     if mode == "files-by-contents":
         return _by_contents(repo, snaps)
+    if mode == "blobs-per-file":
+        return _blobs_per_file(repo, snaps)
     restored = _restore_size(repo, snaps)
     if mode == "restore-size":
         return restored
@@ -283,6 +287,36 @@ def _by_contents(repo: TreeReader, snaps: list[Snapshot]) -> dict:
                     seen.add(key)
                     size += node.get("size", 0)
     return {"total_size": size, "total_file_count": len(seen), "snapshots_count": len(snaps)}
+
+
+def _blobs_per_file(repo: TreeReader, snaps: list[Snapshot]) -> dict:
+    """restic's blobs-per-file: the first file met with each distinct content counts; its
+    blobs are counted (with their uncompressed size) once per path, and so is the file, so one
+    path whose content changed between snapshots is one file with the blobs of each version.
+    An empty file has no blobs and is not counted, as in restic."""
+    seen: set[tuple] = set()
+    by_path: dict[str, set[str]] = {}
+    size = blobs = 0
+    for snap in snaps:
+        for path, node in repo.walk(snap.tree):
+            if node["type"] != "file":
+                continue
+            content = tuple(node.get("content") or ())
+            if content in seen:
+                continue
+            seen.add(content)
+            for blob in content:
+                counted = by_path.setdefault(path, set())
+                if blob not in counted:
+                    counted.add(blob)
+                    size += repo.blob_sizes(bytes.fromhex(blob))[1]
+                    blobs += 1
+    return {
+        "total_size": size,
+        "total_file_count": len(by_path),
+        "total_blob_count": blobs,
+        "snapshots_count": len(snaps),
+    }
 
 
 def _raw_data(repo: TreeReader, snaps: list[Snapshot], restore_size: int) -> dict:

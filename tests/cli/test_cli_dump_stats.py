@@ -214,6 +214,37 @@ def test_stats_files_by_contents(repo, known):
     assert doc == {"total_size": known["unique"], "total_file_count": 2, "snapshots_count": 2}
 
 
+def test_stats_blobs_per_file(repo, known):
+    doc = repo.json("stats", "--mode", "blobs-per-file")
+    assert set(doc) == {"total_size", "total_file_count", "total_blob_count", "snapshots_count"}
+    # a.bin (its copy has the same content) and small.txt (its hard link too), in both snapshots
+    assert doc["total_file_count"] == 2 and doc["snapshots_count"] == 2
+    assert doc["total_size"] == known["unique"], "each distinct content's blobs, uncompressed, once"
+    assert doc["total_blob_count"] >= 2
+    human = repo.run("stats", "--mode", "blobs-per-file").out
+    assert "Stats in blobs-per-file mode" in human and "Total Blob Count" in human
+
+
+def test_stats_blobs_per_file_counts_blobs_per_path(repo, tmp_path):
+    """restic's count: a path whose content changed is one file holding the blobs of each version;
+    a duplicate content elsewhere is not counted again; an empty file has no blobs."""
+    src = tmp_path / "per-path"
+    write(src / "f.txt", b"first version\n")
+    write(src / "g.txt", b"another file\n")
+    write(src / "dup.txt", b"another file\n")
+    write(src / "empty", b"")
+    set_old_mtimes(src)
+    repo.backup(src)
+    write(src / "f.txt", b"the second, longer version\n")
+    set_old_mtimes(src)
+    repo.backup(src)
+    doc = repo.json("stats", "--mode", "blobs-per-file")
+    size = len(b"first version\n") + len(b"the second, longer version\n") + len(b"another file\n")
+    assert doc == {"total_size": size, "total_file_count": 2, "total_blob_count": 3, "snapshots_count": 2}
+    latest = repo.json("stats", "latest", "--mode", "blobs-per-file")
+    assert latest["total_file_count"] == 2 and latest["total_blob_count"] == 2
+
+
 def test_stats_raw_data_and_deduplication_ratio(repo, known):
     doc = repo.json("stats", "--mode", "raw-data")
     assert doc["snapshots_count"] == 2

@@ -399,3 +399,67 @@ def test_a_large_folder_listed_in_many_requests_and_read_in_order(repo, tmp_path
             with open(entry.path, "rb") as f:
                 assert f.read() == (big / os.fsdecode(entry.name)).read_bytes(), entry.name
     assert Path(os.fsdecode(inside) + "/link").read_bytes() == (big / "f0001.dat").read_bytes()
+
+
+@needs_fuse
+@pytest.mark.parametrize("libfuse", LIBFUSES)
+def test_hard_links_share_an_inode_through_the_mount(repo, tmp_path, mounts, libfuse):
+    src = tmp_path / "src"
+    write(src / "a.txt", b"linked content\n")
+    os.link(src / "a.txt", src / "sub-b.txt")
+    write(src / "dir" / "other.txt", b"linked content\n")  # same content, not linked
+    repo.backup(src)
+    write(src / "later.txt", b"a second snapshot\n")
+    repo.backup(src)
+    where = tmp_path / "mnt"
+    mounts(repo, where, env=repo.env(FUSE_LIBRARY_NAME=libfuse))
+    inside = where / "snapshots" / "latest" / str(src)[1:]
+    a, b, other = (os.stat(inside / n) for n in ("a.txt", "sub-b.txt", "dir/other.txt"))
+    assert a.st_ino == b.st_ino and a.st_nlink == b.st_nlink == 2, (a, b)
+    assert other.st_ino != a.st_ino and other.st_nlink == 1, other
+    # every path has its own stable number, and readdir gives the numbers stat gives
+    numbers: dict[int, set[str]] = {}
+    for dirpath, _dirs, _files in os.walk(where / "snapshots"):
+        for entry in os.scandir(dirpath):
+            st = entry.stat(follow_symlinks=False)
+            assert entry.inode() == st.st_ino > 1, entry.path
+            numbers.setdefault(st.st_ino, set()).add(entry.name)
+    shared = [names for names in numbers.values() if len(names) > 1]
+    assert shared == [{"a.txt", "sub-b.txt"}], shared  # the unchanged pair in both snapshots
+    assert os.stat(where).st_ino == 1
+
+    copy = tmp_path / "copy"
+    assert subprocess.run(["cp", "-a", inside, copy], capture_output=True).returncode == 0
+    ca, cb = os.stat(copy / "a.txt"), os.stat(copy / "sub-b.txt")
+    assert ca.st_ino == cb.st_ino and ca.st_nlink == 2, "cp -a kept the hard link"
+    assert os.stat(copy / "dir" / "other.txt").st_nlink == 1
+    assert (copy / "sub-b.txt").read_bytes() == b"linked content\n"
+
+
+def _lsattr(path) -> set[str]:
+    """lsattr's letters for one entry (of its first column), without `e` (extents: how ext4
+    stores a file, which no snapshot records)."""
+    out = subprocess.run(["lsattr", "-d", path], capture_output=True, text=True, check=True).stdout
+    return set(out.split()[0]) - {"-", "e"}
+
+
+@needs_fuse
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="chattr/lsattr (package e2fsprogs) missing")
+@pytest.mark.parametrize("libfuse", LIBFUSES)
+def test_lsattr_through_the_mount_shows_the_recorded_flags(repo, tmp_path, mounts, libfuse):
+    src = tmp_path / "src"
+    write(src / "nodump.txt", b"not for dump\n")
+    write(src / "plain.txt", b"no flags\n")
+    write(src / "noatime" / "inner.txt", b"inside\n")
+    if subprocess.run(["chattr", "+d", src / "nodump.txt"], capture_output=True).returncode != 0:
+        pytest.skip(f"{tmp_path} has no inode flags")
+    subprocess.run(["chattr", "+A", src / "noatime"], check=True)
+    repo.backup(src)
+    where = tmp_path / "mnt"
+    mounts(repo, where, env=repo.env(FUSE_LIBRARY_NAME=libfuse))
+    inside = where / "snapshots" / "latest" / str(src)[1:]
+    expected = {"nodump.txt": {"d"}, "plain.txt": set(), "noatime": {"A"}, "noatime/inner.txt": set()}
+    for name, letters in expected.items():
+        assert _lsattr(src / name) == letters, name
+        assert _lsattr(inside / name) == letters, name
+    assert _lsattr(where / "snapshots") == set(), "the folders above the snapshots have none"

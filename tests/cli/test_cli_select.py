@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -344,6 +345,37 @@ def test_verbose_backup_lists_each_file(repo, tmp_path):
     doc = repo.backup(src, args=("-v",))
     assert sorted(f["path"] for f in doc["files"]) == [f"{src}/a", f"{src}/b"], doc
     assert {f["status"] for f in doc["files"]} == {"unmodified"}, doc
+
+
+def test_verbose_listing_agrees_with_the_parent_counts(repo, tmp_path):
+    """Files written just before a backup are not in its files cache, so the next backup reads
+    them again; -v and --json list them as the summary counts them, against the parent."""
+    src = tmp_path / "src"
+    for name, data in {"a": b"a" * 100, "dir/b": b"b" * 200, "c": b"c" * 300}.items():
+        write(src / name, data, mtime_ns=None)  # mtime now: too recent for the files cache
+    repo.backup(src)
+    time.sleep(1)
+    r = repo.run("backup", src, "-v")
+    for name in ("a", "dir/b", "c"):
+        assert f"unmodified {src}/{name}\n" in r.out, r
+    assert "Files: 0 new, 0 changed, 3 unmodified" in r.out, r
+    assert "changed    " not in r.out and "new        " not in r.out, r
+    doc = repo.backup(src, args=("-v",))
+    assert {f["status"] for f in doc["files"]} == {"unmodified"} and len(doc["files"]) == 3, doc
+    write(src / "dir" / "b", b"B" * 250, mtime_ns=None)
+    write(src / "d", b"d", mtime_ns=None)
+    for args in (("-v", "--dry-run"), ("-v",)):  # the dry run first: it stores nothing
+        doc = repo.backup(src, args=args)
+        got = {f["path"]: f["status"] for f in doc["files"]}
+        assert got == {
+            f"{src}/a": "unmodified",
+            f"{src}/c": "unmodified",
+            f"{src}/dir/b": "changed",
+            f"{src}/d": "new",
+        }, (args, doc)
+        assert (doc["files_new"], doc["files_changed"], doc["files_unmodified"]) == (1, 1, 2), doc
+    r = repo.run("backup", src, "-v", "--dry-run")
+    assert f"unmodified {src}/dir/b\n" in r.out and f"unmodified {src}/d\n" in r.out, r
 
 
 def test_iexclude_file(repo, tmp_path):

@@ -6,7 +6,7 @@ import base64
 import datetime as dt
 
 from amber.mount import views
-from amber.mount.fs import MAX_XATTR_VALUE, Mount, xattrs
+from amber.mount.fs import MAX_NLINK, MAX_XATTR_VALUE, Mount, inode_number, xattrs
 from amber.repo.snapshots import Snapshot
 
 T0 = dt.datetime(2026, 12, 2, 5, 40, 12, 500000, tzinfo=dt.UTC)
@@ -78,3 +78,20 @@ def test_node_attributes():
     assert (a["st_mtime"], a["st_ctime"]) == (123, 456)
     link = Mount.node_attrs({"type": "symlink", "mode": 0o777, "target": "ab\udcff", "mtime_ns": 0})
     assert link["st_mode"] == 0o120777 and link["st_size"] == 3
+
+
+def test_link_counts_are_bounded_and_linked_files_share_an_inode_number():
+    base = {"type": "file", "mode": 0o644, "size": 3, "inode": 77, "device": 5, "ctime_ns": 9, "sha256": "ab" * 32}
+    assert Mount.node_attrs({**base, "links": 3})["st_nlink"] == 3
+    assert Mount.node_attrs(base)["st_nlink"] == 1
+    assert Mount.node_attrs({**base, "links": 1 << 40})["st_nlink"] == MAX_NLINK
+    for hostile in (0, -5, "2", None, 2.5):
+        assert Mount.node_attrs({**base, "links": hostile})["st_nlink"] == 1
+    assert Mount.node_attrs({"type": "dir", "links": 4})["st_nlink"] == 1
+    linked = {**base, "links": 2}
+    assert inode_number("/snapshots/x/a", linked) == inode_number("/hosts/h/x/b", linked)
+    assert inode_number("/snapshots/x/a", linked) != inode_number("/snapshots/x/a", {**linked, "ctime_ns": 10})
+    assert inode_number("/snapshots/x/a", base) != inode_number("/snapshots/x/b", base)
+    assert inode_number("/snapshots/x/a", base) == inode_number("/snapshots/x/a")
+    assert inode_number("/") == 1
+    assert all(1 < inode_number(f"/p{i}") < 1 << 63 for i in range(1000))

@@ -172,7 +172,6 @@ class Archiver:
         self.cache = files_cache or FilesCache(None)
         self.stats = stats or BackupStats()
         self.selection = selection or None  # None: no rule, the walk's fast path
-        self.listing: list[tuple[str, str, int]] | None = None  # (status, path, size) of each file, when asked
         self.changes = changes or Changes(None, self.stats, lambda ids: None)
         self.changes.stats = self.stats
         self.names = Names()
@@ -281,8 +280,6 @@ class Archiver:
                 node["sha256"] = sha
                 stats.bytes_total += size
                 stats.bytes_skipped += size
-                if self.listing is not None:
-                    self.listing.append(("unmodified", path, size))
                 folder.hits.append((name, entry if known is not None else self._cache_entry(entry, node, st)))
                 items.append(node)
                 if prev is None and self.changes.active:  # counted once renames are paired
@@ -290,8 +287,6 @@ class Archiver:
                 else:
                     self.changes.file_done(path, node, prev, None)
                 return
-        if self.listing is not None:  # what is read again; the counts weigh it against the parent
-            self.listing.append(("changed" if entry is not None or prev is not None else "new", path, st.st_size))
         rec = _PendingFile(path, name, node, st, prev)
         if prev is None and self.changes.active:
             folder.fresh.append(rec)

@@ -19,6 +19,10 @@ to the content key), so it compares, during the walk, with the files cache
 of the previous backup of the same paths on this machine (`CacheParent`):
 a file written just before that backup is missing from it and counts as
 new, and a folder deleted whole is not counted (docs/ANOMALIES.md).
+
+`backup -v` lists each file with the status these counts give it (`listing`),
+so the listing and the summary always agree: a file read again whose content,
+size and mtime equal the parent's is listed unmodified.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from .filescache import FilesCache
 Entry = tuple
 # hex blob ids -> (plaintext, stored) bytes from the index, or None when one is not indexed
 Ratio = Callable[[list[str]], "tuple[int, int] | None"]
+# (status: "new", "changed" or "unmodified"; path; size) of each file stored, for `backup -v`
+Listing = list
 
 
 class ParentFolders(Protocol):
@@ -79,6 +85,7 @@ class Changes:
         self.stats = stats
         self.ratio = ratio  # hex ids -> (raw, stored) bytes from the index, or None
         self.measured = Measured()
+        self.listing: Listing | None = None  # filled with each file's status, when asked
         if parent is None and what:
             self.measured.unmeasured.append(what)
 
@@ -150,7 +157,10 @@ class Changes:
         path (or the file it was renamed from), `added` the (raw, stored) bytes it added."""
         m, stats = self.measured, self.stats
         m.files += 1
-        if old is None or old[0] != "file" or renamed is not None:
+        status = _status(node, old, renamed)
+        if self.listing is not None:
+            self.listing.append((status, path, node.get("size", 0)))
+        if status == "new":
             stats.files_new += 1
             if self.parent is None:
                 if self.measured.unmeasured and is_ransom_note(node["name"]):
@@ -165,12 +175,11 @@ class Changes:
             if is_ransom_note(node["name"]):
                 m.ransom_notes.append(path)
             return
-        same_content = old[3] == node.get("content")
-        if same_content and old[1] == node.get("size") and old[2] == node.get("mtime_ns"):
+        if status == "unmodified":
             stats.files_unmodified += 1
             return
         stats.files_changed += 1
-        if not same_content:
+        if old is not None and old[3] != node.get("content"):
             m.changed += 1
             self._compressibility(old, added)
 
@@ -187,6 +196,16 @@ class Changes:
         if before[1] / before[0] <= COMPRESSIBLE and stored / raw >= INCOMPRESSIBLE:
             m.bytes_collapsed += raw
             m.files_collapsed += 1
+
+
+def _status(node: dict, old: Entry | None, renamed: str | None) -> str:
+    """A file against the parent's entry at its path (or the file it was renamed from): new
+    (none, or renamed), unmodified (same content, size and mtime) or changed."""
+    if old is None or old[0] != "file" or renamed is not None:
+        return "new"
+    if old[3] == node.get("content") and old[1] == node.get("size") and old[2] == node.get("mtime_ns"):
+        return "unmodified"
+    return "changed"
 
 
 def _pair(gone: dict[str, Entry], fresh: list, m: Measured) -> None:
@@ -254,6 +273,7 @@ class TreeChanges(Changes):
         self.trees = trees
         self.parent_root = parent_root
         self.added_by_path: dict[str, tuple[int, int]] = {}
+        self.labelled: dict[str, str] = {}  # path -> new or changed, for `listing` (else unmodified)
 
     @property
     def active(self) -> bool:
@@ -275,6 +295,8 @@ class TreeChanges(Changes):
         self.measured.files += 1
         if added[0]:
             self.added_by_path[path] = (added[0], added[1])
+        if self.listing is not None:  # labelled by `finish`
+            self.listing.append(("", path, node.get("size", 0)))
 
     def finish(self, root_tree: str) -> None:
         m, stats = self.measured, self.stats
@@ -297,6 +319,9 @@ class TreeChanges(Changes):
         stats.files_unmodified = max(0, stats.files_total - new_files - changed)
         m.files = stats.files_total
         m.files_parent += stats.files_unmodified
+        if self.listing is not None:
+            labelled = self.labelled
+            self.listing[:] = [(labelled.get(p, "unmodified"), p, size) for _s, p, size in self.listing]
 
     def _compare(self, path: str, old: dict, new: dict, stack: list) -> tuple[int, int]:
         """One folder's entries against the parent's: (new files, changed files); folders that
@@ -314,11 +339,13 @@ class TreeChanges(Changes):
             elif o is None or o[0] != "file":
                 fresh.append(_Fresh(name, child))
                 new_files += 1
+                self._label(child, "new")
             else:
                 m.parent_extensions.add(_ext(name))
                 same_content = o[3] == e[3]
                 if not (same_content and o[1] == e[1] and o[2] == e[2]):
                     changed += 1
+                    self._label(child, "changed")
                     m.files_parent += 1  # the unmodified ones are added in `finish`
                     if not same_content:
                         m.changed += 1
@@ -338,6 +365,10 @@ class TreeChanges(Changes):
         if fresh:
             self.scanned_pairs(gone, fresh)
         return new_files, changed
+
+    def _label(self, path: str, status: str) -> None:
+        if self.listing is not None:
+            self.labelled[path] = status
 
     def scanned_pairs(self, gone: dict[str, Entry], fresh: list) -> None:
         """Pair new files with gone ones (renames, as in `Changes.scanned`), then count them."""

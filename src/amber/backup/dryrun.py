@@ -102,6 +102,8 @@ def dry_run(
     cache = FilesCache(repo.cache_dir(), norm)
     session = CountingSession(repo.blobs)
     stats = stats or BackupStats()
+    changes = _changes(repo, norm, cache, stats)
+    changes.listing = listing  # each file as the counts see it (backup/changes.py)
     arch = Archiver(
         session,  # type: ignore[arg-type]
         repo.keys,
@@ -111,10 +113,9 @@ def dry_run(
         stats=stats,
         workers=workers,
         processes=processes,
-        changes=_changes(repo, norm, cache, stats),
+        changes=changes,
         exclude_nodump=exclude_nodump,
     )
-    arch.listing = listing
     try:
         arch.save_tree(walk_roots(arch, norm))
     finally:

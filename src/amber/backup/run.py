@@ -103,6 +103,7 @@ def _backup(
     repo.load_index(force=True)
     cache = FilesCache(repo.cache_dir() if use_cache and stdin is None else None, norm)
     changes = _changes(repo, parent if stdin is None else None, cache, stats)
+    changes.listing = listing  # each file as the counts see it (backup/changes.py)
     # a write-only key cannot read the trees back: it notes the packs the snapshot uses as it goes
     repo.blobs.track_packs(not repo.keys.can_read)
     beat = heartbeat(repo, run_id).start()  # keeps this run respected by other hosts' prunes
@@ -121,7 +122,6 @@ def _backup(
                 changes=changes,
                 exclude_nodump=exclude_nodump,
             )
-            arch.listing = listing
             try:
                 if stdin is not None:
                     top, snap_paths = [arch.save_stdin(stdin, stdin_name)], ["/" + stdin_name]

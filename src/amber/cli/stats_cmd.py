@@ -11,7 +11,7 @@ from .progress import human_bytes
 @click.argument("snapshots", nargs=-1)
 @click.option(
     "--mode",
-    type=click.Choice(["restore-size", "files-by-contents", "raw-data"]),
+    type=click.Choice(["restore-size", "files-by-contents", "blobs-per-file", "raw-data"]),
     default="restore-size",
     show_default=True,
     help="what to count",

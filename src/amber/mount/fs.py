@@ -17,6 +17,7 @@ import base64
 import binascii
 import collections
 import errno
+import hashlib
 import os
 import stat as st_
 import threading
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import AmberError
+from ..format.nodemeta import RECORDED_FLAGS
 from ..repo.blobs import BlobStore
 from ..repo.snapshots import Snapshot
 from . import views
@@ -38,6 +40,7 @@ PATHS_KEPT = 8192  # folders looked into, by path: a lookup in one is a dict loo
 LISTINGS_KEPT = 64  # folders being listed, each read in requests of a few dozen entries
 AHEAD_FILES = 64  # files after the one being read whose first bytes are fetched beforehand ...
 AHEAD_BYTES = 8 << 20  # ... up to this many bytes of them
+MAX_NLINK = 0xFFFFFFFF  # FUSE carries st_nlink in 32 bits
 
 _KIND = {
     "file": st_.S_IFREG,
@@ -202,12 +205,17 @@ class Mount:
     def getattr(self, path: str) -> dict:
         kind, what = self.resolve(path)
         if kind == "node":
-            return self.node_attrs(what)
+            attrs = self.node_attrs(what)
+            attrs["st_ino"] = inode_number(path, what)
+            return attrs
         if kind == "link":
-            return self._attrs(st_.S_IFLNK | 0o777, self._views.times.get(""), len(what.target))
-        if kind == "snapshot":
-            return self._attrs(st_.S_IFDIR | 0o555, what.time)
-        return self._attrs(st_.S_IFDIR | 0o555, self._views.times.get(what))
+            attrs = self._attrs(st_.S_IFLNK | 0o777, self._views.times.get(""), len(what.target))
+        elif kind == "snapshot":
+            attrs = self._attrs(st_.S_IFDIR | 0o555, what.time)
+        else:
+            attrs = self._attrs(st_.S_IFDIR | 0o555, self._views.times.get(what))
+        attrs["st_ino"] = inode_number(path)
+        return attrs
 
     def _attrs(self, mode: int, when, size: int = 0) -> dict:
         ns = int(when.timestamp() * 1e9) if when is not None else 0
@@ -232,9 +240,10 @@ class Mount:
         else:
             size = node.get("size", 0) if kind == "file" else 0
         mtime = node.get("mtime_ns", 0)
+        links = node.get("links", 1) if kind == "file" else 1
         return {
             "st_mode": mode,
-            "st_nlink": 1,
+            "st_nlink": min(max(links, 1), MAX_NLINK) if type(links) is int else 1,
             "st_size": size,
             "st_blocks": (size + 511) // 512,
             "st_uid": node.get("uid", 0),
@@ -245,15 +254,16 @@ class Mount:
             "st_rdev": node.get("rdev", 0),
         }
 
-    def readdir(self, path: str) -> list[tuple[str, int]]:
-        """(name, st_mode) of every entry of a folder."""
+    def readdir(self, path: str) -> list[tuple[str, int, int]]:
+        """(name, st_mode, st_ino) of every entry of a folder."""
         kind, what = self.resolve(path)
         if kind == "view":
             self.refresh()
             kind, what = self.resolve(path)
+        at = path.rstrip("/") + "/"
         if kind == "view":
             entries = self._views.folders.get(what, {})
-            return [(name, _view_mode(e)) for name, e in entries.items()]
+            return [(name, _view_mode(e), inode_number(at + name)) for name, e in entries.items()]
         if kind == "snapshot":
             tree = what.tree
         elif kind == "node" and what["type"] == "dir":
@@ -262,7 +272,7 @@ class Mount:
             raise OSError(errno.ENOTDIR, path)
         nodes = self.folder(tree)
         self._remember(path.rstrip("/"), nodes)
-        return [(name, _KIND.get(n["type"], st_.S_IFREG)) for name, n in nodes.items()]
+        return [(name, _KIND.get(n["type"], st_.S_IFREG), inode_number(at + name, n)) for name, n in nodes.items()]
 
     def listing(self, path: str, offset: int = 0) -> list[tuple[str, dict]]:
         """(name, stat fields) of every entry of a folder, '.' and '..' first: what getattr
@@ -280,7 +290,7 @@ class Mount:
         kind, what = self.resolve(path)
         if kind == "view":
             base = path.rstrip("/")
-            out += [(name, self.getattr(f"{base}/{name}")) for name, _mode in self.readdir(path)]
+            out += [(name, self.getattr(f"{base}/{name}")) for name, _mode, _ino in self.readdir(path)]
         else:
             if kind == "snapshot":
                 tree = what.tree
@@ -290,7 +300,11 @@ class Mount:
                 raise OSError(errno.ENOTDIR, path)
             nodes = self.folder(tree)
             self._remember(path.rstrip("/"), nodes)
-            out += [(name, self.node_attrs(n)) for name, n in nodes.items()]
+            at = path.rstrip("/") + "/"
+            for name, n in nodes.items():
+                attrs = self.node_attrs(n)
+                attrs["st_ino"] = inode_number(at + name, n)
+                out.append((name, attrs))
         with self._folders_mu:
             self._listings[path] = out
             while len(self._listings) > LISTINGS_KEPT:
@@ -384,6 +398,13 @@ class Mount:
             budget -= node.get("size", 0)
         mark[0] = j
 
+    def flags(self, path: str) -> int:
+        """The inode flags (`lsattr`'s) the tree recorded for the entry at `path`; 0 for the
+        folders above the snapshots and for what recorded none."""
+        kind, node = self.resolve(path)
+        value = node.get("flags", 0) if kind == "node" else 0
+        return value & RECORDED_FLAGS if type(value) is int else 0
+
     def listxattr(self, path: str) -> list[str]:
         kind, node = self.resolve(path)
         return list(xattrs(node)) if kind == "node" else []
@@ -394,6 +415,22 @@ class Mount:
         if value is None:
             raise OSError(errno.ENODATA, name)
         return value
+
+
+def inode_number(path: str, node: dict | None = None) -> int:
+    """A stable inode number for a path of the mount (the mount's root is 1). A file the tree
+    records as hard linked gets the number of its (device, inode, ctime, content) instead, so
+    its paths in a snapshot share it, as they shared an inode when backed up, and `cp -a`,
+    `tar` or `du` see one file; the same linked file unchanged in other snapshots shares it
+    too, which is as true. Other numbers are 63-bit hashes of the path: distinct in practice."""
+    if path == "/":
+        return 1
+    if node is not None and node.get("type") == "file" and node.get("links", 1) != 1 and "inode" in node:
+        key = f"{node.get('device')}:{node['inode']}:{node.get('ctime_ns')}:{node.get('sha256')}"
+    else:
+        key = "/" + path
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") >> 1) | 2  # never 0 (no inode) or 1 (the root)
 
 
 def _view_mode(entry: views.Entry) -> int:

@@ -18,6 +18,7 @@ request per file, its read, instead of a lookup, a readlink and a read.
 
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import errno
 import functools
@@ -25,12 +26,15 @@ import os
 from collections.abc import Callable
 
 from ..errors import AmberError
-from .fs import CACHE_SECONDS, Mount
+from .fs import CACHE_SECONDS, Mount, inode_number
 
 DEV_FUSE = "/dev/fuse"
+# lsattr's ioctl, _IOR('f', 1, long) and its 32-bit form; the kernel moves an int (4 bytes) for both
+GETFLAGS = (0x80086601, 0x80046601)
 
 # libfuse 3 (fuse_common.h, fuse.h): what the kernel is asked for at init, and readdir's flags
 CAP_READDIRPLUS_AUTO = 1 << 14  # the kernel's heuristic of when to ask for attributes with a listing
+CAP_IOCTL_DIR = 1 << 11  # ioctls on folders too (libfuse 2 and 3)
 CAP_CACHE_SYMLINKS = 1 << 23  # the kernel keeps a symlink's target (`latest` is read once, not per path)
 READDIR_PLUS = 1  # a listing asked with every entry's attributes ...
 FILL_DIR_PLUS = 2  # ... and an entry given with them
@@ -104,6 +108,7 @@ def serve(
         "attr_timeout": CACHE_SECONDS,
         "fsname": "amber",
         "subtype": "amber",
+        "use_ino": True,  # st_ino as the mount gives it: hard links share one (fs.py inode_number)
     }
     if allow_other:
         options["allow_other"] = True
@@ -146,6 +151,8 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
             if conn is not None and fuse.fuse_version_major == 3:
                 conn.want |= conn.capable & CAP_CACHE_SYMLINKS
                 conn.want &= ~CAP_READDIRPLUS_AUTO  # every listing brings its entries' attributes
+            if conn is not None:
+                conn.want |= conn.capable & CAP_IOCTL_DIR  # lsattr -d of a folder reaches `ioctl`
             Operations.started = True
             on_ready()
 
@@ -155,7 +162,11 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
 
         @answer
         def readdir(self, path, fh):
-            return [(".", 0o040000, 0), ("..", 0o040000, 0)] + [(n, m, 0) for n, m in mount.readdir(path)]
+            up = os.path.dirname(path.rstrip("/")) or "/"
+            return [
+                (".", {"st_mode": 0o040000, "st_ino": inode_number(path)}, 0),
+                ("..", {"st_mode": 0o040000, "st_ino": inode_number(up)}, 0),
+            ] + [(n, {"st_mode": m, "st_ino": i}, 0) for n, m, i in mount.readdir(path)]
 
         @answer
         def listing(self, path, offset):
@@ -168,6 +179,13 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
         @answer
         def read(self, path, size, offset, fh):
             return mount.read(path, size, offset)
+
+        @answer
+        def ioctl(self, path, cmd, arg, fh, flags, data):
+            if (cmd & 0xFFFFFFFF) not in GETFLAGS or not data:
+                raise OSError(errno.ENOTTY, path)
+            ctypes.memmove(data, ctypes.byref(ctypes.c_uint32(mount.flags(path))), 4)
+            return 0
 
         @answer
         def listxattr(self, path):
@@ -201,7 +219,7 @@ def _fuse_class(fuse):
                 if plus:
                     fuse.set_st_attrs(st, attrs, use_ns=True)
                 else:
-                    st.st_mode = attrs["st_mode"]
+                    st.st_mode, st.st_ino = attrs["st_mode"], attrs.get("st_ino", 0)
                 if not st.st_ino:  # libfuse numbers what it looks up; an entry numbered 0 is not listed
                     st.st_ino = UNKNOWN_INO
                 if filler(buf, name.encode(self.encoding, self.errors), st, at + 1, FILL_DIR_PLUS if plus else 0):
