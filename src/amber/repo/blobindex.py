@@ -34,6 +34,8 @@ from array import array
 from collections.abc import Container, Iterator, Mapping
 from typing import NamedTuple
 
+from ..errors import AmberError
+
 _REC = struct.Struct("<32sIBBIII")  # id, pack number, type, compression, offset, length, raw length
 _PACK_NO = struct.Struct("<I")
 _ID_PACK = struct.Struct("<32sI14x")  # the id and pack number of a record
@@ -322,6 +324,14 @@ def memory_budget() -> int:
         return 4 << 30
 
 
+def _no_room(e: OSError, where: str) -> AmberError:
+    return AmberError(
+        f"the blob index outgrew its memory budget ({memory_budget() >> 20} MiB) and could not be moved "
+        f"to disk in {where}: {e.strerror or e} (free space there, set XDG_CACHE_HOME to a folder with "
+        "room, or raise AMBER_INDEX_MEMORY, in MiB)"
+    )
+
+
 def spill_dir() -> str:
     """Where spilled records go: the cache folder (on disk, unlike a /tmp that may be memory)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -341,14 +351,20 @@ class _Spilled(mmap.mmap):
 
     @classmethod
     def of(cls, recs, capacity: int) -> "_Spilled":
-        fd, path = tempfile.mkstemp(dir=spill_dir(), prefix="index-")
+        where = spill_dir()
+        try:
+            fd, path = tempfile.mkstemp(dir=where, prefix="index-")
+        except OSError as e:
+            raise _no_room(e, where) from None
         os.unlink(path)  # unnamed: its blocks are freed when the process ends, however it ends
         capacity = max(capacity, len(recs), _W) * 5 // 4
         try:
             os.posix_fallocate(fd, 0, capacity)
             out = cls(fd, capacity)
-        except BaseException:
+        except BaseException as e:
             os.close(fd)
+            if isinstance(e, OSError):
+                raise _no_room(e, where) from None
             raise
         out.fd = fd
         weakref.finalize(out, os.close, fd)
@@ -363,7 +379,10 @@ class _Spilled(mmap.mmap):
         end = self.end + len(rec)
         if end > self.size():
             grown = max(end, 2 * self.size())
-            os.posix_fallocate(self.fd, 0, grown)
+            try:
+                os.posix_fallocate(self.fd, 0, grown)
+            except OSError as e:
+                raise _no_room(e, spill_dir()) from None
             self.resize(grown)
         self[self.end : end] = rec
         self.end = end
