@@ -8,12 +8,14 @@ unmount the folder before `serve` returns. A failure of one request is its errno
 (EIO for damage, told through `warn`), never the end of the mount. One thread
 answers every request (Python threads would only take turns with the interpreter
 lock, measured slower); blobs are read ahead beside it (content.py). Files need no
-open or release: the kernel's read names the path (fs.Mount.read).
+open or release: the kernel's read names the path (fs.Mount.read), and the first
+open is answered ENOSYS, after which the kernel sends no OPEN or RELEASE at all.
 
 libfuse 3 is preferred where both are installed: with it the kernel keeps symlink
 targets (`latest` is read once, not at every path through it) and each listing
 carries its entries' attributes (READDIRPLUS), so reading a tree costs about one
-request per file, its read, instead of a lookup, a readlink and a read.
+request per file, its read, instead of a lookup, a readlink, an open, a read and a
+release (strace: 1.2 requests per file of a folder read with cat, from 3.2).
 """
 
 from __future__ import annotations
@@ -175,6 +177,11 @@ def _operations(fuse, mount: Mount, on_ready: Callable[[], None]):
         @answer
         def readlink(self, path):
             return mount.readlink(path)
+
+        def open(self, path, flags):
+            # ENOSYS tells the kernel that files need no open here: it stops sending OPEN and
+            # RELEASE (two round trips per file) and keeps each file's pages across opens
+            raise OSError(errno.ENOSYS, path)
 
         @answer
         def read(self, path, size, offset, fh):
