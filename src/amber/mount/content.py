@@ -20,9 +20,9 @@ blob wait for the one read of it.
 from __future__ import annotations
 
 import collections
+import queue
 import threading
 from bisect import bisect_right
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from ..errors import AmberError, IntegrityError, NotFound, StorageError
@@ -77,12 +77,28 @@ class BlobCache:
         self._mu = threading.Lock()
         self._blobs: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._size = 0
-        self._pending: dict[bytes, Future] = {}
-        self._pool = ThreadPoolExecutor(FETCHERS, thread_name_prefix="amber-read-ahead")
+        self._pending: dict[bytes, Pending] = {}
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._closing = False
+        self._fetchers = [
+            threading.Thread(target=self._fetching, name=f"amber-read-ahead-{n}", daemon=True) for n in range(FETCHERS)
+        ]
+        for t in self._fetchers:
+            t.start()
         self._windows: collections.OrderedDict[tuple[bytes, int], bytes] = collections.OrderedDict()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._closing = True  # what is still queued is dropped: nobody reads any more
+        for _ in self._fetchers:
+            self._jobs.put(None)
+        for t in self._fetchers:
+            t.join()
+
+    def _fetching(self) -> None:
+        """A background fetcher: runs queued by read-ahead, one after the other, until None."""
+        while (job := self._jobs.get()) is not None:
+            if not self._closing:
+                self._fetch(*job)
 
     def read(self, f: OpenFile, size: int, offset: int) -> bytes:
         """Up to `size` bytes of the file from `offset` (fewer only at its end)."""
@@ -114,7 +130,7 @@ class BlobCache:
                     fut = run[0][2]
             ahead = self._claim_ahead(f, i)
         for r in ahead:
-            self._pool.submit(self._fetch, r, f.what)
+            self._jobs.put((r, f.what))
         if run:
             self._fetch(run, f.what)
         if fut is not None:
@@ -137,7 +153,7 @@ class BlobCache:
                 break
             if any(b == bid for b, _e, _f in run):
                 break
-            fut: Future = Future()
+            fut = Pending()
             self._pending[bid] = fut
             run.append((bid, e, fut))
             span += e.length
@@ -168,7 +184,7 @@ class BlobCache:
         with self._mu:
             runs = self._claim_from(f, 0, READ_AHEAD)
         for r in runs:
-            self._pool.submit(self._fetch, r, f.what)
+            self._jobs.put((r, f.what))
 
     def _fetch(self, run: list, what: str) -> None:
         """Read a run of blobs with one ranged read and open each; settle their futures."""
@@ -226,6 +242,34 @@ class BlobCache:
         while self._size > self.limit and len(self._blobs) > 1:
             _old, dropped = self._blobs.popitem(last=False)
             self._size -= len(dropped)
+
+
+class Pending:
+    """A blob being read: its readers wait in `result` until the fetcher settles it. (A lock
+    held until then: far cheaper than a Future, and one is made for every blob read.)"""
+
+    __slots__ = ("_unsettled", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._unsettled = threading.Lock()
+        self._unsettled.acquire()
+        self._value: bytes = b""
+        self._error: BaseException | None = None
+
+    def set_result(self, value: bytes) -> None:
+        self._value = value
+        self._unsettled.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._unsettled.release()
+
+    def result(self) -> bytes:
+        with self._unsettled:  # each waiter passes once it is released
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _unreadable(err: BaseException, what: str) -> AmberError:

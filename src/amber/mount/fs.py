@@ -91,7 +91,7 @@ class Mount:
         self._folder_nodes = 0
         self._paths: dict[str, dict[str, dict]] = {}  # folder path -> its nodes by name
         self._folders_mu = threading.Lock()
-        self._orders: collections.OrderedDict[str, tuple] = collections.OrderedDict()
+        self._orders: collections.OrderedDict[str, _Order] = collections.OrderedDict()
         self._listings: collections.OrderedDict[str, list[tuple[str, dict]]] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, OpenFile] = collections.OrderedDict()
         self._files_mu = threading.Lock()
@@ -371,18 +371,18 @@ class Mount:
             return
         with self._folders_mu:
             order = self._orders.get(parent)
-            if order is None or order[0] is not nodes:
-                names = list(nodes)
-                order = self._orders[parent] = (nodes, names, {n: i for i, n in enumerate(names)}, [0])
+            if order is None or order.nodes is not nodes:
+                order = self._orders[parent] = _Order(nodes)
                 while len(self._orders) > LISTINGS_KEPT:
                     self._orders.popitem(last=False)
-        _nodes, names, position, mark = order
-        at = position.get(name)
+        at = order.position.get(name)
         if at is None:
             return
-        j = mark[0] if at < mark[0] <= at + AHEAD_FILES else at + 1
-        budget = AHEAD_BYTES - sum(nodes[n].get("size", 0) for n in names[at + 1 : j])
-        while j < len(names) and j <= at + AHEAD_FILES and budget > 0:
+        names, ends = order.names, order.ends
+        j = order.mark if at < order.mark <= at + AHEAD_FILES else at + 1
+        last = min(len(names), at + AHEAD_FILES + 1)
+        budget = AHEAD_BYTES - (ends[j] - ends[at + 1])  # what is being fetched already counts
+        while j < last and budget > 0:
             node = nodes[names[j]]
             j += 1
             if node["type"] != "file" or not node.get("content"):
@@ -395,8 +395,8 @@ class Mount:
                     self.cache.prefetch(self._open(there, node))
                 except OSError:  # told when it is read
                     pass
-            budget -= node.get("size", 0)
-        mark[0] = j
+            budget -= ends[j] - ends[j - 1]
+        order.mark = j
 
     def flags(self, path: str) -> int:
         """The inode flags (`lsattr`'s) the tree recorded for the entry at `path`; 0 for the
@@ -431,6 +431,27 @@ def inode_number(path: str, node: dict | None = None) -> int:
         key = "/" + path
     digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return (int.from_bytes(digest, "little") >> 1) | 2  # never 0 (no inode) or 1 (the root)
+
+
+class _Order:
+    """A folder's names in the order the snapshot lists them (the order `ls -f`, `find`, `cp`
+    and `tar` go through them), each name's place, where each file ends counting the sizes
+    of those before it, and how far read-ahead has gone (Mount._read_ahead)."""
+
+    __slots__ = ("nodes", "names", "position", "ends", "mark")
+
+    def __init__(self, nodes: dict[str, dict]) -> None:
+        self.nodes = nodes
+        self.names = list(nodes)
+        self.position = {n: i for i, n in enumerate(self.names)}
+        ends, total = [0], 0
+        for n in self.names:
+            node = nodes[n]
+            size = node.get("size", 0) if node.get("type") == "file" else 0
+            total += size if type(size) is int else 0
+            ends.append(total)
+        self.ends = ends
+        self.mark = 0
 
 
 def _view_mode(entry: views.Entry) -> int:
