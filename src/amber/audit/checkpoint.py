@@ -87,8 +87,12 @@ class Signer:
 
     def sign(self, cp: Checkpoint) -> bytes:
         body = cp.body()
+        return self.note(body, self._key.sign(body))
+
+    def note(self, body: bytes, signature: bytes) -> bytes:
+        """The note of `body` with `signature`, this key's Ed25519 signature of it."""
         start, khash = self._line
-        return body + b"\n" + start + base64.b64encode(khash + self._key.sign(body)) + b"\n"
+        return body + b"\n" + start + base64.b64encode(khash + signature) + b"\n"
 
 
 def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:

@@ -37,7 +37,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, TypeVar
 
@@ -64,6 +64,7 @@ from ..storage.base import ObjectInfo, Retention, Storage
 from . import authors as authorship
 from . import checkpoint as cpfmt
 from . import merkle, tiledverify
+from . import notes as notepool
 from . import summary as summ
 from . import tiles as tl
 from . import timestamps as stamps
@@ -954,6 +955,10 @@ class AuditLog:
     def note(self, size: int, root: bytes) -> bytes:
         """The checkpoint this log's key signs for `size` and `root` (deterministic: Ed25519)."""
         return self._signer.sign(cpfmt.Checkpoint(self.origin, size, root))
+
+    def notes(self, wanted: list[cpfmt.Checkpoint]) -> Generator[bytes, None, None]:
+        """The note this log's key signs for each of `wanted`, in order (signed ahead, notes.py)."""
+        return notepool.ahead(self._signer, self.signing, wanted)
 
     def classify_checkpoint(self, info: ObjectInfo):
         return self._classify_checkpoint(info)

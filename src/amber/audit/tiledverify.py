@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -51,6 +51,8 @@ class Log(Protocol):
     def foreign(self, key: str, problem: str, size: int) -> Foreign: ...
 
     def note(self, size: int, root: bytes) -> bytes: ...
+
+    def notes(self, wanted: list[cpfmt.Checkpoint]) -> Generator[bytes, None, None]: ...
 
     def classify_checkpoint(self, info: ObjectInfo) -> cpfmt.Checkpoint | Foreign | None: ...
 
@@ -182,12 +184,18 @@ def everything(log: Log, store: TiledStore, head: Head, legacy: list[ObjectInfo]
     roots = _roots(leaves, {s for s in sizes if s is not None})
     if complete and n and roots[n] != head.root:
         found.errors.append(f"{head.key}: its frontier does not match the log's entries")
-    expected = Expected(raws, levels, roots)
-    for info, place in objects:
-        _check_object(log, store, info, place, expected, n, found)
-    if complete:
-        _missing_tiles(levels, {i.key for i, _place in objects}, found)
-    _check_checkpoints(log, store, cps, roots, n, found)
+    # the notes to compare the checkpoints with are signed meanwhile (notes.py)
+    fits = [s if s is not None and s in roots and i.size <= cpfmt.MAX_NOTE else None for i, s in cps]
+    made = log.notes([cpfmt.Checkpoint(log.origin, s, roots[s]) for s in fits if s is not None])
+    try:
+        expected = Expected(raws, levels, roots)
+        for info, place in objects:
+            _check_object(log, store, info, place, expected, n, found)
+        if complete:
+            _missing_tiles(levels, {i.key for i, _place in objects}, found)
+        _check_checkpoints(log, store, cps, fits, made, roots, n, found)
+    finally:
+        made.close()
     _check_legacy(log, legacy, leaves, found)
     for info in others:
         if not info.key.startswith((layout.LOG_CHECKPOINTS, t.TILE)):
@@ -292,16 +300,25 @@ def _missing_tiles(levels: list[list[bytes]], present: set[str], found: Found) -
 
 
 def _check_checkpoints(
-    log: Log, store: TiledStore, cps: list[tuple[ObjectInfo, int | None]], roots: dict[int, bytes], n: int, found: Found
+    log: Log,
+    store: TiledStore,
+    cps: list[tuple[ObjectInfo, int | None]],
+    fits: list[int | None],
+    made: Iterator[bytes],
+    roots: dict[int, bytes],
+    n: int,
+    found: Found,
 ) -> None:
     """Every stored checkpoint (with the size its name says) against the root of its size.
     Ed25519 signatures are deterministic, so a note byte for byte equal to the one this log's
     key signs for that size and root is this log's, and needs no verification (signing costs
-    a third of verifying)."""
-    for info, size in cps:
-        if size is not None and size in roots and info.size <= cpfmt.MAX_NOTE:
+    a third of verifying). `made` yields that note for each checkpoint that `fits` gives a
+    size (its name's, within the log, its length a note's), in order."""
+    for (info, _size), fit in zip(cps, fits, strict=True):
+        if fit is not None:
+            want = next(made)
             note = store._get(info.key)
-            if note is not None and note == log.note(size, roots[size]):
+            if note is not None and note == want:
                 found.checkpoints += 1
                 continue
         got = log.classify_checkpoint(info)
