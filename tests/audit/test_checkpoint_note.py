@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import multiprocessing
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -264,13 +265,19 @@ def test_notes_signed_ahead_are_the_notes_signed_one_by_one(after):
     wanted = _wanted(notes.BATCH + 5)
     got = list(notes.ahead(signer, key, wanted, after=after))
     assert got == [cpfmt.sign(cp, "amber/notes", key) for cp in wanted]
+    assert not multiprocessing.active_children()  # the worker ended with the last note
     assert cpfmt.verify(got[-1], "amber/notes", cpfmt.public_bytes(key)).size == len(wanted)
 
 
-def test_notes_signed_ahead_can_be_left_early():
+@pytest.mark.parametrize("taken", [0, 1])
+def test_notes_signed_ahead_can_be_left_early(taken):
+    """Closed after `taken` notes (none: a verify that failed before its checkpoints), the
+    worker is ended, not left behind."""
     key = Ed25519PrivateKey.generate()
     signer = cpfmt.Signer("amber/notes", key)
     wanted = _wanted(3 * notes.BATCH)
     made = notes.ahead(signer, key, wanted, after=0)
-    assert next(made) == cpfmt.sign(wanted[0], "amber/notes", key)
-    made.close()  # the worker is ended, not left behind
+    assert multiprocessing.active_children()
+    assert [next(made) for _ in range(taken)] == [cpfmt.sign(cp, "amber/notes", key) for cp in wanted[:taken]]
+    made.close()
+    assert not multiprocessing.active_children()

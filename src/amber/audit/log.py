@@ -37,7 +37,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, TypeVar
 
@@ -956,7 +956,7 @@ class AuditLog:
         """The checkpoint this log's key signs for `size` and `root` (deterministic: Ed25519)."""
         return self._signer.sign(cpfmt.Checkpoint(self.origin, size, root))
 
-    def notes(self, wanted: list[cpfmt.Checkpoint]) -> Generator[bytes, None, None]:
+    def notes(self, wanted: list[cpfmt.Checkpoint]) -> notepool.Notes:
         """The note this log's key signs for each of `wanted`, in order (signed ahead, notes.py)."""
         return notepool.ahead(self._signer, self.signing, wanted)
 

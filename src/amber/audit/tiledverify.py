@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +29,7 @@ from . import checkpoint as cpfmt
 from . import merkle
 from . import tiles as t
 from .entry import parse_entry
+from .notes import Notes
 from .tiled import Head, TiledStore
 
 
@@ -52,7 +53,7 @@ class Log(Protocol):
 
     def note(self, size: int, root: bytes) -> bytes: ...
 
-    def notes(self, wanted: list[cpfmt.Checkpoint]) -> Generator[bytes, None, None]: ...
+    def notes(self, wanted: list[cpfmt.Checkpoint]) -> Notes: ...
 
     def classify_checkpoint(self, info: ObjectInfo) -> cpfmt.Checkpoint | Foreign | None: ...
 
