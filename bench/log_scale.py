@@ -18,7 +18,8 @@ Then, on that repository:
   integrity: consistency proof and the new entries), and `Repository.verify_audit_log()`
   (what `amber audit verify` runs: that, then the checks of every event's meaning, from the
   fold of every event the client kept when it verified 1,000 events ago, and with none kept);
-- full verify (`AuditLog.verify(full=True)`, every object under log/): events/s;
+- full verify (`AuditLog.verify(full=True)`, every object under log/): events/s
+  (`--only-full` builds the logs and measures this alone: wall and CPU time, best of three);
 - `amber backup` of an unchanged small tree (the CLI, median of 3) on this repository and
   on one with an empty log; and the same backup in-process (median of 5), which leaves
   out the interpreter's start.
@@ -195,12 +196,38 @@ def verify_since(path: str, back: int = 1000) -> tuple[float, int, float, float]
 
 def full_verify(path: str) -> tuple[float, float]:
     """(s, events/s) of AuditLog.verify(full=True)."""
+    took, _cpu, size, _worker = full_verify_times(path)
+    return took, size / took
+
+
+def full_verify_times(path: str) -> tuple[float, float, int, float]:
+    """(wall s, CPU s of this process, events, CPU s of the worker that signs the notes it
+    compares the checkpoints with) of AuditLog.verify(full=True)."""
     repo = Repository.open(path, PASSWORD)
-    t0 = time.perf_counter()
+    t0, c0, k0 = time.perf_counter(), time.process_time(), os.times()
     rep = repo.audit.verify(full=True, remember=False)
-    took = time.perf_counter() - t0
+    took, cpu, k1 = time.perf_counter() - t0, time.process_time() - c0, os.times()
     assert rep.ok, rep.errors[:3]
-    return took, rep.size / took
+    return took, cpu, rep.size, k1.children_user + k1.children_system - k0.children_user - k0.children_system
+
+
+def only_full(sizes: list[int], base: Path, keep: bool) -> None:
+    """Grow each log and time its full verify alone (best of three: the machine may be shared)."""
+    print("| events | build (s) | full verify: wall s (events/s) | CPU s (events/s) | its worker's CPU s |")
+    print("|---|---|---|---|---|")
+    for n in sizes:
+        path = str(base / f"log-{n}")
+        if not (keep and os.path.isdir(path)):
+            Repository.init(path, PASSWORD, kdf_n=KDF_N)
+        build = grow(path, n)
+        runs = [full_verify_times(path) for _ in range(3)]
+        took, cpu, worker = min(r[0] for r in runs), min(r[1] for r in runs), min(r[3] for r in runs)
+        print(
+            f"| {n:,} | {build:.0f} | {took:.1f} ({n / took:,.0f}) | {cpu:.1f} ({n / cpu:,.0f}) | {worker:.1f} |",
+            flush=True,
+        )
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def cli_backup(path: str, src: Path, home: Path) -> float:
@@ -284,10 +311,14 @@ def main() -> None:
     ap.add_argument("--full-max", type=int, default=10**6, help="run the full verify only up to this many events")
     ap.add_argument("--keep", action="store_true", help="keep each log built (in --dir), and grow a kept one on")
     ap.add_argument("--s3", type=int, default=0, help="also count requests on S3 (moto) with a log of this many events")
+    ap.add_argument("--only-full", action="store_true", help="build each log and time its full verify only")
     a = ap.parse_args()
     base = Path(a.dir or tempfile.mkdtemp(prefix="logbench-"))
     os.environ["XDG_STATE_HOME"] = str(base / "state")
     os.environ["XDG_CACHE_HOME"] = str(base / "cache")
+    if a.only_full:
+        only_full(a.events, base, a.keep)
+        return
     src = small_tree(base)
     empty = str(base / "empty")
     Repository.init(empty, PASSWORD, kdf_n=KDF_N)

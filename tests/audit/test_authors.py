@@ -195,6 +195,27 @@ def test_unsigned_forged_unknown_replayed_and_removed_authors_are_named():
     assert problems[4].startswith("event 8 ") and "removed by event 7" in problems[4]
 
 
+def test_the_honoured_events_of_some_kinds_are_judged_as_by_the_whole_fold():
+    """`honoured(..., kinds)` judges only those kinds and the events that change who may write
+    (what a full verify does to find the `foreign` marks): the same verdicts as the whole fold."""
+    log = Log()
+    log.add("foreign", None, objects=[{"key": "log/x"}], reason="before format 2: counts")  # 0
+    log.format2()  # 1, 2
+    log.add("foreign", log.admin, objects=[{"key": "log/y"}], reason="by the admin")  # 3
+    log.add("foreign", log.backup, objects=[{"key": "log/z"}], reason="a backup key may not")  # 4
+    forged = log.add("foreign", log.admin, objects=[{"key": "log/w"}], reason="x")  # 5
+    forged["details"]["reason"] = "changed after signing"
+    log.add("snapshot", log.backup, SID, tree="b" * 64, content_root="c" * 64)  # 6
+    other = _key()
+    log.add("key-add", log.admin, key="o" * 64, role="backup", author_key=authors.public_key(other))  # 7
+    log.add("foreign", other, objects=[{"key": "log/v"}], reason="registered, but not for this")  # 8
+    log.add("key-add", log.backup, key="p" * 64, role="backup", author_key=authors.public_key(_key()))  # 9
+    log.add("foreign", log.admin, objects=[{"key": "log/u"}], reason="after all that")  # 10
+    whole = [ev["seq"] for ev, _raw in authors.honoured(log.entries, ORIGIN) if ev["type"] == "foreign"]
+    some = [ev["seq"] for ev, _raw in authors.honoured(log.entries, ORIGIN, frozenset({"foreign"}))]
+    assert some == whole == [0, 3, 10]
+
+
 def test_a_backup_key_cannot_claim_the_admin_keys_name():
     log = Log().format2()
     ev = {"v": 1, "seq": 2, "time": to_iso(FakeClock().now()), "type": "release", "snapshot": SID, "details": {}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import multiprocessing
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -12,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from amber.audit import checkpoint as cpfmt
-from amber.audit import merkle
+from amber.audit import merkle, notes
 
 # -- golden values -----------------------------------------------------------------------
 # Computed once with nothing but hashlib, base64 and `cryptography`, following the format in
@@ -249,3 +250,34 @@ def test_every_changed_byte_of_a_verifier_key_is_refused():
     for cut in range(1, len(GOLDEN_VKEY)):
         with pytest.raises(cpfmt.CheckpointError):
             cpfmt.parse_verifier_key(GOLDEN_VKEY[:cut])
+
+
+def _wanted(count: int) -> list[cpfmt.Checkpoint]:
+    return [cpfmt.Checkpoint("amber/notes", n, hashlib.sha256(b"%d" % n).digest()) for n in range(1, count + 1)]
+
+
+@pytest.mark.parametrize("after", [0, 10**9], ids=["on a worker process", "here"])
+def test_notes_signed_ahead_are_the_notes_signed_one_by_one(after):
+    """A full verify compares every stored checkpoint with the note signed for its size and
+    root; signed ahead on a worker (more than one batch) or here, they are the same bytes."""
+    key = Ed25519PrivateKey.generate()
+    signer = cpfmt.Signer("amber/notes", key)
+    wanted = _wanted(notes.BATCH + 5)
+    got = list(notes.ahead(signer, key, wanted, after=after))
+    assert got == [cpfmt.sign(cp, "amber/notes", key) for cp in wanted]
+    assert not multiprocessing.active_children()  # the worker ended with the last note
+    assert cpfmt.verify(got[-1], "amber/notes", cpfmt.public_bytes(key)).size == len(wanted)
+
+
+@pytest.mark.parametrize("taken", [0, 1])
+def test_notes_signed_ahead_can_be_left_early(taken):
+    """Closed after `taken` notes (none: a verify that failed before its checkpoints), the
+    worker is ended, not left behind."""
+    key = Ed25519PrivateKey.generate()
+    signer = cpfmt.Signer("amber/notes", key)
+    wanted = _wanted(3 * notes.BATCH)
+    made = notes.ahead(signer, key, wanted, after=0)
+    assert multiprocessing.active_children()
+    assert [next(made) for _ in range(taken)] == [cpfmt.sign(cp, "amber/notes", key) for cp in wanted[:taken]]
+    made.close()
+    assert not multiprocessing.active_children()

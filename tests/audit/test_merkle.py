@@ -92,3 +92,12 @@ def test_generated_proofs_verify(entries, data):
     if m < n:
         with pytest.raises(merkle.ProofError):
             merkle.verify_consistency(m, n, merkle.root(leaves[:m]), merkle.root(leaves[:-1] + [b"\x00" * 32]), proof)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 40), st.sampled_from([1, 2, 4, 8]))
+def test_tile_roots_are_the_roots_of_each_complete_group(n, width):
+    leaves = merkle.leaf_hashes([bytes([i]) for i in range(n)])
+    assert leaves == [merkle.leaf_hash(bytes([i])) for i in range(n)]
+    want = [merkle.root(leaves[k : k + width]) for k in range(0, n - width + 1, width)]
+    assert merkle.tile_roots(leaves, width) == want

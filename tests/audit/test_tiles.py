@@ -307,6 +307,52 @@ def test_junk_at_the_next_tile_width_never_stops_appends(repo, repo_path):
     assert any(key in e for e in rep.errors), rep.errors
 
 
+def _superseded(repo, change: str) -> tuple[str, bytes]:
+    """(key, sealed bytes) of a block no longer part of the log's current tiles (the bundle or
+    level-0 block of width 6 in a log of 9 events), made authentic but `change`d."""
+    store = repo.audit.store()
+    raws = [raw for _ev, raw in repo.audit.entries()]
+    frontier = store.frontier(6)
+    if change.startswith("tile"):
+        place = t.tile_block(0, 6)
+        hashes = merkle.leaf_hashes(raws[4:6])
+        plain = t.encode_tile(place, hashes[::-1] if change == "tile hashes" else hashes)
+        return place.key(), repo.audit.sealer.seal(KIND_LOG_TILE, plain + (b"x" if change == "tile length" else b""))
+    place = t.bundle_of(6)
+    entries = raws[4:6]
+    if change == "entries":
+        entries = [raws[4], raws[4]]
+    elif change == "frontier":
+        frontier = store.frontier(5)
+    plain = t.encode_bundle(place, frontier, entries) + (b"junk" if change == "trailing bytes" else b"")
+    return place.key(), repo.audit.sealer.seal(KIND_LOG_BUNDLE, plain)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("entries", "its entries are not the log's"),
+        ("frontier", "its frontier is not the log's"),
+        ("trailing bytes", "foreign object"),
+        ("tile hashes", "do not match its entries"),
+        ("tile length", "foreign object"),
+        ("none", None),
+    ],
+)
+def test_every_superseded_block_is_compared_with_the_log(repo, repo_path, change, said):
+    """A full verify reads the blocks the current tiles no longer use as well: an authentic one
+    that says something else than the log is an error, one that does not decode is foreign."""
+    grow(repo, 8)  # size 9: the blocks of width 6 are superseded by those of width 8
+    key, sealed = _superseded(repo, change)
+    os.unlink(Path(repo_path, key))
+    plant(repo_path, key, sealed)
+    rep = open_repo(repo_path).audit.verify(full=True)
+    if said is None:
+        assert rep.ok, rep.errors
+    else:
+        assert any(key in e and said in e for e in rep.errors), rep.errors
+
+
 def test_a_bundle_sealed_for_another_place_is_foreign(repo, repo_path):
     grow(repo, 2)  # size 3
     first = t.bundle_of(1)

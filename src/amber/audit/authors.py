@@ -40,6 +40,7 @@ PINNING = ("init", "upgrade")  # the events that may start format 2 and pin the 
 # holds, its checks, the anomaly alarms its backups raise, and tags added
 BACKUP_EVENTS = frozenset({"snapshot", "copy", "lock", "hold", "check", "anomaly", "tag"})
 REMOVING = ("key-remove", "key-revoke")
+FOLDING = frozenset({*PINNING, "key-add", *REMOVING})  # the only events that change who may write what
 
 
 def b64(raw: bytes) -> str:
@@ -202,10 +203,23 @@ def _what(ev: dict) -> str:
     return f"event {ev.get('seq')} ({ev.get('type')}{about}, {ev.get('time')})"
 
 
-def honoured(entries: Iterable[tuple[dict, bytes]], origin: str) -> list[tuple[dict, bytes]]:
-    """The entries the log honours, in order (the others are `audit verify`'s to report)."""
+def honoured(
+    entries: Iterable[tuple[dict, bytes]], origin: str, kinds: frozenset[str] | None = None
+) -> list[tuple[dict, bytes]]:
+    """The entries the log honours, in order (the others are `audit verify`'s to report).
+    Given `kinds`, only the honoured entries of those types: then only they and the events
+    that change who may write what (`FOLDING`) are judged — no other event changes the fold,
+    so the verdicts are the same, without checking every event's signature."""
     judge = Authors(origin).judge
-    return [(ev, raw) for ev, raw in entries if judge(ev)[0]]
+    if kinds is None:
+        return [(ev, raw) for ev, raw in entries if judge(ev)[0]]
+    judged = FOLDING | kinds
+    return [(ev, raw) for ev, raw in entries if _kind(ev) in judged and judge(ev)[0] and _kind(ev) in kinds]
+
+
+def _kind(ev: dict) -> str:
+    kind = ev.get("type")
+    return kind if isinstance(kind, str) else ""
 
 
 def labels(events: Iterable[dict], origin: str) -> list[str]:

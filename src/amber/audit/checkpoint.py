@@ -72,9 +72,27 @@ def parse_verifier_key(text: str) -> tuple[str, bytes]:
 
 
 def sign(cp: Checkpoint, name: str, key: Ed25519PrivateKey) -> bytes:
-    body = cp.body()
-    sig = key_hash(name, public_bytes(key)) + key.sign(body)
-    return body + b"\n" + f"{DASH} {name} {base64.b64encode(sig).decode()}\n".encode()
+    return Signer(name, key).sign(cp)
+
+
+class Signer:
+    """Signs the checkpoints of one log under one key, its signature line's start made once
+    (a full verify re-makes every stored checkpoint to compare it)."""
+
+    __slots__ = ("_key", "_line")
+
+    def __init__(self, name: str, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self._line = f"{DASH} {name} ".encode(), key_hash(name, public_bytes(key))
+
+    def sign(self, cp: Checkpoint) -> bytes:
+        body = cp.body()
+        return self.note(body, self._key.sign(body))
+
+    def note(self, body: bytes, signature: bytes) -> bytes:
+        """The note of `body` with `signature`, this key's Ed25519 signature of it."""
+        start, khash = self._line
+        return body + b"\n" + start + base64.b64encode(khash + signature) + b"\n"
 
 
 def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]], bytes]:

@@ -64,6 +64,7 @@ from ..storage.base import ObjectInfo, Retention, Storage
 from . import authors as authorship
 from . import checkpoint as cpfmt
 from . import merkle, tiledverify
+from . import notes as notepool
 from . import summary as summ
 from . import tiles as tl
 from . import timestamps as stamps
@@ -180,6 +181,7 @@ class AuditLog:
         self.origin = f"amber/{repository_id}"
         self.signing = signing
         self.public = cpfmt.public_bytes(self.signing)
+        self._signer = cpfmt.Signer(self.origin, self.signing)
         self._tiled = False  # once tiles are found they stay: a tiled log never goes back
         self._events: tuple[int, bytes, list] | None = None  # (size, root, events) as last read
         self._folds: dict[str, EventFold] = {}  # kept folds as this process last brought them up to date
@@ -365,7 +367,9 @@ class AuditLog:
     def _explain(self, found: list[ForeignObject], entries: list, digest: bool) -> list[ForeignObject]:
         """`found`, each with the `foreign` event that marked it as it still is, if any (a mark
         the log does not honour, as by a backup key of format 2, explains nothing)."""
-        marks = foreign_marks(authorship.honoured(entries, self.origin))
+        if not found:
+            return []
+        marks = foreign_marks(authorship.honoured(entries, self.origin, frozenset({"foreign"})))
         marked_keys = {k for k, _sha, _size in marks}
         out = []
         for f in sorted(found, key=lambda f: f.key):
@@ -950,7 +954,11 @@ class AuditLog:
 
     def note(self, size: int, root: bytes) -> bytes:
         """The checkpoint this log's key signs for `size` and `root` (deterministic: Ed25519)."""
-        return cpfmt.sign(cpfmt.Checkpoint(self.origin, size, root), self.origin, self.signing)
+        return self._signer.sign(cpfmt.Checkpoint(self.origin, size, root))
+
+    def notes(self, wanted: list[cpfmt.Checkpoint]) -> notepool.Notes:
+        """The note this log's key signs for each of `wanted`, in order (signed ahead, notes.py)."""
+        return notepool.ahead(self._signer, self.signing, wanted)
 
     def classify_checkpoint(self, info: ObjectInfo):
         return self._classify_checkpoint(info)
@@ -961,11 +969,13 @@ class AuditLog:
         return self.leaves(scan.entries), scan.foreign, scan.errors
 
     def _everything(self, store: TiledStore, head: Head) -> tiledverify.Found:
-        listing = list(self.storage.list(layout.LOG))
-        legacy = [i for i in listing if i.key.startswith(ENTRIES)]
-        tokens = [i for i in listing if i.key.startswith(stamps.PREFIX)]
-        others = [i for i in listing if not i.key.startswith((ENTRIES, stamps.PREFIX))]
-        found = tiledverify.everything(self, store, head, legacy, others)
+        with tiledverify.uncollected():
+            listing = list(self.storage.list(layout.LOG))
+            legacy = [i for i in listing if i.key.startswith(ENTRIES)]
+            tokens = [i for i in listing if i.key.startswith(stamps.PREFIX)]
+            others = [i for i in listing if not i.key.startswith((ENTRIES, stamps.PREFIX))]
+            del listing
+            found = tiledverify.everything(self, store, head, legacy, others)
         self._timestamps(store, head, found, None, tokens)
         return found
 
@@ -1094,7 +1104,9 @@ class AuditLog:
         rep.timestamps = found.timestamps
         rep.checkpoints = found.checkpoints
         if whole:
-            present = {i.key for i in self.storage.list(CHECKPOINTS)}
+            present = found.listed
+            if any(layout.log_checkpoint(size) not in present for size in range(1, head.size + 1)):
+                present = {i.key for i in self.storage.list(CHECKPOINTS)}  # written since, perhaps
             self._checkpoint_warnings(rep, present, head.size)
         else:
             rep.checkpoints += self._head_checkpoint(head, rep)

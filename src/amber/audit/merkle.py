@@ -24,6 +24,25 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def leaf_hashes(entries: list[bytes]) -> list[bytes]:
+    """The leaf hash of each entry (one pass, for a whole log)."""
+    sha = hashlib.sha256
+    return [sha(b"\x00" + e).digest() for e in entries]
+
+
+def tile_roots(hashes: list[bytes], width: int) -> list[bytes]:
+    """The root of each complete group of `width` (a power of two) hashes: the level above
+    them in a tiled tree."""
+    sha = hashlib.sha256
+    out = []
+    for k in range(0, len(hashes) - width + 1, width):
+        level = hashes[k : k + width]
+        while len(level) > 1:
+            level = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        out.append(level[0])
+    return out
+
+
 def _split(n: int) -> int:
     """The largest power of two strictly smaller than n (n >= 2)."""
     k = 1

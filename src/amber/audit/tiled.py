@@ -86,15 +86,17 @@ class TiledStore:
                 self.problems.foreign[key] = f"cannot be read: {e}"
                 return None
 
+    def unseal(self, place: t.Place, data: bytes) -> bytes:
+        """The plaintext of the object stored under `place`'s name (not yet decoded)."""
+        return self.sealer.open(KIND_LOG_BUNDLE if place.level is None else KIND_LOG_TILE, data, place.key())
+
     def open_bundle(self, place: t.Place, data: bytes) -> tuple[list[bytes], list[bytes]]:
-        key = place.key()
-        plain = self.sealer.open(KIND_LOG_BUNDLE, data, key)
-        return t.decode_bundle(plain, t.Place(None, place.index, place.start, place.width), key)
+        plain = self.unseal(place, data)
+        return t.decode_bundle(plain, t.Place(None, place.index, place.start, place.width), place.key())
 
     def open_tile(self, place: t.Place, data: bytes) -> list[bytes]:
-        key = place.key()
-        plain = self.sealer.open(KIND_LOG_TILE, data, key)
-        return t.decode_tile(plain, t.Place(place.level, place.index, place.start, place.width), key)
+        plain = self.unseal(place, data)
+        return t.decode_tile(plain, t.Place(place.level, place.index, place.start, place.width), place.key())
 
     # -- bundles ----------------------------------------------------------------------------
 

@@ -15,6 +15,10 @@ checked against the root of its size.
 
 from __future__ import annotations
 
+import gc
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,6 +29,7 @@ from . import checkpoint as cpfmt
 from . import merkle
 from . import tiles as t
 from .entry import parse_entry
+from .notes import Notes
 from .tiled import Head, TiledStore
 
 
@@ -48,6 +53,8 @@ class Log(Protocol):
 
     def note(self, size: int, root: bytes) -> bytes: ...
 
+    def notes(self, wanted: list[cpfmt.Checkpoint]) -> Notes: ...
+
     def classify_checkpoint(self, info: ObjectInfo) -> cpfmt.Checkpoint | Foreign | None: ...
 
     def legacy_leaves(self, infos: list[ObjectInfo]) -> tuple[list[bytes], list, list[str]]: ...
@@ -62,6 +69,7 @@ class Found:
     errors: list[str] = field(default_factory=list)
     foreign: list = field(default_factory=list)
     checkpoints: int = 0
+    listed: set[str] = field(default_factory=set)  # the checkpoints' keys a full verify listed
     # what appends running meanwhile may explain: objects beyond the head, tiles missing
     beyond: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -72,11 +80,15 @@ class Found:
 def read_events(store: TiledStore, lo: int, size: int, found: Found) -> list[bytes]:
     """Entries [lo, size) checked as events at their positions; stops at the first bad one."""
     raws = store.entries(lo, size, size)
+    add = found.entries.append
     for i, raw in enumerate(raws, lo):
         try:
-            found.entries.append((parse_entry(raw, i, f"{store.entry_key(i, size)} (event {i})"), raw))
-        except IntegrityError as e:
-            found.errors.append(str(e))
+            add((parse_entry(raw, i, ""), raw))
+        except IntegrityError:
+            try:  # again, to say where it is (naming every event would cost more than parsing it)
+                parse_entry(raw, i, f"{store.entry_key(i, size)} (event {i})")
+            except IntegrityError as e:
+                found.errors.append(str(e))
             return raws[: i - lo]
     return raws
 
@@ -129,6 +141,20 @@ def _compare_tiles(store: TiledStore, n: int, m: int, leaves: list[bytes], found
         ]
 
 
+@contextmanager
+def uncollected() -> Iterator[None]:
+    """The cyclic garbage collector paused for a full verify: it holds millions of small
+    objects (listings, entries, hashes) and makes no cycles worth collecting meanwhile, and
+    each collection would walk them all again (at 10^6 events, a good part of the time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def everything(log: Log, store: TiledStore, head: Head, legacy: list[ObjectInfo], others: list[ObjectInfo]) -> Found:
     """Verify the whole tiled log and classify every object under `log/` (`others`: every
     listed object outside `log/entries/` and `log/timestamps/`, which timestamps.py checks)."""
@@ -139,28 +165,38 @@ def everything(log: Log, store: TiledStore, head: Head, legacy: list[ObjectInfo]
     except IntegrityError as e:
         found.errors.append(str(e))
         raws = []
-    leaves = [merkle.leaf_hash(r) for r in raws]
+    leaves = merkle.leaf_hashes(raws)
     levels = [leaves]
     while len(levels[-1]) >= t.WIDTH:
-        lv = levels[-1]
-        levels.append([merkle.root(lv[k * t.WIDTH : (k + 1) * t.WIDTH]) for k in range(len(lv) // t.WIDTH)])
+        levels.append(merkle.tile_roots(levels[-1], t.WIDTH))
     complete = len(raws) == n
-    if complete and n and merkle.root(leaves) != head.root:
-        found.errors.append(f"{head.key}: its frontier does not match the log's entries")
-    cps = [i for i in others if i.key.startswith(layout.LOG_CHECKPOINTS)]
-    sizes = {layout.log_slot(i.key, layout.LOG_CHECKPOINTS) for i in cps}
-    objects = [i for i in others if i.key.startswith(t.TILE)]
-    for info in objects:
-        place = t.parse_key(info.key)
-        if place is not None and place.level is None:
-            sizes.add(place.index * t.WIDTH + place.width)
+    folder = layout.LOG_CHECKPOINTS
+    cps = [(i, layout.log_slot(i.key, folder)) for i in others if i.key.startswith(folder)]
+    found.listed = {i.key for i, _size in cps}
+    sizes = {size for _i, size in cps}
+    objects = []
+    for info in others:
+        if info.key.startswith(t.TILE):
+            place = t.parse_key(info.key)
+            objects.append((info, place))
+            if place is not None and place.level is None:
+                sizes.add(place.index * t.WIDTH + place.width)
+    sizes.add(n)
     roots = _roots(leaves, {s for s in sizes if s is not None})
-    present = {i.key for i in objects}
-    for info in objects:
-        _check_object(log, store, info, raws, levels, roots, n, found)
-    if complete:
-        _missing_tiles(levels, present, found)
-    _check_checkpoints(log, store, cps, roots, n, found)
+    if complete and n and roots[n] != head.root:
+        found.errors.append(f"{head.key}: its frontier does not match the log's entries")
+    # the notes to compare the checkpoints with are signed meanwhile (notes.py)
+    fits = [s if s is not None and s in roots and i.size <= cpfmt.MAX_NOTE else None for i, s in cps]
+    made = log.notes([cpfmt.Checkpoint(log.origin, s, roots[s]) for s in fits if s is not None])
+    try:
+        expected = Expected(raws, levels, roots)
+        for info, place in objects:
+            _check_object(log, store, info, place, expected, n, found)
+        if complete:
+            _missing_tiles(levels, {i.key for i, _place in objects}, found)
+        _check_checkpoints(log, store, cps, fits, made, roots, n, found)
+    finally:
+        made.close()
     _check_legacy(log, legacy, leaves, found)
     for info in others:
         if not info.key.startswith((layout.LOG_CHECKPOINTS, t.TILE)):
@@ -173,37 +209,53 @@ def everything(log: Log, store: TiledStore, head: Head, legacy: list[ObjectInfo]
 
 
 def _roots(leaves: list[bytes], sizes: set[int]) -> dict[int, bytes]:
-    """The root at each of `sizes` (up to the log's length), in one pass over the leaves."""
+    """The root at each of `sizes` (up to the log's length), in one pass over the leaves: the
+    compact range is kept as a stack, and folded into a root only at the sizes asked for."""
     out = {}
     fr: list[bytes] = []
+    sha = hashlib.sha256
     for i, leaf in enumerate(leaves):
-        fr = t.extend(fr, i, leaf)
+        node, size = leaf, i
+        while size & 1:
+            node = sha(b"\x01" + fr.pop() + node).digest()
+            size >>= 1
+        fr.append(node)
         if i + 1 in sizes:
             out[i + 1] = t.frontier_root(fr)
     return out
 
 
+class Expected:
+    """What the blocks the log's entries define must hold: the entries, each level's hashes,
+    the root at each size. A stored block is compared with the bytes these make, and decoded
+    only when it differs (to say how)."""
+
+    def __init__(self, raws: list[bytes], levels: list[list[bytes]], roots: dict[int, bytes]) -> None:
+        self.raws = raws
+        self.levels = levels
+        self.roots = roots
+
+    def entries(self, lo: int, hi: int) -> bytes:
+        """Entries [lo, hi) as a bundle stores them (length || bytes each)."""
+        pack = t.LENGTH.pack
+        return b"".join([pack(len(r)) + r for r in self.raws[lo:hi]])
+
+    def beyond(self, place: t.Place) -> bool:
+        """Whether `place` holds positions the log does not have."""
+        end = place.index * t.WIDTH + place.width
+        if place.level is None:
+            return end > len(self.raws)
+        return place.level >= len(self.levels) or end > len(self.levels[place.level])
+
+
 def _check_object(
-    log: Log,
-    store: TiledStore,
-    info: ObjectInfo,
-    raws: list[bytes],
-    levels: list[list[bytes]],
-    roots: dict[int, bytes],
-    n: int,
-    found: Found,
+    log: Log, store: TiledStore, info: ObjectInfo, place: t.Place | None, expected: Expected, n: int, found: Found
 ) -> None:
     """One object under `log/tile/` against what the log says its name must hold."""
-    place = t.parse_key(info.key)
     if place is None:
         found.foreign.append(log.foreign(info.key, "not a tile or bundle name", info.size))
         return
-    base = place.index * t.WIDTH
-    if place.level is None:
-        beyond = base + place.width > len(raws)
-    else:
-        beyond = place.level >= len(levels) or base + place.width > len(levels[place.level])
-    if beyond:
+    if expected.beyond(place):
         what = f"beyond the log of {n} entries: planted, or written after this verify read the head"
         found.foreign.append(log.foreign(info.key, what, info.size))
         found.beyond.append(info.key)
@@ -211,17 +263,27 @@ def _check_object(
     data = store._get(info.key)
     if data is None:
         return
+    own = place if place.alt == 0 else t.Place(place.level, place.index, place.start, place.width)  # its header's
+    lo, hi = place.index * t.WIDTH + place.start, place.index * t.WIDTH + place.width
     try:
+        plain = store.unseal(place, data)
+        head = t.header(own)
         if place.level is None:
-            frontier, entries = store.open_bundle(place, data)
-            if entries != raws[base + place.start : base + place.width]:
-                found.errors.append(f"{info.key}: authentic, but its entries are not the log's")
-            elif t.frontier_root(frontier) != roots.get(base + place.width):
+            stored = expected.entries(lo, hi)
+            count = plain[len(head)] if len(plain) > len(head) else -1
+            body = len(head) + 1 + t.HASH * count
+            if plain.startswith(head) and len(plain) == body + len(stored) and plain.endswith(stored):
+                frontier = [plain[k : k + t.HASH] for k in range(len(head) + 1, body, t.HASH)]
+            else:
+                frontier, entries = t.decode_bundle(plain, own, info.key)
+                if entries != expected.raws[lo:hi]:
+                    found.errors.append(f"{info.key}: authentic, but its entries are not the log's")
+                    return
+            if t.frontier_root(frontier) != expected.roots.get(hi):
                 found.errors.append(f"{info.key}: authentic, but its frontier is not the log's")
-        else:
-            hashes = store.open_tile(place, data)
-            if hashes != levels[place.level][base + place.start : base + place.width]:
-                found.errors.append(f"{info.key}: its hashes do not match its entries")
+        elif plain != head + b"".join(expected.levels[place.level][lo:hi]):
+            t.decode_tile(plain, own, info.key)  # IntegrityError if it is no block of this place
+            found.errors.append(f"{info.key}: its hashes do not match its entries")
     except IntegrityError as e:
         found.foreign.append(log.foreign(info.key, str(e).removeprefix(info.key + ": "), info.size))
 
@@ -239,16 +301,25 @@ def _missing_tiles(levels: list[list[bytes]], present: set[str], found: Found) -
 
 
 def _check_checkpoints(
-    log: Log, store: TiledStore, cps: list[ObjectInfo], roots: dict[int, bytes], n: int, found: Found
+    log: Log,
+    store: TiledStore,
+    cps: list[tuple[ObjectInfo, int | None]],
+    fits: list[int | None],
+    made: Iterator[bytes],
+    roots: dict[int, bytes],
+    n: int,
+    found: Found,
 ) -> None:
-    """Every stored checkpoint against the root of its size. Ed25519 signatures are
-    deterministic, so a note byte for byte equal to the one this log's key signs for that size
-    and root is this log's, and needs no verification (signing costs a third of verifying)."""
-    for info in cps:
-        size = layout.log_slot(info.key, layout.LOG_CHECKPOINTS)
-        if size is not None and size in roots and info.size <= cpfmt.MAX_NOTE:
+    """Every stored checkpoint (with the size its name says) against the root of its size.
+    Ed25519 signatures are deterministic, so a note byte for byte equal to the one this log's
+    key signs for that size and root is this log's, and needs no verification (signing costs
+    a third of verifying). `made` yields that note for each checkpoint that `fits` gives a
+    size (its name's, within the log, its length a note's), in order."""
+    for (info, _size), fit in zip(cps, fits, strict=True):
+        if fit is not None:
+            want = next(made)
             note = store._get(info.key)
-            if note is not None and note == log.note(size, roots[size]):
+            if note is not None and note == want:
                 found.checkpoints += 1
                 continue
         got = log.classify_checkpoint(info)

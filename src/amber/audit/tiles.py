@@ -24,6 +24,7 @@ first. Appending needs only it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ ALTERNATES = 8  # names a claim may take when junk holds the one before (§7)
 TILE = layout.LOG_TILE
 ENTRIES = layout.LOG_TILE + "entries/"
 _HEADER = struct.Struct(">BQHH")
-_LEN = struct.Struct(">I")
+LENGTH = struct.Struct(">I")  # an entry's length, before its bytes in a bundle
 _KEY = re.compile(
     re.escape(TILE)
     + rf"(entries|[0-{MAX_LEVEL}])/((?:x\d{{3}}/)*)(\d{{3}})(?:\.p/([1-9]\d{{0,2}}))?(?:\.([1-{ALTERNATES - 1}]))?"
@@ -181,7 +182,7 @@ def encode_bundle(place: Place, frontier: list[bytes], entries: list[bytes]) -> 
         raise ValueError("a bundle block holds one entry per position")
     out = [header(place), bytes([len(frontier)]), *frontier]
     for e in entries:
-        out += [_LEN.pack(len(e)), e]
+        out += [LENGTH.pack(len(e)), e]
     return b"".join(out)
 
 
@@ -216,10 +217,10 @@ def decode_bundle(data: bytes, place: Place, key: str) -> tuple[list[bytes], lis
     pos += HASH * count
     entries = []
     for _ in range(place.width - place.start):
-        if len(body) < pos + _LEN.size:
+        if len(body) < pos + LENGTH.size:
             raise IntegrityError(f"{key}: fewer entries than its width")
-        (n,) = _LEN.unpack_from(body, pos)
-        pos += _LEN.size
+        (n,) = LENGTH.unpack_from(body, pos)
+        pos += LENGTH.size
         if n > MAX_EVENT or len(body) < pos + n:
             raise IntegrityError(f"{key}: an entry runs past the end")
         entries.append(bytes(body[pos : pos + n]))
@@ -252,9 +253,10 @@ def frontier_root(frontier: list[bytes]) -> bytes:
     """The RFC 6962 root of a tree given its compact range."""
     if not frontier:
         return merkle.EMPTY_ROOT
+    sha = hashlib.sha256
     node = frontier[-1]
-    for h in reversed(frontier[:-1]):
-        node = merkle.node_hash(h, node)
+    for k in range(len(frontier) - 2, -1, -1):
+        node = sha(b"\x01" + frontier[k] + node).digest()
     return node
 
 

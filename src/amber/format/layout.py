@@ -118,7 +118,7 @@ def log_slot(key: str, folder: str = LOG_ENTRIES) -> int | None:
     """The number a well-formed `log/entries/` (or, given `folder`, `log/checkpoints/`) key
     carries: exactly 12 ASCII digits after the folder; None for any other name."""
     name = key[len(folder) :] if key.startswith(folder) else ""
-    if len(name) != SEQ_DIGITS or not all("0" <= c <= "9" for c in name):
+    if len(name) != SEQ_DIGITS or not (name.isascii() and name.isdigit()):
         return None
     return int(name)
 

@@ -1,4 +1,5 @@
-"""Worker processes for bulk per-file work (backup's small files, restore's small files).
+"""Worker processes for bulk work: backup's and restore's small files, check's packs, and the
+checkpoint notes a full audit verify compares.
 
 Python runs one thread at a time: per-file work on tens of thousands of small
 files costs more Python than threads can spread over the cores. Both engines

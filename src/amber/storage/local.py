@@ -44,7 +44,7 @@ class LocalStorage(Storage):
             os.makedirs(self.root, exist_ok=True)
 
     def _path(self, key: str) -> str:
-        return os.path.join(self.root, *rules.check_key(key).split("/"))
+        return os.path.join(self.root, rules.check_key(key).replace("/", os.sep))
 
     def path(self, key: str) -> str:
         """The file that holds `key` (a server streams it from there)."""
@@ -128,10 +128,11 @@ class LocalStorage(Storage):
         except OSError as e:
             raise _storage_error(e, key) from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise NotFound(key)
             if length is None:
-                length = os.fstat(fd).st_size - offset
+                length = st.st_size - offset
             out = os.pread(fd, length, offset) if length > 0 else b""
             while len(out) < length:  # pread may return short on some filesystems
                 more = os.pread(fd, length - len(out), offset + len(out))
