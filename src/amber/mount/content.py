@@ -20,9 +20,11 @@ blob wait for the one read of it.
 from __future__ import annotations
 
 import collections
+import functools
 import queue
 import threading
 from bisect import bisect_right
+from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import AmberError, IntegrityError, NotFound, StorageError
@@ -98,7 +100,11 @@ class BlobCache:
         """A background fetcher: runs queued by read-ahead, one after the other, until None."""
         while (job := self._jobs.get()) is not None:
             if not self._closing:
-                self._fetch(*job)
+                job()
+
+    def later(self, job: Callable[[], object]) -> None:
+        """Run `job` on a fetcher, after what is queued (it must not raise)."""
+        self._jobs.put(job)
 
     def read(self, f: OpenFile, size: int, offset: int) -> bytes:
         """Up to `size` bytes of the file from `offset` (fewer only at its end)."""
@@ -130,7 +136,7 @@ class BlobCache:
                     fut = run[0][2]
             ahead = self._claim_ahead(f, i)
         for r in ahead:
-            self._jobs.put((r, f.what))
+            self._jobs.put(functools.partial(self._fetch, r, f.what))
         if run:
             self._fetch(run, f.what)
         if fut is not None:
@@ -184,7 +190,7 @@ class BlobCache:
         with self._mu:
             runs = self._claim_from(f, 0, READ_AHEAD)
         for r in runs:
-            self._jobs.put((r, f.what))
+            self._jobs.put(functools.partial(self._fetch, r, f.what))
 
     def _fetch(self, run: list, what: str) -> None:
         """Read a run of blobs with one ranged read and open each; settle their futures."""

@@ -17,6 +17,7 @@ import base64
 import binascii
 import collections
 import errno
+import functools
 import hashlib
 import os
 import stat as st_
@@ -40,6 +41,7 @@ PATHS_KEPT = 8192  # folders looked into, by path: a lookup in one is a dict loo
 LISTINGS_KEPT = 64  # folders being listed, each read in requests of a few dozen entries
 AHEAD_FILES = 64  # files after the one being read whose first bytes are fetched beforehand ...
 AHEAD_BYTES = 8 << 20  # ... up to this many bytes of them
+FOLDERS_AHEAD = 64  # subfolders of a folder being listed whose trees are loaded beforehand
 MAX_NLINK = 0xFFFFFFFF  # FUSE carries st_nlink in 32 bits
 
 _KIND = {
@@ -178,8 +180,9 @@ class Mount:
             self._paths = {}
         self._paths[path] = nodes
 
-    def folder(self, tree_id: str) -> dict[str, dict]:
-        """A folder's nodes by name (kept, up to NODES_CACHED nodes)."""
+    def folder(self, tree_id: str, warn: bool = True) -> dict[str, dict]:
+        """A folder's nodes by name (kept, up to NODES_CACHED nodes); one that cannot be read
+        is EIO, told through `warn` unless not `warn`."""
         with self._folders_mu:
             nodes = self._folders.get(tree_id)
             if nodes is not None:
@@ -189,7 +192,8 @@ class Mount:
             with self.index_lock:
                 loaded = self.repo.load_tree(tree_id)
         except AmberError as e:
-            self.warn(f"folder {tree_id[:16]}: {e}")
+            if warn:
+                self.warn(f"folder {tree_id[:16]}: {e}")
             raise OSError(errno.EIO, str(e)) from None
         nodes = {n["name"]: n for n in loaded}
         with self._folders_mu:
@@ -300,6 +304,7 @@ class Mount:
                 raise OSError(errno.ENOTDIR, path)
             nodes = self.folder(tree)
             self._remember(path.rstrip("/"), nodes)
+            self._load_ahead(nodes)
             at = path.rstrip("/") + "/"
             for name, n in nodes.items():
                 attrs = self.node_attrs(n)
@@ -360,6 +365,22 @@ class Mount:
             while len(self._files) > FILES_KEPT:
                 self._files.popitem(last=False)
         return f
+
+    def _load_ahead(self, nodes: dict[str, dict]) -> None:
+        """Load the first FOLDERS_AHEAD subfolders of a folder being listed in the background:
+        whoever lists a folder usually goes into its subfolders next (find, ls -R, cp -r)."""
+        subtrees = [n["subtree"] for n in nodes.values() if n.get("type") == "dir" and n.get("subtree")]
+        for tree_id in subtrees[:FOLDERS_AHEAD]:
+            with self._folders_mu:
+                if tree_id in self._folders:
+                    continue
+            self.cache.later(functools.partial(self._folder_quietly, tree_id))
+
+    def _folder_quietly(self, tree_id: str) -> None:
+        try:
+            self.folder(tree_id, warn=False)
+        except OSError:  # told when it is listed
+            pass
 
     def _read_ahead(self, path: str) -> None:
         """Start fetching the files listed after this one in its folder, up to AHEAD_BYTES
