@@ -184,11 +184,40 @@ def _decodes_or_refuses(raw):
     try:
         out = list(indexfmt.decode(raw))
     except IntegrityError:
+        with pytest.raises(IntegrityError):  # the records as stored are refused the same
+            indexfmt.decode_records(raw)
         return None
     for pack_id, entries, _writer in out:
         assert isinstance(pack_id, bytes) and len(pack_id) == 32
         assert all(isinstance(e, PackEntry) for e in entries)
+    assert [(p.pack, p.records, p.blobs, p.writer) for p in indexfmt.decode_records(raw)] == [
+        (p.pack, _stored(p.entries), len(p.entries), p.writer) for p in out
+    ]
     return out
+
+
+def _stored(entries) -> bytes:
+    return b"".join(struct.pack("<32sBBIII", e.id, e.type, e.comp, e.offset, e.length, e.raw_length) for e in entries)
+
+
+@FAST
+@given(doc=index_docs, writers=st.lists(st.one_of(st.none(), st.binary(min_size=32, max_size=32)), min_size=1))
+def test_index_records_are_the_entries_as_stored(doc, writers):
+    """decode_records (what loading the index reads) is decode with each pack's entries left
+    as their stored bytes; damage is refused the same way."""
+    packs = [IndexedPack(p, e, writers[i % len(writers)]) for i, (p, e) in enumerate(doc)]
+    packs = [p._replace(writer=None) if p.writer == bytes(32) else p for p in packs]
+    raw = indexfmt.encode(packs)
+    got = indexfmt.decode_records(raw)
+    assert [(p.pack, p.records, p.blobs, p.writer) for p in got] == [
+        (p.pack, _stored(p.entries), len(p.entries), p.writer) for p in packs
+    ]
+    assert all(len(p.records) == p.blobs * indexfmt.BLOB_RECORD for p in got)
+    for cut in range(0, len(raw), max(1, len(raw) // 7)):
+        with pytest.raises(IntegrityError):
+            indexfmt.decode_records(raw[:cut])
+    with pytest.raises(IntegrityError):
+        indexfmt.decode_records(raw + b"x")
 
 
 @FAST

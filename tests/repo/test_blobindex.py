@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -137,6 +138,28 @@ def test_a_whole_pack_at_once_matches_a_dict(ops):
     assert dict(index.items()) == model
     with pytest.raises(ValueError):
         index.put_pack(bid(1), [PackEntry(0, 0, 0, 1, 1, b"short")])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.lists(st.integers(0, 30), max_size=20)), max_size=10),
+    st.sets(st.integers(0, 4), max_size=3),
+)
+def test_records_as_an_index_file_stores_them_are_put_pack(files, doomed_packs):
+    """put_records (loading an index file, its entries as stored) indexes what put_pack does."""
+    from amber.format.pack import PackEntry
+
+    doomed = frozenset(bid(10**6 + p) for p in doomed_packs)
+    by_entries, by_records = BlobIndex(), BlobIndex()
+    for pack, ns in files:
+        pack_id = bid(10**6 + pack)
+        entries = [PackEntry(n % 2, n % 3, n * 7 + pack, n + 1, n + 5, bid(n)) for n in ns]
+        by_entries.put_pack(pack_id, entries, doomed=doomed)
+        stored = b"".join(
+            struct.pack("<32sBBIII", e.id, e.type, e.comp, e.offset, e.length, e.raw_length) for e in entries
+        )
+        by_records.put_records(pack_id, stored, len(entries), doomed=doomed)
+    assert list(by_records.items()) == list(by_entries.items())
 
 
 @settings(max_examples=60, deadline=None)

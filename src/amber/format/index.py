@@ -62,7 +62,36 @@ def encode(packs: Iterable[IndexedPack | tuple]) -> bytes:
     return b"".join(parts)
 
 
+class PackRecords(NamedTuple):
+    """One pack as an index file lists it, its entries left as stored: `blobs` records of
+    BLOB_RECORD bytes each (id, type, compression, offset, length, raw length), already
+    checked. What loading the index reads: no object per blob."""
+
+    pack: bytes
+    records: bytes
+    blobs: int
+    writer: bytes | None = None
+
+
+BLOB_RECORD = _BLOB.size
+
+
 def decode(raw: bytes, what: str = "index") -> Iterator[IndexedPack]:
+    for pack_id, writer, entries, _records, _n in _packs(raw, what, keep=True):
+        yield IndexedPack(pack_id, entries, writer)
+
+
+def decode_records(raw: bytes, what: str = "index") -> list[PackRecords]:
+    """`decode`, every entry checked the same way, with each pack's entries kept as the
+    bytes they are stored as (`PackRecords`)."""
+    packs = _packs(raw, what, keep=False)
+    return [PackRecords(pack, records, n, writer) for pack, writer, _entries, records, n in packs]
+
+
+def _packs(raw: bytes, what: str, keep: bool) -> Iterator[tuple[bytes, bytes | None, list[PackEntry], bytes, int]]:
+    """(pack id, writer key or None, entries, records, blob count) per pack, every entry
+    checked: entries as PackEntry tuples when `keep` (records empty), else the pack's
+    records as stored (entries empty)."""
     if raw[:5] not in (MAGIC, MAGIC2) or len(raw) < 9:
         raise IntegrityError(f"{what}: not an amber index (bad magic or version)")
     head = _PACK2 if raw[:5] == MAGIC2 else _PACK
@@ -80,7 +109,7 @@ def decode(raw: bytes, what: str = "index") -> Iterator[IndexedPack]:
         end = pos + n * _BLOB.size
         if end > len(raw):
             raise IntegrityError(f"{what}: truncated")
-        entries = []
+        entries: list[PackEntry] = []
         for bid, t, c, off, ln, rl in _BLOB.iter_unpack(view[pos:end]):
             # entry_problem's checks, inlined for the millions of entries of a large repository
             if not (
@@ -91,8 +120,9 @@ def decode(raw: bytes, what: str = "index") -> Iterator[IndexedPack]:
             ):
                 problem = entry_problem(t, c, off, ln, rl) or "impossible entry"
                 raise IntegrityError(f"{what}: pack {pack_id.hex()[:16]}, blob {bid.hex()[:16]}: {problem}")
-            entries.append(_new_tuple(PackEntry, (t, c, off, ln, rl, bid)))
+            if keep:
+                entries.append(_new_tuple(PackEntry, (t, c, off, ln, rl, bid)))
+        yield pack_id, None if writer == NO_WRITER else writer, entries, b"" if keep else raw[pos:end], n
         pos = end
-        yield IndexedPack(pack_id, entries, None if writer == NO_WRITER else writer)
     if pos != len(raw):
         raise IntegrityError(f"{what}: trailing bytes")

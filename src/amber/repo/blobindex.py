@@ -39,6 +39,7 @@ from ..errors import AmberError
 _REC = struct.Struct("<32sIBBIII")  # id, pack number, type, compression, offset, length, raw length
 _PACK_NO = struct.Struct("<I")
 _ID_PACK = struct.Struct("<32sI14x")  # the id and pack number of a record
+_INDEX_ROW = struct.Struct("<32sBBIII")  # an entry as an index file stores it (FORMAT.md §9)
 _W = _REC.size
 _ID = 32
 _EMPTY = -1  # a table slot never used
@@ -205,28 +206,47 @@ class BlobIndex:
     ) -> None:
         """`put` for every entry of one pack (objects with id, type, comp, offset, length
         and raw_length, as format/pack.PackEntry), in one loop with the table grown once:
-        what a writer does after each pack, and loading does per index file.
+        what a writer does after each pack.
 
         With `doomed` (packs a prune plan is about to delete), a blob already indexed
         keeps its entry unless that entry's pack is doomed and this one is not: of two
         copies, the one that will stay. `damaged` (blob id -> packs whose copy of it was
         found damaged, FORMAT.md §8.1) is weighed the same way: of two copies, the one not
         found damaged. Both are looked at only when a blob is met a second time."""
+        rows = ((e.id, e.type, e.comp, e.offset, e.length, e.raw_length) for e in entries)
+        self._put_rows(pack, rows, len(entries), doomed, damaged)
+
+    def put_records(
+        self,
+        pack: bytes,
+        records: bytes,
+        count: int,
+        doomed: frozenset | None = None,
+        damaged: Mapping[bytes, Container] | None = None,
+    ) -> None:
+        """`put_pack` for a pack's entries as an index file stores them (`count` records of
+        id, type, compression, offset, length and raw length: format/index.PackRecords),
+        unpacked one at a time: what loading does per index file, without an object per blob."""
+        self._put_rows(pack, _INDEX_ROW.iter_unpack(records), count, doomed, damaged)
+
+    def _put_rows(
+        self, pack: bytes, rows, count: int, doomed: frozenset | None, damaged: Mapping[bytes, Container] | None
+    ) -> None:
+        """`put` for (id, type, compression, offset, length, raw length) rows of one pack."""
         pn = self._pack_number(pack)
         keep_known = doomed is not None or bool(damaged)
         doomed = doomed or frozenset()
         keep_known_always = pack in doomed
         doomed_numbers = {self._pack_no[p] for p in doomed if p in self._pack_no}
         damaged = damaged or {}
-        if (self._used + len(entries)) * 3 > len(self._table) * 2:
-            self._rehash(_table_size(self._live + len(entries)))
+        if (self._used + count) * 3 > len(self._table) * 2:
+            self._rehash(_table_size(self._live + count))
         table, recs, pack_rec = self._table, self._recs, _REC.pack
         mask = len(table) - 1
-        for e in entries:
-            bid = e.id
+        for bid, t, comp, offset, length, raw_length in rows:
             if len(bid) != _ID:
                 raise ValueError(f"a blob id is {_ID} bytes, not {len(bid)}")
-            rec = pack_rec(bid, pn, e.type, e.comp, e.offset, e.length, e.raw_length)
+            rec = pack_rec(bid, pn, t, comp, offset, length, raw_length)
             i = hash(bid) & mask
             while True:
                 r = table[i]

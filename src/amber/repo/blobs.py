@@ -47,7 +47,8 @@ PACK_TARGET = 16 << 20
 PACKS_PER_INDEX = 32  # an index file is written for at most this many packs ...
 BLOBS_PER_INDEX = 65536  # ... or blobs: their entries wait in memory until it is
 UPLOADERS = 2  # threads that write finished packs, so workers never wait on storage
-TREE_PACKS_CACHED = 4  # whole tree packs kept in memory while trees are read
+TREE_SPAN = 4 << 20  # trees are read from their packs in aligned regions of this many bytes ...
+TREE_SPANS_CACHED = 4  # ... and this many regions are kept while trees are read (16 MiB, not whole packs)
 UPLOAD_QUEUE = 4  # finished packs that may wait for an uploader (bounds memory)
 REBUILT_CACHED = 2  # packs rebuilt from their parity kept in memory while their blobs are read
 ENVELOPE_KINDS = {BLOB_DATA: KIND_DATA, BLOB_TREE: KIND_TREE}  # a blob type's envelope kind
@@ -136,7 +137,8 @@ class BlobStore:
         self.bytes_added = 0
         self.blobs_added = 0
         self.packs_written = 0
-        self._tree_packs: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
+        self._tree_spans: collections.OrderedDict[tuple[bytes, int], bytes] = collections.OrderedDict()
+        self._tree_pack_sizes: dict[bytes, int] = {}
         self._rebuilt: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()  # packs rebuilt from parity
         self._uploader: ThreadPoolExecutor | None = None
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_QUEUE)
@@ -159,11 +161,12 @@ class BlobStore:
         files = [info.key for info in self.storage.list(layout.INDEX)]
         for key in files:
             try:
-                packs = self.records.get(rec.INDEX, key)
-                self.index.reserve(sum(len(p.entries) for p in packs))
+                packs = self.records.get(rec.INDEX_RECORDS, key)
+                self.index.reserve(sum(p.blobs for p in packs))
                 self._add_index_file(key, packs)
             except (IntegrityError, NotFound) as e:
                 bad.append(f"{key}: {e}")
+            packs = []  # one index file decoded at a time: not the last one while the next is read
         self.index_files = files
         return bad
 
@@ -173,14 +176,14 @@ class BlobStore:
 
     def _add_index_file(self, key: str, packs) -> None:
         index = self.index
-        for pack_id, entries, writer in packs:
+        for pack_id, records, count, writer in packs:
             if writer is not None:
                 self.pack_writers[pack_id] = writer
             self.pack_index_files.setdefault(pack_id, set()).add(key)
             if pack_id in self.tombstones:
                 continue
             # of two copies, keep the one no prune plan is about to delete and not found damaged
-            index.put_pack(pack_id, entries, doomed=self.doomed, damaged=self.damaged)
+            index.put_records(pack_id, records, count, doomed=self.doomed, damaged=self.damaged)
 
     def reset_index(self) -> None:
         """Forget the loaded index (blobs written by this client and not yet indexed stay)."""
@@ -468,9 +471,8 @@ class BlobStore:
         """A blob's verified plaintext; a missing or damaged pack is an IntegrityError."""
         e = self.lookup(blob_id)  # lengths within the format's limits before anything is fetched
         try:
-            if e.type == BLOB_TREE:  # trees are read many at a time: fetch their pack once
-                body = self._tree_pack(e.pack, e.offset + e.length)
-                raw = body[e.offset : e.offset + e.length]
+            if e.type == BLOB_TREE:  # trees are read many at a time: fetch a region of their pack once
+                raw = self._tree_bytes(e.pack, e.offset, e.length)
             else:
                 raw = self.storage.get(layout.pack(e.pack), e.offset, e.length)
             return self.open_blob(blob_id, e, raw)
@@ -508,22 +510,36 @@ class BlobStore:
         except IntegrityError:
             return None
 
-    def _tree_pack(self, pack_id: bytes, need: int) -> bytes:
+    def _tree_bytes(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        """A tree blob's stored bytes, from the aligned TREE_SPAN region of its pack that holds
+        it (fetched once, a few kept: a walk reads the trees of a region one after another);
+        a blob across a region's end is fetched alone. A pack shorter than the index says is
+        an IntegrityError before anything is fetched, a region cut short a truncated blob."""
+        key = layout.pack(pack_id)
+        size = self._tree_pack_sizes.get(pack_id)
+        if size is None:
+            size = self.storage.stat(key).size  # the real size, before a region is fetched
+            if len(self._tree_pack_sizes) >= 1024:
+                self._tree_pack_sizes.clear()
+            self._tree_pack_sizes[pack_id] = size
+        if size < offset + length or size > packfmt.MAX_PACK:
+            raise IntegrityError(
+                f"pack {pack_id.hex()[:16]}: {size} bytes, the index places a blob up to {offset + length}"
+            )
+        start = offset - offset % TREE_SPAN
+        if offset + length > start + TREE_SPAN:
+            return self.storage.get(key, offset, length)
         with self._mu:
-            body = self._tree_packs.get(pack_id)
+            body = self._tree_spans.get((pack_id, start))
             if body is not None:
-                self._tree_packs.move_to_end(pack_id)
-        if body is None or len(body) < need:
-            key = layout.pack(pack_id)
-            size = self.storage.stat(key).size  # the real size, before a whole pack is fetched
-            if size < need or size > packfmt.MAX_PACK:
-                raise IntegrityError(f"pack {pack_id.hex()[:16]}: {size} bytes, the index places a blob up to {need}")
-            body = self.storage.get(key)
+                self._tree_spans.move_to_end((pack_id, start))
+        if body is None or len(body) < offset + length - start:
+            body = self.storage.get(key, start, min(TREE_SPAN, size - start))
             with self._mu:
-                self._tree_packs[pack_id] = body
-                while len(self._tree_packs) > TREE_PACKS_CACHED:
-                    self._tree_packs.popitem(last=False)
-        return body
+                self._tree_spans[(pack_id, start)] = body
+                while len(self._tree_spans) > TREE_SPANS_CACHED:
+                    self._tree_spans.popitem(last=False)
+        return body[offset - start : offset - start + length]
 
     def open_blob(self, blob_id: bytes, e: IndexEntry, sealed) -> bytes:
         """A blob's plaintext from its stored bytes: length, envelope kind, bounded

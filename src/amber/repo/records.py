@@ -56,6 +56,10 @@ def _index(raw: bytes, what: str) -> list[tuple[bytes, list[PackEntry]]]:
     return list(indexfmt.decode(compressionfmt.decompress_bounded(raw, MAX_INDEX_RAW, what), what))
 
 
+def _index_records(raw: bytes, what: str) -> list[indexfmt.PackRecords]:
+    return indexfmt.decode_records(compressionfmt.decompress_bounded(raw, MAX_INDEX_RAW, what), what)
+
+
 def _encode_index(packs: list[tuple[bytes, list[PackEntry]]]) -> bytes:
     return compressionfmt.compress_bounded(indexfmt.encode(packs))
 
@@ -77,6 +81,8 @@ PRUNE: RecordType[dict] = RecordType(
     "prune record", KIND_PRUNE, canonical.sorted_json, _json_record("a prune record", recordfmt.validate_prune)
 )
 INDEX: RecordType[list] = RecordType("index file", KIND_INDEX, _encode_index, _index)
+# the same records, decoded as loading the index reads them: each pack's entries as stored
+INDEX_RECORDS: RecordType[list] = RecordType("index file", KIND_INDEX, _encode_index, _index_records)
 KEY_FILE: RecordType[bytes] = RecordType("key file", None, lambda raw: raw, _key_file)
 
 
