@@ -268,6 +268,12 @@ class Mount:
         if kind == "view":
             entries = self._views.folders.get(what, {})
             return [(name, _view_mode(e), inode_number(at + name)) for name, e in entries.items()]
+        nodes = self._folder_at(path, kind, what)
+        return [(name, _KIND.get(n["type"], st_.S_IFREG), inode_number(at + name, n)) for name, n in nodes.items()]
+
+    def _folder_at(self, path: str, kind: str, what: Any) -> dict[str, dict]:
+        """The nodes of the snapshot's folder `path` resolves to (ENOTDIR for anything else),
+        remembered by path for the lookups in it that follow."""
         if kind == "snapshot":
             tree = what.tree
         elif kind == "node" and what["type"] == "dir":
@@ -276,7 +282,7 @@ class Mount:
             raise OSError(errno.ENOTDIR, path)
         nodes = self.folder(tree)
         self._remember(path.rstrip("/"), nodes)
-        return [(name, _KIND.get(n["type"], st_.S_IFREG), inode_number(at + name, n)) for name, n in nodes.items()]
+        return nodes
 
     def listing(self, path: str, offset: int = 0) -> list[tuple[str, dict]]:
         """(name, stat fields) of every entry of a folder, '.' and '..' first: what getattr
@@ -296,14 +302,7 @@ class Mount:
             base = path.rstrip("/")
             out += [(name, self.getattr(f"{base}/{name}")) for name, _mode, _ino in self.readdir(path)]
         else:
-            if kind == "snapshot":
-                tree = what.tree
-            elif kind == "node" and what["type"] == "dir":
-                tree = what["subtree"]
-            else:
-                raise OSError(errno.ENOTDIR, path)
-            nodes = self.folder(tree)
-            self._remember(path.rstrip("/"), nodes)
+            nodes = self._folder_at(path, kind, what)
             self._load_ahead(nodes)
             at = path.rstrip("/") + "/"
             for name, n in nodes.items():
