@@ -463,3 +463,40 @@ def test_lsattr_through_the_mount_shows_the_recorded_flags(repo, tmp_path, mount
         assert _lsattr(src / name) == letters, name
         assert _lsattr(inside / name) == letters, name
     assert _lsattr(where / "snapshots") == set(), "the folders above the snapshots have none"
+
+
+@needs_fuse
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to mount for others and to become nobody")
+def test_another_user_reads_only_what_the_recorded_modes_allow(repo, mounts):
+    """Files are never opened through the mount (the kernel is told opens need no request):
+    the kernel still checks each open against the modes and owners the snapshot recorded."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="amber-mount-others-", dir="/tmp"))  # pytest's folders are root's
+    where = base / "mnt"
+    try:
+        os.chmod(base, 0o755)
+        src = base / "src"
+        write(src / "open.txt", b"for everyone\n")
+        write(src / "secret.txt", b"root alone\n")
+        write(src / "private" / "inner.txt", b"inside\n")
+        os.chmod(src / "open.txt", 0o644)
+        os.chmod(src / "secret.txt", 0o600)
+        os.chmod(src / "private", 0o700)
+        os.chmod(src, 0o755)
+        repo.backup(src)
+        mounts(repo, where, "--allow-other")
+        inside = where / "snapshots" / "latest" / str(src).lstrip("/")
+
+        def as_nobody(*cmd):
+            return subprocess.run(cmd, capture_output=True, preexec_fn=_as_nobody)
+
+        ok = as_nobody("cat", inside / "open.txt")
+        assert ok.returncode == 0 and ok.stdout == b"for everyone\n", ok.stderr
+        for refused in (inside / "secret.txt", inside / "private" / "inner.txt"):
+            r = as_nobody("cat", refused)
+            assert r.returncode != 0 and b"Permission denied" in r.stderr and r.stdout == b"", refused
+        assert (inside / "secret.txt").read_bytes() == b"root alone\n"  # its owner still reads it
+    finally:
+        unmount(where)
+        shutil.rmtree(base, ignore_errors=True)
