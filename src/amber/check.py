@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .audit.log import RECOVER_AFTER, AuditLog, VerifyReport
+from .audit.log import AuditLog, VerifyReport
+from .audit.snapshot_events import RECOVER_AFTER
 from .clock import Clock, from_iso
 from .errors import AmberError, NotFound
 from .evidence.copychain import copy_proof_problems

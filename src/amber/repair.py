@@ -28,7 +28,8 @@ from typing import Protocol
 
 import pyfastcdc
 
-from .audit.log import AuditLog, record_snapshots
+from .audit.log import AuditLog
+from .audit.snapshot_events import record_snapshots
 from .clock import to_iso
 from .crypto.keys import MasterKeys
 from .errors import AmberError, IntegrityError, NotAllowed, UsageError

@@ -13,7 +13,8 @@ import pytest
 
 from amber.audit import checkpoint as cpfmt
 from amber.audit import merkle
-from amber.audit.log import CHECKPOINTS, ENTRIES, RECOVER_AFTER
+from amber.audit.log import CHECKPOINTS, ENTRIES
+from amber.audit.snapshot_events import RECOVER_AFTER
 from amber.clock import from_iso, to_iso
 from amber.errors import IntegrityError
 from amber.format import tree as treefmt

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amber.audit.log import CLOCK_TOLERANCE, clock_warnings
+from amber.audit.verifying import CLOCK_TOLERANCE, clock_warnings
 from amber.clock import FakeClock, to_iso
 from amber.crypto.aead import KIND_LOG
 from amber.errors import AlreadyExists, IntegrityError, StorageError, UsageError
@@ -95,9 +95,9 @@ def test_marking_explains_an_object_until_its_bytes_change(any_repo):
 
 
 def test_all_marks_every_unexplained_object_in_batches(any_repo, monkeypatch):
-    import amber.audit.log as log
+    import amber.audit.foreign as foreign
 
-    monkeypatch.setattr(log, "FOREIGN_BATCH", 2)
+    monkeypatch.setattr(foreign, "BATCH", 2)
     repo = any_repo
     keys = [layout.log_entry(5), "log/x", "log/checkpoints/y", layout.log_entry(7), "log/entries/z"]
     for key in keys:

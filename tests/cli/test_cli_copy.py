@@ -390,7 +390,7 @@ def test_a_validly_sealed_blob_that_lies_about_its_id_is_refused(tmp_path):
     the copy refuses the snapshot that needs it, copies the others, and never stores it."""
     import hashlib
 
-    from amber.audit.log import record_snapshots
+    from amber.audit.snapshot_events import record_snapshots
     from amber.format.pack import BLOB_DATA
     from hostile import Planter, meta
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amber.audit.log import validate_entry
+from amber.audit.entry import validate_entry
 from amber.clock import to_iso
 from amber.crypto import keys as keyfile
 from amber.crypto.aead import Sealer

@@ -8,6 +8,7 @@ import re
 from ..clock import from_iso
 from ..errors import IntegrityError
 from ..format.canonical import utf8_json
+from . import merkle
 from .authors import unb64
 
 ENTRY_TYPE = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -59,3 +60,8 @@ def parse_entry(raw: bytes, seq: int, what: str) -> dict:
     if type(ev.get("seq")) is not int or ev["seq"] != seq:
         raise IntegrityError(f"{what}: its seq is not its position {seq}")
     return validate_entry(ev, what)
+
+
+def leaves(entries: list[tuple[dict, bytes]]) -> list[bytes]:
+    """The leaf hash of each (event, canonical bytes) entry, in order."""
+    return [merkle.leaf_hash(raw) for _ev, raw in entries]

@@ -2,7 +2,7 @@
 
     log/tile/…                        a new repository's log: entry bundles and hash tiles
                                       (tiled.py, tiles.py; docs/AUDIT-LOG.md §2.2)
-    log/entries/<slot, 12 digits>     the layout before tiles: one sealed event (kind 10) per object
+    log/entries/<slot, 12 digits>     the layout before tiles (legacy.py)
     log/checkpoints/<size, 12 digits> a signed checkpoint note, plaintext (both layouts)
 
 The leaf of an event is SHA-256(0x00 || canonical JSON of the event), the
@@ -12,17 +12,10 @@ the public key can check inclusion without the password.
 `AuditLog` tells the layouts apart (`tiled`), appends (a tiled log: O(log n)
 reads, put-if-absent on the next bundle block, retry; the layout before tiles is
 upgraded by adding tiles at its first append), checks a client's remembered
-checkpoint with a consistency proof, and verifies — a tiled log from the
-remembered checkpoint (tiledverify.since) or all of it (tiledverify.everything).
-
-In the layout before tiles a storage slot is not a leaf index. The leaves are
-the valid entries (sealed by this repository, canonical, well-formed) in slot
-order, and each carries its leaf index as `seq`: 0, 1, 2, ... Anything else
-under `log/` is a foreign object: reported, skipped, and never able to stop an
-append, since the writer takes the first free slot after the last valid entry
-(put-if-absent, retry on conflict) and then writes the checkpoint for the new
-size. An admin marks a foreign object as examined with a `foreign` event naming
-its key and hash. Each client remembers, under
+checkpoint with a consistency proof, keeps folds of the events between runs,
+and verifies (verifying.py: a tiled log from the remembered checkpoint or all of
+it). Its witnesses are `witnessing`'s (witnessing.py); what under `log/` is not
+the log's is foreign.py's. Each client remembers, under
 $XDG_STATE_HOME/amber/<repository id>/checkpoint, the last checkpoint it
 verified, and refuses a repository whose log is shorter or whose history
 differs (a rollback or a fork) with an integrity error.
@@ -30,58 +23,41 @@ differs (a rollback or a fork) with an integrity error.
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..clock import Clock, from_iso, to_iso
+from ..clock import Clock, to_iso
 from ..crypto.aead import KIND_LOG, Sealer
-from ..errors import (
-    AlreadyExists,
-    AmberError,
-    CheckpointError,
-    IntegrityError,
-    NotFound,
-    ProofError,
-    StorageError,
-    UsageError,
-)
+from ..errors import AlreadyExists, AmberError, CheckpointError, IntegrityError, NotFound, StorageError, UsageError
 from ..format import layout
 from ..format.canonical import utf8_json
 from ..repo import client_state
 from ..repo.events import user_name
-from ..repo.snapshots import Snapshot, SnapshotStore
 from ..storage.base import ObjectInfo, Retention, Storage
 from . import authors as authorship
 from . import checkpoint as cpfmt
-from . import merkle, tiledverify
+from . import foreign as fo
+from . import legacy, merkle, tiledverify, verifying
 from . import notes as notepool
 from . import summary as summ
 from . import tiles as tl
 from . import timestamps as stamps
 from . import witness as wit
-from .entry import parse_entry, validate_entry
+from .entry import leaves, parse_entry, validate_entry
+from .foreign import ForeignObject
 from .tiled import Head, TiledStore
+from .verifying import VerifyReport
+from .witnessing import Witnessing
 
-RECOVER_AFTER = _dt.timedelta(minutes=10)  # then a snapshot without its event is recorded by others
 ENTRIES = layout.LOG_ENTRIES
 CHECKPOINTS = layout.LOG_CHECKPOINTS
-MAX_SLOT = 10**layout.SEQ_DIGITS - 1
-MAX_ENTRY_BYTES = 64 << 20  # no event is this large: a bigger object is foreign without being read
-HASH_CHUNK = 8 << 20  # a foreign object too large to read whole is hashed in pieces this size
-CLOCK_TOLERANCE = _dt.timedelta(minutes=10)  # event times may differ this much between clients
-FOREIGN_BATCH = 1000  # objects named by one `foreign` event
 FIRST_WIDTHS = (1, 2, 4, 8, 16, 32, 64, 128, tl.WIDTH)  # the bundle blocks that can hold event 0
-MAX_ABANDONED = 10_000  # witness checkpoints one `trust-reset` may give up
 LAYOUT_ENV = "AMBER_LOG_LAYOUT"  # "entries": start new logs, and keep old ones, in the layout before tiles
 
 
@@ -95,67 +71,6 @@ class EventFold(Protocol):
 
 
 F = TypeVar("F", bound=EventFold)
-
-
-@dataclass
-class VerifyReport:
-    size: int = 0
-    root: bytes = b""
-    errors: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
-    checkpoints: int = 0
-    remembered: int | None = None
-    entries: list = field(default_factory=list, repr=False)  # (event, canonical bytes), as read
-    foreign: list = field(default_factory=list)  # ForeignObject, marked or not
-    witnesses: list = field(default_factory=list)  # per witness: name, url, newest size, ok
-    timestamps: list = field(default_factory=list)  # per RFC 3161 token checked: tsa, size, gen_time, ok
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-@dataclass(frozen=True, slots=True)
-class ForeignObject:
-    """An object under `log/` that is neither a valid entry nor a checkpoint of this log:
-    junk, damage, a copy, a replaced entry. `marked_by` is the seq of the `foreign` event
-    that explained it (its key, size and bytes as they still are), else None."""
-
-    key: str
-    problem: str
-    sha256: str | None  # of its bytes; None when they could not be read
-    size: int
-    marked_by: int | None = None
-    reason: str | None = None  # the marking event's reason
-
-    def message(self) -> str:
-        return f"{self.key}: {self.problem}"
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class _Scan:
-    """One reading of `log/entries/`: the leaves, where each is stored, what is wrong with
-    the order of the valid entries, the foreign objects, and every slot taken."""
-
-    entries: list = field(default_factory=list)  # leaves: (event, canonical bytes)
-    keys: list = field(default_factory=list)  # the key of each leaf
-    homes: list = field(default_factory=list)  # the slot of each leaf
-    errors: list = field(default_factory=list)
-    foreign: list = field(default_factory=list)
-    occupied: set = field(default_factory=set)
-
-    def next_slot(self) -> int:
-        """The first free slot after the last leaf's: junk before it was skipped by its own
-        writer, junk after it is passed over, junk far beyond it changes nothing."""
-        n = self.homes[-1] + 1 if self.homes else 0
-        while n in self.occupied:
-            n += 1
-        if n > MAX_SLOT:
-            raise IntegrityError(f"the audit log has no free slot after {self.keys[-1]}")
-        return n
 
 
 class AuditLog:
@@ -189,7 +104,7 @@ class AuditLog:
         self._honoured: tuple[int, dict | None, authorship.Authors, list] = (0, None, authorship.Authors(""), [])
         self.warn = lambda message: None  # hears a witness that could not be reached
         self.cacert: str | None = None  # the private CA of a rest: witness, if any
-        self._resetting = False
+        self.witnessing = Witnessing(self)
 
     # -- which layout --------------------------------------------------------------
 
@@ -221,8 +136,8 @@ class AuditLog:
         """The leaves in order as (event, canonical bytes). Foreign objects are skipped (see
         `foreign_objects`); a missing or doubled event raises unless `errors` collects it."""
         if self.tiled():
-            return self._tiled_entries(errors)
-        scan = self._scan(self.storage.list(ENTRIES))
+            return self.tiled_entries(errors)
+        scan = legacy.scan(self.storage, self.sealer, self.storage.list(ENTRIES))
         if scan.errors and errors is None:
             raise IntegrityError(scan.errors[0])
         if errors is not None:
@@ -254,143 +169,14 @@ class AuditLog:
         named to read whole, unless a mark names them."""
         if self.tiled():
             store = self.store()
-            found = self._everything(store, self.head(store)).foreign
-            return self._explain(found, self._tiled_entries([]), digest)
-        entries, checkpoints, others = _partition(self.storage.list(layout.LOG))
-        scan = self._scan(entries)
-        found = scan.foreign + others
-        for info in checkpoints:
-            got = self._classify_checkpoint(info)
-            if isinstance(got, ForeignObject):
-                found.append(got)
-        return self._explain(found, scan.entries, digest)
+            found, entries = self.everything(store, self.head(store)).foreign, self.tiled_entries([])
+        else:
+            found, entries = legacy.foreign_objects(self)
+        return fo.explain(self.storage, self.origin, found, entries, digest)
 
     def unexplained(self) -> list[str]:
         """A message for each foreign object no `foreign` event explains."""
         return [f.message() for f in self.foreign_objects(digest=False) if f.marked_by is None]
-
-    def _scan(self, infos: Iterable[ObjectInfo]) -> _Scan:
-        scan = _Scan()
-        valid = []
-        for info in sorted(infos, key=lambda i: i.key):
-            slot = layout.log_slot(info.key)
-            if slot is None:
-                inside = layout.log_slot(info.key[: len(ENTRIES) + layout.SEQ_DIGITS])
-                if inside is not None and info.key[len(ENTRIES) + layout.SEQ_DIGITS :].startswith("/"):
-                    scan.occupied.add(inside)  # a folder in a slot's place (local storage)
-                scan.foreign.append(
-                    ForeignObject(info.key, "not an entry's name (12 digits under log/entries/)", None, info.size)
-                )
-                continue
-            scan.occupied.add(slot)
-            got = self._open_entry(info)
-            if isinstance(got, ForeignObject):
-                scan.foreign.append(got)
-            elif got is not None:
-                valid.append((slot, info.key, *got))
-        unreadable = [f for f in scan.foreign if f.problem.startswith("cannot be read")]
-        if unreadable and not valid:  # the storage, not an object, is failing: no log to build on
-            raise StorageError(unreadable[0].problem.removeprefix("cannot be read: "))
-        _order(valid, scan)
-        return scan
-
-    def _read(self, key: str) -> bytes:
-        """An object's bytes, tried twice: one failed read must not make an entry look foreign
-        (an object that can never be read, such as one encrypted with a key amber does not
-        hold, stays unreadable and is foreign)."""
-        try:
-            return self.storage.get(key)
-        except StorageError:
-            return self.storage.get(key)
-
-    def _open_entry(self, info: ObjectInfo) -> tuple[dict, bytes, str, int] | ForeignObject | None:
-        """(event, canonical bytes, sha256 and size as stored) of a valid entry; what is wrong
-        otherwise; None if it is gone."""
-        key = info.key
-        if info.size > MAX_ENTRY_BYTES:
-            return ForeignObject(key, f"{info.size} bytes, larger than any entry", None, info.size)
-        try:
-            data = self._read(key)
-        except NotFound:
-            return None  # deleted since it was listed
-        except StorageError as e:
-            return ForeignObject(key, f"cannot be read: {e}", None, info.size)
-        digest = hashlib.sha256(data).hexdigest()
-
-        def foreign(problem: str) -> ForeignObject:
-            return ForeignObject(key, problem, digest, len(data))
-
-        try:
-            raw = self.sealer.open(KIND_LOG, data, key)
-        except IntegrityError:
-            return foreign("content does not authenticate: not an entry of this repository (junk, damaged or replaced)")
-        try:
-            ev = json.loads(raw)
-        except (ValueError, RecursionError):
-            return foreign("authentic, but not JSON")
-        if not isinstance(ev, dict) or utf8_json(ev) != raw:
-            return foreign("authentic, but not a canonical event")
-        if type(ev.get("seq")) is not int or ev["seq"] < 0:
-            return foreign("authentic, but its seq is not a position in the log")
-        try:
-            validate_entry(ev, key)
-        except IntegrityError as e:
-            return foreign(f"authentic, but malformed: {str(e).removeprefix(key + ': ')}")
-        return ev, raw, digest, len(data)
-
-    def _classify_checkpoint(self, info: ObjectInfo) -> cpfmt.Checkpoint | ForeignObject | None:
-        """The checkpoint stored under `info.key` if it is one of this log's, stored under its
-        own size; what is wrong otherwise; None if it is gone."""
-        key = info.key
-        size = layout.log_slot(key, CHECKPOINTS)
-        if size is None:
-            return ForeignObject(key, "not a checkpoint's name (12 digits under log/checkpoints/)", None, info.size)
-        if info.size > cpfmt.MAX_NOTE:
-            return ForeignObject(key, f"{info.size} bytes, larger than any checkpoint", None, info.size)
-        try:
-            note = self.storage.get(key, 0, cpfmt.MAX_NOTE + 1)  # a note is never longer
-        except NotFound:
-            return None
-        except StorageError as e:
-            return ForeignObject(key, f"cannot be read: {e}", None, info.size)
-        digest = hashlib.sha256(note).hexdigest()
-        try:
-            cp = cpfmt.verify(note, self.origin, self.public)
-        except CheckpointError as e:
-            return ForeignObject(key, f"not a checkpoint of this log: {e}", digest, len(note))
-        if cp.origin != self.origin:
-            return ForeignObject(key, f"a checkpoint of another log ({cp.origin})", digest, len(note))
-        if cp.size != size:
-            return ForeignObject(key, f"a checkpoint of size {cp.size}, stored under another size", digest, len(note))
-        return cp
-
-    def _explain(self, found: list[ForeignObject], entries: list, digest: bool) -> list[ForeignObject]:
-        """`found`, each with the `foreign` event that marked it as it still is, if any (a mark
-        the log does not honour, as by a backup key of format 2, explains nothing)."""
-        if not found:
-            return []
-        marks = foreign_marks(authorship.honoured(entries, self.origin, frozenset({"foreign"})))
-        marked_keys = {k for k, _sha, _size in marks}
-        out = []
-        for f in sorted(found, key=lambda f: f.key):
-            if f.sha256 is None and (digest or f.key in marked_keys):
-                f = replace(f, sha256=self._digest(f.key, f.size))
-            mark = marks.get((f.key, f.sha256, f.size))
-            out.append(f if mark is None else replace(f, marked_by=mark[0], reason=mark[1]))
-        return out
-
-    def _digest(self, key: str, size: int) -> str | None:
-        """SHA-256 of an object, read in pieces; None if it cannot be read (gone, or a name
-        that is not a valid storage key)."""
-        h = hashlib.sha256()
-        try:
-            if size <= HASH_CHUNK:
-                h.update(self.storage.get(key))
-            for offset in range(0, size if size > HASH_CHUNK else 0, HASH_CHUNK):
-                h.update(self.storage.get(key, offset, min(HASH_CHUNK, size - offset)))
-        except (NotFound, UsageError, StorageError):
-            return None
-        return h.hexdigest()
 
     @staticmethod
     def init_event(storage: Storage, sealer: Sealer) -> dict | None:
@@ -432,8 +218,9 @@ class AuditLog:
         first = (layout.log_entry(0), tl.bundle_of(1).key(), tl.Place(None, 0, 0, tl.WIDTH).key())
         return any(storage.exists(key) for key in first)
 
-    def leaves(self, entries) -> list[bytes]:
-        return [merkle.leaf_hash(raw) for _ev, raw in entries]
+    @staticmethod
+    def leaves(entries) -> list[bytes]:
+        return leaves(entries)
 
     def vkey(self) -> str:
         return cpfmt.verifier_key(self.origin, self.public)
@@ -446,12 +233,12 @@ class AuditLog:
             size = self.store().head(0).size
             for n in range(size, max(0, size - 16), -1):
                 info = ObjectInfo(layout.log_checkpoint(n), 0)
-                if isinstance(self._classify_checkpoint(info), cpfmt.Checkpoint):
+                if isinstance(self.classify_checkpoint(info), cpfmt.Checkpoint):
                     return self._stored_checkpoint(info.key)
         infos = sorted(self.storage.list(CHECKPOINTS), key=lambda i: i.key, reverse=True)
         newest = None
         for info in infos:
-            got = self._classify_checkpoint(info)
+            got = self.classify_checkpoint(info)
             if isinstance(got, cpfmt.Checkpoint):
                 return self._stored_checkpoint(info.key)
             if newest is None and isinstance(got, ForeignObject) and got.sha256 is not None:
@@ -479,29 +266,7 @@ class AuditLog:
 
         if self.tiled() or not self.keeps_entries():
             return self._append_tiled(event, lock)
-        remembered = self.remembered()  # before the log is read: another writer may extend both
-        scan = self._writable_scan()
-        leaves = self.leaves(scan.entries)
-        self._check_remembered(leaves, remembered)
-        blocked: set[int] = set()  # slots taken by something no listing shows (an empty folder)
-        for _ in range(100):
-            ev = event(len(leaves))
-            raw = utf8_json(ev)
-            slot = scan.next_slot()
-            try:
-                self.storage.put(layout.log_entry(slot), self.sealer.seal(KIND_LOG, raw), retention=lock)
-                break
-            except AlreadyExists:  # another writer, or junk, took this slot: read on and retry
-                scan = self._writable_scan()
-                leaves = self.leaves(scan.entries)
-                if slot not in scan.occupied:
-                    blocked.add(slot)
-                scan.occupied |= blocked
-        else:
-            raise AmberError("could not append to the audit log (too much contention)")
-        leaves = leaves + [merkle.leaf_hash(raw)]
-        self.write_checkpoint(leaves, lock)
-        return ev
+        return legacy.append(self, event, lock)
 
     def _append_tiled(self, event, lock: Retention | None) -> dict:
         """Append to the tiled log (§7): check the history from the remembered checkpoint, claim
@@ -521,7 +286,7 @@ class AuditLog:
             known = cpfmt.Checkpoint(self.origin, head.size, head.root)
             store = self.store()
             head = self.head(store, head.size + 1)
-            self._consistent(store, head, known, "the log this append read a moment ago")
+            self.consistent(store, head, known, "the log this append read a moment ago")
         else:
             raise AmberError("could not append to the audit log (too much contention)")
         self.write_checkpoint_at(new.size, new.root, lock)
@@ -544,171 +309,26 @@ class AuditLog:
         return store.inclusion(index, n)
 
     def appended(self, head: Head, store: TiledStore) -> None:
-        """Publish the new checkpoint to every witness. One that cannot be reached or refuses
-        is a warning: the change is stored and recorded; `audit verify` reports the gap."""
-        if self._resetting:
-            return  # a `trust-reset` gives its witnesses a reset instead
-        cp = cpfmt.Checkpoint(self.origin, head.size, head.root)
-        note = self.note(head.size, head.root)
-        for w in self.witnesses(self.warn):
-            try:
-                w.publish(note, cp, lambda m: store.consistency(m, head.size))
-            except (AmberError, OSError, KeyError) as e:
-                self.warn(f"witness {w.name}: the checkpoint of {head.size} events was not published: {e}")
+        """Publish the new checkpoint to every witness (witnessing.py)."""
+        self.witnessing.publish(head, store)
 
-    # -- witnesses (witness.py) ---------------------------------------------------------
+    # -- witnesses (witnessing.py) ------------------------------------------------------
 
     def witness_config(self) -> dict[str, dict]:
-        """Every witness the log names, and those this client remembers (a rolled-back log may
-        have lost their events); the log's are mirrored into the client state."""
-        logged = self.summary().witnesses if self.tiled() else {}
-        wit.mirror(self.repository_id, logged)
-        found = {**wit.mirrored(self.repository_id), **logged}
-        return {**self._serving_witness(found), **found}
-
-    def _serving_witness(self, found: dict[str, dict]) -> dict[str, dict]:
-        """A repository on `amber serve` has that server as a witness too (SERVER.md §10), its
-        key pinned on first use in the client's mirror; nothing when one is configured already."""
-        url = wit.serving_url(self.storage)
-        if url is None or not self.tiled() or any(doc.get("url") == url for doc in found.values()):
-            return {}
-        try:
-            doc = {"name": wit.SERVING, "url": url, "server_key": wit.fetch_server_key(url, self.cacert)}
-        except AmberError as e:
-            self.warn(f"the key of the server at {url} could not be read to pin it: {e}")
-            return {}
-        wit.mirror(self.repository_id, {wit.SERVING: doc})
-        return {wit.SERVING: doc}
+        return self.witnessing.config()
 
     def witnesses(self, report) -> list[wit.Witness]:
-        """Every configured witness that can be opened; `report(message)` hears the others."""
-        out = []
-        for name, doc in sorted(self.witness_config().items()):
-            try:
-                out.append(wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert, self.storage))
-            except (AmberError, KeyError, OSError) as e:
-                report(f"witness {name} ({doc.get('url')}) cannot be reached: {e}")
-        return out
-
-    def with_cosignatures(self, note: bytes, cp: cpfmt.Checkpoint) -> bytes:
-        """`note` with the cosignature line of each `amber serve` witness this client kept for
-        exactly this checkpoint (for evidence bundles)."""
-        for w in self.witnesses(lambda message: None):
-            line = w.cosignature(cp) if isinstance(w, wit.RestWitness) else None
-            if line is not None and line.encode() not in note:
-                note += line.encode()
-        return note
+        return self.witnessing.opened(report)
 
     def add_witness(self, name: str, url: str, **details) -> dict:
-        """Record a witness (a `witness` event, then mirrored in the client state); the
-        checkpoint of that event is its first."""
-        if not self.tiled():
-            raise UsageError("witnesses need the tiled audit log (append once without AMBER_LOG_LAYOUT=entries)")
-        if not name or not name.isascii() or not name.replace("-", "").replace("_", "").isalnum():
-            raise UsageError(f"invalid witness name {name!r}: letters, digits, '-' and '_'")
-        if name in self.witness_config():
-            raise UsageError(f"there is a witness named {name} already")
-        doc = {"name": name, "url": url, **{k: v for k, v in details.items() if v}}
-        # refuse what cannot be opened
-        wit.open_witness(doc, self.repository_id, self.vkey(), self.cacert, self.storage)
-        return self.append(wit.EVENT, None, None, **doc)  # `appended` mirrors it and publishes to it
-
-    def compare_witnesses(self, rep: VerifyReport, store: TiledStore, head: Head) -> list[dict]:
-        """Check each witness's newest checkpoint against the log at `head`: signed by this
-        log's key, and a prefix of it (a consistency proof from tiles). A log shorter than it
-        is a rollback, one that does not contain it a fork: both are errors naming the witness
-        and the checkpoint. A witness that cannot be reached is a warning."""
-        abandoned = self.summary().abandoned
-        out = []
-        for w in self.witnesses(rep.warnings.append):
-            if isinstance(w, wit.TsaWitness):
-                continue  # its tokens are checked with the log's objects (timestamps.py)
-            status: dict = {"name": w.name, "url": w.url, "size": None, "ok": True}
-            out.append(status)
-            before = len(rep.errors)
-            try:
-                held = w.newest({obj for name, obj in abandoned if name == w.name})
-            except (AmberError, OSError) as e:
-                rep.warnings.append(f"witness {w.name} ({w.url}) cannot be reached: {e}")
-                status.update(ok=None)
-                continue
-            rep.errors.extend(held.errors)
-            for key, note in held.notes:
-                what = f"witness {w.name}: {key}"
-                try:
-                    cp = cpfmt.verify(note, self.origin, self.public)
-                except CheckpointError as e:
-                    rep.errors.append(f"{what}: not a checkpoint of this log ({self.origin}): {e}")
-                    continue
-                status["size"] = cp.size
-                try:
-                    self._consistent(store, head, cp, what)
-                except IntegrityError as e:
-                    rep.errors.append(str(e))
-            if w.rest and len(rep.errors) == before and (status["size"] or 0) < head.size:
-                rep.errors.append(
-                    f"witness {w.name}: the log's change to {head.size} events lacks a cosignature "
-                    f"(the server cosigned {status['size'] or 0} events last)"
-                )
-            status["ok"] = len(rep.errors) == before
-        return out
+        return self.witnessing.add(name, url, **details)
 
     def reset_trust(self, reason: str) -> tuple[dict, list[str]]:
-        """After a restore from an older copy: record a `trust-reset` event naming every witness
-        checkpoint this log does not extend, forget the client's remembered checkpoint, and
-        give each witness the checkpoint that follows the event (an `amber serve` then cosigns
-        from it). Returns the event and the witnesses that could not be told."""
-        reason = (reason or "").strip()
-        if not reason:
-            raise UsageError("give the reason with --reason TEXT: it is recorded in the audit log")
-        store = self.store()
-        head = self.head(store)
-        given_up = {(name, obj) for name, obj in self.summary().abandoned}
-        abandoned: list[dict] = []
-        failed: list[str] = []
-        witnesses = self.witnesses(failed.append)
-        for w in witnesses:
-            abandoned += self._abandoned(w, store, head, {obj for name, obj in given_up if name == w.name})
-        self._forget_remembered()
-        self._resetting = True
-        try:
-            ev = self.append(wit.RESET, None, None, reason=reason, abandoned=abandoned, size=head.size)
-        finally:
-            self._resetting = False
-        store = self.store()
-        new = self.head(store, head.size + 1)
-        cp = cpfmt.Checkpoint(self.origin, new.size, new.root)
-        for w in witnesses:
-            try:
-                w.reset(self.note(new.size, new.root), cp)
-            except (AmberError, OSError) as e:
-                failed.append(f"witness {w.name}: {e}")
-        return ev, failed
+        return self.witnessing.reset_trust(reason)
 
-    def _abandoned(self, w: wit.Witness, store: TiledStore, head: Head, skip: set[str]) -> list[dict]:
-        """The checkpoints of witness `w` this log does not extend, newest first, down to the
-        first it does (a witness keeps one history: below that all are prefixes)."""
-        out: list[dict] = []
-        for _ in range(MAX_ABANDONED):
-            notes = w.newest(skip | {a["object"] for a in out}).notes
-            bad = [(key, note) for key, note in notes if not self._extends_note(store, head, note)]
-            if not bad:
-                return out
-            out += [
-                {"witness": w.name, "object": key, "checkpoint": note.decode(errors="replace")} for key, note in bad
-            ]
-            if w.rest:
-                return out
-        raise UsageError(f"witness {w.name} holds more than {MAX_ABANDONED} checkpoints this log does not extend")
+    # -- history -------------------------------------------------------------------------
 
-    def _extends_note(self, store: TiledStore, head: Head, note: bytes) -> bool:
-        try:
-            cp = cpfmt.verify(note, self.origin, self.public)
-        except CheckpointError:
-            return False
-        return self._extends(store, head, cp.size, cp.root)
-
-    def _forget_remembered(self) -> None:
+    def forget_remembered(self) -> None:
         try:
             os.remove(self.state_path())
         except OSError:
@@ -717,8 +337,8 @@ class AuditLog:
     def _upgrade(self, store: TiledStore, remembered: bytes | None) -> None:
         """Store a log of the layout before tiles as bundles and tiles too (only adding
         objects); its entries stay where they are and `verify --full` compares them."""
-        scan = self._writable_scan()
-        self._check_remembered(self.leaves(scan.entries), remembered)
+        scan = legacy.writable_scan(self.storage, self.sealer)
+        self.check_remembered(leaves(scan.entries), remembered)
         store.write_all([raw for _ev, raw in scan.entries])
         self._tiled = True
 
@@ -735,22 +355,22 @@ class AuditLog:
     def _tiled_history(self, store: TiledStore, remembered: bytes | None) -> Head:
         """The head, refused (IntegrityError) unless it extends the remembered checkpoint."""
         what = "the checkpoint this client last verified"
-        cp = self._verified(remembered, what) if remembered is not None else None
+        cp = self.verified(remembered, what) if remembered is not None else None
         head = self.head(store, cp.size if cp is not None else 0)
         if cp is not None:
-            self._consistent(store, head, cp, what)
+            self.consistent(store, head, cp, what)
         return head
 
-    def _verified(self, note: bytes, what: str) -> cpfmt.Checkpoint:
+    def verified(self, note: bytes, what: str) -> cpfmt.Checkpoint:
         try:
             return cpfmt.verify(note, self.origin, self.public)
         except CheckpointError as e:
             raise IntegrityError(f"{what}: {e}") from None
 
-    def _consistent(self, store: TiledStore, head: Head, cp: cpfmt.Checkpoint, what: str) -> None:
+    def consistent(self, store: TiledStore, head: Head, cp: cpfmt.Checkpoint, what: str) -> None:
         """Raise unless the tiled log at `head` extends the checkpoint `cp`: an RFC 9162
         consistency proof from O(log n) tiles."""
-        consistent(cp, head.size, head.root, lambda: store.consistency(cp.size, head.size), what)
+        verifying.consistent(cp, head.size, head.root, lambda: store.consistency(cp.size, head.size), what)
 
     def summary(self) -> summ.Summary:
         """The fold of every event a backup needs (audit/summary.py). A tiled log reads only the
@@ -778,7 +398,7 @@ class AuditLog:
         head = self.head(store, kept.size if kept is not None else 0)
         if memo is not None and (memo.size, memo.root) == (head.size, head.root):
             return memo  # type: ignore[return-value]  # stored under this name by this method
-        if kept is None or not self._extends(store, head, kept.size, kept.root):
+        if kept is None or not self.extends(store, head, kept.size, kept.root):
             kept = new()
         try:
             raws = store.entries(kept.size, head.size, head.size)
@@ -791,9 +411,9 @@ class AuditLog:
         self._folds[name] = kept
         return kept
 
-    def _extends(self, store: TiledStore, head: Head, size: int, root: bytes) -> bool:
+    def extends(self, store: TiledStore, head: Head, size: int, root: bytes) -> bool:
         try:
-            consistent(
+            verifying.consistent(
                 cpfmt.Checkpoint(self.origin, size, root),
                 head.size,
                 head.root,
@@ -808,7 +428,7 @@ class AuditLog:
         """Every snapshot id a `snapshot` event names."""
         return self.summary().snapshots
 
-    def _tiled_entries(self, errors: list | None) -> list[tuple[dict, bytes]]:
+    def tiled_entries(self, errors: list | None) -> list[tuple[dict, bytes]]:
         """Every event of the tiled log. Within one process the events read last time are kept
         with their size and root: a command that replays the log several times (forget: the
         protection, the clock guard, the overrides) reads it once, then only the head, a
@@ -818,7 +438,7 @@ class AuditLog:
         out: list[tuple[dict, bytes]] = []
         try:
             head = self.head(store, kept[0] if kept else 0)
-            if kept is None or not self._extends(store, head, kept[0], kept[1]):
+            if kept is None or not self.extends(store, head, kept[0], kept[1]):
                 kept = (0, b"", [])
             out = list(kept[2])
             raws = store.entries(kept[0], head.size, head.size)
@@ -831,14 +451,6 @@ class AuditLog:
             return out
         self._events = (head.size, head.root, out)
         return list(out)
-
-    def _writable_scan(self) -> _Scan:
-        """The log as a writer reads it: foreign objects skipped, a missing or doubled event
-        refused (an append would build on a log that is not the one others verified)."""
-        scan = self._scan(self.storage.list(ENTRIES))
-        if scan.errors:
-            raise IntegrityError(scan.errors[0], remedy="audit-verify")
-        return scan
 
     def mark_foreign(self, keys: Iterable[str] | None, reason: str) -> list[dict]:
         """Record that an admin examined foreign objects (`keys`, or every unexplained one when
@@ -856,13 +468,19 @@ class AuditLog:
                 raise UsageError(f"not a foreign object of the audit log: {', '.join(missing[:10])}")
             chosen = [found[k] for k in dict.fromkeys(keys)]
         events = []
-        for i in range(0, len(chosen), FOREIGN_BATCH):
+        for i in range(0, len(chosen), fo.BATCH):
             objects = [
                 {"key": f.key, "sha256": f.sha256, "size": f.size, "problem": f.problem}
-                for f in chosen[i : i + FOREIGN_BATCH]
+                for f in chosen[i : i + fo.BATCH]
             ]
             events.append(self.append("foreign", None, None, objects=objects, reason=reason))
         return events
+
+    def remember_stored(self, size: int, root: bytes) -> None:
+        """Remember the stored checkpoint of `size` if it is this log's for `root`."""
+        note = self._stored_checkpoint(layout.log_checkpoint(size))
+        if note is not None and self.matches(note, cpfmt.Checkpoint(self.origin, size, root)):
+            self.remember(note)
 
     def write_checkpoint(self, leaves: list[bytes], retention=None) -> bytes:
         return self.write_checkpoint_at(len(leaves), merkle.root(leaves), retention)
@@ -903,7 +521,7 @@ class AuditLog:
         if self.tiled():
             self._tiled_history(self.store(), remembered)
             return
-        self._check_remembered(self.leaves(self.entries()), remembered)
+        self.check_remembered(leaves(self.entries()), remembered)
 
     # -- the client's memory ---------------------------------------------------------
 
@@ -935,7 +553,7 @@ class AuditLog:
         except OSError:
             pass
 
-    def _check_remembered(self, leaves: list[bytes], note: bytes | None = None, what: str = "") -> int | None:
+    def check_remembered(self, leaves: list[bytes], note: bytes | None = None, what: str = "") -> int | None:
         note = note if note is not None else self.remembered()
         if note is None:
             return None
@@ -944,7 +562,7 @@ class AuditLog:
             cp = cpfmt.verify(note, self.origin, self.public)
         except CheckpointError as e:
             raise IntegrityError(f"{what}: {e}") from None
-        check_consistency(cp, leaves, what)
+        legacy.check_consistency(cp, leaves, what)
         return cp.size
 
     # -- the parts tiled verification uses (tiledverify.Log) -------------------------------
@@ -960,15 +578,15 @@ class AuditLog:
         """The note this log's key signs for each of `wanted`, in order (signed ahead, notes.py)."""
         return notepool.ahead(self._signer, self.signing, wanted)
 
-    def classify_checkpoint(self, info: ObjectInfo):
-        return self._classify_checkpoint(info)
+    def classify_checkpoint(self, info: ObjectInfo) -> cpfmt.Checkpoint | ForeignObject | None:
+        return fo.classify_checkpoint(self.storage, self.origin, self.public, info)
 
     def legacy_leaves(self, infos: list[ObjectInfo]) -> tuple[list[bytes], list, list[str]]:
         """(leaves, foreign objects, errors) of the entries under `log/entries/` (an upgraded log)."""
-        scan = self._scan(infos)
-        return self.leaves(scan.entries), scan.foreign, scan.errors
+        scan = legacy.scan(self.storage, self.sealer, infos)
+        return leaves(scan.entries), scan.foreign, scan.errors
 
-    def _everything(self, store: TiledStore, head: Head) -> tiledverify.Found:
+    def everything(self, store: TiledStore, head: Head) -> tiledverify.Found:
         with tiledverify.uncollected():
             listing = list(self.storage.list(layout.LOG))
             legacy = [i for i in listing if i.key.startswith(ENTRIES)]
@@ -976,10 +594,10 @@ class AuditLog:
             others = [i for i in listing if not i.key.startswith((ENTRIES, stamps.PREFIX))]
             del listing
             found = tiledverify.everything(self, store, head, legacy, others)
-        self._timestamps(store, head, found, None, tokens)
+        self.timestamps(store, head, found, None, tokens)
         return found
 
-    def _timestamps(self, store: TiledStore, head: Head, found: tiledverify.Found, lo: int | None, tokens=()) -> None:
+    def timestamps(self, store: TiledStore, head: Head, found: tiledverify.Found, lo: int | None, tokens=()) -> None:
         """Check the TSA witnesses' tokens (timestamps.py): those `tokens` listed (all of them),
         or, given `lo`, those of the checkpoints after size `lo` and the head's."""
         pinned, problems = stamps.chains(self.witness_config())
@@ -991,349 +609,13 @@ class AuditLog:
 
     # -- verification ------------------------------------------------------------------
 
-    def _settled(
-        self, store: TiledStore, head: Head, cp: cpfmt.Checkpoint | None
-    ) -> tuple[TiledStore, Head, tiledverify.Found]:
-        """The whole log verified (`cp` None) or what came after `cp`, read again (at most
-        twice more) while what was found beyond the head or missing at its edge is explained
-        by appends running meanwhile: an appender claims its bundle block first and writes
-        the tiles after it, so a reader can meet a head whose tiles are not there yet, or
-        tiles of entries that came after the head it read."""
-
-        def run(store: TiledStore, head: Head) -> tiledverify.Found:
-            return self._everything(store, head) if cp is None else tiledverify.since(self, store, head, cp)
-
-        found = run(store, head)
-        for attempt in range(2):
-            if not (found.beyond or found.missing):
-                break
-            time.sleep(0.2 * (attempt + 1))
-            fresh = self.store()
-            try:
-                later = self.head(fresh, head.size)
-            except IntegrityError:
-                break
-            if later.size == head.size and not any(self.storage.exists(k) for k in found.missing):
-                break  # nothing moved: what was found stands
-            store, head = fresh, later
-            found = run(store, head)
-        return store, head, found
-
     def verify(
         self, external: bytes | None = None, remember: bool = True, full: bool = False, events: bool = False
     ) -> VerifyReport:
-        """Check the log (§11). A tiled log is verified from this client's remembered
-        checkpoint — a consistency proof and the entries added since — unless `full` (or
-        nothing is remembered): then every object under `log/` is read. `events` fills
+        """Check the log (docs/AUDIT-LOG.md §11). A tiled log is verified from this client's
+        remembered checkpoint — a consistency proof and the entries added since — unless `full`
+        (or nothing is remembered): then every object under `log/` is read. `events` fills
         `report.entries` with every event, for the checks of their meaning (`check.py`)."""
         if self.tiled():
-            return self._verify_tiled(external, remember, full, events)
-        rep = VerifyReport()
-        # what can only have been written before the entries it covers is read first, so a
-        # concurrent writer never makes a checkpoint look longer than the log read after it
-        remembered = self.remembered()
-        cp_infos = sorted(self.storage.list(CHECKPOINTS), key=lambda i: i.key)
-        entry_infos, _checkpoints, others = _partition(self.storage.list(layout.LOG))
-        scan = self._scan(entry_infos)
-        rep.errors.extend(scan.errors)
-        entries = scan.entries
-        leaves = self.leaves(entries)
-        rep.size, rep.root = len(leaves), merkle.root(leaves)
-        found = scan.foreign + others
-        for info in cp_infos:
-            got = self._classify_checkpoint(info)
-            if isinstance(got, ForeignObject):
-                found.append(got)
-            elif got is not None:
-                try:
-                    check_consistency(got, leaves, info.key)
-                    rep.checkpoints += 1
-                except IntegrityError as e:
-                    rep.errors.append(str(e))
-        self._checkpoint_warnings(rep, {i.key for i in cp_infos}, len(leaves))
-        rep.foreign = self._explain(found, entries, digest=False)
-        for f in rep.foreign:
-            if f.marked_by is None:
-                rep.errors.append(f"{f.message()} (a foreign object, not marked as examined)")
-            else:
-                rep.warnings.append(f"{f.key}: known foreign object, marked by event {f.marked_by}: {f.reason}")
-        rep.warnings.extend(clock_warnings(entries, self.clock.now()))
-        rep.entries = entries
-        for note, what in (
-            (remembered, "the checkpoint this client last verified"),
-            (external, "the given checkpoint"),
-        ):
-            if note is None:
-                continue
-            try:
-                size = self._check_remembered(leaves, note, what)
-                if what.startswith("the checkpoint this"):
-                    rep.remembered = size
-            except IntegrityError as e:
-                rep.errors.append(str(e))
-        if rep.ok and remember and leaves:
-            note = self._stored_checkpoint(layout.log_checkpoint(len(leaves)))
-            if note is not None and self.matches(note, cpfmt.Checkpoint(self.origin, len(leaves), rep.root)):
-                self.remember(note)
-        return rep
-
-    def _verify_tiled(self, external: bytes | None, remember: bool, full: bool, events: bool) -> VerifyReport:
-        rep = VerifyReport()
-        remembered = self.remembered()  # first: a writer may extend the log and this file meanwhile
-        store = self.store()
-        what = "the checkpoint this client last verified"
-        cp = None
-        if remembered is not None:
-            try:
-                cp = self._verified(remembered, what)
-            except IntegrityError as e:
-                rep.errors.append(str(e))
-        try:
-            head = self.head(store, cp.size if cp is not None and not full else 0)
-        except IntegrityError as e:
-            rep.errors.append(str(e))
-            return rep
-        rep.size, rep.root = head.size, head.root
-        whole = full or cp is None or cp.size == 0 or cp.size > head.size
-        store, head, found = self._settled(store, head, None if whole else cp)
-        if not whole:
-            self._timestamps(store, head, found, cp.size if cp is not None else 0)
-        rep.errors.extend(found.errors)
-        rep.warnings.extend(found.warnings)
-        rep.witnesses = self.compare_witnesses(rep, store, head)
-        rep.timestamps = found.timestamps
-        rep.checkpoints = found.checkpoints
-        if whole:
-            present = found.listed
-            if any(layout.log_checkpoint(size) not in present for size in range(1, head.size + 1)):
-                present = {i.key for i in self.storage.list(CHECKPOINTS)}  # written since, perhaps
-            self._checkpoint_warnings(rep, present, head.size)
-        else:
-            rep.checkpoints += self._head_checkpoint(head, rep)
-        entries = found.entries if whole else []
-        if (events and not whole) or (found.foreign and not whole):
-            entries = self._tiled_entries(rep.errors if events else [])
-        rep.foreign = self._explain(found.foreign, entries, digest=False)
-        for f in rep.foreign:
-            if f.marked_by is None:
-                rep.errors.append(f"{f.message()} (a foreign object, not marked as examined)")
-            else:
-                rep.warnings.append(f"{f.key}: known foreign object, marked by event {f.marked_by}: {f.reason}")
-        rep.warnings.extend(clock_warnings(found.entries, self.clock.now()))
-        rep.entries = entries if events else []
-        for note, label in ((remembered, what), (external, "the given checkpoint")):
-            if note is None:
-                continue
-            try:
-                given = self._verified(note, label)
-                self._consistent(store, head, given, label)
-                if note is remembered:
-                    rep.remembered = given.size
-            except IntegrityError as e:
-                if str(e) not in rep.errors:
-                    rep.errors.append(str(e))
-        if rep.ok and remember and head.size:
-            note = self._stored_checkpoint(layout.log_checkpoint(head.size))
-            if note is not None and self.matches(note, cpfmt.Checkpoint(self.origin, head.size, head.root)):
-                self.remember(note)
-        return rep
-
-    def _head_checkpoint(self, head: Head, rep: VerifyReport) -> int:
-        """Check the stored checkpoint of the head's size: 1 if it is this log's, else 0 with a
-        warning (missing) or an error (another root, or not a checkpoint of this log)."""
-        if head.size == 0:
-            return 0
-        key = layout.log_checkpoint(head.size)
-        got = self._classify_checkpoint(ObjectInfo(key, 0))
-        if got is None:
-            rep.warnings.append(
-                f"no checkpoint for the full log of {head.size} entries (a writer "
-                "stopped between its entry and its checkpoint)"
-            )
-            return 0
-        if isinstance(got, ForeignObject):
-            rep.errors.append(f"{got.message()} (a foreign object, not marked as examined)")
-            return 0
-        if got.root != head.root:
-            rep.errors.append(
-                f"{key} (size {got.size}) is not a prefix of the log now found: its history was rewritten or forked"
-            )
-            return 0
-        return 1
-
-    @staticmethod
-    def _checkpoint_warnings(rep: VerifyReport, present: set[str], size: int) -> None:
-        """Every append writes the checkpoint of its size: say which sizes have none stored."""
-        if size and layout.log_checkpoint(size) not in present:
-            rep.warnings.append(
-                f"no checkpoint for the full log of {size} entries (a writer "
-                "stopped between its entry and its checkpoint)"
-            )
-        for n in range(1, size):
-            if layout.log_checkpoint(n) not in present:
-                rep.warnings.append(
-                    f"{CHECKPOINTS}{n:012d}: missing (deleted, or its writer stopped before writing it)"
-                )
-
-
-def _partition(infos: Iterable[ObjectInfo]) -> tuple[list[ObjectInfo], list[ObjectInfo], list[ForeignObject]]:
-    """One listing of `log/` as (entries, checkpoints, foreign objects outside both)."""
-    entries, checkpoints, others = [], [], []
-    for info in infos:
-        if info.key.startswith(ENTRIES):
-            entries.append(info)
-        elif info.key.startswith(CHECKPOINTS):
-            checkpoints.append(info)
-        else:
-            problem = "not part of the audit log (only log/entries/ and log/checkpoints/ are)"
-            others.append(ForeignObject(info.key, problem, None, info.size))
-    return entries, checkpoints, others
-
-
-def _order(valid: list, scan: _Scan) -> None:
-    """Take the valid entries (slot, key, event, bytes, sha256 and size as stored), in slot
-    order, as the leaves 0, 1, 2...
-    A byte-for-byte copy of another entry (the envelope does not bind its key, so a copy
-    authenticates) is foreign; another event at a position already taken is a fork, and an
-    event beyond the next position means events are missing: both end the reading."""
-    later: dict[bytes, int] = {}  # entry bytes -> the last slot holding them
-    for slot, _key, _ev, raw, _digest, _size in valid:
-        later[raw] = slot
-    leaf_of: dict[bytes, str] = {}
-    for slot, key, ev, raw, digest, size in valid:
-        seq, n = ev["seq"], len(scan.entries)
-        if raw in leaf_of or (seq > n and later[raw] > slot):
-            where = leaf_of.get(raw) or layout.log_entry(later[raw])
-            scan.foreign.append(ForeignObject(key, f"a copy of event {seq}, whose entry is {where}", digest, size))
-            continue
-        if seq < n:
-            scan.errors.append(
-                f"{key} holds another event {seq} than {scan.keys[seq]}: two writers took the same "
-                "position, or the history was forked"
-            )
-            return
-        if seq > n:
-            scan.errors.append(_gap(n, seq, scan.homes[-1] if scan.homes else -1, slot, key))
-            return
-        scan.entries.append((ev, raw))
-        scan.keys.append(key)
-        scan.homes.append(slot)
-        leaf_of[raw] = key
-
-
-def _gap(n: int, seq: int, prev: int, slot: int, key: str) -> str:
-    """What is missing between the last leaf (at slot `prev`) and `key`, which holds `seq`."""
-    events = f"event {n}" if seq == n + 1 else f"events {n}-{seq - 1}"
-    between = range(prev + 1, slot)
-    if len(between) == seq - n:
-        where = layout.log_entry(between[0])
-        if len(between) > 1:
-            where += f" to {layout.log_entry(between[-1])}"
-        return f"{where}: {events} missing from the log (deleted, or replaced by bytes that are not it)"
-    return (
-        f"{events} missing from the log before {key}, which holds event {seq} "
-        "(deleted, replaced, or moved to another slot)"
-    )
-
-
-def foreign_marks(entries: list) -> dict[tuple, tuple[int, str]]:
-    """(key, sha256, size) -> (seq, reason) of the latest `foreign` event naming that object."""
-    marks: dict[tuple, tuple[int, str]] = {}
-    for ev, _raw in entries:
-        details = ev.get("details") or {}
-        if ev.get("type") != "foreign" or not isinstance(details.get("objects"), list):
-            continue
-        reason = details.get("reason") if isinstance(details.get("reason"), str) else ""
-        for o in details["objects"]:
-            if isinstance(o, dict) and isinstance(o.get("key"), str):
-                marks[(o["key"], o.get("sha256"), o.get("size"))] = (ev["seq"], reason)
-    return marks
-
-
-def clock_warnings(entries: list, now: _dt.datetime, tolerance: _dt.timedelta = CLOCK_TOLERANCE) -> list[str]:
-    """Events dated after `now`, or before the event logged just before them, by more than
-    `tolerance`: a writer's clock was wrong (or moved) when it wrote them."""
-    out = []
-    prev: tuple[int, str, _dt.datetime] | None = None
-    for ev, _raw in entries:
-        t = from_iso(ev["time"])
-        if t > now + tolerance:
-            out.append(
-                f"event {ev['seq']} ({ev['type']}) is dated {ev['time']}, after this clock's "
-                f"{to_iso(now)} by more than {_minutes(tolerance)}"
-            )
-        if prev is not None and t < prev[2] - tolerance:
-            out.append(
-                f"event {ev['seq']} ({ev['type']}) is dated {ev['time']}, before event {prev[0]} "
-                f"({prev[1]}) by more than {_minutes(tolerance)}: a writer's clock went back"
-            )
-        prev = (ev["seq"], ev["time"], t)
-    return out
-
-
-def _minutes(d: _dt.timedelta) -> str:
-    return f"{int(d.total_seconds() // 60)} minutes"
-
-
-def record_snapshots(
-    log: AuditLog, snapshots: SnapshotStore, sid: str, retention: Retention | None = None
-) -> list[dict]:
-    """Append a `snapshot` event for every stored snapshot the log does not name yet:
-    the one just written, and any a crash kept from being recorded (marked recovered)."""
-    logged = log.logged_snapshots()
-    snapshots.forget()
-    out = []
-    now = log.clock.now()
-    for s in snapshots.all():
-        if s.id in logged or not s.readable:  # a write-only key leaves others' to a full key
-            continue
-        if s.id != sid and not orphaned(snapshots, s, now):
-            continue  # another backup's, still about to record itself
-        ret = retention if s.id == sid else None
-        out.append(log.append("snapshot", s.id, ret, **snapshot_details(s), recovered=s.id != sid))
-    return out
-
-
-def orphaned(snapshots: SnapshotStore, snap: Snapshot, now: _dt.datetime) -> bool:
-    """A snapshot stored long enough ago that its own backup cannot still be recording it."""
-    stored = snapshots.stored_at(snap.id)
-    return stored is not None and now - stored > RECOVER_AFTER
-
-
-def snapshot_details(s: Snapshot) -> dict:
-    return {
-        "time": to_iso(s.time),
-        "hostname": s.hostname,
-        "username": s.username,
-        "paths": s.paths,
-        "tags": s.tags,
-        "tree": s.tree,
-        "content_root": s.content_root,
-        "retention": s.retention,
-        "files": s.summary.get("files_total"),
-        "bytes": s.summary.get("bytes_total"),
-        **({"clock_jump": s.doc["clock_jump"]} if "clock_jump" in s.doc else {}),
-    }
-
-
-def check_consistency(cp: cpfmt.Checkpoint, leaves: list[bytes], what: str) -> None:
-    """Raise unless the log `leaves` extends the tree the checkpoint describes."""
-    consistent(cp, len(leaves), merkle.root(leaves), lambda: merkle.consistency_proof(leaves, cp.size), what)
-
-
-def consistent(cp: cpfmt.Checkpoint, n: int, root: bytes, proof, what: str) -> None:
-    """Raise unless a log of `n` leaves with `root` extends the checkpoint; `proof()` gives
-    the consistency proof from its size (asked for only when it is needed)."""
-    if cp.size > n:
-        raise IntegrityError(
-            f"{what} covers {cp.size} entries, but the log now has only {n}: "
-            "the repository was rolled back or its log truncated"
-        )
-    if cp.size == 0:
-        return
-    try:
-        merkle.verify_consistency(cp.size, n, cp.root, root, proof() if cp.size < n else [])
-    except ProofError:
-        raise IntegrityError(
-            f"{what} (size {cp.size}) is not a prefix of the log now found: its history was rewritten or forked"
-        ) from None
+            return verifying.verify_tiled(self, external, remember, full, events)
+        return legacy.verify(self, external, remember)

@@ -16,8 +16,8 @@ After every append the new checkpoint goes to every witness:
     tsa:http(s)://HOST/PATH        an RFC 3161 time-stamping authority: the note is timestamped
                                    and the token kept in the repository (timestamps.py, tsa.py)
 
-`audit verify` compares the log with each witness's newest checkpoint (log.py
-`AuditLog.compare_witnesses`). A `trust-reset` event lists the witness checkpoints
+`audit verify` compares the log with each witness's newest checkpoint
+(`Witnessing.compare`, witnessing.py). A `trust-reset` event lists the witness checkpoints
 a restore from an older copy abandons; they are no longer compared.
 """
 

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..audit.log import AuditLog, record_snapshots
+from ..audit.log import AuditLog
+from ..audit.snapshot_events import record_snapshots
 from ..clock import add_duration, to_iso
 from ..crypto.keys import MasterKeys
 from ..errors import AmberError, UsageError

@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable
 
-from ..audit.log import record_snapshots
+from ..audit.snapshot_events import record_snapshots
 from ..clock import add_duration, to_iso
 from ..errors import AmberError, IntegrityError, NotFound, UsageError
 from ..evidence.copychain import source_proof

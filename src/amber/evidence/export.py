@@ -12,7 +12,8 @@ from typing import Any, BinaryIO, Protocol
 from ..audit import checkpoint as cpfmt
 from ..audit import merkle
 from ..audit import timestamps as stamps
-from ..audit.log import AuditLog, check_consistency
+from ..audit.log import AuditLog
+from ..audit.verifying import check_consistency
 from ..clock import Clock, to_iso
 from ..errors import IntegrityError, NotFound, UsageError
 from ..format import layout
@@ -51,7 +52,7 @@ def export(repo: EvidenceSource, snap: Snapshot, paths: list[str], out_path: str
     repo.load_index()
     ev, raw_event, note, cp, proof, warnings = log_proof(repo, snap)
     tokens, missing = stamps.for_checkpoint(repo.audit.storage, repo.audit.witness_config(), note, cp.size)
-    note = repo.audit.with_cosignatures(note, cp)  # witnesses' cosignatures travel with it
+    note = repo.audit.witnessing.with_cosignatures(note, cp)  # witnesses' cosignatures travel with it
     trees: dict[str, bytes] = {}
     files = []
     with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
