@@ -46,11 +46,14 @@ def geometry(size: int, percent: int) -> tuple[int, int, int]:
     return k, m, shard
 
 
-def _shards(data: bytes | memoryview, k: int, shard: int) -> list[bytes]:
-    out = []
+def _shards(data: bytes | memoryview, k: int, shard: int) -> list[bytes | memoryview]:
+    """The k data shards: views of `data` (a 16 MiB pack is not copied to be encoded), the
+    last one copied only when it must be padded with zeros."""
+    view = memoryview(data)
+    out: list[bytes | memoryview] = []
     for i in range(k):
-        part = bytes(data[i * shard : (i + 1) * shard])
-        out.append(part + bytes(shard - len(part)) if len(part) < shard else part)
+        part = view[i * shard : (i + 1) * shard]
+        out.append(bytes(part) + bytes(shard - len(part)) if len(part) < shard else part)
     return out
 
 
