@@ -561,8 +561,10 @@ class Archiver:
         """Store a folder's tree; returns (tree blob id, Merkle digest)."""
         raw = treefmt.encode(nodes)
         bid = self.keys.blob_id(raw)
-        self.store.add(BLOB_TREE, bid, raw)
-        return bid.hex(), treefmt.digest(raw)
+        tree_id = bid.hex()
+        if self.store.add(BLOB_TREE, bid, raw):
+            self.changes.tree_stored(tree_id, nodes)
+        return tree_id, treefmt.digest(raw)
 
     def save_stdin(self, stream, name: str) -> dict:
         sha = hashlib.sha256()

@@ -38,6 +38,7 @@ from .filescache import FilesCache
 
 # (type, size, mtime_ns, content ids (hex) or None, subtree id or None) of a parent's entry
 Entry = tuple
+STORED_ENTRIES = 200_000  # entries of the trees a backup stored kept for the comparison (~30 MB at most)
 # hex blob ids -> (plaintext, stored) bytes from the index, or None when one is not indexed
 Ratio = Callable[[list[str]], "tuple[int, int] | None"]
 # (status: "new", "changed" or "unmodified"; path; size) of each file stored, for `backup -v`
@@ -98,6 +99,9 @@ class Changes:
     def measures(self) -> bool:
         """Whether there is a parent to compare with at all."""
         return self.parent is not None
+
+    def tree_stored(self, tree_id: str, nodes: list[dict]) -> None:
+        """A folder's tree the walk has just stored (new to the repository)."""
 
     def finish(self, root_tree: str) -> None:
         """The walk is done and the new root tree stored (`TreeChanges` compares then)."""
@@ -274,6 +278,9 @@ class TreeChanges(Changes):
         self.parent_root = parent_root
         self.added_by_path: dict[str, tuple[int, int]] = {}
         self.labelled: dict[str, str] = {}  # path -> new or changed, for `listing` (else unmodified)
+        # the entries of trees this backup stored, so `finish` need not read them back
+        self.stored: dict[str, dict[str, Entry]] = {}
+        self.stored_entries = 0
 
     @property
     def active(self) -> bool:
@@ -288,6 +295,13 @@ class TreeChanges(Changes):
 
     def scanned(self, path: str, prev: dict[str, Entry], present: set[str], fresh: list) -> None:
         return
+
+    def tree_stored(self, tree_id: str, nodes: list[dict]) -> None:
+        # a tree new to the repository differs from the parent's: `finish` compares it. Kept
+        # up to STORED_ENTRIES entries in all (read back from the repository beyond that).
+        if self.stored_entries + len(nodes) <= STORED_ENTRIES:
+            self.stored[tree_id] = {n["name"]: _entry(n) for n in nodes}
+            self.stored_entries += len(nodes)
 
     def file_done(
         self, path: str, node: dict, old: Entry | None, renamed: str | None, added: tuple[int, int] = (0, 0)
@@ -308,7 +322,9 @@ class TreeChanges(Changes):
                 continue
             try:
                 old = {n["name"]: _entry(n) for n in self.trees.load_tree(old_id)} if old_id else {}
-                new = {n["name"]: _entry(n) for n in self.trees.load_tree(new_id)} if new_id else {}
+                new = self.stored.pop(new_id, None) if new_id else {}
+                if new is None:
+                    new = {n["name"]: _entry(n) for n in self.trees.load_tree(new_id)}
             except AmberError as e:
                 m.unmeasured.append(f"{path}: a folder could not be read to compare it ({e})")
                 continue
