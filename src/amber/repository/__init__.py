@@ -25,30 +25,30 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from . import browse, trust
-from . import copy as copying
-from . import repair as repairing
-from .audit.checkpoint import verify as verify_checkpoint
-from .audit.log import AuditLog
-from .audit.witness import fetch_server_key as witness_server_key
-from .audit.witness import parse_server_key
-from .audit.witness import target as witness_target
-from .audit.witness import tsa_chain as witness_tsa_chain
-from .backup import anomaly as anomaly_rules
-from .backup.archiver import BackupResult, BackupStats
-from .backup.dryrun import dry_run
-from .backup.run import backup
-from .backup.scan import SourceScan
-from .backup.select import Listed, Selection, listed_sources
-from .backup.select import selection as source_selection
-from .browse import entry_json
-from .check import CheckReport, check, verify_audit_log
-from .clock import Clock, SystemClock, duration_seconds, to_iso
-from .copy import CopyReport
-from .crypto import keys as keyfile
-from .crypto.aead import Sealer
-from .crypto.keys import MasterKeys
-from .errors import (
+from .. import browse, trust
+from .. import copy as copying
+from .. import repair as repairing
+from ..audit.checkpoint import verify as verify_checkpoint
+from ..audit.log import AuditLog
+from ..audit.witness import fetch_server_key as witness_server_key
+from ..audit.witness import parse_server_key
+from ..audit.witness import target as witness_target
+from ..audit.witness import tsa_chain as witness_tsa_chain
+from ..backup import anomaly as anomaly_rules
+from ..backup.archiver import BackupResult, BackupStats
+from ..backup.dryrun import dry_run
+from ..backup.run import backup
+from ..backup.scan import SourceScan
+from ..backup.select import Listed, Selection, listed_sources
+from ..backup.select import selection as source_selection
+from ..browse import entry_json
+from ..check import CheckReport, check, verify_audit_log
+from ..clock import Clock, SystemClock, duration_seconds, to_iso
+from ..copy import CopyReport
+from ..crypto import keys as keyfile
+from ..crypto.aead import Sealer
+from ..crypto.keys import MasterKeys
+from ..errors import (
     AmberError,
     CheckpointError,
     IntegrityError,
@@ -61,39 +61,39 @@ from .errors import (
     UsageError,
     WrongPassword,
 )
-from .evidence import EvidenceReport, export, verify_bundle
-from .format import layout
-from .format.compression import COMP_NONE
-from .format.pack import BLOB_TREE
-from .mount import fs as mount_fs
-from .mount import fuse as mount_fuse
-from .repo import client_state, damage, reindex, selection, verified
-from .repo import records as rec
-from .repo import settings as settingsrec
-from .repo.blobs import BlobStore, require_full
-from .repo.events import EventStore
-from .repo.keys import KeyRing
-from .repo.selection import SnapshotFilter, select_snapshots
-from .repo.selection import group as group
-from .repo.selection import newest as newest
-from .repo.selection import parse_group_by as parse_group_by
-from .repo.selection import tag_list as tag_list
-from .repo.snapshots import ContentKeys, Snapshot, SnapshotStore
-from .repo.trees import Trees
-from .restore import drill as drilling
-from .restore import dump as dumping
-from .restore.restorer import RestoreStats, restore
-from .retention import clockguard, locks, preflight, prune, replay
-from .retention import forget as forgetting
-from .retention import tiers as lock_tiers
-from .retention.policy import KeepPolicy
-from .retention.state import Protection
-from .storage import Storage, open_storage
-from .storage.base import GOVERNANCE, MODES, Retention
-from .storage.s3_policy import MAX_RETENTION_DAYS as MAX_RETENTION_DAYS
-from .storage.s3_policy import S3_ROLES as S3_ROLES
-from .storage.s3_policy import iam_policy as iam_policy
-from .version import __version__
+from ..evidence import EvidenceReport, export, verify_bundle
+from ..format import layout
+from ..format.compression import COMP_NONE
+from ..format.pack import BLOB_TREE
+from ..mount import fs as mount_fs
+from ..mount import fuse as mount_fuse
+from ..repo import client_state, damage, reindex, selection, verified
+from ..repo import records as rec
+from ..repo import settings as settingsrec
+from ..repo.blobs import BlobStore, require_full
+from ..repo.events import EventStore
+from ..repo.keys import KeyRing
+from ..repo.selection import SnapshotFilter, select_snapshots
+from ..repo.selection import group as group
+from ..repo.selection import newest as newest
+from ..repo.selection import parse_group_by as parse_group_by
+from ..repo.selection import tag_list as tag_list
+from ..repo.snapshots import ContentKeys, Snapshot, SnapshotStore
+from ..repo.trees import Trees
+from ..restore import drill as drilling
+from ..restore import dump as dumping
+from ..restore.restorer import RestoreStats, restore
+from ..retention import clockguard, locks, preflight, prune, replay
+from ..retention import forget as forgetting
+from ..retention import tiers as lock_tiers
+from ..retention.policy import KeepPolicy
+from ..retention.state import Protection
+from ..storage import Storage, open_storage
+from ..storage.base import GOVERNANCE, MODES, Retention
+from ..storage.s3_policy import MAX_RETENTION_DAYS as MAX_RETENTION_DAYS
+from ..storage.s3_policy import S3_ROLES as S3_ROLES
+from ..storage.s3_policy import iam_policy as iam_policy
+from ..version import __version__
 
 FORMAT_VERSION = 2  # what `init` makes; format 1 repositories open and work as before
 CHUNK_MIN = 512 << 10
