@@ -12,7 +12,6 @@ first need, not at open: listing snapshots needs none of it.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any
 
 from ..audit.log import AuditLog
 from ..clock import Clock, SystemClock, to_iso
@@ -35,12 +34,6 @@ PACK_SIZE = 16 << 20  # the blob store's pack target where a config names none
 
 class RepositoryParts:
     """What one open repository owns; `Repository` (this package) adds the operations."""
-
-    # For the type checker only: each module of the facade is checked alone, yet calls the others'
-    # methods and hands the engine `self` as the whole facade.
-    if TYPE_CHECKING:
-
-        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(
         self, storage: Storage, keys: MasterKeys, config: dict, key_id: str, clock: Clock | None = None
