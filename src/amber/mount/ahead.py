@@ -34,11 +34,14 @@ ORDERS_KEPT = 256  # folders whose order of names is kept
 
 
 class Pusher:
-    """A thread that plans, fetches and stores files ahead of their reads. `known(path)`
-    is the node id the kernel knows the path by (None if none); `store(ino, data)` puts a
-    file's whole content into the kernel's page cache (False if the kernel took none)."""
+    """A thread that plans, fetches and stores files ahead of their reads. `known(path, size,
+    mtime)` is the node id the kernel knows the path by, with that size and mtime (None if
+    none); `store(ino, data)` puts a file's whole content into the kernel's page cache
+    (False if the kernel took none)."""
 
-    def __init__(self, mount: Mount, known: Callable[[str], int | None], store: Callable[[int, bytes], bool]):
+    def __init__(
+        self, mount: Mount, known: Callable[[str, int, int], int | None], store: Callable[[int, bytes], bool]
+    ) -> None:
         self.mount = mount
         self.known = known
         self.store = store
@@ -55,38 +58,43 @@ class Pusher:
         """No plan or store after what is running now (stores check the session themselves)."""
         self._jobs.put(None)
 
-    def first_read(self, path: str, ino: int | None) -> None:
-        """The kernel reads the file at `path` (node id `ino`) for the first time: plan from it."""
+    def first_read(self, path: str, ino: int | None, reader: int) -> None:
+        """Process `reader` reads the file at `path` (node id `ino`) for the first time: plan
+        from it."""
         if ino is not None:
             self._in_kernel.add(ino)
-        self._jobs.put(path)
+        self._jobs.put((reader, path))
 
     def _running(self) -> None:
-        while (path := self._jobs.get()) is not None:
-            try:  # only the latest first read counts: the reader has gone past the others
-                while (path := self._jobs.get_nowait()) is not None:
-                    pass
+        while (job := self._jobs.get()) is not None:
+            latest = {job[0]: job[1]}  # each reader's latest first read: it has gone past the others
+            try:
+                while (job := self._jobs.get_nowait()) is not None:
+                    latest.pop(job[0], None)
+                    latest[job[0]] = job[1]
                 return
             except queue.Empty:
                 pass
             try:
-                self._ahead(path)
+                self._ahead(list(latest.values()))
             except Exception:  # a file not stored is read as any other
                 pass
 
-    def _ahead(self, path: str) -> None:
-        planned = []
-        for there, node in self._plan(path):
-            try:
-                f = self.mount.opened(there, node)
-            except OSError:
-                continue
-            self.mount.cache.prefetch(f)
-            planned.append((there, node, f))
-        trip = len(planned) // TRIPWIRE if len(planned) > 2 else -1
-        for n, (there, node, f) in enumerate(planned):
-            if n != trip:
-                self._store(there, node, f)
+    def _ahead(self, paths: list[str]) -> None:
+        """Plan from each path, have the planned files fetched, and store them as they come."""
+        for path in paths:
+            planned = []
+            for there, node in self._plan(path):
+                try:
+                    f = self.mount.opened(there, node)
+                except OSError:
+                    continue
+                self.mount.cache.prefetch(f)
+                planned.append((there, node, f))
+            trip = len(planned) // TRIPWIRE if len(planned) > 2 else -1
+            for n, job in enumerate(planned):
+                if n != trip:
+                    self._store(*job)
 
     def _plan(self, path: str) -> list[tuple[str, dict]]:
         """The files after `path` in the order a tree walker reads them, not planned before."""
@@ -145,13 +153,14 @@ class Pusher:
         return kept
 
     def _store(self, path: str, node: dict, f: OpenFile) -> None:
-        ino = self.known(path)
+        stamp = (node["size"], node.get("mtime_ns", 0))
+        ino = self.known(path, *stamp)
         if ino is None or ino in self._in_kernel:
             return
         try:
             data = self.mount.cache.read(f, node["size"], 0)
         except Exception:
             return
-        if len(data) == node["size"] and self.known(path) == ino and ino not in self._in_kernel:
+        if len(data) == node["size"] and self.known(path, *stamp) == ino and ino not in self._in_kernel:
             self._in_kernel.add(ino)
             self.store(ino, data)

@@ -42,6 +42,10 @@ class EntryParam(ctypes.Structure):  # struct fuse_entry_param
     ]
 
 
+class Ctx(ctypes.Structure):  # struct fuse_ctx
+    _fields_ = [("uid", ctypes.c_uint32), ("gid", ctypes.c_uint32), ("pid", ctypes.c_int32), ("umask", ctypes.c_uint32)]
+
+
 class ForgetData(ctypes.Structure):  # struct fuse_forget_data
     _fields_ = [("ino", c_ino), ("nlookup", ctypes.c_uint64)]
 
@@ -132,6 +136,7 @@ def load(path: str | None = None) -> ctypes.CDLL:
         "fuse_session_exit": (None, [ctypes.c_void_p]),
         "fuse_set_signal_handlers": (ctypes.c_int, [ctypes.c_void_p]),
         "fuse_remove_signal_handlers": (None, [ctypes.c_void_p]),
+        "fuse_req_ctx": (ctypes.POINTER(Ctx), [c_req]),
         "fuse_reply_err": (ctypes.c_int, [c_req, ctypes.c_int]),
         "fuse_reply_none": (None, [c_req]),
         "fuse_reply_entry": (ctypes.c_int, [c_req, ctypes.POINTER(EntryParam)]),

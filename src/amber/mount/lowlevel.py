@@ -50,6 +50,7 @@ class Nodes:
         self._paths: dict[int, str] = {1: "/"}
         self._ids: dict[str, int] = {"/": 1}
         self._counts: dict[int, int] = {1: 1}
+        self._sizes: dict[int, tuple[int, int]] = {}  # (size, mtime) the kernel was last told
         self._next = 2
         self._mu = threading.Lock()
 
@@ -63,8 +64,8 @@ class Nodes:
         """The id `give(path)` would return."""
         return self._ids.get(path, self._next)
 
-    def give(self, path: str) -> int:
-        """The id of `path`, counted as told to the kernel once more."""
+    def give(self, path: str, attrs: dict | None = None) -> int:
+        """The id of `path`, counted as told to the kernel once more (with `attrs`)."""
         with self._mu:
             ino = self._ids.get(path)
             if ino is None:
@@ -73,6 +74,8 @@ class Nodes:
                 self._ids[path], self._paths[ino] = ino, path
                 self._counts[ino] = 0
             self._counts[ino] += 1
+            if attrs is not None:
+                self._sizes[ino] = (attrs.get("st_size", 0), attrs.get("st_mtime", 0))
             return ino
 
     def forget(self, ino: int, n: int) -> None:
@@ -84,6 +87,7 @@ class Nodes:
                 self._counts[ino] = left - n
                 return
             del self._counts[ino]
+            self._sizes.pop(ino, None)
             path = self._paths.pop(ino)
             if self._ids.get(path) == ino:
                 del self._ids[path]
@@ -91,6 +95,13 @@ class Nodes:
     def known(self, path: str) -> int | None:
         """The id the kernel knows `path` by, if it knows one."""
         return self._ids.get(path)
+
+    def told(self, path: str, size: int, mtime: int) -> int | None:
+        """The id the kernel knows `path` by, if it was told this size and mtime for it: a file
+        stored ahead must be the one the kernel knows (a name above the snapshots may stand
+        for another snapshot since)."""
+        ino = self._ids.get(path)
+        return ino if ino is not None and self._sizes.get(ino) == (size, mtime) else None
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -127,9 +138,10 @@ class Server:
         self.started = False
         self.session: int | None = None
         self._session_mu = threading.Lock()  # held while storing: the session is not destroyed meanwhile
-        self.pusher = Pusher(mount, self.nodes.known, self.store)
+        self.pusher = Pusher(mount, self.nodes.told, self.store)
         self._callbacks: list = []  # kept alive while libfuse holds them
-        mount.on_first_read = lambda path: self.pusher.first_read(path, self.nodes.known(path))
+        self._reader = 0  # the process whose read is being answered
+        mount.on_first_read = lambda path: self.pusher.first_read(path, self.nodes.known(path), self._reader)
 
     # -- the operations table ----------------------------------------------------
 
@@ -193,7 +205,7 @@ class Server:
         path = _child(self.nodes.path(parent), _name(name))
         attrs = self.mount.getattr(path)
         e = self._entry(attrs, self.nodes.upcoming(path))
-        e.ino = self.nodes.give(path)
+        e.ino = self.nodes.give(path, attrs)
         if self.lib.fuse_reply_entry(req, ctypes.byref(e)) != 0:  # the kernel did not take it
             self.nodes.forget(e.ino, 1)
 
@@ -221,6 +233,8 @@ class Server:
         raise OSError(errno.ENOSYS, "files need no open")  # no OPEN or RELEASE from now on
 
     def read(self, req: int, ino: int, size: int, offset: int, _fi: int | None) -> None:
+        ctx = self.lib.fuse_req_ctx(req)
+        self._reader = ctx.contents.pid if ctx else 0
         data = self.mount.read(self.nodes.path(ino), size, offset)
         self.lib.fuse_reply_buf(req, data, len(data))
 
@@ -270,7 +284,7 @@ class Server:
                 break
             used += n
             if not dots:
-                self.nodes.give(child)
+                self.nodes.give(child, attrs)
         self.lib.fuse_reply_buf(req, buf, used)
 
     def store(self, ino: int, data: bytes) -> bool:
