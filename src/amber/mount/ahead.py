@@ -5,12 +5,12 @@ order the folders list them, going into each subfolder where it is listed. When 
 file's first read reaches amber, the pusher plans the files that order reaches next,
 across subfolders and back up into the folders around (up to AHEAD_FILES files and
 AHEAD_BYTES bytes past what it planned before, looking at no more than AHEAD_STEPS
-entries), has their blobs fetched (content.BlobCache.prefetch), and stores each file,
+entries, and no further than the walker has listed: only files the kernel knows can be
+stored), has their blobs fetched (content.BlobCache.prefetch), and stores each file,
 whole, into the kernel's page cache as soon as it is fetched. Their reads are then
 answered by the kernel alone. One planned file a quarter of the way in is left out (the
 tripwire): its read reaches amber and plans the next files while the reader goes on
-through the rest. What the kernel does not know yet (a folder not listed) is fetched
-but not stored; a file read before it was stored is not stored; a file that cannot
+through the rest. A file read before it was stored is not stored; a file that cannot
 be read is skipped quietly (its own read tells why). Nothing here answers a request:
 a file not stored is read as any other.
 """
@@ -27,7 +27,7 @@ from .fs import Mount
 
 AHEAD_FILES = 128  # files planned past the last planned one ...
 AHEAD_BYTES = 16 << 20  # ... and bytes (a file larger than this is never stored ahead)
-AHEAD_STEPS = 2048  # entries looked at for one plan
+AHEAD_STEPS = 1024  # entries looked at for one plan
 TRIPWIRE = 4  # the planned file 1/TRIPWIRE of the way in is left for its read to reach amber
 KEPT = 1 << 20  # paths remembered as planned, node ids as stored
 ORDERS_KEPT = 256  # folders whose order of names is kept
@@ -36,14 +36,19 @@ ORDERS_KEPT = 256  # folders whose order of names is kept
 class Pusher:
     """A thread that plans, fetches and stores files ahead of their reads. `known(path, size,
     mtime)` is the node id the kernel knows the path by, with that size and mtime (None if
-    none); `store(ino, data)` puts a file's whole content into the kernel's page cache
-    (False if the kernel took none)."""
+    none); `knows(path)` whether the kernel knows the path at all; `store(ino, data)` puts
+    a file's whole content into the kernel's page cache (False if the kernel took none)."""
 
     def __init__(
-        self, mount: Mount, known: Callable[[str, int, int], int | None], store: Callable[[int, bytes], bool]
+        self,
+        mount: Mount,
+        known: Callable[[str, int, int], int | None],
+        knows: Callable[[str], bool],
+        store: Callable[[int, bytes], bool],
     ) -> None:
         self.mount = mount
         self.known = known
+        self.knows = knows
         self.store = store
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._planned: set[str] = set()
@@ -107,13 +112,16 @@ class Pusher:
             steps += 1
             if steps > AHEAD_STEPS or len(out) >= AHEAD_FILES or total >= AHEAD_BYTES:
                 break
-            if node.get("type") != "file" or there in self._planned:
-                continue
-            self._planned.add(there)
             size = node.get("size")
-            if type(size) is int and 0 < size <= AHEAD_BYTES and node.get("content"):
-                out.append((there, node))
-                total += size
+            if node.get("type") != "file" or there in self._planned or not node.get("content"):
+                continue
+            if not (type(size) is int and 0 < size <= AHEAD_BYTES):
+                continue
+            if self.known(there, size, node.get("mtime_ns", 0)) is None:
+                break  # not listed yet: the walker is not there, nothing more is planned
+            self._planned.add(there)
+            out.append((there, node))
+            total += size
         return out
 
     def _after(self, path: str) -> Iterator[tuple[str, dict]]:
@@ -135,7 +143,7 @@ class Pusher:
     def _below(self, path: str, node: dict) -> Iterator[tuple[str, dict]]:
         """The entry `node` at `path`, and if it is a folder, the entries below it, depth first."""
         yield path, node
-        if node.get("type") == "dir" and node.get("subtree"):
+        if node.get("type") == "dir" and node.get("subtree") and self.knows(path):
             try:
                 nodes = self.mount.subfolder(path, node)
             except OSError:  # told when it is listed

@@ -138,7 +138,7 @@ class Server:
         self.started = False
         self.session: int | None = None
         self._session_mu = threading.Lock()  # held while storing: the session is not destroyed meanwhile
-        self.pusher = Pusher(mount, self.nodes.told, self.store)
+        self.pusher = Pusher(mount, self.nodes.told, lambda path: self.nodes.known(path) is not None, self.store)
         self._callbacks: list = []  # kept alive while libfuse holds them
         self._reader = 0  # the process whose read is being answered
         mount.on_first_read = lambda path: self.pusher.first_read(path, self.nodes.known(path), self._reader)
