@@ -29,7 +29,7 @@ AHEAD_FILES = 128  # files planned past the last planned one ...
 AHEAD_BYTES = 16 << 20  # ... and bytes (a file larger than this is never stored ahead)
 AHEAD_STEPS = 1024  # entries looked at for one plan
 TRIPWIRE = 4  # the planned file 1/TRIPWIRE of the way in is left for its read to reach amber
-KEPT = 1 << 20  # paths remembered as planned, node ids as stored
+KEPT = 1 << 18  # paths remembered as planned (about 40 MB at most), node ids as stored
 ORDERS_KEPT = 256  # folders whose order of names is kept
 
 

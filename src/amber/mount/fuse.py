@@ -15,8 +15,8 @@ open is answered ENOSYS, after which the kernel sends no OPEN or RELEASE at all.
 libfuse 3 is preferred where both are installed: with it the kernel keeps symlink
 targets (`latest` is read once, not at every path through it), each listing
 carries its entries' attributes (READDIRPLUS), and files are put into the kernel's
-page cache before they are read (ahead.py), so reading a tree costs a request per
-hundred files or so instead of one per file. Through mfusepy (libfuse 2, or 3 where
+page cache before they are read (ahead.py), so reading a tree costs a read request
+per ten or twenty files instead of one per file. Through mfusepy (libfuse 2, or 3 where
 the low-level API cannot be bound), reading a folder costs about one request per
 file, its read (strace: 1.2 requests per file of a folder read with cat).
 """
