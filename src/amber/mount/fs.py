@@ -97,6 +97,7 @@ class Mount:
         self._listings: collections.OrderedDict[str, list[tuple[str, dict]]] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, OpenFile] = collections.OrderedDict()
         self._files_mu = threading.Lock()
+        self.on_first_read: Callable[[str], None] | None = None  # plans read-ahead instead of _read_ahead
         self.refresh(force=True)
 
     def close(self) -> None:
@@ -346,17 +347,36 @@ class Mount:
             f = self._open(path, node)
         if not f.read_ahead:  # its first read: the files after it are fetched meanwhile
             f.read_ahead = True
-            self._read_ahead(path)
+            (self.on_first_read or self._read_ahead)(path)
         return f
 
-    def _open(self, path: str, node: dict) -> OpenFile:
+    def opened(self, path: str, node: dict) -> OpenFile:
+        """The file `node` at `path` as `read` keeps it, without planning any read-ahead; OSError
+        (EIO, told by no one: its own read tells) if its blobs are not in the index."""
+        with self._files_mu:
+            f = self._files.get(path)
+        return f or self._open(path, node, warn=False)
+
+    def nodes_at(self, path: str) -> dict[str, dict] | None:
+        """The nodes of the snapshot's folder at `path`, if it was looked into (kept by path)."""
+        return self._paths.get(path)
+
+    def subfolder(self, path: str, node: dict) -> dict[str, dict]:
+        """The nodes of the folder `node` at `path`, loaded quietly (OSError if unreadable) and
+        kept by path."""
+        nodes = self.folder(node["subtree"], warn=False)
+        self._remember(path, nodes)
+        return nodes
+
+    def _open(self, path: str, node: dict, warn: bool = True) -> OpenFile:
         """A file's blobs and where each is stored, kept for its next reads."""
         ids = [bytes.fromhex(h) for h in node.get("content") or ()]
         try:
             with self.index_lock:
                 entries = [self.repo.blobs.lookup(b) for b in ids]
         except AmberError as e:
-            self.warn(f"{path}: {e}")
+            if warn:
+                self.warn(f"{path}: {e}")
             raise OSError(errno.EIO, str(e)) from None
         f = OpenFile(ids, entries, path)
         with self._files_mu:
