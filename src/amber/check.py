@@ -144,7 +144,9 @@ def check(
     _indexed_packs(repo.blobs, stored_packs, rep, found)
     # every pack is read (decrypting, decompressing and hashing: native code, without the GIL)
     # while this thread checks the trees, the protection and the log (Python)
-    verified = verifiedrec.load(repo.records, repo.clock.now())  # hints only: a bad one is a warning
+    # hints only, and only those a check event of the log names (with --since): a bad one is a warning
+    named = verifiedrec.named_by(repo.audit.honoured(errors=[])) if since is not None else None
+    verified = verifiedrec.load(repo.records, repo.clock.now(), named)
     rep.warnings.extend(f"verification record ignored: {p}" for p in verified.problems)
     to_read = _packs_to_read(repo, stored_packs, (subset, rng), (since, verified), rep, found) if read_data else {}
     reading = (

@@ -179,14 +179,33 @@ def test_garbage_under_verified_is_reported_and_ignored(many_packs, repo_path):
     assert sum("verification record ignored" in w for w in rep.warnings) == 2
 
 
+def _plant(repo, time: str, packs: list[tuple[str, int]], logged: bool = True) -> str:
+    """A verification record written beside any check, and (`logged`) a check event naming it."""
+    name = repo.records.put(verifiedrec.VERIFIED, verifiedfmt.document(time, "attacker", packs), layout.verified_record)
+    if logged:
+        repo.log_event("check", read_data=True, ok=True, verified_records=[name])
+    return name
+
+
+def test_a_record_no_check_event_names_skips_nothing(many_packs, fake_clock):
+    stored = _stored(many_packs)
+    name = _plant(many_packs, to_iso(fake_clock.now()), [(p.hex(), n) for p, n in stored.items()], logged=False)
+    rep = many_packs.check(since="7d")
+    assert rep.ok and rep.packs_read == len(stored) and rep.packs_skipped_verified == 0
+    assert any(name in w and "no check event" in w for w in rep.warnings)
+
+
+def test_a_check_names_the_records_it_wrote(many_packs):
+    many_packs.check(read_data=True)
+    ev = [ev for ev, _raw in many_packs.audit.entries() if ev["type"] == "check"][-1]
+    names = ev["details"]["verified_records"]
+    assert len(names) == 1 and many_packs.storage.exists(layout.verified_record(names[0]))
+
+
 def test_a_record_from_the_future_is_not_believed(many_packs, fake_clock):
     stored = _stored(many_packs)
     future = to_iso(fake_clock.now() + dt.timedelta(days=365))
-    many_packs.records.put(
-        verifiedrec.VERIFIED,
-        verifiedfmt.document(future, "attacker", [(p.hex(), n) for p, n in stored.items()]),
-        layout.verified_record,
-    )
+    _plant(many_packs, future, [(p.hex(), n) for p, n in stored.items()])
     rep = many_packs.check(since="400d")
     assert rep.packs_read == len(stored) and rep.packs_skipped_verified == 0
     assert any("in the future" in w for w in rep.warnings)
@@ -194,11 +213,7 @@ def test_a_record_from_the_future_is_not_believed(many_packs, fake_clock):
 
 def test_a_record_naming_another_size_is_not_believed(many_packs, fake_clock):
     stored = _stored(many_packs)
-    many_packs.records.put(
-        verifiedrec.VERIFIED,
-        verifiedfmt.document(to_iso(fake_clock.now()), "h", [(p.hex(), n + 1) for p, n in stored.items()]),
-        layout.verified_record,
-    )
+    _plant(many_packs, to_iso(fake_clock.now()), [(p.hex(), n + 1) for p, n in stored.items()])
     assert many_packs.check(since="1d").packs_read == len(stored)
 
 

@@ -10,7 +10,10 @@ whoever holds the data key, so they are trusted for nothing but skipping a
 read, and never against other evidence: a pack is read anyway when a damage
 record names it, when this check found it damaged, when its size is not the
 size it was verified at, or when the record is dated in the future. A record
-that fails to authenticate or decode is reported and ignored.
+counts only when the `check` event that wrote it names it in the audit log
+(`verified_records`): one planted beside the log skips nothing, and one
+planted with an event of its own shows in the log. A record that fails to
+authenticate or decode, or that no check event names, is reported and ignored.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([kmgt]?)(i?b)?", re.IGNORECASE)
 _SLICE = re.compile(r"([0-9]+)/([0-9]+)")
 _PERCENT = re.compile(r"([0-9]+(?:\.[0-9]+)?)%")
+_NAME = re.compile(r"[0-9a-f]{64}")  # a record's name: hex BLAKE3 of its stored bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +143,28 @@ class Verified:
         return seen is not None and seen[1] == size and now - seen[0] <= since
 
 
-def load(records: Records, now: _dt.datetime) -> Verified:
-    """Every readable verification record not dated in the future; the others in `problems`."""
+def named_by(events: Iterable[tuple[dict, bytes]]) -> set[str]:
+    """The names of the verification records the `check` events among `events` (the log's
+    honoured ones) say they wrote."""
+    out: set[str] = set()
+    for ev, _raw in events:
+        details = ev.get("details")
+        if ev.get("type") != "check" or not isinstance(details, dict):
+            continue
+        names = details.get("verified_records")
+        if isinstance(names, list):
+            out.update(n for n in names if isinstance(n, str) and _NAME.fullmatch(n))
+    return out
+
+
+def load(records: Records, now: _dt.datetime, named: set[str] | None = None) -> Verified:
+    """Every readable verification record not dated in the future and, given `named` (see
+    `named_by`), named by a check event; the others in `problems`."""
     out = Verified()
     for info, doc in records.scan(VERIFIED, layout.VERIFIED, out.problems):
+        if named is not None and info.key.removeprefix(layout.VERIFIED) not in named:
+            out.problems.append(f"{info.key}: no check event in the audit log wrote it: ignored")
+            continue
         when = from_iso(doc["time"])
         if when > now + CLOCK_SKEW:
             out.problems.append(f"{info.key}: dated {doc['time']}, in the future: ignored")
@@ -156,18 +178,19 @@ def load(records: Records, now: _dt.datetime) -> Verified:
 
 def record(
     records: Records, packs: Iterable[tuple[bytes, int]], time: str, host: str, warn: Callable[[str], None]
-) -> int:
+) -> tuple[int, list[str]]:
     """Write `packs` (id, size), read clean, as verification records (one per MAX_PACKS packs);
-    returns how many packs were recorded. A storage that refuses the write is a warning: the
-    only cost is reading those packs again next time."""
+    returns how many packs were recorded and the records' names, for the check event that
+    makes them count. A storage that refuses the write is a warning: the only cost is
+    reading those packs again next time."""
     items = sorted((p.hex(), n) for p, n in packs)
-    written = 0
+    written, names = 0, []
     for start in range(0, len(items), verifiedfmt.MAX_PACKS):
         part = items[start : start + verifiedfmt.MAX_PACKS]
         try:
-            records.put(VERIFIED, verifiedfmt.document(time, host, part), layout.verified_record)
+            names.append(records.put(VERIFIED, verifiedfmt.document(time, host, part), layout.verified_record))
         except AmberError as e:
             warn(f"{len(items) - start} packs read clean could not be recorded as verified: {e}")
             break
         written += len(part)
-    return written
+    return written, names

@@ -48,9 +48,12 @@ class CheckAndRepair(RepositoryParts):
         rep.damage_recorded = self.record_damage("check --read-data" if read_data else "check")
         recorded = {q for _b, q in self.damage.notes}  # a damage record wins over a clean read
         clean = [(p, n) for p, n in rep.clean_packs.items() if p not in recorded]
-        if clean:
+        names: list[str] = []
+        if clean and record:  # a record counts only when this check's event names it
             now = to_iso(self.clock.now())
-            rep.packs_verified_recorded = verified.record(self.records, clean, now, socket.gethostname(), self.warn)
+            rep.packs_verified_recorded, names = verified.record(
+                self.records, clean, now, socket.gethostname(), self.warn
+            )
         errors, warnings = trust.keys_and_config_problems(self, self._password)
         rep.errors.extend(errors)
         rep.warnings.extend(warnings)
@@ -69,6 +72,7 @@ class CheckAndRepair(RepositoryParts):
                     damage_recorded=rep.damage_recorded,
                     damage_healed=len(rep.damage_healed),
                     damage_unhealed=len(rep.damage_unhealed),
+                    verified_records=names,
                 )
             except AmberError as e:  # a read-only client can check without recording it
                 self.warn(f"the check was not recorded in the audit log: {e}")
