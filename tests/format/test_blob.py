@@ -39,32 +39,6 @@ def test_compressible_data_is_compressed_and_random_data_is_not():
     assert blob.compress(b"tiny") == (blob.COMP_NONE, b"tiny")
 
 
-def test_large_blobs_are_sampled_before_a_full_pass():
-    import os
-
-    noise = os.urandom(1 << 20)
-    assert blob._incompressible(noise) and blob.compress(noise) == (blob.COMP_NONE, noise)
-    # any one sample that compresses sends the whole blob to zstd
-    for at in (0, ((1 << 20) - blob.SAMPLE) // 2, (1 << 20) - blob.SAMPLE):
-        mixed = noise[:at] + bytes(blob.SAMPLE) + noise[at + blob.SAMPLE :]
-        assert not blob._incompressible(mixed)
-    # the trade, as FORMAT.md §7.3 states it: bytes that compress only where no sample
-    # looks are stored as they are (here 192 KiB of zeros in 1 MiB of noise)
-    hidden = noise[: 8 << 10] + bytes(192 << 10) + noise[200 << 10 :]
-    assert blob.compress(hidden) == (blob.COMP_NONE, hidden)
-    # just below the sampling size, no sample is taken: zstd alone decides, as before
-    small = os.urandom(blob.SAMPLED_FROM - 1)
-    assert blob.compress(small) == (blob.COMP_NONE, small)
-
-
-@FAST
-@given(head=st.binary(min_size=0, max_size=8192), body=payloads, n=st.integers(0, 80_000))
-def test_sampled_blobs_round_trip(head, body, n):
-    data = (head + body * (1 + n // max(1, len(body))))[: max(blob.SAMPLED_FROM, n)] if body else head
-    comp, payload = blob.compress(data)
-    assert blob.decompress(comp, payload, len(data)) == data
-
-
 @FAST
 @given(data=compressible.filter(lambda d: len(d) >= 64), data2=st.data())
 def test_a_wrong_raw_length_is_an_integrity_error(data, data2):

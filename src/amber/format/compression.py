@@ -13,9 +13,6 @@ COMP_ZSTD = 1
 ZSTD_LEVEL = 3
 MAX_BLOB_RAW = 1 << 30  # chunks are <= 8 MiB; tree blobs of huge folders may be far larger
 
-SAMPLED_FROM = 64 << 10  # blobs this large are first sampled: ...
-SAMPLE = 4 << 10  # ... at their start, middle and end, this many bytes each
-
 _local = threading.local()
 
 
@@ -34,23 +31,14 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 
 
 def compress(data: bytes | bytearray | memoryview) -> tuple[int, bytes]:
-    """(compression, payload): zstd unless that saves under 1/32 of the size, or unless the
-    blob is large and three samples of it do not compress at all (`_incompressible`)."""
+    """(compression, payload): zstd unless that saves under 1/32 of the size."""
     n = len(data)
-    if n < 64 or (n >= SAMPLED_FROM and _incompressible(data)):
+    if n < 64:
         return COMP_NONE, bytes(data)
     out = _compressor().compress(data)
     if len(out) > n - (n >> 5):
         return COMP_NONE, bytes(data)
     return COMP_ZSTD, out
-
-
-def _incompressible(data: bytes | bytearray | memoryview) -> bool:
-    """Whether three samples of `data` (start, middle, end) each fail to shrink at all under
-    zstd: random, encrypted or already compressed bytes, which zstd would spend a full pass on
-    only to have it refused. A sample that compresses sends the whole blob to zstd."""
-    c, n, view = _compressor(), len(data), memoryview(data)
-    return all(len(c.compress(view[at : at + SAMPLE])) >= SAMPLE for at in (0, (n - SAMPLE) // 2, n - SAMPLE))
 
 
 def decompress(comp: int, payload: bytes, raw_length: int, what: str = "blob") -> bytes:
