@@ -38,7 +38,7 @@ from .filescache import FilesCache
 
 # (type, size, mtime_ns, content ids (hex) or None, subtree id or None) of a parent's entry
 Entry = tuple
-STORED_ENTRIES = 200_000  # entries of the trees a backup stored kept for the comparison (~30 MB at most)
+STORED_ENTRIES = 50_000  # entries of the trees a backup stored kept for the comparison (~25 MB at most)
 # hex blob ids -> (plaintext, stored) bytes from the index, or None when one is not indexed
 Ratio = Callable[[list[str]], "tuple[int, int] | None"]
 # (status: "new", "changed" or "unmodified"; path; size) of each file stored, for `backup -v`
