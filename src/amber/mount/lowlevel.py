@@ -108,14 +108,15 @@ class Nodes:
 
 
 def fill_stat(st: ll.c_stat, attrs: dict) -> ll.c_stat:
-    """stat fields (times in nanoseconds) into a struct stat."""
-    ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
-    for key, value in attrs.items():
-        if key in ("st_atime", "st_mtime", "st_ctime"):
-            ts = getattr(st, key + "spec")
-            ts.tv_sec, ts.tv_nsec = divmod(int(value), 10**9)
-        elif hasattr(st, key):
-            setattr(st, key, value)
+    """stat fields (times in nanoseconds) into a new struct stat (ctypes zeroes it): every
+    field fs.Mount gives, set by name (a listing fills one per entry: no generic loop)."""
+    g = attrs.get
+    st.st_mode, st.st_nlink, st.st_ino = attrs["st_mode"], g("st_nlink", 1), g("st_ino", 0)
+    st.st_uid, st.st_gid, st.st_rdev = g("st_uid", 0), g("st_gid", 0), g("st_rdev", 0)
+    st.st_size, st.st_blocks = g("st_size", 0), g("st_blocks", 0)
+    st.st_atimespec.tv_sec, st.st_atimespec.tv_nsec = divmod(int(g("st_atime", 0)), 10**9)
+    st.st_mtimespec.tv_sec, st.st_mtimespec.tv_nsec = divmod(int(g("st_mtime", 0)), 10**9)
+    st.st_ctimespec.tv_sec, st.st_ctimespec.tv_nsec = divmod(int(g("st_ctime", 0)), 10**9)
     return st
 
 
