@@ -6,7 +6,8 @@ import base64
 import datetime as dt
 
 from amber.mount import views
-from amber.mount.fs import MAX_NLINK, MAX_XATTR_VALUE, Mount, inode_number, xattrs
+from amber.mount.fs import Mount
+from amber.mount.nodeattrs import MAX_NLINK, MAX_XATTR_VALUE, inode_number, xattrs
 from amber.repo.snapshots import Snapshot
 
 T0 = dt.datetime(2026, 12, 2, 5, 40, 12, 500000, tzinfo=dt.UTC)

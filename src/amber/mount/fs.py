@@ -13,12 +13,9 @@ return; what could not be read is told through `warn`, naming the file.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import errno
 import functools
-import hashlib
 import os
 import stat as st_
 import threading
@@ -32,6 +29,7 @@ from ..repo.blobs import BlobStore
 from ..repo.snapshots import Snapshot
 from . import views
 from .content import BlobCache, OpenFile
+from .nodeattrs import KIND_MODE, inode_number, node_attrs, xattrs
 
 REFRESH_SECONDS = 5.0
 CACHE_SECONDS = 60.0  # how long the kernel may keep names and attributes (snapshots never change)
@@ -42,16 +40,6 @@ LISTINGS_KEPT = 64  # folders being listed, each read in requests of a few dozen
 AHEAD_FILES = 64  # files after the one being read whose first bytes are fetched beforehand ...
 AHEAD_BYTES = 8 << 20  # ... up to this many bytes of them
 FOLDERS_AHEAD = 64  # subfolders of a folder being listed whose trees are loaded beforehand
-MAX_NLINK = 0xFFFFFFFF  # FUSE carries st_nlink in 32 bits
-
-_KIND = {
-    "file": st_.S_IFREG,
-    "dir": st_.S_IFDIR,
-    "symlink": st_.S_IFLNK,
-    "fifo": st_.S_IFIFO,
-    "chardev": st_.S_IFCHR,
-    "blockdev": st_.S_IFBLK,
-}
 
 
 class Mountable(Protocol):
@@ -235,29 +223,7 @@ class Mount:
             "st_atime": ns,
         }
 
-    @staticmethod
-    def node_attrs(node: dict) -> dict:
-        """A tree node as stat fields (times in nanoseconds)."""
-        kind = node["type"]
-        mode = _KIND.get(kind, st_.S_IFREG) | (node.get("mode", 0) & 0o7777)
-        if kind == "symlink":
-            size = len(os.fsencode(node.get("target", "")))
-        else:
-            size = node.get("size", 0) if kind == "file" else 0
-        mtime = node.get("mtime_ns", 0)
-        links = node.get("links", 1) if kind == "file" else 1
-        return {
-            "st_mode": mode,
-            "st_nlink": min(max(links, 1), MAX_NLINK) if type(links) is int else 1,
-            "st_size": size,
-            "st_blocks": (size + 511) // 512,
-            "st_uid": node.get("uid", 0),
-            "st_gid": node.get("gid", 0),
-            "st_mtime": mtime,
-            "st_ctime": node.get("ctime_ns", mtime),
-            "st_atime": mtime,
-            "st_rdev": node.get("rdev", 0),
-        }
+    node_attrs = staticmethod(node_attrs)
 
     def readdir(self, path: str) -> list[tuple[str, int, int]]:
         """(name, st_mode, st_ino) of every entry of a folder."""
@@ -270,7 +236,7 @@ class Mount:
             entries = self._views.folders.get(what, {})
             return [(name, _view_mode(e), inode_number(at + name)) for name, e in entries.items()]
         nodes = self._folder_at(path, kind, what)
-        return [(name, _KIND.get(n["type"], st_.S_IFREG), inode_number(at + name, n)) for name, n in nodes.items()]
+        return [(name, KIND_MODE.get(n["type"], st_.S_IFREG), inode_number(at + name, n)) for name, n in nodes.items()]
 
     def _folder_at(self, path: str, kind: str, what: Any) -> dict[str, dict]:
         """The nodes of the snapshot's folder `path` resolves to (ENOTDIR for anything else),
@@ -457,22 +423,6 @@ class Mount:
         return value
 
 
-def inode_number(path: str, node: dict | None = None) -> int:
-    """A stable inode number for a path of the mount (the mount's root is 1). A file the tree
-    records as hard linked gets the number of its (device, inode, ctime, content) instead, so
-    its paths in a snapshot share it, as they shared an inode when backed up, and `cp -a`,
-    `tar` or `du` see one file; the same linked file unchanged in other snapshots shares it
-    too, which is as true. Other numbers are 63-bit hashes of the path: distinct in practice."""
-    if path == "/":
-        return 1
-    if node is not None and node.get("type") == "file" and node.get("links", 1) != 1 and "inode" in node:
-        key = f"{node.get('device')}:{node['inode']}:{node.get('ctime_ns')}:{node.get('sha256')}"
-    else:
-        key = "/" + path
-    digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
-    return (int.from_bytes(digest, "little") >> 1) | 2  # never 0 (no inode) or 1 (the root)
-
-
 class _Order:
     """A folder's names in the order the snapshot lists them (the order `ls -f`, `find`, `cp`
     and `tar` go through them), each name's place, where each file ends counting the sizes
@@ -496,26 +446,3 @@ class _Order:
 
 def _view_mode(entry: views.Entry) -> int:
     return st_.S_IFLNK if isinstance(entry, views.Link) else st_.S_IFDIR
-
-
-MAX_XATTR_VALUE = 64 << 10  # what Linux allows one extended attribute's value
-
-
-def xattrs(node: dict) -> dict[str, bytes]:
-    """The extended attributes a node carries, name -> value: trees that record them keep
-    `xattrs` as {name: base64 value} (FORMAT.md §10.4). A malformed or oversized entry is left
-    out, never trusted."""
-    raw = node.get("xattrs")
-    if not isinstance(raw, dict):
-        return {}
-    out = {}
-    for name, value in raw.items():
-        if not (isinstance(name, str) and name and "\x00" not in name and isinstance(value, str)):
-            continue
-        try:
-            data = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        if len(data) <= MAX_XATTR_VALUE:
-            out[name] = data
-    return out

@@ -32,7 +32,8 @@ import sys
 from collections.abc import Callable
 
 from ..errors import AmberError
-from .fs import CACHE_SECONDS, Mount, inode_number
+from .fs import CACHE_SECONDS, Mount
+from .nodeattrs import inode_number
 
 DEV_FUSE = "/dev/fuse"
 # lsattr's ioctl, _IOR('f', 1, long) and its 32-bit form; the kernel moves an int (4 bytes) for both
@@ -124,7 +125,7 @@ def serve(
         "attr_timeout": CACHE_SECONDS,
         "fsname": "amber",
         "subtype": "amber",
-        "use_ino": True,  # st_ino as the mount gives it: hard links share one (fs.py inode_number)
+        "use_ino": True,  # st_ino as the mount gives it: hard links share one (nodeattrs.py inode_number)
     }
     if allow_other:
         options["allow_other"] = True

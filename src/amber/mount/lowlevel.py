@@ -11,7 +11,7 @@ only while the kernel knows its node id.
 Node ids: 1 is the root; every other one is given to one path at its first lookup or
 listing (READDIRPLUS counts as a lookup of each entry it carries but '.' and '..'),
 counted up with every lookup and down by FORGET, and dropped at zero. Ids are never
-given twice, so a store to a forgotten id reaches nothing. st_ino is fs.inode_number's
+given twice, so a store to a forgotten id reaches nothing. st_ino is nodeattrs.inode_number's
 (hard links share it), not the node id. Files are never opened (the first open is
 answered ENOSYS, after which the kernel sends no OPEN or RELEASE and keeps pages across
 opens); folders are listed with every entry's attributes (READDIRPLUS, fs.Mount.listing),
