@@ -6,9 +6,14 @@ import os
 
 import pytest
 
+from amber.clock import to_iso
+from amber.format import layout
+from amber.format import verified as verifiedfmt
+from amber.repo import verified as verifiedrec
 from fakeclock import LIBFAKETIME, NO_FAKETIME, moved_clock
 
-from cli_helpers import write
+from cli_helpers import flip_bit, packs, write
+from sources import open_repo
 
 
 @pytest.fixture
@@ -69,3 +74,19 @@ def test_garbage_under_verified_is_a_warning(backed_up):
     write(backed_up.repo / "verified" / ("ab" * 32), b"garbage", mode=0o444)
     r = backed_up.run("check", "--since", "7d")
     assert "verification record ignored" in r.stderr and "verified/" + "ab" * 32 in r.stderr
+
+
+def test_a_planted_verification_record_does_not_hide_a_damaged_pack(backed_up):
+    """An attacker with the password damages a pack and seals a record calling every pack
+    read clean today, without touching the log: `check --since` still reads them all."""
+    lib = open_repo(backed_up.url, password=backed_up.password)
+    stored = {layout.pack_id(i.key): i.size for i in lib.storage.list(layout.DATA)}
+    doc = verifiedfmt.document(to_iso(lib.clock.now()), "attacker", [(p.hex(), n) for p, n in stored.items()])
+    name = lib.records.put(verifiedrec.VERIFIED, doc, layout.verified_record)
+    victim = packs(backed_up.repo)[0]
+    flip_bit(victim, os.path.getsize(victim) // 2)
+    r = backed_up.run("check", "--since", "7d", "--json", expect=20)
+    out = r.json()
+    assert out["packs_read"] == len(stored) and out["packs_skipped_verified"] == 0
+    assert victim.name in r.stderr or victim.name in r.stdout or victim.name[:16] in r.out
+    assert any(f"verified/{name}" in w and "no check event" in w for w in out["warnings"])
